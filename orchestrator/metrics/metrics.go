@@ -1,0 +1,93 @@
+// Package metrics names the measurements a step produces and holds the small value
+// types shared by engines, gates, records and reports.
+//
+// A step's measurements are a flat map from metric name to value. Durations are in
+// seconds (float64), ratios are 0..1, counts are plain numbers. Names follow
+// DESIGN.md; engines may add their own under their own prefix.
+package metrics
+
+// Metric names shared across the project (DESIGN.md, "Metric names").
+const (
+	LatencyP50  = "latency.p50"
+	LatencyP90  = "latency.p90"
+	LatencyP95  = "latency.p95"
+	LatencyP99  = "latency.p99"
+	LatencyP999 = "latency.p999"
+	LatencyMax  = "latency.max"
+	LatencyMean = "latency.mean"
+
+	// Service time: measured from the actual send, not the intended one. Reported
+	// for comparison with the corrected latency; gates should judge latency.*.
+	ServiceP50 = "service.p50"
+	ServiceP99 = "service.p99"
+	ServiceMax = "service.max"
+
+	ErrorsRatio = "errors.ratio"
+	ErrorsCount = "errors.count"
+
+	ThroughputRPS     = "throughput.rps"
+	ThroughputOffered = "throughput.offered"
+	ThroughputRatio   = "throughput.ratio"
+
+	RequestsCount = "requests.count"
+
+	ProbeDelayP50  = "probe.delay.p50"
+	ProbeDelayP95  = "probe.delay.p95"
+	ProbeDelayP99  = "probe.delay.p99"
+	ProbeDelayMax  = "probe.delay.max"
+	ProbeLostRatio = "probe.lost.ratio"
+
+	TargetCPU     = "target.cpu"
+	TargetMem     = "target.mem"
+	TargetFDRatio = "target.fd.ratio"
+
+	GeneratorCPU          = "generator.cpu"
+	GeneratorLagP50       = "generator.lag.p50"
+	GeneratorLagP99       = "generator.lag.p99"
+	GeneratorBlockedRatio = "generator.blocked.ratio"
+	GeneratorGCPauseP99   = "generator.gc.pause.p99"
+	GeneratorGCPauseMax   = "generator.gc.pause.max"
+	// GeneratorErrorsCount counts errors raised by the generator itself (EMFILE,
+	// ENFILE, EADDRNOTAVAIL): they are never the target's fault.
+	GeneratorErrorsCount = "generator.errors.count"
+	GeneratorErrorsRatio = "generator.errors.ratio"
+	ConnectionsReopened  = "connections.reopened"
+	ConnectionsOpen      = "connections.open"
+	LatencyOutOfRange    = "latency.out_of_range"
+)
+
+// Metrics is one step window's measurements, by metric name.
+type Metrics map[string]float64
+
+// Get returns the value of name and whether it was measured.
+func (m Metrics) Get(name string) (float64, bool) {
+	v, ok := m[name]
+	return v, ok
+}
+
+// Merge copies every value of other into m, overwriting m's.
+func (m Metrics) Merge(other Metrics) {
+	for k, v := range other {
+		m[k] = v
+	}
+}
+
+// Second is one point of a step's per-second series. T is the second's offset from
+// the start of the step (warmup included), in whole seconds.
+type Second struct {
+	T        int     `json:"t"`
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	P50      float64 `json:"p50"` // seconds
+	P99      float64 `json:"p99"` // seconds
+	// Offered is the number of requests due in that second.
+	Offered int64 `json:"offered"`
+}
+
+// ErrorsRatio is the share of requests of the second that failed.
+func (s Second) ErrorsRatio() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return float64(s.Errors) / float64(s.Requests)
+}

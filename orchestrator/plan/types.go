@@ -1,0 +1,152 @@
+// Package plan holds the ramp plan schema (version 1), its strict decoding,
+// defaults, validation, templates and the step schedule.
+package plan
+
+import "time"
+
+// Engines known to the plan schema.
+const (
+	EngineBuiltin = "builtin"
+	EngineLocust  = "locust"
+)
+
+// Providers known to the plan schema.
+const (
+	ProviderLocal     = "local"
+	ProviderTerraform = "terraform"
+	ProviderStatic    = "static"
+)
+
+// Ramp orders.
+const (
+	OrderRoundRobin = "round-robin"
+	OrderSequential = "sequential"
+)
+
+// Plan is a whole ramp plan, as written in YAML (version 1).
+type Plan struct {
+	Version     int               `yaml:"version" json:"version"`
+	Name        string            `yaml:"name" json:"name"`
+	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
+	Fleets      map[string]*Fleet `yaml:"fleets" json:"fleets"`
+	// Static parameters: fixed for the whole run, recorded on every report row.
+	Static          map[string]any `yaml:"static,omitempty" json:"static,omitempty"`
+	Workload        Workload       `yaml:"workload" json:"workload"`
+	Probe           *Probe         `yaml:"probe,omitempty" json:"probe,omitempty"`
+	Parameters      []Parameter    `yaml:"parameters" json:"parameters"`
+	Ramp            Ramp           `yaml:"ramp" json:"ramp"`
+	Gates           []string       `yaml:"gates,omitempty" json:"gates,omitempty"`
+	GeneratorHealth []string       `yaml:"generator_health,omitempty" json:"generator_health,omitempty"`
+	Abort           []string       `yaml:"abort,omitempty" json:"abort,omitempty"`
+	Report          Report         `yaml:"report,omitempty" json:"report,omitempty"`
+	Campaign        *Campaign      `yaml:"campaign,omitempty" json:"campaign,omitempty"`
+}
+
+// Fleet is a group of hosts or processes: the target, or the load generators.
+type Fleet struct {
+	Provider  string            `yaml:"provider" json:"provider"`
+	Processes []Process         `yaml:"processes,omitempty" json:"processes,omitempty"`
+	Outputs   map[string]string `yaml:"outputs,omitempty" json:"outputs,omitempty"`
+	// Logs are extra log files scanned for bottleneck signatures; process output
+	// always is.
+	Logs      []string   `yaml:"logs,omitempty" json:"logs,omitempty"`
+	Terraform *Terraform `yaml:"terraform,omitempty" json:"terraform,omitempty"`
+}
+
+// Process is one process the local provider starts.
+type Process struct {
+	Name    string            `yaml:"name" json:"name"`
+	Command []string          `yaml:"command" json:"command"`
+	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Dir     string            `yaml:"dir,omitempty" json:"dir,omitempty"`
+	// Ready is a URL (http://, https://) answered with a 2xx, or tcp://host:port
+	// accepting connections, once the process is ready.
+	Ready string `yaml:"ready,omitempty" json:"ready,omitempty"`
+	// ReadyTimeout bounds the wait for Ready (default 30s).
+	ReadyTimeout Duration `yaml:"ready_timeout,omitempty" json:"ready_timeout,omitempty"`
+	// Files are written into the run directory before the process starts (name ->
+	// templated content), for configuration files such as nginx.conf.
+	Files map[string]string `yaml:"files,omitempty" json:"files,omitempty"`
+}
+
+// Terraform configures a fleet provisioned with Terraform.
+type Terraform struct {
+	Dir      string         `yaml:"dir" json:"dir"`
+	Vars     map[string]any `yaml:"vars,omitempty" json:"vars,omitempty"`
+	ScaleVar string         `yaml:"scale_var,omitempty" json:"scale_var,omitempty"`
+}
+
+// Workload says what load the engine sends.
+type Workload struct {
+	Engine string `yaml:"engine" json:"engine"`
+	HTTP   *HTTP  `yaml:"http,omitempty" json:"http,omitempty"`
+	// Arrival is "constant" (default) or "poisson" for the builtin engine.
+	Arrival string  `yaml:"arrival,omitempty" json:"arrival,omitempty"`
+	Locust  *Locust `yaml:"locust,omitempty" json:"locust,omitempty"`
+}
+
+// HTTP is the request the builtin engine sends.
+type HTTP struct {
+	Method  string            `yaml:"method,omitempty" json:"method,omitempty"`
+	URL     string            `yaml:"url" json:"url"`
+	Body    string            `yaml:"body,omitempty" json:"body,omitempty"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Insecure skips TLS certificate verification (test targets only).
+	Insecure bool `yaml:"insecure,omitempty" json:"insecure,omitempty"`
+}
+
+// Locust configures the locust engine.
+type Locust struct {
+	Locustfile string `yaml:"locustfile,omitempty" json:"locustfile,omitempty"`
+	Host       string `yaml:"host,omitempty" json:"host,omitempty"`
+	// Master is the master's web URL (templated from the generators fleet outputs).
+	Master string `yaml:"master,omitempty" json:"master,omitempty"`
+}
+
+// Probe is an independent end-to-end probe run beside the engine.
+type Probe struct {
+	Kind      string  `yaml:"kind" json:"kind"`
+	URL       string  `yaml:"url,omitempty" json:"url,omitempty"`
+	Publish   string  `yaml:"publish,omitempty" json:"publish,omitempty"`
+	Subscribe string  `yaml:"subscribe,omitempty" json:"subscribe,omitempty"`
+	Rate      float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+}
+
+// Parameter is a load parameter, doubled from Start up to Max.
+type Parameter struct {
+	Name  string  `yaml:"name" json:"name"`
+	Start float64 `yaml:"start" json:"start"`
+	Max   float64 `yaml:"max" json:"max"`
+}
+
+// Ramp shapes the schedule and each step's windows.
+type Ramp struct {
+	Factor   float64  `yaml:"factor,omitempty" json:"factor,omitempty"`
+	Order    string   `yaml:"order,omitempty" json:"order,omitempty"`
+	Warmup   Duration `yaml:"warmup,omitempty" json:"warmup,omitempty"`
+	Hold     Duration `yaml:"hold,omitempty" json:"hold,omitempty"`
+	Cooldown Duration `yaml:"cooldown,omitempty" json:"cooldown,omitempty"`
+	Confirm  int      `yaml:"confirm,omitempty" json:"confirm,omitempty"`
+	Refine   int      `yaml:"refine,omitempty" json:"refine,omitempty"`
+	MaxSteps int      `yaml:"max_steps,omitempty" json:"max_steps,omitempty"`
+}
+
+// Report configures the report formats and upload.
+type Report struct {
+	Formats []string `yaml:"formats,omitempty" json:"formats,omitempty"`
+	Upload  string   `yaml:"upload,omitempty" json:"upload,omitempty"`
+}
+
+// Campaign is a list of variants of the static parameters.
+type Campaign struct {
+	Variants             []map[string]any `yaml:"variants" json:"variants"`
+	AllowMultipleChanges bool             `yaml:"allow_multiple_changes,omitempty" json:"allow_multiple_changes,omitempty"`
+	Cost                 []map[string]any `yaml:"cost,omitempty" json:"cost,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s", "250ms").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
