@@ -40,6 +40,11 @@ type Plan struct {
 	Abort           []string       `yaml:"abort,omitempty" json:"abort,omitempty"`
 	Report          Report         `yaml:"report,omitempty" json:"report,omitempty"`
 	Campaign        *Campaign      `yaml:"campaign,omitempty" json:"campaign,omitempty"`
+
+	// Filled by Parse: the line of every path written in the plan (0 for a
+	// path set by --set), and the YAML after --set overrides.
+	lines map[string]int
+	raw   []byte
 }
 
 // Fleet is a group of hosts or processes: the target, or the load generators.

@@ -1,0 +1,527 @@
+package plan
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// SchemaVersion is the plan schema version this package reads.
+const SchemaVersion = 1
+
+// maxNodes bounds how many YAML nodes one decode visits, so a small document
+// that expands aliases exponentially ("billion laughs") is refused, not decoded.
+const maxNodes = 50_000
+
+// Load reads the plan file at path, applies the --set overrides in sets
+// (each "key=value") and decodes it strictly; see Parse.
+func Load(path string, sets []string) (*Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	return Parse(data, path, sets)
+}
+
+// Parse decodes a version-1 plan from data; name (usually the file name) only
+// labels syntax errors. The --set overrides in sets are applied to the YAML
+// tree first, so they are type-checked like the file. Unknown keys and values of
+// the wrong type are errors; every one found is returned at once as Errors, each
+// a *DecodeError with its path and line. On success the defaults are applied
+// (ApplyDefaults); the plan is not validated (call Validate).
+func Parse(data []byte, name string, sets []string) (*Plan, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Errors{&DecodeError{Msg: fmt.Sprintf("%s is not valid YAML: %v", name, err)}}
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, Errors{&DecodeError{Msg: fmt.Sprintf("%s is empty", name)}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, Errors{&DecodeError{Line: root.Line, Msg: fmt.Sprintf("%s: a plan must be a mapping of keys (version, name, fleets, ...), found %s", name, kindName(root))}}
+	}
+
+	var errs Errors
+	from := map[string]string{}
+	for _, s := range sets {
+		path, err := applySet(root, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		from[path] = s
+	}
+	raw := data
+	if len(sets) > 0 {
+		var buf bytes.Buffer
+		enc := yaml.NewEncoder(&buf)
+		enc.SetIndent(2)
+		if err := enc.Encode(&doc); err != nil {
+			errs = append(errs, &DecodeError{Msg: fmt.Sprintf("re-encode plan after --set: %v", err)})
+		}
+		_ = enc.Close()
+		raw = buf.Bytes()
+	}
+
+	p := &Plan{}
+	d := &decoder{lines: map[string]int{}, from: from, budget: maxNodes}
+	d.decode(root, reflect.ValueOf(p).Elem(), "")
+	errs = append(errs, d.errs...)
+	if _, ok := d.lines["version"]; !ok {
+		errs = append(errs, &DecodeError{Path: "version", Msg: "missing", Hint: fmt.Sprintf("add version: %d", SchemaVersion)})
+	} else if p.Version != SchemaVersion && !d.failed["version"] {
+		errs = append(errs, d.errAt("version", fmt.Sprintf("unsupported version %d", p.Version), fmt.Sprintf("this loadramp reads version %d", SchemaVersion)))
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
+	}
+	p.lines = d.lines
+	p.raw = raw
+	p.ApplyDefaults()
+	return p, nil
+}
+
+// Raw returns the plan's YAML after the --set overrides: what to write as the
+// run's plan.yaml. It is nil for a plan not made by Parse.
+func (p *Plan) Raw() []byte { return p.raw }
+
+// Line returns the line where path (such as "ramp.hold", "parameters[1].max",
+// "gates[2]") was written, or 0 if unknown or set by --set.
+func (p *Plan) Line(path string) int { return p.lines[path] }
+
+// given reports whether path was written in the plan (in the file or by --set).
+func (p *Plan) given(path string) bool {
+	_, ok := p.lines[path]
+	return ok
+}
+
+// sortErrors orders decode errors by line, keeping --set errors (line 0) first
+// in their given order.
+func sortErrors(errs Errors) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		return errLine(errs[i]) < errLine(errs[j])
+	})
+}
+
+func errLine(err error) int {
+	if e, ok := err.(*DecodeError); ok {
+		return e.Line
+	}
+	return 0
+}
+
+type decoder struct {
+	lines  map[string]int
+	from   map[string]string // path -> the --set expression that wrote it
+	failed map[string]bool
+	errs   Errors
+	budget int
+}
+
+var durationType = reflect.TypeOf(Duration(0))
+
+func (d *decoder) errAt(path, msg, hint string) *DecodeError {
+	e := &DecodeError{Path: path, Line: d.lines[path], Msg: msg, Hint: hint}
+	if e.Line == 0 {
+		for p, s := range d.from {
+			if path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {
+				e.Msg += fmt.Sprintf(" (from --set %s)", s)
+				break
+			}
+		}
+	}
+	return e
+}
+
+func (d *decoder) fail(path, msg, hint string) {
+	if d.failed == nil {
+		d.failed = map[string]bool{}
+	}
+	d.failed[path] = true
+	d.errs = append(d.errs, d.errAt(path, msg, hint))
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	default:
+		return "nothing"
+	}
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// keyLine is the line a key's value was written on: the key's line, or 0 when
+// --set replaced the value (its nodes carry no line).
+func keyLine(k, val *yaml.Node) int {
+	if val != nil && val.Line == 0 {
+		return 0
+	}
+	return k.Line
+}
+
+// resolve follows aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// fieldsOf maps yaml keys to struct field indexes.
+func fieldsOf(t reflect.Type) (map[string]int, []string) {
+	idx := map[string]int{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		idx[name] = i
+		names = append(names, name)
+	}
+	return idx, names
+}
+
+// decode fills v from n, recording the line of every path and an error for
+// every unknown key and mistyped value.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	n = resolve(n)
+	if n == nil || n.Kind == yaml.AliasNode {
+		d.fail(path, "alias cannot be resolved", "")
+		return
+	}
+	d.budget--
+	if d.budget < 0 {
+		if d.budget == -1 {
+			d.fail(path, fmt.Sprintf("plan too large: more than %d YAML nodes after alias expansion", maxNodes), "")
+		}
+		return
+	}
+	if _, ok := d.lines[path]; !ok {
+		d.lines[path] = n.Line
+	}
+	t := v.Type()
+	if t == durationType {
+		d.duration(n, v, path)
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		if isNull(n) {
+			return
+		}
+		nv := reflect.New(t.Elem())
+		d.decode(n, nv.Elem(), path)
+		v.Set(nv)
+	case reflect.Interface:
+		if x, ok := d.generic(n, path); ok && x != nil {
+			v.Set(reflect.ValueOf(x))
+		}
+	case reflect.Struct:
+		d.structure(n, v, path)
+	case reflect.Map:
+		d.mapping(n, v, path)
+	case reflect.Slice:
+		d.sequence(n, v, path)
+	default:
+		d.scalar(n, v, path)
+	}
+}
+
+func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(path, fmt.Sprintf("expected a mapping, found %s", kindName(n)), "")
+		return
+	}
+	idx, names := fieldsOf(v.Type())
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := resolve(n.Content[i]), n.Content[i+1]
+		if k == nil || k.Kind != yaml.ScalarNode {
+			d.lines[path] = n.Line
+			d.fail(path, "keys must be plain strings", "")
+			continue
+		}
+		p := join(path, k.Value)
+		if _, ok := d.lines[p]; !ok {
+			d.lines[p] = keyLine(k, val)
+		}
+		if seen[k.Value] {
+			d.lines[p] = k.Line
+			d.fail(p, "duplicate key", "")
+			continue
+		}
+		seen[k.Value] = true
+		fi, ok := idx[k.Value]
+		if !ok {
+			d.lines[p] = k.Line
+			d.fail(p, "unknown key", suggest(k.Value, names))
+			continue
+		}
+		d.decode(val, v.Field(fi), p)
+	}
+}
+
+func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(path, fmt.Sprintf("expected a mapping, found %s", kindName(n)), "")
+		return
+	}
+	t := v.Type()
+	if t.Key().Kind() != reflect.String {
+		d.fail(path, "unsupported map key type", "")
+		return
+	}
+	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := resolve(n.Content[i]), n.Content[i+1]
+		if k == nil || k.Kind != yaml.ScalarNode {
+			d.fail(path, "keys must be plain strings", "")
+			continue
+		}
+		p := join(path, k.Value)
+		if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+			d.lines[p] = k.Line
+			d.fail(p, "duplicate key", "")
+			continue
+		}
+		if _, ok := d.lines[p]; !ok {
+			d.lines[p] = keyLine(k, val)
+		}
+		ev := reflect.New(t.Elem()).Elem()
+		d.decode(val, ev, p)
+		m.SetMapIndex(reflect.ValueOf(k.Value).Convert(t.Key()), ev)
+	}
+	v.Set(m)
+}
+
+func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(path, fmt.Sprintf("expected a list, found %s", kindName(n)), "")
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, e := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if r := resolve(e); r != nil {
+			d.lines[p] = r.Line
+		}
+		d.decode(e, s.Index(i), p)
+	}
+	v.Set(s)
+}
+
+// scalarValue resolves a scalar node the way YAML does (int, float, bool,
+// string, nil).
+func scalarValue(n *yaml.Node) (any, error) {
+	var x any
+	if err := n.Decode(&x); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
+	k := v.Kind()
+	want := map[reflect.Kind]string{reflect.String: "a string", reflect.Bool: "true or false",
+		reflect.Int: "an integer", reflect.Int64: "an integer", reflect.Float64: "a number"}[k]
+	if want == "" {
+		d.fail(path, fmt.Sprintf("unsupported field type %s", v.Type()), "")
+		return
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.fail(path, fmt.Sprintf("expected %s, found %s", want, kindName(n)), "")
+		return
+	}
+	if isNull(n) {
+		return
+	}
+	x, err := scalarValue(n)
+	if err != nil {
+		d.fail(path, fmt.Sprintf("%q is not %s", n.Value, want), "")
+		return
+	}
+	switch k {
+	case reflect.String:
+		v.SetString(n.Value)
+		return
+	case reflect.Bool:
+		if b, ok := x.(bool); ok {
+			v.SetBool(b)
+			return
+		}
+	case reflect.Int, reflect.Int64:
+		switch i := x.(type) {
+		case int:
+			v.SetInt(int64(i))
+			return
+		case int64:
+			v.SetInt(i)
+			return
+		case float64:
+			if i == math.Trunc(i) && math.Abs(i) < 1<<53 {
+				v.SetInt(int64(i))
+				return
+			}
+		}
+	case reflect.Float64:
+		switch f := x.(type) {
+		case int:
+			v.SetFloat(float64(f))
+			return
+		case int64:
+			v.SetFloat(float64(f))
+			return
+		case uint64:
+			v.SetFloat(float64(f))
+			return
+		case float64:
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				d.fail(path, fmt.Sprintf("%q is not a finite number", n.Value), "")
+				return
+			}
+			v.SetFloat(f)
+			return
+		}
+	}
+	d.fail(path, fmt.Sprintf("%q is not %s", n.Value, want), "")
+}
+
+func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.fail(path, fmt.Sprintf("expected a duration, found %s", kindName(n)), "use e.g. 5s, 250ms")
+		return
+	}
+	dur, err := ParseDuration(n.Value)
+	if err != nil {
+		d.fail(path, fmt.Sprintf("%q is not a duration", n.Value), "use e.g. 5s, 250ms")
+		return
+	}
+	v.SetInt(int64(dur))
+}
+
+// generic decodes a free-form value (static parameters, terraform vars,
+// campaign variants) into map[string]any, []any and scalars, recording lines.
+func (d *decoder) generic(n *yaml.Node, path string) (any, bool) {
+	n = resolve(n)
+	if n == nil || n.Kind == yaml.AliasNode {
+		d.fail(path, "alias cannot be resolved", "")
+		return nil, false
+	}
+	d.budget--
+	if d.budget < 0 {
+		if d.budget == -1 {
+			d.fail(path, fmt.Sprintf("plan too large: more than %d YAML nodes after alias expansion", maxNodes), "")
+		}
+		return nil, false
+	}
+	if _, ok := d.lines[path]; !ok {
+		d.lines[path] = n.Line
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		ok := true
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := resolve(n.Content[i])
+			if k == nil || k.Kind != yaml.ScalarNode {
+				d.fail(path, "keys must be plain strings", "")
+				ok = false
+				continue
+			}
+			p := join(path, k.Value)
+			if _, dup := m[k.Value]; dup {
+				d.lines[p] = k.Line
+				d.fail(p, "duplicate key", "")
+				ok = false
+				continue
+			}
+			if _, seen := d.lines[p]; !seen {
+				d.lines[p] = keyLine(k, n.Content[i+1])
+			}
+			x, good := d.generic(n.Content[i+1], p)
+			ok = ok && good
+			m[k.Value] = x
+		}
+		return m, ok
+	case yaml.SequenceNode:
+		s := make([]any, len(n.Content))
+		ok := true
+		for i, e := range n.Content {
+			x, good := d.generic(e, fmt.Sprintf("%s[%d]", path, i))
+			ok = ok && good
+			s[i] = x
+		}
+		return s, ok
+	case yaml.ScalarNode:
+		x, err := scalarValue(n)
+		if err != nil {
+			d.fail(path, fmt.Sprintf("%q is not a valid value: %v", n.Value, err), "")
+			return nil, false
+		}
+		switch f := x.(type) {
+		case float64:
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				d.fail(path, fmt.Sprintf("%q is not a finite number", n.Value), "")
+				return nil, false
+			}
+		case int64, uint64:
+			// Keep big integers exact but in a type templates and JSON handle.
+			return x, true
+		case []byte:
+			return string(f), true
+		}
+		return x, true
+	default:
+		d.fail(path, "unsupported YAML node", "")
+		return nil, false
+	}
+}
+
+// formatNumber renders a number the way a user wrote it: 8000, not 8e+03.
+func formatNumber(f float64) string {
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
