@@ -266,7 +266,7 @@ func TestFormatValue(t *testing.T) {
 
 func TestKinds(t *testing.T) {
 	tests := []struct {
-		metric                string
+		metric                 string
 		duration, ratio, count bool
 	}{
 		{"latency.p99", true, false, false},
