@@ -1,0 +1,164 @@
+package record
+
+import "sort"
+
+// How attempts relate in steps.jsonl: attempts of one step share its Index and
+// count Attempt from 1; a confirm rerun (KindConfirm) and a rerun after scaling
+// the generators (KindRerun) repeat the Index of the step they rerun; refine
+// (bisection) attempts get Indexes of their own after the failing step. The
+// functions below derive a run's outcome from that log alone, so the report, the
+// history and a resume agree.
+
+// CapacityStep returns the highest passing attempt: the last attempt, in log
+// order, whose verdict is pass. The ramp only goes up and bisection's last pass
+// is its highest, so the last pass is the highest load that held.
+func CapacityStep(steps []Step) (Step, bool) {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].Verdict == VerdictPass {
+			return steps[i], true
+		}
+	}
+	return Step{}, false
+}
+
+// StepGroup is one step of the schedule with all its attempts, in log order.
+type StepGroup struct {
+	Index    int
+	Kind     string // kind of the first attempt
+	Attempts []Step
+}
+
+// Last returns the last attempt of the group: its confirmed outcome.
+func (g StepGroup) Last() Step { return g.Attempts[len(g.Attempts)-1] }
+
+// Groups gathers the attempts of each step Index, ordered by the first
+// appearance of the Index in the log.
+func Groups(steps []Step) []StepGroup {
+	var groups []StepGroup
+	at := map[int]int{}
+	for _, s := range steps {
+		i, ok := at[s.Index]
+		if !ok {
+			i = len(groups)
+			at[s.Index] = i
+			groups = append(groups, StepGroup{Index: s.Index, Kind: s.Kind})
+		}
+		groups[i].Attempts = append(groups[i].Attempts, s)
+	}
+	return groups
+}
+
+// BottleneckFound is the first real bottleneck of a run.
+type BottleneckFound struct {
+	// Step is the confirmed failing attempt (the last of its step); its
+	// FailedGates and Findings say what failed.
+	Step Step
+	// Attempts are every attempt of that step, in log order.
+	Attempts []Step
+	// Findings are Step's findings or, if it has none, those of the latest
+	// earlier target-fail attempt of the same step that has some.
+	Findings []Finding
+	// Refined is set when refine attempts narrowed the changed parameter.
+	Refined *Refined
+}
+
+// Refined is the narrowest pass/fail interval of the bottleneck's changed
+// parameter after bisection.
+type Refined struct {
+	Pass float64 `json:"pass"`
+	Fail float64 `json:"fail"`
+}
+
+// Bottleneck returns the first ramp step whose confirmed verdict is
+// target-fail: the last of its ramp, confirm and rerun attempts failed on the
+// target's side. A generator-fail or an error is never a bottleneck.
+func Bottleneck(steps []Step) (BottleneckFound, bool) {
+	for _, g := range Groups(steps) {
+		if g.Kind != KindRamp {
+			continue
+		}
+		var last Step
+		found := false
+		for _, a := range g.Attempts {
+			if a.Kind == KindRamp || a.Kind == KindConfirm || a.Kind == KindRerun {
+				last, found = a, true
+			}
+		}
+		if !found || last.Verdict != VerdictTargetFail {
+			continue
+		}
+		b := BottleneckFound{Step: last, Attempts: g.Attempts, Findings: last.Findings}
+		if len(b.Findings) == 0 {
+			for i := len(g.Attempts) - 1; i >= 0; i-- {
+				if a := g.Attempts[i]; a.Verdict == VerdictTargetFail && len(a.Findings) > 0 {
+					b.Findings = a.Findings
+					break
+				}
+			}
+		}
+		b.Refined = refine(steps, last)
+		return b, true
+	}
+	return BottleneckFound{}, false
+}
+
+// refine narrows [From, To] of the failing step's changed parameter with the
+// refine attempts' verdicts: the highest passing and the lowest failing value.
+func refine(steps []Step, failed Step) *Refined {
+	if failed.Changed == "" {
+		return nil
+	}
+	r := Refined{Pass: failed.From, Fail: failed.To}
+	any := false
+	for _, s := range steps {
+		if s.Kind != KindRefine {
+			continue
+		}
+		v, ok := s.Parameters[failed.Changed]
+		if !ok {
+			continue
+		}
+		switch s.Verdict {
+		case VerdictPass:
+			any = true
+			if v > r.Pass && v < r.Fail {
+				r.Pass = v
+			}
+		case VerdictTargetFail:
+			any = true
+			if v < r.Fail && v > r.Pass {
+				r.Fail = v
+			}
+		}
+	}
+	if !any {
+		return nil
+	}
+	return &r
+}
+
+// ParameterNames returns the load parameters of a run in plan order (from
+// run.Params), followed by any others seen in steps, sorted.
+func ParameterNames(run *Run, steps []Step) []string {
+	seen := map[string]bool{}
+	var names []string
+	if run != nil {
+		for _, p := range run.Params {
+			if !seen[p] {
+				seen[p] = true
+				names = append(names, p)
+			}
+		}
+	}
+	var extra []string
+	for _, s := range steps {
+		for p := range s.Parameters {
+			if !seen[p] {
+				seen[p] = true
+				extra = append(extra, p)
+			}
+		}
+	}
+	sort.Strings(extra)
+	return append(names, extra...)
+}

@@ -1,0 +1,158 @@
+package record
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func att(index, attempt int, kind, verdict string, rate float64) Step {
+	return Step{Index: index, Attempt: attempt, Kind: kind, Verdict: verdict,
+		Parameters: map[string]float64{"rate": rate, "connections": 8}, Changed: "rate"}
+}
+
+func TestDerive(t *testing.T) {
+	fd := []Finding{{Rule: "fd-process", Resource: "open files", Observed: "1024 of 1024"}}
+	failWith := func(s Step, f []Finding) Step {
+		s.Findings = f
+		s.From, s.To = s.Parameters["rate"]/2, s.Parameters["rate"]
+		return s
+	}
+	tests := []struct {
+		name         string
+		steps        []Step
+		capacityRate float64 // 0: none
+		bottleneck   int     // step index, 0: none
+		findings     int
+		refined      *Refined
+	}{
+		{name: "empty", steps: nil},
+		{name: "all pass", steps: []Step{att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictPass, 500)},
+			capacityRate: 500},
+		{name: "first step fails", steps: []Step{att(1, 1, KindRamp, VerdictTargetFail, 250), att(1, 2, KindConfirm, VerdictTargetFail, 250)},
+			bottleneck: 1},
+		{name: "confirm passes: not a bottleneck", steps: []Step{
+			att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictTargetFail, 500),
+			att(2, 2, KindConfirm, VerdictPass, 500), att(3, 1, KindRamp, VerdictPass, 1000)},
+			capacityRate: 1000},
+		{name: "confirmed, findings from the first failing attempt", steps: []Step{
+			att(1, 1, KindRamp, VerdictPass, 250), failWith(att(2, 1, KindRamp, VerdictTargetFail, 500), fd),
+			failWith(att(2, 2, KindConfirm, VerdictTargetFail, 500), nil)},
+			capacityRate: 250, bottleneck: 2, findings: 1},
+		{name: "generator-fail then rerun fails on the target", steps: []Step{
+			att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictGeneratorFail, 500),
+			failWith(att(2, 2, KindRerun, VerdictTargetFail, 500), fd), att(2, 3, KindConfirm, VerdictTargetFail, 500)},
+			capacityRate: 250, bottleneck: 2, findings: 1},
+		{name: "generator-fail only is never a bottleneck", steps: []Step{
+			att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictGeneratorFail, 500)},
+			capacityRate: 250},
+		{name: "refine attempts share the failing index", steps: []Step{
+			att(1, 1, KindRamp, VerdictPass, 4000), failWith(att(2, 1, KindRamp, VerdictTargetFail, 8000), nil),
+			failWith(att(2, 2, KindConfirm, VerdictTargetFail, 8000), nil),
+			att(2, 1, KindRefine, VerdictPass, 6000), att(2, 2, KindRefine, VerdictTargetFail, 7000),
+			att(2, 3, KindRefine, VerdictGeneratorFail, 6500)},
+			capacityRate: 6000, bottleneck: 2, refined: &Refined{Pass: 6000, Fail: 7000}},
+		{name: "refine on indexes of their own", steps: []Step{
+			att(1, 1, KindRamp, VerdictPass, 4000), failWith(att(2, 1, KindRamp, VerdictTargetFail, 8000), nil),
+			att(3, 1, KindRefine, VerdictTargetFail, 6000), att(4, 1, KindRefine, VerdictPass, 5000)},
+			capacityRate: 5000, bottleneck: 2, refined: &Refined{Pass: 5000, Fail: 6000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, ok := CapacityStep(tt.steps)
+			if ok != (tt.capacityRate != 0) || c.Parameters["rate"] != tt.capacityRate {
+				t.Errorf("capacity = %v (%v), want rate %v", c.Parameters, ok, tt.capacityRate)
+			}
+			b, ok := Bottleneck(tt.steps)
+			if ok != (tt.bottleneck != 0) || b.Step.Index != tt.bottleneck {
+				t.Fatalf("bottleneck = step %d (%v), want %d", b.Step.Index, ok, tt.bottleneck)
+			}
+			if !ok {
+				return
+			}
+			if b.Step.Kind == KindRefine || b.Step.Verdict != VerdictTargetFail {
+				t.Errorf("bottleneck attempt = %+v", b.Step)
+			}
+			if len(b.Findings) != tt.findings {
+				t.Errorf("findings = %v, want %d", b.Findings, tt.findings)
+			}
+			if (b.Refined == nil) != (tt.refined == nil) || (b.Refined != nil && *b.Refined != *tt.refined) {
+				t.Errorf("refined = %+v, want %+v", b.Refined, tt.refined)
+			}
+		})
+	}
+}
+
+func TestParameterNames(t *testing.T) {
+	run := &Run{Params: []string{"rate", "connections"}}
+	steps := []Step{{Parameters: map[string]float64{"rate": 1, "zeta": 2, "alpha": 3}}}
+	got := ParameterNames(run, steps)
+	want := []string{"rate", "connections", "alpha", "zeta"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+func TestList(t *testing.T) {
+	runs := filepath.Join(t.TempDir(), "runs")
+	if got, err := List(runs); err != nil || len(got) != 0 {
+		t.Fatalf("List of a missing directory = %v, %v", got, err)
+	}
+	base := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
+	mk := func(offset time.Duration, plan string, steps ...Step) string {
+		start := base.Add(offset)
+		id := NewRunID(start, plan)
+		d, err := Create(filepath.Join(runs, id), &Run{ID: id, Plan: plan, Start: start, Status: StatusBottleneck, Params: []string{"rate"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range steps {
+			if err := d.AppendStep(&steps[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Close()
+		return id
+	}
+	older := mk(0, "a", att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictTargetFail, 500))
+	newest := mk(2*time.Hour, "b")
+	middle := mk(time.Hour, "c", att(1, 1, KindRamp, VerdictPass, 250))
+	os.MkdirAll(filepath.Join(runs, "not-a-run"), 0o755)
+	os.WriteFile(filepath.Join(runs, "stray.txt"), []byte("x"), 0o644)
+	damaged := mk(-time.Hour, "d")
+	os.WriteFile(filepath.Join(runs, damaged, StepsFile), []byte("garbage\n{}\n"), 0o644)
+
+	got, err := List(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range got {
+		ids = append(ids, s.ID)
+	}
+	want := []string{newest, middle, older, damaged}
+	if len(ids) != len(want) {
+		t.Fatalf("ids = %v, want %v", ids, want)
+	}
+	for i := range want {
+		if ids[i] != want[i] {
+			t.Fatalf("ids = %v, want %v", ids, want)
+		}
+	}
+	o := got[2]
+	if o.Plan != "a" || o.Attempts != 2 || o.Capacity["rate"] != 250 || o.CapacityStep != 1 || o.Bottleneck == nil || o.Bottleneck.Index != 2 || o.Err != nil {
+		t.Errorf("older summary = %+v", o)
+	}
+	if got[0].Capacity != nil || got[0].Bottleneck != nil {
+		t.Errorf("a run without steps has capacity/bottleneck: %+v", got[0])
+	}
+	if got[3].Err == nil {
+		t.Errorf("damaged run listed without Err: %+v", got[3])
+	}
+}
