@@ -36,15 +36,15 @@ func TestParseBasePlan(t *testing.T) {
 func TestLine(t *testing.T) {
 	p := mustParse(t, basePlan)
 	for path, want := range map[string]int{
-		"version":                              1,
-		"fleets.target.processes[0].name":      7,
+		"version":                               1,
+		"fleets.target.processes[0].name":       7,
 		"fleets.target.processes[0].command[4]": 8,
-		"static.nofile":                        13,
-		"parameters[1]":                        21,
-		"parameters[1].max":                    21,
-		"ramp.hold":                            23,
-		"gates[0]":                             25,
-		"ramp.nothing":                         0,
+		"static.nofile":                         13,
+		"parameters[1]":                         21,
+		"parameters[1].max":                     21,
+		"ramp.hold":                             23,
+		"gates[0]":                              25,
+		"ramp.nothing":                          0,
 	} {
 		if got := p.Line(path); got != want {
 			t.Errorf("Line(%q) = %d, want %d", path, got, want)
@@ -105,7 +105,7 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "several at once, in line order",
-			src: strings.NewReplacer("hold: 5s", "hold: x", "    processes:\n", "    procesess:\n", "max: 4096", "max: many").Replace(basePlan),
+			src:  strings.NewReplacer("hold: 5s", "hold: x", "    processes:\n", "    procesess:\n", "max: 4096", "max: many").Replace(basePlan),
 			want: []string{
 				`fleets.target.procesess: unknown key (line 6); did you mean "processes"?`,
 				`parameters[1].max: "many" is not a number (line 21)`,

@@ -49,9 +49,13 @@ func parseSetPath(s string) ([]segment, error) {
 	return segs, nil
 }
 
-// setNode parses a --set value as a YAML value, so 4096 is an int and 3s a
-// string. Its lines are zeroed: the value was not written in the file.
+// setNode parses a --set value as a YAML value, so 4096 is an int, 3s a string
+// and [json, md] a list; a value starting with a template is a string. Its lines are zeroed: the value was not written in the file.
 func setNode(value string) (*yaml.Node, error) {
+	// A leading template would read as a YAML flow mapping: it is a string.
+	if strings.HasPrefix(strings.TrimSpace(value), "{{") {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}, nil
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(value), &doc); err != nil {
 		return nil, fmt.Errorf("value is not valid YAML: %w", err)

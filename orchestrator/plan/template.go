@@ -1,0 +1,325 @@
+package plan
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"text/template"
+	"text/template/parse"
+)
+
+// Ports allocates free loopback ports by name, once per run: the same name
+// always gives the same port, so a process's --listen flag and its ready URL
+// agree. It is safe for concurrent use.
+type Ports struct {
+	mu    sync.Mutex
+	ports map[string]int
+}
+
+// NewPorts returns an empty port allocator.
+func NewPorts() *Ports { return &Ports{ports: map[string]int{}} }
+
+// Get returns the port allocated to name, allocating a free one on 127.0.0.1
+// the first time (bind to port 0, note the port, release it). Another program
+// could take the port between release and use; within a run no two names get
+// the same port.
+func (p *Ports) Get(name string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if port, ok := p.ports[name]; ok {
+		return port, nil
+	}
+	used := map[int]bool{}
+	for _, port := range p.ports {
+		used[port] = true
+	}
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("allocate port %q on 127.0.0.1: %w", name, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if err := l.Close(); err != nil {
+			return 0, fmt.Errorf("release probe listener for port %q: %w", name, err)
+		}
+		if !used[port] {
+			p.ports[name] = port
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("allocate port %q: the kernel kept returning ports already allocated", name)
+}
+
+// All returns a copy of every allocation so far, name -> port.
+func (p *Ports) All() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.ports))
+	for k, v := range p.ports {
+		out[k] = v
+	}
+	return out
+}
+
+// RunInfo is what templates see as .run.
+type RunInfo struct {
+	ID, Dir string
+}
+
+// TemplateData is what a plan template sees: .static.X, .params.X,
+// .fleets.F.O, .run.id and .run.dir.
+type TemplateData struct {
+	Static map[string]any
+	Params map[string]float64
+	Fleets map[string]map[string]string
+	Run    RunInfo
+}
+
+// number prints the way users write numbers: 8000, not 8e+03.
+type number float64
+
+func (n number) String() string { return formatNumber(float64(n)) }
+
+func (d TemplateData) root() map[string]any {
+	params := make(map[string]any, len(d.Params))
+	for k, v := range d.Params {
+		params[k] = number(v)
+	}
+	fleets := make(map[string]any, len(d.Fleets))
+	for f, outs := range d.Fleets {
+		m := make(map[string]any, len(outs))
+		for k, v := range outs {
+			m[k] = v
+		}
+		fleets[f] = m
+	}
+	static := numbers(d.Static)
+	if d.Static == nil {
+		static = map[string]any{}
+	}
+	return map[string]any{
+		"static": static,
+		"params": params,
+		"fleets": fleets,
+		"run":    map[string]any{"id": d.Run.ID, "dir": d.Run.Dir},
+	}
+}
+
+// numbers copies a free-form value, turning floats into number so they print
+// as written.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = numbers(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(x))
+		for i, e := range x {
+			s[i] = numbers(e)
+		}
+		return s
+	case float64:
+		return number(x)
+	default:
+		return v
+	}
+}
+
+// funcs returns the template functions; port uses ports (nil: an error).
+func funcs(ports *Ports) template.FuncMap {
+	return template.FuncMap{
+		"port": func(name string) (int, error) {
+			if ports == nil {
+				return 0, fmt.Errorf("port %q: no port allocator given", name)
+			}
+			return ports.Get(name)
+		},
+	}
+}
+
+// Render expands one plan template. A missing key is an error (missingkey=error)
+// and `port "name"` allocates from ports. Text without "{{" is returned as is.
+func Render(text string, data TemplateData, ports *Ports) (string, error) {
+	if !strings.Contains(text, "{{") {
+		return text, nil
+	}
+	t, err := template.New("plan").Option("missingkey=error").Funcs(funcs(ports)).Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("parse template %q: %w", text, err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data.root()); err != nil {
+		return "", fmt.Errorf("render template %q: %w", text, err)
+	}
+	return b.String(), nil
+}
+
+// refScope is what the template checker knows of a plan: the names a template
+// may refer to.
+type refScope struct {
+	static map[string]any
+	params map[string]bool
+	fleets map[string]*Fleet
+}
+
+// checkTemplate parses text and checks every field reference it makes against
+// the plan. It returns one message per problem.
+func checkTemplate(text string, sc refScope) []string {
+	if !strings.Contains(text, "{{") {
+		return nil
+	}
+	t, err := template.New("plan").Funcs(funcs(nil)).Parse(text)
+	if err != nil {
+		msg := err.Error()
+		// text/template prefixes "template: plan:1: "; the path says where.
+		if i := strings.Index(msg, "plan:"); i >= 0 {
+			msg = msg[i+len("plan:"):]
+			if j := strings.Index(msg, ": "); j >= 0 {
+				msg = msg[j+2:]
+			}
+		}
+		return []string{"template does not parse: " + msg}
+	}
+	var probs []string
+	seen := map[string]bool{}
+	for _, tr := range t.Templates() {
+		if tr.Tree == nil {
+			continue
+		}
+		walkRefs(tr.Tree.Root, false, func(ref []string) {
+			if msg := checkRef(ref, sc); msg != "" && !seen[msg] {
+				seen[msg] = true
+				probs = append(probs, msg)
+			}
+		})
+	}
+	return probs
+}
+
+// walkRefs calls f with the identifiers of every field reference made against
+// the template's root ({{ .a.b }} and {{ $.a.b }}). Inside range and with the
+// dot is rebound, so only their pipelines are checked there.
+func walkRefs(n parse.Node, rebound bool, f func([]string)) {
+	switch x := n.(type) {
+	case nil:
+	case *parse.ListNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Nodes {
+			walkRefs(c, rebound, f)
+		}
+	case *parse.ActionNode:
+		walkRefs(x.Pipe, rebound, f)
+	case *parse.PipeNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Cmds {
+			walkRefs(c, rebound, f)
+		}
+	case *parse.CommandNode:
+		for _, a := range x.Args {
+			walkRefs(a, rebound, f)
+		}
+	case *parse.FieldNode:
+		if !rebound {
+			f(x.Ident)
+		}
+	case *parse.VariableNode:
+		if len(x.Ident) > 1 && x.Ident[0] == "$" {
+			f(x.Ident[1:])
+		}
+	case *parse.ChainNode:
+		if _, ok := x.Node.(*parse.DotNode); ok && !rebound {
+			f(x.Field)
+		} else {
+			walkRefs(x.Node, rebound, f)
+		}
+	case *parse.IfNode:
+		walkRefs(x.Pipe, rebound, f)
+		walkRefs(x.List, rebound, f)
+		walkRefs(x.ElseList, rebound, f)
+	case *parse.RangeNode:
+		walkRefs(x.Pipe, rebound, f)
+		walkRefs(x.List, true, f)
+		walkRefs(x.ElseList, rebound, f)
+	case *parse.WithNode:
+		walkRefs(x.Pipe, rebound, f)
+		walkRefs(x.List, true, f)
+		walkRefs(x.ElseList, rebound, f)
+	case *parse.TemplateNode:
+		walkRefs(x.Pipe, rebound, f)
+	}
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func hint(word string, candidates []string) string {
+	if s := suggest(word, candidates); s != "" {
+		return "; " + s
+	}
+	return ""
+}
+
+// checkRef checks one reference such as [fleets target endpoint].
+func checkRef(ref []string, sc refScope) string {
+	full := "." + strings.Join(ref, ".")
+	roots := []string{"static", "params", "fleets", "run"}
+	if len(ref) == 0 {
+		return "template refers to the whole context; use .static.X, .params.X, .fleets.F.O, .run.id or .run.dir"
+	}
+	switch ref[0] {
+	case "static":
+		if len(ref) < 2 {
+			return fmt.Sprintf("%s: name a static parameter, e.g. .static.X", full)
+		}
+		if _, ok := sc.static[ref[1]]; !ok {
+			return fmt.Sprintf("%s: no static parameter %q%s", full, ref[1], hint(ref[1], mapKeys(sc.static)))
+		}
+	case "params":
+		if len(ref) != 2 {
+			return fmt.Sprintf("%s: name one parameter, e.g. .params.rate", full)
+		}
+		if !sc.params[ref[1]] {
+			return fmt.Sprintf("%s: no parameter %q is declared%s", full, ref[1], hint(ref[1], mapKeys(sc.params)))
+		}
+	case "fleets":
+		if len(ref) != 3 {
+			return fmt.Sprintf("%s: name a fleet and an output, e.g. .fleets.target.endpoint", full)
+		}
+		fl, ok := sc.fleets[ref[1]]
+		if !ok {
+			return fmt.Sprintf("%s: no fleet %q%s", full, ref[1], hint(ref[1], mapKeys(sc.fleets)))
+		}
+		if fl != nil && fl.Provider == ProviderTerraform {
+			return "" // terraform outputs are known only after apply
+		}
+		var outs map[string]string
+		if fl != nil {
+			outs = fl.Outputs
+		}
+		if _, ok := outs[ref[2]]; !ok {
+			return fmt.Sprintf("%s: fleet %q has no output %q%s", full, ref[1], ref[2], hint(ref[2], mapKeys(outs)))
+		}
+	case "run":
+		if len(ref) != 2 || (ref[1] != "id" && ref[1] != "dir") {
+			return fmt.Sprintf("%s: .run has only .run.id and .run.dir", full)
+		}
+	default:
+		return fmt.Sprintf("%s: unknown reference; templates see .static, .params, .fleets, .run%s", full, hint(ref[0], roots))
+	}
+	return ""
+}

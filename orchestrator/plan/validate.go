@@ -1,0 +1,554 @@
+package plan
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"path"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// MaxStepsLimit bounds ramp.max_steps: a longer ramp is a mistake, not a plan.
+const MaxStepsLimit = 10000
+
+var (
+	planNameRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	identRe      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	httpTokenRe  = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+	providers    = []string{ProviderLocal, ProviderTerraform, ProviderStatic}
+	engines      = []string{EngineBuiltin, EngineLocust}
+	orders       = []string{OrderRoundRobin, OrderSequential}
+	arrivals     = []string{ArrivalConstant, ArrivalPoisson}
+	probeKinds   = []string{"http", "pubsub"}
+	engineParams = map[string][]string{
+		EngineBuiltin: {"rate", "connections", "publishers", "subscribers"},
+		EngineLocust:  {"users", "spawn_rate"},
+	}
+)
+
+// Expr is a gate, generator-health or abort expression with where it was
+// written. Package plan does not parse expressions (package gate does); the
+// path lets the caller report a bad one as `gates[2] (line 40): ...`.
+type Expr struct {
+	Kind string // "gates", "generator_health" or "abort"
+	Path string // e.g. gates[2]
+	Line int    // 0 if unknown
+	Text string
+}
+
+// Expressions lists the plan's gate, generator-health and abort expressions in
+// that order, each with its path and line.
+func (p *Plan) Expressions() []Expr {
+	var out []Expr
+	for _, g := range []struct {
+		kind string
+		list []string
+	}{{"gates", p.Gates}, {"generator_health", p.GeneratorHealth}, {"abort", p.Abort}} {
+		for i, t := range g.list {
+			path := fmt.Sprintf("%s[%d]", g.kind, i)
+			out = append(out, Expr{Kind: g.kind, Path: path, Line: p.Line(path), Text: t})
+		}
+	}
+	return out
+}
+
+type validator struct {
+	p     *Plan
+	probs []error
+}
+
+// lineOf returns the line of path or, when path was not written, of its
+// nearest written ancestor (so a missing key points at the block it is missing
+// from). A path written by --set has no line.
+func (v *validator) lineOf(p string) int {
+	for p != "" {
+		if l, ok := v.p.lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.probs = append(v.probs, &Problem{Path: path, Line: v.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+func oneOf(list []string) string {
+	switch len(list) {
+	case 0:
+		return ""
+	case 1:
+		return list[0]
+	}
+	return strings.Join(list[:len(list)-1], ", ") + " or " + list[len(list)-1]
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// choice checks that value is one of allowed.
+func (v *validator) choice(path, what, value string, allowed []string) {
+	if value == "" {
+		v.add(path, "missing; use %s", oneOf(allowed))
+		return
+	}
+	if !contains(allowed, value) {
+		v.add(path, "unknown %s %q; use %s%s", what, value, oneOf(allowed), hint(value, allowed))
+	}
+}
+
+// Validate checks the plan and returns every problem at once, each a *Problem
+// with its YAML path and, for a plan made by Parse, its line. Gate expressions
+// are not parsed here (see Expressions).
+func (p *Plan) Validate() []error {
+	v := &validator{p: p}
+	if p.Version != SchemaVersion {
+		v.add("version", "unsupported version %d; this loadramp reads version %d", p.Version, SchemaVersion)
+	}
+	switch {
+	case p.Name == "":
+		v.add("name", "missing; the plan's name names its run directories")
+	case !planNameRe.MatchString(p.Name):
+		v.add("name", "%q cannot name a run directory: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", p.Name)
+	}
+	v.fleets()
+	v.parameters()
+	v.ramp()
+	v.workload()
+	v.probe()
+	v.report()
+	v.expressions()
+	v.campaign()
+	v.templates()
+	sort.SliceStable(v.probs, func(i, j int) bool {
+		li, lj := v.probs[i].(*Problem).Line, v.probs[j].(*Problem).Line
+		if (li == 0) != (lj == 0) {
+			return lj == 0
+		}
+		return li < lj
+	})
+	return v.probs
+}
+
+func (v *validator) fleets() {
+	p := v.p
+	if len(p.Fleets) == 0 {
+		v.add("fleets", "missing; a plan needs at least a target fleet")
+		return
+	}
+	if _, ok := p.Fleets["target"]; !ok {
+		v.add("fleets", "no target fleet; name the system under test fleets.target%s", hint("target", mapKeys(p.Fleets)))
+	}
+	for _, name := range mapKeys(p.Fleets) {
+		f := p.Fleets[name]
+		fp := "fleets." + name
+		if !identRe.MatchString(name) {
+			v.add(fp, "fleet name %q cannot be used in templates: use letters, digits and _", name)
+		}
+		if f == nil {
+			v.add(fp+".provider", "missing; use %s", oneOf(providers))
+			continue
+		}
+		v.choice(fp+".provider", "provider", f.Provider, providers)
+		for _, o := range mapKeys(f.Outputs) {
+			if !identRe.MatchString(o) {
+				v.add(fp+".outputs."+o, "output name %q cannot be used in templates: use letters, digits and _", o)
+			}
+		}
+		for i, l := range f.Logs {
+			if strings.TrimSpace(l) == "" {
+				v.add(fmt.Sprintf("%s.logs[%d]", fp, i), "empty log file path")
+			}
+		}
+		if f.Provider != ProviderLocal && len(f.Processes) > 0 {
+			v.add(fp+".processes", "only the local provider starts processes (provider is %q)", f.Provider)
+		}
+		v.processes(fp, f.Processes)
+		if f.Provider != ProviderTerraform && f.Terraform != nil {
+			v.add(fp+".terraform", "only for provider terraform (provider is %q)", f.Provider)
+		}
+		switch f.Provider {
+		case ProviderLocal:
+			// The generators fleet may be empty: the builtin engine then
+			// runs inside loadramp on this machine.
+			if len(f.Processes) == 0 && name != "generators" {
+				v.add(fp+".processes", "missing; a local fleet needs processes to start")
+			}
+		case ProviderTerraform:
+			if f.Terraform == nil || strings.TrimSpace(f.Terraform.Dir) == "" {
+				v.add(fp+".terraform.dir", "missing; a terraform fleet needs the module directory")
+			}
+		case ProviderStatic:
+			if len(f.Outputs) == 0 {
+				v.add(fp+".outputs", "missing; a static fleet is its outputs (e.g. endpoint: http://host:port)")
+			}
+		}
+	}
+}
+
+func (v *validator) processes(fp string, procs []Process) {
+	seen := map[string]int{}
+	for i, pr := range procs {
+		pp := fmt.Sprintf("%s.processes[%d]", fp, i)
+		switch {
+		case pr.Name == "":
+			v.add(pp+".name", "missing; processes are named in logs and findings")
+		case !planNameRe.MatchString(pr.Name):
+			v.add(pp+".name", "%q: use letters, digits, '.', '_' or '-'", pr.Name)
+		default:
+			if j, dup := seen[pr.Name]; dup {
+				v.add(pp+".name", "duplicate process name %q (also %s.processes[%d])", pr.Name, fp, j)
+			} else {
+				seen[pr.Name] = i
+			}
+		}
+		if len(pr.Command) == 0 || strings.TrimSpace(pr.Command[0]) == "" {
+			v.add(pp+".command", "missing; give the program and its arguments as a list")
+		}
+		if pr.Ready != "" && !hasScheme(pr.Ready, "http://", "https://", "tcp://") {
+			v.add(pp+".ready", "%q: use an http://, https:// or tcp://host:port address", pr.Ready)
+		}
+		if pr.ReadyTimeout <= 0 {
+			v.add(pp+".ready_timeout", "must be > 0")
+		}
+		for _, name := range mapKeys(pr.Files) {
+			clean := path.Clean(name)
+			if name == "" || path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(name, "{{") {
+				v.add(pp+".files."+name, "file name %q must be a plain path inside the run directory", name)
+			}
+		}
+	}
+}
+
+func hasScheme(s string, schemes ...string) bool {
+	for _, sc := range schemes {
+		if strings.HasPrefix(strings.ToLower(s), sc) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) parameters() {
+	p := v.p
+	if len(p.Parameters) == 0 {
+		v.add("parameters", "missing; name at least one load parameter to ramp, e.g. { name: rate, start: 250, max: 64000 }")
+		return
+	}
+	allowed := engineParams[p.Workload.Engine]
+	seen := map[string]int{}
+	for i, par := range p.Parameters {
+		pp := fmt.Sprintf("parameters[%d]", i)
+		switch {
+		case par.Name == "":
+			v.add(pp+".name", "missing")
+		case allowed != nil && !contains(allowed, par.Name):
+			v.add(pp+".name", "unknown parameter %q for the %s engine; use %s%s", par.Name, p.Workload.Engine, oneOf(allowed), hint(par.Name, allowed))
+		}
+		if j, dup := seen[par.Name]; dup && par.Name != "" {
+			v.add(pp+".name", "duplicate parameter %q (also parameters[%d])", par.Name, j)
+		} else {
+			seen[par.Name] = i
+		}
+		if !(par.Start > 0) {
+			v.add(pp+".start", "must be > 0 (got %s)", formatNumber(par.Start))
+		}
+		if par.Max < par.Start {
+			v.add(pp+".max", "must be >= start (%s), got %s", formatNumber(par.Start), formatNumber(par.Max))
+		}
+		if IntegerParam(par.Name) {
+			if par.Start != math.Trunc(par.Start) {
+				v.add(pp+".start", "%s takes whole numbers, got %s", par.Name, formatNumber(par.Start))
+			}
+			if par.Max != math.Trunc(par.Max) {
+				v.add(pp+".max", "%s takes whole numbers, got %s", par.Name, formatNumber(par.Max))
+			}
+		}
+	}
+}
+
+func (v *validator) ramp() {
+	r := v.p.Ramp
+	if !(r.Factor > 1) || math.IsInf(r.Factor, 0) {
+		v.add("ramp.factor", "must be > 1 (got %s); 2 doubles a parameter each time", formatNumber(r.Factor))
+	}
+	v.choice("ramp.order", "order", r.Order, orders)
+	if r.Hold <= 0 {
+		v.add("ramp.hold", "must be > 0; it is the steady-state window gates judge")
+	}
+	if r.Warmup < 0 {
+		v.add("ramp.warmup", "must be >= 0")
+	}
+	if r.Cooldown < 0 {
+		v.add("ramp.cooldown", "must be >= 0")
+	}
+	if r.Confirm < 0 {
+		v.add("ramp.confirm", "must be >= 0")
+	}
+	if r.Refine < 0 {
+		v.add("ramp.refine", "must be >= 0")
+	}
+	if r.MaxSteps < 1 || r.MaxSteps > MaxStepsLimit {
+		v.add("ramp.max_steps", "must be between 1 and %d (got %d)", MaxStepsLimit, r.MaxSteps)
+	}
+}
+
+// checkURL checks a literal http(s) URL; templated ones are checked when
+// rendered.
+func (v *validator) checkURL(p, u string) {
+	if u == "" {
+		v.add(p, "missing")
+		return
+	}
+	if strings.Contains(u, "{{") {
+		if !strings.HasPrefix(strings.TrimSpace(u), "{{") && !hasScheme(u, "http://", "https://") {
+			v.add(p, "%q: use an http:// or https:// URL", u)
+		}
+		return
+	}
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		v.add(p, "%q: use an http:// or https:// URL with a host", u)
+	}
+}
+
+func (v *validator) workload() {
+	w := v.p.Workload
+	v.choice("workload.engine", "engine", w.Engine, engines)
+	switch w.Engine {
+	case EngineBuiltin:
+		if w.HTTP == nil {
+			v.add("workload.http", "missing; the builtin engine needs workload.http.url")
+		} else {
+			h := w.HTTP
+			v.checkURL("workload.http.url", h.URL)
+			if h.Method == "" || !httpTokenRe.MatchString(h.Method) {
+				v.add("workload.http.method", "%q is not an HTTP method", h.Method)
+			}
+			if h.Timeout <= 0 {
+				v.add("workload.http.timeout", "must be > 0")
+			}
+			for _, k := range mapKeys(h.Headers) {
+				if !httpTokenRe.MatchString(k) {
+					v.add("workload.http.headers."+k, "%q is not a valid header name", k)
+				}
+			}
+		}
+		if w.Arrival != "" {
+			v.choice("workload.arrival", "arrival", w.Arrival, arrivals)
+		}
+		if w.Locust != nil {
+			v.add("workload.locust", "only for the locust engine")
+		}
+	case EngineLocust:
+		if w.Locust == nil || w.Locust.Locustfile == "" {
+			v.add("workload.locust.locustfile", "missing; the locust engine needs a locustfile")
+		}
+		if w.HTTP != nil {
+			v.add("workload.http", "only for the builtin engine; a locustfile says what locust sends")
+		}
+		if w.Arrival != "" {
+			v.add("workload.arrival", "only for the builtin engine")
+		}
+	}
+}
+
+func (v *validator) probe() {
+	pr := v.p.Probe
+	if pr == nil {
+		return
+	}
+	v.choice("probe.kind", "probe kind", pr.Kind, probeKinds)
+	switch pr.Kind {
+	case "http":
+		v.checkURL("probe.url", pr.URL)
+	case "pubsub":
+		v.checkURL("probe.publish", pr.Publish)
+		v.checkURL("probe.subscribe", pr.Subscribe)
+	}
+	if !(pr.Rate > 0) {
+		v.add("probe.rate", "must be > 0 probes/s")
+	}
+}
+
+func (v *validator) report() {
+	seen := map[string]bool{}
+	for i, f := range v.p.Report.Formats {
+		fp := fmt.Sprintf("report.formats[%d]", i)
+		if !contains(ReportFormats, f) {
+			v.add(fp, "unknown format %q; use %s%s", f, oneOf(ReportFormats), hint(f, ReportFormats))
+		} else if seen[f] {
+			v.add(fp, "duplicate format %q", f)
+		}
+		seen[f] = true
+	}
+	if u := v.p.Report.Upload; u != "" {
+		rest, ok := strings.CutPrefix(u, "s3://")
+		if !ok || rest == "" || strings.HasPrefix(rest, "/") {
+			v.add("report.upload", "%q: use s3://bucket/prefix, or leave it empty", u)
+		}
+	}
+}
+
+func (v *validator) expressions() {
+	if len(v.p.Gates) == 0 {
+		v.add("gates", "missing; without a gate every step passes")
+	}
+	for _, e := range v.p.Expressions() {
+		if strings.TrimSpace(e.Text) == "" {
+			v.add(e.Path, "empty expression")
+		}
+	}
+}
+
+func (v *validator) campaign() {
+	c := v.p.Campaign
+	if c == nil {
+		return
+	}
+	if len(c.Variants) == 0 {
+		v.add("campaign.variants", "missing; list variants of the static parameters, or drop campaign")
+		return
+	}
+	statics := mapKeys(v.p.Static)
+	for i, vr := range c.Variants {
+		vp := fmt.Sprintf("campaign.variants[%d]", i)
+		if len(vr) == 0 {
+			v.add(vp, "empty variant")
+		}
+		for _, k := range mapKeys(vr) {
+			if _, ok := v.p.Static[k]; !ok {
+				v.add(vp+"."+k, "no static parameter %q to vary%s", k, hint(k, statics))
+			}
+		}
+		if i == 0 || c.AllowMultipleChanges {
+			continue
+		}
+		var changed []string
+		prev := c.Variants[i-1]
+		for _, k := range mapKeys(union(prev, vr)) {
+			a, inA := prev[k]
+			b, inB := vr[k]
+			if inA != inB || !reflect.DeepEqual(a, b) {
+				changed = append(changed, k)
+			}
+		}
+		if len(changed) != 1 {
+			v.add(vp, "changes %d static parameters from the variant before (%s); change exactly one so a difference points at one cause, or set allow_multiple_changes", len(changed), strings.Join(changed, ", "))
+		}
+	}
+}
+
+func union(a, b map[string]any) map[string]any {
+	m := make(map[string]any, len(a)+len(b))
+	for k, x := range a {
+		m[k] = x
+	}
+	for k, x := range b {
+		m[k] = x
+	}
+	return m
+}
+
+// templates checks that every templated string parses and refers only to
+// what the plan declares.
+func (v *validator) templates() {
+	p := v.p
+	sc := refScope{static: p.Static, params: map[string]bool{}, fleets: p.Fleets}
+	for _, par := range p.Parameters {
+		sc.params[par.Name] = true
+	}
+	for _, t := range p.templated() {
+		for _, msg := range checkTemplate(t.text, sc) {
+			v.add(t.path, "%s", msg)
+		}
+	}
+}
+
+type templated struct{ path, text string }
+
+// templated lists every string of the plan that is a template, with its path.
+func (p *Plan) templated() []templated {
+	var out []templated
+	add := func(path, s string) {
+		if s != "" {
+			out = append(out, templated{path, s})
+		}
+	}
+	addMap := func(path string, m map[string]string) {
+		for _, k := range mapKeys(m) {
+			add(path+"."+k, m[k])
+		}
+	}
+	for _, name := range mapKeys(p.Fleets) {
+		f := p.Fleets[name]
+		if f == nil {
+			continue
+		}
+		fp := "fleets." + name
+		for i, pr := range f.Processes {
+			pp := fmt.Sprintf("%s.processes[%d]", fp, i)
+			for j, a := range pr.Command {
+				add(fmt.Sprintf("%s.command[%d]", pp, j), a)
+			}
+			addMap(pp+".env", pr.Env)
+			addMap(pp+".files", pr.Files)
+			add(pp+".dir", pr.Dir)
+			add(pp+".ready", pr.Ready)
+		}
+		addMap(fp+".outputs", f.Outputs)
+		for i, l := range f.Logs {
+			add(fmt.Sprintf("%s.logs[%d]", fp, i), l)
+		}
+		if tf := f.Terraform; tf != nil {
+			add(fp+".terraform.dir", tf.Dir)
+			walkStrings(fp+".terraform.vars", tf.Vars, add)
+		}
+	}
+	if h := p.Workload.HTTP; h != nil {
+		add("workload.http.url", h.URL)
+		add("workload.http.body", h.Body)
+		addMap("workload.http.headers", h.Headers)
+	}
+	if l := p.Workload.Locust; l != nil {
+		add("workload.locust.locustfile", l.Locustfile)
+		add("workload.locust.host", l.Host)
+		add("workload.locust.master", l.Master)
+	}
+	if pr := p.Probe; pr != nil {
+		add("probe.url", pr.URL)
+		add("probe.publish", pr.Publish)
+		add("probe.subscribe", pr.Subscribe)
+	}
+	return out
+}
+
+// walkStrings calls add for every string inside a free-form value.
+func walkStrings(path string, v any, add func(string, string)) {
+	switch x := v.(type) {
+	case string:
+		add(path, x)
+	case map[string]any:
+		for _, k := range mapKeys(x) {
+			walkStrings(path+"."+k, x[k], add)
+		}
+	case []any:
+		for i, e := range x {
+			walkStrings(fmt.Sprintf("%s[%d]", path, i), e, add)
+		}
+	}
+}
