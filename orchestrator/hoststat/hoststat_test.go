@@ -1,0 +1,307 @@
+package hoststat
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 27, 6, 30, 0, 0, time.UTC)
+
+func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+var (
+	target    = []Proc{{Name: "eventbus", Pid: 4242}}
+	generator = []Proc{{Name: "loadramp", Pid: 4343}}
+)
+
+func sampleTree(t *testing.T, root string, at time.Time) Sample {
+	t.Helper()
+	s, err := New(root, WithClock(fixedClock(at))).Sample(context.Background(), target, generator)
+	if err != nil {
+		t.Fatalf("Sample(%s): %v", root, err)
+	}
+	return s
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+func TestSampleFixture(t *testing.T) {
+	s := sampleTree(t, "testdata/base/proc", t0)
+	wantHost := map[string]float64{
+		HostCPUs: 2, HostFileNr: 723, HostFileMax: 2466160, HostTCPInUse: 1, HostTCPTW: 4,
+		HostListenOverflows: 0, HostListenDrops: 0, HostReqQFullDrop: 0, HostTimeWaitOverflow: 0,
+		HostConntrackCount: 0, HostConntrackMax: 262144, HostPortRangeWidth: 60999 - 32768 + 1,
+		HostMemTotal: 24683620 * 1024, HostPSIMemoryFull: 0, HostCPUTotal: (20662 + 1860 + 14088 + 58925 + 734 + 324) / 100.0,
+	}
+	for k, want := range wantHost {
+		got, ok := s.Host[k]
+		if !ok || !near(got, want) {
+			t.Errorf("Host[%q] = %v, %v; want %v", k, got, ok, want)
+		}
+	}
+	if len(s.Unavailable) != 0 {
+		t.Errorf("Unavailable = %v, want none", s.Unavailable)
+	}
+	if len(s.Procs) != 2 {
+		t.Fatalf("Procs = %+v", s.Procs)
+	}
+	tp, gp := s.Procs[0], s.Procs[1]
+	if tp.Side != SideTarget || tp.Pid != 4242 || tp.FDs != 3 || tp.FDLimit != 1024 || tp.CPUs != 2 ||
+		!near(tp.CPUSeconds, 1.5) || tp.RSS <= 0 || tp.Err != "" {
+		t.Errorf("target proc = %+v", tp)
+	}
+	if gp.Side != SideGenerator || gp.Pid != 4343 || !near(gp.CPUSeconds, 12) {
+		t.Errorf("generator proc = %+v", gp)
+	}
+}
+
+func TestWindowFixture(t *testing.T) {
+	a := sampleTree(t, "testdata/base/proc", t0)
+	b := sampleTree(t, "testdata/next/proc", t0.Add(time.Second))
+	w := Window([]Sample{b, a}) // out of order on purpose
+	if w.Deltas[HostListenOverflows] != 57 || w.Deltas[HostListenDrops] != 57 {
+		t.Errorf("deltas = %v", w.Deltas)
+	}
+	m := w.Metrics()
+	want := map[string]float64{
+		"target.cpu": 0.05, "generator.cpu": 0.10, MetricHostCPU: 0.2,
+		MetricHostListenOverflows: 57, "target.fd.ratio": 3.0 / 1024, MetricHostTCPTW: 4,
+		MetricHostFileNrRatio: 723.0 / 2466160, MetricHostConntrackRatio: 0, MetricHostPSIMemFull: 0,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || !near(got, v) {
+			t.Errorf("Metrics()[%q] = %v, %v; want %v", k, got, ok, v)
+		}
+	}
+}
+
+func copyTree(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "proc")
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func TestSampleUnavailable(t *testing.T) {
+	root := copyTree(t, "testdata/base/proc")
+	for _, p := range []string{"pressure", "sys/net/netfilter", "net/stat", "4343"} {
+		if err := os.RemoveAll(filepath.Join(root, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := sampleTree(t, root, t0)
+	for _, k := range []string{HostPSICPUSome, HostPSIMemoryFull, HostConntrackCount, HostConntrackMax} {
+		if _, ok := s.Host[k]; ok {
+			t.Errorf("Host[%q] present, want unavailable", k)
+		}
+	}
+	joined := strings.Join(s.Unavailable, "; ")
+	for _, w := range []string{"psi cpu: not found", "psi memory: not found", "conntrack: not found"} {
+		if !strings.Contains(joined, w) {
+			t.Errorf("Unavailable = %q, want it to mention %q", joined, w)
+		}
+	}
+	if gp := s.Procs[1]; gp.Err != "not found" {
+		t.Errorf("gone process: %+v, want Err not found", gp)
+	}
+	if _, err := New(filepath.Join(t.TempDir(), "nope")).Sample(context.Background(), nil, nil); err == nil {
+		// procfs.NewFS only checks the mount point exists.
+		t.Error("Sample on a missing root: want error")
+	}
+}
+
+func TestWindowTable(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	proc := func(side string, pid int, cpu float64, fds int) ProcSample {
+		return ProcSample{Name: "p", Pid: pid, Side: side, CPUSeconds: cpu, CPUs: 2, FDs: fds, FDLimit: 100, RSS: 1 << 20}
+	}
+	tests := []struct {
+		name    string
+		samples []Sample
+		check   func(t *testing.T, w Summary)
+	}{
+		{"empty", nil, func(t *testing.T, w Summary) {
+			if w.HostCPUMean != -1 || len(w.Metrics()) != 0 {
+				t.Errorf("empty window: %+v metrics %v", w, w.Metrics())
+			}
+		}},
+		{"counter reset counts from zero", []Sample{
+			{Time: at(0), Host: map[string]float64{HostListenOverflows: 100}},
+			{Time: at(1), Host: map[string]float64{HostListenOverflows: 110}},
+			{Time: at(2), Host: map[string]float64{HostListenOverflows: 5}},
+		}, func(t *testing.T, w Summary) {
+			if got := w.Deltas[HostListenOverflows]; got != 15 {
+				t.Errorf("delta = %v, want 15", got)
+			}
+		}},
+		{"peaks, mins, limits", []Sample{
+			{Time: at(0), Host: map[string]float64{HostTCPTW: 10, HostMemAvailable: 50, HostMemTotal: 100}},
+			{Time: at(1), Host: map[string]float64{HostTCPTW: 30, HostMemAvailable: 20, HostMemTotal: 100}},
+			{Time: at(2), Host: map[string]float64{HostTCPTW: 20, HostMemAvailable: 40, HostMemTotal: 100}},
+		}, func(t *testing.T, w Summary) {
+			m := w.Metrics()
+			if m[MetricHostTCPTW] != 30 || !near(m[MetricHostMemUsedRatio], 0.8) {
+				t.Errorf("metrics = %v", m)
+			}
+		}},
+		{"cpu share mean and peak, process vanishing", []Sample{
+			{Time: at(0), Procs: []ProcSample{proc(SideTarget, 1, 10, 5), proc(SideTarget, 2, 0, 5)}},
+			{Time: at(1), Procs: []ProcSample{proc(SideTarget, 1, 10.5, 50), proc(SideTarget, 2, 1.5, 5)}},
+			{Time: at(2), Procs: []ProcSample{proc(SideTarget, 1, 11, 98), {Name: "p", Pid: 2, Side: SideTarget, Err: "not found"}}},
+		}, func(t *testing.T, w Summary) {
+			// interval 1: (0.5+1.5)/2 CPUs = 1.0; interval 2 skipped (pid 2 gone).
+			if !near(w.Target.CPUPeak, 1) || !near(w.Target.CPUMean, 1) {
+				t.Errorf("target = %+v", w.Target)
+			}
+			if !near(w.Target.FDRatio, 0.98) {
+				t.Errorf("fd ratio = %v, want 0.98", w.Target.FDRatio)
+			}
+			if w.Procs[1].Errors != 1 || w.Procs[1].LastErr != "not found" {
+				t.Errorf("proc 2 = %+v", w.Procs[1])
+			}
+			if !near(w.Procs[0].CPUMean, 0.25) || !near(w.Procs[0].CPUPeak, 0.25) {
+				t.Errorf("proc 1 = %+v", w.Procs[0])
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.check(t, Window(tt.samples)) })
+	}
+}
+
+func TestSettingsFixture(t *testing.T) {
+	s := Settings("testdata/base/proc")
+	if v, ok := SettingInt(s, "net.core.somaxconn"); !ok || v != 4096 {
+		t.Errorf("somaxconn = %v", s["net.core.somaxconn"])
+	}
+	if v, _ := s["net.ipv4.ip_local_port_range"].([]int64); !slices.Equal(v, []int64{32768, 60999}) {
+		t.Errorf("port range = %v", s["net.ipv4.ip_local_port_range"])
+	}
+	for _, k := range []string{"net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_max_syn_backlog", "fs.file-max", "net.netfilter.nf_conntrack_max"} {
+		if _, ok := SettingInt(s, k); !ok {
+			t.Errorf("setting %s missing: %v", k, s)
+		}
+	}
+	if got := Settings(t.TempDir()); len(got) != 0 {
+		t.Errorf("Settings(empty) = %v", got)
+	}
+}
+
+// TestLiveSelf samples this test process on the real /proc while it burns one CPU
+// and opens files.
+func TestLiveSelf(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no procfs")
+	}
+	self := []Proc{{Name: "test", Pid: os.Getpid()}}
+	s := New("/proc")
+	ctx := context.Background()
+	a, err := s.Sample(ctx, nil, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*os.File
+	for range 50 {
+		f, err := os.Open("/proc/self/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	deadline := time.Now().Add(700 * time.Millisecond)
+	x := 0
+	for time.Now().Before(deadline) {
+		x++
+	}
+	b, err := s.Sample(ctx, nil, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Window([]Sample{a, b})
+	gp := w.Procs[0]
+	if gp.Errors != 0 {
+		t.Fatalf("self: %+v", gp)
+	}
+	if d := b.Procs[0].FDs - a.Procs[0].FDs; d < 50 {
+		t.Errorf("fds grew by %d, want >= 50", d)
+	}
+	// one busy goroutine: a quarter of one CPU at least, even on a machine shared with builds.
+	if min := 0.25 / float64(gp.CPUs); w.Generator.CPUMean < min {
+		t.Errorf("generator cpu = %.3f of %d CPUs, want >= %.2f (spun %d times)", w.Generator.CPUMean, gp.CPUs, min, x)
+	}
+	if w.HostCPUMean <= 0 {
+		t.Errorf("host cpu = %v", w.HostCPUMean)
+	}
+	t.Logf("self: cpu %.3f of %d CPUs, host cpu %.3f, fds %d of %d, rss %d", w.Generator.CPUMean, gp.CPUs, w.HostCPUMean, gp.FDPeak, gp.FDLimit, gp.RSSPeak)
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 350*time.Millisecond)
+	defer cancel()
+	var got []Sample
+	start := time.Now()
+	New("testdata/base/proc").Run(ctx, 100*time.Millisecond, target, generator, func(s Sample) { got = append(got, s) })
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("Run returned after %v", el)
+	}
+	if len(got) < 3 || len(got) > 5 {
+		t.Errorf("Run produced %d samples in 350ms every 100ms, want 3..5", len(got))
+	}
+}
+
+func TestParseNetstat(t *testing.T) {
+	tests := []struct {
+		in   string
+		want map[string]float64
+		err  bool
+	}{
+		{"TcpExt: A B\nTcpExt: 1 2\nIpExt: C\nIpExt: 3\n", map[string]float64{"TcpExt.A": 1, "TcpExt.B": 2, "IpExt.C": 3}, false},
+		{"TcpExt: A B\nTcpExt: 1\n", map[string]float64{}, true},
+		{"garbage\n\nTcpExt: A\nTcpExt: x\n", map[string]float64{}, false},
+		{"", map[string]float64{}, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseNetstat([]byte(tt.in))
+		if (err != nil) != tt.err {
+			t.Errorf("ParseNetstat(%q) err = %v, want err %v", tt.in, err, tt.err)
+		}
+		if !tt.err && len(got) != len(tt.want) {
+			t.Errorf("ParseNetstat(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+		for k, v := range tt.want {
+			if got[k] != v {
+				t.Errorf("ParseNetstat(%q)[%s] = %v, want %v", tt.in, k, got[k], v)
+			}
+		}
+	}
+}
+
+func FuzzParseNetstat(f *testing.F) {
+	b, err := os.ReadFile("testdata/base/proc/net/netstat")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte("TcpExt: A\nTcpExt: 1 2\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, _ := ParseNetstat(in)
+		for k := range m {
+			if !strings.Contains(k, ".") {
+				t.Fatalf("key %q without protocol", k)
+			}
+		}
+	})
+}

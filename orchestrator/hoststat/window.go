@@ -1,0 +1,386 @@
+package hoststat
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+)
+
+// ProcSummary is one watched process over a window.
+type ProcSummary struct {
+	Name string `json:"name"`
+	Pid  int    `json:"pid"`
+	Side string `json:"side"`
+	// CPUMean and CPUPeak are the share (0..1) of the process's CPUs it used, over
+	// the window and in its busiest interval between two samples.
+	CPUMean float64 `json:"cpu_mean"`
+	CPUPeak float64 `json:"cpu_peak"`
+	CPUs    int     `json:"cpus"`
+	RSSPeak int64   `json:"rss_peak"`
+	FDPeak  int     `json:"fd_peak"`
+	FDLimit int64   `json:"fd_limit"` // 0: unlimited or unknown
+	// Errors counts samples in which the process could not be read; LastErr is the
+	// latest reason (it exited, permission denied).
+	Errors  int    `json:"errors,omitempty"`
+	LastErr string `json:"last_err,omitempty"`
+}
+
+// FDRatio is the peak share of the open-file limit in use (0 when unlimited).
+func (p ProcSummary) FDRatio() float64 {
+	if p.FDLimit <= 0 {
+		return 0
+	}
+	return float64(p.FDPeak) / float64(p.FDLimit)
+}
+
+// SideSummary is the sum of one side's processes over a window.
+type SideSummary struct {
+	// CPUMean and CPUPeak are the share (0..1) of the CPUs available to the side
+	// (the union of its processes' allowed CPUs, as a count) the side used.
+	CPUMean float64 `json:"cpu_mean"`
+	CPUPeak float64 `json:"cpu_peak"`
+	RSSPeak int64   `json:"rss_peak"` // peak of the summed RSS
+	FDRatio float64 `json:"fd_ratio"` // peak fds/limit over the side's processes
+	Procs   int     `json:"procs"`
+}
+
+// Summary is a step window of samples: counter deltas, gauge peaks, last limits.
+type Summary struct {
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Samples int       `json:"samples"`
+	// Deltas are the increase of each counter between the first and last sample
+	// that had it (a counter that went backwards, e.g. after a reset, counts from 0).
+	Deltas map[string]float64 `json:"deltas"`
+	// Peaks are the largest value of each gauge; Mins the smallest.
+	Peaks map[string]float64 `json:"peaks"`
+	Mins  map[string]float64 `json:"mins"`
+	// Limits are the last value of each limit.
+	Limits map[string]float64 `json:"limits"`
+	// HostCPUMean and HostCPUPeak are the host's busy share (0..1), over the
+	// window and in its busiest interval; -1 when unavailable.
+	HostCPUMean float64       `json:"host_cpu_mean"`
+	HostCPUPeak float64       `json:"host_cpu_peak"`
+	Procs       []ProcSummary `json:"procs"`
+	Target      SideSummary   `json:"target"`
+	Generator   SideSummary   `json:"generator"`
+}
+
+// Window summarises samples taken during one step window (in time order).
+func Window(samples []Sample) Summary {
+	s := Summary{
+		Deltas: map[string]float64{}, Peaks: map[string]float64{}, Mins: map[string]float64{},
+		Limits: map[string]float64{}, HostCPUMean: -1, HostCPUPeak: -1, Samples: len(samples),
+	}
+	if len(samples) == 0 {
+		return s
+	}
+	samples = append([]Sample(nil), samples...)
+	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Time.Before(samples[j].Time) })
+	s.Start, s.End = samples[0].Time, samples[len(samples)-1].Time
+
+	first, last := map[string]float64{}, map[string]float64{}
+	for _, smp := range samples {
+		for k, v := range smp.Host {
+			switch {
+			case counterKeys[k]:
+				if prev, ok := last[k]; ok && v < prev { // reset: count from 0
+					first[k] -= prev
+				}
+				if _, ok := first[k]; !ok {
+					first[k] = v
+				}
+				last[k] = v
+			case limitKeys[k]:
+				s.Limits[k] = v
+			default:
+				if p, ok := s.Peaks[k]; !ok || v > p {
+					s.Peaks[k] = v
+				}
+				if m, ok := s.Mins[k]; !ok || v < m {
+					s.Mins[k] = v
+				}
+			}
+		}
+	}
+	for k, v := range last {
+		s.Deltas[k] = v - first[k]
+	}
+
+	// Host CPU: busy/total per interval.
+	var busySum, totalSum float64
+	for i := 1; i < len(samples); i++ {
+		a, b := samples[i-1].Host, samples[i].Host
+		db, okb := delta(a, b, HostCPUBusy)
+		dt, okt := delta(a, b, HostCPUTotal)
+		if !okb || !okt || dt <= 0 {
+			continue
+		}
+		busySum += db
+		totalSum += dt
+		s.HostCPUPeak = math.Max(s.HostCPUPeak, clamp01(db/dt))
+	}
+	if totalSum > 0 {
+		s.HostCPUMean = clamp01(busySum / totalSum)
+	}
+
+	s.Procs = procSummaries(samples)
+	s.Target = sideSummary(samples, s.Procs, SideTarget)
+	s.Generator = sideSummary(samples, s.Procs, SideGenerator)
+	return s
+}
+
+func delta(a, b map[string]float64, k string) (float64, bool) {
+	x, ok1 := a[k]
+	y, ok2 := b[k]
+	if !ok1 || !ok2 || y < x {
+		return 0, false
+	}
+	return y - x, true
+}
+
+type procKey struct {
+	side string
+	pid  int
+	name string
+}
+
+func procSummaries(samples []Sample) []ProcSummary {
+	idx := map[procKey]int{}
+	var out []ProcSummary
+	prev := map[procKey]struct {
+		t   time.Time
+		cpu float64
+	}{}
+	firstOK := map[procKey]struct {
+		t   time.Time
+		cpu float64
+	}{}
+	lastOK := map[procKey]struct {
+		t   time.Time
+		cpu float64
+	}{}
+	for _, smp := range samples {
+		for _, p := range smp.Procs {
+			k := procKey{p.Side, p.Pid, p.Name}
+			i, ok := idx[k]
+			if !ok {
+				i = len(out)
+				idx[k] = i
+				out = append(out, ProcSummary{Name: p.Name, Pid: p.Pid, Side: p.Side})
+			}
+			ps := &out[i]
+			if p.Err != "" && p.CPUSeconds == 0 && p.RSS == 0 {
+				ps.Errors++
+				ps.LastErr = p.Err
+				continue
+			}
+			if p.CPUs > 0 {
+				ps.CPUs = p.CPUs
+			}
+			if p.RSS > ps.RSSPeak {
+				ps.RSSPeak = p.RSS
+			}
+			if p.FDs > ps.FDPeak {
+				ps.FDPeak = p.FDs
+			}
+			if p.FDLimit > 0 {
+				ps.FDLimit = p.FDLimit
+			}
+			cur := struct {
+				t   time.Time
+				cpu float64
+			}{smp.Time, p.CPUSeconds}
+			if pr, ok := prev[k]; ok && ps.CPUs > 0 {
+				if dt := cur.t.Sub(pr.t).Seconds(); dt > 0 && cur.cpu >= pr.cpu {
+					ps.CPUPeak = math.Max(ps.CPUPeak, clamp01((cur.cpu-pr.cpu)/(dt*float64(ps.CPUs))))
+				}
+			}
+			prev[k] = cur
+			if _, ok := firstOK[k]; !ok {
+				firstOK[k] = cur
+			}
+			lastOK[k] = cur
+		}
+	}
+	for k, i := range idx {
+		f, l := firstOK[k], lastOK[k]
+		if dt := l.t.Sub(f.t).Seconds(); dt > 0 && out[i].CPUs > 0 && l.cpu >= f.cpu {
+			out[i].CPUMean = clamp01((l.cpu - f.cpu) / (dt * float64(out[i].CPUs)))
+		}
+	}
+	return out
+}
+
+// sideSummary sums one side's processes. Its CPU share is over the largest CPU
+// count any of its processes may use, so two single-threaded generators pinned to
+// different CPUs of a 2-CPU host count against 2 CPUs.
+func sideSummary(samples []Sample, procs []ProcSummary, side string) SideSummary {
+	var ss SideSummary
+	cpus := 0
+	for _, p := range procs {
+		if p.Side != side {
+			continue
+		}
+		ss.Procs++
+		ss.FDRatio = math.Max(ss.FDRatio, p.FDRatio())
+		cpus = max(cpus, p.CPUs)
+	}
+	if ss.Procs == 0 {
+		return ss
+	}
+	type point struct {
+		t   time.Time
+		cpu float64
+		rss int64
+		n   int
+	}
+	var pts []point
+	for _, smp := range samples {
+		pt := point{t: smp.Time}
+		for _, p := range smp.Procs {
+			if p.Side != side || (p.Err != "" && p.CPUSeconds == 0) {
+				continue
+			}
+			pt.cpu += p.CPUSeconds
+			pt.rss += p.RSS
+			pt.n++
+		}
+		if pt.n > 0 {
+			pts = append(pts, pt)
+			if pt.rss > ss.RSSPeak {
+				ss.RSSPeak = pt.rss
+			}
+		}
+	}
+	if cpus == 0 {
+		return ss
+	}
+	var used, wall float64
+	for i := 1; i < len(pts); i++ {
+		a, b := pts[i-1], pts[i]
+		dt := b.t.Sub(a.t).Seconds()
+		// A process that appeared or vanished between samples makes the sum jump:
+		// skip that interval.
+		if dt <= 0 || a.n != b.n || b.cpu < a.cpu {
+			continue
+		}
+		used += b.cpu - a.cpu
+		wall += dt
+		ss.CPUPeak = math.Max(ss.CPUPeak, clamp01((b.cpu-a.cpu)/(dt*float64(cpus))))
+	}
+	if wall > 0 {
+		ss.CPUMean = clamp01(used / (wall * float64(cpus)))
+	}
+	return ss
+}
+
+func clamp01(v float64) float64 {
+	switch {
+	case v < 0 || math.IsNaN(v):
+		return 0
+	case v > 1:
+		return 1
+	}
+	return v
+}
+
+// Names of the host metrics Summary.Metrics adds besides the shared target.* and
+// generator.* ones.
+const (
+	MetricTargetCPUPeak       = "target.cpu.peak"
+	MetricGeneratorCPUPeak    = "generator.cpu.peak"
+	MetricGeneratorMem        = "generator.mem"
+	MetricHostCPU             = "host.cpu"
+	MetricHostCPUPeak         = "host.cpu.peak"
+	MetricHostMemUsedRatio    = "host.mem.used.ratio"
+	MetricHostPSICPUSome      = "host.psi.cpu.some"
+	MetricHostPSIMemFull      = "host.psi.memory.full"
+	MetricHostListenOverflows = "host.listen_overflows"
+	MetricHostListenDrops     = "host.listen_drops"
+	MetricHostSynDrops        = "host.syn.reqq_full_drops"
+	MetricHostSynCookies      = "host.syn.cookies"
+	MetricHostTCPInUse        = "host.tcp.inuse"
+	MetricHostTCPTW           = "host.tcp.tw"
+	MetricHostTWOverflow      = "host.tcp.tw_overflow"
+	MetricHostFileNrRatio     = "host.file_nr.ratio"
+	MetricHostConntrackRatio  = "host.conntrack.ratio"
+	MetricHostConntrackDrops  = "host.conntrack.drops"
+)
+
+// Metrics flattens the summary into step metrics: target.cpu and generator.cpu
+// (mean share 0..1 of the side's CPUs over the window; *.peak for the busiest
+// interval), target.mem (peak summed RSS, bytes), target.fd.ratio (peak fds over
+// limit, the worst target process), and host.* figures (counter deltas over the
+// window, gauge peaks, ratios to their limits). Unavailable figures are left out.
+func (s Summary) Metrics() metrics.Metrics {
+	m := metrics.Metrics{}
+	if s.Target.Procs > 0 {
+		m[metrics.TargetCPU] = s.Target.CPUMean
+		m[MetricTargetCPUPeak] = s.Target.CPUPeak
+		m[metrics.TargetMem] = float64(s.Target.RSSPeak)
+		m[metrics.TargetFDRatio] = s.Target.FDRatio
+	}
+	if s.Generator.Procs > 0 {
+		m[metrics.GeneratorCPU] = s.Generator.CPUMean
+		m[MetricGeneratorCPUPeak] = s.Generator.CPUPeak
+		m[MetricGeneratorMem] = float64(s.Generator.RSSPeak)
+	}
+	if s.HostCPUMean >= 0 {
+		m[MetricHostCPU] = s.HostCPUMean
+		m[MetricHostCPUPeak] = s.HostCPUPeak
+	}
+	if total, ok := s.Limits[HostMemTotal]; ok && total > 0 {
+		if avail, ok := s.Mins[HostMemAvailable]; ok {
+			m[MetricHostMemUsedRatio] = clamp01(1 - avail/total)
+		}
+	}
+	if wall := s.End.Sub(s.Start).Seconds(); wall > 0 {
+		if d, ok := s.Deltas[HostPSICPUSome]; ok {
+			m[MetricHostPSICPUSome] = clamp01(d / 1e6 / wall)
+		}
+		if d, ok := s.Deltas[HostPSIMemoryFull]; ok {
+			m[MetricHostPSIMemFull] = clamp01(d / 1e6 / wall)
+		}
+	}
+	for key, name := range map[string]string{
+		HostListenOverflows: MetricHostListenOverflows, HostListenDrops: MetricHostListenDrops,
+		HostReqQFullDrop: MetricHostSynDrops, HostTimeWaitOverflow: MetricHostTWOverflow,
+		HostConntrackDrop: MetricHostConntrackDrops,
+	} {
+		if d, ok := s.Deltas[key]; ok {
+			m[name] = d
+		}
+	}
+	if d, ok := s.Deltas[HostReqQFullDoCookies]; ok {
+		m[MetricHostSynCookies] = d
+	} else if d, ok := s.Deltas[HostSyncookiesSent]; ok {
+		m[MetricHostSynCookies] = d
+	}
+	if v, ok := s.Peaks[HostTCPTW]; ok {
+		m[MetricHostTCPTW] = v
+	}
+	if v, ok := s.Peaks[HostTCPInUse]; ok {
+		m[MetricHostTCPInUse] = v
+	}
+	if r, ok := s.Ratio(HostFileNr, HostFileMax); ok {
+		m[MetricHostFileNrRatio] = r
+	}
+	if r, ok := s.Ratio(HostConntrackCount, HostConntrackMax); ok {
+		m[MetricHostConntrackRatio] = r
+	}
+	return m
+}
+
+// Ratio is the peak of gauge over the last value of limit, when both are known
+// and the limit is positive.
+func (s Summary) Ratio(gauge, limit string) (float64, bool) {
+	g, ok1 := s.Peaks[gauge]
+	l, ok2 := s.Limits[limit]
+	if !ok1 || !ok2 || l <= 0 {
+		return 0, false
+	}
+	return g / l, true
+}
