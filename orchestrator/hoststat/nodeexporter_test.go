@@ -28,7 +28,7 @@ func TestParseNodeExporterFixture(t *testing.T) {
 		HostConntrackCount: 0, HostConntrackMax: 262144, HostConntrackDrop: 0,
 		HostMemTotal: 2.527602688e+10, HostMemAvailable: 2.4806940672e+10,
 		HostPSICPUSome: 62.495358e6, HostPSIMemoryFull: 0,
-		HostCPUBusy: 75.87 + 9.26 + 50.82 + 0.88 + 89.5 + 9.34 + 65.55 + 2.29,
+		HostCPUBusy:  75.87 + 9.26 + 50.82 + 0.88 + 89.5 + 9.34 + 65.55 + 2.29,
 		HostCPUTotal: 75.87 + 9.26 + 50.82 + 0.88 + 89.5 + 9.34 + 65.55 + 2.29 + 296.15 + 0.9 + 260.88 + 6.35,
 	}
 	for k, v := range want {
