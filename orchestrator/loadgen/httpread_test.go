@@ -1,0 +1,135 @@
+package loadgen
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func TestRespReader(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        string
+		head      bool
+		status    []int // one per response read
+		close     bool  // of the last response
+		wantErr   error
+		leftover  int // bytes left unread after the responses
+		byteAtATime bool
+	}{
+		{name: "content-length", in: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", status: []int{200}},
+		{name: "two pipelined", in: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n", status: []int{200, 503}},
+		{name: "chunked", in: "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\na;ext=1\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n", status: []int{201}},
+		{name: "chunked byte at a time", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", status: []int{200}, byteAtATime: true},
+		{name: "connection close", in: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", status: []int{200}, close: true},
+		{name: "http/1.0 closes", in: "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", status: []int{200}, close: true},
+		{name: "http/1.0 keep-alive", in: "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\nx", status: []int{200}},
+		{name: "body to EOF", in: "HTTP/1.1 200 OK\r\n\r\nall of it", status: []int{200}, close: true},
+		{name: "204 no body", in: "HTTP/1.1 204 No Content\r\n\r\n", status: []int{204}},
+		{name: "HEAD ignores length", in: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", head: true, status: []int{200}},
+		{name: "LF only", in: "HTTP/1.1 404 Not Found\nContent-Length: 3\n\nnot", status: []int{404}},
+		{name: "big body byte at a time", in: "HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n" + strings.Repeat("z", 10000), status: []int{200}, byteAtATime: true},
+		{name: "garbage", in: "SSH-2.0-OpenSSH\r\n\r\n", wantErr: errMalformed},
+		{name: "bad status", in: "HTTP/1.1 2x0 OK\r\n\r\n", wantErr: errMalformed},
+		{name: "bad length", in: "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", wantErr: errMalformed},
+		{name: "bad chunk", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", wantErr: errMalformed},
+		{name: "truncated body", in: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", wantErr: io.ErrUnexpectedEOF},
+		{name: "truncated headers", in: "HTTP/1.1 200 OK\r\nContent-Le", wantErr: io.ErrUnexpectedEOF},
+		{name: "closed before answer", in: "", wantErr: io.EOF},
+		{name: "header too large", in: "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 600) + "\r\n\r\n", wantErr: errHeaderTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rd io.Reader = strings.NewReader(tt.in)
+			if tt.byteAtATime {
+				rd = iotest.OneByteReader(rd)
+			}
+			rr := newRespReader(rd, 512)
+			var resp response
+			var err error
+			for i := 0; i < max(1, len(tt.status)); i++ {
+				resp, err = rr.read(tt.head)
+				if err != nil {
+					break
+				}
+				if resp.status != tt.status[i] {
+					t.Fatalf("response %d: status %d, want %d", i, resp.status, tt.status[i])
+				}
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if resp.close != tt.close {
+				t.Errorf("close = %v, want %v", resp.close, tt.close)
+			}
+			if n := rr.w - rr.r; n != tt.leftover {
+				t.Errorf("%d bytes left over, want %d", n, tt.leftover)
+			}
+		})
+	}
+}
+
+func FuzzRespReader(f *testing.F) {
+	f.Add("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+	f.Add("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		rr := newRespReader(strings.NewReader(in), 256)
+		for range 4 {
+			if _, err := rr.read(false); err != nil {
+				return
+			}
+		}
+	})
+}
+
+func TestNewEndpoint(t *testing.T) {
+	tests := []struct {
+		name    string
+		target  Target
+		addr    string
+		tls     bool
+		request string
+		wantErr string
+	}{
+		{name: "get", target: Target{URL: "http://127.0.0.1:8080/a?b=c"}, addr: "127.0.0.1:8080",
+			request: "GET /a?b=c HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: loadramp\r\n\r\n"},
+		{name: "post with body", target: Target{Method: "POST", URL: "http://h/p", Body: []byte(`{"x":1}`),
+			Headers: map[string]string{"Content-Type": "application/json", "User-Agent": "me"}}, addr: "h:80",
+			request: "POST /p HTTP/1.1\r\nContent-Type: application/json\r\nUser-Agent: me\r\nHost: h\r\nContent-Length: 7\r\n\r\n{\"x\":1}"},
+		{name: "https default port", target: Target{URL: "https://example.test"}, addr: "example.test:443", tls: true,
+			request: "GET / HTTP/1.1\r\nHost: example.test\r\nUser-Agent: loadramp\r\n\r\n"},
+		{name: "host override", target: Target{URL: "http://[::1]:9/", Headers: map[string]string{"host": "v"}}, addr: "[::1]:9",
+			request: "GET / HTTP/1.1\r\nhost: v\r\nUser-Agent: loadramp\r\n\r\n"},
+		{name: "bad scheme", target: Target{URL: "ftp://h/"}, wantErr: "scheme"},
+		{name: "no host", target: Target{URL: "http:///x"}, wantErr: "no host"},
+		{name: "header injection", target: Target{URL: "http://h/", Headers: map[string]string{"X": "a\r\nB: c"}}, wantErr: "invalid"},
+		{name: "managed header", target: Target{URL: "http://h/", Headers: map[string]string{"Connection": "close"}}, wantErr: "managed"},
+		{name: "bad method", target: Target{Method: "GET /x", URL: "http://h/"}, wantErr: "white space"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep, err := newEndpoint(tt.target)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ep.addr != tt.addr || ep.tls != tt.tls || string(ep.request) != tt.request {
+				t.Errorf("got addr %q tls %v request %q\nwant addr %q tls %v request %q",
+					ep.addr, ep.tls, ep.request, tt.addr, tt.tls, tt.request)
+			}
+		})
+	}
+}

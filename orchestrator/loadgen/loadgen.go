@@ -1,0 +1,624 @@
+// Package loadgen is loadramp's builtin open-loop HTTP/1.1 load generator.
+//
+// Requests start on a schedule at the offered rate whatever the responses do (the
+// open model); latency is measured from each request's intended send time, so a
+// stalled target shows in the percentiles instead of slowing the generator down
+// (coordinated omission). A Generator holds a pool of keep-alive connections, all
+// opened at the start of a step and used in turn, as wrk does, so the target really
+// holds that many connections; the pool is kept across steps and only resized.
+//
+// The hot path does not allocate: each connection's goroutine writes a
+// pre-serialized request and parses the response with a minimal HTTP/1.1 reader.
+//
+// Requests due in a step's hold but still queued for a connection when the hold
+// ends (plus a short grace) are not sent: they are counted as errors of class
+// "incomplete" with the time they had waited as latency, so a stalled target is
+// visible. Requests in flight when the hold ends are awaited (up to the target's
+// timeout) and counted with their real outcome. When Run's context is cancelled,
+// in-flight requests are interrupted and not counted.
+package loadgen
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"runtime"
+	rtmetrics "runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+)
+
+// Defaults of a Generator.
+const (
+	// DefaultTimeout bounds one request (connect, write, response) when
+	// Target.Timeout is 0.
+	DefaultTimeout = 5 * time.Second
+	// DefaultReadBufferSize is each connection's response buffer; a response's
+	// status line and headers must fit in it.
+	DefaultReadBufferSize = 4096
+	// DefaultQueueSize bounds the requests due but waiting for a free connection.
+	DefaultQueueSize = 1 << 16
+	// DefaultDrainGrace is how long queued requests may still be sent after the
+	// hold ends before the rest count as incomplete.
+	DefaultDrainGrace = 100 * time.Millisecond
+)
+
+// Target is the request every connection sends.
+type Target struct {
+	Method   string // default GET
+	URL      string // http:// or https://
+	Headers  map[string]string
+	Body     []byte
+	Timeout  time.Duration // per request; 0 = DefaultTimeout
+	Insecure bool          // skip TLS verification
+}
+
+// Step is one step's load.
+type Step struct {
+	// Rate is the offered rate in requests/s; 0 runs a closed loop (each connection
+	// sends its next request when the previous one is answered), for benchmarks and
+	// calibration only: it hides a target's stalls.
+	Rate        float64
+	Connections int
+	// Warmup is measured into the series but excluded from the Window's histograms
+	// and counters.
+	Warmup time.Duration
+	// Hold is the window gates judge.
+	Hold time.Duration
+	// Poisson draws exponentially distributed gaps between requests instead of
+	// spacing them evenly.
+	Poisson bool
+	// OnSecond, if set, is called once per elapsed second (warmup included), from one
+	// goroutine; it must not block.
+	OnSecond func(metrics.Second)
+}
+
+// Option configures a Generator.
+type Option func(*options)
+
+type options struct {
+	log        zerolog.Logger
+	seed       uint64
+	bufSize    int
+	queueSize  int
+	drainGrace time.Duration
+}
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithSeed seeds the Poisson arrival schedule (default 1), so runs are reproducible.
+func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
+
+// WithReadBufferSize sets each connection's response buffer size.
+func WithReadBufferSize(n int) Option { return func(o *options) { o.bufSize = n } }
+
+// WithQueueSize bounds the requests waiting for a free connection; when it is
+// full the dispatcher waits too (counted as waiting for a connection, not as lag).
+func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
+
+// WithDrainGrace sets how long queued requests may still be sent after a hold ends.
+func WithDrainGrace(d time.Duration) Option { return func(o *options) { o.drainGrace = d } }
+
+// Generator sends a Target's request at the rate and over the connections of each
+// Step. Run calls are serialized; Close releases the connections.
+type Generator struct {
+	ep      *endpoint
+	dialer  *dialer
+	timeout time.Duration
+	opts    options
+
+	mu     sync.Mutex // serializes Run and Close
+	conns  []*conn
+	shards []*shard
+	closed bool
+}
+
+// New validates target and returns a Generator for it. No connection is opened
+// before the first Run.
+func New(target Target, opts ...Option) (*Generator, error) {
+	o := options{log: zerolog.Nop(), seed: 1, bufSize: DefaultReadBufferSize,
+		queueSize: DefaultQueueSize, drainGrace: DefaultDrainGrace}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.bufSize < 256 {
+		return nil, fmt.Errorf("loadgen: read buffer size %d: must be >= 256", o.bufSize)
+	}
+	if o.queueSize < 1 {
+		return nil, fmt.Errorf("loadgen: queue size %d: must be >= 1", o.queueSize)
+	}
+	if target.Timeout < 0 {
+		return nil, fmt.Errorf("loadgen: timeout %v: must be >= 0", target.Timeout)
+	}
+	ep, err := newEndpoint(target)
+	if err != nil {
+		return nil, err
+	}
+	g := &Generator{ep: ep, timeout: target.Timeout, opts: o}
+	if g.timeout == 0 {
+		g.timeout = DefaultTimeout
+	}
+	g.dialer = &dialer{ep: ep, timeout: g.timeout}
+	if ep.tls {
+		g.dialer.tls = &tls.Config{
+			ServerName:         ep.server,
+			InsecureSkipVerify: target.Insecure, //nolint:gosec // asked for by the plan
+			NextProtos:         []string{"http/1.1"},
+		}
+	}
+	return g, nil
+}
+
+// Close closes every connection. The Generator cannot be used afterwards.
+func (g *Generator) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	for _, c := range g.conns {
+		c.close()
+	}
+	g.conns = nil
+	return nil
+}
+
+// OpenConnections returns how many connections of the pool are open now.
+func (g *Generator) OpenConnections() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.openLocked()
+}
+
+func (g *Generator) openLocked() int {
+	n := 0
+	for _, c := range g.conns {
+		c.mu.Lock()
+		if c.nc != nil {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
+func validateStep(s Step) error {
+	var errs []error
+	if s.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate %v: must be >= 0", s.Rate))
+	}
+	if s.Connections < 1 {
+		errs = append(errs, fmt.Errorf("connections %d: must be >= 1", s.Connections))
+	}
+	if s.Warmup < 0 {
+		errs = append(errs, fmt.Errorf("warmup %v: must be >= 0", s.Warmup))
+	}
+	if s.Hold <= 0 {
+		errs = append(errs, fmt.Errorf("hold %v: must be > 0", s.Hold))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("loadgen: invalid step: %w", err)
+	}
+	return nil
+}
+
+// resize grows the pool to n connections, opening only the new ones (concurrently,
+// before the step starts), or closes the surplus.
+func (g *Generator) resize(ctx context.Context, n int) {
+	for len(g.conns) > n {
+		last := g.conns[len(g.conns)-1]
+		last.close()
+		g.conns = g.conns[:len(g.conns)-1]
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	// Connections the target closed since the last step are reopened too.
+	for i := range n {
+		if i >= len(g.conns) {
+			g.conns = append(g.conns, &conn{})
+		}
+		c := g.conns[i]
+		if c.nc != nil {
+			continue
+		}
+		wg.Go(func() {
+			if _, err := c.open(ctx, g.dialer, g.opts.bufSize); err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		g.opts.log.Warn().Int64("failed", n).Err(firstErr.Load().(error)).
+			Msg("could not open every connection; retrying on each request")
+	}
+}
+
+// job is one request released by the dispatcher.
+type job struct{ intended int64 }
+
+// run is one Run's shared state.
+type run struct {
+	g        *Generator
+	ctx      context.Context
+	start    time.Time
+	warmup   int64 // ns from start
+	end      int64 // ns from start: warmup + hold
+	closed   bool  // closed loop
+	jobs     chan job
+	stopCh   chan struct{} // closed: dispatch no more
+	stop     atomic.Bool   // closed loop: send no more
+	ending   atomic.Bool   // queued jobs are incomplete, not sent
+	endAt    atomic.Int64  // ns from start when the hold ended
+	canceled atomic.Bool
+	idle     atomic.Int64 // workers waiting for a job
+	offered  []atomic.Int64
+	reopened atomic.Int64
+
+	// Dispatcher-only, read after it exits.
+	lag              *hdrhistogram.Histogram
+	released, blocked int64
+}
+
+func (r *run) now() int64 { return int64(time.Since(r.start)) }
+
+// Run sends the step's load and returns what it measured over the hold. It blocks
+// for Warmup+Hold plus the time to finish requests in flight. When ctx is
+// cancelled, dispatching stops at once and Run returns the Window measured so far
+// together with ctx.Err().
+func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
+	if err := validateStep(step); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, errors.New("loadgen: generator is closed")
+	}
+	g.resize(ctx, step.Connections)
+
+	nShards := min(step.Connections, 4*runtime.GOMAXPROCS(0))
+	for len(g.shards) < nShards {
+		g.shards = append(g.shards, newShard())
+	}
+	shards := g.shards[:nShards]
+	for _, s := range shards {
+		s.reset()
+	}
+
+	total := step.Warmup + step.Hold
+	r := &run{
+		g: g, ctx: ctx,
+		warmup:  int64(step.Warmup),
+		end:     int64(total),
+		closed:  step.Rate == 0,
+		stopCh:  make(chan struct{}),
+		offered: make([]atomic.Int64, int(total/time.Second)+2),
+		lag:     newHist(histDigits),
+	}
+	if !r.closed {
+		r.jobs = make(chan job, g.opts.queueSize)
+	}
+	var p pacer = constantPacer{rate: step.Rate}
+	if step.Poisson && !r.closed {
+		p = newPoissonPacer(step.Rate, g.opts.seed)
+	}
+
+	r.start = time.Now()
+	var wg sync.WaitGroup
+	for i, c := range g.conns {
+		s := shards[i%nShards]
+		wg.Go(func() { r.worker(c, s) })
+	}
+	dispatched := make(chan struct{})
+	if r.closed {
+		close(dispatched)
+	} else {
+		go func() {
+			defer close(dispatched)
+			r.dispatch(p)
+		}()
+	}
+
+	series, holdStartNS, cpu0, gc0, err := r.control(step, shards)
+
+	// Stop: no new requests; queued ones may still go out for a short grace.
+	close(r.stopCh)
+	r.stop.Store(true)
+	<-dispatched
+	if err == nil && !r.closed && g.opts.drainGrace > 0 {
+		grace := time.NewTimer(g.opts.drainGrace)
+		for len(r.jobs) > 0 {
+			select {
+			case <-grace.C:
+			case <-ctx.Done():
+			case <-time.After(time.Millisecond):
+				continue
+			}
+			break
+		}
+		grace.Stop()
+	}
+	r.ending.Store(true)
+	if ctx.Err() != nil {
+		r.canceled.Store(true)
+		for _, c := range g.conns {
+			c.interrupt()
+		}
+	}
+	wg.Wait()
+	endNS := r.endAt.Load()
+	cpu1 := cpuTime()
+	gc1 := gcSnapshot()
+
+	w := &Window{
+		Start:        r.start.Add(time.Duration(holdStartNS)),
+		Duration:     time.Duration(endNS - holdStartNS),
+		Offered:      step.Rate,
+		ErrorClasses: map[string]int64{},
+		Latency:      newHist(histDigits),
+		Service:      newHist(histDigits),
+		Lag:          r.lag,
+		Series:       series,
+		Released:     r.released,
+		Blocked:      r.blocked,
+		Reopened:     r.reopened.Load(),
+		Open:         g.openLocked(),
+		Connections:  step.Connections,
+	}
+	if w.Duration < 0 {
+		w.Duration = 0
+	}
+	var classes [numClasses]int64
+	for _, s := range shards {
+		w.Latency.Merge(s.lat)
+		w.Service.Merge(s.svc)
+		w.Sent += s.sent
+		w.OutOfRange += s.outOfRange
+		for i, n := range s.classes {
+			classes[i] += n
+		}
+	}
+	for i, n := range classes {
+		c := class(i)
+		w.Requests += n
+		switch {
+		case c.answered():
+			w.Completed += n
+		}
+		switch {
+		case c == clsOK:
+		case c.generatorSide():
+			w.GeneratorErrors += n
+		default:
+			w.Errors += n
+		}
+		if c != clsOK && n > 0 {
+			w.ErrorClasses[classNames[c]] = n
+		}
+	}
+	if r.closed && w.Duration > 0 {
+		w.Offered = float64(w.Requests) / w.Duration.Seconds()
+	}
+	w.CPU = cpuShare(cpu1-cpu0, w.Duration)
+	w.GCPauseP99, w.GCPauseMax = gcPauseStats(gc0, gc1)
+	return w, err
+}
+
+// control paces the step's phases from Run's goroutine: it emits the per-second
+// series, takes the self-measurement snapshot when the hold starts, and returns when
+// the hold ends or ctx is cancelled.
+func (r *run) control(step Step, shards []*shard) (series []metrics.Second, holdStart int64, cpu0 time.Duration, gc0 *rtmetrics.Float64Histogram, err error) {
+	agg := newHist(secondDigit)
+	tick := func(t int) {
+		agg.Reset()
+		var req, errs int64
+		for _, s := range shards {
+			s.mu.Lock()
+			req += s.secRequests
+			errs += s.secErrors
+			agg.Merge(s.secLat)
+			s.secLat.Reset()
+			s.secRequests, s.secErrors = 0, 0
+			s.mu.Unlock()
+		}
+		sec := metrics.Second{T: t, Requests: req, Errors: errs,
+			P50: float64(agg.ValueAtQuantile(50)) / 1e6, P99: float64(agg.ValueAtQuantile(99)) / 1e6}
+		if t < len(r.offered) {
+			sec.Offered = r.offered[t].Load()
+		}
+		series = append(series, sec)
+		if step.OnSecond != nil {
+			step.OnSecond(sec)
+		}
+	}
+	snapped := false
+	snap := func() {
+		holdStart = r.now()
+		if holdStart > r.warmup {
+			holdStart = r.warmup // the window is defined by intended times
+		}
+		cpu0, gc0, snapped = cpuTime(), gcSnapshot(), true
+	}
+	if r.warmup == 0 {
+		snap()
+	}
+	timer := time.NewTimer(0)
+	<-timer.C
+	nextSec := int64(time.Second)
+	for {
+		now := r.now()
+		if !snapped && now >= r.warmup {
+			snap()
+		}
+		for nextSec <= now && nextSec <= r.end {
+			tick(int(nextSec/int64(time.Second)) - 1)
+			nextSec += int64(time.Second)
+		}
+		if now >= r.end {
+			if rem := r.end % int64(time.Second); rem != 0 {
+				tick(int(r.end / int64(time.Second))) // the last partial second
+			}
+			r.endAt.Store(r.end)
+			return series, holdStart, cpu0, gc0, nil
+		}
+		wake := min(nextSec, r.end)
+		if !snapped {
+			wake = min(wake, r.warmup)
+		}
+		timer.Reset(time.Duration(wake - now))
+		select {
+		case <-timer.C:
+		case <-r.ctx.Done():
+			timer.Stop()
+			now = r.now()
+			if !snapped {
+				snap()
+			}
+			r.endAt.Store(max(now, holdStart))
+			if nextSec-int64(time.Second) < now {
+				tick(int(nextSec/int64(time.Second)) - 1)
+			}
+			return series, holdStart, cpu0, gc0, r.ctx.Err()
+		}
+	}
+}
+
+// dispatch releases every request that is due at each wake-up, with its intended
+// time, until the hold ends or stopCh closes. Go timers are not reliable below about
+// a millisecond, so a wake-up may release several requests at once.
+func (r *run) dispatch(p pacer) {
+	defer close(r.jobs)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var n uint64
+	next := int64(p.Intended(0))
+	var unblockedAt int64
+	for {
+		now := r.now()
+		for next <= now {
+			if next >= r.end {
+				return
+			}
+			inWindow := next >= r.warmup
+			// Blocked: no idle connection is left for this request.
+			blocked := r.idle.Load() <= int64(len(r.jobs))
+			lag := now - max(next, unblockedAt)
+			select {
+			case r.jobs <- job{intended: next}:
+			default: // queue full: wait for a connection, which is not lag
+				blocked = true
+				select {
+				case r.jobs <- job{intended: next}:
+				case <-r.stopCh:
+					return
+				}
+				now = r.now()
+				unblockedAt = now
+			}
+			if sec := next / int64(time.Second); sec < int64(len(r.offered)) {
+				r.offered[sec].Add(1)
+			}
+			if inWindow {
+				r.released++
+				if blocked {
+					r.blocked++
+				}
+				_ = r.lag.RecordValue(clampUS(lag / 1e3))
+			}
+			n++
+			next = int64(p.Intended(n))
+		}
+		if next >= r.end {
+			return
+		}
+		timer.Reset(time.Duration(next - now))
+		select {
+		case <-timer.C:
+		case <-r.stopCh:
+			return
+		}
+	}
+}
+
+// worker drives one connection: in the open model it sends each job it takes from
+// the queue; in a closed loop it sends back to back until the hold ends.
+func (r *run) worker(c *conn, s *shard) {
+	if r.closed {
+		for !r.stop.Load() {
+			t := r.now()
+			if t >= r.end {
+				return
+			}
+			r.do(c, s, t)
+		}
+		return
+	}
+	for {
+		r.idle.Add(1)
+		j, ok := <-r.jobs
+		r.idle.Add(-1)
+		if !ok {
+			return
+		}
+		if r.ending.Load() {
+			if !r.canceled.Load() {
+				s.record(outcome{intended: j.intended, done: r.endAt.Load(), cls: clsIncomplete,
+					inWindow: j.intended >= r.warmup})
+			}
+			continue
+		}
+		r.do(c, s, j.intended)
+	}
+}
+
+// do sends one request on c and records its outcome.
+func (r *run) do(c *conn, s *shard, intended int64) {
+	sent := r.now()
+	o := outcome{intended: intended, sent: sent, inWindow: intended >= r.warmup}
+	for attempt := 0; ; attempt++ {
+		if c.nc == nil {
+			reopened, err := c.open(r.ctx, r.g.dialer, r.g.opts.bufSize)
+			if err != nil {
+				if r.canceled.Load() || r.ctx.Err() != nil {
+					return
+				}
+				o.cls, o.done = classifyErr(err), r.now()
+				s.record(o)
+				return
+			}
+			if reopened {
+				r.reopened.Add(1)
+			}
+		}
+		o.wasSent = true
+		resp, stale, err := c.roundTrip(r.g.ep, r.g.timeout)
+		if err != nil {
+			c.close()
+			if r.canceled.Load() {
+				return // interrupted by cancellation: not the target's doing
+			}
+			if stale && attempt == 0 {
+				continue // the target closed an idle keep-alive connection: retry once
+			}
+			o.cls, o.done = classifyErr(err), r.now()
+			s.record(o)
+			return
+		}
+		o.done = r.now()
+		o.cls = classifyStatus(resp.status)
+		if resp.close {
+			c.close()
+		}
+		s.record(o)
+		return
+	}
+}

@@ -1,0 +1,54 @@
+package loadgen
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// pacer yields the intended send time of each request of a step, as an offset from
+// the step's start. It is pure arithmetic (apart from the seeded random source of a
+// Poisson pacer), so the schedule is table-tested without a clock.
+type pacer interface {
+	// Intended returns the offset of request number n (0-based). Calls must ask for
+	// n = 0, 1, 2, ... in order.
+	Intended(n uint64) time.Duration
+}
+
+// constantPacer spaces requests exactly 1/rate apart, the first at offset 0.
+type constantPacer struct {
+	rate float64 // requests per second, > 0
+}
+
+// Intended returns n/rate. Computed from n rather than accumulated, so rounding never
+// drifts over a long step.
+func (p constantPacer) Intended(n uint64) time.Duration {
+	return time.Duration(float64(n) * float64(time.Second) / p.rate)
+}
+
+// poissonPacer spaces requests with exponentially distributed gaps of mean 1/rate
+// (a Poisson arrival process), the first at offset 0.
+type poissonPacer struct {
+	rate float64
+	rng  *rand.Rand
+	next uint64  // the n the next call must ask for
+	at   float64 // offset of request next, in seconds
+}
+
+func newPoissonPacer(rate float64, seed uint64) *poissonPacer {
+	return &poissonPacer{rate: rate, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// Intended returns the offset of request n; n must be the one after the previous call.
+func (p *poissonPacer) Intended(n uint64) time.Duration {
+	for p.next < n { // tolerate skipped numbers; never goes back
+		p.at += p.rng.ExpFloat64() / p.rate
+		p.next++
+	}
+	if p.next == n {
+		at := p.at
+		p.at += p.rng.ExpFloat64() / p.rate
+		p.next++
+		return time.Duration(at * float64(time.Second))
+	}
+	return time.Duration(p.at * float64(time.Second)) // asked for an earlier n: best effort
+}

@@ -1,0 +1,169 @@
+package loadgen
+
+import (
+	"math"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"syscall"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histogram bounds (FIELD_NOTES.md): 1 µs to 60 s at 3 significant digits. The
+// per-second histograms only feed the series' p50/p99, so 2 digits are enough there
+// and keep one per shard small.
+const (
+	histMin     = 1
+	histMax     = 60_000_000 // µs
+	histDigits  = 3
+	secondDigit = 2
+)
+
+func newHist(digits int) *hdrhistogram.Histogram {
+	return hdrhistogram.New(histMin, histMax, digits)
+}
+
+// shard is one worker group's recorder. Connections share shards (a few per CPU)
+// rather than owning one each, so memory does not grow with the connection count;
+// the mutex is nearly uncontended.
+type shard struct {
+	mu sync.Mutex
+	// Window (hold only).
+	lat, svc   *hdrhistogram.Histogram
+	classes    [numClasses]int64
+	sent       int64
+	outOfRange int64
+	// Current second (warmup included); taken and reset by the controller each second.
+	secLat      *hdrhistogram.Histogram
+	secRequests int64
+	secErrors   int64
+	_           [64]byte // keep neighbouring shards' mutexes off one cache line
+}
+
+func newShard() *shard {
+	return &shard{lat: newHist(histDigits), svc: newHist(histDigits), secLat: newHist(secondDigit)}
+}
+
+func (s *shard) reset() {
+	s.lat.Reset()
+	s.svc.Reset()
+	s.secLat.Reset()
+	s.classes = [numClasses]int64{}
+	s.sent, s.outOfRange, s.secRequests, s.secErrors = 0, 0, 0, 0
+}
+
+// outcome is one request's result. Times are nanoseconds from the step's start.
+type outcome struct {
+	intended, sent, done int64
+	cls                  class
+	wasSent              bool
+	inWindow             bool
+}
+
+func (s *shard) record(o outcome) {
+	latUS := (o.done - o.intended) / 1e3
+	s.mu.Lock()
+	s.secRequests++
+	if o.cls != clsOK && !o.cls.generatorSide() {
+		s.secErrors++
+	}
+	if !o.cls.generatorSide() {
+		_ = s.secLat.RecordValue(clampUS(latUS))
+	}
+	if o.inWindow {
+		s.classes[o.cls]++
+		if o.wasSent {
+			s.sent++
+		}
+		if !o.cls.generatorSide() {
+			if s.lat.RecordValue(latUS) != nil {
+				s.outOfRange++
+				_ = s.lat.RecordValue(histMax)
+			}
+		}
+		if o.cls.answered() {
+			_ = s.svc.RecordValue(clampUS((o.done - o.sent) / 1e3))
+		}
+	}
+	s.mu.Unlock()
+}
+
+func clampUS(v int64) int64 {
+	if v < 0 {
+		return 0
+	}
+	if v > histMax {
+		return histMax
+	}
+	return v
+}
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuShare is the process's CPU use over wall as a share of the CPUs it may use
+// (GOMAXPROCS, which follows the affinity mask and cgroup quota), 0..1.
+func cpuShare(cpu, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return math.Min(1, cpu.Seconds()/wall.Seconds()/float64(runtime.GOMAXPROCS(0)))
+}
+
+const gcPauses = "/sched/pauses/total/gc:seconds"
+
+// gcSnapshot reads the cumulative GC pause histogram.
+func gcSnapshot() *metrics.Float64Histogram {
+	s := []metrics.Sample{{Name: gcPauses}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return nil
+	}
+	return s[0].Value.Float64Histogram()
+}
+
+// gcPauseStats returns the p99 and max of GC pauses between two snapshots, in
+// seconds, from bucket upper bounds (the histogram's resolution).
+func gcPauseStats(before, after *metrics.Float64Histogram) (p99, maxv float64) {
+	if before == nil || after == nil || len(before.Counts) != len(after.Counts) {
+		return 0, 0
+	}
+	var total uint64
+	delta := make([]uint64, len(after.Counts))
+	for i := range after.Counts {
+		delta[i] = after.Counts[i] - before.Counts[i]
+		total += delta[i]
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	upper := func(i int) float64 {
+		u := after.Buckets[i+1]
+		if math.IsInf(u, 1) {
+			u = after.Buckets[i]
+		}
+		return u
+	}
+	want := uint64(math.Ceil(0.99 * float64(total)))
+	var seen uint64
+	p99 = -1
+	for i, n := range delta {
+		if n == 0 {
+			continue
+		}
+		seen += n
+		if p99 < 0 && seen >= want {
+			p99 = upper(i)
+		}
+		maxv = upper(i)
+	}
+	return p99, maxv
+}

@@ -1,0 +1,105 @@
+package loadgen
+
+import (
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+)
+
+// Window is what a Run measured. Counters and histograms cover the requests whose
+// intended send time falls in the hold; Series covers warmup and hold.
+type Window struct {
+	Start    time.Time     // when the hold started
+	Duration time.Duration // the hold window actually measured
+	Offered  float64       // offered rate, requests/s (closed loop: the achieved rate)
+
+	// Requests is every request due in the hold with an outcome: Completed (the
+	// target answered, any status) plus failures without an answer.
+	Requests int64
+	// Sent counts requests written to a connection.
+	Sent      int64
+	Completed int64
+	// Errors are the target's failures: 4xx/5xx answers, timeouts, refused and reset
+	// connections, requests never sent because every connection stayed busy.
+	Errors int64
+	// GeneratorErrors are the generator's own failures (gen_* classes).
+	GeneratorErrors int64
+	ErrorClasses    map[string]int64
+
+	Latency    *hdrhistogram.Histogram // from the intended send time, µs
+	Service    *hdrhistogram.Histogram // from the actual send time, µs (answered requests)
+	Lag        *hdrhistogram.Histogram // dispatcher lateness, µs (open model only)
+	OutOfRange int64                   // latencies above 60 s (recorded as 60 s)
+	Series     []metrics.Second        // warmup + hold
+
+	// Released and Blocked count requests the dispatcher released in the hold, and
+	// those of them that found no idle connection.
+	Released, Blocked int64
+	Reopened          int64   // connections reopened after the target closed them
+	Open              int     // connections open at the end
+	Connections       int     // connections asked for
+	CPU               float64 // generator process CPU share, 0..1
+	GCPauseP99        float64 // seconds
+	GCPauseMax        float64 // seconds
+}
+
+func us(v int64) float64 { return float64(v) / 1e6 }
+
+// Metrics returns the window's measurements by metric name (durations in seconds).
+func (w *Window) Metrics() metrics.Metrics {
+	m := metrics.Metrics{}
+	if w.Latency != nil {
+		m[metrics.LatencyP50] = us(w.Latency.ValueAtQuantile(50))
+		m[metrics.LatencyP90] = us(w.Latency.ValueAtQuantile(90))
+		m[metrics.LatencyP95] = us(w.Latency.ValueAtQuantile(95))
+		m[metrics.LatencyP99] = us(w.Latency.ValueAtQuantile(99))
+		m[metrics.LatencyP999] = us(w.Latency.ValueAtQuantile(99.9))
+		m[metrics.LatencyMax] = us(w.Latency.Max())
+		m[metrics.LatencyMean] = w.Latency.Mean() / 1e6
+	}
+	if w.Service != nil {
+		m[metrics.ServiceP50] = us(w.Service.ValueAtQuantile(50))
+		m[metrics.ServiceP99] = us(w.Service.ValueAtQuantile(99))
+		m[metrics.ServiceMax] = us(w.Service.Max())
+	}
+	ratio := func(n int64) float64 {
+		if w.Requests == 0 {
+			return 0
+		}
+		return float64(n) / float64(w.Requests)
+	}
+	m[metrics.ErrorsCount] = float64(w.Errors)
+	m[metrics.ErrorsRatio] = ratio(w.Errors)
+	m[metrics.GeneratorErrorsCount] = float64(w.GeneratorErrors)
+	m[metrics.GeneratorErrorsRatio] = ratio(w.GeneratorErrors)
+	m[metrics.RequestsCount] = float64(w.Requests)
+	rps := 0.0
+	if w.Duration > 0 {
+		rps = float64(w.Completed) / w.Duration.Seconds()
+	}
+	m[metrics.ThroughputRPS] = rps
+	m[metrics.ThroughputOffered] = w.Offered
+	if w.Offered > 0 {
+		m[metrics.ThroughputRatio] = rps / w.Offered
+	} else {
+		m[metrics.ThroughputRatio] = 0
+	}
+	m[metrics.GeneratorCPU] = w.CPU
+	if w.Lag != nil {
+		m[metrics.GeneratorLagP50] = us(w.Lag.ValueAtQuantile(50))
+		m[metrics.GeneratorLagP99] = us(w.Lag.ValueAtQuantile(99))
+	}
+	blocked := 0.0
+	if w.Released > 0 {
+		blocked = float64(w.Blocked) / float64(w.Released)
+	}
+	m[metrics.GeneratorBlockedRatio] = blocked
+	m[metrics.GeneratorGCPauseP99] = w.GCPauseP99
+	m[metrics.GeneratorGCPauseMax] = w.GCPauseMax
+	m[metrics.ConnectionsReopened] = float64(w.Reopened)
+	m[metrics.ConnectionsOpen] = float64(w.Open)
+	m[metrics.LatencyOutOfRange] = float64(w.OutOfRange)
+	return m
+}
