@@ -1,0 +1,595 @@
+package infra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults of LocalProcess and LocalConfig.
+const (
+	DefaultReadyTimeout = 30 * time.Second
+	DefaultStopTimeout  = 5 * time.Second
+)
+
+const (
+	readyPollInterval   = 50 * time.Millisecond
+	readyAttemptTimeout = time.Second
+	stopPollInterval    = 20 * time.Millisecond
+	// killWait bounds the wait for a process after SIGKILL; only a process
+	// stuck in the kernel (state D) outlives it.
+	killWait = 5 * time.Second
+	// killGroupWait bounds the wait for the rest of a process group to die
+	// after SIGKILL.
+	killGroupWait = 500 * time.Millisecond
+)
+
+// LocalProcess is one process of a local fleet.
+type LocalProcess struct {
+	// Name names the process in logs, errors and its log file.
+	Name string
+	// Command is the argv, already templated. argv[0] is looked up in PATH if
+	// it is a bare name; a relative path is relative to Dir (or to the working
+	// directory when Dir is empty).
+	Command []string
+	// Env is added to the inherited environment (and wins over it).
+	Env map[string]string
+	// Dir is the working directory of the process ("" = loadramp's).
+	Dir string
+	// Ready says when the process is ready: "" as soon as it started,
+	// http(s)://... when a GET answers 2xx, tcp://host:port when it accepts
+	// connections. Polled every 50 ms.
+	Ready string
+	// ReadyTimeout bounds the wait for Ready (0 = DefaultReadyTimeout).
+	ReadyTimeout time.Duration
+	// Files are written before the process starts: path relative to the
+	// fleet's LogDir -> content. Paths must stay inside LogDir.
+	Files map[string]string
+}
+
+// LocalConfig configures a local fleet.
+type LocalConfig struct {
+	// Fleet is the fleet name, e.g. "target".
+	Fleet string
+	// Processes are started in order (each ready before the next starts) and
+	// stopped in reverse order.
+	Processes []LocalProcess
+	// Outputs are reported by Up as is (already templated).
+	Outputs map[string]string
+	// LogDir receives each process's stdout and stderr, appended to
+	// LogDir/<fleet>-<process>.log, and the Files. Created if missing; the
+	// logs stay after Down.
+	LogDir string
+	// StopTimeout is how long Down waits after SIGTERM before SIGKILL
+	// (0 = DefaultStopTimeout).
+	StopTimeout time.Duration
+	// Log receives the provider's events.
+	Log zerolog.Logger
+}
+
+// Local is a Provider running a fleet as local processes.
+//
+// Each process runs in its own process group (so Down signals its children
+// too) with Pdeathsig SIGKILL, so that if loadramp is killed outright its
+// direct children die with it. Grandchildren that a process leaves behind
+// are only reached by Down's signal to the process group.
+//
+// While the fleet is up, Check reports a process that exited on its own.
+type Local struct {
+	cfg LocalConfig
+	log zerolog.Logger
+
+	opMu sync.Mutex // serializes Up and Down
+	mu   sync.Mutex // guards sess
+	sess *localSession
+}
+
+var _ Provider = (*Local)(nil)
+
+// NewLocal returns a provider for a local fleet. Nothing starts until Up.
+func NewLocal(cfg LocalConfig) *Local {
+	cfg.Processes = slices.Clone(cfg.Processes)
+	cfg.Outputs = maps.Clone(cfg.Outputs)
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = DefaultStopTimeout
+	}
+	return &Local{cfg: cfg, log: cfg.Log.With().Str("fleet", cfg.Fleet).Logger()}
+}
+
+// ExitError reports a fleet process that exited on its own: while the fleet
+// was up (from Check), or while Up waited for it to become ready.
+type ExitError struct {
+	Fleet   string
+	Process string
+	Pid     int
+	// Status is how it ended: "exit status 3", "signal: killed".
+	Status string
+	// ExitCode is the exit code, or -1 if a signal ended the process.
+	ExitCode int
+	LogPath  string
+	// LogTail holds the last lines of the process log.
+	LogTail []string
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("process %s of fleet %s (pid %d) exited: %s; %s",
+		e.Process, e.Fleet, e.Pid, e.Status, formatTail(e.LogPath, e.LogTail))
+}
+
+// Up writes the Files, starts the processes in order and waits for each to be
+// ready. If any step fails, the processes already started are stopped before
+// Up returns; the error names the process, and for a readiness failure the
+// ready URL, the timeout and the last lines of the process log. A process that
+// exits while Up waits for it fails Up at once with an *ExitError in the chain.
+func (l *Local) Up(ctx context.Context) (*Fleet, error) {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	if l.session() != nil {
+		return nil, fmt.Errorf("infra: local fleet %q is already up", l.cfg.Fleet)
+	}
+	checks, err := l.cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(l.cfg.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("infra: local fleet %q: create log directory: %w", l.cfg.Fleet, err)
+	}
+	if err := l.writeFiles(); err != nil {
+		return nil, err
+	}
+	procs := make([]*localProc, len(l.cfg.Processes))
+	for i, spec := range l.cfg.Processes {
+		cmd, err := buildCmd(spec)
+		if err != nil {
+			return nil, fmt.Errorf("infra: fleet %s: process %s: %w", l.cfg.Fleet, spec.Name, err)
+		}
+		procs[i] = &localProc{
+			spec:    spec,
+			ready:   checks[i],
+			cmd:     cmd,
+			logPath: filepath.Join(l.cfg.LogDir, l.cfg.Fleet+"-"+spec.Name+".log"),
+			done:    make(chan struct{}),
+		}
+	}
+
+	s := &localSession{fleet: l.cfg.Fleet, log: l.log, forker: newForker(), client: newReadyClient(), grace: l.cfg.StopTimeout}
+	fail := func(err error) (*Fleet, error) {
+		// Roll back with our own grace even if ctx is done: stopping is bounded
+		// by StopTimeout and must not leave processes behind.
+		if stopErr := s.stop(context.WithoutCancel(ctx)); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+		return nil, err
+	}
+	for _, p := range procs {
+		if err := s.start(ctx, p); err != nil {
+			return fail(err)
+		}
+		if err := s.waitReady(ctx, p); err != nil {
+			return fail(err)
+		}
+	}
+	// A process that became ready and then died while a later one started.
+	if err := s.check(); err != nil {
+		return fail(fmt.Errorf("infra: fleet %s did not come up: %w", l.cfg.Fleet, err))
+	}
+	l.mu.Lock()
+	l.sess = s
+	l.mu.Unlock()
+
+	f := &Fleet{Name: l.cfg.Fleet, Outputs: maps.Clone(l.cfg.Outputs), Size: 1}
+	if f.Outputs == nil {
+		f.Outputs = map[string]string{}
+	}
+	for _, p := range procs {
+		f.Processes = append(f.Processes, ProcessInfo{Name: p.spec.Name, Pid: p.pid, LogPath: p.logPath})
+	}
+	l.log.Info().Int("processes", len(procs)).Msg("local fleet up")
+	return f, nil
+}
+
+// Scale returns ErrCannotScale: a local fleet runs a fixed set of processes.
+func (l *Local) Scale(context.Context, float64) (*Fleet, error) {
+	return nil, fmt.Errorf("%w: local fleet %q runs a fixed set of processes", ErrCannotScale, l.cfg.Fleet)
+}
+
+// Down stops the processes in reverse order: SIGTERM to each process group,
+// up to StopTimeout for the group to exit, then SIGKILL. A cancelled ctx cuts
+// the grace short (SIGKILL at once) but Down still stops and reaps everything.
+// Every exit status is appended to the process log. Down is idempotent and
+// does nothing if the fleet is not up (also after a failed Up).
+func (l *Local) Down(ctx context.Context) error {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	l.mu.Lock()
+	s := l.sess
+	l.sess = nil
+	l.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	err := s.stop(ctx)
+	l.log.Info().Err(err).Msg("local fleet down")
+	return err
+}
+
+// Check returns an *ExitError for the first process that exited on its own
+// while the fleet was up, and nil if all are running or the fleet is not up.
+// It does not block; the orchestrator calls it during and after each step
+// and marks the step "error" if it fails.
+func (l *Local) Check() error {
+	s := l.session()
+	if s == nil {
+		return nil
+	}
+	return s.check()
+}
+
+func (l *Local) session() *localSession {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sess
+}
+
+// validate checks the config and parses the ready checks, one per process.
+func (c *LocalConfig) validate() ([]readyCheck, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Fleet == "" {
+		bad("fleet name is empty")
+	} else if !validFileName(c.Fleet) {
+		bad("fleet name %q cannot be part of a file name", c.Fleet)
+	}
+	if c.LogDir == "" {
+		bad("log directory is empty")
+	}
+	checks := make([]readyCheck, len(c.Processes))
+	seen := map[string]bool{}
+	for i, p := range c.Processes {
+		where := fmt.Sprintf("processes[%d]", i)
+		switch {
+		case p.Name == "":
+			bad("%s: name is empty", where)
+		case !validFileName(p.Name):
+			bad("%s: name %q cannot be part of a file name", where, p.Name)
+		case seen[p.Name]:
+			bad("%s: name %q is used twice", where, p.Name)
+		}
+		seen[p.Name] = true
+		if len(p.Command) == 0 || p.Command[0] == "" {
+			bad("%s: command is empty", where)
+		}
+		rc, err := parseReady(p.Ready)
+		if err != nil {
+			bad("%s: %w", where, err)
+		}
+		checks[i] = rc
+		if p.ReadyTimeout < 0 {
+			bad("%s: ready timeout %s is negative", where, p.ReadyTimeout)
+		}
+		for _, name := range slices.Sorted(maps.Keys(p.Files)) {
+			if !filepath.IsLocal(name) {
+				bad("%s: file %q must be a relative path inside the log directory", where, name)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("infra: local fleet %q: invalid config: %w", c.Fleet, err)
+	}
+	return checks, nil
+}
+
+func validFileName(s string) bool {
+	return s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
+}
+
+func (l *Local) writeFiles() error {
+	for _, p := range l.cfg.Processes {
+		for _, name := range slices.Sorted(maps.Keys(p.Files)) {
+			path := filepath.Join(l.cfg.LogDir, name)
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return fmt.Errorf("infra: fleet %s: process %s: file %s: %w", l.cfg.Fleet, p.Name, name, err)
+			}
+			if err := os.WriteFile(path, []byte(p.Files[name]), 0o644); err != nil {
+				return fmt.Errorf("infra: fleet %s: process %s: file %s: %w", l.cfg.Fleet, p.Name, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// buildCmd resolves argv[0] and builds the command, not yet started.
+func buildCmd(p LocalProcess) (*exec.Cmd, error) {
+	path, err := resolveCommand(p.Command[0], p.Dir)
+	if err != nil {
+		return nil, err
+	}
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(p.Env)) {
+		env = append(env, k+"="+p.Env[k])
+	}
+	return &exec.Cmd{
+		Path: path,
+		Args: slices.Clone(p.Command),
+		Env:  env,
+		Dir:  p.Dir,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:   true, // own group: Down signals the process and its children
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}, nil
+}
+
+// resolveCommand finds the executable: a bare name in PATH, a relative path
+// under dir (or the working directory).
+func resolveCommand(name, dir string) (string, error) {
+	if !strings.ContainsRune(name, filepath.Separator) {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			return "", fmt.Errorf("command %q: %w", name, err)
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		return p, nil
+	}
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("command %q: %w", name, err)
+	}
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("command %q: %s is not an executable file", name, p)
+	}
+	return p, nil
+}
+
+// localSession is one Up..Down lifetime of a local fleet.
+type localSession struct {
+	fleet  string
+	log    zerolog.Logger
+	forker *forker
+	client *http.Client
+	grace  time.Duration
+
+	mu       sync.Mutex
+	procs    []*localProc // started, in order
+	stopping bool
+	exitErr  *ExitError // first process that exited on its own
+	waiters  sync.WaitGroup
+}
+
+type localProc struct {
+	spec    LocalProcess
+	ready   readyCheck
+	cmd     *exec.Cmd
+	logPath string
+	pid     int
+	done    chan struct{} // closed once the process is reaped
+	exit    *ExitError    // how it ended; set before done closes
+}
+
+func (s *localSession) start(ctx context.Context, p *localProc) error {
+	f, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("infra: fleet %s: process %s: open log: %w", s.fleet, p.spec.Name, err)
+	}
+	appendLogLine(p.logPath, "starting %s/%s: %q", s.fleet, p.spec.Name, p.spec.Command)
+	// An *os.File is handed to the child as is: it writes straight to the
+	// log with no copying goroutine in loadramp.
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	err = s.forker.start(ctx, p.cmd)
+	_ = f.Close()
+	if err != nil {
+		appendLogLine(p.logPath, "could not start: %v", err)
+		return fmt.Errorf("infra: fleet %s: start process %s: %w", s.fleet, p.spec.Name, err)
+	}
+	p.pid = p.cmd.Process.Pid
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+	s.waiters.Add(1)
+	go s.wait(p)
+	s.log.Info().Str("process", p.spec.Name).Int("pid", p.pid).Str("log", p.logPath).Msg("process started")
+	return nil
+}
+
+// wait reaps p and records how it ended.
+func (s *localSession) wait(p *localProc) {
+	defer s.waiters.Done()
+	err := p.cmd.Wait()
+	status, code := "", -1
+	if st := p.cmd.ProcessState; st != nil {
+		status, code = st.String(), st.ExitCode()
+	} else if err != nil {
+		status = err.Error()
+	}
+	s.mu.Lock()
+	unexpected := !s.stopping
+	s.mu.Unlock()
+	if unexpected {
+		appendLogLine(p.logPath, "%s/%s pid %d exited on its own: %s", s.fleet, p.spec.Name, p.pid, status)
+	} else {
+		appendLogLine(p.logPath, "%s/%s pid %d stopped: %s", s.fleet, p.spec.Name, p.pid, status)
+	}
+	p.exit = &ExitError{
+		Fleet: s.fleet, Process: p.spec.Name, Pid: p.pid, Status: status, ExitCode: code,
+		LogPath: p.logPath, LogTail: readLogTail(p.logPath, logTailLines),
+	}
+	if unexpected {
+		s.log.Warn().Str("process", p.spec.Name).Int("pid", p.pid).Str("status", status).Msg("process exited on its own")
+		s.mu.Lock()
+		if s.exitErr == nil {
+			s.exitErr = p.exit
+		}
+		s.mu.Unlock()
+	}
+	close(p.done)
+}
+
+func (s *localSession) check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exitErr == nil {
+		return nil
+	}
+	return s.exitErr
+}
+
+// waitReady polls p's ready check every 50 ms until it passes, the process
+// exits, the ready timeout passes or ctx is done.
+func (s *localSession) waitReady(ctx context.Context, p *localProc) error {
+	if p.ready.kind == "" {
+		return nil
+	}
+	timeout := p.spec.ReadyTimeout
+	if timeout <= 0 {
+		timeout = DefaultReadyTimeout
+	}
+	start := time.Now()
+	deadline := start.Add(timeout)
+	tick := time.NewTicker(readyPollInterval)
+	defer tick.Stop()
+	exited := func() error {
+		return fmt.Errorf("infra: fleet %s: process %s never became ready at %s: %w", s.fleet, p.spec.Name, p.ready.raw, p.exit)
+	}
+	var last error
+	for {
+		select {
+		case <-p.done:
+			return exited()
+		default:
+		}
+		// Each attempt gets its full second even near the deadline, so that
+		// a timeout reports the last real answer (say, HTTP 503), not our
+		// own cut-off. A hanging server can stretch the timeout by a second.
+		actx, cancel := context.WithTimeout(ctx, readyAttemptTimeout)
+		last = p.ready.probe(actx, s.client)
+		cancel()
+		if last == nil {
+			select {
+			case <-p.done:
+				// Something else answered at the ready address (a port clash?).
+				return exited()
+			default:
+			}
+			s.log.Info().Str("process", p.spec.Name).Dur("after", time.Since(start)).Msg("process ready")
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("infra: fleet %s: process %s: waiting for ready at %s: %w", s.fleet, p.spec.Name, p.ready.raw, ctx.Err())
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("infra: fleet %s: process %s (pid %d) not ready at %s after %s (last attempt: %v); %s",
+				s.fleet, p.spec.Name, p.pid, p.ready.raw, timeout, last, formatTail(p.logPath, readLogTail(p.logPath, logTailLines)))
+		}
+		select {
+		case <-p.done:
+			return exited()
+		case <-ctx.Done():
+			return fmt.Errorf("infra: fleet %s: process %s: waiting for ready at %s: %w", s.fleet, p.spec.Name, p.ready.raw, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// stop stops every started process in reverse order, then ends the forker.
+func (s *localSession) stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopping = true
+	procs := slices.Clone(s.procs)
+	s.mu.Unlock()
+	var errs []error
+	for i := len(procs) - 1; i >= 0; i-- {
+		if err := s.stopProc(ctx, procs[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		s.waiters.Wait()
+	}
+	// Only now may the forking thread end: its children are gone (or, if
+	// one is stuck, it gets one more SIGKILL through Pdeathsig).
+	s.forker.close()
+	return errors.Join(errs...)
+}
+
+// stopProc sends SIGTERM to p's process group, waits up to the grace for the
+// process to exit, then sends SIGKILL. Once the process is gone, any live
+// member left in its group is an orphan and is killed.
+func (s *localSession) stopProc(ctx context.Context, p *localProc) error {
+	log := s.log.With().Str("process", p.spec.Name).Int("pid", p.pid).Logger()
+	select {
+	case <-p.done:
+		log.Debug().Str("status", p.exit.Status).Msg("process had already exited")
+		s.killLeftovers(p, log)
+		return nil
+	default:
+	}
+	s.signal(p, syscall.SIGTERM)
+	grace := time.NewTimer(s.grace)
+	defer grace.Stop()
+	select {
+	case <-p.done:
+		log.Info().Str("status", p.exit.Status).Msg("process stopped")
+		s.killLeftovers(p, log)
+		return nil
+	case <-grace.C:
+		log.Warn().Dur("stop_timeout", s.grace).Msg("still running after SIGTERM; sending SIGKILL")
+	case <-ctx.Done():
+		log.Warn().Msg("stop cancelled; sending SIGKILL")
+	}
+	s.signal(p, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(killWait):
+		return fmt.Errorf("infra: fleet %s: process %s (pid %d) did not exit %s after SIGKILL", s.fleet, p.spec.Name, p.pid, killWait)
+	}
+	s.waitGroupDead(p)
+	return nil
+}
+
+// signal sends sig to p's process group, which reaches the children it
+// forked, and to p itself in case it left the group (setsid).
+func (s *localSession) signal(p *localProc, sig syscall.Signal) {
+	_ = syscall.Kill(-p.pid, sig)
+	_ = p.cmd.Process.Signal(sig) // a no-op once reaped: the Process is pidfd-backed
+}
+
+// killLeftovers kills what the exited process left running in its group.
+func (s *localSession) killLeftovers(p *localProc, log zerolog.Logger) {
+	if !groupLive(p.pid) {
+		return
+	}
+	log.Warn().Msg("process exited but left processes in its group; sending them SIGKILL")
+	appendLogLine(p.logPath, "%s/%s: killing processes left in group %d", s.fleet, p.spec.Name, p.pid)
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	s.waitGroupDead(p)
+}
+
+// waitGroupDead waits, briefly, until SIGKILL has taken effect on the whole
+// group; delivery is asynchronous.
+func (s *localSession) waitGroupDead(p *localProc) {
+	end := time.Now().Add(killGroupWait)
+	for groupLive(p.pid) && time.Now().Before(end) {
+		time.Sleep(stopPollInterval)
+	}
+}
