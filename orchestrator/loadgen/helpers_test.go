@@ -1,10 +1,10 @@
 package loadgen
 
 import (
-	"io"
-	"log"
 	"bytes"
 	"context"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"

@@ -10,13 +10,13 @@ import (
 
 func TestRespReader(t *testing.T) {
 	tests := []struct {
-		name      string
-		in        string
-		head      bool
-		status    []int // one per response read
-		close     bool  // of the last response
-		wantErr   error
-		leftover  int // bytes left unread after the responses
+		name        string
+		in          string
+		head        bool
+		status      []int // one per response read
+		close       bool  // of the last response
+		wantErr     error
+		leftover    int // bytes left unread after the responses
 		byteAtATime bool
 	}{
 		{name: "content-length", in: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", status: []int{200}},

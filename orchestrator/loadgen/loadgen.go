@@ -264,7 +264,7 @@ type run struct {
 	reopened atomic.Int64
 
 	// Dispatcher-only, read after it exits.
-	lag              *hdrhistogram.Histogram
+	lag               *hdrhistogram.Histogram
 	released, blocked int64
 }
 

@@ -18,7 +18,7 @@ func TestConstantPacer(t *testing.T) {
 		{rate: 1000, n: 1, want: time.Millisecond},
 		{rate: 1000, n: 1500, want: 1500 * time.Millisecond},
 		{rate: 3, n: 1, want: 333333333},
-		{rate: 3, n: 3, want: time.Second},            // no drift from accumulated rounding
+		{rate: 3, n: 3, want: time.Second},              // no drift from accumulated rounding
 		{rate: 20000, n: 20000 * 3600, want: time.Hour}, // an hour at 20k/s stays exact
 		{rate: 0.5, n: 1, want: 2 * time.Second},
 	}

@@ -1,0 +1,75 @@
+// Command genbench drives loadramp's builtin generator (orchestrator/loadgen) against
+// one URL for one step and prints what it measured on one line of key=value pairs,
+// for bench/generator.sh to compare with wrk and vegeta.
+//
+//	genbench -url http://127.0.0.1:8080/ -rate 0 -connections 64 -duration 10s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/loadgen"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("genbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "", "target URL (http:// or https://)")
+	rate := fs.Float64("rate", 0, "offered requests/s; 0 = as fast as the connections allow")
+	conns := fs.Int("connections", 64, "keep-alive connections")
+	duration := fs.Duration("duration", 10*time.Second, "measured hold")
+	warmup := fs.Duration("warmup", 0, "warmup before the hold")
+	poisson := fs.Bool("poisson", false, "Poisson arrivals")
+	name := fs.String("name", "loadramp", "label printed first")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *url == "" {
+		fmt.Fprintln(stderr, "genbench: -url is required")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	log := zerolog.New(stderr).With().Timestamp().Logger()
+	g, err := loadgen.New(loadgen.Target{URL: *url}, loadgen.WithLogger(log))
+	if err != nil {
+		fmt.Fprintln(stderr, "genbench:", err)
+		return 2
+	}
+	defer g.Close()
+	w, err := g.Run(ctx, loadgen.Step{Rate: *rate, Connections: *conns, Warmup: *warmup, Hold: *duration, Poisson: *poisson})
+	if err != nil {
+		fmt.Fprintln(stderr, "genbench:", err)
+		if w == nil {
+			return 1
+		}
+	}
+	m := w.Metrics()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Fprintf(stdout, "%s rps=%.1f offered=%.1f requests=%d errors=%d gen_errors=%d "+
+		"latency_p50_ms=%.3f latency_p99_ms=%.3f service_p99_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f "+
+		"blocked=%.4f cpu=%.3f gc_pause_max_ms=%.3f peak_rss_mb=%.1f\n",
+		*name, m[metrics.ThroughputRPS], m[metrics.ThroughputOffered], w.Requests, w.Errors, w.GeneratorErrors,
+		m[metrics.LatencyP50]*1e3, m[metrics.LatencyP99]*1e3, m[metrics.ServiceP99]*1e3,
+		m[metrics.GeneratorLagP50]*1e3, m[metrics.GeneratorLagP99]*1e3,
+		m[metrics.GeneratorBlockedRatio], m[metrics.GeneratorCPU], m[metrics.GeneratorGCPauseMax]*1e3,
+		float64(ru.Maxrss)/1024)
+	if err != nil {
+		return 1
+	}
+	return 0
+}
