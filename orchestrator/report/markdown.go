@@ -1,0 +1,174 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/loadramp/loadramp/orchestrator/gate"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+)
+
+// keyMetrics are shown in the Markdown step table when any step measured them.
+var keyMetrics = []string{
+	metrics.ThroughputRPS, metrics.LatencyP99, metrics.ErrorsRatio,
+	metrics.ProbeDelayP99, metrics.GeneratorCPU,
+}
+
+// WriteMarkdown writes report.md, made for CI job summaries: the summary, the
+// bottleneck with its failed gates and findings, the capacity, the static
+// parameters and a table of every step attempt.
+func WriteMarkdown(w io.Writer, r *Report) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+
+	p("# loadramp: %s\n\n", mdText(r.Plan))
+	status := r.Status
+	if r.Partial {
+		status += " (partial)"
+	}
+	p("**Status:** %s · **Run:** `%s`\n\n", mdText(status), r.RunID)
+	p("%s\n\n", mdText(r.Summary))
+
+	if b := r.Bottleneck; b != nil {
+		p("## Bottleneck\n\n")
+		if b.Parameter != "" {
+			p("Step %d, `%s` %s -> %s, on the %s side.", b.Step, b.Parameter, gate.FormatNumber(b.From), gate.FormatNumber(b.To), b.Side)
+		} else {
+			p("Step %d, on the %s side.", b.Step, b.Side)
+		}
+		if b.Refined != nil {
+			p(" Refined: passes at %s, fails at %s.", gate.FormatNumber(b.Refined.Pass), gate.FormatNumber(b.Refined.Fail))
+		}
+		p("\n\n")
+		if len(b.FailedGates) > 0 {
+			p("| gate | observed | threshold |\n|---|---:|---:|\n")
+			for _, g := range b.FailedGates {
+				obs := gate.FormatValue(g.Metric, g.Observed)
+				if g.Missing {
+					obs = "not measured"
+				}
+				p("| `%s` | %s | %s |\n", mdCell(g.Gate), obs, gate.FormatValue(g.Metric, g.Threshold))
+			}
+			p("\n")
+		}
+		if len(b.Findings) > 0 {
+			p("### Findings\n\n")
+			for _, f := range b.Findings {
+				where := f.Host
+				if f.Process != "" {
+					where += "/" + f.Process
+				}
+				p("- **%s** (%s): %s %s. Setting: `%s`. Fix: %s.\n", f.Rule, mdText(where), mdText(f.Resource), mdText(f.Observed), f.Setting, strings.TrimSuffix(mdText(f.Fix), "."))
+				for _, e := range f.Evidence {
+					p("  - `%s`\n", strings.ReplaceAll(e, "`", "'"))
+				}
+			}
+			p("\n")
+		}
+	}
+
+	if c := r.Capacity; c != nil {
+		p("## Capacity\n\nStep %d attempt %d (%s): `%s`\n\n", c.Step, c.Attempt, c.Kind, ParamString(c.Parameters, r.Parameters))
+		p("| metric | value |\n|---|---:|\n")
+		for _, m := range sortedKeys(c.Metrics) {
+			p("| %s | %s |\n", m, gate.FormatValue(m, c.Metrics[m]))
+		}
+		p("\n")
+	}
+
+	if len(r.Static) > 0 {
+		p("## Static parameters\n\n| parameter | value |\n|---|---|\n")
+		static := flatten(r.Static)
+		for _, k := range sortedKeys(static) {
+			p("| %s | %s |\n", mdCell(k), mdCell(static[k]))
+		}
+		p("\n")
+	}
+
+	p("## Steps\n\n")
+	if len(r.Steps) == 0 {
+		p("No step ran.\n")
+		return bw.Flush()
+	}
+	var cols []string
+	for _, m := range keyMetrics {
+		for _, s := range r.Steps {
+			if _, ok := s.Metrics[m]; ok {
+				cols = append(cols, m)
+				break
+			}
+		}
+	}
+	p("| step | attempt | kind | parameters | changed |")
+	for _, m := range cols {
+		p(" %s |", m)
+	}
+	p(" verdict | why |\n|---:|---:|---|---|---|")
+	for range cols {
+		p("---:|")
+	}
+	p("---|---|\n")
+	for _, s := range r.Steps {
+		changed := ""
+		if s.Changed != "" {
+			changed = fmt.Sprintf("%s %s -> %s", s.Changed, gate.FormatNumber(s.From), gate.FormatNumber(s.To))
+		}
+		p("| %d | %d | %s | %s | %s |", s.Index, s.Attempt, s.Kind, ParamString(s.Parameters, r.Parameters), changed)
+		for _, m := range cols {
+			if v, ok := s.Metrics[m]; ok {
+				p(" %s |", gate.FormatValue(m, v))
+			} else {
+				p(" |")
+			}
+		}
+		p(" %s | %s |\n", verdictMark(s.Verdict), mdCell(why(s)))
+	}
+	return bw.Flush()
+}
+
+// why says in a few words why a step got its verdict.
+func why(s Step) string {
+	if len(s.FailedGates) > 0 {
+		var parts []string
+		for _, g := range s.FailedGates {
+			if g.Explain != "" {
+				parts = append(parts, g.Explain)
+			} else {
+				parts = append(parts, g.Gate)
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
+	if s.Verdict == "pass" {
+		return ""
+	}
+	return s.Reason
+}
+
+func verdictMark(v string) string {
+	switch v {
+	case "pass":
+		return "✅ pass"
+	case "target-fail":
+		return "❌ target-fail"
+	case "generator-fail":
+		return "⚠️ generator-fail"
+	case "error":
+		return "💥 error"
+	}
+	return v
+}
+
+// mdCell escapes text for a Markdown table cell.
+func mdCell(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	s = strings.ReplaceAll(s, "\r", "")
+	return strings.ReplaceAll(s, "\n", " ")
+}
+
+// mdText keeps free text from starting Markdown structure mid-paragraph.
+func mdText(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\n", " "), "\r", "")
+}

@@ -1,0 +1,398 @@
+// Package report derives a run's report from its run.json and step log, and
+// writes it as report.json, steps.csv, report.md and junit.xml.
+//
+// Build is pure and deterministic: the same run and steps give the same
+// Report, byte for byte in every format, so reports can be regenerated from a
+// run directory at any time (`loadramp report RUN_DIR`) and golden-tested.
+//
+// Formats are written through a Writers registry. report.html is not built
+// here: the package that renders it registers its Format with Writers.Register,
+// and WriteAll, which uses only the built-in formats, skips "html" silently.
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/gate"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/record"
+)
+
+// Schema is the value of report.json's "schema" key.
+const Schema = "loadramp.report/v1"
+
+// SideTarget is the side of a bottleneck found on the target.
+const SideTarget = "target"
+
+// Report is report.json (DESIGN.md, "report.json"). Durations are seconds.
+type Report struct {
+	Schema string `json:"schema"`
+	RunID  string `json:"run_id"`
+	Plan   string `json:"plan"`
+	// Status is the run's status; a run that never finished (run.json still
+	// says "running": it was killed) is "aborted" with Partial set.
+	Status  string `json:"status"`
+	Partial bool   `json:"partial,omitempty"`
+	// Summary is one or two sentences for people: capacity, then bottleneck.
+	Summary string           `json:"summary"`
+	Error   string           `json:"error,omitempty"`
+	Version string           `json:"version,omitempty"`
+	Host    record.HostFacts `json:"host"`
+	Start   time.Time        `json:"start"`
+	End     *time.Time       `json:"end,omitempty"`
+	Static  map[string]any   `json:"static"`
+	// Limits is the preflight limits audit, as recorded in run.json.
+	Limits map[string]any `json:"limits,omitempty"`
+	// Parameters are the load parameter names in plan order.
+	Parameters []string `json:"parameters"`
+	Gates      []string `json:"gates,omitempty"`
+	// Capacity is the highest passing attempt; null when none passed.
+	Capacity *Capacity `json:"capacity"`
+	// Bottleneck is the first confirmed target failure; null when none.
+	Bottleneck *Bottleneck `json:"bottleneck"`
+	// Steps are every attempt, in the order they ran.
+	Steps []Step `json:"steps"`
+}
+
+// Capacity is the highest load that held.
+type Capacity struct {
+	Step       int                `json:"step"`
+	Attempt    int                `json:"attempt"`
+	Kind       string             `json:"kind"`
+	Parameters map[string]float64 `json:"parameters"`
+	Metrics    metrics.Metrics    `json:"metrics"`
+}
+
+// Bottleneck is the first ramp step that failed on the target, after its
+// confirmation reruns.
+type Bottleneck struct {
+	Step    int `json:"step"`
+	Attempt int `json:"attempt"`
+	// Parameter is the load parameter whose change made the step fail, From
+	// and To its values before and at the failing step.
+	Parameter   string           `json:"parameter"`
+	From        float64          `json:"from"`
+	To          float64          `json:"to"`
+	Side        string           `json:"side"`
+	Reason      string           `json:"reason,omitempty"`
+	FailedGates []FailedGate     `json:"failed_gates"`
+	Findings    []record.Finding `json:"findings"`
+	// Refined is the tightest passing and failing value of Parameter after
+	// bisection, when refine attempts ran.
+	Refined *record.Refined `json:"refined,omitempty"`
+}
+
+// FailedGate is a gate that did not hold on a step window.
+type FailedGate struct {
+	Gate      string  `json:"gate"`
+	Metric    string  `json:"metric"`
+	Observed  float64 `json:"observed"`
+	Threshold float64 `json:"threshold"`
+	Missing   bool    `json:"missing,omitempty"`
+	Explain   string  `json:"explain,omitempty"`
+}
+
+// Step is one step attempt in the report.
+type Step struct {
+	Index      int                `json:"index"`
+	Attempt    int                `json:"attempt"`
+	Kind       string             `json:"kind"`
+	Parameters map[string]float64 `json:"parameters"`
+	Changed    string             `json:"changed"`
+	From       float64            `json:"from,omitempty"`
+	To         float64            `json:"to,omitempty"`
+	Verdict    string             `json:"verdict"`
+	Reason     string             `json:"reason,omitempty"`
+	Aborted    bool               `json:"aborted,omitempty"`
+	Generators int                `json:"generators,omitempty"`
+	Metrics    metrics.Metrics    `json:"metrics"`
+	// FailedGates are the gates that did not hold; FailedHealth the generator
+	// health checks that did not (why a step is generator-fail).
+	FailedGates  []FailedGate     `json:"failed_gates"`
+	FailedHealth []FailedGate     `json:"failed_health,omitempty"`
+	Findings     []record.Finding `json:"findings"`
+	ErrorClasses map[string]int64 `json:"error_classes,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	Start        time.Time        `json:"start"`
+	End          time.Time        `json:"end"`
+	// Series is the per-second series of the step (for plots).
+	Series []metrics.Second `json:"series,omitempty"`
+}
+
+// Name is the step's label in reports: "step 3 attempt 1: rate=1000
+// connections=8", with the kind in parentheses for anything but a ramp attempt
+// (refine attempts count their own attempts).
+func (s Step) Name(order []string) string {
+	kind := ""
+	if s.Kind != record.KindRamp && s.Kind != "" {
+		kind = " (" + s.Kind + ")"
+	}
+	return fmt.Sprintf("step %d attempt %d%s: %s", s.Index, s.Attempt, kind, ParamString(s.Parameters, order))
+}
+
+// ParamString formats load parameters as "rate=1000 connections=8", in order
+// (then any others, sorted).
+func ParamString(params map[string]float64, order []string) string {
+	var parts []string
+	for _, k := range orderedKeys(params, order) {
+		parts = append(parts, k+"="+strconv.FormatFloat(params[k], 'f', -1, 64))
+	}
+	return strings.Join(parts, " ")
+}
+
+// orderedKeys returns the keys of m that appear in order, in that order, then
+// the rest sorted.
+func orderedKeys(m map[string]float64, order []string) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, k := range order {
+		if _, ok := m[k]; ok && !seen[k] {
+			keys = append(keys, k)
+			seen[k] = true
+		}
+	}
+	var rest []string
+	for k := range m {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(keys, rest...)
+}
+
+// Build derives the report from a run and its step attempts (in log order).
+// It does not modify its arguments.
+func Build(run *record.Run, steps []record.Step) *Report {
+	if run == nil {
+		run = &record.Run{}
+	}
+	r := &Report{
+		Schema:     Schema,
+		RunID:      run.ID,
+		Plan:       run.Plan,
+		Status:     run.Status,
+		Error:      run.Error,
+		Version:    run.Version,
+		Host:       run.Host,
+		Start:      run.Start,
+		Static:     copyAny(run.Static),
+		Limits:     run.Limits,
+		Parameters: record.ParameterNames(run, steps),
+		Gates:      run.Gates,
+		Steps:      make([]Step, 0, len(steps)),
+	}
+	if r.Parameters == nil {
+		r.Parameters = []string{}
+	}
+	if !run.End.IsZero() {
+		end := run.End
+		r.End = &end
+	}
+	if r.Status == record.StatusRunning || r.Status == "" {
+		r.Status, r.Partial = record.StatusAborted, true
+	}
+	for _, s := range steps {
+		r.Steps = append(r.Steps, stepOf(s))
+	}
+	if c, ok := record.CapacityStep(steps); ok {
+		r.Capacity = &Capacity{Step: c.Index, Attempt: c.Attempt, Kind: c.Kind,
+			Parameters: nonNilParams(c.Parameters), Metrics: nonNilMetrics(c.Metrics)}
+	}
+	if b, ok := record.Bottleneck(steps); ok {
+		findings := b.Findings
+		if findings == nil {
+			findings = []record.Finding{}
+		}
+		r.Bottleneck = &Bottleneck{
+			Step: b.Step.Index, Attempt: b.Step.Attempt,
+			Parameter: b.Step.Changed, From: b.Step.From, To: b.Step.To,
+			Side: SideTarget, Reason: b.Step.Reason,
+			FailedGates: failedGates(b.Step), Findings: findings, Refined: b.Refined,
+		}
+	}
+	r.Summary = summarize(r)
+	return r
+}
+
+func stepOf(s record.Step) Step {
+	out := Step{
+		Index: s.Index, Attempt: s.Attempt, Kind: s.Kind,
+		Parameters: nonNilParams(s.Parameters),
+		Changed:    s.Changed, From: s.From, To: s.To,
+		Verdict: s.Verdict, Reason: s.Reason, Aborted: s.Aborted, Generators: s.Generators,
+		Metrics:      nonNilMetrics(s.Metrics),
+		FailedGates:  failedGates(s),
+		Findings:     s.Findings,
+		ErrorClasses: s.ErrorClasses,
+		Error:        s.Error,
+		Start:        s.Start, End: s.End,
+		Series: s.Series,
+	}
+	if out.Findings == nil {
+		out.Findings = []record.Finding{}
+	}
+	for _, h := range s.Health {
+		if !h.Pass {
+			out.FailedHealth = append(out.FailedHealth, failedGate(h))
+		}
+	}
+	return out
+}
+
+// failedGates returns the step's failed gates: FailedGates as recorded or,
+// for logs that only kept Gates, the ones that did not pass.
+func failedGates(s record.Step) []FailedGate {
+	src := s.FailedGates
+	if len(src) == 0 {
+		for _, g := range s.Gates {
+			if !g.Pass {
+				src = append(src, g)
+			}
+		}
+	}
+	out := make([]FailedGate, 0, len(src))
+	for _, g := range src {
+		out = append(out, failedGate(g))
+	}
+	return out
+}
+
+func failedGate(g record.GateResult) FailedGate {
+	return FailedGate{Gate: g.Gate, Metric: g.Metric, Observed: g.Observed, Threshold: g.Threshold, Missing: g.Missing, Explain: g.Explain}
+}
+
+func nonNilParams(m map[string]float64) map[string]float64 {
+	if m == nil {
+		return map[string]float64{}
+	}
+	return m
+}
+
+func nonNilMetrics(m metrics.Metrics) metrics.Metrics {
+	if m == nil {
+		return metrics.Metrics{}
+	}
+	return m
+}
+
+func copyAny(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// summarize writes the summary: capacity, then the bottleneck, then how the run
+// ended when that is not explained by the bottleneck.
+func summarize(r *Report) string {
+	var parts []string
+	if c := r.Capacity; c != nil {
+		var details []string
+		details = append(details, ParamString(c.Parameters, r.Parameters))
+		if p99, ok := c.Metrics[metrics.LatencyP99]; ok {
+			details = append(details, "p99 "+gate.FormatValue(metrics.LatencyP99, p99))
+		}
+		if rps, ok := c.Metrics[metrics.ThroughputRPS]; ok {
+			parts = append(parts, fmt.Sprintf("Capacity %s req/s (%s).", gate.FormatNumber(rps), strings.Join(details, ", ")))
+		} else {
+			parts = append(parts, fmt.Sprintf("Capacity at %s.", strings.Join(details, ", ")))
+		}
+	} else if len(r.Steps) > 0 {
+		parts = append(parts, "No step passed.")
+	} else {
+		parts = append(parts, "No step ran.")
+	}
+	if b := r.Bottleneck; b != nil {
+		where := fmt.Sprintf("step %d", b.Step)
+		if b.Parameter != "" {
+			where += fmt.Sprintf(", %s %s -> %s", b.Parameter, gate.FormatNumber(b.From), gate.FormatNumber(b.To))
+		}
+		s := fmt.Sprintf("First bottleneck at %s: %s.", where, cause(b))
+		if b.Refined != nil {
+			s += fmt.Sprintf(" Refined: %s passes at %s, fails at %s.", b.Parameter, gate.FormatNumber(b.Refined.Pass), gate.FormatNumber(b.Refined.Fail))
+		}
+		parts = append(parts, s)
+	}
+	switch r.Status {
+	case record.StatusBottleneck:
+		if r.Bottleneck == nil {
+			parts = append(parts, "The run stopped at a bottleneck.")
+		}
+	case record.StatusMaxReached:
+		if r.Bottleneck == nil {
+			parts = append(parts, "No bottleneck up to the largest step of the plan.")
+		}
+	case record.StatusGeneratorLimited:
+		s := "The load generators saturated before the target failed"
+		if g := lastWith(r.Steps, record.VerdictGeneratorFail); g != nil {
+			s = fmt.Sprintf("The load generators saturated at step %d before the target failed", g.Index)
+			if g.Reason != "" {
+				s += ": " + strings.TrimPrefix(g.Reason, "generator saturated: ")
+			}
+		}
+		parts = append(parts, s+".")
+	case record.StatusAborted:
+		if r.Partial {
+			parts = append(parts, fmt.Sprintf("The run did not finish (partial report after %d step attempts).", len(r.Steps)))
+		} else {
+			parts = append(parts, fmt.Sprintf("The run was aborted after %d step attempts.", len(r.Steps)))
+		}
+	case record.StatusError:
+		why := r.Error
+		if why == "" {
+			if e := lastWith(r.Steps, record.VerdictError); e != nil {
+				why = e.Reason
+			}
+		}
+		if why == "" {
+			parts = append(parts, "The run failed.")
+		} else {
+			parts = append(parts, "The run failed: "+strings.TrimSuffix(why, ".")+".")
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// cause names a bottleneck in a few words: its first finding, else its first
+// failed gate, else its reason.
+func cause(b *Bottleneck) string {
+	if len(b.Findings) > 0 {
+		f := b.Findings[0]
+		what := f.Resource
+		if f.Process != "" {
+			what = f.Process + " " + what
+		}
+		if what == "" {
+			what = f.Rule
+		}
+		if f.Observed != "" {
+			return fmt.Sprintf("%s exhausted (%s)", what, f.Observed)
+		}
+		return what + " exhausted"
+	}
+	for _, g := range b.FailedGates {
+		if g.Explain != "" {
+			return g.Explain
+		}
+		return g.Gate
+	}
+	if b.Reason != "" {
+		return b.Reason
+	}
+	return "the target failed its gates"
+}
+
+func lastWith(steps []Step, verdict string) *Step {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].Verdict == verdict {
+			return &steps[i]
+		}
+	}
+	return nil
+}

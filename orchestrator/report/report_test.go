@@ -1,0 +1,296 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"encoding/xml"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loadramp/loadramp/orchestrator/gate"
+	"github.com/loadramp/loadramp/orchestrator/record"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+func gateResult(expr string, m map[string]float64) record.GateResult {
+	r := gate.MustParse(expr).Evaluate(m)
+	return record.GateResult{Gate: r.Gate, Metric: r.Metric, Observed: r.Observed, Threshold: r.Threshold,
+		Pass: r.Pass, Missing: r.Missing, Explain: r.Explain}
+}
+
+func TestGolden(t *testing.T) {
+	rep := Build(fixtureRun())
+	for _, f := range Builtin() {
+		t.Run(f.Name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := f.Write(&buf, rep); err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", f.File+".golden")
+			if *update {
+				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("%s differs from %s (run with -update if the change is intended)\n--- got ---\n%s", f.File, golden, buf.String())
+			}
+			// Deterministic: a second rendering of a fresh build is identical.
+			var again bytes.Buffer
+			if err := f.Write(&again, Build(fixtureRun())); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), again.Bytes()) {
+				t.Errorf("%s is not deterministic", f.File)
+			}
+		})
+	}
+}
+
+func TestBuildFixture(t *testing.T) {
+	run, steps := fixtureRun()
+	r := Build(run, steps)
+	if r.Schema != Schema || r.Status != record.StatusBottleneck || r.Partial {
+		t.Errorf("header = %q %q partial=%v", r.Schema, r.Status, r.Partial)
+	}
+	if len(r.Steps) != len(steps) {
+		t.Errorf("%d steps, want %d", len(r.Steps), len(steps))
+	}
+	c := r.Capacity
+	if c == nil || c.Step != 6 || c.Kind != record.KindRefine || c.Parameters["rate"] != 1500 {
+		t.Errorf("capacity = %+v, want the passing refine attempt at rate 1500", c)
+	}
+	b := r.Bottleneck
+	if b == nil {
+		t.Fatal("no bottleneck")
+	}
+	if b.Step != 6 || b.Attempt != 2 || b.Parameter != "rate" || b.From != 1000 || b.To != 2000 || b.Side != "target" {
+		t.Errorf("bottleneck = %+v", b)
+	}
+	if len(b.FailedGates) != 3 || b.FailedGates[0].Metric != "latency.p99" || b.FailedGates[0].Observed != 0.9031 {
+		t.Errorf("bottleneck failed gates = %+v, want those of the confirm attempt", b.FailedGates)
+	}
+	if len(b.Findings) != 1 || b.Findings[0].Rule != "fd-process" {
+		t.Errorf("findings = %+v", b.Findings)
+	}
+	if b.Refined == nil || b.Refined.Pass != 1500 || b.Refined.Fail != 1750 {
+		t.Errorf("refined = %+v, want pass 1500 fail 1750", b.Refined)
+	}
+	want := "Capacity 1,499 req/s (rate=1500 connections=32, p99 8.9 ms). First bottleneck at step 6, rate 1,000 -> 2,000: eventbus open files exhausted (1024 of 1024). Refined: rate passes at 1,500, fails at 1,750."
+	if r.Summary != want {
+		t.Errorf("summary =\n%s\nwant\n%s", r.Summary, want)
+	}
+	if gen := r.Steps[4]; len(gen.FailedHealth) != 1 || gen.FailedHealth[0].Metric != "generator.cpu" {
+		t.Errorf("generator-fail step failed health = %+v", gen.FailedHealth)
+	}
+}
+
+// TestBuildRules covers the derivation rules one situation at a time.
+func TestBuildRules(t *testing.T) {
+	p99 := func(v float64) map[string]float64 { return map[string]float64{"latency.p99": v, "throughput.rps": 100} }
+	st := func(index, attempt int, kind, verdict string, rate float64, extra ...func(*record.Step)) record.Step {
+		s := record.Step{Index: index, Attempt: attempt, Kind: kind, Verdict: verdict,
+			Parameters: map[string]float64{"rate": rate}, Changed: "rate", From: rate / 2, To: rate, Metrics: p99(0.01)}
+		if index == 1 {
+			s.Changed, s.From, s.To = "", 0, 0
+		}
+		for _, f := range extra {
+			f(&s)
+		}
+		return s
+	}
+	failed := func(s *record.Step) {
+		s.Metrics = p99(0.5)
+		s.FailedGates = []record.GateResult{gateResult("latency.p99 < 100ms", s.Metrics)}
+		s.Reason = s.FailedGates[0].Explain
+	}
+	onlyGates := func(s *record.Step) {
+		s.Metrics = p99(0.5)
+		s.Gates = []record.GateResult{gateResult("latency.p99 < 100ms", s.Metrics), gateResult("latency.p99 < 1s", s.Metrics)}
+	}
+	tests := []struct {
+		name       string
+		status     string
+		runErr     string
+		steps      []record.Step
+		wantStatus string
+		partial    bool
+		capacity   float64 // rate, 0 for none
+		bottleneck int
+		summary    string
+	}{
+		{name: "killed mid-run", status: record.StatusRunning,
+			steps:      []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "pass", 200)},
+			wantStatus: record.StatusAborted, partial: true, capacity: 200,
+			summary: "Capacity 100 req/s (rate=200, p99 10 ms). The run did not finish (partial report after 2 step attempts)."},
+		{name: "no status recorded", status: "", steps: nil, wantStatus: record.StatusAborted, partial: true,
+			summary: "No step ran. The run did not finish (partial report after 0 step attempts)."},
+		{name: "max reached", status: record.StatusMaxReached,
+			steps:      []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "pass", 200)},
+			wantStatus: record.StatusMaxReached, capacity: 200,
+			summary: "Capacity 100 req/s (rate=200, p99 10 ms). No bottleneck up to the largest step of the plan."},
+		{name: "first step fails", status: record.StatusBottleneck,
+			steps:      []record.Step{st(1, 1, "ramp", "target-fail", 100, failed), st(1, 2, "confirm", "target-fail", 100, failed)},
+			wantStatus: record.StatusBottleneck, bottleneck: 1,
+			summary: "No step passed. First bottleneck at step 1: latency.p99 500 ms > 100 ms."},
+		{name: "failed gates derived from gates", status: record.StatusBottleneck,
+			steps:      []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, onlyGates)},
+			wantStatus: record.StatusBottleneck, capacity: 100, bottleneck: 2,
+			summary: "Capacity 100 req/s (rate=100, p99 10 ms). First bottleneck at step 2, rate 100 -> 200: latency.p99 500 ms > 100 ms."},
+		{name: "flaky failure passes its confirmation", status: record.StatusMaxReached,
+			steps: []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, failed),
+				st(2, 2, "confirm", "pass", 200), st(3, 1, "ramp", "pass", 400)},
+			wantStatus: record.StatusMaxReached, capacity: 400,
+			summary: "Capacity 100 req/s (rate=400, p99 10 ms). No bottleneck up to the largest step of the plan."},
+		{name: "generator limited", status: record.StatusGeneratorLimited,
+			steps: []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "generator-fail", 200, func(s *record.Step) {
+				s.Reason = "generator saturated: generator.cpu 97% > 85%"
+			})},
+			wantStatus: record.StatusGeneratorLimited, capacity: 100,
+			summary: "Capacity 100 req/s (rate=100, p99 10 ms). The load generators saturated at step 2 before the target failed: generator.cpu 97% > 85%."},
+		{name: "error", status: record.StatusError, runErr: "engine: connection refused",
+			steps:      []record.Step{st(1, 1, "ramp", "error", 100)},
+			wantStatus: record.StatusError,
+			summary:    "No step passed. The run failed: engine: connection refused."},
+		{name: "interrupted while refining keeps the bottleneck", status: record.StatusAborted,
+			steps: []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, failed),
+				st(2, 1, "refine", "pass", 150)},
+			wantStatus: record.StatusAborted, capacity: 150, bottleneck: 2,
+			summary: "Capacity 100 req/s (rate=150, p99 10 ms). First bottleneck at step 2, rate 100 -> 200: latency.p99 500 ms > 100 ms. Refined: rate passes at 150, fails at 200. The run was aborted after 3 step attempts."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Build(&record.Run{ID: "id", Plan: "p", Status: tt.status, Error: tt.runErr, Params: []string{"rate"}}, tt.steps)
+			if r.Status != tt.wantStatus || r.Partial != tt.partial {
+				t.Errorf("status %q partial %v, want %q %v", r.Status, r.Partial, tt.wantStatus, tt.partial)
+			}
+			if (r.Capacity == nil) != (tt.capacity == 0) || (r.Capacity != nil && r.Capacity.Parameters["rate"] != tt.capacity) {
+				t.Errorf("capacity = %+v, want rate %v", r.Capacity, tt.capacity)
+			}
+			if (r.Bottleneck == nil) != (tt.bottleneck == 0) || (r.Bottleneck != nil && r.Bottleneck.Step != tt.bottleneck) {
+				t.Errorf("bottleneck = %+v, want step %d", r.Bottleneck, tt.bottleneck)
+			}
+			if r.Bottleneck != nil && len(r.Bottleneck.FailedGates) != 1 {
+				t.Errorf("bottleneck failed gates = %+v, want 1", r.Bottleneck.FailedGates)
+			}
+			if r.Summary != tt.summary {
+				t.Errorf("summary =\n%s\nwant\n%s", r.Summary, tt.summary)
+			}
+			// Every format renders every situation, and JSON never holds nulls
+			// where lists or maps are promised.
+			for _, f := range Builtin() {
+				var buf bytes.Buffer
+				if err := f.Write(&buf, r); err != nil {
+					t.Errorf("%s: %v", f.Name, err)
+				}
+				if f.Name == "json" && (strings.Contains(buf.String(), `"steps": null`) || strings.Contains(buf.String(), `"findings": null`) ||
+					strings.Contains(buf.String(), `"metrics": null`) || strings.Contains(buf.String(), `"static": null`)) {
+					t.Errorf("report.json has a null list or map:\n%s", buf.String())
+				}
+			}
+		})
+	}
+}
+
+func TestWriteAll(t *testing.T) {
+	dir := t.TempDir()
+	rep := Build(fixtureRun())
+	paths, err := WriteAll(dir, rep, []string{"html", "json", "csv", "md", "junit", "json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"report.json", "steps.csv", "report.md", "junit.xml"}
+	if len(paths) != len(want) {
+		t.Fatalf("paths = %v", paths)
+	}
+	for i, p := range paths {
+		if p != filepath.Join(dir, want[i]) {
+			t.Errorf("paths[%d] = %q, want %q", i, p, want[i])
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "report.html")); err == nil {
+		t.Error("report.html written without an html writer")
+	}
+
+	// Each file reads back with a standard parser.
+	f, _ := os.Open(filepath.Join(dir, "report.json"))
+	back, err := Read(f)
+	f.Close()
+	if err != nil || back.Bottleneck == nil || back.Bottleneck.Step != 6 || len(back.Steps) != len(rep.Steps) {
+		t.Errorf("report.json read back: %+v, %v", back, err)
+	}
+	var raw map[string]any
+	data, _ := os.ReadFile(filepath.Join(dir, "report.json"))
+	json.Unmarshal(data, &raw)
+	for _, k := range []string{"schema", "run_id", "plan", "status", "static", "capacity", "bottleneck", "steps", "summary"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("report.json lacks %q", k)
+		}
+	}
+
+	cf, _ := os.Open(filepath.Join(dir, "steps.csv"))
+	rows, err := csv.NewReader(cf).ReadAll()
+	cf.Close()
+	if err != nil || len(rows) != len(rep.Steps)+1 {
+		t.Fatalf("steps.csv: %d rows, %v", len(rows), err)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	for _, h := range []string{"static.eventbus_nofile", "static.kernel.somaxconn", "rate", "connections", "latency.p99_ms", "errors.ratio", "throughput.rps", "verdict", "reason"} {
+		if _, ok := col[h]; !ok {
+			t.Errorf("steps.csv lacks column %q: %v", h, rows[0])
+		}
+	}
+	if got := rows[7][col["latency.p99_ms"]]; got != "812.3" {
+		t.Errorf("step 6 latency.p99_ms = %q, want 812.3", got)
+	}
+
+	var suites junitSuites
+	data, _ = os.ReadFile(filepath.Join(dir, "junit.xml"))
+	if err := xml.Unmarshal(data, &suites); err != nil {
+		t.Fatal(err)
+	}
+	s := suites.Suites[0]
+	if s.Tests != 10 || s.Failures != 3 || s.Skipped != 1 || s.Errors != 0 || len(s.Cases) != 10 {
+		t.Errorf("junit counts: tests %d failures %d skipped %d errors %d", s.Tests, s.Failures, s.Skipped, s.Errors)
+	}
+	if s.Cases[2].Name != "step 3 attempt 1: rate=500 connections=16" {
+		t.Errorf("case name = %q", s.Cases[2].Name)
+	}
+
+	if _, err := WriteAll(dir, rep, []string{"json", "pdf"}); err == nil || !strings.Contains(err.Error(), `"pdf"`) {
+		t.Errorf("unknown format: err = %v", err)
+	}
+}
+
+// TestWritersRegister shows how the HTML renderer plugs in.
+func TestWritersRegister(t *testing.T) {
+	ws := Builtin()
+	ws.Register(Format{Name: "html", File: "report.html", Write: func(w io.Writer, r *Report) error {
+		_, err := io.WriteString(w, "<h1>"+r.Plan+"</h1>")
+		return err
+	}})
+	dir := t.TempDir()
+	paths, err := ws.WriteAll(dir, Build(fixtureRun()), []string{"html"})
+	if err != nil || len(paths) != 1 {
+		t.Fatalf("WriteAll = %v, %v", paths, err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "report.html")); string(data) != "<h1>local-eventbus</h1>" {
+		t.Errorf("report.html = %q", data)
+	}
+	if got := strings.Join(ws.Names(), ","); got != "csv,html,json,junit,md" {
+		t.Errorf("Names() = %s", got)
+	}
+}
