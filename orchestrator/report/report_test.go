@@ -294,3 +294,55 @@ func TestWritersRegister(t *testing.T) {
 		t.Errorf("Names() = %s", got)
 	}
 }
+
+// TestFromRunDirectory goes through a real run directory: a run killed
+// mid-write (status still running, a truncated last line) still reports every
+// complete attempt, as a partial report.
+func TestFromRunDirectory(t *testing.T) {
+	run, steps := fixtureRun()
+	run.Status = record.StatusRunning
+	dir := filepath.Join(t.TempDir(), run.ID)
+	d, err := record.Create(dir, run, []byte("name: local-eventbus\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range steps[:7] {
+		if err := d.AppendStep(&steps[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	f, err := os.OpenFile(filepath.Join(dir, record.StepsFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"index":6,"attempt":2,"kind":"confirm","param`)
+	f.Close()
+
+	o, err := record.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotRun, err := o.ReadRun()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotSteps, err := o.ReadSteps()
+	if err != nil || !o.TruncatedTail() {
+		t.Fatalf("ReadSteps: %d steps, truncated=%v, %v", len(gotSteps), o.TruncatedTail(), err)
+	}
+	r := Build(gotRun, gotSteps)
+	if r.Status != record.StatusAborted || !r.Partial || len(r.Steps) != 7 {
+		t.Errorf("status %q partial %v steps %d", r.Status, r.Partial, len(r.Steps))
+	}
+	// Step 6 failed once and its confirmation never finished: a bottleneck
+	// candidate, reported as such since its last complete attempt failed.
+	if r.Capacity == nil || r.Capacity.Step != 5 || r.Bottleneck == nil || r.Bottleneck.Step != 6 {
+		t.Errorf("capacity %+v bottleneck %+v", r.Capacity, r.Bottleneck)
+	}
+	paths, err := WriteAll(dir, r, []string{"json", "csv", "md", "junit", "html"})
+	if err != nil || len(paths) != 4 {
+		t.Fatalf("WriteAll = %v, %v", paths, err)
+	}
+	o.Close()
+}
