@@ -92,6 +92,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	defer stop()
 	if err := srv.Serve(ctx, ln); err != nil {
 		logger.Print(err)
+		if ctx.Err() != nil {
+			// Asked to stop, and stopped, if not all gracefully.
+			return 0
+		}
 		return 1
 	}
 	return 0

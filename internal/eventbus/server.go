@@ -123,12 +123,29 @@ func (s *Server) Close() {
 // the process runs out of file descriptors) go to Config.Logger in the
 // standard format. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Connections accepted but still without a request (a load generator's
+	// pre-opened pool) are closed at shutdown; net/http would otherwise wait
+	// 5 s for each to send one.
+	var fresh sync.Map // net.Conn -> struct{}
 	hs := &http.Server{
 		Handler:           s.mux,
 		ErrorLog:          s.log,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				fresh.Store(c, struct{}{})
+			} else {
+				fresh.Delete(c)
+			}
+		},
 	}
+	hs.RegisterOnShutdown(func() {
+		fresh.Range(func(c, _ any) bool {
+			_ = c.(net.Conn).Close()
+			return true
+		})
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	s.log.Printf("eventbus: listening on %s (max-inflight=%d capacity=%g/s work=%v max-body=%d subscriber-buffer=%d)",

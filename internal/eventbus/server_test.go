@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -268,6 +269,16 @@ func TestHeartbeat(t *testing.T) {
 func TestGracefulShutdownClosesStreams(t *testing.T) {
 	ts := start(t, Config{})
 	sub := ts.subscribe(t, "g")
+	// Pre-opened connections that never send a request must not hold up
+	// the shutdown (net/http alone waits 5 s for them).
+	for range 3 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	time.Sleep(50 * time.Millisecond) // let the server accept them
 	begin := time.Now()
 	if err := ts.stop(); err != nil {
 		t.Fatalf("Serve: %v", err)
@@ -324,5 +335,80 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("New: %v, want an error about %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestLogRequests(t *testing.T) {
+	tests := []struct {
+		name string
+		on   bool
+	}{{"on", true}, {"off", false}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := start(t, Config{LogRequests: tt.on})
+			ts.publish(t, "logged", "m")
+			got := strings.Contains(ts.logs.String(), "eventbus: POST /publish?topic=logged 200 ")
+			if got != tt.on {
+				t.Errorf("request line logged = %v, want %v:\n%s", got, tt.on, ts.logs.String())
+			}
+		})
+	}
+}
+
+func TestShutdownRejectsQueuedPublishes(t *testing.T) {
+	// At 1 publish/s the second publish waits about a second for its slot.
+	ts := start(t, Config{Capacity: 1})
+	if code := ts.publish(t, "q", "first"); code != http.StatusOK {
+		t.Fatalf("first publish: status %d", code)
+	}
+	codes := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(ts.url+"/publish?topic=q", "text/plain", strings.NewReader("second"))
+		if err != nil {
+			codes <- -1
+			return
+		}
+		resp.Body.Close()
+		codes <- resp.StatusCode
+	}()
+	waitFor(t, "the second publish to queue", func() bool { return ts.Stats().Queued == 1 })
+	begin := time.Now()
+	if err := ts.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if code := <-codes; code != http.StatusServiceUnavailable {
+		t.Errorf("queued publish at shutdown: status %d, want 503", code)
+	}
+	if d := time.Since(begin); d > 500*time.Millisecond {
+		t.Errorf("shutdown waited %v for a queued publish", d)
+	}
+}
+
+func TestMaxWaitRejects(t *testing.T) {
+	// 10/s with at most 250 ms of queueing: of 10 simultaneous publishes the
+	// ones whose slot lies beyond 250 ms are refused at once.
+	ts := start(t, Config{Capacity: 10, MaxWait: 250 * time.Millisecond})
+	var wg sync.WaitGroup
+	codes := make([]int, 10)
+	for i := range codes {
+		wg.Go(func() { codes[i] = ts.publish(t, "w", "m") })
+	}
+	wg.Wait()
+	ok, rejected := 0, 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusOK:
+			ok++
+		case http.StatusServiceUnavailable:
+			rejected++
+		}
+	}
+	// Slots at 0, 100 and 200 ms fit (plus one at 300 ms if the first
+	// arrivals were spread out); the rest must be refused.
+	if ok < 3 || ok > 4 || ok+rejected != 10 {
+		t.Errorf("%d served and %d rejected of 10 (codes %v), want 3-4 served and the rest 503", ok, rejected, codes)
+	}
+	if st := ts.Stats(); st.Rejected != int64(rejected) {
+		t.Errorf("stats rejected %d, want %d", st.Rejected, rejected)
 	}
 }
