@@ -18,7 +18,11 @@ const SchemaVersion = 1
 
 // maxNodes bounds how many YAML nodes one decode visits, so a small document
 // that expands aliases exponentially ("billion laughs") is refused, not decoded.
-const maxNodes = 50_000
+// maxDepth bounds nesting, which also stops an alias that contains itself.
+const (
+	maxNodes = 50_000
+	maxDepth = 64
+)
 
 // Load reads the plan file at path, applies the --set overrides in sets
 // (each "key=value") and decodes it strictly; see Parse.
@@ -72,7 +76,7 @@ func Parse(data []byte, name string, sets []string) (*Plan, error) {
 	}
 
 	p := &Plan{}
-	d := &decoder{lines: map[string]int{}, from: from, budget: maxNodes}
+	d := &decoder{lines: map[string]int{}, from: from, failed: map[string]bool{}, budget: maxNodes}
 	d.decode(root, reflect.ValueOf(p).Elem(), "")
 	errs = append(errs, d.errs...)
 	if _, ok := d.lines["version"]; !ok {
@@ -125,6 +129,28 @@ type decoder struct {
 	failed map[string]bool
 	errs   Errors
 	budget int
+	depth  int
+}
+
+// enter accounts for one node at path; false means stop: the document is too
+// large or too deep (both reported once).
+func (d *decoder) enter(path string) bool {
+	d.budget--
+	if d.budget < 0 {
+		if d.budget == -1 {
+			d.fail(path, fmt.Sprintf("plan too large: more than %d YAML nodes after alias expansion", maxNodes), "")
+		}
+		return false
+	}
+	if d.depth >= maxDepth {
+		if !d.failed["#depth"] {
+			d.failed["#depth"] = true
+			d.fail(path, fmt.Sprintf("nested more than %d levels deep (an alias that contains itself?)", maxDepth), "")
+		}
+		return false
+	}
+	d.depth++
+	return true
 }
 
 var durationType = reflect.TypeOf(Duration(0))
@@ -143,9 +169,6 @@ func (d *decoder) errAt(path, msg, hint string) *DecodeError {
 }
 
 func (d *decoder) fail(path, msg, hint string) {
-	if d.failed == nil {
-		d.failed = map[string]bool{}
-	}
 	d.failed[path] = true
 	d.errs = append(d.errs, d.errAt(path, msg, hint))
 }
@@ -221,13 +244,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.fail(path, "alias cannot be resolved", "")
 		return
 	}
-	d.budget--
-	if d.budget < 0 {
-		if d.budget == -1 {
-			d.fail(path, fmt.Sprintf("plan too large: more than %d YAML nodes after alias expansion", maxNodes), "")
-		}
+	if !d.enter(path) {
 		return
 	}
+	defer func() { d.depth-- }()
 	if _, ok := d.lines[path]; !ok {
 		d.lines[path] = n.Line
 	}
@@ -451,13 +471,10 @@ func (d *decoder) generic(n *yaml.Node, path string) (any, bool) {
 		d.fail(path, "alias cannot be resolved", "")
 		return nil, false
 	}
-	d.budget--
-	if d.budget < 0 {
-		if d.budget == -1 {
-			d.fail(path, fmt.Sprintf("plan too large: more than %d YAML nodes after alias expansion", maxNodes), "")
-		}
+	if !d.enter(path) {
 		return nil, false
 	}
+	defer func() { d.depth-- }()
 	if _, ok := d.lines[path]; !ok {
 		d.lines[path] = n.Line
 	}

@@ -190,6 +190,16 @@ func TestAliasesAndBillionLaughs(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("alias bomb took %v", d)
 	}
+
+	// An alias inside its own anchor would nest forever.
+	start = time.Now()
+	_, err = Parse([]byte("version: 1\nname: x\nstatic: &a {k: *a}\n"), "loop.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "nested more than 64 levels deep") {
+		t.Fatalf("self-referential alias: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("self-referential alias took %v", d)
+	}
 }
 
 func TestDurationCodec(t *testing.T) {
