@@ -1,0 +1,471 @@
+package diagnose
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
+	"github.com/loadramp/loadramp/orchestrator/record"
+)
+
+// Thresholds of the rules: a limit counts as reached at this share of it.
+const (
+	NearLimit       = 0.95 // fds, file handles, conntrack entries
+	CPUSaturated    = 0.9  // share of the CPUs available
+	MemAvailableLow = 0.05 // share of memory still available
+	PSIMemoryFull   = 0.10 // share of the window all tasks stalled on memory
+	TimeWaitShare   = 0.5  // TIME_WAIT sockets vs the ephemeral port range
+	PortRangeUsed   = 0.9  // TIME_WAIT + in use vs the ephemeral port range
+	maxEvidence     = 3
+)
+
+// Generator error classes (record.Step.ErrorClasses) the rules read.
+const (
+	GenEMFILE        = "gen_emfile"
+	GenENFILE        = "gen_enfile"
+	GenEADDRNOTAVAIL = "gen_eaddrnotavail"
+)
+
+// Input is what Diagnose judges: one step window on one host.
+type Input struct {
+	// Host names the machine in findings ("local", an instance id).
+	Host string
+	// Summary is the window of host samples (hoststat.Window).
+	Summary hoststat.Summary
+	// Settings are the host's kernel settings (hoststat.Settings); optional,
+	// they make findings say the current value.
+	Settings map[string]any
+	// Logs are the signature matches of the window's new log lines.
+	Logs []LogMatch
+	// GeneratorErrors counts the generator's own errors by class (gen_emfile,
+	// gen_enfile, gen_eaddrnotavail).
+	GeneratorErrors map[string]int64
+}
+
+// Diagnose returns the findings the window's evidence supports, in a stable
+// order (by rule, side, process). A finding is made only from a counter, a limit
+// reached, or a log line; every finding carries that evidence.
+func Diagnose(in Input) []record.Finding {
+	d := &diag{in: in, byKey: map[string]int{}}
+	d.fdProcess()
+	d.fdSystem()
+	d.nginxWorkerConnections()
+	d.listenOverflow()
+	d.synBacklog()
+	d.ephemeralPorts()
+	d.timeWait()
+	d.conntrack()
+	d.cpu()
+	d.memory()
+	sort.SliceStable(d.out, func(i, j int) bool {
+		a, b := d.out[i], d.out[j]
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
+		}
+		if a.Side != b.Side {
+			return a.Side < b.Side
+		}
+		if (a.Process == "") != (b.Process == "") {
+			return a.Process != "" // a process's finding before the host's
+		}
+		return a.Process < b.Process
+	})
+	return d.out
+}
+
+// GeneratorSide reports whether the findings put the fault on the load
+// generator: then the step is generator-fail, never a target bottleneck.
+func GeneratorSide(fs []record.Finding) bool {
+	for _, f := range fs {
+		if f.Side == hoststat.SideGenerator {
+			return true
+		}
+	}
+	return false
+}
+
+type diag struct {
+	in    Input
+	out   []record.Finding
+	byKey map[string]int
+}
+
+// add merges findings of one rule, side and process: evidence is appended.
+func (d *diag) add(f record.Finding) {
+	if f.Host == "" {
+		f.Host = d.in.Host
+	}
+	key := f.Rule + "\x00" + f.Side + "\x00" + f.Process
+	if i, ok := d.byKey[key]; ok {
+		g := &d.out[i]
+		if g.Observed == "" {
+			g.Observed = f.Observed
+		}
+		g.Evidence = appendEvidence(g.Evidence, f.Evidence...)
+		return
+	}
+	f.Evidence = appendEvidence(nil, f.Evidence...)
+	d.byKey[key] = len(d.out)
+	d.out = append(d.out, f)
+}
+
+func appendEvidence(ev []string, more ...string) []string {
+	for _, e := range more {
+		if e == "" || len(ev) >= maxEvidence+1 {
+			continue
+		}
+		dup := false
+		for _, x := range ev {
+			dup = dup || x == e
+		}
+		if !dup {
+			ev = append(ev, e)
+		}
+	}
+	return ev
+}
+
+// logs returns the log matches of a rule.
+func (d *diag) logs(rule string) []LogMatch {
+	var out []LogMatch
+	for _, m := range d.in.Logs {
+		if m.Rule == rule && m.Count > 0 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// logEvidence is at most maxEvidence lines of a match, with a count if more.
+func logEvidence(m LogMatch) []string {
+	var ev []string
+	for i, l := range m.Lines {
+		if i == maxEvidence {
+			break
+		}
+		ev = append(ev, l)
+	}
+	if m.Count > len(ev) {
+		ev = append(ev, fmt.Sprintf("%d matching lines in %s", m.Count, m.Source))
+	}
+	return ev
+}
+
+func (d *diag) setting(name string) string {
+	v, ok := d.in.Settings[name]
+	if !ok {
+		return name
+	}
+	switch x := v.(type) {
+	case []int64:
+		parts := make([]string, len(x))
+		for i, n := range x {
+			parts[i] = fmt.Sprint(n)
+		}
+		return fmt.Sprintf("%s (now %s)", name, strings.Join(parts, " "))
+	}
+	return fmt.Sprintf("%s (now %v)", name, v)
+}
+
+func isNginx(process, source string) bool {
+	return strings.Contains(strings.ToLower(process+" "+source), "nginx")
+}
+
+func (d *diag) fdProcess() {
+	for _, p := range d.in.Summary.Procs {
+		if p.FDLimit <= 0 || float64(p.FDPeak) < NearLimit*float64(p.FDLimit) {
+			continue
+		}
+		d.add(fdProcessFinding(p.Side, p.Name, fmt.Sprintf("%d of %d", p.FDPeak, p.FDLimit),
+			fmt.Sprintf("fds %d of limit %d (/proc/%d/limits)", p.FDPeak, p.FDLimit, p.Pid)))
+	}
+	for _, m := range d.logs(RuleFDProcess) {
+		observed := ""
+		for _, p := range d.in.Summary.Procs {
+			if p.Name == m.Process && p.Side == m.Side && p.FDLimit > 0 {
+				observed = fmt.Sprintf("%d of %d", p.FDPeak, p.FDLimit)
+			}
+		}
+		if observed == "" {
+			observed = fmt.Sprintf("%d EMFILE errors", m.Count)
+		}
+		d.add(fdProcessFinding(m.Side, m.Process, observed, logEvidence(m)...))
+	}
+	if n := d.in.GeneratorErrors[GenEMFILE]; n > 0 {
+		d.add(fdProcessFinding(hoststat.SideGenerator, "loadramp", fmt.Sprintf("%d EMFILE errors", n),
+			fmt.Sprintf("generator: %d requests failed with EMFILE (too many open files)", n)))
+	}
+}
+
+func fdProcessFinding(side, process, observed string, evidence ...string) record.Finding {
+	f := record.Finding{
+		Rule: RuleFDProcess, Side: side, Process: process, Resource: "open files",
+		Setting: "RLIMIT_NOFILE (systemd LimitNOFILE)", Observed: observed, Evidence: evidence,
+		Fix: "raise the process open-file limit above 2x peak connections",
+	}
+	if isNginx(process, "") {
+		f.Setting = "worker_rlimit_nofile"
+		f.Fix = "raise nginx worker_rlimit_nofile to at least 2x worker_connections (a proxied connection holds two fds)"
+	}
+	if side == hoststat.SideGenerator {
+		f.Fix = "raise the generator's open-file limit (ulimit -n) above its connections; this is not the target's limit"
+	}
+	return f
+}
+
+func (d *diag) fdSystem() {
+	s := d.in.Summary
+	f := record.Finding{Rule: RuleFDSystem, Resource: "file handles (system)", Setting: d.setting("fs.file-max"),
+		Fix: "raise fs.file-max (sysctl -w fs.file-max=...)"}
+	found := false
+	if r, ok := s.Ratio(hoststat.HostFileNr, hoststat.HostFileMax); ok && r >= NearLimit {
+		nr, max := s.Peaks[hoststat.HostFileNr], s.Limits[hoststat.HostFileMax]
+		f.Observed = fmt.Sprintf("%.0f of %.0f", nr, max)
+		f.Evidence = append(f.Evidence, fmt.Sprintf("file handles %.0f of fs.file-max %.0f (/proc/sys/fs/file-nr)", nr, max))
+		found = true
+	}
+	for _, m := range d.logs(RuleFDSystem) {
+		if f.Observed == "" {
+			f.Observed = fmt.Sprintf("%d ENFILE errors", m.Count)
+		}
+		f.Evidence = append(f.Evidence, logEvidence(m)...)
+		found = true
+	}
+	if n := d.in.GeneratorErrors[GenENFILE]; n > 0 {
+		if f.Observed == "" {
+			f.Observed = fmt.Sprintf("%d ENFILE errors", n)
+		}
+		f.Evidence = append(f.Evidence, fmt.Sprintf("generator: %d requests failed with ENFILE (too many open files in system)", n))
+		found = true
+	}
+	if found {
+		d.add(f)
+	}
+}
+
+func (d *diag) nginxWorkerConnections() {
+	for _, m := range d.logs(RuleNginxWorkerConns) {
+		side := m.Side
+		if side == "" {
+			side = hoststat.SideTarget
+		}
+		d.add(record.Finding{Rule: RuleNginxWorkerConns, Side: side, Process: m.Process,
+			Resource: "nginx worker connections", Setting: "worker_connections",
+			Observed: fmt.Sprintf("%d errors", m.Count), Evidence: logEvidence(m),
+			Fix: "raise worker_connections (and worker_rlimit_nofile to about twice it)"})
+	}
+}
+
+func (d *diag) listenOverflow() {
+	s := d.in.Summary
+	ov, okOv := s.Deltas[hoststat.HostListenOverflows]
+	dr := s.Deltas[hoststat.HostListenDrops]
+	if !okOv || (ov <= 0 && dr <= 0) {
+		return
+	}
+	ev := []string{fmt.Sprintf("TcpExt ListenOverflows +%.0f, ListenDrops +%.0f in the window (/proc/net/netstat)", ov, dr)}
+	if v, ok := d.in.Settings["net.core.somaxconn"]; ok {
+		ev = append(ev, fmt.Sprintf("net.core.somaxconn = %v caps every listen backlog", v))
+	}
+	d.add(record.Finding{Rule: RuleListenOverflow, Side: hoststat.SideTarget, Resource: "listen queue (accept backlog)",
+		Setting: d.setting("net.core.somaxconn") + " and the listen backlog",
+		Observed: fmt.Sprintf("%.0f overflows", max(ov, dr)), Evidence: ev,
+		Fix: "raise net.core.somaxconn and the server's listen backlog (nginx listen ... backlog=), or accept faster"})
+}
+
+func (d *diag) synBacklog() {
+	s := d.in.Summary
+	drop := s.Deltas[hoststat.HostReqQFullDrop]
+	cookies := s.Deltas[hoststat.HostReqQFullDoCookies]
+	var ev []string
+	if drop > 0 || cookies > 0 {
+		ev = append(ev, fmt.Sprintf("TcpExt TCPReqQFullDrop +%.0f, TCPReqQFullDoCookies +%.0f in the window (/proc/net/netstat)", drop, cookies))
+	}
+	observed := ""
+	if len(ev) > 0 {
+		observed = fmt.Sprintf("%.0f SYNs dropped, %.0f answered with cookies", drop, cookies)
+	}
+	for _, m := range d.logs(RuleSynBacklog) {
+		ev = append(ev, logEvidence(m)...)
+		if observed == "" {
+			observed = fmt.Sprintf("%d kernel SYN flooding messages", m.Count)
+		}
+	}
+	if len(ev) == 0 {
+		return
+	}
+	d.add(record.Finding{Rule: RuleSynBacklog, Side: hoststat.SideTarget, Resource: "SYN queue",
+		Setting: d.setting("net.ipv4.tcp_max_syn_backlog") + " and the listen backlog", Observed: observed, Evidence: ev,
+		Fix: "raise net.ipv4.tcp_max_syn_backlog and the listen backlog"})
+}
+
+func (d *diag) ephemeralPorts() {
+	f := record.Finding{Rule: RuleEphemeralPorts, Side: hoststat.SideGenerator, Process: "loadramp",
+		Resource: "ephemeral ports", Setting: d.setting("net.ipv4.ip_local_port_range"),
+		Fix: "widen net.ipv4.ip_local_port_range, keep connections alive, or enable net.ipv4.tcp_tw_reuse"}
+	found := false
+	s := d.in.Summary
+	if n := d.in.GeneratorErrors[GenEADDRNOTAVAIL]; n > 0 {
+		f.Observed = fmt.Sprintf("%d EADDRNOTAVAIL errors", n)
+		f.Evidence = append(f.Evidence, fmt.Sprintf("generator: %d connects failed with EADDRNOTAVAIL (cannot assign requested address)", n))
+		found = true
+	}
+	if found {
+		d.add(f)
+	}
+	if width, ok := s.Limits[hoststat.HostPortRangeWidth]; ok && width > 0 {
+		// Host-wide sockets say the ports are nearly used, not whose they are.
+		tw, inuse := s.Peaks[hoststat.HostTCPTW], s.Peaks[hoststat.HostTCPInUse]
+		if tw+inuse >= PortRangeUsed*width {
+			d.add(record.Finding{Rule: RuleEphemeralPorts, Resource: "ephemeral ports",
+				Setting: f.Setting, Observed: fmt.Sprintf("%.0f sockets for %.0f ports", tw+inuse, width),
+				Evidence: []string{fmt.Sprintf("TCP sockets in use %.0f + TIME_WAIT %.0f vs %.0f local ports (/proc/net/sockstat)", inuse, tw, width)},
+				Fix:      f.Fix})
+		}
+	}
+	for _, m := range d.logs(RuleEphemeralPorts) {
+		side := m.Side
+		if side == "" {
+			side = hoststat.SideTarget
+		}
+		g := record.Finding{Rule: RuleEphemeralPorts, Side: side, Process: m.Process, Resource: "ephemeral ports",
+			Setting: d.setting("net.ipv4.ip_local_port_range"), Observed: fmt.Sprintf("%d EADDRNOTAVAIL errors", m.Count),
+			Evidence: logEvidence(m), Fix: f.Fix}
+		if side == hoststat.SideTarget {
+			// A proxy running out of ports towards its upstream.
+			g.Fix = "keep upstream connections alive (nginx keepalive in upstream), widen net.ipv4.ip_local_port_range, enable net.ipv4.tcp_tw_reuse"
+		}
+		d.add(g)
+	}
+}
+
+func (d *diag) timeWait() {
+	s := d.in.Summary
+	tw, okTW := s.Peaks[hoststat.HostTCPTW]
+	var ev []string
+	observed := ""
+	if ovf := s.Deltas[hoststat.HostTimeWaitOverflow]; ovf > 0 {
+		ev = append(ev, fmt.Sprintf("TcpExt TCPTimeWaitOverflow +%.0f in the window (/proc/net/netstat)", ovf))
+		observed = fmt.Sprintf("%.0f TIME_WAIT sockets dropped", ovf)
+	}
+	if width, ok := s.Limits[hoststat.HostPortRangeWidth]; ok && okTW && width > 0 && tw >= TimeWaitShare*width {
+		ev = append(ev, fmt.Sprintf("TIME_WAIT sockets %.0f vs %.0f local ports (/proc/net/sockstat)", tw, width))
+		if observed == "" {
+			observed = fmt.Sprintf("%.0f in TIME_WAIT", tw)
+		}
+	}
+	if b, ok := s.Limits[hoststat.HostMaxTWBuckets]; ok && okTW && b > 0 && tw >= NearLimit*b {
+		ev = append(ev, fmt.Sprintf("TIME_WAIT sockets %.0f of net.ipv4.tcp_max_tw_buckets %.0f", tw, b))
+		if observed == "" {
+			observed = fmt.Sprintf("%.0f of %.0f", tw, b)
+		}
+	}
+	if len(ev) == 0 {
+		return
+	}
+	d.add(record.Finding{Rule: RuleTimeWait, Resource: "TIME_WAIT sockets",
+		Setting: d.setting("net.ipv4.tcp_tw_reuse") + ", net.ipv4.tcp_max_tw_buckets", Observed: observed, Evidence: ev,
+		Fix: "keep connections alive so they are reused; enable net.ipv4.tcp_tw_reuse on the connecting side"})
+}
+
+func (d *diag) conntrack() {
+	s := d.in.Summary
+	var ev []string
+	observed := ""
+	if r, ok := s.Ratio(hoststat.HostConntrackCount, hoststat.HostConntrackMax); ok && r >= NearLimit {
+		c, m := s.Peaks[hoststat.HostConntrackCount], s.Limits[hoststat.HostConntrackMax]
+		observed = fmt.Sprintf("%.0f of %.0f", c, m)
+		ev = append(ev, fmt.Sprintf("conntrack entries %.0f of nf_conntrack_max %.0f (/proc/sys/net/netfilter)", c, m))
+	}
+	if dr := s.Deltas[hoststat.HostConntrackDrop]; dr > 0 {
+		ev = append(ev, fmt.Sprintf("conntrack drops +%.0f in the window (/proc/net/stat/nf_conntrack)", dr))
+		if observed == "" {
+			observed = fmt.Sprintf("%.0f packets dropped", dr)
+		}
+	}
+	for _, m := range d.logs(RuleConntrackFull) {
+		ev = append(ev, logEvidence(m)...)
+		if observed == "" {
+			observed = fmt.Sprintf("%d kernel table-full messages", m.Count)
+		}
+	}
+	if len(ev) == 0 {
+		return
+	}
+	d.add(record.Finding{Rule: RuleConntrackFull, Resource: "connection tracking table",
+		Setting: d.setting("net.netfilter.nf_conntrack_max"), Observed: observed, Evidence: ev,
+		Fix: "raise net.netfilter.nf_conntrack_max, or skip tracking for this traffic (firewalld --notrack / raw table NOTRACK)"})
+}
+
+func (d *diag) cpu() {
+	s := d.in.Summary
+	gen := s.Generator
+	if gen.Procs > 0 && gen.CPUMean >= CPUSaturated {
+		d.add(record.Finding{Rule: RuleGeneratorSaturated, Side: hoststat.SideGenerator, Process: "loadramp",
+			Resource: "generator CPU", Setting: "generator fleet size (more or larger generators)",
+			Observed: fmt.Sprintf("%.0f%% of its CPUs", 100*gen.CPUMean),
+			Evidence: []string{fmt.Sprintf("generator processes used %.2f of their CPUs on average (peak %.2f) (/proc/PID/stat)", gen.CPUMean, gen.CPUPeak)},
+			Fix:      "add generators or give them more CPUs; the step measured the generator, not the target"})
+	}
+	for _, p := range s.Procs {
+		if p.Side != hoststat.SideTarget || p.CPUMean < CPUSaturated {
+			continue
+		}
+		d.add(record.Finding{Rule: RuleCPUSaturation, Side: hoststat.SideTarget, Process: p.Name, Resource: "CPU",
+			Setting: "instance size / count", Observed: fmt.Sprintf("%.0f%% of %d CPUs", 100*p.CPUMean, p.CPUs),
+			Evidence: []string{fmt.Sprintf("%s (pid %d) used %.2f of its %d CPUs on average (peak %.2f) (/proc/%d/stat)", p.Name, p.Pid, p.CPUMean, p.CPUs, p.CPUPeak, p.Pid)},
+			Fix:      "add instances or CPUs, or make each request cheaper"})
+	}
+	if s.HostCPUMean >= CPUSaturated {
+		ev := []string{fmt.Sprintf("host CPUs %.2f busy on average (peak %.2f) (/proc/stat)", s.HostCPUMean, s.HostCPUPeak)}
+		if gen.Procs > 0 {
+			ev = append(ev, fmt.Sprintf("of which the generator used %.2f and the target %.2f of their CPUs", gen.CPUMean, s.Target.CPUMean))
+		}
+		if wall := s.End.Sub(s.Start).Seconds(); wall > 0 {
+			if psi, ok := s.Deltas[hoststat.HostPSICPUSome]; ok {
+				ev = append(ev, fmt.Sprintf("cpu pressure: some task waited %.0f%% of the window (/proc/pressure/cpu)", 100*psi/1e6/wall))
+			}
+		}
+		// The host is shared: it is the generator's fault when the generator took
+		// more of it than the target did.
+		side := hoststat.SideTarget
+		if gen.Procs > 0 && gen.CPUMean > s.Target.CPUMean {
+			side = hoststat.SideGenerator
+		}
+		d.add(record.Finding{Rule: RuleCPUSaturation, Side: side, Resource: "host CPU", Setting: "instance size / count",
+			Observed: fmt.Sprintf("%.0f%% of the host's CPUs", 100*s.HostCPUMean), Evidence: ev,
+			Fix: "add instances or CPUs; run the generator on other machines than the target"})
+	}
+}
+
+func (d *diag) memory() {
+	s := d.in.Summary
+	var ev []string
+	observed := ""
+	if total, ok := s.Limits[hoststat.HostMemTotal]; ok && total > 0 {
+		if avail, ok := s.Mins[hoststat.HostMemAvailable]; ok && avail < MemAvailableLow*total {
+			observed = fmt.Sprintf("%.0f MiB of %.0f MiB available", avail/(1<<20), total/(1<<20))
+			ev = append(ev, fmt.Sprintf("MemAvailable fell to %.1f%% of MemTotal (/proc/meminfo)", 100*avail/total))
+		}
+	}
+	if wall := s.End.Sub(s.Start).Seconds(); wall > 0 {
+		if full, ok := s.Deltas[hoststat.HostPSIMemoryFull]; ok && full/1e6/wall >= PSIMemoryFull {
+			ev = append(ev, fmt.Sprintf("memory pressure: all tasks stalled %.0f%% of the window (/proc/pressure/memory)", 100*full/1e6/wall))
+			if observed == "" {
+				observed = fmt.Sprintf("stalled %.0f%% of the time", 100*full/1e6/wall)
+			}
+		}
+	}
+	for _, m := range d.logs(RuleMemoryPressure) {
+		ev = append(ev, logEvidence(m)...)
+		if observed == "" {
+			observed = fmt.Sprintf("%d OOM messages", m.Count)
+		}
+	}
+	if len(ev) == 0 {
+		return
+	}
+	d.add(record.Finding{Rule: RuleMemoryPressure, Resource: "memory", Setting: "instance memory / process memory limit",
+		Observed: observed, Evidence: ev, Fix: "give the processes more memory, or lower their memory use per connection"})
+}
