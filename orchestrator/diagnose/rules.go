@@ -269,7 +269,7 @@ func (d *diag) listenOverflow() {
 		ev = append(ev, fmt.Sprintf("net.core.somaxconn = %v caps every listen backlog", v))
 	}
 	d.add(record.Finding{Rule: RuleListenOverflow, Side: hoststat.SideTarget, Resource: "listen queue (accept backlog)",
-		Setting: d.setting("net.core.somaxconn") + " and the listen backlog",
+		Setting:  d.setting("net.core.somaxconn") + " and the listen backlog",
 		Observed: fmt.Sprintf("%.0f overflows", max(ov, dr)), Evidence: ev,
 		Fix: "raise net.core.somaxconn and the server's listen backlog (nginx listen ... backlog=), or accept faster"})
 }
