@@ -99,8 +99,50 @@ func Parse(data []byte, name string, sets []string) (*Plan, error) {
 func (p *Plan) Raw() []byte { return p.raw }
 
 // Line returns the line where path (such as "ramp.hold", "parameters[1].max",
-// "gates[2]") was written, or 0 if unknown or set by --set.
-func (p *Plan) Line(path string) int { return p.lines[path] }
+// "gates[2]") was written, or 0 if unknown or set by --set. Parameters and
+// processes may also be named as --set names them: "parameters.rate.max",
+// "fleets.target.processes.eventbus.command".
+func (p *Plan) Line(path string) int {
+	if l, ok := p.lines[path]; ok {
+		return l
+	}
+	return p.lines[p.canonical(path)]
+}
+
+// canonical rewrites list elements chosen by name into indexes:
+// parameters.rate.max -> parameters[0].max.
+func (p *Plan) canonical(path string) string {
+	segs := strings.Split(path, ".")
+	byName := func(i int, names []string) {
+		if i >= len(segs) {
+			return
+		}
+		for j, n := range names {
+			if n == segs[i] {
+				segs[i-1] += fmt.Sprintf("[%d]", j)
+				segs = append(segs[:i], segs[i+1:]...)
+				return
+			}
+		}
+	}
+	switch {
+	case len(segs) >= 2 && segs[0] == "parameters":
+		names := make([]string, len(p.Parameters))
+		for i, par := range p.Parameters {
+			names[i] = par.Name
+		}
+		byName(1, names)
+	case len(segs) >= 4 && segs[0] == "fleets" && segs[2] == "processes":
+		if f := p.Fleets[segs[1]]; f != nil {
+			names := make([]string, len(f.Processes))
+			for i, pr := range f.Processes {
+				names[i] = pr.Name
+			}
+			byName(3, names)
+		}
+	}
+	return strings.Join(segs, ".")
+}
 
 // given reports whether path was written in the plan (in the file or by --set).
 func (p *Plan) given(path string) bool {

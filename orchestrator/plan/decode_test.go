@@ -45,6 +45,10 @@ func TestLine(t *testing.T) {
 		"ramp.hold":                             23,
 		"gates[0]":                              25,
 		"ramp.nothing":                          0,
+		"parameters.connections.max":            21,
+		"parameters.nothing.max":                0,
+		"fleets.target.processes.bus.ready":     9,
+		"fleets.target.processes.bus":           7,
 	} {
 		if got := p.Line(path); got != want {
 			t.Errorf("Line(%q) = %d, want %d", path, got, want)
