@@ -11,9 +11,9 @@
 // pre-serialized request and parses the response with a minimal HTTP/1.1 reader.
 //
 // Requests due in a step's hold but still queued for a connection when the hold
-// ends (plus a short grace) are not sent: they are counted as errors of class
-// "incomplete" with the time they had waited as latency, so a stalled target is
-// visible. Requests in flight when the hold ends are awaited (up to the target's
+// ends are still sent for up to the target's timeout; those left after that are
+// counted as errors of class "incomplete" with the time they had waited as latency,
+// so a stalled target is visible. Requests in flight when the hold ends are awaited (up to the target's
 // timeout) and counted with their real outcome. When Run's context is cancelled,
 // in-flight requests are interrupted and not counted.
 package loadgen
@@ -45,9 +45,6 @@ const (
 	DefaultReadBufferSize = 4096
 	// DefaultQueueSize bounds the requests due but waiting for a free connection.
 	DefaultQueueSize = 1 << 16
-	// DefaultDrainGrace is how long queued requests may still be sent after the
-	// hold ends before the rest count as incomplete.
-	DefaultDrainGrace = 100 * time.Millisecond
 )
 
 // Target is the request every connection sends.
@@ -104,7 +101,8 @@ func WithReadBufferSize(n int) Option { return func(o *options) { o.bufSize = n 
 // full the dispatcher waits too (counted as waiting for a connection, not as lag).
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
 
-// WithDrainGrace sets how long queued requests may still be sent after a hold ends.
+// WithDrainGrace sets how long requests still queued when a hold ends may be sent
+// before the rest count as incomplete (default: the target's timeout).
 func WithDrainGrace(d time.Duration) Option { return func(o *options) { o.drainGrace = d } }
 
 // Generator sends a Target's request at the rate and over the connections of each
@@ -125,7 +123,7 @@ type Generator struct {
 // before the first Run.
 func New(target Target, opts ...Option) (*Generator, error) {
 	o := options{log: zerolog.Nop(), seed: 1, bufSize: DefaultReadBufferSize,
-		queueSize: DefaultQueueSize, drainGrace: DefaultDrainGrace}
+		queueSize: DefaultQueueSize}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -256,11 +254,11 @@ type run struct {
 	jobs     chan job
 	stopCh   chan struct{} // closed: dispatch no more
 	stop     atomic.Bool   // closed loop: send no more
-	ending   atomic.Bool   // queued jobs are incomplete, not sent
 	endAt    atomic.Int64  // ns from start when the hold ended
 	canceled atomic.Bool
-	idle     atomic.Int64 // workers waiting for a job
-	offered  []atomic.Int64
+	idle     atomic.Int64   // workers waiting for a job
+	offered  []atomic.Int64 // per second: Poisson as scheduled, closed loop as sent
+	constant *constantPacer // the schedule, for a constant rate
 	reopened atomic.Int64
 
 	// Dispatcher-only, read after it exits.
@@ -307,9 +305,14 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	if !r.closed {
 		r.jobs = make(chan job, g.opts.queueSize)
 	}
-	var p pacer = constantPacer{rate: step.Rate}
-	if step.Poisson && !r.closed {
+	var p pacer
+	switch {
+	case r.closed:
+	case step.Poisson:
 		p = newPoissonPacer(step.Rate, g.opts.seed)
+	default:
+		cp := constantPacer{rate: step.Rate}
+		p, r.constant = cp, &cp
 	}
 
 	r.start = time.Now()
@@ -334,24 +337,40 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	close(r.stopCh)
 	r.stop.Store(true)
 	<-dispatched
-	if err == nil && !r.closed && g.opts.drainGrace > 0 {
-		grace := time.NewTimer(g.opts.drainGrace)
+	drainGrace := g.opts.drainGrace
+	if drainGrace == 0 {
+		drainGrace = g.timeout
+	}
+	if err == nil && !r.closed {
+		grace := time.NewTimer(drainGrace)
+		poll := time.NewTicker(time.Millisecond)
+	drain:
 		for len(r.jobs) > 0 {
 			select {
 			case <-grace.C:
+				break drain
 			case <-ctx.Done():
-			case <-time.After(time.Millisecond):
-				continue
+				break drain
+			case <-poll.C:
 			}
-			break
 		}
+		poll.Stop()
 		grace.Stop()
 	}
-	r.ending.Store(true)
 	if ctx.Err() != nil {
 		r.canceled.Store(true)
 		for _, c := range g.conns {
 			c.interrupt()
+		}
+	}
+	if !r.closed {
+		// What no connection took in time is incomplete. Workers still take jobs
+		// while this drains; those are sent as usual.
+		for j := range r.jobs {
+			if !r.canceled.Load() {
+				shards[0].record(outcome{intended: j.intended, done: r.now(), cls: clsIncomplete,
+					inWindow: j.intended >= r.warmup})
+			}
 		}
 	}
 	wg.Wait()
@@ -432,7 +451,12 @@ func (r *run) control(step Step, shards []*shard) (series []metrics.Second, hold
 		}
 		sec := metrics.Second{T: t, Requests: req, Errors: errs,
 			P50: float64(agg.ValueAtQuantile(50)) / 1e6, P99: float64(agg.ValueAtQuantile(99)) / 1e6}
-		if t < len(r.offered) {
+		switch {
+		case r.constant != nil: // by the schedule, even if the dispatcher is behind it
+			from := time.Duration(t) * time.Second
+			to := min(from+time.Second, time.Duration(r.end))
+			sec.Offered = int64(r.constant.countBefore(to) - r.constant.countBefore(from))
+		case t < len(r.offered):
 			sec.Offered = r.offered[t].Load()
 		}
 		series = append(series, sec)
@@ -492,6 +516,15 @@ func (r *run) control(step Step, shards []*shard) (series []metrics.Second, hold
 	}
 }
 
+// Dispatcher sleeps: waits longer than fineSleepMax use a Go timer (which may be up
+// to a millisecond late) and finish on the fine sleeper; shorter ones use the fine
+// sleeper alone, never for less than fineSleepMin so the wake-ups stay few at high
+// rates (each releases every request then due).
+const (
+	fineSleepMax = 2 * time.Millisecond
+	fineSleepMin = 50 * time.Microsecond
+)
+
 // dispatch releases every request that is due at each wake-up, with its intended
 // time, until the hold ends or stopCh closes. Go timers are not reliable below about
 // a millisecond, so a wake-up may release several requests at once.
@@ -499,8 +532,23 @@ func (r *run) dispatch(p pacer) {
 	defer close(r.jobs)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	fine, err := newFineSleeper()
+	if err != nil {
+		r.g.opts.log.Warn().Err(err).Msg("no fine sleeper; schedule lag may reach 1ms")
+		fine = nil
+	} else {
+		defer fine.close()
+	}
 	var n uint64
 	next := int64(p.Intended(0))
+	// Count each request in its second as soon as it is scheduled, not when it is
+	// released, so the series is right even while the dispatcher is behind.
+	count := func(at int64) {
+		if sec := at / int64(time.Second); at < r.end && sec < int64(len(r.offered)) {
+			r.offered[sec].Add(1)
+		}
+	}
+	count(next)
 	var unblockedAt int64
 	for {
 		now := r.now()
@@ -524,9 +572,6 @@ func (r *run) dispatch(p pacer) {
 				now = r.now()
 				unblockedAt = now
 			}
-			if sec := next / int64(time.Second); sec < int64(len(r.offered)) {
-				r.offered[sec].Add(1)
-			}
 			if inWindow {
 				r.released++
 				if blocked {
@@ -536,15 +581,32 @@ func (r *run) dispatch(p pacer) {
 			}
 			n++
 			next = int64(p.Intended(n))
+			count(next)
 		}
 		if next >= r.end {
 			return
 		}
-		timer.Reset(time.Duration(next - now))
+		wait := time.Duration(next - now)
+		if fine == nil || wait > fineSleepMax {
+			if fine != nil {
+				wait -= fineSleepMax / 2 // wake early; the fine sleeper does the rest
+			}
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-r.stopCh:
+				return
+			}
+			continue
+		}
+		if err := fine.sleep(max(wait, fineSleepMin)); err != nil {
+			r.g.opts.log.Warn().Err(err).Msg("fine sleeper failed; falling back to Go timers")
+			fine = nil
+		}
 		select {
-		case <-timer.C:
 		case <-r.stopCh:
 			return
+		default:
 		}
 	}
 }
@@ -558,6 +620,9 @@ func (r *run) worker(c *conn, s *shard) {
 			if t >= r.end {
 				return
 			}
+			if sec := t / int64(time.Second); sec < int64(len(r.offered)) {
+				r.offered[sec].Add(1)
+			}
 			r.do(c, s, t)
 		}
 		return
@@ -569,11 +634,7 @@ func (r *run) worker(c *conn, s *shard) {
 		if !ok {
 			return
 		}
-		if r.ending.Load() {
-			if !r.canceled.Load() {
-				s.record(outcome{intended: j.intended, done: r.endAt.Load(), cls: clsIncomplete,
-					inWindow: j.intended >= r.warmup})
-			}
+		if r.canceled.Load() {
 			continue
 		}
 		r.do(c, s, j.intended)

@@ -52,3 +52,20 @@ func (p *poissonPacer) Intended(n uint64) time.Duration {
 	}
 	return time.Duration(p.at * float64(time.Second)) // asked for an earlier n: best effort
 }
+
+// countBefore returns how many requests of the schedule have an intended offset
+// before bound (ns), so the series can state what was offered in a second even while
+// the dispatcher is behind.
+func (p constantPacer) countBefore(bound time.Duration) uint64 {
+	if bound <= 0 {
+		return 0
+	}
+	n := uint64(bound.Seconds() * p.rate)
+	for n > 0 && p.Intended(n-1) >= bound { // float rounding: step back
+		n--
+	}
+	for p.Intended(n) < bound { // or forward
+		n++
+	}
+	return n
+}

@@ -70,3 +70,32 @@ func TestPoissonPacer(t *testing.T) {
 		}
 	}
 }
+
+func TestConstantPacerCountBefore(t *testing.T) {
+	tests := []struct {
+		rate  float64
+		bound time.Duration
+		want  uint64
+	}{
+		{rate: 1, bound: 0, want: 0},
+		{rate: 1, bound: 1, want: 1}, // the request at offset 0
+		{rate: 1, bound: time.Second, want: 1},
+		{rate: 1, bound: time.Second + 1, want: 2},
+		{rate: 200, bound: time.Second, want: 200},
+		{rate: 200, bound: 2 * time.Second, want: 400},
+		{rate: 3, bound: time.Second, want: 3},
+		{rate: 0.5, bound: 3 * time.Second, want: 2},
+		{rate: 20000, bound: 10 * time.Second, want: 200000},
+	}
+	for _, tt := range tests {
+		p := constantPacer{rate: tt.rate}
+		if got := p.countBefore(tt.bound); got != tt.want {
+			t.Errorf("rate %v: countBefore(%v) = %d, want %d", tt.rate, tt.bound, got, tt.want)
+		}
+		// Property: it agrees with Intended.
+		n := p.countBefore(tt.bound)
+		if (n > 0 && p.Intended(n-1) >= tt.bound) || p.Intended(n) < tt.bound {
+			t.Errorf("rate %v: countBefore(%v) = %d disagrees with Intended", tt.rate, tt.bound, n)
+		}
+	}
+}
