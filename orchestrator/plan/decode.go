@@ -39,7 +39,9 @@ func Load(path string, sets []string) (*Plan, error) {
 // tree first, so they are type-checked like the file. Unknown keys and values of
 // the wrong type are errors; every one found is returned at once as Errors, each
 // a *DecodeError with its path and line. On success the defaults are applied
-// (ApplyDefaults); the plan is not validated (call Validate).
+// (ApplyDefaults); the plan is not validated (call Validate). When the YAML
+// parses but has decoding problems, the plan decoded from the rest is returned
+// with the errors, so its other problems can be validated and reported too.
 func Parse(data []byte, name string, sets []string) (*Plan, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -84,13 +86,15 @@ func Parse(data []byte, name string, sets []string) (*Plan, error) {
 	} else if p.Version != SchemaVersion && !d.failed["version"] {
 		errs = append(errs, d.errAt("version", fmt.Sprintf("unsupported version %d", p.Version), fmt.Sprintf("this loadramp reads version %d", SchemaVersion)))
 	}
-	if len(errs) > 0 {
-		sortErrors(errs)
-		return nil, errs
-	}
 	p.lines = d.lines
 	p.raw = raw
 	p.ApplyDefaults()
+	if len(errs) > 0 {
+		sortErrors(errs)
+		// The partial plan lets callers validate the rest, so a user sees
+		// every problem at once, not the decoding ones first.
+		return p, errs
+	}
 	return p, nil
 }
 

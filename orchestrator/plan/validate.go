@@ -24,7 +24,7 @@ var (
 	arrivals     = []string{ArrivalConstant, ArrivalPoisson}
 	probeKinds   = []string{"http", "pubsub"}
 	engineParams = map[string][]string{
-		EngineBuiltin: {"rate", "connections", "publishers", "subscribers"},
+		EngineBuiltin: {"rate", "connections"},
 		EngineLocust:  {"users", "spawn_rate"},
 	}
 )
@@ -250,6 +250,9 @@ func (v *validator) parameters() {
 		return
 	}
 	allowed := engineParams[p.Workload.Engine]
+	if p.Workload.Engine == EngineBuiltin && !hasParam(p.Parameters, "rate") {
+		v.add("parameters", "the builtin engine needs a rate parameter (offered requests/s); to hold it fixed, give start = max, e.g. { name: rate, start: 1000, max: 1000 }")
+	}
 	seen := map[string]int{}
 	for i, par := range p.Parameters {
 		pp := fmt.Sprintf("parameters[%d]", i)
@@ -551,4 +554,13 @@ func walkStrings(path string, v any, add func(string, string)) {
 			walkStrings(fmt.Sprintf("%s[%d]", path, i), e, add)
 		}
 	}
+}
+
+func hasParam(ps []Parameter, name string) bool {
+	for _, p := range ps {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -26,7 +26,7 @@ func TestValidateManyMistakes(t *testing.T) {
 		`workload.http.method (line 20): "GET POST" is not an HTTP method`,
 		`parameters[0].start (line 22): must be > 0 (got -5)`,
 		`parameters[1].max (line 23): must be >= start (100), got 10`,
-		`parameters[2].name (line 24): unknown parameter "users" for the builtin engine; use rate, connections, publishers or subscribers`,
+		`parameters[2].name (line 24): unknown parameter "users" for the builtin engine; use rate or connections`,
 		`ramp.factor (line 26): must be > 1 (got 1)`,
 		`ramp.order (line 27): unknown order "shuffled"; use round-robin or sequential`,
 		`ramp.hold (line 28): must be > 0`,

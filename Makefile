@@ -1,0 +1,54 @@
+# loadramp — see README.md. Every target works on a fresh Debian machine with Go, as root.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/loadramp/loadramp/internal/cli.Version=$(VERSION)
+PKGS    := ./...
+# Fuzz time per target for `make fuzz`.
+FUZZTIME ?= 30s
+
+.PHONY: all build demo test test-deps lint vet fmt-check bench bench-generator fuzz clean
+
+all: build
+
+## build: compile loadramp and the bundled event bus into bin/
+build:
+	@mkdir -p bin
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/loadramp ./cmd/loadramp
+	$(GO) build -o bin/eventbus ./cmd/eventbus
+
+## demo: build, then ramp the bundled event bus on this machine (no cloud, no Terraform)
+demo: build
+	bin/loadramp run plans/local-eventbus.yaml
+
+## test-deps: install what the tests need (Debian packages), once
+test-deps:
+	@bash scripts/test-deps.sh
+
+## test: install test dependencies, check formatting and vet, run every test with the race detector
+test: test-deps build lint
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## lint: gofmt check and go vet
+lint: fmt-check vet
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+vet:
+	$(GO) vet $(PKGS)
+
+## bench: Go benchmarks, then the generator comparison against wrk and vegeta
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(MAKE) bench-generator
+
+## bench-generator: loadramp's generator vs wrk and vegeta against nginx (pinned CPUs)
+bench-generator: build
+	bash bench/generator.sh
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/gate
+
+clean:
+	rm -rf bin runs

@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/record"
+)
+
+type runOptions struct {
+	sets      []string
+	out       string
+	keepInfra bool
+	progress  string
+}
+
+func (a *app) runCmd() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run PLAN",
+		Short: "Run a ramp plan until the first bottleneck and write its report",
+		Long: `run provisions the plan's fleets, then runs load in steps that double one parameter at a
+time. Each step has a warmup, a hold (the steady-state window the gates judge) and a
+cooldown. A step that fails its gates is rerun to confirm it, then the failing parameter
+is bisected to refine the capacity, and the run stops: the first real bottleneck. A step
+that fails because the load generator itself saturated is never called a bottleneck: the
+generator fleet is grown and the step rerun, or the run ends "generator-limited".
+
+Every step attempt is appended to RUN_DIR/steps.jsonl as it ends, so nothing finished is
+lost. At the end (also on error or interrupt) the fleets are torn down and the reports
+are written: report.json, steps.csv, report.md, report.html, junit.xml.
+
+The first SIGINT (Ctrl-C) or SIGTERM stops the run, tears down and writes a partial
+report (exit 130); a second one exits at once.`,
+		Example: `  loadramp run plans/local-eventbus.yaml
+  loadramp run plans/local-eventbus.yaml --set ramp.hold=10s --set static.eventbus_nofile=4096
+  loadramp run plans/local-eventbus.yaml --progress plain --log-format json 2>events.jsonl`,
+		Args: exactArgs(1, "PLAN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runPlan(cmd.Context(), args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.sets, "set", nil, "override a plan value: key=value, e.g. static.eventbus_nofile=4096 (repeatable)")
+	f.StringVar(&o.out, "out", "", "directory in which the run directory is made (default: runs_dir from the configuration, \"runs\")")
+	f.BoolVar(&o.keepInfra, "keep-infra", false, "leave the fleets up at the end (tear down later with 'loadramp destroy RUN_DIR')")
+	f.StringVar(&o.progress, "progress", "auto", "progress display: auto (live on a terminal, plain otherwise), plain (a line per step, for CI logs), none")
+	return cmd
+}
+
+func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
+	switch o.progress {
+	case "auto", "plain", "none":
+	default:
+		return usageErr(fmt.Errorf("--progress %q: allowed values are auto, plain, none", o.progress))
+	}
+	p, err := a.loadPlan(path, o.sets)
+	if err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return withCode(ExitRuntime, err)
+	}
+	sum := sha256.Sum256(raw)
+
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	obs := newObserver(a.io, o.progress)
+	stopSignals := a.handleSignals(cancel, obs)
+	defer stopSignals()
+
+	out := o.out
+	if out == "" {
+		out = a.v.GetString(keyRunsDir)
+	}
+	deps := orchestrator.Deps{
+		Provision: a.provision,
+		NewEngine: newEngine,
+		Sampler:   newSampler(),
+		Observer:  obs,
+		LogOutput: a.logOut,
+		LogLevel:  a.runLogLevel(o.progress),
+		Version:   Version,
+	}
+	res, err := orchestrator.Run(ctx, p, deps, orchestrator.Options{
+		OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra,
+	})
+	if res != nil {
+		printSummary(a.io.Out, res)
+	}
+	switch {
+	case res != nil && res.Interrupted:
+		return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted"), quiet: true}
+	case err != nil:
+		return withCode(ExitRuntime, err)
+	case res.Status == record.StatusError:
+		return withCode(ExitRuntime, fmt.Errorf("the run ended in error"))
+	}
+	return nil
+}
+
+// runLogLevel is the console log level during a run: progress lines tell the
+// story, so informational log lines (all kept in events.log) are shown only
+// when asked for with --log-level or LOADRAMP_LOG_LEVEL, or with --progress none.
+func (a *app) runLogLevel(progress string) zerolog.Level {
+	if progress == "none" || a.v.IsSet(keyLogLevel) && a.explicitLogLevel() {
+		return a.logLevel
+	}
+	if a.logLevel > zerolog.WarnLevel {
+		return a.logLevel
+	}
+	return zerolog.WarnLevel
+}
+
+// handleSignals cancels the run on the first SIGINT or SIGTERM and exits at
+// once on the second.
+func (a *app) handleSignals(cancel context.CancelFunc, obs orchestrator.Observer) func() {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			obs.Message("received %s: stopping the step, tearing down and writing a partial report (send it again to exit at once)", sig)
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-ch:
+			fmt.Fprintf(a.io.ErrOut, "\nreceived %s again: exiting now. Fleets may be left running: clean up with 'loadramp destroy RUN_DIR' (the run directory printed at start).\n", sig)
+			os.Exit(ExitInterrupted)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}

@@ -1,0 +1,93 @@
+package orchestrator
+
+import (
+	"context"
+	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/record"
+)
+
+// Engine drives load for one step at a time. Implementations keep their
+// connections (or their workers) across steps and release them in Close.
+type Engine interface {
+	// Step runs warmup then hold at the given load parameters and returns the
+	// hold window's measurements. When ctx is cancelled (an abort gate tripped,
+	// or the run was interrupted) it returns what it measured so far together
+	// with ctx.Err().
+	Step(ctx context.Context, s EngineStep) (*EngineResult, error)
+	Close() error
+}
+
+// EngineStep is one step's load as the engine sees it.
+type EngineStep struct {
+	Params map[string]float64
+	Warmup time.Duration
+	Hold   time.Duration
+	// OnSecond is called once per elapsed second (warmup included), from a single
+	// goroutine; it must not block.
+	OnSecond func(metrics.Second)
+}
+
+// EngineResult is an engine's measurement of one step's hold window.
+type EngineResult struct {
+	Metrics      metrics.Metrics
+	Series       []metrics.Second
+	ErrorClasses map[string]int64
+}
+
+// Fleet is a provisioned group of processes or hosts (infra.Provider's shape,
+// declared here so the campaign loop can be tested with fakes).
+type Fleet interface {
+	Up(ctx context.Context) (FleetState, error)
+	// Scale grows the fleet by factor; ok is false when the fleet cannot grow.
+	Scale(ctx context.Context, factor float64) (state FleetState, ok bool, err error)
+	Down(ctx context.Context) error
+	// Check reports a process of the fleet that died while it was up.
+	Check() error
+}
+
+// FleetState is what a fleet exposes once up.
+type FleetState struct {
+	Outputs   map[string]string
+	Processes []Process
+	Size      int
+	Ref       record.InfraRef
+}
+
+// Process is one local process of a fleet, for samplers and log scanning.
+type Process struct {
+	Name    string
+	Pid     int
+	LogPath string
+}
+
+// Observer receives progress as the run goes. Implementations must be quick:
+// Second is called from the engine's measuring goroutine.
+type Observer interface {
+	RunStarted(runID, dir string, schedule int)
+	StepStarted(s StepInfo)
+	Second(s StepInfo, sec metrics.Second)
+	StepEnded(s StepInfo, rec *record.Step)
+	Message(format string, args ...any)
+}
+
+// StepInfo identifies a step attempt in progress.
+type StepInfo struct {
+	Index      int
+	Attempt    int
+	Kind       string
+	Params     map[string]float64
+	ParamOrder []string
+	Changed    string
+	Seconds    int // warmup + hold, in whole seconds
+}
+
+// NopObserver ignores all progress.
+type NopObserver struct{}
+
+func (NopObserver) RunStarted(string, string, int)   {}
+func (NopObserver) StepStarted(StepInfo)             {}
+func (NopObserver) Second(StepInfo, metrics.Second)  {}
+func (NopObserver) StepEnded(StepInfo, *record.Step) {}
+func (NopObserver) Message(string, ...any)           {}

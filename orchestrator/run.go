@@ -1,0 +1,538 @@
+// Package orchestrator runs a ramp plan: it provisions the fleets, drives the
+// engine step by step, judges each step's steady state against the plan's gates,
+// tells a saturated generator from a saturated target, stops at the first real
+// bottleneck and writes the run directory and its reports.
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/gate"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/report"
+)
+
+// MaxGeneratorScales bounds how often one step is rerun on a grown generator fleet.
+const MaxGeneratorScales = 3
+
+// Renderer renders a plan template with the run's current template data.
+type Renderer func(text string) (string, error)
+
+// Deps are the real or fake implementations Run wires together.
+type Deps struct {
+	// Provision builds the provider of fleet name from its plan block. render
+	// renders the block's templates (static parameters, ports, the outputs of
+	// fleets already up); runDir is the run directory, for logs and files.
+	Provision func(ctx context.Context, name string, f *plan.Fleet, render Renderer, runDir string, log zerolog.Logger) (Fleet, error)
+	// NewEngine builds the plan's engine once every fleet is up.
+	NewEngine func(ctx context.Context, p *plan.Plan, render Renderer, log zerolog.Logger) (Engine, error)
+	// Sampler, if set, measures hosts and processes during each step's hold and
+	// names findings; nil means no host measurements.
+	Sampler  StepSampler
+	Observer Observer
+	// LogOutput receives the run's log events (besides events.log, which gets
+	// them all); nil discards them.
+	LogOutput io.Writer
+	LogLevel  zerolog.Level
+	Now       func() time.Time
+	Version   string
+}
+
+// StepSampler measures the hosts during a step and diagnoses what it saw.
+type StepSampler interface {
+	// Start begins sampling the given processes; the returned stop function ends
+	// sampling and returns the window's metrics and findings.
+	Start(ctx context.Context, target, generator []Process) (stop func(StepFacts) (metrics.Metrics, []record.Finding), err error)
+}
+
+// StepFacts is what the engine saw, for the diagnosis of generator-side errors.
+type StepFacts struct {
+	ErrorClasses map[string]int64
+	Metrics      metrics.Metrics
+}
+
+// Options are the per-invocation settings of a run.
+type Options struct {
+	OutDir    string // where run directories are made
+	PlanFile  string
+	PlanHash  string
+	KeepInfra bool
+	RunID     string // optional; generated when empty
+}
+
+// Result says how a run ended.
+type Result struct {
+	RunID  string
+	Dir    string
+	Status string
+	Report *report.Report
+	// Interrupted is true when ctx was cancelled (SIGINT/SIGTERM).
+	Interrupted bool
+}
+
+// Run executes plan p to its end: a bottleneck, the end of the schedule, a
+// generator limit, an abort or an error. It always tears down what it started
+// (unless opts.KeepInfra) and always writes the reports of what it measured.
+func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (res *Result, err error) {
+	if deps.Observer == nil {
+		deps.Observer = NopObserver{}
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	r, err := newRunner(p, deps, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+type runner struct {
+	p      *plan.Plan
+	deps   Deps
+	opts   Options
+	log    zerolog.Logger
+	obs    Observer
+	gates  []gate.Gate
+	health []gate.Gate
+	abort  []gate.Gate
+	order  []string
+
+	dir     *record.Dir
+	runRec  *record.Run
+	ports   *plan.Ports
+	tdata   plan.TemplateData
+	fleets  []namedFleet
+	engine  Engine
+	states  map[string]FleetState
+	genSize int
+}
+
+type namedFleet struct {
+	name  string
+	fleet Fleet
+	up    bool
+}
+
+func newRunner(p *plan.Plan, deps Deps, opts Options) (*runner, error) {
+	r := &runner{p: p, deps: deps, opts: opts, log: zerolog.Nop(), obs: deps.Observer, states: map[string]FleetState{}}
+	var errs []error
+	parse := func(field string, exprs []string) []gate.Gate {
+		var out []gate.Gate
+		for i, e := range exprs {
+			g, err := gate.Parse(e)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s[%d]: %w", field, i, err))
+				continue
+			}
+			out = append(out, g)
+		}
+		return out
+	}
+	r.gates = parse("gates", p.Gates)
+	r.health = parse("generator_health", p.GeneratorHealth)
+	r.abort = parse("abort", p.Abort)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, prm := range p.Parameters {
+		r.order = append(r.order, prm.Name)
+	}
+	return r, nil
+}
+
+func (r *runner) render(text string) (string, error) {
+	return plan.Render(text, r.tdata, r.ports)
+}
+
+func (r *runner) run(ctx context.Context) (*Result, error) {
+	now := r.deps.Now().UTC()
+	id := r.opts.RunID
+	if id == "" {
+		id = record.NewRunID(now, r.p.Name)
+	}
+	outDir := r.opts.OutDir
+	if outDir == "" {
+		outDir = "runs"
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating runs directory: %w", err)
+	}
+	r.runRec = &record.Run{
+		ID:       id,
+		Plan:     r.p.Name,
+		PlanFile: r.opts.PlanFile,
+		PlanHash: r.opts.PlanHash,
+		Version:  r.deps.Version,
+		Host:     hostFacts(),
+		Static:   r.p.Static,
+		Start:    now,
+		Status:   record.StatusRunning,
+		Params:   r.order,
+		Gates:    r.p.Gates,
+	}
+	var dir *record.Dir
+	var err error
+	for i := 1; ; i++ {
+		path := filepath.Join(outDir, r.runRec.ID)
+		dir, err = record.Create(path, r.runRec, r.p.Raw())
+		if err == nil || !errors.Is(err, os.ErrExist) || i > 50 {
+			break
+		}
+		// Another run of the same plan started in the same second.
+		r.runRec.ID = fmt.Sprintf("%s-%d", id, i+1)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating run directory: %w", err)
+	}
+	r.dir = dir
+	defer dir.Close()
+	var sinks []io.Writer
+	if ev, err := dir.EventsLog(); err == nil {
+		defer ev.Close()
+		sinks = append(sinks, ev)
+	}
+	if r.deps.LogOutput != nil {
+		sinks = append(sinks, &zerolog.FilteredLevelWriter{Writer: zerolog.LevelWriterAdapter{Writer: r.deps.LogOutput}, Level: r.deps.LogLevel})
+	}
+	r.log = zerolog.New(zerolog.MultiLevelWriter(sinks...)).With().Timestamp().Str("run", r.runRec.ID).Logger()
+	r.ports = plan.NewPorts()
+	r.tdata = plan.TemplateData{
+		Static: r.p.Static,
+		Params: startParams(r.p),
+		Fleets: map[string]map[string]string{},
+		Run:    plan.RunInfo{ID: r.runRec.ID, Dir: dir.Path()},
+	}
+	sched := r.p.Schedule()
+	r.obs.RunStarted(r.runRec.ID, dir.Path(), len(sched))
+
+	res := &Result{RunID: r.runRec.ID, Dir: dir.Path()}
+	status, runErr := r.campaign(ctx, sched)
+
+	if ctx.Err() != nil {
+		res.Interrupted = true
+		if status == "" || status == record.StatusError {
+			status = record.StatusAborted
+		}
+	}
+	// Teardown always happens, on a context of its own: the run's may be cancelled.
+	if !r.opts.KeepInfra {
+		if err := r.teardown(); err != nil {
+			r.log.Error().Err(err).Msg("teardown failed")
+			runErr = errors.Join(runErr, fmt.Errorf("teardown: %w", err))
+		}
+	} else {
+		r.obs.Message("--keep-infra: leaving the fleets up; `loadramp destroy %s` tears them down", dir.Path())
+	}
+	if status == "" {
+		status = record.StatusError
+	}
+	r.runRec.Status = status
+	r.runRec.End = r.deps.Now().UTC()
+	if runErr != nil {
+		r.runRec.Error = runErr.Error()
+	}
+	if err := dir.WriteRun(r.runRec); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	steps, err := dir.ReadSteps()
+	if err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	rep := report.Build(r.runRec, steps)
+	if _, err := report.WriteAll(dir.Path(), rep, r.p.Report.Formats); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("writing reports: %w", err))
+	}
+	res.Status = status
+	res.Report = rep
+	r.log.Info().Str("status", status).Msg("run finished")
+	return res, runErr
+}
+
+func startParams(p *plan.Plan) map[string]float64 {
+	m := map[string]float64{}
+	for _, prm := range p.Parameters {
+		m[prm.Name] = prm.Start
+	}
+	return m
+}
+
+// fleetOrder lists fleets target first, generators last, others in between.
+func fleetOrder(p *plan.Plan) []string {
+	var names []string
+	for n := range p.Fleets {
+		if n != "target" && n != "generators" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if _, ok := p.Fleets["target"]; ok {
+		names = append([]string{"target"}, names...)
+	}
+	if _, ok := p.Fleets["generators"]; ok {
+		names = append(names, "generators")
+	}
+	return names
+}
+
+func (r *runner) provision(ctx context.Context) error {
+	for _, name := range fleetOrder(r.p) {
+		f := r.p.Fleets[name]
+		r.obs.Message("provisioning fleet %s (%s)", name, f.Provider)
+		fl, err := r.deps.Provision(ctx, name, f, r.render, r.dir.Path(), r.log)
+		if err != nil {
+			return fmt.Errorf("fleet %s: %w", name, err)
+		}
+		nf := namedFleet{name: name, fleet: fl}
+		r.fleets = append(r.fleets, nf)
+		st, err := fl.Up(ctx)
+		r.fleets[len(r.fleets)-1].up = true // Down is safe after a failed Up
+		if err != nil {
+			return fmt.Errorf("fleet %s: %w", name, err)
+		}
+		r.states[name] = st
+		r.tdata.Fleets[name] = st.Outputs
+		if name == "generators" {
+			r.genSize = st.Size
+		}
+		ref := st.Ref
+		ref.Fleet = name
+		if ref.Provider == "" {
+			ref.Provider = f.Provider
+		}
+		if ref.Outputs == nil {
+			ref.Outputs = st.Outputs
+		}
+		r.runRec.Infra = append(r.runRec.Infra, ref)
+		if err := r.dir.WriteRun(r.runRec); err != nil {
+			return err
+		}
+		r.log.Info().Str("fleet", name).Interface("outputs", st.Outputs).Msg("fleet up")
+	}
+	return nil
+}
+
+func (r *runner) teardown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var errs []error
+	if r.engine != nil {
+		if err := r.engine.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		r.engine = nil
+	}
+	for i := len(r.fleets) - 1; i >= 0; i-- {
+		f := r.fleets[i]
+		if !f.up {
+			continue
+		}
+		r.obs.Message("tearing down fleet %s", f.name)
+		if err := f.fleet.Down(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("fleet %s: %w", f.name, err))
+		}
+		r.fleets[i].up = false
+	}
+	return errors.Join(errs...)
+}
+
+func (r *runner) processes(fleet string) []Process {
+	return r.states[fleet].Processes
+}
+
+// campaign provisions the fleets and runs the schedule, returning the status.
+func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error) {
+	if err := r.provision(ctx); err != nil {
+		return record.StatusError, err
+	}
+	eng, err := r.deps.NewEngine(ctx, r.p, r.render, r.log)
+	if err != nil {
+		return record.StatusError, fmt.Errorf("engine: %w", err)
+	}
+	r.engine = eng
+
+	var lastPass *plan.Step
+	for i := range sched {
+		st := sched[i]
+		rec, err := r.attempt(ctx, st, st.Values, record.KindRamp, 1)
+		if err != nil {
+			return record.StatusError, err
+		}
+		if ctx.Err() != nil {
+			return record.StatusAborted, nil
+		}
+		attempt := 1
+		// A saturated generator is not the target's bottleneck: grow and rerun.
+		for scales := 0; rec.Verdict == record.VerdictGeneratorFail; scales++ {
+			grown, err := r.scaleGenerators(ctx, scales)
+			if err != nil {
+				return record.StatusError, err
+			}
+			if !grown {
+				r.obs.Message("step %d: the generator saturated and its fleet cannot grow: the run is generator-limited", st.Index)
+				return record.StatusGeneratorLimited, nil
+			}
+			attempt++
+			if rec, err = r.attempt(ctx, st, st.Values, record.KindRerun, attempt); err != nil {
+				return record.StatusError, err
+			}
+			if ctx.Err() != nil {
+				return record.StatusAborted, nil
+			}
+		}
+		switch rec.Verdict {
+		case record.VerdictError:
+			return record.StatusError, fmt.Errorf("step %d: %s", st.Index, rec.Reason)
+		case record.VerdictPass:
+			lastPass = &sched[i]
+			if err := r.cooldown(ctx); err != nil {
+				return record.StatusAborted, nil
+			}
+			continue
+		}
+		// target-fail: confirm before it counts.
+		confirmed := true
+		for c := 0; c < r.p.Ramp.Confirm; c++ {
+			if err := r.cooldown(ctx); err != nil {
+				return record.StatusAborted, nil
+			}
+			attempt++
+			rec, err = r.attempt(ctx, st, st.Values, record.KindConfirm, attempt)
+			if err != nil {
+				return record.StatusError, err
+			}
+			if ctx.Err() != nil {
+				return record.StatusAborted, nil
+			}
+			if rec.Verdict != record.VerdictTargetFail {
+				confirmed = false
+				break
+			}
+		}
+		if !confirmed {
+			switch rec.Verdict {
+			case record.VerdictPass:
+				r.obs.Message("step %d failed once and passed its confirmation: continuing", st.Index)
+				lastPass = &sched[i]
+				continue
+			case record.VerdictGeneratorFail:
+				r.obs.Message("step %d: the generator saturated during confirmation: the run is generator-limited", st.Index)
+				return record.StatusGeneratorLimited, nil
+			default:
+				return record.StatusError, fmt.Errorf("step %d: %s", st.Index, rec.Reason)
+			}
+		}
+		if lastPass != nil && st.Changed != "" && r.p.Ramp.Refine > 0 {
+			if err := r.refine(ctx, *lastPass, st); err != nil {
+				return record.StatusError, err
+			}
+			if ctx.Err() != nil {
+				return record.StatusAborted, nil
+			}
+		}
+		return record.StatusBottleneck, nil
+	}
+	return record.StatusMaxReached, nil
+}
+
+func (r *runner) cooldown(ctx context.Context) error {
+	d := r.p.Ramp.Cooldown.D()
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// refine bisects the changed parameter between the last passing step and the
+// first failing one.
+func (r *runner) refine(ctx context.Context, pass, fail plan.Step) error {
+	name := fail.Changed
+	b := plan.NewBisect(pass.Values[name], fail.Values[name], plan.IntegerParam(name))
+	for n := 0; n < r.p.Ramp.Refine; n++ {
+		v, ok := b.Next()
+		if !ok {
+			break
+		}
+		if err := r.cooldown(ctx); err != nil {
+			return nil
+		}
+		vals := map[string]float64{}
+		for k, x := range fail.Values {
+			vals[k] = x
+		}
+		vals[name] = v
+		rec, err := r.attempt(ctx, fail, vals, record.KindRefine, n+1)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch rec.Verdict {
+		case record.VerdictPass:
+			b.Record(v, true)
+		case record.VerdictTargetFail:
+			b.Record(v, false)
+		default:
+			// A generator failure or an error says nothing about the target: stop refining.
+			r.obs.Message("refine stopped at %s=%g: %s", name, v, rec.Reason)
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *runner) scaleGenerators(ctx context.Context, scales int) (bool, error) {
+	if scales >= MaxGeneratorScales {
+		return false, nil
+	}
+	for i := range r.fleets {
+		f := r.fleets[i]
+		if f.name != "generators" {
+			continue
+		}
+		factor := r.p.Ramp.Factor
+		r.obs.Message("growing the generator fleet by %gx", factor)
+		st, ok, err := f.fleet.Scale(ctx, factor)
+		if err != nil {
+			return false, fmt.Errorf("scaling generators: %w", err)
+		}
+		if !ok {
+			return false, nil
+		}
+		r.states[f.name] = st
+		r.tdata.Fleets[f.name] = st.Outputs
+		r.genSize = st.Size
+		return true, nil
+	}
+	return false, nil
+}
+
+func hostFacts() record.HostFacts {
+	h, _ := os.Hostname()
+	kernel := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(b))
+	}
+	return record.HostFacts{Hostname: h, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Kernel: kernel, Go: runtime.Version()}
+}

@@ -1,0 +1,212 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/gate"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/record"
+)
+
+// attempt runs one step attempt at vals and appends it to steps.jsonl.
+func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]float64, kind string, attempt int) (*record.Step, error) {
+	warm, hold := r.p.Ramp.Warmup.D(), r.p.Ramp.Hold.D()
+	info := StepInfo{
+		Index: st.Index, Attempt: attempt, Kind: kind, Params: vals, ParamOrder: r.order,
+		Changed: st.Changed, Seconds: int((warm + hold + time.Second - 1) / time.Second),
+	}
+	rec := &record.Step{
+		Index: st.Index, Attempt: attempt, Kind: kind, Parameters: vals,
+		Changed: st.Changed, From: st.From, To: st.To,
+		Generators: r.genSize, Findings: []record.Finding{},
+		Start: r.deps.Now().UTC(),
+	}
+	if kind == record.KindRefine {
+		rec.To = vals[st.Changed]
+	}
+	r.obs.StepStarted(info)
+
+	stepCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu          sync.Mutex
+		abortReason string
+	)
+	onSecond := func(sec metrics.Second) {
+		r.obs.Second(info, sec)
+		m := secondMetrics(sec)
+		for _, g := range r.abort {
+			res := g.Evaluate(m)
+			if res.Missing || !res.Pass {
+				continue
+			}
+			mu.Lock()
+			if abortReason == "" {
+				abortReason = fmt.Sprintf("abort gate %q tripped at second %d (%s)", g.Expr, sec.T+1, res.Explain)
+				cancel()
+			}
+			mu.Unlock()
+		}
+	}
+
+	var stop func(StepFacts) (metrics.Metrics, []record.Finding)
+	if r.deps.Sampler != nil {
+		var err error
+		stop, err = r.deps.Sampler.Start(stepCtx, r.processes("target"), r.generatorProcesses())
+		if err != nil {
+			r.log.Warn().Err(err).Msg("host sampler did not start; the step has no host measurements")
+		}
+	}
+	res, engErr := r.engine.Step(stepCtx, EngineStep{Params: vals, Warmup: warm, Hold: hold, OnSecond: onSecond})
+	if res == nil {
+		res = &EngineResult{}
+	}
+	rec.Metrics = metrics.Metrics{}
+	rec.Metrics.Merge(res.Metrics)
+	rec.Series = res.Series
+	rec.ErrorClasses = res.ErrorClasses
+	if stop != nil {
+		hm, findings := stop(StepFacts{ErrorClasses: res.ErrorClasses, Metrics: rec.Metrics})
+		rec.Metrics.Merge(hm)
+		rec.Findings = append(rec.Findings, findings...)
+	}
+	rec.End = r.deps.Now().UTC()
+
+	mu.Lock()
+	aborted := abortReason
+	mu.Unlock()
+	r.judge(ctx, rec, engErr, aborted)
+
+	if err := r.dir.AppendStep(rec); err != nil {
+		return rec, fmt.Errorf("recording step %d: %w", rec.Index, err)
+	}
+	r.log.Info().Int("step", rec.Index).Int("attempt", rec.Attempt).Str("kind", rec.Kind).
+		Interface("parameters", rec.Parameters).Str("verdict", rec.Verdict).Str("reason", rec.Reason).Msg("step ended")
+	r.obs.StepEnded(info, rec)
+	return rec, nil
+}
+
+// judge sets the verdict of a finished attempt: error, generator-fail,
+// target-fail or pass, in that order of precedence. A saturated generator
+// makes a step generator-fail even when the target's gates failed too, since
+// its measurements of the target cannot be trusted.
+func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, aborted string) {
+	switch {
+	case ctx.Err() != nil:
+		rec.Verdict, rec.Reason = record.VerdictError, "interrupted"
+		return
+	case engErr != nil && aborted == "":
+		rec.Verdict, rec.Reason, rec.Error = record.VerdictError, "engine: "+engErr.Error(), engErr.Error()
+		return
+	}
+	for _, f := range r.fleets {
+		if err := f.fleet.Check(); err != nil {
+			rec.Verdict, rec.Reason = record.VerdictError, fmt.Sprintf("fleet %s: %v", f.name, err)
+			return
+		}
+	}
+	rec.Gates = toResults(r.gates, rec.Metrics)
+	rec.Health = toResults(r.health, rec.Metrics)
+	for _, g := range rec.Gates {
+		if !g.Pass {
+			rec.FailedGates = append(rec.FailedGates, g)
+		}
+	}
+
+	var genReasons []string
+	for _, h := range rec.Health {
+		if !h.Pass && !h.Missing {
+			genReasons = append(genReasons, h.Explain)
+		}
+	}
+	if n := rec.Metrics[metrics.GeneratorErrorsCount]; n > 0 {
+		genReasons = append(genReasons, fmt.Sprintf("%d errors raised by the generator itself (%s)", int64(n), genClasses(rec.ErrorClasses)))
+	}
+	for _, f := range rec.Findings {
+		if f.Side == "generator" {
+			genReasons = append(genReasons, fmt.Sprintf("%s: %s", f.Rule, f.Observed))
+		}
+	}
+	if len(genReasons) > 0 {
+		rec.Verdict = record.VerdictGeneratorFail
+		rec.Reason = "generator saturated: " + strings.Join(genReasons, "; ")
+		return
+	}
+	if aborted != "" {
+		rec.Aborted = true
+		rec.Verdict, rec.Reason = record.VerdictTargetFail, aborted
+		return
+	}
+	var missing, failed []string
+	for _, g := range rec.FailedGates {
+		if g.Missing {
+			missing = append(missing, g.Metric)
+		} else {
+			failed = append(failed, g.Explain)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		rec.Verdict, rec.Reason = record.VerdictTargetFail, strings.Join(failed, "; ")
+	case len(missing) > 0:
+		rec.Verdict = record.VerdictError
+		rec.Reason = "gate metrics not measured: " + strings.Join(missing, ", ")
+	default:
+		rec.Verdict, rec.Reason = record.VerdictPass, "all gates hold"
+	}
+}
+
+func (r *runner) generatorProcesses() []Process {
+	return r.processes("generators")
+}
+
+func genClasses(c map[string]int64) string {
+	var parts []string
+	for k, v := range c {
+		if strings.HasPrefix(k, "gen_") {
+			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "gen_"), v))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func toResults(gs []gate.Gate, m metrics.Metrics) []record.GateResult {
+	out := make([]record.GateResult, 0, len(gs))
+	for _, g := range gs {
+		res := g.Evaluate(m)
+		out = append(out, record.GateResult{
+			Gate: res.Gate, Metric: res.Metric, Observed: res.Observed, Threshold: res.Threshold,
+			Pass: res.Pass, Missing: res.Missing, Explain: res.Explain,
+		})
+	}
+	return out
+}
+
+// secondMetrics is the view of one second that abort gates judge.
+func secondMetrics(s metrics.Second) metrics.Metrics {
+	m := metrics.Metrics{
+		metrics.ErrorsCount:   float64(s.Errors),
+		metrics.RequestsCount: float64(s.Requests),
+		metrics.ThroughputRPS: float64(s.Requests),
+	}
+	if s.Requests > 0 {
+		m[metrics.ErrorsRatio] = s.ErrorsRatio()
+		m[metrics.LatencyP50] = s.P50
+		m[metrics.LatencyP99] = s.P99
+	}
+	if s.Offered > 0 {
+		m[metrics.ThroughputOffered] = float64(s.Offered)
+		m[metrics.ThroughputRatio] = float64(s.Requests) / float64(s.Offered)
+	}
+	return m
+}
+
+var _ = errors.Is

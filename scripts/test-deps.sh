@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs, skipping whatever is already there.
+set -euo pipefail
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v prometheus-node-exporter >/dev/null 2>&1 || [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test-deps: missing ${need[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+  echo "test-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The Debian packages start their services; the tests start their own.
+  systemctl stop nginx prometheus-node-exporter >/dev/null 2>&1 || true
+  pkill -x nginx >/dev/null 2>&1 || true
+  pkill -f prometheus-node-exporter >/dev/null 2>&1 || true
+fi
+echo "test-deps: ok"
