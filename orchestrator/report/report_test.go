@@ -209,7 +209,7 @@ func TestWriteAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"report.json", "steps.csv", "report.md", "junit.xml"}
+	want := []string{"report.html", "report.json", "steps.csv", "report.md", "junit.xml"}
 	if len(paths) != len(want) {
 		t.Fatalf("paths = %v", paths)
 	}
@@ -218,8 +218,8 @@ func TestWriteAll(t *testing.T) {
 			t.Errorf("paths[%d] = %q, want %q", i, p, want[i])
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "report.html")); err == nil {
-		t.Error("report.html written without an html writer")
+	if data, err := os.ReadFile(filepath.Join(dir, "report.html")); err != nil || !strings.Contains(string(data), `id="summary"`) {
+		t.Errorf("report.html not written by the built-in html writer: %v", err)
 	}
 
 	// Each file reads back with a standard parser.
@@ -341,7 +341,7 @@ func TestFromRunDirectory(t *testing.T) {
 		t.Errorf("capacity %+v bottleneck %+v", r.Capacity, r.Bottleneck)
 	}
 	paths, err := WriteAll(dir, r, []string{"json", "csv", "md", "junit", "html"})
-	if err != nil || len(paths) != 4 {
+	if err != nil || len(paths) != 5 {
 		t.Fatalf("WriteAll = %v, %v", paths, err)
 	}
 	o.Close()

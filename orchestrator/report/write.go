@@ -32,6 +32,7 @@ func Builtin() Writers {
 		"csv":   {Name: "csv", File: "steps.csv", Write: WriteCSV},
 		"md":    {Name: "md", File: "report.md", Write: WriteMarkdown},
 		"junit": {Name: "junit", File: "junit.xml", Write: WriteJUnit},
+		"html":  {Name: "html", File: "report.html", Write: WriteHTML},
 	}
 }
 
