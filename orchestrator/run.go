@@ -53,9 +53,26 @@ type Deps struct {
 
 // StepSampler measures the hosts during a step and diagnoses what it saw.
 type StepSampler interface {
-	// Start begins sampling the given processes; the returned stop function ends
-	// sampling and returns the window's metrics and findings.
-	Start(ctx context.Context, target, generator []Process) (stop func(StepFacts) (metrics.Metrics, []record.Finding), err error)
+	// Start begins sampling for one step attempt; the returned stop function
+	// ends sampling and returns the hold window's metrics and findings.
+	Start(ctx context.Context, spec SampleSpec) (stop func(StepFacts) (metrics.Metrics, []record.Finding), err error)
+}
+
+// SampleSpec says what a step's sampler watches.
+type SampleSpec struct {
+	Target    []Process
+	Generator []Process
+	// Logs are extra log files of the fleets (nginx error.log...), by side.
+	Logs []LogFile
+	// Warmup is excluded from the window the metrics describe.
+	Warmup time.Duration
+	// Sink receives every raw sample (for samples.jsonl); may be nil.
+	Sink func(sample any)
+}
+
+// LogFile is a log file scanned for bottleneck signatures.
+type LogFile struct {
+	Path, Side string
 }
 
 // StepFacts is what the engine saw, for the diagnosis of generator-side errors.
@@ -119,6 +136,8 @@ type runner struct {
 	engine  Engine
 	states  map[string]FleetState
 	genSize int
+	// logFiles are the fleets' extra logs (plan fleets.*.logs), rendered.
+	logFiles []LogFile
 }
 
 type namedFleet struct {
@@ -305,6 +324,20 @@ func (r *runner) provision(ctx context.Context) error {
 		}
 		r.states[name] = st
 		r.tdata.Fleets[name] = st.Outputs
+		side := "target"
+		if name == "generators" {
+			side = "generator"
+		}
+		for i, l := range f.Logs {
+			path, err := r.render(l)
+			if err != nil {
+				return fmt.Errorf("fleets.%s.logs[%d]: %w", name, i, err)
+			}
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(r.dir.Path(), path)
+			}
+			r.logFiles = append(r.logFiles, LogFile{Path: path, Side: side})
+		}
 		if name == "generators" {
 			r.genSize = st.Size
 		}

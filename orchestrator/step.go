@@ -59,7 +59,15 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	var stop func(StepFacts) (metrics.Metrics, []record.Finding)
 	if r.deps.Sampler != nil {
 		var err error
-		stop, err = r.deps.Sampler.Start(stepCtx, r.processes("target"), r.generatorProcesses())
+		stop, err = r.deps.Sampler.Start(stepCtx, SampleSpec{
+			Target: r.processes("target"), Generator: r.generatorProcesses(),
+			Logs: r.logFiles, Warmup: warm,
+			Sink: func(v any) {
+				if err := r.dir.AppendSample(v); err != nil {
+					r.log.Debug().Err(err).Msg("samples.jsonl")
+				}
+			},
+		})
 		if err != nil {
 			r.log.Warn().Err(err).Msg("host sampler did not start; the step has no host measurements")
 		}

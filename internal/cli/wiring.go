@@ -179,5 +179,3 @@ func (e *builtinEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*o
 
 func (e *builtinEngine) Close() error { return e.g.Close() }
 
-// newSampler returns the host sampler; nil until host sampling is wired.
-func newSampler() orchestrator.StepSampler { return nil }

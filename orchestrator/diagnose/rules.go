@@ -427,13 +427,11 @@ func (d *diag) cpu() {
 				ev = append(ev, fmt.Sprintf("cpu pressure: some task waited %.0f%% of the window (/proc/pressure/cpu)", 100*psi/1e6/wall))
 			}
 		}
-		// The host is shared: it is the generator's fault when the generator took
-		// more of it than the target did.
-		side := hoststat.SideTarget
-		if gen.Procs > 0 && gen.CPUMean > s.Target.CPUMean {
-			side = hoststat.SideGenerator
-		}
-		d.add(record.Finding{Rule: RuleCPUSaturation, Side: side, Resource: "host CPU", Setting: "instance size / count",
+		// A busy host is a host-wide finding: other processes may have taken
+		// the CPUs. It puts the fault on neither side by itself; a generator
+		// starved of CPU shows in its own CPU share (generator-saturated) and in
+		// its schedule lag (the generator_health gates).
+		d.add(record.Finding{Rule: RuleCPUSaturation, Resource: "host CPU", Setting: "instance size / count",
 			Observed: fmt.Sprintf("%.0f%% of the host's CPUs", 100*s.HostCPUMean), Evidence: ev,
 			Fix: "add instances or CPUs; run the generator on other machines than the target"})
 	}
