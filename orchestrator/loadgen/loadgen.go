@@ -332,6 +332,9 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	}
 
 	series, holdStartNS, cpu0, gc0, err := r.control(step, shards)
+	// Self-measurement covers the hold, as the window's duration does.
+	cpu1 := cpuTime()
+	gc1 := gcSnapshot()
 
 	// Stop: no new requests; queued ones may still go out for a short grace.
 	close(r.stopCh)
@@ -375,8 +378,6 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	}
 	wg.Wait()
 	endNS := r.endAt.Load()
-	cpu1 := cpuTime()
-	gc1 := gcSnapshot()
 
 	w := &Window{
 		Start:        r.start.Add(time.Duration(holdStartNS)),

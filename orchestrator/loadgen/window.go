@@ -37,7 +37,7 @@ type Window struct {
 	// Released and Blocked count requests the dispatcher released in the hold, and
 	// those of them that found no idle connection.
 	Released, Blocked int64
-	Reopened          int64   // connections reopened after the target closed them
+	Reopened          int64   // connections reopened after the target closed them (or a request on them failed)
 	Open              int     // connections open at the end
 	Connections       int     // connections asked for
 	CPU               float64 // generator process CPU share, 0..1
