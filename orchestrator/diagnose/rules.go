@@ -63,6 +63,9 @@ func Diagnose(in Input) []record.Finding {
 		if a.Rule != b.Rule {
 			return a.Rule < b.Rule
 		}
+		if (a.Side == "") != (b.Side == "") {
+			return a.Side != "" // a side's finding before the host-wide one
+		}
 		if a.Side != b.Side {
 			return a.Side < b.Side
 		}

@@ -72,7 +72,7 @@ func TestRulesOnFixtures(t *testing.T) {
 			evidence: "TCP sockets in use 900 + TIME_WAIT 26000 vs 28232 local ports", setting: "net.ipv4.ip_local_port_range (now 32768 60999)"},
 		{fixture: "conntrack-full", want: []string{"conntrack-full/"}, observed: "262100 of 262144",
 			evidence: "nf_conntrack_max 262144", setting: "net.netfilter.nf_conntrack_max (now 262144)"},
-		{fixture: "cpu-saturation", want: []string{"cpu-saturation/", "cpu-saturation/target"}, observed: "95% of 2 CPUs",
+		{fixture: "cpu-saturation", want: []string{"cpu-saturation/target", "cpu-saturation/"}, observed: "95% of 2 CPUs",
 			evidence: "eventbus (pid 4242) used 0.95 of its 2 CPUs", setting: "instance size"},
 		{fixture: "generator-saturated", want: []string{"cpu-saturation/", "generator-saturated/generator"},
 			observed: "98% of the host's CPUs", evidence: "generator used 0.94", genSide: true},
