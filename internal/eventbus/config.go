@@ -11,6 +11,23 @@
 //	GET  /subscribe?topic=T  Server-Sent Events: one "data:" event a message
 //	GET  /healthz            200 "ok"
 //	GET  /stats              JSON counters (see Stats)
+//
+// A subscription stream starts with the comment ": subscribed topic=T": from
+// then on every message published to T reaches it, in order, as one SSE
+// event (one "data:" line per line of the message). A ": heartbeat" comment
+// follows every Config.Heartbeat.
+//
+// Log lines (standard log format, to Config.Logger), which diagnosis rules
+// may match:
+//
+//	eventbus: listening on ADDR (max-inflight=N capacity=R/s ...)
+//	http: Accept error: accept tcp ADDR: accept4: too many open files; retrying in 5ms
+//	eventbus: dropping slow subscriber topic=T remote=ADDR after N buffered messages
+//	eventbus: shutting down (CAUSE)
+//	eventbus: stopped
+//
+// The second is net/http's own, logged when the process runs out of file
+// descriptors (see SetNofile).
 package eventbus
 
 import (

@@ -226,7 +226,10 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Queue before reading the body, so queued bodies stay in the kernel's
-	// socket buffers instead of this process's memory.
+	// socket buffers instead of this process's memory. The price: net/http
+	// notices a client hanging up only once the body is read, so a queued
+	// publish whose client gave up still takes its slot, as on many real
+	// servers.
 	if s.sched != nil && !s.waitSlot(w, r) {
 		return
 	}
