@@ -203,7 +203,7 @@ func TestRampFindsConnectionLimit(t *testing.T) {
 	}
 	plan := busPlan(t, "nofile", "--nofile 128",
 		"  - { name: rate, start: 1000, max: 1000 }\n  - { name: connections, start: 16, max: 1024 }",
-		shortRamp+"gates:\n  - latency.p99 < 200ms\n  - errors.ratio < 0.01\n")
+		shortRamp+"gates:\n  - latency.p99 < 200ms\n  - errors.ratio < 0.001\n")
 	o := runCLI(t, plan)
 	if o.code != 0 {
 		t.Fatalf("exit %d", o.code)
@@ -231,6 +231,21 @@ func TestRampFindsConnectionLimit(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no target-fail step with changed=connections in report.json steps")
+	}
+	// The cause is named: the event bus ran out of file descriptors, with its
+	// accept error as evidence.
+	b := o.report["bottleneck"].(map[string]any)
+	findings, _ := b["findings"].([]any)
+	ok := false
+	for _, f := range findings {
+		fm := f.(map[string]any)
+		ev, _ := json.Marshal(fm["evidence"])
+		if fm["rule"] == "fd-process" && fm["process"] == "eventbus" && strings.Contains(string(ev), "too many open files") {
+			ok = true
+		}
+	}
+	if !ok {
+		t.Errorf("bottleneck findings lack fd-process on eventbus with the accept error: %v", findings)
 	}
 }
 
