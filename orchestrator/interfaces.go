@@ -91,3 +91,12 @@ func (NopObserver) StepStarted(StepInfo)             {}
 func (NopObserver) Second(StepInfo, metrics.Second)  {}
 func (NopObserver) StepEnded(StepInfo, *record.Step) {}
 func (NopObserver) Message(string, ...any)           {}
+
+// Probe measures what users feel, beside the engine and independent of it
+// (DESIGN.md "probe"): it runs during every step at its own low rate.
+type Probe interface {
+	// Step probes for warmup+hold and returns the hold window's probe.*
+	// metrics. It returns early, with what it measured, when ctx is cancelled.
+	Step(ctx context.Context, warmup, hold time.Duration) (metrics.Metrics, error)
+	Close() error
+}

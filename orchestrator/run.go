@@ -39,6 +39,14 @@ type Deps struct {
 	Provision func(ctx context.Context, name string, f *plan.Fleet, render Renderer, runDir string, log zerolog.Logger) (Fleet, error)
 	// NewEngine builds the plan's engine once every fleet is up.
 	NewEngine func(ctx context.Context, p *plan.Plan, render Renderer, log zerolog.Logger) (Engine, error)
+	// NewProbe, if set, builds the plan's probe (nil when the plan has none)
+	// once every fleet is up.
+	NewProbe func(ctx context.Context, p *plan.Plan, render Renderer, log zerolog.Logger) (Probe, error)
+	// Preflight, if set, audits the limits of the hosts once the fleets are up
+	// (the funnel: accept queues, connection tracking, proxy connections, open
+	// files). The result is recorded in run.json and the report as static
+	// parameters; warnings are shown to the user.
+	Preflight func(ctx context.Context, target []Process) (limits map[string]any, warnings []string, err error)
 	// Sampler, if set, measures hosts and processes during each step's hold and
 	// names findings; nil means no host measurements.
 	Sampler  StepSampler
@@ -134,6 +142,7 @@ type runner struct {
 	tdata   plan.TemplateData
 	fleets  []namedFleet
 	engine  Engine
+	probe   Probe
 	states  map[string]FleetState
 	genSize int
 	// logFiles are the fleets' extra logs (plan fleets.*.logs), rendered.
@@ -362,6 +371,12 @@ func (r *runner) teardown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var errs []error
+	if r.probe != nil {
+		if err := r.probe.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		r.probe = nil
+	}
 	if r.engine != nil {
 		if err := r.engine.Close(); err != nil {
 			errs = append(errs, err)
@@ -396,6 +411,28 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 		return record.StatusError, fmt.Errorf("engine: %w", err)
 	}
 	r.engine = eng
+	if r.deps.NewProbe != nil && r.p.Probe != nil {
+		pr, err := r.deps.NewProbe(ctx, r.p, r.render, r.log)
+		if err != nil {
+			return record.StatusError, fmt.Errorf("probe: %w", err)
+		}
+		r.probe = pr
+	}
+	if r.deps.Preflight != nil {
+		limits, warnings, err := r.deps.Preflight(ctx, r.processes("target"))
+		if err != nil {
+			r.log.Warn().Err(err).Msg("preflight limits audit failed")
+		}
+		for _, w := range warnings {
+			r.obs.Message("limits: %s", w)
+		}
+		if limits != nil {
+			r.runRec.Limits = limits
+			if err := r.dir.WriteRun(r.runRec); err != nil {
+				return record.StatusError, err
+			}
+		}
+	}
 
 	var lastPass *plan.Step
 	for i := range sched {

@@ -72,12 +72,29 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 			r.log.Warn().Err(err).Msg("host sampler did not start; the step has no host measurements")
 		}
 	}
+	var (
+		probeM   metrics.Metrics
+		probeErr error
+		probeWG  sync.WaitGroup
+	)
+	if r.probe != nil {
+		probeWG.Add(1)
+		go func() {
+			defer probeWG.Done()
+			probeM, probeErr = r.probe.Step(stepCtx, warm, hold)
+		}()
+	}
 	res, engErr := r.engine.Step(stepCtx, EngineStep{Params: vals, Warmup: warm, Hold: hold, OnSecond: onSecond})
+	probeWG.Wait()
+	if probeErr != nil && stepCtx.Err() == nil {
+		r.log.Warn().Err(probeErr).Msg("probe")
+	}
 	if res == nil {
 		res = &EngineResult{}
 	}
 	rec.Metrics = metrics.Metrics{}
 	rec.Metrics.Merge(res.Metrics)
+	rec.Metrics.Merge(probeM)
 	rec.Series = res.Series
 	rec.ErrorClasses = res.ErrorClasses
 	if stop != nil {
