@@ -369,16 +369,40 @@ func TestKill9KeepsStepsAndLeavesNoOrphan(t *testing.T) {
 	if lines < 2 {
 		t.Errorf("steps.jsonl holds %d attempts, want >= 2", lines)
 	}
-	var run struct {
+	var runJSON struct {
 		Infra []struct {
 			Pids map[string]int `json:"pids"`
 		} `json:"infra"`
 	}
 	rb, _ := os.ReadFile(filepath.Join(dir, "run.json"))
-	if err := json.Unmarshal(rb, &run); err != nil || len(run.Infra) == 0 {
+	if err := json.Unmarshal(rb, &runJSON); err != nil || len(runJSON.Infra) == 0 {
 		t.Fatalf("run.json has no infra pids: %v %s", err, rb)
 	}
-	for _, inf := range run.Infra {
+	// The killed run still gets its report, marked partial, and regenerating
+	// it gives identical files.
+	first := regenerate(t, dir)
+	var rep map[string]any
+	if err := json.Unmarshal(first["report.json"], &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep["partial"] != true {
+		t.Errorf("report of a killed run: partial = %v, want true", rep["partial"])
+	}
+	if !bytes.Contains(first["report.html"], []byte("PARTIAL")) {
+		t.Errorf("report.html of a killed run does not say it is partial")
+	}
+	second := regenerate(t, dir)
+	for name, b := range first {
+		if !bytes.Equal(b, second[name]) {
+			t.Errorf("regenerating %s gave different bytes", name)
+		}
+	}
+	var so bytes.Buffer
+	if code := run([]string{"runs", "--dir", out}, IO{In: strings.NewReader(""), Out: &so, ErrOut: &so}, emptyEnv); code != 0 || !strings.Contains(so.String(), filepath.Base(dir)) {
+		t.Errorf("loadramp runs (exit %d) does not list the run:\n%s", code, so.String())
+	}
+
+	for _, inf := range runJSON.Infra {
 		for name, pid := range inf.Pids {
 			gone := false
 			for i := 0; i < 40 && !gone; i++ {
@@ -391,6 +415,24 @@ func TestKill9KeepsStepsAndLeavesNoOrphan(t *testing.T) {
 			}
 		}
 	}
+}
+
+// regenerate runs `loadramp report DIR` and returns every report file's bytes.
+func regenerate(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	var so, se bytes.Buffer
+	if code := run([]string{"report", dir}, IO{In: strings.NewReader(""), Out: &so, ErrOut: &se}, emptyEnv); code != 0 {
+		t.Fatalf("loadramp report: exit %d\n%s%s", code, so.String(), se.String())
+	}
+	files := map[string][]byte{}
+	for _, name := range []string{"report.json", "report.html", "report.md", "steps.csv", "junit.xml"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("loadramp report did not write %s: %v", name, err)
+		}
+		files[name] = b
+	}
+	return files
 }
 
 func TestTwoRunsAtOnce(t *testing.T) {

@@ -1,13 +1,12 @@
 // Package report derives a run's report from its run.json and step log, and
-// writes it as report.json, steps.csv, report.md and junit.xml.
+// writes it as report.json, steps.csv, report.md, junit.xml and report.html.
 //
 // Build is pure and deterministic: the same run and steps give the same
 // Report, byte for byte in every format, so reports can be regenerated from a
 // run directory at any time (`loadramp report RUN_DIR`) and golden-tested.
 //
-// Formats are written through a Writers registry. report.html is not built
-// here: the package that renders it registers its Format with Writers.Register,
-// and WriteAll, which uses only the built-in formats, skips "html" silently.
+// Formats are written through a Writers registry (Builtin); report.html is a
+// self-contained page with inline SVG plots drawn with gonum/plot.
 package report
 
 import (

@@ -25,7 +25,7 @@ type Format struct {
 type Writers map[string]Format
 
 // Builtin returns a new registry of the formats this package writes: json,
-// csv, md and junit.
+// csv, md, junit and html.
 func Builtin() Writers {
 	return Writers{
 		"json":  {Name: "json", File: "report.json", Write: WriteJSON},
@@ -49,14 +49,14 @@ func (ws Writers) Names() []string {
 	return names
 }
 
-// FormatHTML is the name of the HTML format, rendered by another package that
-// registers it; WriteAll skips it when it is not registered.
+// FormatHTML is the name of the HTML format. A registry without it (one made
+// by hand) skips it in WriteAll rather than failing.
 const FormatHTML = "html"
 
 // WriteAll writes each requested format of r into dir and returns the paths
 // written, in the order requested. Duplicates are written once. "html" is
-// skipped silently when not registered (the HTML renderer lives elsewhere); any
-// other unknown format is an error, reported before anything is written. Each
+// skipped silently when not registered; any other unknown format is an error,
+// reported before anything is written. Each
 // file is written to a temporary name and renamed, so a reader never sees half
 // a report.
 func (ws Writers) WriteAll(dir string, r *Report, formats []string) ([]string, error) {
