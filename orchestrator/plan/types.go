@@ -88,6 +88,23 @@ type Workload struct {
 	// Arrival is "constant" (default) or "poisson" for the builtin engine.
 	Arrival string  `yaml:"arrival,omitempty" json:"arrival,omitempty"`
 	Locust  *Locust `yaml:"locust,omitempty" json:"locust,omitempty"`
+	// PubSub, instead of HTTP, makes the builtin engine a publish/subscribe
+	// workload: load parameters publishers, subscribers and rate.
+	PubSub *PubSub `yaml:"pubsub,omitempty" json:"pubsub,omitempty"`
+}
+
+// PubSub is the builtin engine's publish/subscribe workload: subscribers hold
+// Server-Sent Events streams open on Subscribe while publishers POST
+// timestamped messages to Publish, and every delivery's delay is measured.
+type PubSub struct {
+	Publish   string `yaml:"publish" json:"publish"`
+	Subscribe string `yaml:"subscribe" json:"subscribe"`
+	// BodyBytes is the size of each published message (0: the smallest
+	// message that carries the timestamp and sequence number).
+	BodyBytes int `yaml:"body_bytes,omitempty" json:"body_bytes,omitempty"`
+	// Timeout bounds each publish request and each message's delivery
+	// (0: 5s); a message not delivered within it counts as lost.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // HTTP is the request the builtin engine sends.
@@ -116,6 +133,11 @@ type Probe struct {
 	Publish   string  `yaml:"publish,omitempty" json:"publish,omitempty"`
 	Subscribe string  `yaml:"subscribe,omitempty" json:"subscribe,omitempty"`
 	Rate      float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+	// Expect, for kind http, is a substring the response body must contain.
+	Expect string `yaml:"expect,omitempty" json:"expect,omitempty"`
+	// Timeout bounds each probe request and, for kind pubsub, the wait for
+	// a message's delivery after the hold (0: 2s); later messages are lost.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // Parameter is a load parameter, doubled from Start up to Max.

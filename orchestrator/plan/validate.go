@@ -27,7 +27,21 @@ var (
 		EngineBuiltin: {"rate", "connections"},
 		EngineLocust:  {"users", "spawn_rate"},
 	}
+	// pubsubParams are the builtin engine's parameters with workload.pubsub.
+	pubsubParams = []string{"publishers", "subscribers", "rate"}
 )
+
+// MaxPubSubBodyBytes bounds workload.pubsub.body_bytes.
+const MaxPubSubBodyBytes = 1 << 20
+
+// engineParameters lists the load parameters the plan's engine accepts (nil
+// for an unknown engine).
+func (p *Plan) engineParameters() []string {
+	if p.Workload.Engine == EngineBuiltin && p.Workload.PubSub != nil && p.Workload.HTTP == nil {
+		return pubsubParams
+	}
+	return engineParams[p.Workload.Engine]
+}
 
 // Expr is a gate, generator-health or abort expression with where it was
 // written. Package plan does not parse expressions (package gate does); the
@@ -249,9 +263,13 @@ func (v *validator) parameters() {
 		v.add("parameters", "missing; name at least one load parameter to ramp, e.g. { name: rate, start: 250, max: 64000 }")
 		return
 	}
-	allowed := engineParams[p.Workload.Engine]
+	allowed := p.engineParameters()
 	if p.Workload.Engine == EngineBuiltin && !hasParam(p.Parameters, "rate") {
-		v.add("parameters", "the builtin engine needs a rate parameter (offered requests/s); to hold it fixed, give start = max, e.g. { name: rate, start: 1000, max: 1000 }")
+		if p.Workload.PubSub != nil {
+			v.add("parameters", "the builtin engine needs a rate parameter (messages/s per publisher); to hold it fixed, give start = max, e.g. { name: rate, start: 10, max: 10 }")
+		} else {
+			v.add("parameters", "the builtin engine needs a rate parameter (offered requests/s); to hold it fixed, give start = max, e.g. { name: rate, start: 1000, max: 1000 }")
+		}
 	}
 	seen := map[string]int{}
 	for i, par := range p.Parameters {
@@ -334,9 +352,14 @@ func (v *validator) workload() {
 	v.choice("workload.engine", "engine", w.Engine, engines)
 	switch w.Engine {
 	case EngineBuiltin:
-		if w.HTTP == nil {
-			v.add("workload.http", "missing; the builtin engine needs workload.http.url")
-		} else {
+		switch {
+		case w.HTTP != nil && w.PubSub != nil:
+			v.add("workload.pubsub", "give workload.http or workload.pubsub, not both: the builtin engine runs one workload")
+		case w.HTTP == nil && w.PubSub == nil:
+			v.add("workload.http", "missing; the builtin engine needs workload.http (requests) or workload.pubsub (publish/subscribe)")
+		case w.PubSub != nil:
+			v.pubsub(w.PubSub)
+		default:
 			h := w.HTTP
 			v.checkURL("workload.http.url", h.URL)
 			if h.Method == "" || !httpTokenRe.MatchString(h.Method) {
@@ -354,6 +377,9 @@ func (v *validator) workload() {
 		if w.Arrival != "" {
 			v.choice("workload.arrival", "arrival", w.Arrival, arrivals)
 		}
+		if w.PubSub != nil && w.Arrival == ArrivalPoisson {
+			v.add("workload.arrival", "the pubsub workload publishes at a constant rate; leave arrival out or use constant")
+		}
 		if w.Locust != nil {
 			v.add("workload.locust", "only for the locust engine")
 		}
@@ -364,9 +390,23 @@ func (v *validator) workload() {
 		if w.HTTP != nil {
 			v.add("workload.http", "only for the builtin engine; a locustfile says what locust sends")
 		}
+		if w.PubSub != nil {
+			v.add("workload.pubsub", "only for the builtin engine; a locustfile says what locust sends")
+		}
 		if w.Arrival != "" {
 			v.add("workload.arrival", "only for the builtin engine")
 		}
+	}
+}
+
+func (v *validator) pubsub(ps *PubSub) {
+	v.checkURL("workload.pubsub.publish", ps.Publish)
+	v.checkURL("workload.pubsub.subscribe", ps.Subscribe)
+	if ps.BodyBytes < 0 || ps.BodyBytes > MaxPubSubBodyBytes {
+		v.add("workload.pubsub.body_bytes", "must be between 0 and %d bytes (got %d)", MaxPubSubBodyBytes, ps.BodyBytes)
+	}
+	if ps.Timeout < 0 {
+		v.add("workload.pubsub.timeout", "must be >= 0 (0: the default, 5s)")
 	}
 }
 
@@ -385,6 +425,12 @@ func (v *validator) probe() {
 	}
 	if !(pr.Rate > 0) {
 		v.add("probe.rate", "must be > 0 probes/s")
+	}
+	if pr.Expect != "" && pr.Kind != "http" {
+		v.add("probe.expect", "only for probe kind http (a body substring to expect)")
+	}
+	if pr.Timeout < 0 {
+		v.add("probe.timeout", "must be >= 0 (0: the default, 2s)")
 	}
 }
 
@@ -526,6 +572,10 @@ func (p *Plan) templated() []templated {
 		add("workload.http.url", h.URL)
 		add("workload.http.body", h.Body)
 		addMap("workload.http.headers", h.Headers)
+	}
+	if ps := p.Workload.PubSub; ps != nil {
+		add("workload.pubsub.publish", ps.Publish)
+		add("workload.pubsub.subscribe", ps.Subscribe)
 	}
 	if l := p.Workload.Locust; l != nil {
 		add("workload.locust.locustfile", l.Locustfile)
