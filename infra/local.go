@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,7 +59,23 @@ type LocalProcess struct {
 	// Files are written before the process starts: path relative to the
 	// fleet's LogDir -> content. Paths must stay inside LogDir.
 	Files map[string]string
+	// Replicas is how many copies of the process to start (0 or 1: one).
+	// Copies of a process with Replicas > 1 or Scalable are named
+	// Name-1..Name-N, each with its own log file.
+	Replicas int
+	// Scalable marks the process as the fleet's unit of growth (a load
+	// generator worker): Scale multiplies its replica count. A replica of a
+	// scalable process that exits on its own is not a fleet failure (Check
+	// ignores it): losing one is a lost generator unit, which the engine sees
+	// and reports, and Scale replaces it.
+	Scalable bool
 }
+
+// replicated reports whether the copies of p carry a -N suffix.
+func (p LocalProcess) replicated() bool { return p.Replicas > 1 || p.Scalable }
+
+// replicaCount is how many copies Up starts.
+func (p LocalProcess) replicaCount() int { return max(p.Replicas, 1) }
 
 // LocalConfig configures a local fleet.
 type LocalConfig struct {
@@ -66,7 +84,9 @@ type LocalConfig struct {
 	// Processes are started in order (each ready before the next starts) and
 	// stopped in reverse order.
 	Processes []LocalProcess
-	// Outputs are reported by Up as is (already templated).
+	// Outputs are reported by Up as is (already templated). A fleet with
+	// scalable processes also reports SizeOutput (unless Outputs defines
+	// it): the fleet's Size, so templates rendered later follow a grown fleet.
 	Outputs map[string]string
 	// LogDir receives each process's stdout and stderr, appended to
 	// LogDir/<fleet>-<process>.log, and the Files. Created if missing; the
@@ -78,6 +98,10 @@ type LocalConfig struct {
 	// Log receives the provider's events.
 	Log zerolog.Logger
 }
+
+// SizeOutput is the output through which a local fleet with scalable
+// processes reports its Size (e.g. `{{ .fleets.generators.size }}`).
+const SizeOutput = "size"
 
 // Local is a Provider running a fleet as local processes.
 //
@@ -149,22 +173,20 @@ func (l *Local) Up(ctx context.Context) (*Fleet, error) {
 	if err := l.writeFiles(); err != nil {
 		return nil, err
 	}
-	procs := make([]*localProc, len(l.cfg.Processes))
+	s := &localSession{fleet: l.cfg.Fleet, log: l.log, forker: newForker(), client: newReadyClient(), grace: l.cfg.StopTimeout,
+		checks: checks, replicas: make([]int, len(l.cfg.Processes)), next: make([]int, len(l.cfg.Processes))}
+	var procs []*localProc
 	for i, spec := range l.cfg.Processes {
-		cmd, err := buildCmd(spec)
-		if err != nil {
-			return nil, fmt.Errorf("infra: fleet %s: process %s: %w", l.cfg.Fleet, spec.Name, err)
+		for range spec.replicaCount() {
+			p, err := l.newProc(s, i)
+			if err != nil {
+				return nil, err
+			}
+			procs = append(procs, p)
 		}
-		procs[i] = &localProc{
-			spec:    spec,
-			ready:   checks[i],
-			cmd:     cmd,
-			logPath: filepath.Join(l.cfg.LogDir, l.cfg.Fleet+"-"+spec.Name+".log"),
-			done:    make(chan struct{}),
-		}
+		s.replicas[i] = spec.replicaCount()
 	}
 
-	s := &localSession{fleet: l.cfg.Fleet, log: l.log, forker: newForker(), client: newReadyClient(), grace: l.cfg.StopTimeout}
 	fail := func(err error) (*Fleet, error) {
 		// Roll back with our own grace even if ctx is done: stopping is bounded
 		// by StopTimeout and must not leave processes behind.
@@ -189,20 +211,110 @@ func (l *Local) Up(ctx context.Context) (*Fleet, error) {
 	l.sess = s
 	l.mu.Unlock()
 
-	f := &Fleet{Name: l.cfg.Fleet, Outputs: maps.Clone(l.cfg.Outputs), Size: 1}
-	if f.Outputs == nil {
-		f.Outputs = map[string]string{}
-	}
-	for _, p := range procs {
-		f.Processes = append(f.Processes, ProcessInfo{Name: p.spec.Name, Pid: p.pid, LogPath: p.logPath})
-	}
+	f := l.fleet(s)
 	l.log.Info().Int("processes", len(procs)).Msg("local fleet up")
 	return f, nil
 }
 
-// Scale returns ErrCannotScale: a local fleet runs a fixed set of processes.
-func (l *Local) Scale(context.Context, float64) (*Fleet, error) {
-	return nil, fmt.Errorf("%w: local fleet %q runs a fixed set of processes", ErrCannotScale, l.cfg.Fleet)
+// newProc builds (not starts) the next replica of process i.
+func (l *Local) newProc(s *localSession, i int) (*localProc, error) {
+	spec := l.cfg.Processes[i]
+	cmd, err := buildCmd(spec)
+	if err != nil {
+		return nil, fmt.Errorf("infra: fleet %s: process %s: %w", l.cfg.Fleet, spec.Name, err)
+	}
+	name := spec.Name
+	if spec.replicated() {
+		s.next[i]++
+		name = fmt.Sprintf("%s-%d", spec.Name, s.next[i])
+	}
+	return &localProc{
+		spec:     spec,
+		index:    i,
+		name:     name,
+		ready:    s.checks[i],
+		cmd:      cmd,
+		logPath:  filepath.Join(l.cfg.LogDir, l.cfg.Fleet+"-"+name+".log"),
+		done:     make(chan struct{}),
+		scalable: spec.Scalable,
+	}, nil
+}
+
+// fleet describes the session's running processes. Size is the number of
+// running replicas of scalable processes, or 1 for a fleet without any.
+func (l *Local) fleet(s *localSession) *Fleet {
+	f := &Fleet{Name: l.cfg.Fleet, Outputs: maps.Clone(l.cfg.Outputs), Size: 1}
+	if f.Outputs == nil {
+		f.Outputs = map[string]string{}
+	}
+	scalable, size := false, 0
+	for _, p := range s.started() {
+		if p.exited() {
+			continue
+		}
+		f.Processes = append(f.Processes, ProcessInfo{Name: p.name, Pid: p.pid, LogPath: p.logPath})
+		if p.scalable {
+			size++
+		}
+	}
+	for _, spec := range l.cfg.Processes {
+		scalable = scalable || spec.Scalable
+	}
+	if scalable {
+		f.Size = size
+		if _, ok := f.Outputs[SizeOutput]; !ok {
+			f.Outputs[SizeOutput] = strconv.Itoa(size)
+		}
+	}
+	return f
+}
+
+// Scale grows the fleet's scalable processes: each one's replica count
+// becomes ceil(count x factor), and as many new replicas start (each ready
+// before the next) as it takes for that many to run, so replicas that died
+// are replaced too. A fleet without scalable processes returns
+// ErrCannotScale. If a new replica fails to start or become ready, Scale
+// returns the error and the replicas it did start run until Down.
+func (l *Local) Scale(ctx context.Context, factor float64) (*Fleet, error) {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	if !slices.ContainsFunc(l.cfg.Processes, func(p LocalProcess) bool { return p.Scalable }) {
+		return nil, fmt.Errorf("%w: local fleet %q has no scalable process (set scalable on the generator workers)", ErrCannotScale, l.cfg.Fleet)
+	}
+	if !(factor > 1) || math.IsInf(factor, 0) {
+		return nil, fmt.Errorf("infra: local fleet %q: scale factor %g must be a finite number > 1", l.cfg.Fleet, factor)
+	}
+	s := l.session()
+	if s == nil {
+		return nil, fmt.Errorf("infra: local fleet %q is not up", l.cfg.Fleet)
+	}
+	for i, spec := range l.cfg.Processes {
+		if !spec.Scalable {
+			continue
+		}
+		want := max(int(math.Ceil(float64(s.replicas[i])*factor)), s.replicas[i]+1)
+		live := 0
+		for _, p := range s.started() {
+			if p.index == i && !p.exited() {
+				live++
+			}
+		}
+		s.replicas[i] = want
+		for range want - live {
+			p, err := l.newProc(s, i)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.start(ctx, p); err != nil {
+				return nil, err
+			}
+			if err := s.waitReady(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+		l.log.Info().Str("process", spec.Name).Int("replicas", want).Int("started", max(want-live, 0)).Msg("local fleet scaled")
+	}
+	return l.fleet(s), nil
 }
 
 // Down stops the processes in reverse order: SIGTERM to each process group,
@@ -276,6 +388,9 @@ func (c *LocalConfig) validate() ([]readyCheck, error) {
 			bad("%s: %w", where, err)
 		}
 		checks[i] = rc
+		if p.Replicas < 0 {
+			bad("%s: replicas %d is negative", where, p.Replicas)
+		}
 		if p.ReadyTimeout < 0 {
 			bad("%s: ready timeout %s is negative", where, p.ReadyTimeout)
 		}
@@ -369,6 +484,12 @@ type localSession struct {
 	forker *forker
 	client *http.Client
 	grace  time.Duration
+	checks []readyCheck // by process spec
+	// replicas is the replica count each process spec should run (what Scale
+	// multiplies); next numbers the replicas started so far. Guarded by
+	// Local.opMu.
+	replicas []int
+	next     []int
 
 	mu       sync.Mutex
 	procs    []*localProc // started, in order
@@ -378,8 +499,11 @@ type localSession struct {
 }
 
 type localProc struct {
-	spec    LocalProcess
-	ready   readyCheck
+	spec     LocalProcess
+	index    int    // of spec in LocalConfig.Processes
+	name     string // spec.Name, or spec.Name-N for a replica
+	scalable bool
+	ready    readyCheck
 	cmd     *exec.Cmd
 	logPath string
 	pid     int
@@ -390,9 +514,9 @@ type localProc struct {
 func (s *localSession) start(ctx context.Context, p *localProc) error {
 	f, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("infra: fleet %s: process %s: open log: %w", s.fleet, p.spec.Name, err)
+		return fmt.Errorf("infra: fleet %s: process %s: open log: %w", s.fleet, p.name, err)
 	}
-	appendLogLine(p.logPath, "starting %s/%s: %q", s.fleet, p.spec.Name, p.spec.Command)
+	appendLogLine(p.logPath, "starting %s/%s: %q", s.fleet, p.name, p.spec.Command)
 	// An *os.File is handed to the child as is: it writes straight to the
 	// log with no copying goroutine in loadramp.
 	p.cmd.Stdout, p.cmd.Stderr = f, f
@@ -400,7 +524,7 @@ func (s *localSession) start(ctx context.Context, p *localProc) error {
 	_ = f.Close()
 	if err != nil {
 		appendLogLine(p.logPath, "could not start: %v", err)
-		return fmt.Errorf("infra: fleet %s: start process %s: %w", s.fleet, p.spec.Name, err)
+		return fmt.Errorf("infra: fleet %s: start process %s: %w", s.fleet, p.name, err)
 	}
 	p.pid = p.cmd.Process.Pid
 	s.mu.Lock()
@@ -408,8 +532,25 @@ func (s *localSession) start(ctx context.Context, p *localProc) error {
 	s.mu.Unlock()
 	s.waiters.Add(1)
 	go s.wait(p)
-	s.log.Info().Str("process", p.spec.Name).Int("pid", p.pid).Str("log", p.logPath).Msg("process started")
+	s.log.Info().Str("process", p.name).Int("pid", p.pid).Str("log", p.logPath).Msg("process started")
 	return nil
+}
+
+// exited reports whether p has been reaped.
+func (p *localProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// started returns the processes started so far, in order.
+func (s *localSession) started() []*localProc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.procs)
 }
 
 // wait reaps p and records how it ended.
@@ -426,16 +567,19 @@ func (s *localSession) wait(p *localProc) {
 	unexpected := !s.stopping
 	s.mu.Unlock()
 	if unexpected {
-		appendLogLine(p.logPath, "%s/%s pid %d exited on its own: %s", s.fleet, p.spec.Name, p.pid, status)
+		appendLogLine(p.logPath, "%s/%s pid %d exited on its own: %s", s.fleet, p.name, p.pid, status)
 	} else {
-		appendLogLine(p.logPath, "%s/%s pid %d stopped: %s", s.fleet, p.spec.Name, p.pid, status)
+		appendLogLine(p.logPath, "%s/%s pid %d stopped: %s", s.fleet, p.name, p.pid, status)
 	}
 	p.exit = &ExitError{
-		Fleet: s.fleet, Process: p.spec.Name, Pid: p.pid, Status: status, ExitCode: code,
+		Fleet: s.fleet, Process: p.name, Pid: p.pid, Status: status, ExitCode: code,
 		LogPath: p.logPath, LogTail: readLogTail(p.logPath, logTailLines),
 	}
-	if unexpected {
-		s.log.Warn().Str("process", p.spec.Name).Int("pid", p.pid).Str("status", status).Msg("process exited on its own")
+	if unexpected && p.scalable {
+		// A lost generator unit: the engine reports it, Scale replaces it.
+		s.log.Warn().Str("process", p.name).Int("pid", p.pid).Str("status", status).Msg("replica of a scalable process exited on its own")
+	} else if unexpected {
+		s.log.Warn().Str("process", p.name).Int("pid", p.pid).Str("status", status).Msg("process exited on its own")
 		s.mu.Lock()
 		if s.exitErr == nil {
 			s.exitErr = p.exit
@@ -469,7 +613,7 @@ func (s *localSession) waitReady(ctx context.Context, p *localProc) error {
 	tick := time.NewTicker(readyPollInterval)
 	defer tick.Stop()
 	exited := func() error {
-		return fmt.Errorf("infra: fleet %s: process %s never became ready at %s: %w", s.fleet, p.spec.Name, p.ready.raw, p.exit)
+		return fmt.Errorf("infra: fleet %s: process %s never became ready at %s: %w", s.fleet, p.name, p.ready.raw, p.exit)
 	}
 	var last error
 	for {
@@ -491,21 +635,21 @@ func (s *localSession) waitReady(ctx context.Context, p *localProc) error {
 				return exited()
 			default:
 			}
-			s.log.Info().Str("process", p.spec.Name).Dur("after", time.Since(start)).Msg("process ready")
+			s.log.Info().Str("process", p.name).Dur("after", time.Since(start)).Msg("process ready")
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("infra: fleet %s: process %s: waiting for ready at %s: %w", s.fleet, p.spec.Name, p.ready.raw, ctx.Err())
+			return fmt.Errorf("infra: fleet %s: process %s: waiting for ready at %s: %w", s.fleet, p.name, p.ready.raw, ctx.Err())
 		}
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("infra: fleet %s: process %s (pid %d) not ready at %s after %s (last attempt: %v); %s",
-				s.fleet, p.spec.Name, p.pid, p.ready.raw, timeout, last, formatTail(p.logPath, readLogTail(p.logPath, logTailLines)))
+				s.fleet, p.name, p.pid, p.ready.raw, timeout, last, formatTail(p.logPath, readLogTail(p.logPath, logTailLines)))
 		}
 		select {
 		case <-p.done:
 			return exited()
 		case <-ctx.Done():
-			return fmt.Errorf("infra: fleet %s: process %s: waiting for ready at %s: %w", s.fleet, p.spec.Name, p.ready.raw, ctx.Err())
+			return fmt.Errorf("infra: fleet %s: process %s: waiting for ready at %s: %w", s.fleet, p.name, p.ready.raw, ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -536,7 +680,7 @@ func (s *localSession) stop(ctx context.Context) error {
 // process to exit, then sends SIGKILL. Once the process is gone, any live
 // member left in its group is an orphan and is killed.
 func (s *localSession) stopProc(ctx context.Context, p *localProc) error {
-	log := s.log.With().Str("process", p.spec.Name).Int("pid", p.pid).Logger()
+	log := s.log.With().Str("process", p.name).Int("pid", p.pid).Logger()
 	select {
 	case <-p.done:
 		log.Debug().Str("status", p.exit.Status).Msg("process had already exited")
@@ -561,7 +705,7 @@ func (s *localSession) stopProc(ctx context.Context, p *localProc) error {
 	select {
 	case <-p.done:
 	case <-time.After(killWait):
-		return fmt.Errorf("infra: fleet %s: process %s (pid %d) did not exit %s after SIGKILL", s.fleet, p.spec.Name, p.pid, killWait)
+		return fmt.Errorf("infra: fleet %s: process %s (pid %d) did not exit %s after SIGKILL", s.fleet, p.name, p.pid, killWait)
 	}
 	s.waitGroupDead(p)
 	return nil
@@ -580,7 +724,7 @@ func (s *localSession) killLeftovers(p *localProc, log zerolog.Logger) {
 		return
 	}
 	log.Warn().Msg("process exited but left processes in its group; sending them SIGKILL")
-	appendLogLine(p.logPath, "%s/%s: killing processes left in group %d", s.fleet, p.spec.Name, p.pid)
+	appendLogLine(p.logPath, "%s/%s: killing processes left in group %d", s.fleet, p.name, p.pid)
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	s.waitGroupDead(p)
 }

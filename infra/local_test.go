@@ -616,3 +616,121 @@ func TestLocalSurvivesCallerThreadExit(t *testing.T) {
 		t.Fatalf("process died when the thread that called Up exited (Check: %v)", l.Check())
 	}
 }
+
+func TestLocalReplicasAndScale(t *testing.T) {
+	t.Parallel()
+	logDir := t.TempDir()
+	l := newTestLocal(t, LocalConfig{
+		Fleet:  "generators",
+		LogDir: logDir,
+		Processes: []LocalProcess{
+			shProc("master", "echo master-marker; exec sleep 60"),
+			{Name: "worker", Command: []string{"sh", "-c", "echo worker-marker; exec sleep 60"}, Replicas: 2, Scalable: true},
+		},
+		Outputs: map[string]string{"web": "http://127.0.0.1:1"},
+	})
+	names := func(f *Fleet) []string {
+		var out []string
+		for _, p := range f.Processes {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	f, err := l.Up(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(f); !slices.Equal(got, []string{"master", "worker-1", "worker-2"}) {
+		t.Fatalf("processes %q", got)
+	}
+	if f.Size != 2 || f.Outputs[SizeOutput] != "2" || f.Outputs["web"] != "http://127.0.0.1:1" {
+		t.Fatalf("fleet after Up: size %d, outputs %v", f.Size, f.Outputs)
+	}
+	for _, p := range f.Processes[1:] {
+		if p.LogPath != filepath.Join(logDir, "generators-"+p.Name+".log") {
+			t.Errorf("%s logs to %s", p.Name, p.LogPath)
+		}
+		if !waitFor(5*time.Second, func() bool { return fileContains(p.LogPath, "worker-marker") }) {
+			t.Errorf("%s wrote nothing to its own log", p.Name)
+		}
+	}
+
+	// A lost replica of a scalable process is not a fleet failure...
+	lost := f.Processes[2]
+	if err := syscall.Kill(lost.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return fileContains(lost.LogPath, "exited on its own") }) {
+		t.Fatal("the killed replica's exit was not recorded")
+	}
+	if err := l.Check(); err != nil {
+		t.Fatalf("Check after losing a scalable replica = %v, want nil", err)
+	}
+
+	// ...and Scale replaces it while doubling: 2 -> 4 running replicas.
+	g, err := l.Scale(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(g); !slices.Equal(got, []string{"master", "worker-1", "worker-3", "worker-4", "worker-5"}) {
+		t.Fatalf("processes after Scale %q", got)
+	}
+	if g.Size != 4 || g.Outputs[SizeOutput] != "4" {
+		t.Fatalf("fleet after Scale: size %d, outputs %v", g.Size, g.Outputs)
+	}
+	for _, p := range g.Processes {
+		if !alive(p.Pid) {
+			t.Errorf("%s (pid %d) is not running", p.Name, p.Pid)
+		}
+	}
+	// Non-integer factors round up and always grow by at least one.
+	h, err := l.Scale(context.Background(), 1.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Size != 5 {
+		t.Errorf("size after Scale(1.1) = %d, want 5", h.Size)
+	}
+	if _, err := l.Scale(context.Background(), 1); err == nil || !strings.Contains(err.Error(), "must be a finite number > 1") {
+		t.Errorf("Scale(1) err = %v", err)
+	}
+
+	// A non-scalable process that dies still fails the fleet.
+	if err := syscall.Kill(h.Processes[0].Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return l.Check() != nil }) {
+		t.Fatal("Check did not report the master's death")
+	}
+	if err := l.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range h.Processes {
+		if !waitFor(5*time.Second, func() bool { return !alive(p.Pid) }) {
+			t.Errorf("%s (pid %d) outlived Down", p.Name, p.Pid)
+		}
+	}
+}
+
+func TestLocalScaleNeedsUpAndScalable(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, LocalConfig{Processes: []LocalProcess{{Name: "w", Command: []string{"sleep", "60"}, Replicas: 3}}})
+	f, err := l.Up(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Processes) != 3 || f.Size != 1 || f.Outputs[SizeOutput] != "" {
+		t.Errorf("replicated, not scalable: %d processes, size %d, outputs %v", len(f.Processes), f.Size, f.Outputs)
+	}
+	if _, err := l.Scale(context.Background(), 2); !errors.Is(err, ErrCannotScale) {
+		t.Errorf("Scale of a fleet without scalable processes = %v, want ErrCannotScale", err)
+	}
+	m := newTestLocal(t, LocalConfig{Processes: []LocalProcess{{Name: "w", Command: []string{"sleep", "60"}, Scalable: true}}})
+	if _, err := m.Scale(context.Background(), 2); err == nil || !strings.Contains(err.Error(), "not up") {
+		t.Errorf("Scale before Up = %v, want not up", err)
+	}
+	bad := newTestLocal(t, LocalConfig{Processes: []LocalProcess{{Name: "w", Command: []string{"sleep", "60"}, Replicas: -1}}})
+	if _, err := bad.Up(context.Background()); err == nil || !strings.Contains(err.Error(), "replicas -1 is negative") {
+		t.Errorf("Up with replicas -1 = %v", err)
+	}
+}
