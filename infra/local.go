@@ -504,11 +504,11 @@ type localProc struct {
 	name     string // spec.Name, or spec.Name-N for a replica
 	scalable bool
 	ready    readyCheck
-	cmd     *exec.Cmd
-	logPath string
-	pid     int
-	done    chan struct{} // closed once the process is reaped
-	exit    *ExitError    // how it ended; set before done closes
+	cmd      *exec.Cmd
+	logPath  string
+	pid      int
+	done     chan struct{} // closed once the process is reaped
+	exit     *ExitError    // how it ended; set before done closes
 }
 
 func (s *localSession) start(ctx context.Context, p *localProc) error {
