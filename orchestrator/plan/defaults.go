@@ -93,6 +93,7 @@ func (p *Plan) ApplyDefaults() {
 		}
 		for i := range f.Processes {
 			setD(fmt.Sprintf("%s.processes[%d].ready_timeout", fp, i), &f.Processes[i].ReadyTimeout, DefaultReadyTimeout)
+			setI(fmt.Sprintf("%s.processes[%d].replicas", fp, i), &f.Processes[i].Replicas, 1)
 		}
 	}
 }

@@ -311,6 +311,9 @@ func checkRef(ref []string, sc refScope) string {
 		if fl != nil {
 			outs = fl.Outputs
 		}
+		if ref[2] == "size" && fl != nil && hasScalable(fl.Processes) {
+			return "" // a local fleet with scalable processes reports its size
+		}
 		if _, ok := outs[ref[2]]; !ok {
 			return fmt.Sprintf("%s: fleet %q has no output %q%s", full, ref[1], ref[2], hint(ref[2], mapKeys(outs)))
 		}
@@ -322,4 +325,13 @@ func checkRef(ref []string, sc refScope) string {
 		return fmt.Sprintf("%s: unknown reference; templates see .static, .params, .fleets, .run%s", full, hint(ref[0], roots))
 	}
 	return ""
+}
+
+func hasScalable(ps []Process) bool {
+	for _, p := range ps {
+		if p.Scalable {
+			return true
+		}
+	}
+	return false
 }

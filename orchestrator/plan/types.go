@@ -72,6 +72,13 @@ type Process struct {
 	// Files are written into the run directory before the process starts (name ->
 	// templated content), for configuration files such as nginx.conf.
 	Files map[string]string `yaml:"files,omitempty" json:"files,omitempty"`
+	// Replicas is how many copies to start (default 1), named name-1..name-N
+	// when more than one or scalable.
+	Replicas int `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	// Scalable makes the process the fleet's unit of growth: when a step is
+	// generator-fail, the generators fleet multiplies the replicas of its
+	// scalable processes (by ramp.factor) and reruns the step.
+	Scalable bool `yaml:"scalable,omitempty" json:"scalable,omitempty"`
 }
 
 // Terraform configures a fleet provisioned with Terraform.
@@ -124,6 +131,10 @@ type Locust struct {
 	Host       string `yaml:"host,omitempty" json:"host,omitempty"`
 	// Master is the master's web URL (templated from the generators fleet outputs).
 	Master string `yaml:"master,omitempty" json:"master,omitempty"`
+	// Workers is the number of workers the master should have (templated,
+	// rendered before every step so that it follows a grown fleet, e.g.
+	// "{{ .fleets.generators.size }}"). Empty: the most the master has had.
+	Workers string `yaml:"workers,omitempty" json:"workers,omitempty"`
 }
 
 // Probe is an independent end-to-end probe run beside the engine.

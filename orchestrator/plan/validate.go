@@ -239,6 +239,9 @@ func (v *validator) processes(fp string, procs []Process) {
 		if pr.ReadyTimeout <= 0 {
 			v.add(pp+".ready_timeout", "must be > 0")
 		}
+		if pr.Replicas < 1 {
+			v.add(pp+".replicas", "%d: must be >= 1", pr.Replicas)
+		}
 		for _, name := range mapKeys(pr.Files) {
 			clean := path.Clean(name)
 			if name == "" || path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(name, "{{") {
@@ -581,6 +584,7 @@ func (p *Plan) templated() []templated {
 		add("workload.locust.locustfile", l.Locustfile)
 		add("workload.locust.host", l.Host)
 		add("workload.locust.master", l.Master)
+		add("workload.locust.workers", l.Workers)
 	}
 	if pr := p.Probe; pr != nil {
 		add("probe.url", pr.URL)
