@@ -60,6 +60,12 @@ func Diagnose(in Input) []record.Finding {
 	d.memory()
 	sort.SliceStable(d.out, func(i, j int) bool {
 		a, b := d.out[i], d.out[j]
+		// A busy host says the least: other processes may have taken the
+		// CPUs. Any other finding names the bottleneck better, so it comes
+		// first (reports headline the first finding).
+		if wa, wb := hostCPU(a), hostCPU(b); wa != wb {
+			return wb
+		}
 		if a.Rule != b.Rule {
 			return a.Rule < b.Rule
 		}
@@ -76,6 +82,9 @@ func Diagnose(in Input) []record.Finding {
 	})
 	return d.out
 }
+
+// hostCPU reports whether f is the host-wide CPU finding.
+func hostCPU(f record.Finding) bool { return f.Rule == RuleCPUSaturation && f.Side == "" }
 
 // GeneratorSide reports whether the findings put the fault on the load
 // generator: then the step is generator-fail, never a target bottleneck.
@@ -175,6 +184,16 @@ func isNginx(process, source string) bool {
 	return strings.Contains(strings.ToLower(process+" "+source), "nginx")
 }
 
+// logProcess is the process a log match belongs to: its source's process, or
+// "nginx" for a fleet log named after nginx (plans list nginx's error.log in
+// fleets.*.logs, which belongs to no one process).
+func logProcess(m LogMatch) string {
+	if m.Process == "" && isNginx("", m.Source) {
+		return "nginx"
+	}
+	return m.Process
+}
+
 func (d *diag) fdProcess() {
 	for _, p := range d.in.Summary.Procs {
 		if p.FDLimit <= 0 || float64(p.FDPeak) < NearLimit*float64(p.FDLimit) {
@@ -185,15 +204,16 @@ func (d *diag) fdProcess() {
 	}
 	for _, m := range d.logs(RuleFDProcess) {
 		observed := ""
+		proc := logProcess(m)
 		for _, p := range d.in.Summary.Procs {
-			if p.Name == m.Process && p.Side == m.Side && p.FDLimit > 0 {
+			if p.Name == proc && p.Side == m.Side && p.FDLimit > 0 {
 				observed = fmt.Sprintf("%d of %d", p.FDPeak, p.FDLimit)
 			}
 		}
 		if observed == "" {
 			observed = fmt.Sprintf("%d EMFILE errors", m.Count)
 		}
-		d.add(fdProcessFinding(m.Side, m.Process, observed, logEvidence(m)...))
+		d.add(fdProcessFinding(m.Side, proc, observed, logEvidence(m)...))
 	}
 	if n := d.in.GeneratorErrors[GenEMFILE]; n > 0 {
 		d.add(fdProcessFinding(hoststat.SideGenerator, "loadramp", fmt.Sprintf("%d EMFILE errors", n),
@@ -253,9 +273,13 @@ func (d *diag) nginxWorkerConnections() {
 		if side == "" {
 			side = hoststat.SideTarget
 		}
-		d.add(record.Finding{Rule: RuleNginxWorkerConns, Side: side, Process: m.Process,
+		proc := m.Process
+		if proc == "" {
+			proc = "nginx"
+		}
+		d.add(record.Finding{Rule: RuleNginxWorkerConns, Side: side, Process: proc,
 			Resource: "nginx worker connections", Setting: "worker_connections",
-			Observed: fmt.Sprintf("%d errors", m.Count), Evidence: logEvidence(m),
+			Observed: fmt.Sprintf("%d log lines: worker_connections are not enough", m.Count), Evidence: logEvidence(m),
 			Fix: "raise worker_connections (and worker_rlimit_nofile to about twice it)"})
 	}
 }
@@ -332,7 +356,7 @@ func (d *diag) ephemeralPorts() {
 		if side == "" {
 			side = hoststat.SideTarget
 		}
-		g := record.Finding{Rule: RuleEphemeralPorts, Side: side, Process: m.Process, Resource: "ephemeral ports",
+		g := record.Finding{Rule: RuleEphemeralPorts, Side: side, Process: logProcess(m), Resource: "ephemeral ports",
 			Setting: d.setting("net.ipv4.ip_local_port_range"), Observed: fmt.Sprintf("%d EADDRNOTAVAIL errors", m.Count),
 			Evidence: logEvidence(m), Fix: f.Fix}
 		if side == hoststat.SideTarget {

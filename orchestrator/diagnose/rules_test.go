@@ -74,8 +74,9 @@ func TestRulesOnFixtures(t *testing.T) {
 			evidence: "nf_conntrack_max 262144", setting: "net.netfilter.nf_conntrack_max (now 262144)"},
 		{fixture: "cpu-saturation", want: []string{"cpu-saturation/target", "cpu-saturation/"}, observed: "95% of 2 CPUs",
 			evidence: "eventbus (pid 4242) used 0.95 of its 2 CPUs", setting: "instance size"},
-		{fixture: "generator-saturated", want: []string{"cpu-saturation/", "generator-saturated/generator"},
-			observed: "98% of the host's CPUs", evidence: "generator used 0.94", genSide: true},
+		// The busy host comes last: the generator's own CPU share names the cause.
+		{fixture: "generator-saturated", want: []string{"generator-saturated/generator", "cpu-saturation/"},
+			observed: "94% of its CPUs", evidence: "generator processes used 0.94", genSide: true},
 		{fixture: "memory-pressure", want: []string{"memory-pressure/"}, observed: "391 MiB of 24105 MiB available",
 			evidence: "MemAvailable fell to 1.6% of MemTotal"},
 		{fixture: "healthy", genErrors: map[string]int64{GenEADDRNOTAVAIL: 120, "http_5xx": 4},
@@ -152,7 +153,7 @@ func TestRulesFromLogs(t *testing.T) {
 	}{
 		{"fd-process/eventbus", "3 of 1024", "RLIMIT_NOFILE", "accept4: too many open files; retrying in 5ms"},
 		{"fd-process/nginx", "2 EMFILE errors", "worker_rlimit_nofile", "accept4() failed (24: Too many open files)"},
-		{"nginx-worker-connections/nginx", "2 errors", "worker_connections", "512 worker_connections are not enough"},
+		{"nginx-worker-connections/nginx", "2 log lines: worker_connections are not enough", "worker_connections", "512 worker_connections are not enough"},
 		{"ephemeral-ports/nginx", "1 EADDRNOTAVAIL errors", "ip_local_port_range", "(99: Cannot assign requested address)"},
 		{"conntrack-full/", "2 kernel table-full messages", "nf_conntrack_max", "nf_conntrack: nf_conntrack: table full"},
 		{"syn-backlog/", "1 kernel SYN flooding messages", "tcp_max_syn_backlog", "Possible SYN flooding on port 127.0.0.1:8080"},
@@ -188,5 +189,31 @@ func TestNoEvidenceNoFinding(t *testing.T) {
 		if fs := Diagnose(in); len(fs) != 0 {
 			t.Errorf("input %d: findings %+v", i, fs)
 		}
+	}
+}
+
+// TestFleetLogOfNginx: nginx's error.log listed in a fleet's logs belongs to no
+// process; its findings are still nginx's, with nginx's settings, and a busy
+// host does not hide them.
+func TestFleetLogOfNginx(t *testing.T) {
+	sum, settings := window(t, "cpu-saturation")
+	logs := []LogMatch{
+		{Rule: RuleFDProcess, Source: "/runs/x/nginx-error.log", Side: hoststat.SideTarget, Count: 3,
+			Lines: []string{"2026/11/27 07:50:58 [crit] 27971#27971: accept4() failed (24: Too many open files)"}},
+		{Rule: RuleNginxWorkerConns, Source: "/runs/x/nginx-error.log", Side: hoststat.SideTarget, Count: 1,
+			Lines: []string{"2026/11/27 07:49:37 [warn] 24627#24627: 256 worker_connections are not enough, reusing connections"}},
+	}
+	fs := Diagnose(Input{Host: "local", Summary: sum, Settings: settings, Logs: logs})
+	want := []string{"cpu-saturation/target", "fd-process/target", "nginx-worker-connections/target", "cpu-saturation/"}
+	if got := rulesOf(fs); !slices.Equal(got, want) {
+		t.Fatalf("findings %v, want %v", got, want)
+	}
+	for _, f := range fs[1:3] {
+		if f.Process != "nginx" {
+			t.Errorf("%s: process %q, want nginx", f.Rule, f.Process)
+		}
+	}
+	if fs[1].Setting != "worker_rlimit_nofile" || fs[1].Observed != "3 EMFILE errors" {
+		t.Errorf("fd-process setting %q observed %q, want worker_rlimit_nofile and 3 EMFILE errors", fs[1].Setting, fs[1].Observed)
 	}
 }
