@@ -27,6 +27,9 @@ type Fleet struct {
 	// Size is the number of generator or target units, where meaningful
 	// (1 for a local or static fleet).
 	Size int
+	// Ref locates the fleet's infrastructure for a later teardown (run.json):
+	// for Terraform the RefModule, RefWorkspace, RefState and RefDataDir keys.
+	Ref map[string]string
 }
 
 // ProcessInfo identifies one local process of a fleet.
@@ -57,5 +60,6 @@ func cloneFleet(f *Fleet) *Fleet {
 		c.Outputs = map[string]string{}
 	}
 	c.Processes = append([]ProcessInfo(nil), f.Processes...)
+	c.Ref = maps.Clone(f.Ref)
 	return &c
 }

@@ -1,0 +1,62 @@
+# A fleet of local processes started by Terraform itself: the event bus and,
+# optionally, nginx in front of it, on loopback. Each process is a
+# terraform_data resource whose create-time local-exec starts it detached
+# (setsid, pid file) and whose destroy-time local-exec stops its process group.
+
+locals {
+  workdir   = var.loadramp_workdir != "" ? var.loadramp_workdir : path.cwd
+  state_raw = var.state_dir != "" ? var.state_dir : "${var.loadramp_run_dir != "" ? var.loadramp_run_dir : "${path.cwd}/.loadramp"}/${var.fleet}"
+  state_dir = startswith(local.state_raw, "/") ? local.state_raw : "${local.workdir}/${local.state_raw}"
+  # A bare name is looked up in PATH; a path is made absolute.
+  eventbus = startswith(var.eventbus, "/") || !strcontains(var.eventbus, "/") ? var.eventbus : "${local.workdir}/${var.eventbus}"
+  scripts  = abspath("${path.module}/scripts")
+  bus_argv = concat([local.eventbus, "--listen", "127.0.0.1:${var.port}"], var.eventbus_args)
+  nginx_on = var.nginx != ""
+}
+
+resource "terraform_data" "eventbus" {
+  input = {
+    pidfile = "${local.state_dir}/eventbus.pid"
+    log     = "${local.state_dir}/eventbus.log"
+    stop    = "${local.scripts}/stop.sh"
+  }
+
+  provisioner "local-exec" {
+    command = join(" ", [for a in concat(
+      ["${local.scripts}/start.sh", "eventbus", local.state_dir, tostring(var.port), tostring(var.ready_timeout)],
+      local.bus_argv,
+    ) : format("'%s'", replace(a, "'", "'\\''"))])
+  }
+
+  provisioner "local-exec" {
+    when    = destroy
+    command = "'${self.input.stop}' '${self.input.pidfile}'"
+  }
+}
+
+resource "terraform_data" "nginx" {
+  count = local.nginx_on ? 1 : 0
+
+  input = {
+    pidfile = "${local.state_dir}/nginx.pid"
+    stop    = "${local.scripts}/stop.sh"
+  }
+
+  provisioner "local-exec" {
+    command = "'${local.scripts}/nginx.sh' '${local.state_dir}' ${var.nginx_port} ${var.port} ${var.ready_timeout} '${var.nginx}'"
+  }
+
+  provisioner "local-exec" {
+    when    = destroy
+    command = "'${self.input.stop}' '${self.input.pidfile}'"
+  }
+
+  depends_on = [terraform_data.eventbus]
+
+  lifecycle {
+    precondition {
+      condition     = var.nginx_port > 0
+      error_message = "nginx_port must be set (> 0) when nginx is set."
+    }
+  }
+}

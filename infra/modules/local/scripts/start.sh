@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# start.sh NAME STATE_DIR READY_PORT TIMEOUT_SECONDS COMMAND [ARGS...]
+#
+# Starts COMMAND detached from Terraform (its own session, stdio to
+# STATE_DIR/NAME.log), writes its pid to STATE_DIR/NAME.pid and waits until it
+# accepts TCP connections on 127.0.0.1:READY_PORT. If it exits or is not ready
+# in time, whatever it started is stopped and the script fails, so a failed
+# create leaves nothing behind (Terraform runs no destroy provisioner for a
+# resource whose create failed).
+set -euo pipefail
+name=$1 dir=$2 port=$3 timeout=$4
+shift 4
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$dir"
+pidfile="$dir/$name.pid"
+log="$dir/$name.log"
+
+alive() { # pid: running and not a zombie
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[ "${s%% *}" != Z ]
+}
+
+if [ -s "$pidfile" ] && alive "$(cat "$pidfile")"; then
+	echo "$name: already running with pid $(cat "$pidfile") ($pidfile)" >&2
+	exit 1
+fi
+# setsid: its own session and process group, so Terraform does not wait for it
+# and stop.sh can signal everything it forks.
+setsid "$@" >>"$log" 2>&1 </dev/null &
+pid=$!
+echo "$pid" >"$pidfile"
+deadline=$((SECONDS + timeout))
+while :; do
+	if ! alive "$pid"; then
+		echo "$name: exited during startup; last lines of $log:" >&2
+		tail -n 20 "$log" >&2 || true
+		"$here/stop.sh" "$pidfile" 2 >/dev/null
+		exit 1
+	fi
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "$name: ready on 127.0.0.1:$port (pid $pid)"
+		exit 0
+	fi
+	if [ "$SECONDS" -ge "$deadline" ]; then
+		echo "$name: not accepting connections on 127.0.0.1:$port after ${timeout}s; stopping it" >&2
+		"$here/stop.sh" "$pidfile" 2 >/dev/null
+		exit 1
+	fi
+	sleep 0.1
+done
