@@ -89,6 +89,7 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	deps := orchestrator.Deps{
 		Provision: a.provision,
 		NewEngine: newEngine,
+		NewProbe:  newProbe,
 		Sampler:   newSampler(),
 		Observer:  obs,
 		LogOutput: a.logOut,
