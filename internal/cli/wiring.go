@@ -49,7 +49,11 @@ func (a *app) provision(ctx context.Context, name string, f *plan.Fleet, render 
 		}
 		return &fleetAdapter{p: infra.NewLocal(cfg), provider: f.Provider}, nil
 	case plan.ProviderTerraform:
-		return nil, fmt.Errorf("provider terraform is not available in this build yet")
+		tf, err := a.terraformProvider(name, f, render, runDir, log)
+		if err != nil {
+			return nil, err
+		}
+		return &fleetAdapter{p: tf, provider: f.Provider}, nil
 	}
 	return nil, fmt.Errorf("unknown provider %q", f.Provider)
 }
@@ -87,7 +91,8 @@ func (f *fleetAdapter) state(fl *infra.Fleet) orchestrator.FleetState {
 		st.Processes = append(st.Processes, orchestrator.Process{Name: pr.Name, Pid: pr.Pid, LogPath: pr.LogPath})
 		pids[pr.Name] = pr.Pid
 	}
-	st.Ref = record.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: fl.Outputs}
+	st.Ref = record.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: fl.Outputs,
+		Module: fl.Ref[infra.RefModule], Workspace: fl.Ref[infra.RefWorkspace], State: fl.Ref[infra.RefState]}
 	return st
 }
 
