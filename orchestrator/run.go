@@ -47,6 +47,9 @@ type Deps struct {
 	// files). The result is recorded in run.json and the report as static
 	// parameters; warnings are shown to the user.
 	Preflight func(ctx context.Context, target []Process) (limits map[string]any, warnings []string, err error)
+	// Policy, if set, judges the finished run's report (baseline, minimum
+	// capacities); its result goes into run.json and every report.
+	Policy func(rep *report.Report) *record.Policy
 	// Sampler, if set, measures hosts and processes during each step's hold and
 	// names findings; nil means no host measurements.
 	Sampler  StepSampler
@@ -281,6 +284,15 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		runErr = errors.Join(runErr, err)
 	}
 	rep := report.Build(r.runRec, steps)
+	if r.deps.Policy != nil && !res.Interrupted {
+		if pol := r.deps.Policy(rep); pol != nil {
+			r.runRec.Policy = pol
+			if err := dir.WriteRun(r.runRec); err != nil {
+				runErr = errors.Join(runErr, err)
+			}
+			rep = report.Build(r.runRec, steps)
+		}
+	}
 	if _, err := report.WriteAll(dir.Path(), rep, r.p.Report.Formats); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("writing reports: %w", err))
 	}

@@ -14,13 +14,17 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/report"
 )
 
 type runOptions struct {
-	sets      []string
-	out       string
-	keepInfra bool
-	progress  string
+	sets          []string
+	out           string
+	keepInfra     bool
+	progress      string
+	baseline      string
+	maxRegression string
+	minCapacity   []string
 }
 
 func (a *app) runCmd() *cobra.Command {
@@ -53,6 +57,9 @@ report (exit 130); a second one exits at once.`,
 	f.StringArrayVar(&o.sets, "set", nil, "override a plan value: key=value, e.g. static.eventbus_nofile=4096 (repeatable)")
 	f.StringVar(&o.out, "out", "", "directory in which the run directory is made (default: runs_dir from the configuration, \"runs\")")
 	f.BoolVar(&o.keepInfra, "keep-infra", false, "leave the fleets up at the end (tear down later with 'loadramp destroy RUN_DIR')")
+	f.StringVar(&o.baseline, "baseline", "", "judge capacity against a baseline: a run directory, or latest (the newest finished run of the same plan in the runs directory); a regression beyond --max-regression exits 3")
+	f.StringVar(&o.maxRegression, "max-regression", "10%", "tolerated capacity loss against --baseline, e.g. 10%")
+	f.StringArrayVar(&o.minCapacity, "min-capacity", nil, "required capacity, parameter=value (e.g. rate=8000, throughput.rps=7500); below it exits 3 (repeatable)")
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto (live on a terminal, plain otherwise), plain (a line per step, for CI logs), none")
 	return cmd
 }
@@ -63,9 +70,39 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	default:
 		return usageErr(fmt.Errorf("--progress %q: allowed values are auto, plain, none", o.progress))
 	}
+	tol, err := parsePercent(o.maxRegression)
+	if err != nil {
+		return usageErr(fmt.Errorf("--max-regression: %w", err))
+	}
+	minCap, err := parseMinCapacity(o.minCapacity)
+	if err != nil {
+		return usageErr(err)
+	}
 	p, err := a.loadPlan(path, o.sets)
 	if err != nil {
 		return err
+	}
+	out := o.out
+	if out == "" {
+		out = a.v.GetString(keyRunsDir)
+	}
+	var policy func(*report.Report) *record.Policy
+	if o.baseline != "" || len(minCap) > 0 {
+		var base *report.Report
+		if o.baseline != "" {
+			if base, err = findBaseline(o.baseline, p.Name, out); err != nil {
+				return err
+			}
+			if base == nil {
+				fmt.Fprintf(a.io.ErrOut, "note: no finished run of plan %s in %s to use as the baseline; this run will be the first\n", p.Name, baselinePath(out))
+			}
+		}
+		policy = func(rep *report.Report) *record.Policy {
+			if base == nil && len(minCap) == 0 {
+				return nil
+			}
+			return report.Judge(rep, base, tol, minCap)
+		}
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -82,15 +119,13 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	stopSignals := a.handleSignals(cancel, obs)
 	defer stopSignals()
 
-	out := o.out
-	if out == "" {
-		out = a.v.GetString(keyRunsDir)
-	}
 	deps := orchestrator.Deps{
+		Policy:    policy,
 		Provision: a.provision,
 		NewEngine: newEngine,
 		NewProbe:  newProbe,
 		Sampler:   newSampler(),
+		Preflight: a.preflight,
 		Observer:  obs,
 		LogOutput: a.logOut,
 		LogLevel:  a.runLogLevel(o.progress),
@@ -109,6 +144,8 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 		return withCode(ExitRuntime, err)
 	case res.Status == record.StatusError:
 		return withCode(ExitRuntime, fmt.Errorf("the run ended in error"))
+	case res.Report != nil && res.Report.Policy != nil && !res.Report.Policy.Passed:
+		return &exitError{code: ExitPolicy, err: fmt.Errorf("capacity policy failed"), quiet: true}
 	}
 	return nil
 }

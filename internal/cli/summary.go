@@ -59,6 +59,16 @@ func summaryLines(r *report.Report) []string {
 	if r.Partial {
 		lines = append(lines, "the report is partial: the run did not finish")
 	}
+	if pol := r.Policy; pol != nil {
+		verdict := "passed"
+		if !pol.Passed {
+			verdict = "FAILED (exit 3)"
+		}
+		lines = append(lines, "capacity policy "+verdict+":")
+		for _, m := range pol.Messages {
+			lines = append(lines, "  "+m)
+		}
+	}
 	return lines
 }
 

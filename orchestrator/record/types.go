@@ -106,6 +106,9 @@ type Run struct {
 	Error  string            `json:"error,omitempty"`
 	Infra  []InfraRef        `json:"infra,omitempty"`
 	Params []string          `json:"parameters"`
+	// Policy is the judgement of a scheduled run against its baseline and
+	// minimum capacities, when one was asked for.
+	Policy *Policy `json:"policy,omitempty"`
 	Gates  []string          `json:"gates,omitempty"`
 	Extra  map[string]string `json:"extra,omitempty"`
 }
@@ -130,4 +133,17 @@ type InfraRef struct {
 	State     string            `json:"state,omitempty"`
 	Pids      map[string]int    `json:"pids,omitempty"`
 	Outputs   map[string]string `json:"outputs,omitempty"`
+}
+
+// Policy is the capacity judgement of a run: against a baseline run (capacity
+// must not regress beyond MaxRegression) and against minimum capacities.
+type Policy struct {
+	Baseline      string  `json:"baseline,omitempty"` // run id of the baseline
+	MaxRegression float64 `json:"max_regression,omitempty"`
+	// MinCapacity are the required capacities by load parameter (or
+	// throughput.rps).
+	MinCapacity map[string]float64 `json:"min_capacity,omitempty"`
+	Passed      bool               `json:"passed"`
+	// Messages say what was compared and what failed, one sentence each.
+	Messages []string `json:"messages"`
 }

@@ -123,6 +123,18 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
+	if pol := r.Policy; pol != nil {
+		suite.Tests++
+		c := junitCase{Name: "capacity policy", Classname: classname, Time: "0.000"}
+		text := strings.Join(pol.Messages, "\n")
+		if pol.Passed {
+			c.SystemOut = &junitText{Text: text}
+		} else {
+			suite.Failures++
+			c.Failure = &junitProblem{Type: "capacity-regression", Message: firstLine(text), Body: text}
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
 	suite.Time = fmt.Sprintf("%.3f", total)
 	doc := junitSuites{Name: "loadramp", Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors,
 		Skipped: suite.Skipped, Time: suite.Time, Suites: []junitSuite{suite}}

@@ -30,6 +30,17 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	p("**Status:** %s · **Run:** `%s`\n\n", mdText(status), r.RunID)
 	p("%s\n\n", mdText(r.Summary))
+	if pol := r.Policy; pol != nil {
+		verdict := "passed"
+		if !pol.Passed {
+			verdict = "FAILED"
+		}
+		p("## Capacity policy: %s\n\n", verdict)
+		for _, m := range pol.Messages {
+			p("- %s\n", mdText(m))
+		}
+		p("\n")
+	}
 
 	if b := r.Bottleneck; b != nil {
 		p("## Bottleneck\n\n")

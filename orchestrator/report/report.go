@@ -53,6 +53,9 @@ type Report struct {
 	Capacity *Capacity `json:"capacity"`
 	// Bottleneck is the first confirmed target failure; null when none.
 	Bottleneck *Bottleneck `json:"bottleneck"`
+	// Policy is the capacity judgement against a baseline and minimums, when
+	// the run asked for one.
+	Policy *record.Policy `json:"policy,omitempty"`
 	// Steps are every attempt, in the order they ran.
 	Steps []Step `json:"steps"`
 }
@@ -183,6 +186,7 @@ func Build(run *record.Run, steps []record.Step) *Report {
 		Limits:     run.Limits,
 		Parameters: record.ParameterNames(run, steps),
 		Gates:      run.Gates,
+		Policy:     run.Policy,
 		Steps:      make([]Step, 0, len(steps)),
 	}
 	if r.Parameters == nil {
