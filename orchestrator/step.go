@@ -31,6 +31,10 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	if kind == record.KindRefine {
 		rec.To = vals[st.Changed]
 	}
+	if done := r.replayed(st.Index, kind, attempt, vals); done != nil {
+		r.obs.StepEnded(info, done)
+		return done, nil
+	}
 	r.obs.StepStarted(info)
 
 	stepCtx, cancel := context.WithCancel(ctx)
@@ -153,6 +157,14 @@ func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, abor
 	}
 	if n := rec.Metrics[metrics.GeneratorErrorsCount]; n > 0 {
 		genReasons = append(genReasons, fmt.Sprintf("%d errors raised by the generator itself (%s)", int64(n), genClasses(rec.ErrorClasses)))
+	}
+	// Engines with generator units of their own (Locust workers) report lost
+	// or CPU-saturated units under these names.
+	if n := rec.Metrics["generator.workers.missing"]; n > 0 {
+		genReasons = append(genReasons, fmt.Sprintf("%d generator workers missing", int64(n)))
+	}
+	if n := rec.Metrics["generator.workers.saturated"]; n > 0 {
+		genReasons = append(genReasons, fmt.Sprintf("%d generator workers at their CPU limit", int64(n)))
 	}
 	for _, f := range rec.Findings {
 		if f.Side == "generator" {
