@@ -1,0 +1,576 @@
+// Package pubsub is the builtin engine's publish/subscribe workload: load
+// parameters publishers, subscribers and rate (messages/s per publisher).
+// Subscribers hold Server-Sent Events streams open on the event bus while
+// publishers POST timestamped messages on an open-model schedule; every
+// delivery's delay is measured from the message's intended send time, for the
+// whole load. The package also holds the SSE client and the message format
+// that the pubsub probe shares.
+package pubsub
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout = 5 * time.Second
+	// DefaultMaxInflight bounds the publishes in flight at once; a publish due
+	// beyond it is not sent and counts as a generator error.
+	DefaultMaxInflight = 8192
+	// subscribeConcurrency bounds the subscriptions opened at once.
+	subscribeConcurrency = 64
+)
+
+// Metric names of the pubsub workload (besides the standard latency.*,
+// errors.*, throughput.* of its publish requests).
+const (
+	DelayP50         = "pubsub.delay.p50"
+	DelayP95         = "pubsub.delay.p95"
+	DelayP99         = "pubsub.delay.p99"
+	DelayMax         = "pubsub.delay.max"
+	DeliveredRPS     = "pubsub.delivered.rps"
+	DeliveredCount   = "pubsub.delivered.count"
+	ExpectedCount    = "pubsub.expected.count"
+	LostRatio        = "pubsub.lost.ratio"
+	Subscribers      = "pubsub.subscribers"
+	SubscribeErrors  = "pubsub.subscribe.errors.count"
+	SubscribeDropped = "pubsub.subscribe.dropped.count"
+)
+
+// Error classes of ErrorClasses. gen_* are the generator's own.
+const (
+	ClassHTTP4xx   = "http_4xx"
+	ClassHTTP5xx   = "http_5xx"
+	ClassTimeout   = "timeout"
+	ClassRefused   = "refused"
+	ClassReset     = "reset"
+	ClassOther     = "other"
+	ClassSubscribe = "subscribe"
+	ClassInflight  = "gen_inflight"
+)
+
+// Config says where the workload publishes and subscribes.
+type Config struct {
+	Publish, Subscribe string
+	// BodyBytes pads each message to this size (0: as small as it gets).
+	BodyBytes int
+	// Timeout bounds each publish and each message's delivery after the
+	// hold (0: DefaultTimeout).
+	Timeout     time.Duration
+	MaxInflight int // 0: DefaultMaxInflight
+	// Client, if set, is the HTTP client (nil: one of the engine's own).
+	Client *http.Client
+	Log    zerolog.Logger
+}
+
+// Step is one step's load.
+type Step struct {
+	Publishers  int
+	Subscribers int
+	Rate        float64 // messages/s per publisher
+	Warmup      time.Duration
+	Hold        time.Duration
+	// OnSecond, if set, is called once per elapsed second (warmup included),
+	// from one goroutine; it must not block.
+	OnSecond func(metrics.Second)
+}
+
+// Result is what a step measured over its hold.
+type Result struct {
+	Metrics      metrics.Metrics
+	Series       []metrics.Second
+	ErrorClasses map[string]int64
+}
+
+// Engine runs the pubsub workload step by step.
+type Engine struct {
+	cfg  Config
+	own  bool
+	step atomic.Int64
+	id   string
+}
+
+// New returns an engine for cfg, or what is wrong with cfg.
+func New(cfg Config) (*Engine, error) {
+	for _, u := range []struct{ field, v string }{{"publish", cfg.Publish}, {"subscribe", cfg.Subscribe}} {
+		pu, err := url.Parse(u.v)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return nil, fmt.Errorf("pubsub %s URL %q: use an http:// or https:// URL with a host", u.field, u.v)
+		}
+	}
+	if cfg.BodyBytes < 0 {
+		return nil, fmt.Errorf("pubsub body_bytes %d: must be >= 0", cfg.BodyBytes)
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("pubsub timeout %v: must be >= 0", cfg.Timeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	e := &Engine{cfg: cfg, id: fmt.Sprintf("load-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)}
+	if cfg.Client == nil {
+		e.own = true
+		e.cfg.Client = &http.Client{Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        0,
+			MaxIdleConnsPerHost: 4096,
+			IdleConnTimeout:     60 * time.Second,
+		}}
+	}
+	return e, nil
+}
+
+// Close releases the engine's idle connections.
+func (e *Engine) Close() error {
+	if e.own {
+		e.cfg.Client.CloseIdleConnections()
+	}
+	return nil
+}
+
+func validateStep(s Step) error {
+	switch {
+	case s.Publishers < 1:
+		return fmt.Errorf("publishers %d: must be >= 1", s.Publishers)
+	case s.Subscribers < 0:
+		return fmt.Errorf("subscribers %d: must be >= 0", s.Subscribers)
+	case !(s.Rate > 0) || math.IsInf(s.Rate, 0):
+		return fmt.Errorf("rate %g: must be > 0 messages/s per publisher", s.Rate)
+	case s.Hold <= 0:
+		return fmt.Errorf("hold %v: must be > 0", s.Hold)
+	case s.Warmup < 0:
+		return fmt.Errorf("warmup %v: must be >= 0", s.Warmup)
+	}
+	return nil
+}
+
+// run is one step in progress.
+type run struct {
+	e      *Engine
+	s      Step
+	src    string
+	start  time.Time
+	body   []byte // template: the message is appended to a copy
+	seq    atomic.Uint64
+	sem    chan struct{}
+	second func(time.Duration) int
+
+	mu        sync.Mutex
+	latency   *hdrhistogram.Histogram // publishes due in the hold, µs from the intended time
+	lag       *hdrhistogram.Histogram // dispatch lateness, µs
+	requests  int64                   // publishes due in the hold with an outcome
+	completed int64                   // of them, answered by the bus
+	errs      int64
+	genErrs   int64
+	accepted  int64 // 2xx, in the hold
+	classes   map[string]int64
+	secs      []secStat
+
+	delivered atomic.Int64 // deliveries of hold messages
+	dropped   atomic.Int64
+	subErrs   atomic.Int64
+}
+
+type secStat struct {
+	requests, errors, offered int64
+	hist                      *hdrhistogram.Histogram
+}
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
+
+func record(h *hdrhistogram.Histogram, d time.Duration) {
+	us := min(max(d.Microseconds(), 1), 60_000_000)
+	_ = h.RecordValue(us)
+}
+
+// Run runs one step: it opens the subscriptions, publishes for warmup+hold,
+// waits up to the timeout for the hold's messages to be delivered and returns
+// the hold's measurements. When ctx is cancelled it returns what it measured
+// with ctx.Err().
+func (e *Engine) Run(ctx context.Context, s Step) (*Result, error) {
+	if err := validateStep(s); err != nil {
+		return nil, fmt.Errorf("pubsub step: %w", err)
+	}
+	r := &run{
+		e: e, s: s, src: fmt.Sprintf("%s-%d", e.id, e.step.Add(1)),
+		sem: make(chan struct{}, e.cfg.MaxInflight), latency: newHist(), lag: newHist(),
+		classes: map[string]int64{},
+	}
+	total := int((s.Warmup + s.Hold + time.Second - 1) / time.Second)
+	r.secs = make([]secStat, total)
+	for i := range r.secs {
+		r.secs[i].hist = hdrhistogram.New(1, 60_000_000, 2)
+	}
+	r.second = func(d time.Duration) int { return min(max(int(d/time.Second), 0), total-1) }
+
+	sctx, cancelSubs := context.WithCancel(ctx)
+	defer cancelSubs()
+	streams, subErr := r.subscribe(sctx)
+	if s.Subscribers > 0 && len(streams) == 0 {
+		return &Result{Metrics: metrics.Metrics{SubscribeErrors: float64(r.subErrs.Load())}, ErrorClasses: r.classes},
+			fmt.Errorf("pubsub: none of %d subscribers could subscribe to %s: %w", s.Subscribers, e.cfg.Subscribe, subErr)
+	}
+	r.start = time.Now()
+	cpu0 := cpuTime()
+
+	var readers sync.WaitGroup
+	delays := make([]*hdrhistogram.Histogram, len(streams))
+	for i, st := range streams {
+		delays[i] = newHist()
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			r.read(sctx, st, delays[i])
+		}()
+	}
+
+	secDone := make(chan struct{})
+	var series []metrics.Second
+	go func() {
+		defer close(secDone)
+		series = r.seconds(ctx, total)
+	}()
+
+	var pubs, dispatchers sync.WaitGroup
+	pctx, cancelPubs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPubs()
+	stop := context.AfterFunc(ctx, cancelPubs)
+	defer stop()
+	for p := range s.Publishers {
+		dispatchers.Add(1)
+		go func() {
+			defer dispatchers.Done()
+			// Publishers start evenly spread over one interval.
+			offset := time.Duration(float64(time.Second) / s.Rate * float64(p) / float64(s.Publishers))
+			r.dispatch(ctx, pctx, offset, &pubs)
+		}()
+	}
+	dispatchers.Wait()
+	pubs.Wait()
+	holdWall := time.Since(r.start) - s.Warmup
+	cpu := cpuTime() - cpu0
+
+	// Wait, at most the timeout after the hold, for the hold's deliveries.
+	expected := r.expected(len(streams))
+	deadline := r.start.Add(s.Warmup + s.Hold + e.cfg.Timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	for r.delivered.Load() < expected && time.Now().Before(deadline) && ctx.Err() == nil {
+		<-tick.C
+	}
+	tick.Stop()
+	cancelSubs()
+	for _, st := range streams {
+		_ = st.Close()
+	}
+	readers.Wait()
+	<-secDone
+
+	res := &Result{Series: series, ErrorClasses: r.classes}
+	res.Metrics = r.metrics(delays, len(streams), expected, holdWall, cpu)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	return res, nil
+}
+
+// subscribe opens s.Subscribers streams, a few at a time.
+func (r *run) subscribe(ctx context.Context) ([]*Stream, error) {
+	var (
+		mu      sync.Mutex
+		streams []*Stream
+		lastErr error
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, subscribeConcurrency)
+	)
+	for range r.s.Subscribers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			st, err := Subscribe(ctx, r.e.cfg.Client, r.e.cfg.Subscribe, r.e.cfg.Timeout)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				r.subErrs.Add(1)
+				r.classes[ClassSubscribe]++
+				lastErr = err
+				return
+			}
+			streams = append(streams, st)
+		}()
+	}
+	wg.Wait()
+	if lastErr != nil {
+		r.e.cfg.Log.Warn().Err(lastErr).Int("failed", int(r.subErrs.Load())).Int("subscribers", r.s.Subscribers).Msg("pubsub: subscriptions failed")
+	}
+	return streams, lastErr
+}
+
+// read records the delay of every hold message delivered on st.
+func (r *run) read(ctx context.Context, st *Stream, h *hdrhistogram.Histogram) {
+	for {
+		data, err := st.Next()
+		now := time.Since(r.start)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.dropped.Add(1) // the bus ended the stream mid-step
+			}
+			return
+		}
+		_, sent, ok := ParseFrom(data, r.src)
+		if !ok || sent < r.s.Warmup {
+			continue
+		}
+		record(h, now-sent)
+		r.delivered.Add(1)
+	}
+}
+
+// dispatch publishes one publisher's messages on schedule for warmup+hold.
+func (r *run) dispatch(ctx, pctx context.Context, offset time.Duration, pubs *sync.WaitGroup) {
+	interval := time.Duration(float64(time.Second) / r.s.Rate)
+	end := r.s.Warmup + r.s.Hold
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for k := 0; ; k++ {
+		intended := offset + time.Duration(k)*interval
+		if intended >= end {
+			return
+		}
+		if wait := time.Until(r.start.Add(intended)); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		hold := intended >= r.s.Warmup
+		lateness := time.Since(r.start) - intended
+		r.mu.Lock()
+		r.secs[r.second(intended)].offered++
+		if hold {
+			record(r.lag, lateness)
+		}
+		r.mu.Unlock()
+		select {
+		case r.sem <- struct{}{}:
+		default:
+			r.outcome(intended, hold, 0, ClassInflight, false)
+			continue
+		}
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			defer func() { <-r.sem }()
+			class, answered := r.publish(pctx, intended)
+			r.outcome(intended, hold, time.Since(r.start)-intended, class, answered)
+		}()
+	}
+}
+
+// publish sends one message and classifies the outcome ("" for a 2xx).
+func (r *run) publish(ctx context.Context, intended time.Duration) (class string, answered bool) {
+	body := AppendMessage(make([]byte, 0, max(r.e.cfg.BodyBytes, 64)), Message{Src: r.src, Seq: r.seq.Add(1), Sent: intended}, r.e.cfg.BodyBytes)
+	ctx, cancel := context.WithTimeout(ctx, r.e.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.e.cfg.Publish, bytes.NewReader(body))
+	if err != nil {
+		return ClassOther, false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.e.cfg.Client.Do(req)
+	if err != nil {
+		return classify(err), false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 500:
+		return ClassHTTP5xx, true
+	case resp.StatusCode >= 400:
+		return ClassHTTP4xx, true
+	}
+	return "", true
+}
+
+func classify(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ClassTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ClassRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return ClassReset
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return "gen_emfile"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "gen_eaddrnotavail"
+	}
+	return ClassOther
+}
+
+// outcome records one publish; lat is from its intended send time.
+func (r *run) outcome(intended time.Duration, hold bool, lat time.Duration, class string, answered bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sec := &r.secs[r.second(time.Since(r.start))]
+	sec.requests++
+	if class != "" {
+		sec.errors++
+	}
+	if answered {
+		record(sec.hist, lat)
+	}
+	if !hold {
+		return
+	}
+	r.requests++
+	if class != "" {
+		r.classes[class]++
+		if len(class) > 4 && class[:4] == "gen_" {
+			r.genErrs++
+		} else {
+			r.errs++
+		}
+	} else {
+		r.accepted++
+	}
+	if answered {
+		r.completed++
+		record(r.latency, lat)
+	}
+}
+
+func (r *run) expected(subscribers int) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted * int64(subscribers)
+}
+
+// seconds calls OnSecond at the end of each second and returns the series.
+func (r *run) seconds(ctx context.Context, total int) []metrics.Second {
+	out := make([]metrics.Second, 0, total)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for i := range total {
+		// A second is reported a little after it ends, so its answers are in.
+		if wait := time.Until(r.start.Add(time.Duration(i+1)*time.Second + 50*time.Millisecond)); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return out
+			case <-t.C:
+			}
+		}
+		r.mu.Lock()
+		s := r.secs[i]
+		sec := metrics.Second{T: i, Requests: s.requests, Errors: s.errors, Offered: s.offered}
+		if s.hist.TotalCount() > 0 {
+			sec.P50 = float64(s.hist.ValueAtQuantile(50)) / 1e6
+			sec.P99 = float64(s.hist.ValueAtQuantile(99)) / 1e6
+		}
+		r.mu.Unlock()
+		out = append(out, sec)
+		if r.s.OnSecond != nil {
+			r.s.OnSecond(sec)
+		}
+	}
+	return out
+}
+
+func (r *run) metrics(delays []*hdrhistogram.Histogram, subscribers int, expected int64, holdWall, cpu time.Duration) metrics.Metrics {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sec := func(us int64) float64 { return float64(us) / 1e6 }
+	m := metrics.Metrics{}
+	if r.latency.TotalCount() > 0 {
+		m[metrics.LatencyP50] = sec(r.latency.ValueAtQuantile(50))
+		m[metrics.LatencyP90] = sec(r.latency.ValueAtQuantile(90))
+		m[metrics.LatencyP95] = sec(r.latency.ValueAtQuantile(95))
+		m[metrics.LatencyP99] = sec(r.latency.ValueAtQuantile(99))
+		m[metrics.LatencyP999] = sec(r.latency.ValueAtQuantile(99.9))
+		m[metrics.LatencyMax] = sec(r.latency.Max())
+		m[metrics.LatencyMean] = r.latency.Mean() / 1e6
+	}
+	ratio := func(n int64) float64 {
+		if r.requests == 0 {
+			return 0
+		}
+		return float64(n) / float64(r.requests)
+	}
+	hold := r.s.Hold.Seconds()
+	offered := float64(r.s.Publishers) * r.s.Rate
+	m[metrics.RequestsCount] = float64(r.requests)
+	m[metrics.ErrorsCount] = float64(r.errs)
+	m[metrics.ErrorsRatio] = ratio(r.errs)
+	m[metrics.GeneratorErrorsCount] = float64(r.genErrs)
+	m[metrics.GeneratorErrorsRatio] = ratio(r.genErrs)
+	m[metrics.ThroughputRPS] = float64(r.completed-r.classes[ClassHTTP4xx]-r.classes[ClassHTTP5xx]) / hold
+	m[metrics.ThroughputOffered] = offered
+	m[metrics.ThroughputRatio] = m[metrics.ThroughputRPS] / offered
+	if r.lag.TotalCount() > 0 {
+		m[metrics.GeneratorLagP50] = sec(r.lag.ValueAtQuantile(50))
+		m[metrics.GeneratorLagP99] = sec(r.lag.ValueAtQuantile(99))
+	}
+	if holdWall > 0 {
+		m[metrics.GeneratorCPU] = math.Min(1, cpu.Seconds()/holdWall.Seconds()/float64(runtime.GOMAXPROCS(0)))
+	}
+
+	d := newHist()
+	for _, h := range delays {
+		d.Merge(h)
+	}
+	delivered := r.delivered.Load()
+	if d.TotalCount() > 0 {
+		m[DelayP50] = sec(d.ValueAtQuantile(50))
+		m[DelayP95] = sec(d.ValueAtQuantile(95))
+		m[DelayP99] = sec(d.ValueAtQuantile(99))
+		m[DelayMax] = sec(d.Max())
+	}
+	m[DeliveredCount] = float64(delivered)
+	m[DeliveredRPS] = float64(delivered) / hold
+	m[ExpectedCount] = float64(expected)
+	if expected > 0 {
+		m[LostRatio] = math.Max(0, float64(expected-delivered)/float64(expected))
+	}
+	m[Subscribers] = float64(subscribers)
+	m[SubscribeErrors] = float64(r.subErrs.Load())
+	m[SubscribeDropped] = float64(r.dropped.Load())
+	return m
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
