@@ -28,7 +28,7 @@ func (a *app) provision(ctx context.Context, name string, f *plan.Fleet, render 
 		cfg := infra.LocalConfig{Fleet: name, Outputs: outputs, LogDir: runDir, Log: log}
 		for i, pr := range f.Processes {
 			path := fmt.Sprintf("fleets.%s.processes[%d]", name, i)
-			lp := infra.LocalProcess{Name: pr.Name, Dir: pr.Dir, ReadyTimeout: pr.ReadyTimeout.D()}
+			lp := infra.LocalProcess{Name: pr.Name, Dir: pr.Dir, ReadyTimeout: pr.ReadyTimeout.D(), Replicas: pr.Replicas, Scalable: pr.Scalable}
 			for j, arg := range pr.Command {
 				s, err := render(arg)
 				if err != nil {
@@ -149,6 +149,8 @@ func newEngine(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, 
 			return nil, err
 		}
 		return &builtinEngine{g: g, poisson: p.Workload.Arrival == "poisson"}, nil
+	case plan.EngineLocust:
+		return newLocustEngine(p, render, log)
 	}
 	return nil, fmt.Errorf("engine %q is not available in this build yet", p.Workload.Engine)
 }

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/locust"
+	"github.com/loadramp/loadramp/orchestrator/plan"
+)
+
+// defaultSpawnRate is the locust engine's spawn rate (users/s) when a plan
+// does not ramp spawn_rate.
+const defaultSpawnRate = 100
+
+// newLocustEngine builds the locust engine from the plan's workload.locust
+// block: the master's web URL and the target host are rendered once, the
+// expected worker count before every step (it follows a grown fleet).
+func newLocustEngine(p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Engine, error) {
+	l := p.Workload.Locust
+	if l == nil {
+		return nil, fmt.Errorf("workload.locust: missing")
+	}
+	master, err := render(l.Master)
+	if err != nil {
+		return nil, fmt.Errorf("workload.locust.master: %w", err)
+	}
+	if master == "" {
+		return nil, fmt.Errorf("workload.locust.master: empty; give the master's web URL, e.g. {{ .fleets.generators.web }}")
+	}
+	host, err := render(l.Host)
+	if err != nil {
+		return nil, fmt.Errorf("workload.locust.host: %w", err)
+	}
+	cfg := locust.Config{Master: master, Host: host, Log: log}
+	if strings.TrimSpace(l.Workers) != "" {
+		cfg.Workers = func() (int, error) {
+			s, err := render(l.Workers)
+			if err != nil {
+				return 0, fmt.Errorf("workload.locust.workers: %w", err)
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 {
+				return 0, fmt.Errorf("workload.locust.workers: %q is not a worker count >= 1", s)
+			}
+			return n, nil
+		}
+	}
+	e, err := locust.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("workload.locust.master: %w", err)
+	}
+	return &locustEngine{e: e}, nil
+}
+
+// locustEngine adapts locust.Engine to the orchestrator's Engine.
+type locustEngine struct{ e *locust.Engine }
+
+func (l *locustEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*orchestrator.EngineResult, error) {
+	rate := s.Params["spawn_rate"]
+	if rate <= 0 {
+		rate = defaultSpawnRate
+	}
+	res, err := l.e.Step(ctx, locust.Step{
+		Users: int(s.Params["users"]), SpawnRate: rate,
+		Warmup: s.Warmup, Hold: s.Hold, OnSecond: s.OnSecond,
+	})
+	if res == nil {
+		return nil, err
+	}
+	return &orchestrator.EngineResult{Metrics: res.Metrics, Series: res.Series, ErrorClasses: res.ErrorClasses}, err
+}
+
+func (l *locustEngine) Close() error { return l.e.Close() }
