@@ -9,6 +9,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/probe"
+	"github.com/loadramp/loadramp/orchestrator/pubsub"
 )
 
 // newProbe builds the plan's probe (nil when the plan has none), its URLs
@@ -39,3 +40,46 @@ func newProbe(_ context.Context, p *plan.Plan, render orchestrator.Renderer, log
 	}
 	return probe.New(cfg)
 }
+
+// newPubSubEngine builds the builtin engine's pubsub workload
+// (workload.pubsub), its URLs rendered.
+func newPubSubEngine(p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Engine, error) {
+	ps := p.Workload.PubSub
+	pub, err := render(ps.Publish)
+	if err != nil {
+		return nil, fmt.Errorf("workload.pubsub.publish: %w", err)
+	}
+	sub, err := render(ps.Subscribe)
+	if err != nil {
+		return nil, fmt.Errorf("workload.pubsub.subscribe: %w", err)
+	}
+	e, err := pubsub.New(pubsub.Config{Publish: pub, Subscribe: sub, BodyBytes: ps.BodyBytes, Timeout: ps.Timeout.D(), Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return &pubsubEngine{e: e}, nil
+}
+
+// pubsubEngine adapts pubsub.Engine to the orchestrator's Engine.
+type pubsubEngine struct{ e *pubsub.Engine }
+
+// Step runs one step; publishers and subscribers default to 1 when the plan
+// does not ramp them.
+func (a *pubsubEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*orchestrator.EngineResult, error) {
+	count := func(name string) int {
+		if v, ok := s.Params[name]; ok {
+			return int(v)
+		}
+		return 1
+	}
+	res, err := a.e.Run(ctx, pubsub.Step{
+		Publishers: count("publishers"), Subscribers: count("subscribers"), Rate: s.Params["rate"],
+		Warmup: s.Warmup, Hold: s.Hold, OnSecond: s.OnSecond,
+	})
+	if res == nil {
+		return nil, err
+	}
+	return &orchestrator.EngineResult{Metrics: res.Metrics, Series: res.Series, ErrorClasses: res.ErrorClasses}, err
+}
+
+func (a *pubsubEngine) Close() error { return a.e.Close() }

@@ -130,6 +130,9 @@ func (f *fleetAdapter) Check() error {
 func newEngine(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Engine, error) {
 	switch p.Workload.Engine {
 	case plan.EngineBuiltin:
+		if p.Workload.PubSub != nil {
+			return newPubSubEngine(p, render, log)
+		}
 		h := p.Workload.HTTP
 		url, err := render(h.URL)
 		if err != nil {
