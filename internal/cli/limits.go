@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadramp/loadramp/orchestrator/diagnose"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
+)
+
+type limitsOptions struct {
+	pids      []int
+	processes []string
+	nginxConf string
+}
+
+func (a *app) limitsCmd() *cobra.Command {
+	var o limitsOptions
+	cmd := &cobra.Command{
+		Use:   "limits [--pid N | --process NAME]... [--nginx-conf FILE]",
+		Short: "Audit this host's limits funnel and warn where it is inverted",
+		Long: `limits reads the limits a connection meets on its way into this host, outermost first:
+the kernel's accept queue (net.core.somaxconn) and SYN queue, connection tracking,
+nginx's listen backlog, worker connections and open files, the watched processes'
+open-file limits, the system's file handles and the local port range. It prints them
+as a table and warns where the funnel is inverted: an inner layer tighter than an
+outer one fails deep in the stack (a proxied connection holds two files in nginx; an
+upstream that accepts fewer connections than nginx may open), where errors are
+hardest to read.
+
+Processes are watched by pid (--pid) or by name (--process, matched exactly against
+/proc/PID/comm: every process of that name). The nginx configuration is read from
+--nginx-conf, or, when a watched process is an nginx master, from its command line
+(-p, -c). loadramp run does the same audit when a run starts and records it in
+run.json and the report.
+
+Exit codes: 0 the audit ran (warnings included), 1 it could not read what it needs,
+2 bad flags (no such pid or process, unreadable --nginx-conf).`,
+		Example: `  loadramp limits
+  loadramp limits --process nginx
+  loadramp limits --process nginx --process eventbus --nginx-conf /etc/nginx/nginx.conf
+  loadramp limits --pid 4242`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.limits(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntSliceVar(&o.pids, "pid", nil, "watch the process with this pid (repeatable)")
+	f.StringArrayVar(&o.processes, "process", nil, "watch every process with this name in /proc/PID/comm, e.g. nginx (repeatable)")
+	f.StringVar(&o.nginxConf, "nginx-conf", "", "nginx configuration to audit (default: from a watched nginx master's command line)")
+	return cmd
+}
+
+func (a *app) limits(cmd *cobra.Command, o limitsOptions) error {
+	var procs []hoststat.Proc
+	seen := map[int]bool{}
+	watch := func(name string, pid int) {
+		if !seen[pid] {
+			seen[pid] = true
+			procs = append(procs, hoststat.Proc{Name: name, Pid: pid})
+		}
+	}
+	for _, pid := range o.pids {
+		if pid <= 0 {
+			return usageErr(fmt.Errorf("--pid %d: want a process id > 0", pid))
+		}
+		name, err := comm(procRoot, pid)
+		if err != nil {
+			return usageErr(fmt.Errorf("--pid %d: no such process (%w)", pid, err))
+		}
+		watch(name, pid)
+	}
+	for _, name := range o.processes {
+		if name == "" || strings.Contains(name, "/") {
+			return usageErr(fmt.Errorf("--process %q: want a process name as in /proc/PID/comm, such as nginx", name))
+		}
+		pids, err := pidsByComm(procRoot, name)
+		if err != nil {
+			return withCode(ExitRuntime, err)
+		}
+		if len(pids) == 0 {
+			return usageErr(fmt.Errorf("--process %s: no running process has that name in /proc/PID/comm", name))
+		}
+		for _, pid := range pids {
+			watch(name, pid)
+		}
+	}
+	conf := o.nginxConf
+	if conf != "" {
+		if _, err := os.Stat(conf); err != nil {
+			return usageErr(fmt.Errorf("--nginx-conf: %w", err))
+		}
+	} else {
+		for _, p := range procs {
+			c, ok, _ := nginxConfOf(procRoot, p.Pid)
+			if ok && c != "" {
+				if _, err := os.Stat(c); err == nil {
+					conf = c
+					fmt.Fprintf(a.io.ErrOut, "nginx configuration: %s (from the command line of pid %d)\n", c, p.Pid)
+					break
+				}
+			}
+		}
+	}
+	audit, err := diagnose.AuditLimits(cmd.Context(), procRoot, procs, conf)
+	if err != nil {
+		return withCode(ExitRuntime, err)
+	}
+	if err := audit.Print(a.io.Out); err != nil {
+		return withCode(ExitRuntime, err)
+	}
+	return nil
+}
+
+// comm is a process's name (/proc/PID/comm).
+func comm(root string, pid int) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "comm"))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// pidsByComm lists the processes whose /proc/PID/comm is name, in pid order.
+func pidsByComm(root, name string) ([]int, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if c, err := comm(root, pid); err == nil && c == name {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Ints(pids)
+	return pids, nil
+}
