@@ -369,7 +369,9 @@ func (t *Terraform) env() (map[string]string, error) {
 	tfexec.CleanEnv(env)
 	env["TF_DATA_DIR"] = t.cfg.DataDir
 	env["CHECKPOINT_DISABLE"] = "1"
-	if env["TF_CLI_CONFIG_FILE"] == "" && env["TERRAFORM_CONFIG"] == "" {
+	// A CLI config that is not set, or set to a file that does not exist
+	// (terraform warns on every command), is replaced by an empty one.
+	if cfgFile := env["TF_CLI_CONFIG_FILE"]; cfgFile == "" || !fileExists(cfgFile) {
 		path := filepath.Join(t.cfg.DataDir, "empty.tfrc")
 		if err := os.WriteFile(path, nil, 0o644); err != nil {
 			return nil, fmt.Errorf("infra: terraform fleet %q: CLI config: %w", t.cfg.Fleet, err)
@@ -420,6 +422,11 @@ func (t *Terraform) writeVars(vars map[string]any) error {
 		return fmt.Errorf("infra: terraform fleet %q: variables: %w", t.cfg.Fleet, err)
 	}
 	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // writeJSONFile replaces path with v as JSON, atomically.

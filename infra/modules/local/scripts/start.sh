@@ -17,7 +17,7 @@ log="$dir/$name.log"
 
 alive() { # pid: running and not a zombie
 	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	{ read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
 	s=${s##*) }
 	[ "${s%% *}" != Z ]
 }

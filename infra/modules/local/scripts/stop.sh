@@ -19,8 +19,10 @@ esac
 
 group_alive() { # a member of process group $pg that is not a zombie
 	local f s st _ppid pgrp
+	# No member at all, zombie or not: done without reading /proc.
+	kill -0 -- "-$pg" 2>/dev/null || return 1
 	for f in /proc/[0-9]*/stat; do
-		s=$(cat "$f" 2>/dev/null) || continue
+		{ read -r s <"$f"; } 2>/dev/null || continue
 		s=${s##*) }
 		read -r st _ppid pgrp _ <<<"$s"
 		if [ "$pgrp" = "$pg" ] && [ "$st" != Z ] && [ "$st" != X ]; then
