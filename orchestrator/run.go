@@ -99,6 +99,10 @@ type Options struct {
 	PlanHash  string
 	KeepInfra bool
 	RunID     string // optional; generated when empty
+	// Resume is an interrupted run's directory to continue: its recorded
+	// attempts are replayed, not rerun, and the run goes on from the first
+	// attempt that did not finish.
+	Resume string
 }
 
 // Result says how a run ended.
@@ -150,6 +154,9 @@ type runner struct {
 	genSize int
 	// logFiles are the fleets' extra logs (plan fleets.*.logs), rendered.
 	logFiles []LogFile
+	// replay holds the attempts of an interrupted run, in order, while a
+	// resumed run walks past them.
+	replay []record.Step
 }
 
 type namedFleet struct {
@@ -217,17 +224,23 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	var dir *record.Dir
 	var err error
-	for i := 1; ; i++ {
-		path := filepath.Join(outDir, r.runRec.ID)
-		dir, err = record.Create(path, r.runRec, r.p.Raw())
-		if err == nil || !errors.Is(err, os.ErrExist) || i > 50 {
-			break
+	if r.opts.Resume != "" {
+		if dir, err = r.reopen(); err != nil {
+			return nil, err
 		}
-		// Another run of the same plan started in the same second.
-		r.runRec.ID = fmt.Sprintf("%s-%d", id, i+1)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("creating run directory: %w", err)
+	} else {
+		for i := 1; ; i++ {
+			path := filepath.Join(outDir, r.runRec.ID)
+			dir, err = record.Create(path, r.runRec, r.p.Raw())
+			if err == nil || !errors.Is(err, os.ErrExist) || i > 50 {
+				break
+			}
+			// Another run of the same plan started in the same second.
+			r.runRec.ID = fmt.Sprintf("%s-%d", id, i+1)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("creating run directory: %w", err)
+		}
 	}
 	r.dir = dir
 	defer dir.Close()
@@ -532,7 +545,7 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 
 func (r *runner) cooldown(ctx context.Context) error {
 	d := r.p.Ramp.Cooldown.D()
-	if d <= 0 {
+	if d <= 0 || len(r.replay) > 0 {
 		return ctx.Err()
 	}
 	t := time.NewTimer(d)

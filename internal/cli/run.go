@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
 )
@@ -110,12 +111,20 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	}
 	sum := sha256.Sum256(raw)
 
+	return a.execute(parent, p, orchestrator.Options{
+		OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra,
+	}, o.progress, policy)
+}
+
+// execute runs (or resumes) a checked plan with the real implementations and
+// maps the outcome to an exit code.
+func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress string, policy func(*report.Report) *record.Policy) error {
 	if parent == nil {
 		parent = context.Background()
 	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	obs := newObserver(a.io, o.progress)
+	obs := newObserver(a.io, progress)
 	stopSignals := a.handleSignals(cancel, obs)
 	defer stopSignals()
 
@@ -128,12 +137,10 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 		Preflight: a.preflight,
 		Observer:  obs,
 		LogOutput: a.logOut,
-		LogLevel:  a.runLogLevel(o.progress),
+		LogLevel:  a.runLogLevel(progress),
 		Version:   Version,
 	}
-	res, err := orchestrator.Run(ctx, p, deps, orchestrator.Options{
-		OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra,
-	})
+	res, err := orchestrator.Run(ctx, p, deps, opts)
 	if res != nil {
 		printSummary(a.io.Out, res)
 	}

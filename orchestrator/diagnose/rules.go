@@ -58,22 +58,24 @@ func Diagnose(in Input) []record.Finding {
 	d.conntrack()
 	d.cpu()
 	d.memory()
+	// The target's own findings first (they name the bottleneck), then the
+	// generator's, then host-wide ones; by rule within each.
+	rank := func(side string) int {
+		switch side {
+		case hoststat.SideTarget:
+			return 0
+		case hoststat.SideGenerator:
+			return 1
+		}
+		return 2
+	}
 	sort.SliceStable(d.out, func(i, j int) bool {
 		a, b := d.out[i], d.out[j]
-		// A busy host says the least: other processes may have taken the
-		// CPUs. Any other finding names the bottleneck better, so it comes
-		// first (reports headline the first finding).
-		if wa, wb := hostCPU(a), hostCPU(b); wa != wb {
-			return wb
+		if ra, rb := rank(a.Side), rank(b.Side); ra != rb {
+			return ra < rb
 		}
 		if a.Rule != b.Rule {
 			return a.Rule < b.Rule
-		}
-		if (a.Side == "") != (b.Side == "") {
-			return a.Side != "" // a side's finding before the host-wide one
-		}
-		if a.Side != b.Side {
-			return a.Side < b.Side
 		}
 		if (a.Process == "") != (b.Process == "") {
 			return a.Process != "" // a process's finding before the host's

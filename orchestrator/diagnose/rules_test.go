@@ -138,8 +138,9 @@ func TestRulesFromLogs(t *testing.T) {
 	sum, settings := window(t, "healthy")
 	fs := Diagnose(Input{Host: "local", Summary: sum, Settings: settings, Logs: matches})
 	want := []string{
-		"conntrack-full/", "ephemeral-ports/generator", "ephemeral-ports/target", "fd-process/target", "fd-process/target",
-		"fd-system/", "memory-pressure/", "nginx-worker-connections/target", "syn-backlog/target",
+		// the target's findings, then the generator's, then host-wide ones
+		"ephemeral-ports/target", "fd-process/target", "fd-process/target", "nginx-worker-connections/target", "syn-backlog/target",
+		"ephemeral-ports/generator", "conntrack-full/", "fd-system/", "memory-pressure/",
 	}
 	if got := rulesOf(fs); !slices.Equal(got, want) {
 		t.Fatalf("findings %v, want %v", got, want)
