@@ -22,8 +22,9 @@ const (
 	StateMissing  = "missing"
 )
 
-// requestTimeout bounds one call to the master's web API.
-const requestTimeout = 5 * time.Second
+// requestTimeout bounds one call to the master's web API. A Locust master
+// is one Python process: on a busy host it can take seconds to answer.
+const requestTimeout = 10 * time.Second
 
 // Client calls a Locust master's web API (FIELD_NOTES.md, "Locust web API").
 // Locust has no authentication: the master must listen on loopback or a

@@ -21,6 +21,9 @@ const (
 	WorkersSaturated = "generator.workers.saturated"
 	// Workers is the number of live workers at the end of the step.
 	Workers = "locust.workers"
+	// WorkersCPU is the busiest worker's mean CPU over the hold, as a share
+	// of the one core a worker process can use.
+	WorkersCPU = "locust.workers.cpu"
 	// Users is the number of users the master ran at the end of the step.
 	Users = "locust.users"
 )
