@@ -155,26 +155,34 @@ func merged(rows []Row, q float64) float64 {
 	if len(curves) == 1 {
 		return invert(curves[0].qs, curves[0].vs, q)
 	}
-	cdf := func(x float64) float64 {
+	// cdf is the merged CDF at x, or its limit from the left (a row whose
+	// percentiles repeat a value holds a point mass there).
+	cdf := func(x float64, left bool) float64 {
 		var s float64
 		for _, c := range curves {
-			s += c.n * at(c.vs, c.qs, x)
+			s += c.n * at(c.vs, c.qs, x, left)
 		}
 		return s / total
 	}
 	sort.Float64s(cands)
 	lo := cands[0]
-	if cdf(lo) >= q {
+	if cdf(lo, false) >= q {
 		return lo
 	}
 	for _, hi := range cands[1:] {
-		if f := cdf(hi); f >= q {
-			// The merged CDF is linear between neighbouring candidates.
-			flo := cdf(lo)
-			if f == flo {
-				return hi
+		if hi == lo {
+			continue
+		}
+		// Between neighbouring candidates the merged CDF is linear.
+		flo, fhi := cdf(lo, false), cdf(hi, true)
+		if fhi >= q {
+			if fhi == flo {
+				return lo
 			}
-			return lo + (hi-lo)*(q-flo)/(f-flo)
+			return lo + (hi-lo)*(q-flo)/(fhi-flo)
+		}
+		if cdf(hi, false) >= q {
+			return hi
 		}
 		lo = hi
 	}
@@ -201,13 +209,15 @@ func invert(qs, vs []float64, q float64) float64 {
 	return vs[len(vs)-1]
 }
 
-// at returns the quantile reached at value x on the curve through (vs, qs).
-func at(vs, qs []float64, x float64) float64 {
-	if x < vs[0] {
+// at returns the quantile reached at value x on the curve through (vs, qs),
+// or, with left, the limit from below x.
+func at(vs, qs []float64, x float64, left bool) float64 {
+	below := func(a, b float64) bool { return a < b || (left && a == b) }
+	if below(x, vs[0]) {
 		return 0
 	}
 	for i := 1; i < len(vs); i++ {
-		if x < vs[i] {
+		if below(x, vs[i]) {
 			if vs[i] == vs[i-1] {
 				return qs[i-1]
 			}
