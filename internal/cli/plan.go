@@ -155,6 +155,20 @@ func printPlan(w io.Writer, p *plan.Plan) {
 			fmt.Fprintf(w, "%-12s %s\n", sec.name+":", strings.Join(sec.exprs, ", "))
 		}
 	}
+	if c := p.Campaign; c != nil {
+		fmt.Fprintf(w, "campaign:    %d variants, each a full ramp:\n", len(c.Variants))
+		for i := range c.Variants {
+			static := p.VariantStatic(i)
+			var parts []string
+			for _, k := range p.VariantChange(i) {
+				parts = append(parts, fmt.Sprintf("%s=%v", k, static[k]))
+			}
+			if len(parts) == 0 {
+				parts = []string{"(the plan's static parameters)"}
+			}
+			fmt.Fprintf(w, "  variant %d: %s\n", i+1, strings.Join(parts, " "))
+		}
+	}
 	sched := p.Schedule()
 	per := rp.Warmup.D() + rp.Hold.D() + rp.Cooldown.D()
 	fmt.Fprintf(w, "\nschedule: %d steps, at most %s of load before confirm and refine steps\n\n", len(sched), per*time.Duration(len(sched)))

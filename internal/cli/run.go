@@ -111,9 +111,11 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	}
 	sum := sha256.Sum256(raw)
 
-	return a.execute(parent, p, orchestrator.Options{
-		OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra,
-	}, o.progress, policy)
+	opts := orchestrator.Options{OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra}
+	if p.Campaign != nil {
+		return a.runCampaign(parent, p, opts, o.progress)
+	}
+	return a.execute(parent, p, opts, o.progress, policy)
 }
 
 // execute runs (or resumes) a checked plan with the real implementations and
@@ -128,18 +130,7 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 	stopSignals := a.handleSignals(cancel, obs)
 	defer stopSignals()
 
-	deps := orchestrator.Deps{
-		Policy:    policy,
-		Provision: a.provision,
-		NewEngine: newEngine,
-		NewProbe:  newProbe,
-		Sampler:   newSampler(),
-		Preflight: a.preflight,
-		Observer:  obs,
-		LogOutput: a.logOut,
-		LogLevel:  a.runLogLevel(progress),
-		Version:   Version,
-	}
+	deps := a.deps(obs, progress, policy)
 	res, err := orchestrator.Run(ctx, p, deps, opts)
 	if res != nil {
 		printSummary(a.io.Out, res)
@@ -155,6 +146,22 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 		return &exitError{code: ExitPolicy, err: fmt.Errorf("capacity policy failed"), quiet: true}
 	}
 	return nil
+}
+
+// deps builds the real implementations a run is wired with.
+func (a *app) deps(obs orchestrator.Observer, progress string, policy func(*report.Report) *record.Policy) orchestrator.Deps {
+	return orchestrator.Deps{
+		Policy:    policy,
+		Provision: a.provision,
+		NewEngine: newEngine,
+		NewProbe:  newProbe,
+		Sampler:   newSampler(),
+		Preflight: a.preflight,
+		Observer:  obs,
+		LogOutput: a.logOut,
+		LogLevel:  a.runLogLevel(progress),
+		Version:   Version,
+	}
 }
 
 // runLogLevel is the console log level during a run: progress lines tell the

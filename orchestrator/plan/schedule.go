@@ -151,3 +151,12 @@ func (b *Bisect) Pass() float64 { return b.pass }
 
 // Fail is the lowest value known to fail.
 func (b *Bisect) Fail() float64 { return b.fail }
+
+// ParamNames returns the load parameter names in plan order.
+func (p *Plan) ParamNames() []string {
+	names := make([]string, 0, len(p.Parameters))
+	for _, prm := range p.Parameters {
+		names = append(names, prm.Name)
+	}
+	return names
+}

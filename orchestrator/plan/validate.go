@@ -490,8 +490,10 @@ func (v *validator) campaign() {
 		if i == 0 || c.AllowMultipleChanges {
 			continue
 		}
+		// Each variant overrides the plan's static parameters; compare what
+		// the runs will really use.
 		var changed []string
-		prev := c.Variants[i-1]
+		prev, vr := union(v.p.Static, c.Variants[i-1]), union(v.p.Static, vr)
 		for _, k := range mapKeys(union(prev, vr)) {
 			a, inA := prev[k]
 			b, inB := vr[k]
@@ -514,6 +516,34 @@ func union(a, b map[string]any) map[string]any {
 		m[k] = x
 	}
 	return m
+}
+
+// VariantStatic returns the static parameters of campaign variant i: the
+// plan's, overridden by the variant's.
+func (p *Plan) VariantStatic(i int) map[string]any {
+	if p.Campaign == nil || i < 0 || i >= len(p.Campaign.Variants) {
+		return union(p.Static, nil)
+	}
+	return union(p.Static, p.Campaign.Variants[i])
+}
+
+// VariantChange names the static parameters variant i changes from the one
+// before it (from the plan's own static parameters for the first).
+func (p *Plan) VariantChange(i int) []string {
+	prev := union(p.Static, nil)
+	if i > 0 {
+		prev = p.VariantStatic(i - 1)
+	}
+	cur := p.VariantStatic(i)
+	var changed []string
+	for _, k := range mapKeys(union(prev, cur)) {
+		a, inA := prev[k]
+		b, inB := cur[k]
+		if inA != inB || !reflect.DeepEqual(a, b) {
+			changed = append(changed, k)
+		}
+	}
+	return changed
 }
 
 // templates checks that every templated string parses and refers only to

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestLocalCampaign runs plans/local-campaign.yaml for real: three variants of
+// the event bus, one static change each, and checks each variant's capacity
+// against the limit the bus was given.
+func TestLocalCampaign(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	_, bus := binaries(t)
+	out := t.TempDir()
+	var so, se bytes.Buffer
+	// The plan runs bin/eventbus relative to the repository; point it at the
+	// test's build.
+	code := run([]string{"run", "../../plans/local-campaign.yaml", "--out", out, "--progress", "plain", "--log-level", "warn",
+		"--set", "fleets.target.processes[0].command[0]=" + bus},
+		IO{In: strings.NewReader(""), Out: &so, ErrOut: &se}, emptyEnv)
+	t.Logf("exit %d\n%s\n%s", code, so.String(), se.String())
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 1 || !strings.HasSuffix(entries[0].Name(), "-campaign") {
+		t.Fatalf("want one campaign directory, got %v", entries)
+	}
+	cdir := filepath.Join(out, entries[0].Name())
+	var camp struct {
+		Variants []struct {
+			RunID      string             `json:"run_id"`
+			Changed    []string           `json:"changed"`
+			Status     string             `json:"status"`
+			Capacity   map[string]float64 `json:"capacity"`
+			Throughput float64            `json:"throughput_rps"`
+			Bottleneck string             `json:"bottleneck"`
+		} `json:"variants"`
+	}
+	b, err := os.ReadFile(filepath.Join(cdir, "campaign.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &camp); err != nil {
+		t.Fatal(err)
+	}
+	if len(camp.Variants) != 3 {
+		t.Fatalf("%d variants, want 3", len(camp.Variants))
+	}
+	within := func(name string, got, want float64) {
+		if got < want*0.85 || got > want*1.15 {
+			t.Errorf("%s: %.0f, want within 15%% of %.0f", name, got, want)
+		}
+	}
+	v := camp.Variants
+	if strings.Join(v[1].Changed, ",") != "eventbus_capacity" || strings.Join(v[2].Changed, ",") != "eventbus_nofile" {
+		t.Errorf("changed parameters %v, %v; want eventbus_capacity, eventbus_nofile", v[1].Changed, v[2].Changed)
+	}
+	within("variant 1 capacity (req/s) against --capacity 1100", v[0].Throughput, 1100)
+	within("variant 2 capacity (req/s) against --capacity 2200", v[1].Throughput, 2200)
+	// 128 files: stdio, the listener and epoll leave about 122 for connections.
+	within("variant 3 capacity (connections) against --nofile 128", v[2].Capacity["connections"], 122)
+	if !strings.Contains(v[2].Bottleneck, "connections") {
+		t.Errorf("variant 3 bottleneck %q, want it on connections", v[2].Bottleneck)
+	}
+	for _, name := range []string{"campaign.md", "campaign.html"} {
+		b, err := os.ReadFile(filepath.Join(cdir, name))
+		if err != nil || !bytes.Contains(b, []byte("eventbus_nofile")) {
+			t.Errorf("%s missing or without the changed parameter: %v", name, err)
+		}
+	}
+	for _, vr := range v {
+		if _, err := os.Stat(filepath.Join(cdir, vr.RunID, "report.html")); err != nil {
+			t.Errorf("variant %s has no report: %v", vr.RunID, err)
+		}
+	}
+}
+
+func TestCampaignChangingTwoParametersIsRefused(t *testing.T) {
+	code, _, errOut := runArgs(t, nil, "run", "../../plans/local-campaign.yaml", "--out", t.TempDir(),
+		"--set", "campaign.variants[1].eventbus_nofile=256")
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "campaign.variants[1]") || !strings.Contains(errOut, "eventbus_capacity") || !strings.Contains(errOut, "eventbus_nofile") {
+		t.Errorf("the refusal does not name both parameters:\n%s", errOut)
+	}
+}
