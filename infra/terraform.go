@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
+	tfjson "github.com/hashicorp/terraform-json"
 	"github.com/rs/zerolog"
 )
 
@@ -282,6 +283,16 @@ func (t *Terraform) Down(ctx context.Context) error {
 	if err := t.run("workspace select", func() error { return t.tf.WorkspaceSelect(ctx, t.cfg.Workspace) }); err != nil {
 		return err
 	}
+	// An empty workspace (an apply that failed before creating anything,
+	// e.g. on a bad variable) needs no destroy, which would fail the same way.
+	var state *tfjson.State
+	if err := t.run("show", func() (err error) { state, err = t.tf.Show(ctx); return err }); err != nil {
+		return err
+	}
+	if stateEmpty(state) {
+		t.log.Info().Msg("terraform workspace holds nothing: no destroy needed")
+		return t.deleteWorkspace(ctx)
+	}
 	varFile := filepath.Join(t.cfg.DataDir, TerraformVarFile)
 	if _, err := os.Stat(varFile); err != nil {
 		// A fresh process whose var file was lost: write the configured values.
@@ -297,6 +308,11 @@ func (t *Terraform) Down(ctx context.Context) error {
 	if err := t.run("destroy", func() error { return t.tf.Destroy(ctx, tfexec.VarFile(varFile)) }); err != nil {
 		return err
 	}
+	return t.deleteWorkspace(ctx)
+}
+
+// deleteWorkspace leaves the run's workspace for "default" and deletes it.
+func (t *Terraform) deleteWorkspace(ctx context.Context) error {
 	if err := t.run("workspace select", func() error { return t.tf.WorkspaceSelect(ctx, "default") }); err != nil {
 		return err
 	}
@@ -309,6 +325,22 @@ func (t *Terraform) Down(ctx context.Context) error {
 	t.fleet = nil
 	t.log.Info().Msg("terraform workspace deleted")
 	return nil
+}
+
+// stateEmpty reports whether a workspace's state holds no resource.
+func stateEmpty(st *tfjson.State) bool {
+	if st == nil || st.Values == nil || st.Values.RootModule == nil {
+		return true
+	}
+	var count func(m *tfjson.StateModule) int
+	count = func(m *tfjson.StateModule) int {
+		n := len(m.Resources)
+		for _, c := range m.ChildModules {
+			n += count(c)
+		}
+		return n
+	}
+	return count(st.Values.RootModule) == 0
 }
 
 // init prepares the data directory and runs terraform init once.

@@ -34,8 +34,14 @@ echo "$pid" >"$pidfile"
 deadline=$((SECONDS + timeout))
 while :; do
 	if ! alive "$pid"; then
-		echo "$name: exited during startup; last lines of $log:" >&2
-		tail -n 20 "$log" >&2 || true
+		echo "$name: exited during startup; its log $log:" >&2
+		if [ "$(wc -l <"$log")" -le 25 ]; then
+			cat "$log" >&2
+		else
+			head -n 5 "$log" >&2
+			echo "..." >&2
+			tail -n 15 "$log" >&2
+		fi
 		"$here/stop.sh" "$pidfile" 2 >/dev/null
 		exit 1
 	fi

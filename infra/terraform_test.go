@@ -1,0 +1,424 @@
+package infra
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+	"github.com/rs/zerolog"
+)
+
+// repoRoot is the repository root: infra is one level below it.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(wd)
+}
+
+// terraformBin is ./bin/terraform of the repository (built by `make
+// bin/terraform`). Tests skip without it, except in CI where it must exist.
+func terraformBin(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(repoRoot(t), "bin", "terraform")
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI: %s missing (make bin/terraform builds it): %v", p, err)
+		}
+		t.Skipf("%s missing: run make bin/terraform", p)
+	}
+	return p
+}
+
+var (
+	busOnce sync.Once
+	busPath string
+	busErr  error
+)
+
+// eventbusBin builds the bundled event bus once.
+func eventbusBin(t *testing.T) string {
+	t.Helper()
+	busOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "loadramp-infra-tf-")
+		if err != nil {
+			busErr = err
+			return
+		}
+		busPath = filepath.Join(dir, "eventbus")
+		out, err := exec.Command("go", "build", "-o", busPath, "github.com/loadramp/loadramp/cmd/eventbus").CombinedOutput()
+		if err != nil {
+			busErr = errors.New(string(out))
+		}
+	})
+	if busErr != nil {
+		t.Fatal(busErr)
+	}
+	return busPath
+}
+
+// copyModule copies a module of infra/modules into a temporary directory, so
+// tests running at once never share a module directory's files.
+func copyModule(t *testing.T, name string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), name)
+	out, err := exec.Command("cp", "-r", filepath.Join(repoRoot(t), "infra", "modules", name), dst).CombinedOutput()
+	if err != nil {
+		t.Fatalf("copying module: %v: %s", err, out)
+	}
+	return dst
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func pidAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func readPid(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid file %s: %v", path, err)
+	}
+	return pid
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestTerraformLocalModuleUpDown(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := copyModule(t, "local")
+	run := t.TempDir()
+	port := freePort(t)
+	cfg := TerraformConfig{
+		Fleet: "target", Dir: mod, Workspace: "loadramp-test-updown", DataDir: filepath.Join(run, "terraform", "target"),
+		Vars:     map[string]any{"eventbus": eventbusBin(t), "port": strconv.Itoa(port), "eventbus_args": []any{"--nofile", "256"}},
+		Builtins: map[string]string{VarRunDir: run, VarRunID: "test", VarWorkdir: run},
+		Bin:      bin, Log: zerolog.Nop(),
+	}
+	tf, err := NewTerraform(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	fl, err := tf.Up(ctx)
+	if err != nil {
+		tf.Down(ctx)
+		t.Fatal(err)
+	}
+	pid := readPid(t, filepath.Join(run, "target", "eventbus.pid"))
+	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
+	want := "http://127.0.0.1:" + strconv.Itoa(port)
+	if fl.Outputs["endpoint"] != want || fl.Size != 1 || fl.Name != "target" {
+		t.Errorf("fleet %+v, want endpoint %s, size 1", fl, want)
+	}
+	if fl.Ref[RefWorkspace] != cfg.Workspace || fl.Ref[RefModule] != mod ||
+		fl.Ref[RefState] != filepath.Join(mod, "terraform.tfstate.d", cfg.Workspace, "terraform.tfstate") {
+		t.Errorf("ref %v", fl.Ref)
+	}
+	if _, err := os.Stat(fl.Ref[RefState]); err != nil {
+		t.Errorf("state file: %v", err)
+	}
+	resp, err := http.Get(want + "/healthz")
+	if err != nil {
+		t.Fatalf("event bus started by terraform does not answer: %v", err)
+	}
+	resp.Body.Close()
+	// Detached: its own session, not terraform's child.
+	if sid, _ := syscall.Getpgid(pid); sid != pid {
+		t.Errorf("event bus pgid %d, want its own group %d", sid, pid)
+	}
+	if _, err := tf.Scale(ctx, 2); !errors.Is(err, ErrCannotScale) {
+		t.Errorf("Scale without scale_var: %v, want ErrCannotScale", err)
+	}
+	// The var file holds the builtin variables the module declares, and not
+	// the one it doesn't (loadramp_run_id).
+	var vars map[string]any
+	b, _ := os.ReadFile(filepath.Join(cfg.DataDir, TerraformVarFile))
+	if err := json.Unmarshal(b, &vars); err != nil {
+		t.Fatal(err)
+	}
+	if vars[VarRunDir] != run || vars[VarWorkdir] != run || vars[VarRunID] != nil {
+		t.Errorf("var file %v", vars)
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50 && pidAlive(pid); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if pidAlive(pid) {
+		t.Errorf("event bus pid %d alive after Down", pid)
+	}
+	if _, err := os.Stat(filepath.Join(mod, "terraform.tfstate.d")); !os.IsNotExist(err) {
+		t.Errorf("workspace state left in the module: %v", err)
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Errorf("second Down: %v", err)
+	}
+}
+
+func TestTerraformScaleGenerators(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := copyModule(t, "local-generators")
+	run := t.TempDir()
+	cfg := TerraformConfig{
+		Fleet: "generators", Dir: mod, Workspace: "loadramp-test-scale", DataDir: filepath.Join(run, "tf"),
+		Vars: map[string]any{"workers": 1}, ScaleVar: "workers",
+		Builtins: map[string]string{VarRunDir: run}, Bin: bin, Log: zerolog.Nop(),
+	}
+	tf, err := NewTerraform(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	defer tf.Down(ctx)
+	fl, err := tf.Up(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl.Size != 1 || fl.Outputs["size"] != "1" {
+		t.Fatalf("up: size %d, outputs %v", fl.Size, fl.Outputs)
+	}
+	for _, want := range []int{2, 4} {
+		fl, err = tf.Scale(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fl.Size != want || fl.Outputs["size"] != strconv.Itoa(want) || len(strings.Split(fl.Outputs["workers"], ",")) != want {
+			t.Errorf("after scale: size %d, outputs %v; want %d", fl.Size, fl.Outputs, want)
+		}
+		markers, _ := filepath.Glob(filepath.Join(run, "generators", "worker-*"))
+		if len(markers) != want {
+			t.Errorf("%d worker markers, want %d", len(markers), want)
+		}
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if markers, _ := filepath.Glob(filepath.Join(run, "generators", "worker-*")); len(markers) != 0 {
+		t.Errorf("markers left after Down: %v", markers)
+	}
+}
+
+func TestTerraformFailingProvisionerLeavesNothing(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := copyModule(t, "local")
+	run := t.TempDir()
+	// The event bus refuses an unknown flag and exits during startup.
+	cfg := TerraformConfig{
+		Fleet: "target", Dir: mod, Workspace: "loadramp-test-fail", DataDir: filepath.Join(run, "tf"),
+		Vars: map[string]any{"eventbus": eventbusBin(t), "port": freePort(t), "eventbus_args": []any{"--no-such-flag"}, "state_dir": filepath.Join(run, "st")},
+		Bin:  bin, Log: zerolog.Nop(),
+	}
+	tf, err := NewTerraform(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	_, err = tf.Up(ctx)
+	var te *TerraformError
+	if !errors.As(err, &te) || te.Command != "apply" {
+		t.Fatalf("Up: %v, want a TerraformError of apply", err)
+	}
+	// Terraform wraps its messages: compare with the spaces normalized.
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if !strings.Contains(msg, "exited during startup") || !strings.Contains(msg, "flag provided but not defined: -no-such-flag") {
+		t.Errorf("error lacks terraform's message and the process log: %v", err)
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Fatalf("Down after a failed apply: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "st", "eventbus.pid")); !os.IsNotExist(err) {
+		t.Errorf("pid file left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(mod, "terraform.tfstate.d")); !os.IsNotExist(err) {
+		t.Errorf("workspace left: %v", err)
+	}
+}
+
+func TestTerraformDownFromAFreshProvider(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := copyModule(t, "local-generators")
+	run := t.TempDir()
+	cfg := TerraformConfig{
+		Fleet: "generators", Dir: mod, Workspace: "loadramp-test-fresh", DataDir: filepath.Join(run, "tf"),
+		Vars: map[string]any{"workers": 2, "state_dir": filepath.Join(run, "g")}, ScaleVar: "workers", Bin: bin, Log: zerolog.Nop(),
+	}
+	up, err := NewTerraform(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	if _, err := up.Up(ctx); err != nil {
+		up.Down(ctx)
+		t.Fatal(err)
+	}
+	// What `loadramp destroy` does: the references and the data directory,
+	// no variables (they are in the var file).
+	ref, err := ReadTerraformRef(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := NewTerraform(TerraformConfig{Fleet: "generators", Dir: ref[RefModule], Workspace: ref[RefWorkspace], DataDir: ref[RefDataDir], Bin: bin, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(run, "g", "worker-*")); len(m) != 0 {
+		t.Errorf("markers left: %v", m)
+	}
+	if err := up.Down(ctx); err != nil {
+		t.Errorf("Down of the first provider after the workspace is gone: %v", err)
+	}
+}
+
+func TestTerraformBadVariable(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := copyModule(t, "local-generators")
+	run := t.TempDir()
+	tf, err := NewTerraform(TerraformConfig{Fleet: "generators", Dir: mod, Workspace: "loadramp-test-badvar", DataDir: filepath.Join(run, "tf"),
+		Vars: map[string]any{"workers": "many"}, Bin: bin, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	_, err = tf.Up(ctx)
+	if err == nil || !strings.Contains(err.Error(), "workers") {
+		t.Fatalf("Up with workers=many: %v, want terraform's message naming the variable", err)
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mod, "terraform.tfstate.d")); !os.IsNotExist(err) {
+		t.Errorf("workspace left: %v", err)
+	}
+}
+
+func TestTerraformFmt(t *testing.T) {
+	bin := terraformBin(t)
+	out, err := exec.Command(bin, "fmt", "-check", "-recursive", "-diff", filepath.Join(repoRoot(t), "infra", "modules")).CombinedOutput()
+	if err != nil {
+		t.Errorf("terraform fmt -check -recursive infra/modules: %v\n%s", err, out)
+	}
+}
+
+func TestNewTerraformConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		cfg  TerraformConfig
+		want string
+	}{
+		{"no dir", TerraformConfig{Workspace: "w", DataDir: dir}, "module directory missing"},
+		{"dir missing", TerraformConfig{Dir: filepath.Join(dir, "nope"), Workspace: "w", DataDir: dir}, "is not a directory"},
+		{"no workspace", TerraformConfig{Dir: dir, DataDir: dir}, "workspace missing"},
+		{"scale var unset", TerraformConfig{Dir: dir, Workspace: "w", DataDir: dir, ScaleVar: "workers", Vars: map[string]any{"a": 1}}, `scale_var "workers" is not among the vars (a)`},
+		{"scale var not a number", TerraformConfig{Dir: dir, Workspace: "w", DataDir: dir, ScaleVar: "n", Vars: map[string]any{"n": "x"}}, `value "x" is not a number`},
+	} {
+		_, err := NewTerraform(c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestOutputStrings(t *testing.T) {
+	in := map[string]tfexec.OutputMeta{
+		"s":    {Value: json.RawMessage(`"http://x"`)},
+		"n":    {Value: json.RawMessage(`3`)},
+		"list": {Value: json.RawMessage(`["10.0.0.1","10.0.0.2"]`)},
+		"obj":  {Value: json.RawMessage(`{"b": 1, "a": [1, 2]}`)},
+		"b":    {Value: json.RawMessage(`true`)},
+	}
+	got, err := OutputStrings(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"s": "http://x", "n": "3", "list": "10.0.0.1,10.0.0.2", "obj": `{"a":[1,2],"b":1}`, "b": "true"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if _, err := OutputStrings(map[string]tfexec.OutputMeta{"x": {Value: json.RawMessage(`{`)}}); err == nil {
+		t.Error("broken JSON accepted")
+	}
+}
+
+func TestScaledSize(t *testing.T) {
+	for _, c := range []struct {
+		cur, factor float64
+		want        int
+	}{{1, 2, 2}, {2, 2, 4}, {3, 1.5, 5}, {1, 1.1, 2}, {4, 1.25, 5}, {10, 1.5, 15}} {
+		if got := ScaledSize(c.cur, c.factor); got != c.want {
+			t.Errorf("ScaledSize(%g, %g) = %d, want %d", c.cur, c.factor, got, c.want)
+		}
+	}
+}
+
+func TestLineLog(t *testing.T) {
+	var buf strings.Builder
+	l := newLineLog(zerolog.New(&buf), "stdout")
+	l.Write([]byte("first li"))
+	l.Write([]byte("ne\nsecond\r\n\n  \nthi"))
+	l.Write([]byte("rd\n"))
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e["terraform"] != "stdout" {
+			t.Errorf("event %v lacks the stream", e)
+		}
+		msgs = append(msgs, e["message"].(string))
+	}
+	if strings.Join(msgs, "|") != "first line|second|third" {
+		t.Errorf("lines %q", msgs)
+	}
+}
