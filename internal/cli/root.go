@@ -62,6 +62,8 @@ type app struct {
 	logOut   io.Writer
 	logLevel zerolog.Level
 	getenv   func(string) string
+	// upload is where a finished run directory is uploaded (s3://...).
+	upload string
 	// logLevelSet: the user chose the log level.
 	logLevelSet bool
 }
@@ -76,6 +78,7 @@ const (
 	keyAWSRegion    = "aws_region"
 	keyMaxRate      = "max_rate"
 	keyMaxUsers     = "max_users"
+	keyS3Endpoint   = "s3_endpoint"
 )
 
 // Main runs loadramp with args (without the program name) and returns the exit code.
@@ -147,11 +150,12 @@ Exit codes: 0 the run finished (a bottleneck found is a success), 1 runtime erro
 	pf.String("aws-profile", "", "AWS shared-config profile for AWS fleets")
 	pf.String("aws-region", "", "AWS region for AWS fleets")
 	pf.Float64("max-rate", 0, "safety ceiling: refuse plans whose schedule offers more req/s than this (0: none)")
+	pf.String("s3-endpoint", "", "S3 endpoint for --upload (S3-compatible stores); default AWS")
 	pf.Float64("max-users", 0, "safety ceiling: refuse plans whose schedule runs more users than this (0: none)")
 	for key, flag := range map[string]string{
 		keyLogLevel: "log-level", keyLogFormat: "log-format", keyRunsDir: "runs-dir",
 		keyTerraformBin: "terraform-bin", keyAWSProfile: "aws-profile", keyAWSRegion: "aws-region",
-		keyMaxRate: "max-rate", keyMaxUsers: "max-users",
+		keyMaxRate: "max-rate", keyMaxUsers: "max-users", keyS3Endpoint: "s3-endpoint",
 	} {
 		_ = a.v.BindPFlag(key, pf.Lookup(flag))
 	}

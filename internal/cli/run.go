@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	awsinfra "github.com/loadramp/loadramp/infra/aws"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
@@ -26,6 +29,7 @@ type runOptions struct {
 	baseline      string
 	maxRegression string
 	minCapacity   []string
+	upload        string
 }
 
 func (a *app) runCmd() *cobra.Command {
@@ -61,6 +65,7 @@ report (exit 130); a second one exits at once.`,
 	f.StringVar(&o.baseline, "baseline", "", "judge capacity against a baseline: a run directory, or latest (the newest finished run of the same plan in the runs directory); a regression beyond --max-regression exits 3")
 	f.StringVar(&o.maxRegression, "max-regression", "10%", "tolerated capacity loss against --baseline, e.g. 10%")
 	f.StringArrayVar(&o.minCapacity, "min-capacity", nil, "required capacity, parameter=value (e.g. rate=8000, throughput.rps=7500); below it exits 3 (repeatable)")
+	f.StringVar(&o.upload, "upload", "", "upload the run directory to s3://bucket/prefix at the end (overrides the plan's report.upload); a failed upload keeps the local copy and is reported")
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto (live on a terminal, plain otherwise), plain (a line per step, for CI logs), none")
 	return cmd
 }
@@ -111,6 +116,15 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	}
 	sum := sha256.Sum256(raw)
 
+	a.upload = o.upload
+	if a.upload == "" {
+		a.upload = p.Report.Upload
+	}
+	if a.upload != "" {
+		if _, _, err := awsinfra.ParseS3URL(a.upload); err != nil {
+			return usageErr(err)
+		}
+	}
 	opts := orchestrator.Options{OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra}
 	if p.Campaign != nil {
 		return a.runCampaign(parent, p, opts, o.progress)
@@ -134,6 +148,7 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 	res, err := orchestrator.Run(ctx, p, deps, opts)
 	if res != nil {
 		printSummary(a.io.Out, res)
+		a.uploadRun(res.Dir)
 	}
 	switch {
 	case res != nil && res.Interrupted:
@@ -146,6 +161,26 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 		return &exitError{code: ExitPolicy, err: fmt.Errorf("capacity policy failed"), quiet: true}
 	}
 	return nil
+}
+
+// uploadRun uploads a finished run directory when an upload was asked for.
+// A failed upload is reported and never touches the local copy; it does not
+// change the run's exit code, which says how the run went.
+func (a *app) uploadRun(dir string) {
+	if a.upload == "" || dir == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, err := awsinfra.UploadDir(ctx, awsinfra.UploadConfig{
+		URL: a.upload, Profile: a.v.GetString(keyAWSProfile), Region: a.v.GetString(keyAWSRegion),
+		Endpoint: a.v.GetString(keyS3Endpoint),
+	}, dir, a.log)
+	if err != nil {
+		fmt.Fprintf(a.io.ErrOut, "upload FAILED (the local copy in %s is complete): %v\n", dir, err)
+		return
+	}
+	fmt.Fprintf(a.io.Out, "uploaded %d files (%d bytes) to s3://%s/%s/%s\n", len(res.Files), res.Bytes, res.Bucket, res.Prefix, filepath.Base(dir))
 }
 
 // deps builds the real implementations a run is wired with.
