@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -129,6 +130,27 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (res *Resul
 	if err != nil {
 		return nil, err
 	}
+	// A panic in the run still tears the fleets down (what it started may
+	// cost money or hold ports), then ends the run with an error.
+	defer func() {
+		if v := recover(); v != nil {
+			stack := debug.Stack()
+			r.log.Error().Interface("panic", v).Bytes("stack", stack).Msg("panic during the run")
+			if !opts.KeepInfra {
+				if terr := r.teardown(); terr != nil {
+					err = fmt.Errorf("teardown after the panic: %w", terr)
+				}
+			}
+			if r.runRec != nil && r.dir != nil {
+				r.runRec.Status = record.StatusError
+				r.runRec.End = r.deps.Now().UTC()
+				r.runRec.Error = fmt.Sprint("panic: ", v)
+				_ = r.dir.WriteRun(r.runRec)
+			}
+			res = nil
+			err = errors.Join(fmt.Errorf("panic during the run (fleets torn down): %v\n%s", v, stack), err)
+		}
+	}()
 	return r.run(ctx)
 }
 

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/viper"
+
+	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/plan"
 )
 
 // Integration tests of Terraform fleets: the real ./bin/terraform applying
@@ -378,4 +386,53 @@ func TestTerraformKill9ThenDestroy(t *testing.T) {
 	if code := run([]string{"destroy", dir, "--terraform-bin", tfBin(t)}, IO{In: strings.NewReader(""), Out: &so, ErrOut: &se}, emptyEnv); code != 0 {
 		t.Errorf("second destroy exit %d", code)
 	}
+}
+
+func TestTerraformPanicInRunTearsDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	tfBin(t)
+	t.Parallel()
+	mod := tfModule(t, "local")
+	a := &app{io: IO{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}, v: viper.New(), getenv: emptyEnv, log: zerolog.Nop()}
+	a.v.Set(keyTerraformBin, tfBin(t))
+	args := tfPlanArgs(t, mod)
+	var sets []string
+	for i := 1; i < len(args); i++ {
+		if args[i] == "--set" {
+			sets = append(sets, args[i+1])
+		}
+	}
+	p, err := a.loadPlan(args[0], sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	deps := orchestrator.Deps{
+		Provision: a.provision,
+		// A fake engine whose construction panics, once the fleets are up.
+		NewEngine: func(context.Context, *plan.Plan, orchestrator.Renderer, zerolog.Logger) (orchestrator.Engine, error) {
+			panic("fake engine: boom")
+		},
+	}
+	res, err := orchestrator.Run(context.Background(), p, deps, orchestrator.Options{OutDir: out})
+	if err == nil || !strings.Contains(err.Error(), "panic during the run") || !strings.Contains(err.Error(), "fake engine: boom") {
+		t.Fatalf("Run: %v, %v; want the panic as an error", res, err)
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 1 {
+		t.Fatalf("%d run directories", len(ents))
+	}
+	dir := filepath.Join(out, ents[0].Name())
+	if s := readRunJSON(t, dir).Status; s != "error" {
+		t.Errorf("run.json status %q, want error", s)
+	}
+	ev, _ := os.ReadFile(filepath.Join(dir, "events.log"))
+	m := regexp.MustCompile(`eventbus: ready on 127\.0\.0\.1:\d+ \(pid (\d+)\)`).FindSubmatch(ev)
+	if m == nil {
+		t.Fatal("events.log lacks the module's start message")
+	}
+	pid, _ := strconv.Atoi(string(m[1]))
+	assertCleanedUp(t, mod, pid)
 }
