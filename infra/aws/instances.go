@@ -140,13 +140,21 @@ func WaitInstancesReady(ctx context.Context, api EC2API, runID string, want int,
 		poll = DefaultReadyPoll
 	}
 	var last ReadyState
+	need := want
+	notReady := func() error {
+		return fmt.Errorf("aws: instances of run %s not ready (%d of %d ready, %d wanted; %v): %w",
+			runID, last.Ready, last.Total, need, last.NotReady, ctx.Err())
+	}
 	for {
 		ids, st, err := readyOnce(ctx, api, runID)
 		if err != nil {
+			if ctx.Err() != nil && last.NotReady != nil {
+				return nil, notReady() // the deadline fell during a call
+			}
 			return nil, err
 		}
 		last = st
-		need := want
+		need = want
 		if need <= 0 {
 			need = max(st.Total, 1)
 		}
@@ -159,8 +167,7 @@ func WaitInstancesReady(ctx context.Context, api EC2API, runID string, want int,
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("aws: instances of run %s not ready (%d of %d ready, %d wanted; %v): %w",
-				runID, last.Ready, last.Total, need, last.NotReady, ctx.Err())
+			return nil, notReady()
 		case <-t.C:
 		}
 	}
