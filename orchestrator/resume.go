@@ -64,5 +64,8 @@ func (r *runner) replayed(index int, kind string, attempt int, vals map[string]f
 		return nil
 	}
 	r.replay = r.replay[1:]
+	if next.Verdict == record.VerdictPass {
+		r.passed = true
+	}
 	return &next
 }

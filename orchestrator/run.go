@@ -179,6 +179,9 @@ type runner struct {
 	// replay holds the attempts of an interrupted run, in order, while a
 	// resumed run walks past them.
 	replay []record.Step
+	// passed is true once an attempt passed: the probe and the gates were
+	// shown to work.
+	passed bool
 }
 
 type namedFleet struct {

@@ -91,7 +91,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	res, engErr := r.engine.Step(stepCtx, EngineStep{Params: vals, Warmup: warm, Hold: hold, OnSecond: onSecond})
 	probeWG.Wait()
 	if probeErr != nil && stepCtx.Err() == nil {
-		r.log.Warn().Err(probeErr).Msg("probe")
+		r.log.Debug().Err(probeErr).Msg("probe")
 	}
 	if res == nil {
 		res = &EngineResult{}
@@ -111,7 +111,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	mu.Lock()
 	aborted := abortReason
 	mu.Unlock()
-	r.judge(ctx, rec, engErr, aborted)
+	r.judge(ctx, rec, engErr, aborted, probeErr)
 
 	if err := r.dir.AppendStep(rec); err != nil {
 		return rec, fmt.Errorf("recording step %d: %w", rec.Index, err)
@@ -126,7 +126,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 // target-fail or pass, in that order of precedence. A saturated generator
 // makes a step generator-fail even when the target's gates failed too, since
 // its measurements of the target cannot be trusted.
-func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, aborted string) {
+func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, aborted string, probeErr error) {
 	switch {
 	case ctx.Err() != nil:
 		rec.Verdict, rec.Reason = record.VerdictError, "interrupted"
@@ -192,11 +192,20 @@ func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, abor
 	switch {
 	case len(failed) > 0:
 		rec.Verdict, rec.Reason = record.VerdictTargetFail, strings.Join(failed, "; ")
+	case len(missing) > 0 && probeErr != nil && r.passed && onlyProbe(missing):
+		// The probe worked on earlier steps and failed now: the target
+		// stopped serving it (refused, timed out), which is what users feel.
+		rec.Verdict = record.VerdictTargetFail
+		rec.Reason = "the probe could not measure delivery: " + probeErr.Error()
 	case len(missing) > 0:
 		rec.Verdict = record.VerdictError
 		rec.Reason = "gate metrics not measured: " + strings.Join(missing, ", ")
+		if probeErr != nil {
+			rec.Reason += " (probe: " + probeErr.Error() + ")"
+		}
 	default:
 		rec.Verdict, rec.Reason = record.VerdictPass, "all gates hold"
+		r.passed = true
 	}
 }
 
@@ -247,3 +256,12 @@ func secondMetrics(s metrics.Second) metrics.Metrics {
 }
 
 var _ = errors.Is
+
+func onlyProbe(names []string) bool {
+	for _, n := range names {
+		if !strings.HasPrefix(n, "probe.") {
+			return false
+		}
+	}
+	return true
+}
