@@ -69,7 +69,7 @@ func TestLocalEventbusPlan(t *testing.T) {
 	}
 	got := strings.Join(argv, " ")
 	bus := ports.All()["bus"]
-	want := "bin/eventbus --listen 127.0.0.1:" + itoa(bus) + " --nofile 4096 --capacity 4000"
+	want := "bin/eventbus --listen 127.0.0.1:" + itoa(bus) + " --nofile 4096 --capacity 20000"
 	if got != want {
 		t.Errorf("command = %q, want %q", got, want)
 	}
