@@ -188,4 +188,3 @@ func (e *builtinEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*o
 }
 
 func (e *builtinEngine) Close() error { return e.g.Close() }
-

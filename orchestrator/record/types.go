@@ -99,16 +99,16 @@ type Run struct {
 	Host     HostFacts      `json:"host"`
 	Static   map[string]any `json:"static"`
 	// Limits is the preflight limits audit (static parameters of the host).
-	Limits map[string]any    `json:"limits,omitempty"`
-	Start  time.Time         `json:"start"`
-	End    time.Time         `json:"end,omitempty"`
-	Status string            `json:"status"`
-	Error  string            `json:"error,omitempty"`
-	Infra  []InfraRef        `json:"infra,omitempty"`
-	Params []string          `json:"parameters"`
+	Limits map[string]any `json:"limits,omitempty"`
+	Start  time.Time      `json:"start"`
+	End    time.Time      `json:"end,omitempty"`
+	Status string         `json:"status"`
+	Error  string         `json:"error,omitempty"`
+	Infra  []InfraRef     `json:"infra,omitempty"`
+	Params []string       `json:"parameters"`
 	// Policy is the judgement of a scheduled run against its baseline and
 	// minimum capacities, when one was asked for.
-	Policy *Policy `json:"policy,omitempty"`
+	Policy *Policy           `json:"policy,omitempty"`
 	Gates  []string          `json:"gates,omitempty"`
 	Extra  map[string]string `json:"extra,omitempty"`
 }

@@ -230,7 +230,9 @@ func runCause(r *Report) string {
 	return strings.TrimSpace(fmt.Sprintf("%s (%s)", why, b.Parameter))
 }
 
-func pct(f float64) string { return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", 100*f), "0"), ".0") + "%" }
+func pct(f float64) string {
+	return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", 100*f), "0"), ".0") + "%"
+}
 
 func orDash(s string) string {
 	if s == "" {
