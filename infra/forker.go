@@ -12,10 +12,13 @@ import (
 // *thread* that forked the child exits, not the process. Go may retire an OS
 // thread whenever a goroutine that locked it returns, so forking from an
 // arbitrary goroutine would let a healthy fleet be SIGKILLed behind our back.
-// The forker's goroutine locks its thread and never unlocks it: the thread
-// lives exactly as long as the forker, which a Local closes only after its
-// children are stopped. When the whole loadramp process dies (kill -9), the
-// thread dies with it and the kernel kills the children.
+// The forker's goroutine locks its thread while it forks, so no goroutine
+// that might exit locked (and so retire the thread) runs on it. When the
+// forker closes it unlocks before returning: returning locked would retire
+// the thread, and with it every child any goroutine ever forked on that
+// thread with Pdeathsig (terraform-exec starts terraform that way), not only
+// the forker's own. When the whole loadramp process dies (kill -9), its
+// threads die with it and the kernel kills the children.
 type forker struct {
 	reqs chan forkReq
 	done chan struct{}
@@ -34,9 +37,9 @@ func newForker() *forker {
 
 func (f *forker) loop() {
 	defer close(f.done)
-	// Never unlocked on purpose: returning while locked makes Go terminate
-	// the thread instead of reusing it for other goroutines.
 	runtime.LockOSThread()
+	// Unlock before returning, so Go keeps the thread instead of retiring it.
+	defer runtime.UnlockOSThread()
 	for r := range f.reqs {
 		r.errc <- r.cmd.Start()
 	}
@@ -54,8 +57,7 @@ func (f *forker) start(ctx context.Context, cmd *exec.Cmd) error {
 	return <-errc
 }
 
-// close ends the forker's thread and waits for it. Any child still alive then
-// receives its Pdeathsig.
+// close ends the forker's goroutine and waits for it; its thread lives on.
 func (f *forker) close() {
 	close(f.reqs)
 	<-f.done
