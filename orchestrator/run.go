@@ -254,9 +254,15 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	} else {
+		// plan.yaml is the resolved plan: defaults, overrides and every
+		// static parameter as this run uses them.
+		resolved, err := r.p.Marshal()
+		if err != nil {
+			return nil, err
+		}
 		for i := 1; ; i++ {
 			path := filepath.Join(outDir, r.runRec.ID)
-			dir, err = record.Create(path, r.runRec, r.p.Raw())
+			dir, err = record.Create(path, r.runRec, resolved)
 			if err == nil || !errors.Is(err, os.ErrExist) || i > 50 {
 				break
 			}

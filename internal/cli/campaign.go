@@ -88,6 +88,7 @@ func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrato
 			report.ParamString(v.Capacity, p.ParamNames()), strconv.FormatFloat(v.Throughput, 'f', 0, 64), v.Bottleneck)
 	}
 	fmt.Fprintf(a.io.Out, "campaign report: %s\n", paths[len(paths)-1])
+	a.uploadRun(cdir)
 	switch {
 	case interrupted:
 		return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted"), quiet: true}

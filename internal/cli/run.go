@@ -127,6 +127,9 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	}
 	opts := orchestrator.Options{OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra}
 	if p.Campaign != nil {
+		if o.baseline != "" || len(minCap) > 0 {
+			return usageErr(fmt.Errorf("--baseline and --min-capacity judge a single run; a campaign compares its variants itself (compare two variant runs with 'loadramp compare')"))
+		}
 		return a.runCampaign(parent, p, opts, o.progress)
 	}
 	return a.execute(parent, p, opts, o.progress, policy)
@@ -185,12 +188,13 @@ func (a *app) uploadRun(dir string) {
 
 // deps builds the real implementations a run is wired with.
 func (a *app) deps(obs orchestrator.Observer, progress string, policy func(*report.Report) *record.Policy) orchestrator.Deps {
+	aws := a.newAWSHooks(obs) // an EC2 target: readiness wait and CloudWatch
 	return orchestrator.Deps{
 		Policy:    policy,
-		Provision: a.provision,
+		Provision: aws.provision(a.provision),
 		NewEngine: newEngine,
 		NewProbe:  newProbe,
-		Sampler:   newSampler(),
+		Sampler:   aws.sampler(newSampler()),
 		Preflight: a.preflight,
 		Observer:  obs,
 		LogOutput: a.logOut,

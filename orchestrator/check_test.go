@@ -1,0 +1,60 @@
+package orchestrator
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/loadramp/loadramp/orchestrator/plan"
+)
+
+const checkPlan = `version: 1
+name: check
+fleets:
+  target:
+    provider: static
+    outputs: { endpoint: "http://127.0.0.1:1" }
+workload:
+  engine: builtin
+  http: { url: "{{ .fleets.target.endpoint }}/" }
+parameters:
+  - { name: rate, start: 100, max: 100000 }
+ramp: { hold: 1s }
+`
+
+func TestCheckGates(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		extra string
+		want  string // "" = no problem
+	}{
+		{"ok", "gates: [latency.p99 < 100ms, errors.ratio < 1%, errors.count < 5]\nabort: [errors.ratio > 0.5]", ""},
+		{"bare duration", "gates: [latency.p99 < 100]", "latency.p99 is a duration: give the threshold a unit"},
+		{"time unit on a ratio", "gates: [errors.ratio < 100ms]", "errors.ratio is not a duration"},
+		{"abort on a window metric", "abort: [target.cpu > 0.9]", "abort gates are checked every second"},
+		{"probe gate without probe", "gates: [probe.delay.p99 < 1s]", "needs a probe block"},
+		{"bad syntax", "gates: [latency.p99 <]", "gates[0]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := plan.Parse([]byte(checkPlan+tt.extra+"\n"), "check.yaml", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := Check(p, Ceilings{})
+			var all []string
+			for _, e := range errs {
+				all = append(all, e.Error())
+			}
+			got := strings.Join(all, "\n")
+			if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("problems:\n%s\nwant %q", got, tt.want)
+			}
+		})
+	}
+	p, _ := plan.Parse([]byte(checkPlan+"gates: [latency.p99 < 1s]\n"), "check.yaml", nil)
+	if errs := Check(p, Ceilings{MaxRate: 50000}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "max_rate=50000") {
+		t.Errorf("ceiling: %v", errs)
+	}
+	if errs := Check(p, Ceilings{MaxRate: 100000}); len(errs) != 0 {
+		t.Errorf("within the ceiling: %v", errs)
+	}
+}
