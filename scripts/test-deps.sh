@@ -7,6 +7,8 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v prometheus-node-exporter >/dev/null 2>&1 || [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
 command -v locust >/dev/null 2>&1 || need+=(python3-locust)
+# The report's browser test renders report.html headless.
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-liberation)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "test-deps: missing ${need[*]}; run as root or install them with apt-get" >&2
