@@ -100,6 +100,10 @@ type Options struct {
 	PlanHash  string
 	KeepInfra bool
 	RunID     string // optional; generated when empty
+	// KeepProviders names the providers whose fleets a finished run leaves up
+	// (a campaign's next variant re-applies them in place); an interrupted or
+	// failed run still tears them down.
+	KeepProviders map[string]bool
 	// Resume is an interrupted run's directory to continue: its recorded
 	// attempts are replayed, not rerun, and the run goes on from the first
 	// attempt that did not finish.
@@ -185,9 +189,12 @@ type runner struct {
 }
 
 type namedFleet struct {
-	name  string
-	fleet Fleet
-	up    bool
+	name     string
+	provider string
+	fleet    Fleet
+	up       bool
+	// kept: left up for the next run of a campaign, which updates it in place.
+	kept bool
 }
 
 func newRunner(p *plan.Plan, deps Deps, opts Options) (*runner, error) {
@@ -305,6 +312,16 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	// Teardown always happens, on a context of its own: the run's may be cancelled.
 	if !r.opts.KeepInfra {
+		if ctx.Err() == nil && status != record.StatusError {
+			// A campaign keeps the fleets it updates in place for its next
+			// variant; an interrupted or failed run tears everything down.
+			for i := range r.fleets {
+				if r.opts.KeepProviders[r.fleets[i].provider] && r.fleets[i].up {
+					r.fleets[i].up, r.fleets[i].kept = false, true
+					r.obs.Message("keeping fleet %s (%s) for the next variant, which updates it in place", r.fleets[i].name, r.fleets[i].provider)
+				}
+			}
+		}
 		if err := r.teardown(); err != nil {
 			r.log.Error().Err(err).Msg("teardown failed")
 			runErr = errors.Join(runErr, fmt.Errorf("teardown: %w", err))
@@ -380,7 +397,7 @@ func (r *runner) provision(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("fleet %s: %w", name, err)
 		}
-		nf := namedFleet{name: name, fleet: fl}
+		nf := namedFleet{name: name, provider: f.Provider, fleet: fl}
 		r.fleets = append(r.fleets, nf)
 		st, err := fl.Up(ctx)
 		r.fleets[len(r.fleets)-1].up = true // Down is safe after a failed Up

@@ -39,6 +39,8 @@ func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrato
 	if err := os.MkdirAll(cdir, 0o755); err != nil {
 		return withCode(ExitRuntime, fmt.Errorf("creating campaign directory: %w", err))
 	}
+	a.campaignID = id
+	defer func() { a.campaignID = "" }()
 	camp := &report.Campaign{Schema: report.CampaignSchema, ID: id, Plan: p.Name, Variants: []report.Variant{}}
 	n := len(p.Campaign.Variants)
 	obs.Message("campaign %s: %d variants; campaign directory %s", id, n, cdir)
@@ -57,6 +59,11 @@ func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrato
 		pv.Campaign = nil
 		vo := opts
 		vo.OutDir = cdir
+		if i < n-1 {
+			// Terraform fleets are re-applied in place by the next variant;
+			// local processes restart with the variant's arguments.
+			vo.KeepProviders = map[string]bool{plan.ProviderTerraform: true}
+		}
 		vo.RunID = fmt.Sprintf("v%d-%s", i+1, strings.Trim(unsafeName.ReplaceAllString(strings.Join(parts, "-"), "_"), "_"))
 		if len(parts) == 0 {
 			vo.RunID = fmt.Sprintf("v%d-base", i+1)

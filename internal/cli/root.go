@@ -64,6 +64,9 @@ type app struct {
 	getenv   func(string) string
 	// upload is where a finished run directory is uploaded (s3://...).
 	upload string
+	// campaignID is set while a campaign runs: its variants share Terraform
+	// workspaces.
+	campaignID string
 	// logLevelSet: the user chose the log level.
 	logLevelSet bool
 }

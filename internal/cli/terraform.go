@@ -51,10 +51,16 @@ func (a *app) terraformProvider(name string, f *plan.Fleet, render orchestrator.
 		return nil, fmt.Errorf("working directory: %w", err)
 	}
 	runID := filepath.Base(absRun)
+	workspace := terraformWorkspace(runID)
+	if a.campaignID != "" {
+		// A campaign's variants share one workspace: each re-applies it with
+		// its own variables, updating the fleet in place.
+		workspace = terraformWorkspace(a.campaignID)
+	}
 	tf, err := infra.NewTerraform(infra.TerraformConfig{
 		Fleet:     name,
 		Dir:       dir,
-		Workspace: terraformWorkspace(runID),
+		Workspace: workspace,
 		DataDir:   terraformDataDir(absRun, name),
 		Vars:      vars,
 		Builtins:  map[string]string{infra.VarRunID: runID, infra.VarWorkdir: wd, infra.VarRunDir: absRun},
