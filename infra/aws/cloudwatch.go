@@ -70,10 +70,11 @@ type TargetSample struct {
 	Metrics metrics.Metrics
 	// Start and End are the queried window: the hold widened to whole periods.
 	Start, End time.Time
-	// Complete is true when every instance's CPUUtilization (and the load
-	// balancer's response time, when it had any) has a datapoint for the
-	// window's last period: CloudWatch publishes a minute or more late, so
-	// a query right after the hold often lacks it.
+	// Complete is true when every instance's CPUUtilization has a datapoint
+	// for the window's last period: CloudWatch publishes a minute or more
+	// late, so a query right after the hold often lacks it. (The load
+	// balancer's metrics are not waited for: without requests or errors in
+	// a minute it publishes none.)
 	Complete bool
 	// Missing names the queries with no datapoint in the window, and why
 	// when CloudWatch said (for example "cpu i-0abc: Forbidden").
