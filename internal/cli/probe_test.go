@@ -176,7 +176,7 @@ func TestProbeLostFailsTheStep(t *testing.T) {
 	}
 	busCtx, stopBus := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(busCtx, ln) }()
+	go func() { served <- srv.Serve(busCtx, smallSendBuffers{ln}) }()
 	defer func() { stopBus(); <-served }()
 	endpoint := "http://" + ln.Addr().String()
 
@@ -275,4 +275,17 @@ gates:
 	if len(fg) == 0 || str(fg[0].(map[string]any), "metric") != "probe.lost.ratio" {
 		t.Errorf("bottleneck failed gates %v, want probe.lost.ratio", fg)
 	}
+}
+
+// smallSendBuffers gives every accepted connection a small kernel send buffer,
+// as a slow network link would: loopback's autotuned buffers otherwise absorb
+// seconds of a stalled reader's stream and the bus never sees it as slow.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
 }

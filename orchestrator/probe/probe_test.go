@@ -21,6 +21,24 @@ import (
 // startBus serves a real event bus on a loopback port until the test ends.
 func startBus(t *testing.T, cfg eventbus.Config) (string, *eventbus.Server) {
 	t.Helper()
+	return startBusOn(t, cfg, nil)
+}
+
+// smallSendBuffers gives every accepted connection a small kernel send buffer,
+// as a slow network link would: loopback's autotuned buffers otherwise absorb
+// seconds of a stalled reader's stream and the bus never sees it as slow.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+func startBusOn(t *testing.T, cfg eventbus.Config, wrap func(net.Listener) net.Listener) (string, *eventbus.Server) {
+	t.Helper()
 	srv, err := eventbus.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +49,11 @@ func startBus(t *testing.T, cfg eventbus.Config) (string, *eventbus.Server) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	served := ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
+	go func() { done <- srv.Serve(ctx, served) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -176,7 +198,8 @@ func smallRcvBuf(_, _ string, c syscall.RawConn) error {
 }
 
 func TestPubSubProbeCountsMessagesDroppedForASlowSubscriber(t *testing.T) {
-	url, srv := startBus(t, eventbus.Config{SubscriberBuffer: 2, WriteTimeout: 200 * time.Millisecond})
+	url, srv := startBusOn(t, eventbus.Config{SubscriberBuffer: 2, WriteTimeout: 200 * time.Millisecond},
+		func(ln net.Listener) net.Listener { return smallSendBuffers{ln} })
 	cfg := pubsubConfig(url, "probe")
 	cfg.Rate = 200
 	cfg.Timeout = 2 * time.Second
