@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/loadramp/loadramp/orchestrator/record"
 )
 
 // Format is one output format of a report.
@@ -97,25 +98,9 @@ func WriteAll(dir string, r *Report, formats []string) ([]string, error) {
 	return Builtin().WriteAll(dir, r, formats)
 }
 
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+// writeFileAtomic writes reports the way the run directory writes run.json:
+// a temporary file, fsynced, renamed into place.
+func writeFileAtomic(path string, data []byte) error { return record.WriteFileAtomic(path, data) }
 
 // WriteJSON writes report.json: indented, with map keys sorted, so the same
 // report always gives the same bytes.
