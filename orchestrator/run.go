@@ -518,23 +518,11 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 			return record.StatusAborted, nil
 		}
 		attempt := 1
-		// A saturated generator is not the target's bottleneck: grow and rerun.
-		for scales := 0; rec.Verdict == record.VerdictGeneratorFail; scales++ {
-			grown, err := r.scaleGenerators(ctx, scales)
-			if err != nil {
-				return record.StatusError, err
-			}
-			if !grown {
-				r.obs.Message("step %d: the generator saturated and its fleet cannot grow: the run is generator-limited", st.Index)
-				return record.StatusGeneratorLimited, nil
-			}
-			attempt++
-			if rec, err = r.attempt(ctx, st, st.Values, record.KindRerun, attempt); err != nil {
-				return record.StatusError, err
-			}
-			if ctx.Err() != nil {
-				return record.StatusAborted, nil
-			}
+		if rec, err = r.untilGeneratorHolds(ctx, st, rec, &attempt); err != nil || ctx.Err() != nil {
+			return statusOf(ctx, err)
+		}
+		if rec.Verdict == record.VerdictGeneratorFail {
+			return record.StatusGeneratorLimited, nil
 		}
 		switch rec.Verdict {
 		case record.VerdictError:
@@ -554,11 +542,12 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 			}
 			attempt++
 			rec, err = r.attempt(ctx, st, st.Values, record.KindConfirm, attempt)
-			if err != nil {
-				return record.StatusError, err
+			if err == nil && ctx.Err() == nil {
+				// The confirmation is judged on the target only too.
+				rec, err = r.untilGeneratorHolds(ctx, st, rec, &attempt)
 			}
-			if ctx.Err() != nil {
-				return record.StatusAborted, nil
+			if err != nil || ctx.Err() != nil {
+				return statusOf(ctx, err)
 			}
 			if rec.Verdict != record.VerdictTargetFail {
 				confirmed = false
@@ -589,6 +578,36 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 		return record.StatusBottleneck, nil
 	}
 	return record.StatusMaxReached, nil
+}
+
+// untilGeneratorHolds reruns a generator-fail attempt on a grown generator
+// fleet until the generator holds, the fleet cannot grow, or it was grown
+// MaxGeneratorScales times: a saturated generator is never the target's
+// bottleneck. It returns the last attempt.
+func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *record.Step, attempt *int) (*record.Step, error) {
+	for scales := 0; rec.Verdict == record.VerdictGeneratorFail; scales++ {
+		grown, err := r.scaleGenerators(ctx, scales)
+		if err != nil {
+			return rec, err
+		}
+		if !grown {
+			r.obs.Message("step %d: the generator saturated and its fleet cannot grow: the run is generator-limited", st.Index)
+			return rec, nil
+		}
+		*attempt++
+		if rec, err = r.attempt(ctx, st, st.Values, record.KindRerun, *attempt); err != nil || ctx.Err() != nil {
+			return rec, err
+		}
+	}
+	return rec, nil
+}
+
+// statusOf is the run status after an attempt that errored or was interrupted.
+func statusOf(ctx context.Context, err error) (string, error) {
+	if ctx.Err() != nil {
+		return record.StatusAborted, nil
+	}
+	return record.StatusError, err
 }
 
 func (r *runner) cooldown(ctx context.Context) error {
