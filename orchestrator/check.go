@@ -51,6 +51,15 @@ func Check(p *plan.Plan, c Ceilings) []error {
 		switch prm.Name {
 		case "rate":
 			limit, key = c.MaxRate, "max_rate"
+			if pub := paramMax(p, "publishers"); pub > 0 {
+				// The pub/sub workload's rate is per publisher.
+				if limit > 0 && prm.Max*pub > limit {
+					path := "parameters.rate.max"
+					errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path),
+						Msg: fmt.Sprintf("%g publishers x %g messages/s is %g/s, over the safety ceiling max_rate=%g from the configuration; lower the plan's maximums or raise max_rate", pub, prm.Max, pub*prm.Max, limit)})
+				}
+				continue
+			}
 		case "users":
 			limit, key = c.MaxUsers, "max_users"
 		default:
@@ -93,4 +102,13 @@ func unitMismatch(g gate.Gate) string {
 		return fmt.Sprintf("%s is not a duration: %s takes a plain number or %%", g.Metric, g.Unit)
 	}
 	return ""
+}
+
+func paramMax(p *plan.Plan, name string) float64 {
+	for _, prm := range p.Parameters {
+		if prm.Name == name {
+			return prm.Max
+		}
+	}
+	return 0
 }

@@ -62,7 +62,7 @@ func (f *fakeFleet) Scale(_ context.Context, factor float64) (FleetState, bool, 
 }
 
 func (f *fakeFleet) Down(context.Context) error { f.downs++; return nil }
-func (f *fakeFleet) Check() error              { return nil }
+func (f *fakeFleet) Check() error               { return nil }
 
 const fakePlan = `version: 1
 name: fake

@@ -133,7 +133,8 @@ Start with the bundled plan, which needs nothing but this machine:
 Configuration comes from a config file (--config, default
 $XDG_CONFIG_HOME/loadramp/config.yaml), then LOADRAMP_* environment variables, then
 flags; each overrides the one before. Keys: runs_dir, terraform_bin, log_level,
-log_format, aws_profile, aws_region, max_rate, max_users (for example
+log_format, aws_profile, aws_region, aws_ready_timeout, cloudwatch_settle,
+s3_endpoint, max_rate, max_users (for example
 LOADRAMP_MAX_RATE=20000 refuses plans that would offer more than 20,000 req/s).
 
 Exit codes: 0 the run finished (a bottleneck found is a success), 1 runtime error,

@@ -28,7 +28,10 @@ func (a *app) provision(ctx context.Context, name string, f *plan.Fleet, render 
 		cfg := infra.LocalConfig{Fleet: name, Outputs: outputs, LogDir: runDir, Log: log}
 		for i, pr := range f.Processes {
 			path := fmt.Sprintf("fleets.%s.processes[%d]", name, i)
-			lp := infra.LocalProcess{Name: pr.Name, Dir: pr.Dir, ReadyTimeout: pr.ReadyTimeout.D(), Replicas: pr.Replicas, Scalable: pr.Scalable}
+			lp := infra.LocalProcess{Name: pr.Name, ReadyTimeout: pr.ReadyTimeout.D(), Replicas: pr.Replicas, Scalable: pr.Scalable}
+			if lp.Dir, err = render(pr.Dir); err != nil {
+				return nil, fmt.Errorf("%s.dir: %w", path, err)
+			}
 			for j, arg := range pr.Command {
 				s, err := render(arg)
 				if err != nil {

@@ -267,6 +267,9 @@ func (v *validator) parameters() {
 		return
 	}
 	allowed := p.engineParameters()
+	if p.Workload.Engine == EngineLocust && !hasParam(p.Parameters, "users") {
+		v.add("parameters", "the locust engine needs a users parameter (simulated users); to hold it fixed, give start = max, e.g. { name: users, start: 50, max: 50 }")
+	}
 	if p.Workload.Engine == EngineBuiltin && !hasParam(p.Parameters, "rate") {
 		if p.Workload.PubSub != nil {
 			v.add("parameters", "the builtin engine needs a rate parameter (messages/s per publisher); to hold it fixed, give start = max, e.g. { name: rate, start: 10, max: 10 }")

@@ -81,6 +81,8 @@ resource "aws_instance" "target" {
   subnet_id              = var.subnet_ids[count.index % length(var.subnet_ids)]
   vpc_security_group_ids = [aws_security_group.target.id]
   key_name               = var.key_name != "" ? var.key_name : null
+  # One-minute CloudWatch metrics: a step's window is a few minutes at most.
+  monitoring = true
   user_data = templatefile("${path.module}/user_data.sh.tftpl", {
     load_port          = var.load_port
     app_port           = var.app_port
