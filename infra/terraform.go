@@ -78,6 +78,9 @@ type TerraformConfig struct {
 	// ScaleVar names the variable Scale multiplies by its factor ("" = the
 	// fleet cannot scale). Its value is the fleet's Size.
 	ScaleVar string
+	// Reuse selects Workspace when it already exists instead of failing: a
+	// campaign's variants share one workspace and update the fleet in place.
+	Reuse bool
 	// Bin is the terraform executable ("" = LookTerraform("")).
 	Bin string
 	// Env is added to terraform's environment (inherited otherwise).
@@ -217,6 +220,22 @@ func (t *Terraform) Up(ctx context.Context) (*Fleet, error) {
 	vars, err := t.withBuiltins(t.cfg.Vars)
 	if err != nil {
 		return nil, err
+	}
+	if t.cfg.Reuse {
+		var list []string
+		if err := t.run("workspace list", func() (err error) { list, _, err = t.tf.WorkspaceList(ctx); return err }); err != nil {
+			return nil, err
+		}
+		if slices.Contains(list, t.cfg.Workspace) {
+			// A campaign's earlier variant left the fleet up: apply updates it
+			// in place with this variant's variables.
+			if err := t.run("workspace select", func() error { return t.tf.WorkspaceSelect(ctx, t.cfg.Workspace) }); err != nil {
+				return nil, err
+			}
+			t.created = true
+			t.log.Info().Str("module", t.cfg.Dir).Str("state", t.stateLocation()).Msg("terraform workspace reused: updating the fleet in place")
+			return t.apply(ctx, vars)
+		}
 	}
 	if err := t.run("workspace new", func() error { return t.tf.WorkspaceNew(ctx, t.cfg.Workspace) }); err != nil {
 		return nil, err

@@ -38,7 +38,11 @@ func summaryLines(r *report.Report) []string {
 			}
 			why = strings.Join(gs, "; ")
 		}
-		end = fmt.Sprintf("bottleneck at step %d (%s %s -> %s): %s", b.Step, b.Parameter, fmtNum(b.From), fmtNum(b.To), why)
+		if b.Parameter == "" {
+			end = fmt.Sprintf("bottleneck at step %d (the starting load already fails): %s", b.Step, why)
+		} else {
+			end = fmt.Sprintf("bottleneck at step %d (%s %s -> %s): %s", b.Step, b.Parameter, fmtNum(b.From), fmtNum(b.To), why)
+		}
 		if b.Refined != nil {
 			end += fmt.Sprintf("; refined: %s passes, %s fails", fmtNum(b.Refined.Pass), fmtNum(b.Refined.Fail))
 		}

@@ -61,6 +61,7 @@ func (a *app) terraformProvider(name string, f *plan.Fleet, render orchestrator.
 		Fleet:     name,
 		Dir:       dir,
 		Workspace: workspace,
+		Reuse:     a.campaignID != "",
 		DataDir:   terraformDataDir(absRun, name),
 		Vars:      vars,
 		Builtins:  map[string]string{infra.VarRunID: runID, infra.VarWorkdir: wd, infra.VarRunDir: absRun},

@@ -15,6 +15,11 @@ locals {
 }
 
 resource "terraform_data" "eventbus" {
+  # A change of arguments, port or state directory (a campaign's next variant
+  # re-applying this workspace) replaces the resource: the destroy-time
+  # provisioner stops the old process, the create-time one starts the new.
+  triggers_replace = [local.bus_argv, local.state_dir]
+
   input = {
     pidfile = "${local.state_dir}/eventbus.pid"
     log     = "${local.state_dir}/eventbus.log"
@@ -36,6 +41,8 @@ resource "terraform_data" "eventbus" {
 
 resource "terraform_data" "nginx" {
   count = local.nginx_on ? 1 : 0
+
+  triggers_replace = [var.nginx, var.nginx_port, var.port, local.state_dir]
 
   input = {
     pidfile = "${local.state_dir}/nginx.pid"
