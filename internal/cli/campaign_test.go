@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestLocalCampaign runs plans/local-campaign.yaml for real: three variants of
@@ -90,5 +93,81 @@ func TestCampaignChangingTwoParametersIsRefused(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "campaign.variants[1]") || !strings.Contains(errOut, "eventbus_capacity") || !strings.Contains(errOut, "eventbus_nofile") {
 		t.Errorf("the refusal does not name both parameters:\n%s", errOut)
+	}
+}
+
+// TestCampaignInterruptKeepsFinishedVariants interrupts a campaign (SIGINT)
+// during its second variant: the fleets are torn down, the finished variant
+// keeps its report, and the campaign report is written, marked partial.
+func TestCampaignInterruptKeepsFinishedVariants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	lr, bus := binaries(t)
+	out := t.TempDir()
+	cmd := exec.Command(lr, "run", "../../plans/local-campaign.yaml", "--out", out, "--progress", "plain",
+		"--set", "fleets.target.processes[0].command[0]="+bus,
+		"--set", "ramp.warmup=0s", "--set", "ramp.hold=1s", "--set", "ramp.cooldown=0s",
+		"--set", "parameters.rate.max=500", "--set", "parameters.connections.max=16")
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the second variant has started its steps.
+	deadline := time.Now().Add(60 * time.Second)
+	var cdir string
+	for time.Now().Before(deadline) {
+		if ents, _ := os.ReadDir(out); len(ents) == 1 {
+			cdir = filepath.Join(out, ents[0].Name())
+			if b, err := os.ReadFile(filepath.Join(cdir, "v2-eventbus_capacity_2200", "steps.jsonl")); err == nil && len(b) > 0 {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	t.Logf("stdout:\n%s\nstderr:\n%s", so.String(), se.String())
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130", err)
+	}
+	if _, err := os.Stat(filepath.Join(cdir, "v1-base", "report.html")); err != nil {
+		t.Errorf("the finished variant lost its report: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(cdir, "campaign.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var camp struct {
+		Partial  bool  `json:"partial"`
+		Variants []any `json:"variants"`
+	}
+	if err := json.Unmarshal(b, &camp); err != nil {
+		t.Fatal(err)
+	}
+	if !camp.Partial || len(camp.Variants) != 2 {
+		t.Errorf("campaign.json partial=%v with %d variants, want partial with 2", camp.Partial, len(camp.Variants))
+	}
+	// No event bus of either variant is left running.
+	for _, v := range []string{"v1-base", "v2-eventbus_capacity_2200"} {
+		rb, _ := os.ReadFile(filepath.Join(cdir, v, "run.json"))
+		var pids struct {
+			Infra []struct {
+				Pids map[string]int `json:"pids"`
+			} `json:"infra"`
+		}
+		json.Unmarshal(rb, &pids)
+		for _, inf := range pids.Infra {
+			for name, pid := range inf.Pids {
+				for i := 0; i < 40 && alive(pid); i++ {
+					time.Sleep(50 * time.Millisecond)
+				}
+				if alive(pid) {
+					syscall.Kill(pid, syscall.SIGKILL)
+					t.Errorf("%s: %s (pid %d) still running after the interrupt", v, name, pid)
+				}
+			}
+		}
 	}
 }
