@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -255,7 +254,6 @@ func secondMetrics(s metrics.Second) metrics.Metrics {
 	return m
 }
 
-var _ = errors.Is
 
 func onlyProbe(names []string) bool {
 	for _, n := range names {

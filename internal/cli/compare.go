@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,6 +123,3 @@ func findBaseline(spec, planName, runsDir string) (*report.Report, error) {
 	}
 	return nil, nil
 }
-
-// baselinePath shows where "latest" is looked for.
-func baselinePath(runsDir string) string { return filepath.Clean(runsDir) }

@@ -100,7 +100,7 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 				return err
 			}
 			if base == nil {
-				fmt.Fprintf(a.io.ErrOut, "note: no finished run of plan %s in %s to use as the baseline; this run will be the first\n", p.Name, baselinePath(out))
+				fmt.Fprintf(a.io.ErrOut, "note: no finished run of plan %s in %s to use as the baseline; this run will be the first\n", p.Name, filepath.Clean(out))
 			}
 		}
 		policy = func(rep *report.Report) *record.Policy {
