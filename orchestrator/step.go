@@ -254,7 +254,6 @@ func secondMetrics(s metrics.Second) metrics.Metrics {
 	return m
 }
 
-
 func onlyProbe(names []string) bool {
 	for _, n := range names {
 		if !strings.HasPrefix(n, "probe.") {
