@@ -534,9 +534,13 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 			}
 			continue
 		}
-		// target-fail: confirm before it counts.
+		// target-fail: confirm before it counts, unless an abort gate tripped:
+		// that load already hurt the target, and is not sent again.
 		confirmed := true
-		for c := 0; c < r.p.Ramp.Confirm; c++ {
+		if rec.Aborted && r.p.Ramp.Confirm > 0 {
+			r.obs.Message("step %d was aborted: not rerunning it to confirm", st.Index)
+		}
+		for c := 0; c < r.p.Ramp.Confirm && !rec.Aborted; c++ {
 			if err := r.cooldown(ctx); err != nil {
 				return record.StatusAborted, nil
 			}

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,11 +23,22 @@ type fakeEngine struct {
 	perGen   float64
 	gens     *fakeFleet
 	steps    []map[string]float64
+	// failAbove: above this rate every request errors, seen in the first second.
+	failAbove float64
 }
 
 func (e *fakeEngine) Step(ctx context.Context, s EngineStep) (*EngineResult, error) {
 	e.steps = append(e.steps, s.Params)
 	rate := s.Params["rate"]
+	if e.failAbove > 0 && rate > e.failAbove && s.OnSecond != nil {
+		s.OnSecond(metrics.Second{T: 0, Requests: 100, Errors: 100})
+		select {
+		case <-ctx.Done():
+			return &EngineResult{Metrics: metrics.Metrics{metrics.ErrorsRatio: 1}}, ctx.Err()
+		case <-time.After(2 * time.Second):
+			return nil, errors.New("fake engine: the abort gate did not cancel the step")
+		}
+	}
 	p99, lag := 0.005, 0.0001
 	if rate > e.capacity {
 		p99 = 1.5
@@ -85,8 +97,12 @@ report: { formats: [json] }
 `
 
 func runFake(t *testing.T, capacity, perGen float64, maxGens int) (*Result, *fakeEngine, *fakeFleet) {
+	return runFakePlan(t, fakePlan, capacity, perGen, maxGens, 0)
+}
+
+func runFakePlan(t *testing.T, src string, capacity, perGen float64, maxGens int, failAbove float64) (*Result, *fakeEngine, *fakeFleet) {
 	t.Helper()
-	p, err := plan.Parse([]byte(fakePlan), "fake.yaml", nil)
+	p, err := plan.Parse([]byte(src), "fake.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +111,7 @@ func runFake(t *testing.T, capacity, perGen float64, maxGens int) (*Result, *fak
 	}
 	gens := &fakeFleet{size: 1, maxSize: maxGens}
 	target := &fakeFleet{size: 1, maxSize: 1}
-	eng := &fakeEngine{capacity: capacity, perGen: perGen, gens: gens}
+	eng := &fakeEngine{capacity: capacity, perGen: perGen, gens: gens, failAbove: failAbove}
 	deps := Deps{
 		Provision: func(_ context.Context, name string, _ *plan.Fleet, _ Renderer, _ string, _ zerolog.Logger) (Fleet, error) {
 			if name == "generators" {
@@ -164,3 +180,22 @@ func TestRunGrowsASaturatedGeneratorAndRerunsTheStep(t *testing.T) {
 }
 
 func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+func TestAnAbortedStepIsNotRerunToConfirm(t *testing.T) {
+	src := strings.Replace(fakePlan, "report: { formats: [json] }", "abort: [errors.ratio > 0.5]\nreport: { formats: [json] }", 1)
+	res, eng, _ := runFakePlan(t, src, 100000, 0, 1, 1000)
+	if res.Status != record.StatusBottleneck {
+		t.Fatalf("status %s, want bottleneck", res.Status)
+	}
+	var rates []string
+	for _, s := range eng.steps {
+		rates = append(rates, fmtRate(s["rate"]))
+	}
+	// 1600 trips the abort once, is not confirmed, and refinement bisects below it.
+	if got, want := strings.Join(rates, " "), "100 200 400 800 1600 1200 1000 1100"; got != want {
+		t.Errorf("rates %s, want %s", got, want)
+	}
+	if s := res.Report.Steps[4]; !s.Aborted || s.Verdict != record.VerdictTargetFail {
+		t.Errorf("step 5: aborted=%v verdict=%s", s.Aborted, s.Verdict)
+	}
+}

@@ -35,7 +35,7 @@ func procs(ps []orchestrator.Process) []hoststat.Proc {
 }
 
 func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []record.Finding), error) {
-	target := procs(spec.Target)
+	target := withNginxWorkers(procs(spec.Target))
 	gen := procs(spec.Generator)
 	if len(gen) == 0 {
 		// The builtin engine runs inside loadramp: loadramp is the generator.
@@ -115,4 +115,20 @@ func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 		return sum.Metrics(), findings
 	}
 	return stop, nil
+}
+
+// withNginxWorkers adds the workers of every nginx master among ps, under the
+// master's name: worker_rlimit_nofile and worker_connections are the workers'
+// limits, and the master's own counts say nothing about them.
+func withNginxWorkers(ps []hoststat.Proc) []hoststat.Proc {
+	out := append([]hoststat.Proc(nil), ps...)
+	for _, p := range ps {
+		if _, ok, _ := nginxConfOf(procRoot, p.Pid); !ok {
+			continue
+		}
+		for _, w := range childrenOf(procRoot, p.Pid) {
+			out = append(out, hoststat.Proc{Name: p.Name, Pid: w})
+		}
+	}
+	return out
 }
