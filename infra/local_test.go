@@ -576,8 +576,10 @@ func TestLocalChildDiesWithLoadramp(t *testing.T) {
 // TestLocalSurvivesCallerThreadExit calls Up from a goroutine whose OS thread
 // then exits. Pdeathsig watches the forking thread, so a provider that forked
 // on the caller's thread would see its fleet killed here.
+//
+// Not parallel: retiring a thread kills every child any goroutine forked on
+// it with Pdeathsig, and the parallel Terraform tests fork terraform that way.
 func TestLocalSurvivesCallerThreadExit(t *testing.T) {
-	t.Parallel()
 	l := newTestLocal(t, LocalConfig{Processes: []LocalProcess{{Name: "p", Command: []string{"sleep", "60"}}}})
 	type upResult struct {
 		f   *Fleet
