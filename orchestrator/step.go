@@ -159,10 +159,10 @@ func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, abor
 	}
 	// Engines with generator units of their own (Locust workers) report lost
 	// or CPU-saturated units under these names.
-	if n := rec.Metrics["generator.workers.missing"]; n > 0 {
+	if n := rec.Metrics[metrics.GeneratorWorkersMissing]; n > 0 {
 		genReasons = append(genReasons, fmt.Sprintf("%d generator workers missing", int64(n)))
 	}
-	if n := rec.Metrics["generator.workers.saturated"]; n > 0 {
+	if n := rec.Metrics[metrics.GeneratorWorkersSaturated]; n > 0 {
 		genReasons = append(genReasons, fmt.Sprintf("%d generator workers at their CPU limit", int64(n)))
 	}
 	for _, f := range rec.Findings {

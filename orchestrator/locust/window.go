@@ -15,10 +15,10 @@ const (
 	// WorkersMissing counts workers lost during the step (gone from the
 	// master or marked missing), plus the shortfall against the expected
 	// worker count at its start. Above 0 the step is generator-fail.
-	WorkersMissing = "generator.workers.missing"
+	WorkersMissing = metrics.GeneratorWorkersMissing
 	// WorkersSaturated counts workers whose CPU averaged at least
 	// CPUWarning over the hold. Above 0 the step is generator-fail.
-	WorkersSaturated = "generator.workers.saturated"
+	WorkersSaturated = metrics.GeneratorWorkersSaturated
 	// Workers is the number of live workers at the end of the step.
 	Workers = "locust.workers"
 	// WorkersCPU is the busiest worker's mean CPU over the hold, as a share

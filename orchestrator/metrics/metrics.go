@@ -51,9 +51,14 @@ const (
 	// ENFILE, EADDRNOTAVAIL): they are never the target's fault.
 	GeneratorErrorsCount = "generator.errors.count"
 	GeneratorErrorsRatio = "generator.errors.ratio"
-	ConnectionsReopened  = "connections.reopened"
-	ConnectionsOpen      = "connections.open"
-	LatencyOutOfRange    = "latency.out_of_range"
+	// GeneratorWorkersMissing and GeneratorWorkersSaturated count the units
+	// of a distributed engine (Locust workers) lost or at their CPU limit
+	// during a step; above 0 the step is generator-fail.
+	GeneratorWorkersMissing   = "generator.workers.missing"
+	GeneratorWorkersSaturated = "generator.workers.saturated"
+	ConnectionsReopened       = "connections.reopened"
+	ConnectionsOpen           = "connections.open"
+	LatencyOutOfRange         = "latency.out_of_range"
 )
 
 // Metrics is one step window's measurements, by metric name.
