@@ -105,18 +105,7 @@ func TestLocustRampFindsCapacity(t *testing.T) {
 		"ramp:\n  warmup: 2s\n  hold: 4s\n  cooldown: 0s\n  confirm: 1\n  refine: 1\n"+
 			"gates:\n  - latency.p99 < 100ms\n  - errors.ratio < 0.01\n  - locust.delivery.p99 < 2s\n")
 	o := runCLI(t, plan)
-	if o.code != 0 {
-		t.Fatalf("exit %d", o.code)
-	}
-	if s := str(o.report, "status"); s != "bottleneck" {
-		t.Fatalf("status %q, want bottleneck", s)
-	}
-	if side := str(o.report, "bottleneck", "side"); side != "target" {
-		t.Errorf("bottleneck side %q, want target", side)
-	}
-	if p := str(o.report, "bottleneck", "parameter"); p != "users" {
-		t.Errorf("bottleneck parameter %q, want users", p)
-	}
+	wantTargetBottleneck(t, o, "users")
 	users := num(t, o.report, "capacity", "parameters", "users")
 	rps := num(t, o.report, "capacity", "metrics", "throughput.rps")
 	if users < 8 || users >= 32 {

@@ -43,18 +43,7 @@ func nginxRun(t *testing.T, sets ...string) runOutcome {
 // bottleneckFindings returns the bottleneck's findings of report.json by rule.
 func bottleneckFindings(t *testing.T, o runOutcome) map[string]map[string]any {
 	t.Helper()
-	if o.code != 0 {
-		t.Fatalf("exit %d", o.code)
-	}
-	if s := str(o.report, "status"); s != "bottleneck" {
-		t.Fatalf("status %q, want bottleneck", s)
-	}
-	if p := str(o.report, "bottleneck", "parameter"); p != "connections" {
-		t.Errorf("bottleneck parameter %q, want connections", p)
-	}
-	if s := str(o.report, "bottleneck", "side"); s != "target" {
-		t.Errorf("bottleneck side %q, want target", s)
-	}
+	wantTargetBottleneck(t, o, "connections")
 	out := map[string]map[string]any{}
 	b, _ := o.report["bottleneck"].(map[string]any)
 	fs, _ := b["findings"].([]any)

@@ -90,18 +90,7 @@ gates:
   - latency.p99 < 500ms
 `)
 	o := runCLI(t, plan)
-	if o.code != 0 {
-		t.Fatalf("exit %d", o.code)
-	}
-	if s := str(o.report, "status"); s != "bottleneck" {
-		t.Fatalf("status %q, want bottleneck", s)
-	}
-	if side := str(o.report, "bottleneck", "side"); side != "target" {
-		t.Errorf("bottleneck side %q, want target", side)
-	}
-	if p := str(o.report, "bottleneck", "parameter"); p != "publishers" {
-		t.Errorf("bottleneck parameter %q, want publishers", p)
-	}
+	wantTargetBottleneck(t, o, "publishers")
 	pubs := num(t, o.report, "capacity", "parameters", "publishers")
 	if pubs < 3 || pubs > 5 {
 		t.Errorf("capacity at %v publishers, want 4 (200/s of capacity at 50/s each)", pubs)

@@ -165,14 +165,10 @@ func str(m map[string]any, path ...string) string {
 	return s
 }
 
-func TestRampFindsCapacity(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
-	plan := busPlan(t, "capacity", "--capacity 2000",
-		"  - { name: rate, start: 250, max: 16000 }\n  - { name: connections, start: 32, max: 32 }",
-		shortRamp+"gates:\n  - latency.p99 < 100ms\n  - errors.ratio < 0.01\n  - throughput.ratio > 0.95\n")
-	o := runCLI(t, plan)
+// wantTargetBottleneck asserts that a run finished (exit 0) with a bottleneck on
+// the target side, found by ramping param.
+func wantTargetBottleneck(t *testing.T, o runOutcome, param string) {
+	t.Helper()
 	if o.code != 0 {
 		t.Fatalf("exit %d", o.code)
 	}
@@ -182,9 +178,20 @@ func TestRampFindsCapacity(t *testing.T) {
 	if side := str(o.report, "bottleneck", "side"); side != "target" {
 		t.Errorf("bottleneck side %q, want target", side)
 	}
-	if p := str(o.report, "bottleneck", "parameter"); p != "rate" {
-		t.Errorf("bottleneck parameter %q, want rate", p)
+	if p := str(o.report, "bottleneck", "parameter"); p != param {
+		t.Fatalf("bottleneck parameter %q, want %s", p, param)
 	}
+}
+
+func TestRampFindsCapacity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	plan := busPlan(t, "capacity", "--capacity 2000",
+		"  - { name: rate, start: 250, max: 16000 }\n  - { name: connections, start: 32, max: 32 }",
+		shortRamp+"gates:\n  - latency.p99 < 100ms\n  - errors.ratio < 0.01\n  - throughput.ratio > 0.95\n")
+	o := runCLI(t, plan)
+	wantTargetBottleneck(t, o, "rate")
 	rate := num(t, o.report, "capacity", "parameters", "rate")
 	rps := num(t, o.report, "capacity", "metrics", "throughput.rps")
 	for name, v := range map[string]float64{"capacity rate": rate, "capacity throughput": rps} {
@@ -205,15 +212,7 @@ func TestRampFindsConnectionLimit(t *testing.T) {
 		"  - { name: rate, start: 1000, max: 1000 }\n  - { name: connections, start: 16, max: 1024 }",
 		shortRamp+"gates:\n  - latency.p99 < 200ms\n  - errors.ratio < 0.001\n")
 	o := runCLI(t, plan)
-	if o.code != 0 {
-		t.Fatalf("exit %d", o.code)
-	}
-	if s := str(o.report, "status"); s != "bottleneck" {
-		t.Fatalf("status %q, want bottleneck", s)
-	}
-	if p := str(o.report, "bottleneck", "parameter"); p != "connections" {
-		t.Fatalf("bottleneck parameter %q, want connections", p)
-	}
+	wantTargetBottleneck(t, o, "connections")
 	from := num(t, o.report, "bottleneck", "from")
 	to := num(t, o.report, "bottleneck", "to")
 	// 128 files hold fewer than 128 connections (stdio, listener, epoll): the
