@@ -25,14 +25,8 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // variant in progress (its fleets are torn down and its partial report is
 // written) and the campaign; every finished variant keeps its report.
 func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress string) error {
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	obs := newObserver(a.io, progress)
-	stopSignals := a.handleSignals(cancel, obs)
-	defer stopSignals()
+	ctx, obs, stop := a.interruptible(parent, progress)
+	defer stop()
 
 	id := record.NewRunID(time.Now().UTC(), p.Name) + "-campaign"
 	cdir := filepath.Join(opts.OutDir, id)

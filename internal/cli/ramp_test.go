@@ -132,6 +132,21 @@ func runCLI(t *testing.T, args ...string) runOutcome {
 	return o
 }
 
+// waitForAttempts waits until the one run directory under out holds n
+// finished attempts and returns it ("" on timeout, with whatever it found).
+func waitForAttempts(out string, n int, timeout time.Duration) string {
+	var dir string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if entries, _ := os.ReadDir(out); len(entries) == 1 {
+			dir = filepath.Join(out, entries[0].Name())
+			if b, err := os.ReadFile(filepath.Join(dir, "steps.jsonl")); err == nil && bytes.Count(b, []byte("\n")) >= n {
+				return dir
+			}
+		}
+	}
+	return dir
+}
+
 // emptyEnv isolates a run from the developer's configuration.
 func emptyEnv(string) string { return "" }
 
@@ -332,19 +347,7 @@ func TestKill9KeepsStepsAndLeavesNoOrphan(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait for at least two finished attempts.
-	var dir string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		entries, _ := os.ReadDir(out)
-		if len(entries) == 1 {
-			dir = filepath.Join(out, entries[0].Name())
-			if b, err := os.ReadFile(filepath.Join(dir, "steps.jsonl")); err == nil && bytes.Count(b, []byte("\n")) >= 2 {
-				break
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	dir := waitForAttempts(out, 2, 30*time.Second)
 	time.Sleep(300 * time.Millisecond) // land mid-step
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -35,17 +35,7 @@ func TestResumeAfterKill9(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var dir string
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if entries, _ := os.ReadDir(out); len(entries) == 1 {
-			dir = filepath.Join(out, entries[0].Name())
-			if b, err := os.ReadFile(filepath.Join(dir, "steps.jsonl")); err == nil && bytes.Count(b, []byte("\n")) >= 2 {
-				break
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	dir := waitForAttempts(out, 2, 60*time.Second)
 	time.Sleep(700 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()

@@ -138,14 +138,8 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 // execute runs (or resumes) a checked plan with the real implementations and
 // maps the outcome to an exit code.
 func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress string, policy func(*report.Report) *record.Policy) error {
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	obs := newObserver(a.io, progress)
-	stopSignals := a.handleSignals(cancel, obs)
-	defer stopSignals()
+	ctx, obs, stop := a.interruptible(parent, progress)
+	defer stop()
 
 	deps := a.deps(obs, progress, policy)
 	res, err := orchestrator.Run(ctx, p, deps, opts)
@@ -214,6 +208,21 @@ func (a *app) runLogLevel(progress string) zerolog.Level {
 		return a.logLevel
 	}
 	return zerolog.WarnLevel
+}
+
+// interruptible returns the context of a run (cancelled by the first SIGINT or
+// SIGTERM), its progress display, and the function that releases both.
+func (a *app) interruptible(parent context.Context, mode string) (context.Context, *progress, func()) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	obs := newObserver(a.io, mode)
+	stopSignals := a.handleSignals(cancel, obs)
+	return ctx, obs, func() {
+		stopSignals()
+		cancel()
+	}
 }
 
 // handleSignals cancels the run on the first SIGINT or SIGTERM and exits at
