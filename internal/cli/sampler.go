@@ -35,7 +35,7 @@ func procs(ps []orchestrator.Process) []hoststat.Proc {
 }
 
 func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []record.Finding), error) {
-	target := withNginxWorkers(procs(spec.Target))
+	target := withChildren(procs(spec.Target))
 	gen := procs(spec.Generator)
 	if len(gen) == 0 {
 		// The builtin engine runs inside loadramp: loadramp is the generator.
@@ -117,17 +117,18 @@ func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 	return stop, nil
 }
 
-// withNginxWorkers adds the workers of every nginx master among ps, under the
-// master's name: worker_rlimit_nofile and worker_connections are the workers'
-// limits, and the master's own counts say nothing about them.
-func withNginxWorkers(ps []hoststat.Proc) []hoststat.Proc {
+// withChildren adds the direct children of every process of ps under its
+// name: nginx's workers (worker_rlimit_nofile and worker_connections are
+// theirs, the master's counts say nothing about them), or the real server
+// behind a shell wrapper.
+func withChildren(ps []hoststat.Proc) []hoststat.Proc {
 	out := append([]hoststat.Proc(nil), ps...)
 	for _, p := range ps {
-		if _, ok, _ := nginxConfOf(procRoot, p.Pid); !ok {
+		if p.Pid <= 0 {
 			continue
 		}
-		for _, w := range childrenOf(procRoot, p.Pid) {
-			out = append(out, hoststat.Proc{Name: p.Name, Pid: w})
+		for _, c := range childrenOf(procRoot, p.Pid) {
+			out = append(out, hoststat.Proc{Name: p.Name, Pid: c})
 		}
 	}
 	return out
