@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Engine drives load for one step at a time. Implementations keep their
@@ -26,13 +26,13 @@ type EngineStep struct {
 	Hold   time.Duration
 	// OnSecond is called once per elapsed second (warmup included), from a single
 	// goroutine; it must not block.
-	OnSecond func(metrics.Second)
+	OnSecond func(result.Second)
 }
 
 // EngineResult is an engine's measurement of one step's hold window.
 type EngineResult struct {
 	Metrics      metrics.Metrics
-	Series       []metrics.Second
+	Series       []result.Second
 	ErrorClasses map[string]int64
 }
 
@@ -52,7 +52,7 @@ type FleetState struct {
 	Outputs   map[string]string
 	Processes []Process
 	Size      int
-	Ref       record.InfraRef
+	Ref       result.InfraRef
 }
 
 // Process is one local process of a fleet, for samplers and log scanning.
@@ -67,8 +67,8 @@ type Process struct {
 type Observer interface {
 	RunStarted(runID, dir string, schedule int)
 	StepStarted(s StepInfo)
-	Second(s StepInfo, sec metrics.Second)
-	StepEnded(s StepInfo, rec *record.Step)
+	Second(s StepInfo, sec result.Second)
+	StepEnded(s StepInfo, rec *result.Step)
 	Message(format string, args ...any)
 }
 
@@ -88,8 +88,8 @@ type NopObserver struct{}
 
 func (NopObserver) RunStarted(string, string, int)   {}
 func (NopObserver) StepStarted(StepInfo)             {}
-func (NopObserver) Second(StepInfo, metrics.Second)  {}
-func (NopObserver) StepEnded(StepInfo, *record.Step) {}
+func (NopObserver) Second(StepInfo, result.Second)   {}
+func (NopObserver) StepEnded(StepInfo, *result.Step) {}
 func (NopObserver) Message(string, ...any)           {}
 
 // Probe measures what users feel, beside the engine and independent of it

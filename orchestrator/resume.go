@@ -5,6 +5,7 @@ import (
 	"maps"
 
 	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // reopen opens the run directory of an interrupted run for Resume: its
@@ -26,7 +27,7 @@ func (r *runner) reopen() (*record.Dir, error) {
 	}
 	for _, s := range steps {
 		// An attempt cut short by the interruption is run again.
-		if s.Verdict == record.VerdictError && s.Reason == "interrupted" {
+		if s.Verdict == result.VerdictError && s.Reason == "interrupted" {
 			continue
 		}
 		r.replay = append(r.replay, s)
@@ -52,7 +53,7 @@ func (r *runner) reopen() (*record.Dir, error) {
 // replayed returns the recorded attempt that the resumed run's state machine
 // asks for next, or nil when it must run. A recorded attempt that does not
 // match (the plan's schedule differs) ends the replay.
-func (r *runner) replayed(index int, kind string, attempt int, vals map[string]float64) *record.Step {
+func (r *runner) replayed(index int, kind string, attempt int, vals map[string]float64) *result.Step {
 	if len(r.replay) == 0 {
 		return nil
 	}
@@ -64,7 +65,7 @@ func (r *runner) replayed(index int, kind string, attempt int, vals map[string]f
 		return nil
 	}
 	r.replay = r.replay[1:]
-	if next.Verdict == record.VerdictPass {
+	if next.Verdict == result.VerdictPass {
 		r.passed = true
 	}
 	return &next

@@ -24,6 +24,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // MaxGeneratorScales bounds how often one step is rerun on a grown generator fleet.
@@ -50,7 +51,7 @@ type Deps struct {
 	Preflight func(ctx context.Context, target []Process) (limits map[string]any, warnings []string, err error)
 	// Policy, if set, judges the finished run's report (baseline, minimum
 	// capacities); its result goes into run.json and every report.
-	Policy func(rep *report.Report) *record.Policy
+	Policy func(rep *report.Report) *result.Policy
 	// Sampler, if set, measures hosts and processes during each step's hold and
 	// names findings; nil means no host measurements.
 	Sampler  StepSampler
@@ -67,7 +68,7 @@ type Deps struct {
 type StepSampler interface {
 	// Start begins sampling for one step attempt; the returned stop function
 	// ends sampling and returns the hold window's metrics and findings.
-	Start(ctx context.Context, spec SampleSpec) (stop func(StepFacts) (metrics.Metrics, []record.Finding), err error)
+	Start(ctx context.Context, spec SampleSpec) (stop func(StepFacts) (metrics.Metrics, []result.Finding), err error)
 }
 
 // SampleSpec says what a step's sampler watches.
@@ -146,7 +147,7 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (res *Resul
 				}
 			}
 			if r.runRec != nil && r.dir != nil {
-				r.runRec.Status = record.StatusError
+				r.runRec.Status = result.StatusError
 				r.runRec.End = r.deps.Now().UTC()
 				r.runRec.Error = fmt.Sprint("panic: ", v)
 				_ = r.dir.WriteRun(r.runRec)
@@ -182,7 +183,7 @@ type runner struct {
 	logFiles []LogFile
 	// replay holds the attempts of an interrupted run, in order, while a
 	// resumed run walks past them.
-	replay []record.Step
+	replay []result.Step
 	// passed is true once an attempt passed: the probe and the gates were
 	// shown to work.
 	passed bool
@@ -250,7 +251,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		Host:     hostFacts(),
 		Static:   r.p.Static,
 		Start:    now,
-		Status:   record.StatusRunning,
+		Status:   result.StatusRunning,
 		Params:   r.order,
 		Gates:    r.p.Gates,
 	}
@@ -306,13 +307,13 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 
 	if ctx.Err() != nil {
 		res.Interrupted = true
-		if status == "" || status == record.StatusError {
-			status = record.StatusAborted
+		if status == "" || status == result.StatusError {
+			status = result.StatusAborted
 		}
 	}
 	// Teardown always happens, on a context of its own: the run's may be cancelled.
 	if !r.opts.KeepInfra {
-		if ctx.Err() == nil && status != record.StatusError {
+		if ctx.Err() == nil && status != result.StatusError {
 			// A campaign keeps the fleets it updates in place for its next
 			// variant; an interrupted or failed run tears everything down.
 			for i := range r.fleets {
@@ -330,7 +331,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		r.obs.Message("--keep-infra: leaving the fleets up; `loadramp destroy %s` tears them down", dir.Path())
 	}
 	if status == "" {
-		status = record.StatusError
+		status = result.StatusError
 	}
 	r.runRec.Status = status
 	r.runRec.End = r.deps.Now().UTC()
@@ -477,17 +478,17 @@ func (r *runner) processes(fleet string) []Process {
 // campaign provisions the fleets and runs the schedule, returning the status.
 func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error) {
 	if err := r.provision(ctx); err != nil {
-		return record.StatusError, err
+		return result.StatusError, err
 	}
 	eng, err := r.deps.NewEngine(ctx, r.p, r.render, r.log)
 	if err != nil {
-		return record.StatusError, fmt.Errorf("engine: %w", err)
+		return result.StatusError, fmt.Errorf("engine: %w", err)
 	}
 	r.engine = eng
 	if r.deps.NewProbe != nil && r.p.Probe != nil {
 		pr, err := r.deps.NewProbe(ctx, r.p, r.render, r.log)
 		if err != nil {
-			return record.StatusError, fmt.Errorf("probe: %w", err)
+			return result.StatusError, fmt.Errorf("probe: %w", err)
 		}
 		r.probe = pr
 	}
@@ -502,7 +503,7 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 		if limits != nil {
 			r.runRec.Limits = limits
 			if err := r.dir.WriteRun(r.runRec); err != nil {
-				return record.StatusError, err
+				return result.StatusError, err
 			}
 		}
 	}
@@ -510,27 +511,27 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 	var lastPass *plan.Step
 	for i := range sched {
 		st := sched[i]
-		rec, err := r.attempt(ctx, st, st.Values, record.KindRamp, 1)
+		rec, err := r.attempt(ctx, st, st.Values, result.KindRamp, 1)
 		if err != nil {
-			return record.StatusError, err
+			return result.StatusError, err
 		}
 		if ctx.Err() != nil {
-			return record.StatusAborted, nil
+			return result.StatusAborted, nil
 		}
 		attempt := 1
 		if rec, err = r.untilGeneratorHolds(ctx, st, rec, &attempt); err != nil || ctx.Err() != nil {
 			return statusOf(ctx, err)
 		}
-		if rec.Verdict == record.VerdictGeneratorFail {
-			return record.StatusGeneratorLimited, nil
+		if rec.Verdict == result.VerdictGeneratorFail {
+			return result.StatusGeneratorLimited, nil
 		}
 		switch rec.Verdict {
-		case record.VerdictError:
-			return record.StatusError, fmt.Errorf("step %d: %s", st.Index, rec.Reason)
-		case record.VerdictPass:
+		case result.VerdictError:
+			return result.StatusError, fmt.Errorf("step %d: %s", st.Index, rec.Reason)
+		case result.VerdictPass:
 			lastPass = &sched[i]
 			if err := r.cooldown(ctx); err != nil {
-				return record.StatusAborted, nil
+				return result.StatusAborted, nil
 			}
 			continue
 		}
@@ -542,10 +543,10 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 		}
 		for c := 0; c < r.p.Ramp.Confirm && !rec.Aborted; c++ {
 			if err := r.cooldown(ctx); err != nil {
-				return record.StatusAborted, nil
+				return result.StatusAborted, nil
 			}
 			attempt++
-			rec, err = r.attempt(ctx, st, st.Values, record.KindConfirm, attempt)
+			rec, err = r.attempt(ctx, st, st.Values, result.KindConfirm, attempt)
 			if err == nil && ctx.Err() == nil {
 				// The confirmation is judged on the target only too.
 				rec, err = r.untilGeneratorHolds(ctx, st, rec, &attempt)
@@ -553,43 +554,43 @@ func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error
 			if err != nil || ctx.Err() != nil {
 				return statusOf(ctx, err)
 			}
-			if rec.Verdict != record.VerdictTargetFail {
+			if rec.Verdict != result.VerdictTargetFail {
 				confirmed = false
 				break
 			}
 		}
 		if !confirmed {
 			switch rec.Verdict {
-			case record.VerdictPass:
+			case result.VerdictPass:
 				r.obs.Message("step %d failed once and passed its confirmation: continuing", st.Index)
 				lastPass = &sched[i]
 				continue
-			case record.VerdictGeneratorFail:
+			case result.VerdictGeneratorFail:
 				r.obs.Message("step %d: the generator saturated during confirmation: the run is generator-limited", st.Index)
-				return record.StatusGeneratorLimited, nil
+				return result.StatusGeneratorLimited, nil
 			default:
-				return record.StatusError, fmt.Errorf("step %d: %s", st.Index, rec.Reason)
+				return result.StatusError, fmt.Errorf("step %d: %s", st.Index, rec.Reason)
 			}
 		}
 		if lastPass != nil && st.Changed != "" && r.p.Ramp.Refine > 0 {
 			if err := r.refine(ctx, *lastPass, st); err != nil {
-				return record.StatusError, err
+				return result.StatusError, err
 			}
 			if ctx.Err() != nil {
-				return record.StatusAborted, nil
+				return result.StatusAborted, nil
 			}
 		}
-		return record.StatusBottleneck, nil
+		return result.StatusBottleneck, nil
 	}
-	return record.StatusMaxReached, nil
+	return result.StatusMaxReached, nil
 }
 
 // untilGeneratorHolds reruns a generator-fail attempt on a grown generator
 // fleet until the generator holds, the fleet cannot grow, or it was grown
 // MaxGeneratorScales times: a saturated generator is never the target's
 // bottleneck. It returns the last attempt.
-func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *record.Step, attempt *int) (*record.Step, error) {
-	for scales := 0; rec.Verdict == record.VerdictGeneratorFail; scales++ {
+func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *result.Step, attempt *int) (*result.Step, error) {
+	for scales := 0; rec.Verdict == result.VerdictGeneratorFail; scales++ {
 		grown, err := r.scaleGenerators(ctx, scales)
 		if err != nil {
 			return rec, err
@@ -599,7 +600,7 @@ func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *rec
 			return rec, nil
 		}
 		*attempt++
-		if rec, err = r.attempt(ctx, st, st.Values, record.KindRerun, *attempt); err != nil || ctx.Err() != nil {
+		if rec, err = r.attempt(ctx, st, st.Values, result.KindRerun, *attempt); err != nil || ctx.Err() != nil {
 			return rec, err
 		}
 	}
@@ -609,9 +610,9 @@ func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *rec
 // statusOf is the run status after an attempt that errored or was interrupted.
 func statusOf(ctx context.Context, err error) (string, error) {
 	if ctx.Err() != nil {
-		return record.StatusAborted, nil
+		return result.StatusAborted, nil
 	}
-	return record.StatusError, err
+	return result.StatusError, err
 }
 
 func (r *runner) cooldown(ctx context.Context) error {
@@ -647,7 +648,7 @@ func (r *runner) refine(ctx context.Context, pass, fail plan.Step) error {
 			vals[k] = x
 		}
 		vals[name] = v
-		rec, err := r.attempt(ctx, fail, vals, record.KindRefine, n+1)
+		rec, err := r.attempt(ctx, fail, vals, result.KindRefine, n+1)
 		if err != nil {
 			return err
 		}
@@ -655,9 +656,9 @@ func (r *runner) refine(ctx context.Context, pass, fail plan.Step) error {
 			return nil
 		}
 		switch rec.Verdict {
-		case record.VerdictPass:
+		case result.VerdictPass:
 			b.Record(v, true)
-		case record.VerdictTargetFail:
+		case result.VerdictTargetFail:
 			b.Record(v, false)
 		default:
 			// A generator failure or an error says nothing about the target: stop refining.
@@ -694,11 +695,11 @@ func (r *runner) scaleGenerators(ctx context.Context, scales int) (bool, error) 
 	return false, nil
 }
 
-func hostFacts() record.HostFacts {
+func hostFacts() result.HostFacts {
 	h, _ := os.Hostname()
 	kernel := ""
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		kernel = strings.TrimSpace(string(b))
 	}
-	return record.HostFacts{Hostname: h, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Kernel: kernel, Go: runtime.Version()}
+	return result.HostFacts{Hostname: h, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Kernel: kernel, Go: runtime.Version()}
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // fakeEngine is a fake of a load engine for unit tests of the campaign loop:
@@ -31,7 +31,7 @@ func (e *fakeEngine) Step(ctx context.Context, s EngineStep) (*EngineResult, err
 	e.steps = append(e.steps, s.Params)
 	rate := s.Params["rate"]
 	if e.failAbove > 0 && rate > e.failAbove && s.OnSecond != nil {
-		s.OnSecond(metrics.Second{T: 0, Requests: 100, Errors: 100})
+		s.OnSecond(result.Second{T: 0, Requests: 100, Errors: 100})
 		select {
 		case <-ctx.Done():
 			return &EngineResult{Metrics: metrics.Metrics{metrics.ErrorsRatio: 1}}, ctx.Err()
@@ -134,7 +134,7 @@ func runFakePlan(t *testing.T, src string, capacity, perGen float64, maxGens int
 
 func TestRunStopsAtTheFirstBottleneckAndRefines(t *testing.T) {
 	res, eng, _ := runFake(t, 1000, 0, 1)
-	if res.Status != record.StatusBottleneck {
+	if res.Status != result.StatusBottleneck {
 		t.Fatalf("status %s, want bottleneck", res.Status)
 	}
 	var rates []string
@@ -158,7 +158,7 @@ func TestRunStopsAtTheFirstBottleneckAndRefines(t *testing.T) {
 func TestRunGrowsASaturatedGeneratorAndRerunsTheStep(t *testing.T) {
 	// Each generator holds 500 req/s; the fleet can grow to 8; the target holds 10000.
 	res, eng, gens := runFake(t, 10000, 500, 8)
-	if res.Status != record.StatusGeneratorLimited {
+	if res.Status != result.StatusGeneratorLimited {
 		t.Fatalf("status %s, want generator-limited", res.Status)
 	}
 	if gens.size != 8 {
@@ -184,7 +184,7 @@ func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 func TestAnAbortedStepIsNotRerunToConfirm(t *testing.T) {
 	src := strings.Replace(fakePlan, "report: { formats: [json] }", "abort: [errors.ratio > 0.5]\nreport: { formats: [json] }", 1)
 	res, eng, _ := runFakePlan(t, src, 100000, 0, 1, 1000)
-	if res.Status != record.StatusBottleneck {
+	if res.Status != result.StatusBottleneck {
 		t.Fatalf("status %s, want bottleneck", res.Status)
 	}
 	var rates []string
@@ -195,7 +195,7 @@ func TestAnAbortedStepIsNotRerunToConfirm(t *testing.T) {
 	if got, want := strings.Join(rates, " "), "100 200 400 800 1600 1200 1000 1100"; got != want {
 		t.Errorf("rates %s, want %s", got, want)
 	}
-	if s := res.Report.Steps[4]; !s.Aborted || s.Verdict != record.VerdictTargetFail {
+	if s := res.Report.Steps[4]; !s.Aborted || s.Verdict != result.VerdictTargetFail {
 		t.Errorf("step 5: aborted=%v verdict=%s", s.Aborted, s.Verdict)
 	}
 }

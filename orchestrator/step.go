@@ -11,23 +11,23 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // attempt runs one step attempt at vals and appends it to steps.jsonl.
-func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]float64, kind string, attempt int) (*record.Step, error) {
+func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]float64, kind string, attempt int) (*result.Step, error) {
 	warm, hold := r.p.Ramp.Warmup.D(), r.p.Ramp.Hold.D()
 	info := StepInfo{
 		Index: st.Index, Attempt: attempt, Kind: kind, Params: vals, ParamOrder: r.order,
 		Changed: st.Changed, Seconds: int((warm + hold + time.Second - 1) / time.Second),
 	}
-	rec := &record.Step{
+	rec := &result.Step{
 		Index: st.Index, Attempt: attempt, Kind: kind, Parameters: vals,
 		Changed: st.Changed, From: st.From, To: st.To,
-		Generators: r.genSize, Findings: []record.Finding{},
+		Generators: r.genSize, Findings: []result.Finding{}, FailedGates: []result.GateResult{},
 		Start: r.deps.Now().UTC(),
 	}
-	if kind == record.KindRefine {
+	if kind == result.KindRefine {
 		rec.To = vals[st.Changed]
 	}
 	if done := r.replayed(st.Index, kind, attempt, vals); done != nil {
@@ -42,7 +42,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 		mu          sync.Mutex
 		abortReason string
 	)
-	onSecond := func(sec metrics.Second) {
+	onSecond := func(sec result.Second) {
 		r.obs.Second(info, sec)
 		m := secondMetrics(sec)
 		for _, g := range r.abort {
@@ -59,7 +59,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 		}
 	}
 
-	var stop func(StepFacts) (metrics.Metrics, []record.Finding)
+	var stop func(StepFacts) (metrics.Metrics, []result.Finding)
 	if r.deps.Sampler != nil {
 		var err error
 		stop, err = r.deps.Sampler.Start(stepCtx, SampleSpec{
@@ -95,14 +95,15 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	if res == nil {
 		res = &EngineResult{}
 	}
-	rec.Metrics = metrics.Metrics{}
-	rec.Metrics.Merge(res.Metrics)
-	rec.Metrics.Merge(probeM)
+	m := metrics.Metrics{}
+	m.Merge(res.Metrics)
+	m.Merge(probeM)
+	rec.Metrics = m
 	rec.Series = res.Series
 	rec.ErrorClasses = res.ErrorClasses
 	if stop != nil {
 		hm, findings := stop(StepFacts{ErrorClasses: res.ErrorClasses, Metrics: rec.Metrics})
-		rec.Metrics.Merge(hm)
+		m.Merge(hm)
 		rec.Findings = append(rec.Findings, findings...)
 	}
 	rec.End = r.deps.Now().UTC()
@@ -125,18 +126,18 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 // target-fail or pass, in that order of precedence. A saturated generator
 // makes a step generator-fail even when the target's gates failed too, since
 // its measurements of the target cannot be trusted.
-func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, aborted string, probeErr error) {
+func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, aborted string, probeErr error) {
 	switch {
 	case ctx.Err() != nil:
-		rec.Verdict, rec.Reason = record.VerdictError, "interrupted"
+		rec.Verdict, rec.Reason = result.VerdictError, "interrupted"
 		return
 	case engErr != nil && aborted == "":
-		rec.Verdict, rec.Reason, rec.Error = record.VerdictError, "engine: "+engErr.Error(), engErr.Error()
+		rec.Verdict, rec.Reason, rec.Error = result.VerdictError, "engine: "+engErr.Error(), engErr.Error()
 		return
 	}
 	for _, f := range r.fleets {
 		if err := f.fleet.Check(); err != nil {
-			rec.Verdict, rec.Reason = record.VerdictError, fmt.Sprintf("fleet %s: %v", f.name, err)
+			rec.Verdict, rec.Reason = result.VerdictError, fmt.Sprintf("fleet %s: %v", f.name, err)
 			return
 		}
 	}
@@ -171,13 +172,13 @@ func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, abor
 		}
 	}
 	if len(genReasons) > 0 {
-		rec.Verdict = record.VerdictGeneratorFail
+		rec.Verdict = result.VerdictGeneratorFail
 		rec.Reason = "generator saturated: " + strings.Join(genReasons, "; ")
 		return
 	}
 	if aborted != "" {
 		rec.Aborted = true
-		rec.Verdict, rec.Reason = record.VerdictTargetFail, aborted
+		rec.Verdict, rec.Reason = result.VerdictTargetFail, aborted
 		return
 	}
 	var missing, failed []string
@@ -190,20 +191,20 @@ func (r *runner) judge(ctx context.Context, rec *record.Step, engErr error, abor
 	}
 	switch {
 	case len(failed) > 0:
-		rec.Verdict, rec.Reason = record.VerdictTargetFail, strings.Join(failed, "; ")
+		rec.Verdict, rec.Reason = result.VerdictTargetFail, strings.Join(failed, "; ")
 	case len(missing) > 0 && probeErr != nil && r.passed && onlyProbe(missing):
 		// The probe worked on earlier steps and failed now: the target
 		// stopped serving it (refused, timed out), which is what users feel.
-		rec.Verdict = record.VerdictTargetFail
+		rec.Verdict = result.VerdictTargetFail
 		rec.Reason = "the probe could not measure delivery: " + probeErr.Error()
 	case len(missing) > 0:
-		rec.Verdict = record.VerdictError
+		rec.Verdict = result.VerdictError
 		rec.Reason = "gate metrics not measured: " + strings.Join(missing, ", ")
 		if probeErr != nil {
 			rec.Reason += " (probe: " + probeErr.Error() + ")"
 		}
 	default:
-		rec.Verdict, rec.Reason = record.VerdictPass, "all gates hold"
+		rec.Verdict, rec.Reason = result.VerdictPass, "all gates hold"
 		r.passed = true
 	}
 }
@@ -223,11 +224,11 @@ func genClasses(c map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-func toResults(gs []gate.Gate, m metrics.Metrics) []record.GateResult {
-	out := make([]record.GateResult, 0, len(gs))
+func toResults(gs []gate.Gate, m metrics.Metrics) []result.GateResult {
+	out := make([]result.GateResult, 0, len(gs))
 	for _, g := range gs {
 		res := g.Evaluate(m)
-		out = append(out, record.GateResult{
+		out = append(out, result.GateResult{
 			Gate: res.Gate, Metric: res.Metric, Observed: res.Observed, Threshold: res.Threshold,
 			Pass: res.Pass, Missing: res.Missing, Explain: res.Explain,
 		})
@@ -236,7 +237,7 @@ func toResults(gs []gate.Gate, m metrics.Metrics) []record.GateResult {
 }
 
 // secondMetrics is the view of one second that abort gates judge.
-func secondMetrics(s metrics.Second) metrics.Metrics {
+func secondMetrics(s result.Second) metrics.Metrics {
 	m := metrics.Metrics{
 		metrics.ErrorsCount:   float64(s.Errors),
 		metrics.RequestsCount: float64(s.Requests),

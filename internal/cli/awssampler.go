@@ -16,7 +16,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Configuration keys of the AWS target hooks (config file, or LOADRAMP_ +
@@ -310,7 +310,7 @@ type awsSampler struct {
 	h     *awsHooks
 }
 
-func (s *awsSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []record.Finding), error) {
+func (s *awsSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []result.Finding), error) {
 	stopLocal, err := s.local.Start(ctx, spec)
 	cw, instances, lb := s.h.target()
 	if cw == nil {
@@ -321,9 +321,9 @@ func (s *awsSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (f
 		stopLocal = nil
 	}
 	holdFrom := s.h.now().Add(spec.Warmup)
-	return func(f orchestrator.StepFacts) (metrics.Metrics, []record.Finding) {
+	return func(f orchestrator.StepFacts) (metrics.Metrics, []result.Finding) {
 		m := metrics.Metrics{}
-		var findings []record.Finding
+		var findings []result.Finding
 		if stopLocal != nil {
 			lm, lf := stopLocal(f)
 			m.Merge(lm)

@@ -23,7 +23,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // fakeEC2Query is a loopback server speaking the EC2 query API (form POST,
@@ -153,10 +153,10 @@ func (f *fakeFleet) Check() error               { return nil }
 // finding.
 type fakeLocalSampler struct{ started int }
 
-func (s *fakeLocalSampler) Start(context.Context, orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []record.Finding), error) {
+func (s *fakeLocalSampler) Start(context.Context, orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []result.Finding), error) {
 	s.started++
-	return func(orchestrator.StepFacts) (metrics.Metrics, []record.Finding) {
-		return metrics.Metrics{"host.cpu": 0.5, metrics.GeneratorCPU: 0.25}, []record.Finding{{Rule: "local-finding"}}
+	return func(orchestrator.StepFacts) (metrics.Metrics, []result.Finding) {
+		return metrics.Metrics{"host.cpu": 0.5, metrics.GeneratorCPU: 0.25}, []result.Finding{{Rule: "local-finding"}}
 	}, nil
 }
 

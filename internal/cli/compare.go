@@ -11,6 +11,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 func (a *app) compareCmd() *cobra.Command {
@@ -117,7 +118,7 @@ func findBaseline(spec, planName, runsDir string) (*report.Report, error) {
 			continue
 		}
 		switch s.Status {
-		case record.StatusBottleneck, record.StatusMaxReached, record.StatusGeneratorLimited:
+		case result.StatusBottleneck, result.StatusMaxReached, result.StatusGeneratorLimited:
 			return loadReport(s.Dir)
 		}
 	}

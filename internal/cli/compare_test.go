@@ -10,6 +10,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // writeRun makes a finished run directory whose ramp passed up to capacity
@@ -18,7 +19,7 @@ import (
 func writeRun(t *testing.T, runs, id string, capacity float64) string {
 	t.Helper()
 	start := time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
-	run := &record.Run{ID: id, Plan: "nightly", Status: record.StatusRunning, Start: start,
+	run := &record.Run{ID: id, Plan: "nightly", Status: result.StatusRunning, Start: start,
 		Static: map[string]any{"eventbus_nofile": 1024}, Params: []string{"rate"}}
 	dir, err := record.Create(filepath.Join(runs, id), run, []byte("version: 1\n"))
 	if err != nil {
@@ -28,23 +29,23 @@ func writeRun(t *testing.T, runs, id string, capacity float64) string {
 	idx := 0
 	for rate := capacity / 8; rate <= capacity*2; rate *= 2 {
 		idx++
-		verdict := record.VerdictPass
+		verdict := result.VerdictPass
 		p99 := 0.005
 		if rate > capacity {
-			verdict, p99 = record.VerdictTargetFail, 0.8
+			verdict, p99 = result.VerdictTargetFail, 0.8
 		}
-		st := &record.Step{Index: idx, Attempt: 1, Kind: record.KindRamp, Parameters: map[string]float64{"rate": rate},
+		st := &result.Step{Index: idx, Attempt: 1, Kind: result.KindRamp, Parameters: map[string]float64{"rate": rate},
 			Changed: "rate", From: rate / 2, To: rate, Verdict: verdict,
 			Metrics: metrics.Metrics{metrics.ThroughputRPS: rate * 0.999, metrics.LatencyP99: p99},
 			Start:   start.Add(time.Duration(idx) * time.Minute), End: start.Add(time.Duration(idx)*time.Minute + 30*time.Second)}
-		if verdict != record.VerdictPass {
-			st.FailedGates = []record.GateResult{{Gate: "latency.p99 < 100ms", Metric: metrics.LatencyP99, Observed: p99, Threshold: 0.1, Explain: "latency.p99 800 ms > 100 ms"}}
+		if verdict != result.VerdictPass {
+			st.FailedGates = []result.GateResult{{Gate: "latency.p99 < 100ms", Metric: metrics.LatencyP99, Observed: p99, Threshold: 0.1, Explain: "latency.p99 800 ms > 100 ms"}}
 		}
 		if err := dir.AppendStep(st); err != nil {
 			t.Fatal(err)
 		}
 	}
-	run.Status, run.End = record.StatusBottleneck, start.Add(time.Hour)
+	run.Status, run.End = result.StatusBottleneck, start.Add(time.Hour)
 	if err := dir.WriteRun(run); err != nil {
 		t.Fatal(err)
 	}

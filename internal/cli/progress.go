@@ -10,7 +10,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // progress prints the run as it goes: on a terminal a line per step that
@@ -58,7 +58,7 @@ func (p *progress) RunStarted(id, dir string, steps int) {
 func stepLabel(s orchestrator.StepInfo) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "step %2d", s.Index)
-	if s.Kind != record.KindRamp {
+	if s.Kind != result.KindRamp {
 		fmt.Fprintf(&b, " %s %d", s.Kind, s.Attempt)
 	}
 	b.WriteString(":")
@@ -82,7 +82,7 @@ func (p *progress) StepStarted(s orchestrator.StepInfo) {
 	p.open = true
 }
 
-func (p *progress) Second(s orchestrator.StepInfo, sec metrics.Second) {
+func (p *progress) Second(s orchestrator.StepInfo, sec result.Second) {
 	if p.none || !p.live {
 		return
 	}
@@ -93,7 +93,7 @@ func (p *progress) Second(s orchestrator.StepInfo, sec metrics.Second) {
 	p.open = true
 }
 
-func (p *progress) StepEnded(s orchestrator.StepInfo, rec *record.Step) {
+func (p *progress) StepEnded(s orchestrator.StepInfo, rec *result.Step) {
 	if p.none {
 		return
 	}
@@ -104,7 +104,7 @@ func (p *progress) StepEnded(s orchestrator.StepInfo, rec *record.Step) {
 		gate.FormatValue(metrics.ThroughputRPS, m[metrics.ThroughputRPS]),
 		gate.FormatValue(metrics.LatencyP99, m[metrics.LatencyP99]),
 		gate.FormatValue(metrics.ErrorsRatio, m[metrics.ErrorsRatio]), rec.Verdict)
-	if rec.Verdict != record.VerdictPass && rec.Reason != "" {
+	if rec.Verdict != result.VerdictPass && rec.Reason != "" {
 		line += " (" + rec.Reason + ")"
 	}
 	p.printf("%s\n", line)

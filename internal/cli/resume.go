@@ -11,6 +11,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 func (a *app) resumeCmd() *cobra.Command {
@@ -46,7 +47,7 @@ instead.`,
 				return withCode(ExitRuntime, err)
 			}
 			switch run.Status {
-			case record.StatusRunning, record.StatusAborted, "":
+			case result.StatusRunning, result.StatusAborted, "":
 			default:
 				return usageErr(fmt.Errorf("run %s already finished (status %s); start a new run instead", run.ID, run.Status))
 			}

@@ -17,8 +17,8 @@ import (
 	awsinfra "github.com/loadramp/loadramp/infra/aws"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
-	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 type runOptions struct {
@@ -92,7 +92,7 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	if out == "" {
 		out = a.v.GetString(keyRunsDir)
 	}
-	var policy func(*report.Report) *record.Policy
+	var policy func(*report.Report) *result.Policy
 	if o.baseline != "" || len(minCap) > 0 {
 		var base *report.Report
 		if o.baseline != "" {
@@ -103,7 +103,7 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 				fmt.Fprintf(a.io.ErrOut, "note: no finished run of plan %s in %s to use as the baseline; this run will be the first\n", p.Name, filepath.Clean(out))
 			}
 		}
-		policy = func(rep *report.Report) *record.Policy {
+		policy = func(rep *report.Report) *result.Policy {
 			if base == nil && len(minCap) == 0 {
 				return nil
 			}
@@ -137,7 +137,7 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 
 // execute runs (or resumes) a checked plan with the real implementations and
 // maps the outcome to an exit code.
-func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress string, policy func(*report.Report) *record.Policy) error {
+func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress string, policy func(*report.Report) *result.Policy) error {
 	ctx, obs, stop := a.interruptible(parent, progress)
 	defer stop()
 
@@ -152,7 +152,7 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 		return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted"), quiet: true}
 	case err != nil:
 		return withCode(ExitRuntime, err)
-	case res.Status == record.StatusError:
+	case res.Status == result.StatusError:
 		return withCode(ExitRuntime, fmt.Errorf("the run ended in error"))
 	case res.Report != nil && res.Report.Policy != nil && !res.Report.Policy.Passed:
 		return &exitError{code: ExitPolicy, err: fmt.Errorf("capacity policy failed"), quiet: true}
@@ -181,7 +181,7 @@ func (a *app) uploadRun(dir string) {
 }
 
 // deps builds the real implementations a run is wired with.
-func (a *app) deps(obs orchestrator.Observer, progress string, policy func(*report.Report) *record.Policy) orchestrator.Deps {
+func (a *app) deps(obs orchestrator.Observer, progress string, policy func(*report.Report) *result.Policy) orchestrator.Deps {
 	aws := a.newAWSHooks(obs) // an EC2 target: readiness wait and CloudWatch
 	return orchestrator.Deps{
 		Policy:    policy,

@@ -10,7 +10,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/diagnose"
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // localSampler samples this host's /proc each second during a step, scans the
@@ -34,7 +34,7 @@ func procs(ps []orchestrator.Process) []hoststat.Proc {
 	return out
 }
 
-func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []record.Finding), error) {
+func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []result.Finding), error) {
 	target := withChildren(procs(spec.Target))
 	gen := procs(spec.Generator)
 	if len(gen) == 0 {
@@ -89,7 +89,7 @@ func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 			samples = append(samples, smp)
 		})
 	}()
-	stop := func(f orchestrator.StepFacts) (metrics.Metrics, []record.Finding) {
+	stop := func(f orchestrator.StepFacts) (metrics.Metrics, []result.Finding) {
 		// One last sample closes the window at the end of the hold.
 		if smp, err := sampler.Sample(context.Background(), target, gen); err == nil {
 			mu.Lock()

@@ -12,7 +12,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/loadgen"
 	"github.com/loadramp/loadramp/orchestrator/plan"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // provision builds the real provider of one fleet from its plan block.
@@ -94,7 +94,7 @@ func (f *fleetAdapter) state(fl *infra.Fleet) orchestrator.FleetState {
 		st.Processes = append(st.Processes, orchestrator.Process{Name: pr.Name, Pid: pr.Pid, LogPath: pr.LogPath})
 		pids[pr.Name] = pr.Pid
 	}
-	st.Ref = record.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: fl.Outputs,
+	st.Ref = result.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: fl.Outputs,
 		Module: fl.Ref[infra.RefModule], Workspace: fl.Ref[infra.RefWorkspace], State: fl.Ref[infra.RefState]}
 	return st
 }

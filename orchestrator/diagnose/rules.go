@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Thresholds of the rules: a limit counts as reached at this share of it.
@@ -20,7 +20,7 @@ const (
 	maxEvidence     = 3
 )
 
-// Generator error classes (record.Step.ErrorClasses) the rules read.
+// Generator error classes (result.Step.ErrorClasses) the rules read.
 const (
 	GenEMFILE        = "gen_emfile"
 	GenENFILE        = "gen_enfile"
@@ -46,7 +46,7 @@ type Input struct {
 // Diagnose returns the findings the window's evidence supports, in a stable
 // order (by rule, side, process). A finding is made only from a counter, a limit
 // reached, or a log line; every finding carries that evidence.
-func Diagnose(in Input) []record.Finding {
+func Diagnose(in Input) []result.Finding {
 	d := &diag{in: in, byKey: map[string]int{}}
 	d.fdProcess()
 	d.fdSystem()
@@ -86,11 +86,11 @@ func Diagnose(in Input) []record.Finding {
 }
 
 // hostCPU reports whether f is the host-wide CPU finding.
-func hostCPU(f record.Finding) bool { return f.Rule == RuleCPUSaturation && f.Side == "" }
+func hostCPU(f result.Finding) bool { return f.Rule == RuleCPUSaturation && f.Side == "" }
 
 // GeneratorSide reports whether the findings put the fault on the load
 // generator: then the step is generator-fail, never a target bottleneck.
-func GeneratorSide(fs []record.Finding) bool {
+func GeneratorSide(fs []result.Finding) bool {
 	for _, f := range fs {
 		if f.Side == hoststat.SideGenerator {
 			return true
@@ -101,12 +101,12 @@ func GeneratorSide(fs []record.Finding) bool {
 
 type diag struct {
 	in    Input
-	out   []record.Finding
+	out   []result.Finding
 	byKey map[string]int
 }
 
 // add merges findings of one rule, side and process: evidence is appended.
-func (d *diag) add(f record.Finding) {
+func (d *diag) add(f result.Finding) {
 	if f.Host == "" {
 		f.Host = d.in.Host
 	}
@@ -226,8 +226,8 @@ func (d *diag) fdProcess() {
 	}
 }
 
-func fdProcessFinding(side, process, observed string, evidence ...string) record.Finding {
-	f := record.Finding{
+func fdProcessFinding(side, process, observed string, evidence ...string) result.Finding {
+	f := result.Finding{
 		Rule: RuleFDProcess, Side: side, Process: process, Resource: "open files",
 		Setting: "RLIMIT_NOFILE (systemd LimitNOFILE)", Observed: observed, Evidence: evidence,
 		Fix: "raise the process open-file limit above 2x peak connections",
@@ -244,7 +244,7 @@ func fdProcessFinding(side, process, observed string, evidence ...string) record
 
 func (d *diag) fdSystem() {
 	s := d.in.Summary
-	f := record.Finding{Rule: RuleFDSystem, Resource: "file handles (system)", Setting: d.setting("fs.file-max"),
+	f := result.Finding{Rule: RuleFDSystem, Resource: "file handles (system)", Setting: d.setting("fs.file-max"),
 		Fix: "raise fs.file-max (sysctl -w fs.file-max=...)"}
 	found := false
 	if r, ok := s.Ratio(hoststat.HostFileNr, hoststat.HostFileMax); ok && r >= NearLimit {
@@ -282,7 +282,7 @@ func (d *diag) nginxWorkerConnections() {
 		if proc == "" {
 			proc = "nginx"
 		}
-		d.add(record.Finding{Rule: RuleNginxWorkerConns, Side: side, Process: proc,
+		d.add(result.Finding{Rule: RuleNginxWorkerConns, Side: side, Process: proc,
 			Resource: "nginx worker connections", Setting: "worker_connections",
 			Observed: fmt.Sprintf("%d log lines: worker_connections are not enough", m.Count), Evidence: logEvidence(m),
 			Fix: "raise worker_connections (and worker_rlimit_nofile to about twice it)"})
@@ -300,7 +300,7 @@ func (d *diag) listenOverflow() {
 	if v, ok := d.in.Settings["net.core.somaxconn"]; ok {
 		ev = append(ev, fmt.Sprintf("net.core.somaxconn = %v caps every listen backlog", v))
 	}
-	d.add(record.Finding{Rule: RuleListenOverflow, Side: hoststat.SideTarget, Resource: "listen queue (accept backlog)",
+	d.add(result.Finding{Rule: RuleListenOverflow, Side: hoststat.SideTarget, Resource: "listen queue (accept backlog)",
 		Setting:  d.setting("net.core.somaxconn") + " and the listen backlog",
 		Observed: fmt.Sprintf("%.0f overflows", max(ov, dr)), Evidence: ev,
 		Fix: "raise net.core.somaxconn and the server's listen backlog (nginx listen ... backlog=), or accept faster"})
@@ -327,13 +327,13 @@ func (d *diag) synBacklog() {
 	if len(ev) == 0 {
 		return
 	}
-	d.add(record.Finding{Rule: RuleSynBacklog, Side: hoststat.SideTarget, Resource: "SYN queue",
+	d.add(result.Finding{Rule: RuleSynBacklog, Side: hoststat.SideTarget, Resource: "SYN queue",
 		Setting: d.setting("net.ipv4.tcp_max_syn_backlog") + " and the listen backlog", Observed: observed, Evidence: ev,
 		Fix: "raise net.ipv4.tcp_max_syn_backlog and the listen backlog"})
 }
 
 func (d *diag) ephemeralPorts() {
-	f := record.Finding{Rule: RuleEphemeralPorts, Side: hoststat.SideGenerator, Process: "loadramp",
+	f := result.Finding{Rule: RuleEphemeralPorts, Side: hoststat.SideGenerator, Process: "loadramp",
 		Resource: "ephemeral ports", Setting: d.setting("net.ipv4.ip_local_port_range"),
 		Fix: "widen net.ipv4.ip_local_port_range, keep connections alive, or enable net.ipv4.tcp_tw_reuse"}
 	found := false
@@ -350,7 +350,7 @@ func (d *diag) ephemeralPorts() {
 		// Host-wide sockets say the ports are nearly used, not whose they are.
 		tw, inuse := s.Peaks[hoststat.HostTCPTW], s.Peaks[hoststat.HostTCPInUse]
 		if tw+inuse >= PortRangeUsed*width {
-			d.add(record.Finding{Rule: RuleEphemeralPorts, Resource: "ephemeral ports",
+			d.add(result.Finding{Rule: RuleEphemeralPorts, Resource: "ephemeral ports",
 				Setting: f.Setting, Observed: fmt.Sprintf("%.0f sockets for %.0f ports", tw+inuse, width),
 				Evidence: []string{fmt.Sprintf("TCP sockets in use %.0f + TIME_WAIT %.0f vs %.0f local ports (/proc/net/sockstat)", inuse, tw, width)},
 				Fix:      f.Fix})
@@ -361,7 +361,7 @@ func (d *diag) ephemeralPorts() {
 		if side == "" {
 			side = hoststat.SideTarget
 		}
-		g := record.Finding{Rule: RuleEphemeralPorts, Side: side, Process: logProcess(m), Resource: "ephemeral ports",
+		g := result.Finding{Rule: RuleEphemeralPorts, Side: side, Process: logProcess(m), Resource: "ephemeral ports",
 			Setting: d.setting("net.ipv4.ip_local_port_range"), Observed: fmt.Sprintf("%d EADDRNOTAVAIL errors", m.Count),
 			Evidence: logEvidence(m), Fix: f.Fix}
 		if side == hoststat.SideTarget {
@@ -396,7 +396,7 @@ func (d *diag) timeWait() {
 	if len(ev) == 0 {
 		return
 	}
-	d.add(record.Finding{Rule: RuleTimeWait, Resource: "TIME_WAIT sockets",
+	d.add(result.Finding{Rule: RuleTimeWait, Resource: "TIME_WAIT sockets",
 		Setting: d.setting("net.ipv4.tcp_tw_reuse") + ", net.ipv4.tcp_max_tw_buckets", Observed: observed, Evidence: ev,
 		Fix: "keep connections alive so they are reused; enable net.ipv4.tcp_tw_reuse on the connecting side"})
 }
@@ -425,7 +425,7 @@ func (d *diag) conntrack() {
 	if len(ev) == 0 {
 		return
 	}
-	d.add(record.Finding{Rule: RuleConntrackFull, Resource: "connection tracking table",
+	d.add(result.Finding{Rule: RuleConntrackFull, Resource: "connection tracking table",
 		Setting: d.setting("net.netfilter.nf_conntrack_max"), Observed: observed, Evidence: ev,
 		Fix: "raise net.netfilter.nf_conntrack_max, or skip tracking for this traffic (firewalld --notrack / raw table NOTRACK)"})
 }
@@ -434,7 +434,7 @@ func (d *diag) cpu() {
 	s := d.in.Summary
 	gen := s.Generator
 	if gen.Procs > 0 && gen.CPUMean >= CPUSaturated {
-		d.add(record.Finding{Rule: RuleGeneratorSaturated, Side: hoststat.SideGenerator, Process: "loadramp",
+		d.add(result.Finding{Rule: RuleGeneratorSaturated, Side: hoststat.SideGenerator, Process: "loadramp",
 			Resource: "generator CPU", Setting: "generator fleet size (more or larger generators)",
 			Observed: fmt.Sprintf("%.0f%% of its CPUs", 100*gen.CPUMean),
 			Evidence: []string{fmt.Sprintf("generator processes used %.2f of their CPUs on average (peak %.2f) (/proc/PID/stat)", gen.CPUMean, gen.CPUPeak)},
@@ -444,7 +444,7 @@ func (d *diag) cpu() {
 		if p.Side != hoststat.SideTarget || p.CPUMean < CPUSaturated {
 			continue
 		}
-		d.add(record.Finding{Rule: RuleCPUSaturation, Side: hoststat.SideTarget, Process: p.Name, Resource: "CPU",
+		d.add(result.Finding{Rule: RuleCPUSaturation, Side: hoststat.SideTarget, Process: p.Name, Resource: "CPU",
 			Setting: "instance size / count", Observed: fmt.Sprintf("%.0f%% of %d CPUs", 100*p.CPUMean, p.CPUs),
 			Evidence: []string{fmt.Sprintf("%s (pid %d) used %.2f of its %d CPUs on average (peak %.2f) (/proc/%d/stat)", p.Name, p.Pid, p.CPUMean, p.CPUs, p.CPUPeak, p.Pid)},
 			Fix:      "add instances or CPUs, or make each request cheaper"})
@@ -463,7 +463,7 @@ func (d *diag) cpu() {
 		// the CPUs. It puts the fault on neither side by itself; a generator
 		// starved of CPU shows in its own CPU share (generator-saturated) and in
 		// its schedule lag (the generator_health gates).
-		d.add(record.Finding{Rule: RuleCPUSaturation, Resource: "host CPU", Setting: "instance size / count",
+		d.add(result.Finding{Rule: RuleCPUSaturation, Resource: "host CPU", Setting: "instance size / count",
 			Observed: fmt.Sprintf("%.0f%% of the host's CPUs", 100*s.HostCPUMean), Evidence: ev,
 			Fix: "add instances or CPUs; run the generator on other machines than the target"})
 	}
@@ -496,6 +496,6 @@ func (d *diag) memory() {
 	if len(ev) == 0 {
 		return
 	}
-	d.add(record.Finding{Rule: RuleMemoryPressure, Resource: "memory", Setting: "instance memory / process memory limit",
+	d.add(result.Finding{Rule: RuleMemoryPressure, Resource: "memory", Setting: "instance memory / process memory limit",
 		Observed: observed, Evidence: ev, Fix: "give the processes more memory, or lower their memory use per connection"})
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 var (
@@ -37,7 +37,7 @@ func window(t *testing.T, name string) (hoststat.Summary, map[string]any) {
 	return hoststat.Window(samples), hoststat.Settings(filepath.Join("testdata", name, "proc"))
 }
 
-func rulesOf(fs []record.Finding) []string {
+func rulesOf(fs []result.Finding) []string {
 	var out []string
 	for _, f := range fs {
 		out = append(out, f.Rule+"/"+f.Side)
@@ -145,7 +145,7 @@ func TestRulesFromLogs(t *testing.T) {
 	if got := rulesOf(fs); !slices.Equal(got, want) {
 		t.Fatalf("findings %v, want %v", got, want)
 	}
-	byKey := map[string]record.Finding{}
+	byKey := map[string]result.Finding{}
 	for _, f := range fs {
 		byKey[f.Rule+"/"+f.Process] = f
 	}

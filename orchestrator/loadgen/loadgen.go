@@ -30,9 +30,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadramp/loadramp/orchestrator/result"
 	"github.com/rs/zerolog"
-
-	"github.com/loadramp/loadramp/orchestrator/metrics"
 )
 
 // Defaults of a Generator.
@@ -74,7 +73,7 @@ type Step struct {
 	Poisson bool
 	// OnSecond, if set, is called once per elapsed second (warmup included), from one
 	// goroutine; it must not block.
-	OnSecond func(metrics.Second)
+	OnSecond func(result.Second)
 }
 
 // Option configures a Generator.
@@ -436,7 +435,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 // control paces the step's phases from Run's goroutine: it emits the per-second
 // series, takes the self-measurement snapshot when the hold starts, and returns when
 // the hold ends or ctx is cancelled.
-func (r *run) control(step Step, shards []*shard) (series []metrics.Second, holdStart int64, cpu0 time.Duration, gc0 *rtmetrics.Float64Histogram, err error) {
+func (r *run) control(step Step, shards []*shard) (series []result.Second, holdStart int64, cpu0 time.Duration, gc0 *rtmetrics.Float64Histogram, err error) {
 	agg := newHist(secondDigit)
 	tick := func(t int) {
 		agg.Reset()
@@ -450,7 +449,7 @@ func (r *run) control(step Step, shards []*shard) (series []metrics.Second, hold
 			s.secRequests, s.secErrors = 0, 0
 			s.mu.Unlock()
 		}
-		sec := metrics.Second{T: t, Requests: req, Errors: errs,
+		sec := result.Second{T: t, Requests: req, Errors: errs,
 			P50: float64(agg.ValueAtQuantile(50)) / 1e6, P99: float64(agg.ValueAtQuantile(99)) / 1e6}
 		switch {
 		case r.constant != nil: // by the schedule, even if the dispatcher is behind it

@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 func TestRunOpenModel(t *testing.T) {
 	srv := newCountingServer(t, okHandler(), false)
 	g := newGen(t, Target{URL: srv.URL + "/x"})
-	var seconds []metrics.Second
+	var seconds []result.Second
 	w := runStep(t, g, Step{Rate: 200, Connections: 4, Warmup: time.Second, Hold: 2 * time.Second,
-		OnSecond: func(s metrics.Second) { seconds = append(seconds, s) }})
+		OnSecond: func(s result.Second) { seconds = append(seconds, s) }})
 	m := w.Metrics()
 	if w.Requests != 400 || w.Completed != 400 || w.Errors != 0 || w.Sent != 400 {
 		t.Errorf("requests %d completed %d errors %d sent %d, want 400 400 0 400", w.Requests, w.Completed, w.Errors, w.Sent)

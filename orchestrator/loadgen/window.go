@@ -6,6 +6,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Window is what a Run measured. Counters and histograms cover the requests whose
@@ -32,7 +33,7 @@ type Window struct {
 	Service    *hdrhistogram.Histogram // from the actual send time, µs (answered requests)
 	Lag        *hdrhistogram.Histogram // dispatcher lateness, µs (open model only)
 	OutOfRange int64                   // latencies above 60 s (recorded as 60 s)
-	Series     []metrics.Second        // warmup + hold
+	Series     []result.Second         // warmup + hold
 
 	// Released and Blocked count requests the dispatcher released in the hold, and
 	// those of them that found no idle connection.

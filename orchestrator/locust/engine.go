@@ -35,6 +35,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Defaults of Config.
@@ -84,13 +85,13 @@ type Step struct {
 	Hold      time.Duration
 	// OnSecond, if set, gets one point per second from the end of spawning
 	// (warmup included), from the goroutine that called Step.
-	OnSecond func(metrics.Second)
+	OnSecond func(result.Second)
 }
 
 // Result is a step's hold window.
 type Result struct {
 	Metrics metrics.Metrics
-	Series  []metrics.Second
+	Series  []result.Second
 	// ErrorClasses counts failures by Locust's error message.
 	ErrorClasses map[string]int64
 }
@@ -282,8 +283,8 @@ func (e *Engine) workerMetrics(ss *stepState) metrics.Metrics {
 // second makes the progress point of second t: Locust's own current rates
 // (its smoothed requests/s and failures/s, from the memoized status) and the
 // window-so-far median and 99th percentile.
-func (e *Engine) second(t int, st *Status, rows []Row) metrics.Second {
-	sec := metrics.Second{T: t}
+func (e *Engine) second(t int, st *Status, rows []Row) result.Second {
+	sec := result.Second{T: t}
 	var rps, fps float64
 	for _, r := range st.Stats {
 		if r.Name == Aggregated && (r.Method == nil || *r.Method == "") {

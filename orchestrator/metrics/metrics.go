@@ -76,23 +76,3 @@ func (m Metrics) Merge(other Metrics) {
 		m[k] = v
 	}
 }
-
-// Second is one point of a step's per-second series. T is the second's offset from
-// the start of the step (warmup included), in whole seconds.
-type Second struct {
-	T        int     `json:"t"`
-	Requests int64   `json:"requests"`
-	Errors   int64   `json:"errors"`
-	P50      float64 `json:"p50"` // seconds
-	P99      float64 `json:"p99"` // seconds
-	// Offered is the number of requests due in that second.
-	Offered int64 `json:"offered"`
-}
-
-// ErrorsRatio is the share of requests of the second that failed.
-func (s Second) ErrorsRatio() float64 {
-	if s.Requests == 0 {
-		return 0
-	}
-	return float64(s.Errors) / float64(s.Requests)
-}

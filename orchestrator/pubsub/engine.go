@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Defaults of Config.
@@ -91,13 +92,13 @@ type Step struct {
 	Hold        time.Duration
 	// OnSecond, if set, is called once per elapsed second (warmup included),
 	// from one goroutine; it must not block.
-	OnSecond func(metrics.Second)
+	OnSecond func(result.Second)
 }
 
 // Result is what a step measured over its hold.
 type Result struct {
 	Metrics      metrics.Metrics
-	Series       []metrics.Second
+	Series       []result.Second
 	ErrorClasses map[string]int64
 }
 
@@ -248,7 +249,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*Result, error) {
 	}
 
 	secDone := make(chan struct{})
-	var series []metrics.Second
+	var series []result.Second
 	go func() {
 		defer close(secDone)
 		series = r.seconds(ctx, total)
@@ -476,8 +477,8 @@ func (r *run) expected(subscribers int) int64 {
 }
 
 // seconds calls OnSecond at the end of each second and returns the series.
-func (r *run) seconds(ctx context.Context, total int) []metrics.Second {
-	out := make([]metrics.Second, 0, total)
+func (r *run) seconds(ctx context.Context, total int) []result.Second {
+	out := make([]result.Second, 0, total)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for i := range total {
@@ -492,7 +493,7 @@ func (r *run) seconds(ctx context.Context, total int) []metrics.Second {
 		}
 		r.mu.Lock()
 		s := r.secs[i]
-		sec := metrics.Second{T: i, Requests: s.requests, Errors: s.errors, Offered: s.offered}
+		sec := result.Second{T: i, Requests: s.requests, Errors: s.errors, Offered: s.offered}
 		if s.hist.TotalCount() > 0 {
 			sec.P50 = float64(s.hist.ValueAtQuantile(50)) / 1e6
 			sec.P99 = float64(s.hist.ValueAtQuantile(99)) / 1e6

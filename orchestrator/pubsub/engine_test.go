@@ -12,6 +12,7 @@ import (
 
 	"github.com/loadramp/loadramp/internal/eventbus"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // startBus serves a real event bus on a loopback port until the test ends.
@@ -60,7 +61,7 @@ func TestEngineDeliversToEverySubscriber(t *testing.T) {
 	e := newEngine(t, url)
 	var secs atomic.Int64
 	res, err := e.Run(runCtx(t), Step{Publishers: 2, Subscribers: 3, Rate: 50, Warmup: 500 * time.Millisecond, Hold: 2 * time.Second,
-		OnSecond: func(metrics.Second) { secs.Add(1) }})
+		OnSecond: func(result.Second) { secs.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package record
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/loadramp/loadramp/orchestrator/result"
+)
 
 // How attempts relate in steps.jsonl: attempts of one step share its Index and
 // count Attempt from 1; a confirm rerun (KindConfirm) and a rerun after scaling
@@ -12,28 +16,28 @@ import "sort"
 // CapacityStep returns the highest passing attempt: the last attempt, in log
 // order, whose verdict is pass. The ramp only goes up and bisection's last pass
 // is its highest, so the last pass is the highest load that held.
-func CapacityStep(steps []Step) (Step, bool) {
+func CapacityStep(steps []result.Step) (result.Step, bool) {
 	for i := len(steps) - 1; i >= 0; i-- {
-		if steps[i].Verdict == VerdictPass {
+		if steps[i].Verdict == result.VerdictPass {
 			return steps[i], true
 		}
 	}
-	return Step{}, false
+	return result.Step{}, false
 }
 
 // StepGroup is one step of the schedule with all its attempts, in log order.
 type StepGroup struct {
 	Index    int
 	Kind     string // kind of the first attempt
-	Attempts []Step
+	Attempts []result.Step
 }
 
 // Last returns the last attempt of the group: its confirmed outcome.
-func (g StepGroup) Last() Step { return g.Attempts[len(g.Attempts)-1] }
+func (g StepGroup) Last() result.Step { return g.Attempts[len(g.Attempts)-1] }
 
 // Groups gathers the attempts of each step Index, ordered by the first
 // appearance of the Index in the log.
-func Groups(steps []Step) []StepGroup {
+func Groups(steps []result.Step) []StepGroup {
 	var groups []StepGroup
 	at := map[int]int{}
 	for _, s := range steps {
@@ -52,45 +56,38 @@ func Groups(steps []Step) []StepGroup {
 type BottleneckFound struct {
 	// Step is the confirmed failing attempt (the last of its step); its
 	// FailedGates and Findings say what failed.
-	Step Step
+	Step result.Step
 	// Attempts are every attempt of that step, in log order.
-	Attempts []Step
+	Attempts []result.Step
 	// Findings are Step's findings or, if it has none, those of the latest
 	// earlier target-fail attempt of the same step that has some.
-	Findings []Finding
+	Findings []result.Finding
 	// Refined is set when refine attempts narrowed the changed parameter.
-	Refined *Refined
-}
-
-// Refined is the narrowest pass/fail interval of the bottleneck's changed
-// parameter after bisection.
-type Refined struct {
-	Pass float64 `json:"pass"`
-	Fail float64 `json:"fail"`
+	Refined *result.Refined
 }
 
 // Bottleneck returns the first ramp step whose confirmed verdict is
 // target-fail: the last of its ramp, confirm and rerun attempts failed on the
 // target's side. A generator-fail or an error is never a bottleneck.
-func Bottleneck(steps []Step) (BottleneckFound, bool) {
+func Bottleneck(steps []result.Step) (BottleneckFound, bool) {
 	for _, g := range Groups(steps) {
-		if g.Kind != KindRamp {
+		if g.Kind != result.KindRamp {
 			continue
 		}
-		var last Step
+		var last result.Step
 		found := false
 		for _, a := range g.Attempts {
-			if a.Kind == KindRamp || a.Kind == KindConfirm || a.Kind == KindRerun {
+			if a.Kind == result.KindRamp || a.Kind == result.KindConfirm || a.Kind == result.KindRerun {
 				last, found = a, true
 			}
 		}
-		if !found || last.Verdict != VerdictTargetFail {
+		if !found || last.Verdict != result.VerdictTargetFail {
 			continue
 		}
 		b := BottleneckFound{Step: last, Attempts: g.Attempts, Findings: last.Findings}
 		if len(b.Findings) == 0 {
 			for i := len(g.Attempts) - 1; i >= 0; i-- {
-				if a := g.Attempts[i]; a.Verdict == VerdictTargetFail && len(a.Findings) > 0 {
+				if a := g.Attempts[i]; a.Verdict == result.VerdictTargetFail && len(a.Findings) > 0 {
 					b.Findings = a.Findings
 					break
 				}
@@ -104,14 +101,14 @@ func Bottleneck(steps []Step) (BottleneckFound, bool) {
 
 // refine narrows [From, To] of the failing step's changed parameter with the
 // refine attempts' verdicts: the highest passing and the lowest failing value.
-func refine(steps []Step, failed Step) *Refined {
+func refine(steps []result.Step, failed result.Step) *result.Refined {
 	if failed.Changed == "" {
 		return nil
 	}
-	r := Refined{Pass: failed.From, Fail: failed.To}
+	r := result.Refined{Pass: failed.From, Fail: failed.To}
 	any := false
 	for _, s := range steps {
-		if s.Kind != KindRefine {
+		if s.Kind != result.KindRefine {
 			continue
 		}
 		v, ok := s.Parameters[failed.Changed]
@@ -119,12 +116,12 @@ func refine(steps []Step, failed Step) *Refined {
 			continue
 		}
 		switch s.Verdict {
-		case VerdictPass:
+		case result.VerdictPass:
 			any = true
 			if v > r.Pass && v < r.Fail {
 				r.Pass = v
 			}
-		case VerdictTargetFail:
+		case result.VerdictTargetFail:
 			any = true
 			if v < r.Fail && v > r.Pass {
 				r.Fail = v
@@ -139,7 +136,7 @@ func refine(steps []Step, failed Step) *Refined {
 
 // ParameterNames returns the load parameters of a run in plan order (from
 // run.Params), followed by any others seen in steps, sorted.
-func ParameterNames(run *Run, steps []Step) []string {
+func ParameterNames(run *Run, steps []result.Step) []string {
 	seen := map[string]bool{}
 	var names []string
 	if run != nil {

@@ -5,58 +5,60 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
-func att(index, attempt int, kind, verdict string, rate float64) Step {
-	return Step{Index: index, Attempt: attempt, Kind: kind, Verdict: verdict,
+func att(index, attempt int, kind, verdict string, rate float64) result.Step {
+	return result.Step{Index: index, Attempt: attempt, Kind: kind, Verdict: verdict,
 		Parameters: map[string]float64{"rate": rate, "connections": 8}, Changed: "rate"}
 }
 
 func TestDerive(t *testing.T) {
-	fd := []Finding{{Rule: "fd-process", Resource: "open files", Observed: "1024 of 1024"}}
-	failWith := func(s Step, f []Finding) Step {
+	fd := []result.Finding{{Rule: "fd-process", Resource: "open files", Observed: "1024 of 1024"}}
+	failWith := func(s result.Step, f []result.Finding) result.Step {
 		s.Findings = f
 		s.From, s.To = s.Parameters["rate"]/2, s.Parameters["rate"]
 		return s
 	}
 	tests := []struct {
 		name         string
-		steps        []Step
+		steps        []result.Step
 		capacityRate float64 // 0: none
 		bottleneck   int     // step index, 0: none
 		findings     int
-		refined      *Refined
+		refined      *result.Refined
 	}{
 		{name: "empty", steps: nil},
-		{name: "all pass", steps: []Step{att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictPass, 500)},
+		{name: "all pass", steps: []result.Step{att(1, 1, result.KindRamp, result.VerdictPass, 250), att(2, 1, result.KindRamp, result.VerdictPass, 500)},
 			capacityRate: 500},
-		{name: "first step fails", steps: []Step{att(1, 1, KindRamp, VerdictTargetFail, 250), att(1, 2, KindConfirm, VerdictTargetFail, 250)},
+		{name: "first step fails", steps: []result.Step{att(1, 1, result.KindRamp, result.VerdictTargetFail, 250), att(1, 2, result.KindConfirm, result.VerdictTargetFail, 250)},
 			bottleneck: 1},
-		{name: "confirm passes: not a bottleneck", steps: []Step{
-			att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictTargetFail, 500),
-			att(2, 2, KindConfirm, VerdictPass, 500), att(3, 1, KindRamp, VerdictPass, 1000)},
+		{name: "confirm passes: not a bottleneck", steps: []result.Step{
+			att(1, 1, result.KindRamp, result.VerdictPass, 250), att(2, 1, result.KindRamp, result.VerdictTargetFail, 500),
+			att(2, 2, result.KindConfirm, result.VerdictPass, 500), att(3, 1, result.KindRamp, result.VerdictPass, 1000)},
 			capacityRate: 1000},
-		{name: "confirmed, findings from the first failing attempt", steps: []Step{
-			att(1, 1, KindRamp, VerdictPass, 250), failWith(att(2, 1, KindRamp, VerdictTargetFail, 500), fd),
-			failWith(att(2, 2, KindConfirm, VerdictTargetFail, 500), nil)},
+		{name: "confirmed, findings from the first failing attempt", steps: []result.Step{
+			att(1, 1, result.KindRamp, result.VerdictPass, 250), failWith(att(2, 1, result.KindRamp, result.VerdictTargetFail, 500), fd),
+			failWith(att(2, 2, result.KindConfirm, result.VerdictTargetFail, 500), nil)},
 			capacityRate: 250, bottleneck: 2, findings: 1},
-		{name: "generator-fail then rerun fails on the target", steps: []Step{
-			att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictGeneratorFail, 500),
-			failWith(att(2, 2, KindRerun, VerdictTargetFail, 500), fd), att(2, 3, KindConfirm, VerdictTargetFail, 500)},
+		{name: "generator-fail then rerun fails on the target", steps: []result.Step{
+			att(1, 1, result.KindRamp, result.VerdictPass, 250), att(2, 1, result.KindRamp, result.VerdictGeneratorFail, 500),
+			failWith(att(2, 2, result.KindRerun, result.VerdictTargetFail, 500), fd), att(2, 3, result.KindConfirm, result.VerdictTargetFail, 500)},
 			capacityRate: 250, bottleneck: 2, findings: 1},
-		{name: "generator-fail only is never a bottleneck", steps: []Step{
-			att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictGeneratorFail, 500)},
+		{name: "generator-fail only is never a bottleneck", steps: []result.Step{
+			att(1, 1, result.KindRamp, result.VerdictPass, 250), att(2, 1, result.KindRamp, result.VerdictGeneratorFail, 500)},
 			capacityRate: 250},
-		{name: "refine attempts share the failing index", steps: []Step{
-			att(1, 1, KindRamp, VerdictPass, 4000), failWith(att(2, 1, KindRamp, VerdictTargetFail, 8000), nil),
-			failWith(att(2, 2, KindConfirm, VerdictTargetFail, 8000), nil),
-			att(2, 1, KindRefine, VerdictPass, 6000), att(2, 2, KindRefine, VerdictTargetFail, 7000),
-			att(2, 3, KindRefine, VerdictGeneratorFail, 6500)},
-			capacityRate: 6000, bottleneck: 2, refined: &Refined{Pass: 6000, Fail: 7000}},
-		{name: "refine on indexes of their own", steps: []Step{
-			att(1, 1, KindRamp, VerdictPass, 4000), failWith(att(2, 1, KindRamp, VerdictTargetFail, 8000), nil),
-			att(3, 1, KindRefine, VerdictTargetFail, 6000), att(4, 1, KindRefine, VerdictPass, 5000)},
-			capacityRate: 5000, bottleneck: 2, refined: &Refined{Pass: 5000, Fail: 6000}},
+		{name: "refine attempts share the failing index", steps: []result.Step{
+			att(1, 1, result.KindRamp, result.VerdictPass, 4000), failWith(att(2, 1, result.KindRamp, result.VerdictTargetFail, 8000), nil),
+			failWith(att(2, 2, result.KindConfirm, result.VerdictTargetFail, 8000), nil),
+			att(2, 1, result.KindRefine, result.VerdictPass, 6000), att(2, 2, result.KindRefine, result.VerdictTargetFail, 7000),
+			att(2, 3, result.KindRefine, result.VerdictGeneratorFail, 6500)},
+			capacityRate: 6000, bottleneck: 2, refined: &result.Refined{Pass: 6000, Fail: 7000}},
+		{name: "refine on indexes of their own", steps: []result.Step{
+			att(1, 1, result.KindRamp, result.VerdictPass, 4000), failWith(att(2, 1, result.KindRamp, result.VerdictTargetFail, 8000), nil),
+			att(3, 1, result.KindRefine, result.VerdictTargetFail, 6000), att(4, 1, result.KindRefine, result.VerdictPass, 5000)},
+			capacityRate: 5000, bottleneck: 2, refined: &result.Refined{Pass: 5000, Fail: 6000}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +73,7 @@ func TestDerive(t *testing.T) {
 			if !ok {
 				return
 			}
-			if b.Step.Kind == KindRefine || b.Step.Verdict != VerdictTargetFail {
+			if b.Step.Kind == result.KindRefine || b.Step.Verdict != result.VerdictTargetFail {
 				t.Errorf("bottleneck attempt = %+v", b.Step)
 			}
 			if len(b.Findings) != tt.findings {
@@ -86,7 +88,7 @@ func TestDerive(t *testing.T) {
 
 func TestParameterNames(t *testing.T) {
 	run := &Run{Params: []string{"rate", "connections"}}
-	steps := []Step{{Parameters: map[string]float64{"rate": 1, "zeta": 2, "alpha": 3}}}
+	steps := []result.Step{{Parameters: map[string]float64{"rate": 1, "zeta": 2, "alpha": 3}}}
 	got := ParameterNames(run, steps)
 	want := []string{"rate", "connections", "alpha", "zeta"}
 	if len(got) != len(want) {
@@ -105,10 +107,10 @@ func TestList(t *testing.T) {
 		t.Fatalf("List of a missing directory = %v, %v", got, err)
 	}
 	base := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
-	mk := func(offset time.Duration, plan string, steps ...Step) string {
+	mk := func(offset time.Duration, plan string, steps ...result.Step) string {
 		start := base.Add(offset)
 		id := NewRunID(start, plan)
-		d, err := Create(filepath.Join(runs, id), &Run{ID: id, Plan: plan, Start: start, Status: StatusBottleneck, Params: []string{"rate"}}, nil)
+		d, err := Create(filepath.Join(runs, id), &Run{ID: id, Plan: plan, Start: start, Status: result.StatusBottleneck, Params: []string{"rate"}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,9 +122,9 @@ func TestList(t *testing.T) {
 		d.Close()
 		return id
 	}
-	older := mk(0, "a", att(1, 1, KindRamp, VerdictPass, 250), att(2, 1, KindRamp, VerdictTargetFail, 500))
+	older := mk(0, "a", att(1, 1, result.KindRamp, result.VerdictPass, 250), att(2, 1, result.KindRamp, result.VerdictTargetFail, 500))
 	newest := mk(2*time.Hour, "b")
-	middle := mk(time.Hour, "c", att(1, 1, KindRamp, VerdictPass, 250))
+	middle := mk(time.Hour, "c", att(1, 1, result.KindRamp, result.VerdictPass, 250))
 	os.MkdirAll(filepath.Join(runs, "not-a-run"), 0o755)
 	os.WriteFile(filepath.Join(runs, "stray.txt"), []byte("x"), 0o644)
 	damaged := mk(-time.Hour, "d")

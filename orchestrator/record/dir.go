@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // File names inside a run directory (DESIGN.md, "Run directory").
@@ -112,7 +114,7 @@ var errClosed = errors.New("run directory is closed")
 
 // AppendStep appends s to steps.jsonl as one line and fsyncs it, so the attempt
 // survives a crash of loadramp or the machine.
-func (d *Dir) AppendStep(s *Step) error {
+func (d *Dir) AppendStep(s *result.Step) error {
 	line, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encode step %d attempt %d: %w", s.Index, s.Attempt, err)
@@ -305,10 +307,10 @@ func readRun(dir string) (*Run, error) {
 // appended. A missing file is an empty log. A broken final line (a crash
 // mid-write) is skipped and TruncatedTail reports it; a broken line anywhere
 // else is an error, since the log is then not the one loadramp wrote.
-func (d *Dir) ReadSteps() ([]Step, error) {
+func (d *Dir) ReadSteps() ([]result.Step, error) {
 	f, err := os.Open(filepath.Join(d.path, StepsFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return []Step{}, nil
+		return []result.Step{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read steps: %w", err)
@@ -335,14 +337,14 @@ func (d *Dir) TruncatedTail() bool {
 // ReadStepsFrom decodes a steps.jsonl stream. truncated is true when the final
 // line was broken and skipped; a broken line followed by a good one is an error
 // naming its line number. Blank lines are ignored.
-func ReadStepsFrom(r io.Reader) (steps []Step, truncated bool, err error) {
+func ReadStepsFrom(r io.Reader) (steps []result.Step, truncated bool, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	steps = []Step{}
+	steps = []result.Step{}
 	var bad error // the last broken line, fatal once a good line follows it
 	for lineNo := 1; ; lineNo++ {
 		line, rerr := br.ReadBytes('\n')
 		if len(bytes.Trim(line, " \t\r\n")) > 0 {
-			var s Step
+			var s result.Step
 			if jerr := json.Unmarshal(line, &s); jerr != nil {
 				if bad != nil {
 					return nil, false, bad

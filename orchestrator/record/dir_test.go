@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadramp/loadramp/orchestrator/result"
 	"github.com/rs/zerolog"
 )
 
@@ -36,13 +37,13 @@ func TestNewRunID(t *testing.T) {
 }
 
 func testRun(id string, start time.Time) *Run {
-	return &Run{ID: id, Plan: "p", Start: start, Status: StatusRunning, Params: []string{"rate", "connections"},
+	return &Run{ID: id, Plan: "p", Start: start, Status: result.StatusRunning, Params: []string{"rate", "connections"},
 		Static: map[string]any{"nofile": 1024.0}}
 }
 
-func step(index, attempt int, kind, verdict string, params map[string]float64) *Step {
-	return &Step{Index: index, Attempt: attempt, Kind: kind, Verdict: verdict, Parameters: params,
-		Metrics: map[string]float64{"latency.p99": 0.01 * float64(index)}, Findings: []Finding{}}
+func step(index, attempt int, kind, verdict string, params map[string]float64) *result.Step {
+	return &result.Step{Index: index, Attempt: attempt, Kind: kind, Verdict: verdict, Parameters: params,
+		Metrics: map[string]float64{"latency.p99": 0.01 * float64(index)}, Findings: []result.Finding{}}
 }
 
 func TestCreateOpenRoundTrip(t *testing.T) {
@@ -56,18 +57,18 @@ func TestCreateOpenRoundTrip(t *testing.T) {
 		t.Error("Create on an existing run directory succeeded; it must be exclusive")
 	}
 	for i := 1; i <= 3; i++ {
-		if err := d.AppendStep(step(i, 1, KindRamp, VerdictPass, map[string]float64{"rate": float64(int(250) << i)})); err != nil {
+		if err := d.AppendStep(step(i, 1, result.KindRamp, result.VerdictPass, map[string]float64{"rate": float64(int(250) << i)})); err != nil {
 			t.Fatal(err)
 		}
 	}
-	run.Status = StatusBottleneck
+	run.Status = result.StatusBottleneck
 	if err := d.WriteRun(run); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.AppendStep(step(4, 1, KindRamp, VerdictPass, nil)); err == nil {
+	if err := d.AppendStep(step(4, 1, result.KindRamp, result.VerdictPass, nil)); err == nil {
 		t.Error("AppendStep after Close succeeded")
 	}
 	if plan, _ := os.ReadFile(filepath.Join(dir, PlanFile)); string(plan) != "version: 1\nname: p\n" {
@@ -85,7 +86,7 @@ func TestCreateOpenRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != StatusBottleneck || !got.Start.Equal(run.Start) || got.Static["nofile"] != 1024.0 {
+	if got.Status != result.StatusBottleneck || !got.Start.Equal(run.Start) || got.Static["nofile"] != 1024.0 {
 		t.Errorf("ReadRun = %+v", got)
 	}
 	steps, err := o.ReadSteps()
@@ -111,7 +112,7 @@ func stepsLog(t *testing.T, n int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	for i := 1; i <= n; i++ {
-		line, err := json.Marshal(step(i, 1, KindRamp, VerdictPass, map[string]float64{"rate": float64(i)}))
+		line, err := json.Marshal(step(i, 1, result.KindRamp, result.VerdictPass, map[string]float64{"rate": float64(i)}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +188,7 @@ func TestAppendAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 2; i++ {
-		if err := d.AppendStep(step(i, 1, KindRamp, VerdictPass, nil)); err != nil {
+		if err := d.AppendStep(step(i, 1, result.KindRamp, result.VerdictPass, nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,11 +208,11 @@ func TestAppendAfterCrash(t *testing.T) {
 	if err != nil || len(steps) != 2 || !o.TruncatedTail() {
 		t.Fatalf("after crash: %d steps truncated=%v err=%v", len(steps), o.TruncatedTail(), err)
 	}
-	if err := o.AppendStep(step(3, 1, KindRamp, VerdictTargetFail, nil)); err != nil {
+	if err := o.AppendStep(step(3, 1, result.KindRamp, result.VerdictTargetFail, nil)); err != nil {
 		t.Fatal(err)
 	}
 	steps, err = o.ReadSteps()
-	if err != nil || len(steps) != 3 || o.TruncatedTail() || steps[2].Verdict != VerdictTargetFail {
+	if err != nil || len(steps) != 3 || o.TruncatedTail() || steps[2].Verdict != result.VerdictTargetFail {
 		t.Fatalf("after resume: %+v truncated=%v err=%v", steps, o.TruncatedTail(), err)
 	}
 	o.Close()
@@ -230,7 +231,7 @@ func TestConcurrentAppendStep(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				s := step(w*each+i+1, 1, KindRamp, VerdictPass, map[string]float64{"rate": float64(i)})
+				s := step(w*each+i+1, 1, result.KindRamp, result.VerdictPass, map[string]float64{"rate": float64(i)})
 				s.Reason = strings.Repeat("x", 5000) // lines larger than a pipe buffer
 				if err := d.AppendStep(s); err != nil {
 					errs <- err

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Summary is one run in the history (`loadramp runs`).
@@ -26,7 +28,7 @@ type Summary struct {
 	// Params are the load parameter names in plan order.
 	Params []string
 	// Bottleneck is the first confirmed target-fail step, nil if none.
-	Bottleneck *Step
+	Bottleneck *result.Step
 	// Err is set when the run directory could not be read whole; the other
 	// fields then hold what could be read.
 	Err error

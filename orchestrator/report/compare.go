@@ -8,7 +8,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Delta is one quantity of two runs side by side.
@@ -149,8 +149,8 @@ func MinCapacity(r *Report, min map[string]float64) []string {
 
 // Judge builds the policy result of r against an optional baseline and
 // minimum capacities.
-func Judge(r, baseline *Report, maxRegression float64, min map[string]float64) *record.Policy {
-	p := &record.Policy{MaxRegression: maxRegression, MinCapacity: min, Passed: true, Messages: []string{}}
+func Judge(r, baseline *Report, maxRegression float64, min map[string]float64) *result.Policy {
+	p := &result.Policy{MaxRegression: maxRegression, MinCapacity: min, Passed: true, Messages: []string{}}
 	if baseline != nil {
 		c := Compare(baseline, r, maxRegression)
 		p.Baseline = baseline.RunID

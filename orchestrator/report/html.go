@@ -11,7 +11,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // WriteHTML writes report.html: one self-contained page (inline CSS and SVG,
@@ -85,7 +85,7 @@ type gateRow struct {
 }
 
 type findingView struct {
-	record.Finding
+	result.Finding
 	SeenOn []string
 }
 
@@ -107,7 +107,7 @@ func htmlViewOf(r *Report) htmlView {
 	for i, s := range r.Steps {
 		row := stepRow{Class: "v-" + s.Verdict, Label: stepLabel(s), Index: s.Index, Attempt: s.Attempt,
 			Verdict: s.Verdict, Why: why(s)}
-		if s.Kind != record.KindRamp {
+		if s.Kind != result.KindRamp {
 			row.Kind = s.Kind
 		}
 		if s.Aborted {
@@ -168,7 +168,7 @@ func paramColumns(r *Report) []string {
 	return cols
 }
 
-func paramCells(s Step, order []string) []paramCell {
+func paramCells(s result.Step, order []string) []paramCell {
 	var out []paramCell
 	for _, p := range order {
 		x, ok := s.Parameters[p]
@@ -229,22 +229,22 @@ func headline(r *Report) []fact {
 		}
 	}
 	switch r.Status {
-	case record.StatusMaxReached:
+	case result.StatusMaxReached:
 		if r.Bottleneck == nil {
 			out = append(out, fact{"Outcome", "no bottleneck up to the largest step of the plan", "ok"})
 		}
-	case record.StatusGeneratorLimited:
+	case result.StatusGeneratorLimited:
 		val := "the load generators saturated before the target failed"
-		if g := lastWith(r.Steps, record.VerdictGeneratorFail); g != nil && g.Reason != "" {
+		if g := lastWith(r.Steps, result.VerdictGeneratorFail); g != nil && g.Reason != "" {
 			val += fmt.Sprintf(" (step %d: %s)", g.Index, g.Reason)
 		}
 		out = append(out, fact{"Outcome", val, "warn"})
-	case record.StatusAborted:
+	case result.StatusAborted:
 		out = append(out, fact{"Outcome", fmt.Sprintf("interrupted after %d step attempts", len(r.Steps)), "muted"})
-	case record.StatusError:
+	case result.StatusError:
 		val := r.Error
 		if val == "" {
-			if e := lastWith(r.Steps, record.VerdictError); e != nil {
+			if e := lastWith(r.Steps, result.VerdictError); e != nil {
 				val = e.Reason
 			}
 		}
@@ -289,7 +289,7 @@ func kvs(m map[string]any) []kv {
 // the attempts it was seen on.
 func findingsOf(r *Report) []findingView {
 	var out []findingView
-	at := func(f record.Finding) int {
+	at := func(f result.Finding) int {
 		for i := range out {
 			if reflect.DeepEqual(out[i].Finding, f) {
 				return i

@@ -15,12 +15,13 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // fullFixture is the fixture run with everything report.html can show: more
 // latency percentiles, probe delays, host resource peaks, a limits audit and
 // per-second series on every attempt.
-func fullFixture() (*record.Run, []record.Step) {
+func fullFixture() (*record.Run, []result.Step) {
 	run, steps := fixtureRun()
 	run.Limits = map[string]any{"eventbus": map[string]any{"nofile": 1024.0, "max_inflight": 512.0}, "net.core.somaxconn": 4096.0}
 	for i := range steps {
@@ -37,8 +38,8 @@ func fullFixture() (*record.Run, []record.Step) {
 		m[metrics.TargetFDRatio] = math.Min(1, s.Parameters["connections"]*rate/62500)
 		rps := m[metrics.ThroughputRPS]
 		for t := 0; t < 25; t++ {
-			sec := metrics.Second{T: t, Offered: int64(rate), Requests: int64(rps), P50: p99 / 4, P99: p99}
-			if s.Verdict == record.VerdictTargetFail {
+			sec := result.Second{T: t, Offered: int64(rate), Requests: int64(rps), P50: p99 / 4, P99: p99}
+			if s.Verdict == result.VerdictTargetFail {
 				// The failing step holds for a few seconds, then the target
 				// runs out of file descriptors.
 				sec.Requests, sec.P50, sec.P99 = int64(rate), 0.001, 0.004
@@ -139,7 +140,7 @@ func TestHTMLContent(t *testing.T) {
 			name: "partial run",
 			build: func() *Report {
 				run, steps := fixtureRun()
-				run.Status = record.StatusRunning
+				run.Status = result.StatusRunning
 				return Build(run, steps[:5])
 			},
 			plots:    []string{PlotLatency, PlotThroughput, PlotErrors, PlotResources},
@@ -149,7 +150,7 @@ func TestHTMLContent(t *testing.T) {
 			name: "generator limited, without offered rate: x is the step index",
 			build: func() *Report {
 				run, steps := fixtureRun()
-				run.Status = record.StatusGeneratorLimited
+				run.Status = result.StatusGeneratorLimited
 				steps = steps[:5]
 				for i := range steps {
 					delete(steps[i].Metrics, metrics.ThroughputOffered)
@@ -164,9 +165,9 @@ func TestHTMLContent(t *testing.T) {
 			name: "error with a non-finite metric",
 			build: func() *Report {
 				run, steps := fixtureRun()
-				run.Status, run.Error = record.StatusError, "engine: connection refused <127.0.0.1:8080>"
+				run.Status, run.Error = result.StatusError, "engine: connection refused <127.0.0.1:8080>"
 				steps = steps[:2]
-				steps[1].Verdict, steps[1].Reason = record.VerdictError, "engine failed"
+				steps[1].Verdict, steps[1].Reason = result.VerdictError, "engine failed"
 				steps[1].Metrics[metrics.LatencyP99] = math.NaN()
 				return Build(run, steps)
 			},
@@ -177,7 +178,7 @@ func TestHTMLContent(t *testing.T) {
 		{
 			name: "no step ran",
 			build: func() *Report {
-				return Build(&record.Run{ID: "x", Plan: "p", Status: record.StatusError, Error: "preflight failed"}, nil)
+				return Build(&record.Run{ID: "x", Plan: "p", Status: result.StatusError, Error: "preflight failed"}, nil)
 			},
 			contains: []string{"No step ran.", "Nothing to plot", `<dt>Capacity</dt><dd class="bad">none: no step passed</dd>`},
 		},

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // JUnit XML, as CI systems read it (the de facto Ant/Surefire schema).
@@ -101,13 +101,13 @@ func WriteJUnit(w io.Writer, r *Report) error {
 			secs = s.End.Sub(s.Start).Seconds()
 		}
 		total += secs
-		c := junitCase{Name: s.Name(r.Parameters), Classname: classname, Time: fmt.Sprintf("%.3f", secs)}
+		c := junitCase{Name: StepName(s, r.Parameters), Classname: classname, Time: fmt.Sprintf("%.3f", secs)}
 		switch s.Verdict {
-		case record.VerdictPass:
-		case record.VerdictTargetFail:
+		case result.VerdictPass:
+		case result.VerdictTargetFail:
 			suite.Failures++
 			c.Failure = &junitProblem{Type: s.Verdict, Message: firstLine(why(s)), Body: failureBody(s)}
-		case record.VerdictGeneratorFail:
+		case result.VerdictGeneratorFail:
 			suite.Skipped++
 			c.Skipped = &junitProblem{Message: "generator-fail: " + firstLine(s.Reason)}
 		default: // error, or a verdict this version does not know
@@ -153,7 +153,7 @@ func WriteJUnit(w io.Writer, r *Report) error {
 	return nil
 }
 
-func failureBody(s Step) string {
+func failureBody(s result.Step) string {
 	var b strings.Builder
 	for _, g := range s.FailedGates {
 		fmt.Fprintf(&b, "gate %s: %s\n", g.Gate, g.Explain)
@@ -171,7 +171,7 @@ func failureBody(s Step) string {
 }
 
 // metricsText lists a step's metrics, one per line, for <system-out>.
-func metricsText(s Step) string {
+func metricsText(s result.Step) string {
 	var b strings.Builder
 	for _, m := range sortedKeys(s.Metrics) {
 		fmt.Fprintf(&b, "%s=%s\n", m, num(s.Metrics[m]))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // keyMetrics are shown in the Markdown step table when any step measured them.
@@ -140,7 +141,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 }
 
 // why says in a few words why a step got its verdict.
-func why(s Step) string {
+func why(s result.Step) string {
 	if len(s.FailedGates) > 0 {
 		var parts []string
 		for _, g := range s.FailedGates {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
-	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Plot ids: each plot of report.html is an inline <svg> with one of these ids
@@ -79,7 +79,7 @@ type loadAxis struct {
 	x     []float64 // one per r.Steps
 }
 
-func newLoadAxis(steps []Step) loadAxis {
+func newLoadAxis(steps []result.Step) loadAxis {
 	offered := len(steps) > 0
 	for _, s := range steps {
 		if v, ok := s.Metrics[metrics.ThroughputOffered]; !ok || !finite(v) {
@@ -171,21 +171,21 @@ func buildPlots(r *Report) []svgPlot {
 	if s := failingStep(r); s != nil && len(s.Series) > 0 {
 		name := stepLabel(*s)
 		p, err = seriesPlot(s.Series, "requests per second", []seriesCurve{
-			{label: "requests/s", color: colDark, y: func(x metrics.Second) float64 { return float64(x.Requests) }},
-			{label: "offered/s", color: colGrey, dashed: true, y: func(x metrics.Second) float64 { return float64(x.Offered) }},
-			{label: "errors/s", color: colTargetFail, y: func(x metrics.Second) float64 { return float64(x.Errors) }},
+			{label: "requests/s", color: colDark, y: func(x result.Second) float64 { return float64(x.Requests) }},
+			{label: "offered/s", color: colGrey, dashed: true, y: func(x result.Second) float64 { return float64(x.Offered) }},
+			{label: "errors/s", color: colTargetFail, y: func(x result.Second) float64 { return float64(x.Errors) }},
 		})
 		add(PlotSeriesRPS, "Requests per second during the failing step ("+name+")", "Each second of the step, warmup included.", p, err)
 		p, err = seriesPlot(s.Series, "latency (ms)", []seriesCurve{
-			{label: "p50", color: colLight, y: func(x metrics.Second) float64 { return x.P50 * 1000 }},
-			{label: "p99", color: colDark, y: func(x metrics.Second) float64 { return x.P99 * 1000 }},
+			{label: "p50", color: colLight, y: func(x result.Second) float64 { return x.P50 * 1000 }},
+			{label: "p99", color: colDark, y: func(x result.Second) float64 { return x.P99 * 1000 }},
 		})
 		add(PlotSeriesP99, "p99 latency per second during the failing step ("+name+")", "", p, err)
 	}
 	return out
 }
 
-func anyMetric(steps []Step, m string) bool {
+func anyMetric(steps []result.Step, m string) bool {
 	for _, s := range steps {
 		if _, ok := s.Metrics[m]; ok {
 			return true
@@ -196,17 +196,17 @@ func anyMetric(steps []Step, m string) bool {
 
 // failingStep is the step whose per-second series is plotted: the bottleneck's
 // confirmed attempt, else the last attempt that did not pass.
-func failingStep(r *Report) *Step {
+func failingStep(r *Report) *result.Step {
 	if b := r.Bottleneck; b != nil {
 		for i := range r.Steps {
 			s := &r.Steps[i]
-			if s.Index == b.Step && s.Attempt == b.Attempt && s.Kind != record.KindRefine {
+			if s.Index == b.Step && s.Attempt == b.Attempt && s.Kind != result.KindRefine {
 				return s
 			}
 		}
 	}
 	for i := len(r.Steps) - 1; i >= 0; i-- {
-		if r.Steps[i].Verdict != record.VerdictPass {
+		if r.Steps[i].Verdict != result.VerdictPass {
 			return &r.Steps[i]
 		}
 	}
@@ -214,9 +214,9 @@ func failingStep(r *Report) *Step {
 }
 
 // stepLabel names an attempt in a few words: "step 6 attempt 2, confirm".
-func stepLabel(s Step) string {
+func stepLabel(s result.Step) string {
 	l := fmt.Sprintf("step %d attempt %d", s.Index, s.Attempt)
-	if s.Kind != "" && s.Kind != record.KindRamp {
+	if s.Kind != "" && s.Kind != result.KindRamp {
 		l += ", " + s.Kind
 	}
 	return l
@@ -304,7 +304,7 @@ func (h humanTicks) Ticks(min, max float64) []plot.Tick {
 // stepPlot plots curves of step metrics against the load axis: a line through
 // each curve's points sorted by load, a marker on every attempt, and failing
 // attempts marked by verdict. It returns nil, nil when no curve has a point.
-func stepPlot(steps []Step, ax loadAxis, yLabel string, logWhenWide bool, curves []curve) (*plot.Plot, error) {
+func stepPlot(steps []result.Step, ax loadAxis, yLabel string, logWhenWide bool, curves []curve) (*plot.Plot, error) {
 	type pt struct {
 		x, y    float64
 		verdict string
@@ -364,7 +364,7 @@ func stepPlot(steps []Step, ax loadAxis, yLabel string, logWhenWide bool, curves
 		p.Add(line, points)
 		p.Legend.Add(c.label, line, points)
 		for _, q := range pts {
-			if q.verdict != record.VerdictPass {
+			if q.verdict != result.VerdictPass {
 				fails[q.verdict] = append(fails[q.verdict], plotter.XY{X: q.x, Y: q.y})
 			}
 		}
@@ -386,9 +386,9 @@ func addFailMarkers(p *plot.Plot, fails map[string]plotter.XYs) error {
 		color   color.Color
 		shape   draw.GlyphDrawer
 	}{
-		{record.VerdictTargetFail, colTargetFail, draw.CrossGlyph{}},
-		{record.VerdictGeneratorFail, colGenFail, draw.TriangleGlyph{}},
-		{record.VerdictError, colError, draw.SquareGlyph{}},
+		{result.VerdictTargetFail, colTargetFail, draw.CrossGlyph{}},
+		{result.VerdictGeneratorFail, colGenFail, draw.TriangleGlyph{}},
+		{result.VerdictError, colError, draw.SquareGlyph{}},
 	} {
 		xys := fails[v.verdict]
 		if len(xys) == 0 {
@@ -428,12 +428,12 @@ type seriesCurve struct {
 	label  string
 	color  color.Color
 	dashed bool
-	y      func(metrics.Second) float64
+	y      func(result.Second) float64
 }
 
 // seriesPlot plots a step's per-second series over time; curves that are zero
 // throughout (offered rate of a closed-loop engine) are left out.
-func seriesPlot(series []metrics.Second, yLabel string, curves []seriesCurve) (*plot.Plot, error) {
+func seriesPlot(series []result.Second, yLabel string, curves []seriesCurve) (*plot.Plot, error) {
 	p := newPlot("time in step (s)", yLabel)
 	any := false
 	for _, c := range curves {

@@ -19,13 +19,11 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Schema is the value of report.json's "schema" key.
 const Schema = "loadramp.report/v1"
-
-// SideTarget is the side of a bottleneck found on the target.
-const SideTarget = "target"
 
 // Report is report.json (DESIGN.md, "report.json"). Durations are seconds.
 type Report struct {
@@ -40,7 +38,7 @@ type Report struct {
 	Summary string           `json:"summary"`
 	Error   string           `json:"error,omitempty"`
 	Version string           `json:"version,omitempty"`
-	Host    record.HostFacts `json:"host"`
+	Host    result.HostFacts `json:"host"`
 	Start   time.Time        `json:"start"`
 	End     *time.Time       `json:"end,omitempty"`
 	Static  map[string]any   `json:"static"`
@@ -55,9 +53,9 @@ type Report struct {
 	Bottleneck *Bottleneck `json:"bottleneck"`
 	// Policy is the capacity judgement against a baseline and minimums, when
 	// the run asked for one.
-	Policy *record.Policy `json:"policy,omitempty"`
+	Policy *result.Policy `json:"policy,omitempty"`
 	// Steps are every attempt, in the order they ran.
-	Steps []Step `json:"steps"`
+	Steps []result.Step `json:"steps"`
 }
 
 // Capacity is the highest load that held.
@@ -76,61 +74,24 @@ type Bottleneck struct {
 	Attempt int `json:"attempt"`
 	// Parameter is the load parameter whose change made the step fail, From
 	// and To its values before and at the failing step.
-	Parameter   string           `json:"parameter"`
-	From        float64          `json:"from"`
-	To          float64          `json:"to"`
-	Side        string           `json:"side"`
-	Reason      string           `json:"reason,omitempty"`
-	FailedGates []FailedGate     `json:"failed_gates"`
-	Findings    []record.Finding `json:"findings"`
+	Parameter   string              `json:"parameter"`
+	From        float64             `json:"from"`
+	To          float64             `json:"to"`
+	Side        string              `json:"side"`
+	Reason      string              `json:"reason,omitempty"`
+	FailedGates []result.GateResult `json:"failed_gates"`
+	Findings    []result.Finding    `json:"findings"`
 	// Refined is the tightest passing and failing value of Parameter after
 	// bisection, when refine attempts ran.
-	Refined *record.Refined `json:"refined,omitempty"`
+	Refined *result.Refined `json:"refined,omitempty"`
 }
 
-// FailedGate is a gate that did not hold on a step window.
-type FailedGate struct {
-	Gate      string  `json:"gate"`
-	Metric    string  `json:"metric"`
-	Observed  float64 `json:"observed"`
-	Threshold float64 `json:"threshold"`
-	Missing   bool    `json:"missing,omitempty"`
-	Explain   string  `json:"explain,omitempty"`
-}
-
-// Step is one step attempt in the report.
-type Step struct {
-	Index      int                `json:"index"`
-	Attempt    int                `json:"attempt"`
-	Kind       string             `json:"kind"`
-	Parameters map[string]float64 `json:"parameters"`
-	Changed    string             `json:"changed"`
-	From       float64            `json:"from,omitempty"`
-	To         float64            `json:"to,omitempty"`
-	Verdict    string             `json:"verdict"`
-	Reason     string             `json:"reason,omitempty"`
-	Aborted    bool               `json:"aborted,omitempty"`
-	Generators int                `json:"generators,omitempty"`
-	Metrics    metrics.Metrics    `json:"metrics"`
-	// FailedGates are the gates that did not hold; FailedHealth the generator
-	// health checks that did not (why a step is generator-fail).
-	FailedGates  []FailedGate     `json:"failed_gates"`
-	FailedHealth []FailedGate     `json:"failed_health,omitempty"`
-	Findings     []record.Finding `json:"findings"`
-	ErrorClasses map[string]int64 `json:"error_classes,omitempty"`
-	Error        string           `json:"error,omitempty"`
-	Start        time.Time        `json:"start"`
-	End          time.Time        `json:"end"`
-	// Series is the per-second series of the step (for plots).
-	Series []metrics.Second `json:"series,omitempty"`
-}
-
-// Name is the step's label in reports: "step 3 attempt 1: rate=1000
+// StepName is a step's label in reports: "step 3 attempt 1: rate=1000
 // connections=8", with the kind in parentheses for anything but a ramp attempt
 // (refine attempts count their own attempts).
-func (s Step) Name(order []string) string {
+func StepName(s result.Step, order []string) string {
 	kind := ""
-	if s.Kind != record.KindRamp && s.Kind != "" {
+	if s.Kind != result.KindRamp && s.Kind != "" {
 		kind = " (" + s.Kind + ")"
 	}
 	return fmt.Sprintf("step %d attempt %d%s: %s", s.Index, s.Attempt, kind, ParamString(s.Parameters, order))
@@ -169,7 +130,7 @@ func orderedKeys(m map[string]float64, order []string) []string {
 
 // Build derives the report from a run and its step attempts (in log order).
 // It does not modify its arguments.
-func Build(run *record.Run, steps []record.Step) *Report {
+func Build(run *record.Run, steps []result.Step) *Report {
 	if run == nil {
 		run = &record.Run{}
 	}
@@ -187,7 +148,7 @@ func Build(run *record.Run, steps []record.Step) *Report {
 		Parameters: record.ParameterNames(run, steps),
 		Gates:      run.Gates,
 		Policy:     run.Policy,
-		Steps:      make([]Step, 0, len(steps)),
+		Steps:      make([]result.Step, 0, len(steps)),
 	}
 	if r.Parameters == nil {
 		r.Parameters = []string{}
@@ -196,8 +157,8 @@ func Build(run *record.Run, steps []record.Step) *Report {
 		end := run.End
 		r.End = &end
 	}
-	if r.Status == record.StatusRunning || r.Status == "" {
-		r.Status, r.Partial = record.StatusAborted, true
+	if r.Status == result.StatusRunning || r.Status == "" {
+		r.Status, r.Partial = result.StatusAborted, true
 	}
 	for _, s := range steps {
 		r.Steps = append(r.Steps, stepOf(s))
@@ -209,12 +170,12 @@ func Build(run *record.Run, steps []record.Step) *Report {
 	if b, ok := record.Bottleneck(steps); ok {
 		findings := b.Findings
 		if findings == nil {
-			findings = []record.Finding{}
+			findings = []result.Finding{}
 		}
 		r.Bottleneck = &Bottleneck{
 			Step: b.Step.Index, Attempt: b.Step.Attempt,
 			Parameter: b.Step.Changed, From: b.Step.From, To: b.Step.To,
-			Side: SideTarget, Reason: b.Step.Reason,
+			Side: result.SideTarget, Reason: b.Step.Reason,
 			FailedGates: failedGates(b.Step), Findings: findings, Refined: b.Refined,
 		}
 	}
@@ -222,51 +183,39 @@ func Build(run *record.Run, steps []record.Step) *Report {
 	return r
 }
 
-func stepOf(s record.Step) Step {
-	out := Step{
-		Index: s.Index, Attempt: s.Attempt, Kind: s.Kind,
-		Parameters: nonNilParams(s.Parameters),
-		Changed:    s.Changed, From: s.From, To: s.To,
-		Verdict: s.Verdict, Reason: s.Reason, Aborted: s.Aborted, Generators: s.Generators,
-		Metrics:      nonNilMetrics(s.Metrics),
-		FailedGates:  failedGates(s),
-		Findings:     s.Findings,
-		ErrorClasses: s.ErrorClasses,
-		Error:        s.Error,
-		Start:        s.Start, End: s.End,
-		Series: s.Series,
+// stepOf is step s as the report shows it: no nil maps or lists, and the
+// failed gates and health checks derived for logs that only kept all of them.
+func stepOf(s result.Step) result.Step {
+	s.Parameters = nonNilParams(s.Parameters)
+	s.Metrics = nonNilMetrics(s.Metrics)
+	s.FailedGates = failedGates(s)
+	if s.Findings == nil {
+		s.Findings = []result.Finding{}
 	}
-	if out.Findings == nil {
-		out.Findings = []record.Finding{}
-	}
-	for _, h := range s.Health {
-		if !h.Pass {
-			out.FailedHealth = append(out.FailedHealth, failedGate(h))
-		}
-	}
-	return out
-}
-
-// failedGates returns the step's failed gates: FailedGates as recorded or,
-// for logs that only kept Gates, the ones that did not pass.
-func failedGates(s record.Step) []FailedGate {
-	src := s.FailedGates
-	if len(src) == 0 {
-		for _, g := range s.Gates {
-			if !g.Pass {
-				src = append(src, g)
+	if len(s.FailedHealth) == 0 {
+		s.FailedHealth = nil
+		for _, h := range s.Health {
+			if !h.Pass {
+				s.FailedHealth = append(s.FailedHealth, h)
 			}
 		}
 	}
-	out := make([]FailedGate, 0, len(src))
-	for _, g := range src {
-		out = append(out, failedGate(g))
-	}
-	return out
+	return s
 }
 
-func failedGate(g record.GateResult) FailedGate {
-	return FailedGate{Gate: g.Gate, Metric: g.Metric, Observed: g.Observed, Threshold: g.Threshold, Missing: g.Missing, Explain: g.Explain}
+// failedGates returns the step's failed gates: FailedGates as recorded or,
+// for logs that only kept Gates, the ones that did not pass; never nil.
+func failedGates(s result.Step) []result.GateResult {
+	out := []result.GateResult{}
+	if len(s.FailedGates) > 0 {
+		return append(out, s.FailedGates...)
+	}
+	for _, g := range s.Gates {
+		if !g.Pass {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func nonNilParams(m map[string]float64) map[string]float64 {
@@ -276,9 +225,9 @@ func nonNilParams(m map[string]float64) map[string]float64 {
 	return m
 }
 
-func nonNilMetrics(m metrics.Metrics) metrics.Metrics {
+func nonNilMetrics(m map[string]float64) map[string]float64 {
 	if m == nil {
-		return metrics.Metrics{}
+		return map[string]float64{}
 	}
 	return m
 }
@@ -323,33 +272,33 @@ func summarize(r *Report) string {
 		parts = append(parts, s)
 	}
 	switch r.Status {
-	case record.StatusBottleneck:
+	case result.StatusBottleneck:
 		if r.Bottleneck == nil {
 			parts = append(parts, "The run stopped at a bottleneck.")
 		}
-	case record.StatusMaxReached:
+	case result.StatusMaxReached:
 		if r.Bottleneck == nil {
 			parts = append(parts, "No bottleneck up to the largest step of the plan.")
 		}
-	case record.StatusGeneratorLimited:
+	case result.StatusGeneratorLimited:
 		s := "The load generators saturated before the target failed"
-		if g := lastWith(r.Steps, record.VerdictGeneratorFail); g != nil {
+		if g := lastWith(r.Steps, result.VerdictGeneratorFail); g != nil {
 			s = fmt.Sprintf("The load generators saturated at step %d before the target failed", g.Index)
 			if g.Reason != "" {
 				s += ": " + strings.TrimPrefix(g.Reason, "generator saturated: ")
 			}
 		}
 		parts = append(parts, s+".")
-	case record.StatusAborted:
+	case result.StatusAborted:
 		if r.Partial {
 			parts = append(parts, fmt.Sprintf("The run did not finish (partial report after %d step attempts).", len(r.Steps)))
 		} else {
 			parts = append(parts, fmt.Sprintf("The run was aborted after %d step attempts.", len(r.Steps)))
 		}
-	case record.StatusError:
+	case result.StatusError:
 		why := r.Error
 		if why == "" {
-			if e := lastWith(r.Steps, record.VerdictError); e != nil {
+			if e := lastWith(r.Steps, result.VerdictError); e != nil {
 				why = e.Reason
 			}
 		}
@@ -391,7 +340,7 @@ func cause(b *Bottleneck) string {
 	return "the target failed its gates"
 }
 
-func lastWith(steps []Step, verdict string) *Step {
+func lastWith(steps []result.Step, verdict string) *result.Step {
 	for i := len(steps) - 1; i >= 0; i-- {
 		if steps[i].Verdict == verdict {
 			return &steps[i]

@@ -14,13 +14,14 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
-func gateResult(expr string, m map[string]float64) record.GateResult {
+func gateResult(expr string, m map[string]float64) result.GateResult {
 	r := gate.MustParse(expr).Evaluate(m)
-	return record.GateResult{Gate: r.Gate, Metric: r.Metric, Observed: r.Observed, Threshold: r.Threshold,
+	return result.GateResult{Gate: r.Gate, Metric: r.Metric, Observed: r.Observed, Threshold: r.Threshold,
 		Pass: r.Pass, Missing: r.Missing, Explain: r.Explain}
 }
 
@@ -60,14 +61,14 @@ func TestGolden(t *testing.T) {
 func TestBuildFixture(t *testing.T) {
 	run, steps := fixtureRun()
 	r := Build(run, steps)
-	if r.Schema != Schema || r.Status != record.StatusBottleneck || r.Partial {
+	if r.Schema != Schema || r.Status != result.StatusBottleneck || r.Partial {
 		t.Errorf("header = %q %q partial=%v", r.Schema, r.Status, r.Partial)
 	}
 	if len(r.Steps) != len(steps) {
 		t.Errorf("%d steps, want %d", len(r.Steps), len(steps))
 	}
 	c := r.Capacity
-	if c == nil || c.Step != 6 || c.Kind != record.KindRefine || c.Parameters["rate"] != 1500 {
+	if c == nil || c.Step != 6 || c.Kind != result.KindRefine || c.Parameters["rate"] != 1500 {
 		t.Errorf("capacity = %+v, want the passing refine attempt at rate 1500", c)
 	}
 	b := r.Bottleneck
@@ -98,8 +99,8 @@ func TestBuildFixture(t *testing.T) {
 // TestBuildRules covers the derivation rules one situation at a time.
 func TestBuildRules(t *testing.T) {
 	p99 := func(v float64) map[string]float64 { return map[string]float64{"latency.p99": v, "throughput.rps": 100} }
-	st := func(index, attempt int, kind, verdict string, rate float64, extra ...func(*record.Step)) record.Step {
-		s := record.Step{Index: index, Attempt: attempt, Kind: kind, Verdict: verdict,
+	st := func(index, attempt int, kind, verdict string, rate float64, extra ...func(*result.Step)) result.Step {
+		s := result.Step{Index: index, Attempt: attempt, Kind: kind, Verdict: verdict,
 			Parameters: map[string]float64{"rate": rate}, Changed: "rate", From: rate / 2, To: rate, Metrics: p99(0.01)}
 		if index == 1 {
 			s.Changed, s.From, s.To = "", 0, 0
@@ -109,63 +110,63 @@ func TestBuildRules(t *testing.T) {
 		}
 		return s
 	}
-	failed := func(s *record.Step) {
+	failed := func(s *result.Step) {
 		s.Metrics = p99(0.5)
-		s.FailedGates = []record.GateResult{gateResult("latency.p99 < 100ms", s.Metrics)}
+		s.FailedGates = []result.GateResult{gateResult("latency.p99 < 100ms", s.Metrics)}
 		s.Reason = s.FailedGates[0].Explain
 	}
-	onlyGates := func(s *record.Step) {
+	onlyGates := func(s *result.Step) {
 		s.Metrics = p99(0.5)
-		s.Gates = []record.GateResult{gateResult("latency.p99 < 100ms", s.Metrics), gateResult("latency.p99 < 1s", s.Metrics)}
+		s.Gates = []result.GateResult{gateResult("latency.p99 < 100ms", s.Metrics), gateResult("latency.p99 < 1s", s.Metrics)}
 	}
 	tests := []struct {
 		name       string
 		status     string
 		runErr     string
-		steps      []record.Step
+		steps      []result.Step
 		wantStatus string
 		partial    bool
 		capacity   float64 // rate, 0 for none
 		bottleneck int
 		summary    string
 	}{
-		{name: "killed mid-run", status: record.StatusRunning,
-			steps:      []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "pass", 200)},
-			wantStatus: record.StatusAborted, partial: true, capacity: 200,
+		{name: "killed mid-run", status: result.StatusRunning,
+			steps:      []result.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "pass", 200)},
+			wantStatus: result.StatusAborted, partial: true, capacity: 200,
 			summary: "Capacity 100 req/s (rate=200, p99 10 ms). The run did not finish (partial report after 2 step attempts)."},
-		{name: "no status recorded", status: "", steps: nil, wantStatus: record.StatusAborted, partial: true,
+		{name: "no status recorded", status: "", steps: nil, wantStatus: result.StatusAborted, partial: true,
 			summary: "No step ran. The run did not finish (partial report after 0 step attempts)."},
-		{name: "max reached", status: record.StatusMaxReached,
-			steps:      []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "pass", 200)},
-			wantStatus: record.StatusMaxReached, capacity: 200,
+		{name: "max reached", status: result.StatusMaxReached,
+			steps:      []result.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "pass", 200)},
+			wantStatus: result.StatusMaxReached, capacity: 200,
 			summary: "Capacity 100 req/s (rate=200, p99 10 ms). No bottleneck up to the largest step of the plan."},
-		{name: "first step fails", status: record.StatusBottleneck,
-			steps:      []record.Step{st(1, 1, "ramp", "target-fail", 100, failed), st(1, 2, "confirm", "target-fail", 100, failed)},
-			wantStatus: record.StatusBottleneck, bottleneck: 1,
+		{name: "first step fails", status: result.StatusBottleneck,
+			steps:      []result.Step{st(1, 1, "ramp", "target-fail", 100, failed), st(1, 2, "confirm", "target-fail", 100, failed)},
+			wantStatus: result.StatusBottleneck, bottleneck: 1,
 			summary: "No step passed. First bottleneck at step 1: latency.p99 500 ms > 100 ms."},
-		{name: "failed gates derived from gates", status: record.StatusBottleneck,
-			steps:      []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, onlyGates)},
-			wantStatus: record.StatusBottleneck, capacity: 100, bottleneck: 2,
+		{name: "failed gates derived from gates", status: result.StatusBottleneck,
+			steps:      []result.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, onlyGates)},
+			wantStatus: result.StatusBottleneck, capacity: 100, bottleneck: 2,
 			summary: "Capacity 100 req/s (rate=100, p99 10 ms). First bottleneck at step 2, rate 100 -> 200: latency.p99 500 ms > 100 ms."},
-		{name: "flaky failure passes its confirmation", status: record.StatusMaxReached,
-			steps: []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, failed),
+		{name: "flaky failure passes its confirmation", status: result.StatusMaxReached,
+			steps: []result.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, failed),
 				st(2, 2, "confirm", "pass", 200), st(3, 1, "ramp", "pass", 400)},
-			wantStatus: record.StatusMaxReached, capacity: 400,
+			wantStatus: result.StatusMaxReached, capacity: 400,
 			summary: "Capacity 100 req/s (rate=400, p99 10 ms). No bottleneck up to the largest step of the plan."},
-		{name: "generator limited", status: record.StatusGeneratorLimited,
-			steps: []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "generator-fail", 200, func(s *record.Step) {
+		{name: "generator limited", status: result.StatusGeneratorLimited,
+			steps: []result.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "generator-fail", 200, func(s *result.Step) {
 				s.Reason = "generator saturated: generator.cpu 97% > 85%"
 			})},
-			wantStatus: record.StatusGeneratorLimited, capacity: 100,
+			wantStatus: result.StatusGeneratorLimited, capacity: 100,
 			summary: "Capacity 100 req/s (rate=100, p99 10 ms). The load generators saturated at step 2 before the target failed: generator.cpu 97% > 85%."},
-		{name: "error", status: record.StatusError, runErr: "engine: connection refused",
-			steps:      []record.Step{st(1, 1, "ramp", "error", 100)},
-			wantStatus: record.StatusError,
+		{name: "error", status: result.StatusError, runErr: "engine: connection refused",
+			steps:      []result.Step{st(1, 1, "ramp", "error", 100)},
+			wantStatus: result.StatusError,
 			summary:    "No step passed. The run failed: engine: connection refused."},
-		{name: "interrupted while refining keeps the bottleneck", status: record.StatusAborted,
-			steps: []record.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, failed),
+		{name: "interrupted while refining keeps the bottleneck", status: result.StatusAborted,
+			steps: []result.Step{st(1, 1, "ramp", "pass", 100), st(2, 1, "ramp", "target-fail", 200, failed),
 				st(2, 1, "refine", "pass", 150)},
-			wantStatus: record.StatusAborted, capacity: 150, bottleneck: 2,
+			wantStatus: result.StatusAborted, capacity: 150, bottleneck: 2,
 			summary: "Capacity 100 req/s (rate=150, p99 10 ms). First bottleneck at step 2, rate 100 -> 200: latency.p99 500 ms > 100 ms. Refined: rate passes at 150, fails at 200. The run was aborted after 3 step attempts."},
 	}
 	for _, tt := range tests {
@@ -300,7 +301,7 @@ func TestWritersRegister(t *testing.T) {
 // complete attempt, as a partial report.
 func TestFromRunDirectory(t *testing.T) {
 	run, steps := fixtureRun()
-	run.Status = record.StatusRunning
+	run.Status = result.StatusRunning
 	dir := filepath.Join(t.TempDir(), run.ID)
 	d, err := record.Create(dir, run, []byte("name: local-eventbus\n"))
 	if err != nil {
@@ -332,7 +333,7 @@ func TestFromRunDirectory(t *testing.T) {
 		t.Fatalf("ReadSteps: %d steps, truncated=%v, %v", len(gotSteps), o.TruncatedTail(), err)
 	}
 	r := Build(gotRun, gotSteps)
-	if r.Status != record.StatusAborted || !r.Partial || len(r.Steps) != 7 {
+	if r.Status != result.StatusAborted || !r.Partial || len(r.Steps) != 7 {
 		t.Errorf("status %q partial %v steps %d", r.Status, r.Partial, len(r.Steps))
 	}
 	// Step 6 failed once and its confirmation never finished: a bottleneck

@@ -1,0 +1,181 @@
+// Package result holds what a run produces, in the one shape every other
+// package uses: verdicts, kinds and statuses, a step attempt with its gate
+// results and findings, an engine's measurement of a step, and the references
+// a run keeps to its infrastructure. It imports nothing of loadramp's, so
+// engines, samplers, the diagnosis, the run directory and the reports can all
+// share it.
+//
+// Metrics are plain maps from metric name to value (durations in seconds,
+// ratios 0..1); package metrics names them, and its Metrics type converts to
+// and from map[string]float64.
+package result
+
+import "time"
+
+// Verdicts of a step attempt.
+const (
+	VerdictPass          = "pass"
+	VerdictTargetFail    = "target-fail"
+	VerdictGeneratorFail = "generator-fail"
+	VerdictError         = "error"
+)
+
+// Kinds of step attempt.
+const (
+	KindRamp    = "ramp"    // a step of the doubling schedule
+	KindConfirm = "confirm" // a rerun of a failing step before it counts
+	KindRefine  = "refine"  // a bisection step between the last pass and the first fail
+	KindRerun   = "rerun"   // a rerun after the generator fleet was scaled
+)
+
+// Run statuses (run.json and report.json "status").
+const (
+	StatusRunning          = "running"
+	StatusBottleneck       = "bottleneck"
+	StatusMaxReached       = "max-reached"
+	StatusGeneratorLimited = "generator-limited"
+	StatusAborted          = "aborted"
+	StatusError            = "error"
+)
+
+// Sides of a finding or a bottleneck.
+const (
+	SideTarget    = "target"
+	SideGenerator = "generator"
+)
+
+// GateResult is one gate judged on a step window.
+type GateResult struct {
+	Gate      string  `json:"gate"`
+	Metric    string  `json:"metric"`
+	Observed  float64 `json:"observed"`
+	Threshold float64 `json:"threshold"`
+	Pass      bool    `json:"pass"`
+	// Missing is true when the metric was not measured in the window.
+	Missing bool   `json:"missing,omitempty"`
+	Explain string `json:"explain,omitempty"`
+}
+
+// Finding is a named cause with its evidence (docs/metrics.md rule ids).
+type Finding struct {
+	Rule     string   `json:"rule"`
+	Side     string   `json:"side,omitempty"` // target | generator
+	Host     string   `json:"host"`
+	Process  string   `json:"process,omitempty"`
+	Resource string   `json:"resource"`
+	Setting  string   `json:"setting"`
+	Observed string   `json:"observed"`
+	Evidence []string `json:"evidence"`
+	Fix      string   `json:"fix"`
+}
+
+// Step is one step attempt: a line of steps.jsonl and a step of report.json.
+// report.json's steps may gain fields, never lose or rename one
+// (loadramp.report/v1).
+type Step struct {
+	Index      int                `json:"index"`
+	Attempt    int                `json:"attempt"`
+	Kind       string             `json:"kind"`
+	Parameters map[string]float64 `json:"parameters"`
+	// Changed names the parameter that changed from the step before ("" for the
+	// first step); From and To are its values.
+	Changed string  `json:"changed"`
+	From    float64 `json:"from,omitempty"`
+	To      float64 `json:"to,omitempty"`
+	Verdict string  `json:"verdict"`
+	// Reason says in words why the verdict is what it is.
+	Reason     string `json:"reason,omitempty"`
+	Aborted    bool   `json:"aborted,omitempty"`
+	Generators int    `json:"generators,omitempty"`
+	// Metrics are the hold window's measurements by metric name.
+	Metrics map[string]float64 `json:"metrics"`
+	// Gates are every gate judged on the window; FailedGates those that did
+	// not hold.
+	Gates       []GateResult `json:"gates,omitempty"`
+	FailedGates []GateResult `json:"failed_gates"`
+	// Health are the generator health checks; FailedHealth those that did not
+	// hold (why a step is generator-fail).
+	Health       []GateResult `json:"generator_health,omitempty"`
+	FailedHealth []GateResult `json:"failed_health,omitempty"`
+	Findings     []Finding    `json:"findings"`
+	// ErrorClasses counts errors by class (http_4xx, http_5xx, timeout, refused,
+	// reset, gen_emfile, gen_enfile, gen_eaddrnotavail, other).
+	ErrorClasses map[string]int64 `json:"error_classes,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	Start        time.Time        `json:"start"`
+	End          time.Time        `json:"end"`
+	// Series is the per-second series of the step, warmup included.
+	Series []Second `json:"series,omitempty"`
+}
+
+// Second is one point of a step's per-second series. T is the second's offset
+// from the start of the step (warmup included), in whole seconds.
+type Second struct {
+	T        int     `json:"t"`
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	P50      float64 `json:"p50"` // seconds
+	P99      float64 `json:"p99"` // seconds
+	// Offered is the number of requests due in that second.
+	Offered int64 `json:"offered"`
+}
+
+// ErrorsRatio is the share of requests of the second that failed.
+func (s Second) ErrorsRatio() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return float64(s.Errors) / float64(s.Requests)
+}
+
+// EngineResult is an engine's measurement of one step's hold window, the same
+// for every engine.
+type EngineResult struct {
+	Metrics map[string]float64
+	// Series covers warmup and hold, one point a second.
+	Series []Second
+	// ErrorClasses counts the hold's errors by class (metrics.Class*).
+	ErrorClasses map[string]int64
+}
+
+// InfraRef says where a fleet's infrastructure lives, so `loadramp destroy`
+// can clean up after a crash.
+type InfraRef struct {
+	Fleet     string            `json:"fleet"`
+	Provider  string            `json:"provider"`
+	Module    string            `json:"module,omitempty"`
+	Workspace string            `json:"workspace,omitempty"`
+	State     string            `json:"state,omitempty"`
+	Pids      map[string]int    `json:"pids,omitempty"`
+	Outputs   map[string]string `json:"outputs,omitempty"`
+}
+
+// Policy is the capacity judgement of a run: against a baseline run (capacity
+// must not regress beyond MaxRegression) and against minimum capacities.
+type Policy struct {
+	Baseline      string  `json:"baseline,omitempty"` // run id of the baseline
+	MaxRegression float64 `json:"max_regression,omitempty"`
+	// MinCapacity are the required capacities by load parameter (or
+	// throughput.rps).
+	MinCapacity map[string]float64 `json:"min_capacity,omitempty"`
+	Passed      bool               `json:"passed"`
+	// Messages say what was compared and what failed, one sentence each.
+	Messages []string `json:"messages"`
+}
+
+// Refined is the narrowest pass/fail interval of a bottleneck's changed
+// parameter after bisection.
+type Refined struct {
+	Pass float64 `json:"pass"`
+	Fail float64 `json:"fail"`
+}
+
+// HostFacts describes the machine that ran loadramp.
+type HostFacts struct {
+	Hostname string `json:"hostname"`
+	OS       string `json:"os"`
+	Arch     string `json:"arch"`
+	CPUs     int    `json:"cpus"`
+	Kernel   string `json:"kernel,omitempty"`
+	Go       string `json:"go"`
+}
