@@ -15,7 +15,7 @@ type Engine interface {
 	// hold window's measurements. When ctx is cancelled (an abort gate tripped,
 	// or the run was interrupted) it returns what it measured so far together
 	// with ctx.Err().
-	Step(ctx context.Context, s EngineStep) (*EngineResult, error)
+	Step(ctx context.Context, s EngineStep) (*result.EngineResult, error)
 	Close() error
 }
 
@@ -27,13 +27,6 @@ type EngineStep struct {
 	// OnSecond is called once per elapsed second (warmup included), from a single
 	// goroutine; it must not block.
 	OnSecond func(result.Second)
-}
-
-// EngineResult is an engine's measurement of one step's hold window.
-type EngineResult struct {
-	Metrics      metrics.Metrics
-	Series       []result.Second
-	ErrorClasses map[string]int64
 }
 
 // Fleet is a provisioned group of processes or hosts (infra.Provider's shape,

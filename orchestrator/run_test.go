@@ -27,14 +27,14 @@ type fakeEngine struct {
 	failAbove float64
 }
 
-func (e *fakeEngine) Step(ctx context.Context, s EngineStep) (*EngineResult, error) {
+func (e *fakeEngine) Step(ctx context.Context, s EngineStep) (*result.EngineResult, error) {
 	e.steps = append(e.steps, s.Params)
 	rate := s.Params["rate"]
 	if e.failAbove > 0 && rate > e.failAbove && s.OnSecond != nil {
 		s.OnSecond(result.Second{T: 0, Requests: 100, Errors: 100})
 		select {
 		case <-ctx.Done():
-			return &EngineResult{Metrics: metrics.Metrics{metrics.ErrorsRatio: 1}}, ctx.Err()
+			return &result.EngineResult{Metrics: metrics.Metrics{metrics.ErrorsRatio: 1}}, ctx.Err()
 		case <-time.After(2 * time.Second):
 			return nil, errors.New("fake engine: the abort gate did not cancel the step")
 		}
@@ -46,7 +46,7 @@ func (e *fakeEngine) Step(ctx context.Context, s EngineStep) (*EngineResult, err
 	if e.perGen > 0 && rate > e.perGen*float64(e.gens.size) {
 		lag = 0.2
 	}
-	return &EngineResult{Metrics: metrics.Metrics{
+	return &result.EngineResult{Metrics: metrics.Metrics{
 		metrics.LatencyP99: p99, metrics.ThroughputRPS: rate, metrics.ThroughputOffered: rate,
 		metrics.GeneratorLagP99: lag,
 	}}, nil

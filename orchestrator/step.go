@@ -93,7 +93,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 		r.log.Debug().Err(probeErr).Msg("probe")
 	}
 	if res == nil {
-		res = &EngineResult{}
+		res = &result.EngineResult{}
 	}
 	m := metrics.Metrics{}
 	m.Merge(res.Metrics)

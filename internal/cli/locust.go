@@ -11,6 +11,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/locust"
 	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // defaultSpawnRate is the locust engine's spawn rate (users/s) when a plan
@@ -60,19 +61,15 @@ func newLocustEngine(p *plan.Plan, render orchestrator.Renderer, log zerolog.Log
 // locustEngine adapts locust.Engine to the orchestrator's Engine.
 type locustEngine struct{ e *locust.Engine }
 
-func (l *locustEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*orchestrator.EngineResult, error) {
+func (l *locustEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*result.EngineResult, error) {
 	rate := s.Params["spawn_rate"]
 	if rate <= 0 {
 		rate = defaultSpawnRate
 	}
-	res, err := l.e.Step(ctx, locust.Step{
+	return l.e.Step(ctx, locust.Step{
 		Users: int(s.Params["users"]), SpawnRate: rate,
 		Warmup: s.Warmup, Hold: s.Hold, OnSecond: s.OnSecond,
 	})
-	if res == nil {
-		return nil, err
-	}
-	return &orchestrator.EngineResult{Metrics: res.Metrics, Series: res.Series, ErrorClasses: res.ErrorClasses}, err
 }
 
 func (l *locustEngine) Close() error { return l.e.Close() }

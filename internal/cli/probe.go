@@ -10,6 +10,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/probe"
 	"github.com/loadramp/loadramp/orchestrator/pubsub"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // newProbe builds the plan's probe (nil when the plan has none), its URLs
@@ -65,21 +66,17 @@ type pubsubEngine struct{ e *pubsub.Engine }
 
 // Step runs one step; publishers and subscribers default to 1 when the plan
 // does not ramp them.
-func (a *pubsubEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*orchestrator.EngineResult, error) {
+func (a *pubsubEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*result.EngineResult, error) {
 	count := func(name string) int {
 		if v, ok := s.Params[name]; ok {
 			return int(v)
 		}
 		return 1
 	}
-	res, err := a.e.Run(ctx, pubsub.Step{
+	return a.e.Run(ctx, pubsub.Step{
 		Publishers: count("publishers"), Subscribers: count("subscribers"), Rate: s.Params["rate"],
 		Warmup: s.Warmup, Hold: s.Hold, OnSecond: s.OnSecond,
 	})
-	if res == nil {
-		return nil, err
-	}
-	return &orchestrator.EngineResult{Metrics: res.Metrics, Series: res.Series, ErrorClasses: res.ErrorClasses}, err
 }
 
 func (a *pubsubEngine) Close() error { return a.e.Close() }

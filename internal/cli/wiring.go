@@ -171,7 +171,7 @@ type builtinEngine struct {
 	poisson bool
 }
 
-func (e *builtinEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*orchestrator.EngineResult, error) {
+func (e *builtinEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*result.EngineResult, error) {
 	conns := int(s.Params["connections"])
 	if conns <= 0 {
 		conns = defaultConnections
@@ -187,7 +187,7 @@ func (e *builtinEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*o
 	if w == nil {
 		return nil, err
 	}
-	return &orchestrator.EngineResult{Metrics: w.Metrics(), Series: w.Series, ErrorClasses: w.ErrorClasses}, err
+	return w.Result(), err
 }
 
 func (e *builtinEngine) Close() error { return e.g.Close() }

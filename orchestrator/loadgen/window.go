@@ -46,6 +46,11 @@ type Window struct {
 	GCPauseMax        float64 // seconds
 }
 
+// Result is the window as the orchestrator records it.
+func (w *Window) Result() *result.EngineResult {
+	return &result.EngineResult{Metrics: w.Metrics(), Series: w.Series, ErrorClasses: w.ErrorClasses}
+}
+
 func us(v int64) float64 { return float64(v) / 1e6 }
 
 // Metrics returns the window's measurements by metric name (durations in seconds).

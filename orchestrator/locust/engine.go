@@ -88,14 +88,6 @@ type Step struct {
 	OnSecond func(result.Second)
 }
 
-// Result is a step's hold window.
-type Result struct {
-	Metrics metrics.Metrics
-	Series  []result.Second
-	// ErrorClasses counts failures by Locust's error message.
-	ErrorClasses map[string]int64
-}
-
 // Engine drives a Locust master. It is used by one goroutine at a time.
 type Engine struct {
 	cfg Config
@@ -163,7 +155,7 @@ func (s *stepState) missing() int { return s.short + len(s.lost) }
 // ctx is cancelled it returns what the hold measured so far with ctx.Err().
 // A worker lost or short makes the result carry generator.workers.missing > 0
 // rather than an error; an error means the master itself failed.
-func (e *Engine) Step(ctx context.Context, s Step) (*Result, error) {
+func (e *Engine) Step(ctx context.Context, s Step) (*result.EngineResult, error) {
 	if s.Users < 1 {
 		return nil, fmt.Errorf("locust: users %d: must be >= 1", s.Users)
 	}
@@ -182,11 +174,11 @@ func (e *Engine) Step(ctx context.Context, s Step) (*Result, error) {
 		if ss.missing() > 0 && ctx.Err() == nil {
 			// The swarm cannot complete without its workers: a generator failure.
 			e.log.Warn().Err(err).Int("missing", ss.missing()).Msg("spawning stalled with workers missing")
-			return &Result{Metrics: e.workerMetrics(ss), ErrorClasses: map[string]int64{}}, nil
+			return &result.EngineResult{Metrics: e.workerMetrics(ss), ErrorClasses: map[string]int64{}}, nil
 		}
 		return nil, err
 	}
-	res := &Result{ErrorClasses: map[string]int64{}}
+	res := &result.EngineResult{ErrorClasses: map[string]int64{}}
 	t, skipped := 0, 0
 	var prev []Row
 	second := func(hold bool) error {
@@ -240,12 +232,12 @@ func (e *Engine) Step(ctx context.Context, s Step) (*Result, error) {
 
 // partial completes res with the window of rows (nil: none) and the worker
 // metrics, and returns it with err.
-func (e *Engine) partial(res *Result, ss *stepState, rows []Row, secs float64, err error) (*Result, error) {
+func (e *Engine) partial(res *result.EngineResult, ss *stepState, rows []Row, secs float64, err error) (*result.EngineResult, error) {
 	res.Metrics = metrics.Metrics{}
 	if rows != nil {
 		res.Metrics = windowMetrics(rows, secs, e.cfg.Apart)
 	}
-	res.Metrics.Merge(e.workerMetrics(ss))
+	metrics.Metrics(res.Metrics).Merge(e.workerMetrics(ss))
 	for _, er := range ss.lastErrs {
 		res.ErrorClasses[fmt.Sprintf("%s %s: %s", er.Method, er.Name, er.Error)] += er.Occurrences
 	}

@@ -95,13 +95,6 @@ type Step struct {
 	OnSecond func(result.Second)
 }
 
-// Result is what a step measured over its hold.
-type Result struct {
-	Metrics      metrics.Metrics
-	Series       []result.Second
-	ErrorClasses map[string]int64
-}
-
 // Engine runs the pubsub workload step by step.
 type Engine struct {
 	cfg  Config
@@ -211,7 +204,7 @@ func record(h *hdrhistogram.Histogram, d time.Duration) {
 // waits up to the timeout for the hold's messages to be delivered and returns
 // the hold's measurements. When ctx is cancelled it returns what it measured
 // with ctx.Err().
-func (e *Engine) Run(ctx context.Context, s Step) (*Result, error) {
+func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) {
 	if err := validateStep(s); err != nil {
 		return nil, fmt.Errorf("pubsub step: %w", err)
 	}
@@ -231,7 +224,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*Result, error) {
 	defer cancelSubs()
 	streams, subErr := r.subscribe(sctx)
 	if s.Subscribers > 0 && len(streams) == 0 {
-		return &Result{Metrics: metrics.Metrics{SubscribeErrors: float64(r.subErrs.Load())}, ErrorClasses: r.classes},
+		return &result.EngineResult{Metrics: metrics.Metrics{SubscribeErrors: float64(r.subErrs.Load())}, ErrorClasses: r.classes},
 			fmt.Errorf("pubsub: none of %d subscribers could subscribe to %s: %w", s.Subscribers, e.cfg.Subscribe, subErr)
 	}
 	r.start = time.Now()
@@ -289,7 +282,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*Result, error) {
 	readers.Wait()
 	<-secDone
 
-	res := &Result{Series: series, ErrorClasses: r.classes}
+	res := &result.EngineResult{Series: series, ErrorClasses: r.classes}
 	res.Metrics = r.metrics(delays, len(streams), expected, holdWall, cpu)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
