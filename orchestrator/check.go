@@ -96,9 +96,9 @@ func perSecondNames() []string {
 func unitMismatch(g gate.Gate) string {
 	timeUnit := g.Unit == "ns" || g.Unit == "us" || g.Unit == "ms" || g.Unit == "s"
 	switch {
-	case gate.IsDuration(g.Metric) && !timeUnit:
+	case metrics.IsDuration(g.Metric) && !timeUnit:
 		return fmt.Sprintf("%s is a duration: give the threshold a unit (ns, us, ms, s), e.g. %s %s 100ms", g.Metric, g.Metric, g.Op)
-	case (gate.IsRatio(g.Metric) || gate.IsCount(g.Metric)) && timeUnit:
+	case (metrics.IsRatio(g.Metric) || metrics.IsCount(g.Metric)) && timeUnit:
 		return fmt.Sprintf("%s is not a duration: %s takes a plain number or %%", g.Metric, g.Unit)
 	}
 	return ""

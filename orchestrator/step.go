@@ -216,8 +216,8 @@ func (r *runner) generatorProcesses() []Process {
 func genClasses(c map[string]int64) string {
 	var parts []string
 	for k, v := range c {
-		if strings.HasPrefix(k, "gen_") {
-			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "gen_"), v))
+		if metrics.IsGeneratorClass(k) {
+			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, metrics.GeneratorClassPrefix), v))
 		}
 	}
 	sort.Strings(parts)

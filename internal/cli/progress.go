@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/loadramp/loadramp/orchestrator"
-	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
@@ -89,7 +88,7 @@ func (p *progress) Second(s orchestrator.StepInfo, sec result.Second) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.printf("%s  [%d/%ds] %d req/s  p99 %s  errors %d", stepLabel(s), sec.T+1, s.Seconds,
-		sec.Requests, gate.FormatValue(metrics.LatencyP99, sec.P99), sec.Errors)
+		sec.Requests, metrics.FormatValue(metrics.LatencyP99, sec.P99), sec.Errors)
 	p.open = true
 }
 
@@ -101,9 +100,9 @@ func (p *progress) StepEnded(s orchestrator.StepInfo, rec *result.Step) {
 	defer p.mu.Unlock()
 	m := rec.Metrics
 	line := fmt.Sprintf("%s  %s req/s  p99 %s  errors %s  -> %s", stepLabel(s),
-		gate.FormatValue(metrics.ThroughputRPS, m[metrics.ThroughputRPS]),
-		gate.FormatValue(metrics.LatencyP99, m[metrics.LatencyP99]),
-		gate.FormatValue(metrics.ErrorsRatio, m[metrics.ErrorsRatio]), rec.Verdict)
+		metrics.FormatValue(metrics.ThroughputRPS, m[metrics.ThroughputRPS]),
+		metrics.FormatValue(metrics.LatencyP99, m[metrics.LatencyP99]),
+		metrics.FormatValue(metrics.ErrorsRatio, m[metrics.ErrorsRatio]), rec.Verdict)
 	if rec.Verdict != result.VerdictPass && rec.Reason != "" {
 		line += " (" + rec.Reason + ")"
 	}

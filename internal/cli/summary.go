@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/loadramp/loadramp/orchestrator"
-	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/report"
 )
@@ -19,7 +18,7 @@ func summaryLines(r *report.Report) []string {
 	var capPart string
 	if c := r.Capacity; c != nil {
 		capPart = fmt.Sprintf("capacity: %s (%s req/s, p99 %s)", report.ParamString(c.Parameters, r.Parameters),
-			gate.FormatNumber(c.Metrics[metrics.ThroughputRPS]), gate.FormatValue(metrics.LatencyP99, c.Metrics[metrics.LatencyP99]))
+			metrics.FormatNumber(c.Metrics[metrics.ThroughputRPS]), metrics.FormatValue(metrics.LatencyP99, c.Metrics[metrics.LatencyP99]))
 	} else {
 		capPart = "capacity: none (no step passed)"
 	}

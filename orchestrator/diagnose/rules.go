@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
@@ -18,13 +19,6 @@ const (
 	TimeWaitShare   = 0.5  // TIME_WAIT sockets vs the ephemeral port range
 	PortRangeUsed   = 0.9  // TIME_WAIT + in use vs the ephemeral port range
 	maxEvidence     = 3
-)
-
-// Generator error classes (result.Step.ErrorClasses) the rules read.
-const (
-	GenEMFILE        = "gen_emfile"
-	GenENFILE        = "gen_enfile"
-	GenEADDRNOTAVAIL = "gen_eaddrnotavail"
 )
 
 // Input is what Diagnose judges: one step window on one host.
@@ -220,7 +214,7 @@ func (d *diag) fdProcess() {
 		}
 		d.add(fdProcessFinding(m.Side, proc, observed, logEvidence(m)...))
 	}
-	if n := d.in.GeneratorErrors[GenEMFILE]; n > 0 {
+	if n := d.in.GeneratorErrors[metrics.ClassEMFILE]; n > 0 {
 		d.add(fdProcessFinding(hoststat.SideGenerator, "loadramp", fmt.Sprintf("%d EMFILE errors", n),
 			fmt.Sprintf("generator: %d requests failed with EMFILE (too many open files)", n)))
 	}
@@ -260,7 +254,7 @@ func (d *diag) fdSystem() {
 		f.Evidence = append(f.Evidence, logEvidence(m)...)
 		found = true
 	}
-	if n := d.in.GeneratorErrors[GenENFILE]; n > 0 {
+	if n := d.in.GeneratorErrors[metrics.ClassENFILE]; n > 0 {
 		if f.Observed == "" {
 			f.Observed = fmt.Sprintf("%d ENFILE errors", n)
 		}
@@ -338,7 +332,7 @@ func (d *diag) ephemeralPorts() {
 		Fix: "widen net.ipv4.ip_local_port_range, keep connections alive, or enable net.ipv4.tcp_tw_reuse"}
 	found := false
 	s := d.in.Summary
-	if n := d.in.GeneratorErrors[GenEADDRNOTAVAIL]; n > 0 {
+	if n := d.in.GeneratorErrors[metrics.ClassEADDRNOTAVAIL]; n > 0 {
 		f.Observed = fmt.Sprintf("%d EADDRNOTAVAIL errors", n)
 		f.Evidence = append(f.Evidence, fmt.Sprintf("generator: %d connects failed with EADDRNOTAVAIL (cannot assign requested address)", n))
 		found = true

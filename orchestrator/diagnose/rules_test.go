@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
@@ -79,10 +80,10 @@ func TestRulesOnFixtures(t *testing.T) {
 			observed: "94% of its CPUs", evidence: "generator processes used 0.94", genSide: true},
 		{fixture: "memory-pressure", want: []string{"memory-pressure/"}, observed: "391 MiB of 24105 MiB available",
 			evidence: "MemAvailable fell to 1.6% of MemTotal"},
-		{fixture: "healthy", genErrors: map[string]int64{GenEADDRNOTAVAIL: 120, "http_5xx": 4},
+		{fixture: "healthy", genErrors: map[string]int64{metrics.ClassEADDRNOTAVAIL: 120, "http_5xx": 4},
 			want: []string{"ephemeral-ports/generator"}, observed: "120 EADDRNOTAVAIL errors",
 			evidence: "120 connects failed", setting: "net.ipv4.ip_local_port_range (now 32768 60999)", genSide: true},
-		{fixture: "healthy", genErrors: map[string]int64{GenEMFILE: 7},
+		{fixture: "healthy", genErrors: map[string]int64{metrics.ClassEMFILE: 7},
 			want: []string{"fd-process/generator"}, observed: "7 EMFILE errors", evidence: "7 requests failed with EMFILE", genSide: true},
 	}
 	for _, tt := range tests {
@@ -185,7 +186,7 @@ func TestNoEvidenceNoFinding(t *testing.T) {
 	inputs := []Input{
 		{},
 		{Summary: hoststat.Window(nil)},
-		{Logs: []LogMatch{{Rule: RuleFDProcess, Count: 0}}, GeneratorErrors: map[string]int64{GenEMFILE: 0}},
+		{Logs: []LogMatch{{Rule: RuleFDProcess, Count: 0}}, GeneratorErrors: map[string]int64{metrics.ClassEMFILE: 0}},
 	}
 	for i, in := range inputs {
 		if fs := Diagnose(in); len(fs) != 0 {

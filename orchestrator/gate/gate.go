@@ -13,8 +13,8 @@
 // (seconds, ratios 0..1), like the metrics it is compared with. A number without
 // a unit is used as is.
 //
-// The package imports nothing else of loadramp's: plans, records and reports
-// depend on it, not the other way round.
+// The package imports nothing of loadramp's but metrics (units and formatting):
+// plans, records and reports depend on it, not the other way round.
 package gate
 
 import (
@@ -22,6 +22,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/loadramp/loadramp/orchestrator/metrics"
 )
 
 // Op is a comparison operator of a gate.
@@ -384,7 +386,7 @@ func (g Gate) Evaluate(m map[string]float64) Result {
 	}
 	r.Observed = v
 	r.Pass = g.Op.holds(v, g.Threshold)
-	obs, thr := FormatValue(g.Metric, v), FormatValue(g.Metric, g.Threshold)
+	obs, thr := metrics.FormatValue(g.Metric, v), metrics.FormatValue(g.Metric, g.Threshold)
 	if r.Pass {
 		r.Explain = fmt.Sprintf("%s %s %s %s: ok", g.Metric, obs, g.Op, thr)
 		return r

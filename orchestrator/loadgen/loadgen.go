@@ -30,6 +30,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 	"github.com/rs/zerolog"
 )
@@ -299,7 +300,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		closed:  step.Rate == 0,
 		stopCh:  make(chan struct{}),
 		offered: make([]atomic.Int64, int(total/time.Second)+2),
-		lag:     newHist(histDigits),
+		lag:     metrics.NewHistogram(metrics.HistDigits),
 	}
 	if !r.closed {
 		r.jobs = make(chan job, g.opts.queueSize)
@@ -332,7 +333,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 
 	series, holdStartNS, cpu0, gc0, err := r.control(step, shards)
 	// Self-measurement covers the hold, as the window's duration does.
-	cpu1 := cpuTime()
+	cpu1 := metrics.ProcessCPUTime()
 	gc1 := gcSnapshot()
 
 	// Stop: no new requests; queued ones may still go out for a short grace.
@@ -383,8 +384,8 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		Duration:     time.Duration(endNS - holdStartNS),
 		Offered:      step.Rate,
 		ErrorClasses: map[string]int64{},
-		Latency:      newHist(histDigits),
-		Service:      newHist(histDigits),
+		Latency:      metrics.NewHistogram(metrics.HistDigits),
+		Service:      metrics.NewHistogram(metrics.HistDigits),
 		Lag:          r.lag,
 		Series:       series,
 		Released:     r.released,
@@ -427,7 +428,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	if r.closed && w.Duration > 0 {
 		w.Offered = float64(w.Requests) / w.Duration.Seconds()
 	}
-	w.CPU = cpuShare(cpu1-cpu0, w.Duration)
+	w.CPU = metrics.CPUShare(cpu1-cpu0, w.Duration)
 	w.GCPauseP99, w.GCPauseMax = gcPauseStats(gc0, gc1)
 	return w, err
 }
@@ -436,7 +437,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 // series, takes the self-measurement snapshot when the hold starts, and returns when
 // the hold ends or ctx is cancelled.
 func (r *run) control(step Step, shards []*shard) (series []result.Second, holdStart int64, cpu0 time.Duration, gc0 *rtmetrics.Float64Histogram, err error) {
-	agg := newHist(secondDigit)
+	agg := metrics.NewHistogram(secondDigits)
 	tick := func(t int) {
 		agg.Reset()
 		var req, errs int64
@@ -470,7 +471,7 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 		if holdStart > r.warmup {
 			holdStart = r.warmup // the window is defined by intended times
 		}
-		cpu0, gc0, snapped = cpuTime(), gcSnapshot(), true
+		cpu0, gc0, snapped = metrics.ProcessCPUTime(), gcSnapshot(), true
 	}
 	if r.warmup == 0 {
 		snap()

@@ -139,11 +139,11 @@ func TestRunErrors(t *testing.T) {
 		class   string
 		answers bool
 	}{
-		{name: "refused", class: ClassRefused},
-		{name: "reset", handler: reset, class: ClassReset},
-		{name: "timeout", handler: slow, timeout: 100 * time.Millisecond, class: ClassTimeout},
-		{name: "5xx", handler: status(503), class: ClassHTTP5xx, answers: true},
-		{name: "4xx", handler: status(404), class: ClassHTTP4xx, answers: true},
+		{name: "refused", class: metrics.ClassRefused},
+		{name: "reset", handler: reset, class: metrics.ClassReset},
+		{name: "timeout", handler: slow, timeout: 100 * time.Millisecond, class: metrics.ClassTimeout},
+		{name: "5xx", handler: status(503), class: metrics.ClassHTTP5xx, answers: true},
+		{name: "4xx", handler: status(404), class: metrics.ClassHTTP4xx, answers: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,7 +178,7 @@ func TestRunTLS(t *testing.T) {
 	// Without Insecure the test server's self-signed certificate is refused.
 	g2 := newGen(t, Target{URL: srv.URL})
 	w = runStep(t, g2, Step{Rate: 20, Connections: 1, Hold: 500 * time.Millisecond})
-	if w.Errors != w.Requests || w.ErrorClasses[ClassOther] == 0 {
+	if w.Errors != w.Requests || w.ErrorClasses[metrics.ClassOther] == 0 {
 		t.Errorf("verified TLS against a self-signed server: %d errors of %d %v, want all", w.Errors, w.Requests, w.ErrorClasses)
 	}
 }

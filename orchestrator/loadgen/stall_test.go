@@ -104,10 +104,10 @@ func TestRunIncompleteAtEnd(t *testing.T) {
 	m := w.Metrics()
 	// 2 requests are in flight at the end and time out; the other ~28 due after the
 	// stall began wait in the queue and are incomplete.
-	if w.ErrorClasses[ClassIncomplete] < 20 || w.ErrorClasses[ClassTimeout] != 2 {
+	if w.ErrorClasses[metrics.ClassIncomplete] < 20 || w.ErrorClasses[metrics.ClassTimeout] != 2 {
 		t.Errorf("classes %v, want >= 20 incomplete and 2 timeouts", w.ErrorClasses)
 	}
-	if w.Requests != 100 || w.Sent != w.Requests-w.ErrorClasses[ClassIncomplete] {
+	if w.Requests != 100 || w.Sent != w.Requests-w.ErrorClasses[metrics.ClassIncomplete] {
 		t.Errorf("requests %d sent %d, want 100 and all but the incomplete", w.Requests, w.Sent)
 	}
 	if m[metrics.LatencyMax] < 1.9 { // the timed-out ones waited 2 s

@@ -2,28 +2,16 @@ package loadgen
 
 import (
 	"math"
-	"runtime"
-	"runtime/metrics"
+	rtmetrics "runtime/metrics"
 	"sync"
-	"syscall"
-	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
 )
 
-// Histogram bounds (FIELD_NOTES.md): 1 µs to 60 s at 3 significant digits. The
-// per-second histograms only feed the series' p50/p99, so 2 digits are enough there
-// and keep one per shard small.
-const (
-	histMin     = 1
-	histMax     = 60_000_000 // µs
-	histDigits  = 3
-	secondDigit = 2
-)
-
-func newHist(digits int) *hdrhistogram.Histogram {
-	return hdrhistogram.New(histMin, histMax, digits)
-}
+// secondDigits: the per-second histograms only feed the series' p50/p99, so
+// 2 significant digits are enough there and keep one per shard small.
+const secondDigits = 2
 
 // shard is one worker group's recorder. Connections share shards (a few per CPU)
 // rather than owning one each, so memory does not grow with the connection count;
@@ -43,7 +31,7 @@ type shard struct {
 }
 
 func newShard() *shard {
-	return &shard{lat: newHist(histDigits), svc: newHist(histDigits), secLat: newHist(secondDigit)}
+	return &shard{lat: metrics.NewHistogram(metrics.HistDigits), svc: metrics.NewHistogram(metrics.HistDigits), secLat: metrics.NewHistogram(secondDigits)}
 }
 
 func (s *shard) reset() {
@@ -80,7 +68,7 @@ func (s *shard) record(o outcome) {
 		if !o.cls.generatorSide() {
 			if s.lat.RecordValue(latUS) != nil {
 				s.outOfRange++
-				_ = s.lat.RecordValue(histMax)
+				_ = s.lat.RecordValue(metrics.HistMaxUS)
 			}
 		}
 		if o.cls.answered() {
@@ -90,41 +78,16 @@ func (s *shard) record(o outcome) {
 	s.mu.Unlock()
 }
 
-func clampUS(v int64) int64 {
-	if v < 0 {
-		return 0
-	}
-	if v > histMax {
-		return histMax
-	}
-	return v
-}
-
-// cpuTime returns the process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// cpuShare is the process's CPU use over wall as a share of the CPUs it may use
-// (GOMAXPROCS, which follows the affinity mask and cgroup quota), 0..1.
-func cpuShare(cpu, wall time.Duration) float64 {
-	if wall <= 0 {
-		return 0
-	}
-	return math.Min(1, cpu.Seconds()/wall.Seconds()/float64(runtime.GOMAXPROCS(0)))
-}
+// clampUS clamps a duration in microseconds to the histograms' range.
+func clampUS(v int64) int64 { return min(max(v, 0), metrics.HistMaxUS) }
 
 const gcPauses = "/sched/pauses/total/gc:seconds"
 
 // gcSnapshot reads the cumulative GC pause histogram.
-func gcSnapshot() *metrics.Float64Histogram {
-	s := []metrics.Sample{{Name: gcPauses}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+func gcSnapshot() *rtmetrics.Float64Histogram {
+	s := []rtmetrics.Sample{{Name: gcPauses}}
+	rtmetrics.Read(s)
+	if s[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
 		return nil
 	}
 	return s[0].Value.Float64Histogram()
@@ -132,7 +95,7 @@ func gcSnapshot() *metrics.Float64Histogram {
 
 // gcPauseStats returns the p99 and max of GC pauses between two snapshots, in
 // seconds, from bucket upper bounds (the histogram's resolution).
-func gcPauseStats(before, after *metrics.Float64Histogram) (p99, maxv float64) {
+func gcPauseStats(before, after *rtmetrics.Float64Histogram) (p99, maxv float64) {
 	if before == nil || after == nil || len(before.Counts) != len(after.Counts) {
 		return 0, 0
 	}

@@ -51,25 +51,11 @@ func (w *Window) Result() *result.EngineResult {
 	return &result.EngineResult{Metrics: w.Metrics(), Series: w.Series, ErrorClasses: w.ErrorClasses}
 }
 
-func us(v int64) float64 { return float64(v) / 1e6 }
-
 // Metrics returns the window's measurements by metric name (durations in seconds).
 func (w *Window) Metrics() metrics.Metrics {
 	m := metrics.Metrics{}
-	if w.Latency != nil {
-		m[metrics.LatencyP50] = us(w.Latency.ValueAtQuantile(50))
-		m[metrics.LatencyP90] = us(w.Latency.ValueAtQuantile(90))
-		m[metrics.LatencyP95] = us(w.Latency.ValueAtQuantile(95))
-		m[metrics.LatencyP99] = us(w.Latency.ValueAtQuantile(99))
-		m[metrics.LatencyP999] = us(w.Latency.ValueAtQuantile(99.9))
-		m[metrics.LatencyMax] = us(w.Latency.Max())
-		m[metrics.LatencyMean] = w.Latency.Mean() / 1e6
-	}
-	if w.Service != nil {
-		m[metrics.ServiceP50] = us(w.Service.ValueAtQuantile(50))
-		m[metrics.ServiceP99] = us(w.Service.ValueAtQuantile(99))
-		m[metrics.ServiceMax] = us(w.Service.Max())
-	}
+	m.PutQuantiles(w.Latency, metrics.Latency)
+	m.PutQuantiles(w.Service, metrics.Service)
 	ratio := func(n int64) float64 {
 		if w.Requests == 0 {
 			return 0
@@ -93,10 +79,7 @@ func (w *Window) Metrics() metrics.Metrics {
 		m[metrics.ThroughputRatio] = 0
 	}
 	m[metrics.GeneratorCPU] = w.CPU
-	if w.Lag != nil {
-		m[metrics.GeneratorLagP50] = us(w.Lag.ValueAtQuantile(50))
-		m[metrics.GeneratorLagP99] = us(w.Lag.ValueAtQuantile(99))
-	}
+	m.PutQuantiles(w.Lag, metrics.Lag)
 	blocked := 0.0
 	if w.Released > 0 {
 		blocked = float64(w.Blocked) / float64(w.Released)

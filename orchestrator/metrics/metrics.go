@@ -1,9 +1,13 @@
-// Package metrics names the measurements a step produces and holds the small value
-// types shared by engines, gates, records and reports.
+// Package metrics names the measurements a step produces and holds what the
+// engines, gates and reports share about them: metric names, how a value is
+// formatted for people (by its metric's unit), how an HDR histogram of
+// microseconds becomes latency.* and service.* figures, the error classes of
+// a step (http_4xx, timeout, gen_emfile...) and the process CPU time.
 //
 // A step's measurements are a flat map from metric name to value. Durations are in
 // seconds (float64), ratios are 0..1, counts are plain numbers. Names follow
-// DESIGN.md; engines may add their own under their own prefix.
+// DESIGN.md; engines may add their own under their own prefix. It imports
+// nothing of loadramp's.
 package metrics
 
 // Metric names shared across the project (DESIGN.md, "Metric names").
@@ -35,6 +39,7 @@ const (
 	ProbeDelayP95  = "probe.delay.p95"
 	ProbeDelayP99  = "probe.delay.p99"
 	ProbeDelayMax  = "probe.delay.max"
+	ProbeDelayMean = "probe.delay.mean"
 	ProbeLostRatio = "probe.lost.ratio"
 
 	TargetCPU     = "target.cpu"

@@ -28,7 +28,7 @@ type HTTP struct {
 func (p *HTTP) Step(ctx context.Context, warmup, hold time.Duration) (metrics.Metrics, error) {
 	var (
 		mu                 sync.Mutex
-		hist               = newHist()
+		hist               = metrics.NewHistogram(metrics.HistDigits)
 		sent, failed       int64
 		lastErr            error
 		wg                 sync.WaitGroup
@@ -57,7 +57,7 @@ func (p *HTTP) Step(ctx context.Context, warmup, hold time.Duration) (metrics.Me
 				lastErr = err
 				return
 			}
-			recordDelay(hist, lat)
+			metrics.RecordDuration(hist, lat)
 		}()
 	})
 	wg.Wait()

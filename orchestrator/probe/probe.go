@@ -33,7 +33,6 @@ const MaxRate = 1000
 
 // Metric names of the probe, besides those declared in package metrics.
 const (
-	DelayMean             = "probe.delay.mean"
 	SentCount             = "probe.sent.count"
 	DeliveredCount        = "probe.delivered.count"
 	LostCount             = "probe.lost.count"
@@ -127,34 +126,11 @@ func newClient(timeout time.Duration) *http.Client {
 	}}
 }
 
-// newHist returns a histogram of microseconds from 1 µs to 60 s at 3
-// significant digits.
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
-
-const maxUS = 60_000_000
-
-func recordDelay(h *hdrhistogram.Histogram, d time.Duration) {
-	us := d.Microseconds()
-	if us < 1 {
-		us = 1
-	}
-	if us > maxUS {
-		us = maxUS
-	}
-	_ = h.RecordValue(us)
-}
-
 // delayMetrics adds the probe.delay.* metrics of h (seconds).
 func delayMetrics(m metrics.Metrics, h *hdrhistogram.Histogram) {
-	if h.TotalCount() == 0 {
-		return
+	if h.TotalCount() > 0 {
+		m.PutQuantiles(h, metrics.ProbeDelay)
 	}
-	sec := func(us int64) float64 { return float64(us) / 1e6 }
-	m[metrics.ProbeDelayP50] = sec(h.ValueAtQuantile(50))
-	m[metrics.ProbeDelayP95] = sec(h.ValueAtQuantile(95))
-	m[metrics.ProbeDelayP99] = sec(h.ValueAtQuantile(99))
-	m[metrics.ProbeDelayMax] = sec(h.Max())
-	m[DelayMean] = h.Mean() / 1e6
 }
 
 // schedule calls send(k, intended) for every k whose intended time

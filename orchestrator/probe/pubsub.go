@@ -73,7 +73,7 @@ func (p *PubSub) Step(ctx context.Context, warmup, hold time.Duration) (metrics.
 	st := &psStep{
 		src: fmt.Sprintf("%s-%d", p.id, p.step), warmup: warmup,
 		intended: map[uint64]time.Duration{}, failed: map[uint64]bool{}, delivered: map[uint64]bool{},
-		allDone: make(chan struct{}), hist: newHist(), publishing: true,
+		allDone: make(chan struct{}), hist: metrics.NewHistogram(metrics.HistDigits), publishing: true,
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -233,7 +233,7 @@ func (st *psStep) received(seq uint64, now time.Duration) {
 	if reordered {
 		st.reordered++
 	}
-	recordDelay(st.hist, now-intended)
+	metrics.RecordDuration(st.hist, now-intended)
 	if st.failed[seq] {
 		// Its publish reported an error, yet it arrived: count it delivered.
 		delete(st.failed, seq)

@@ -10,7 +10,6 @@ package pubsub
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -18,10 +17,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -57,17 +54,8 @@ const (
 	SubscribeDropped = "pubsub.subscribe.dropped.count"
 )
 
-// Error classes of ErrorClasses. gen_* are the generator's own.
-const (
-	ClassHTTP4xx   = "http_4xx"
-	ClassHTTP5xx   = "http_5xx"
-	ClassTimeout   = "timeout"
-	ClassRefused   = "refused"
-	ClassReset     = "reset"
-	ClassOther     = "other"
-	ClassSubscribe = "subscribe"
-	ClassInflight  = "gen_inflight"
-)
+// deliveryDelay are the quantiles of the delivery delay histogram.
+var deliveryDelay = []metrics.Quantile{{Name: DelayP50, Percent: 50}, {Name: DelayP95, Percent: 95}, {Name: DelayP99, Percent: 99}, {Name: DelayMax, Percent: metrics.QuantileMax}}
 
 // Config says where the workload publishes and subscribes.
 type Config struct {
@@ -193,13 +181,6 @@ type secStat struct {
 	hist                      *hdrhistogram.Histogram
 }
 
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
-
-func record(h *hdrhistogram.Histogram, d time.Duration) {
-	us := min(max(d.Microseconds(), 1), 60_000_000)
-	_ = h.RecordValue(us)
-}
-
 // Run runs one step: it opens the subscriptions, publishes for warmup+hold,
 // waits up to the timeout for the hold's messages to be delivered and returns
 // the hold's measurements. When ctx is cancelled it returns what it measured
@@ -210,13 +191,13 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	}
 	r := &run{
 		e: e, s: s, src: fmt.Sprintf("%s-%d", e.id, e.step.Add(1)),
-		sem: make(chan struct{}, e.cfg.MaxInflight), latency: newHist(), lag: newHist(),
+		sem: make(chan struct{}, e.cfg.MaxInflight), latency: metrics.NewHistogram(metrics.HistDigits), lag: metrics.NewHistogram(metrics.HistDigits),
 		classes: map[string]int64{},
 	}
 	total := int((s.Warmup + s.Hold + time.Second - 1) / time.Second)
 	r.secs = make([]secStat, total)
 	for i := range r.secs {
-		r.secs[i].hist = hdrhistogram.New(1, 60_000_000, 2)
+		r.secs[i].hist = metrics.NewHistogram(2)
 	}
 	r.second = func(d time.Duration) int { return min(max(int(d/time.Second), 0), total-1) }
 
@@ -228,12 +209,12 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 			fmt.Errorf("pubsub: none of %d subscribers could subscribe to %s: %w", s.Subscribers, e.cfg.Subscribe, subErr)
 	}
 	r.start = time.Now()
-	cpu0 := cpuTime()
+	cpu0 := metrics.ProcessCPUTime()
 
 	var readers sync.WaitGroup
 	delays := make([]*hdrhistogram.Histogram, len(streams))
 	for i, st := range streams {
-		delays[i] = newHist()
+		delays[i] = metrics.NewHistogram(metrics.HistDigits)
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
@@ -265,7 +246,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	dispatchers.Wait()
 	pubs.Wait()
 	holdWall := time.Since(r.start) - s.Warmup
-	cpu := cpuTime() - cpu0
+	cpu := metrics.ProcessCPUTime() - cpu0
 
 	// Wait, at most the timeout after the hold, for the hold's deliveries.
 	expected := r.expected(len(streams))
@@ -310,7 +291,7 @@ func (r *run) subscribe(ctx context.Context) ([]*Stream, error) {
 			defer mu.Unlock()
 			if err != nil {
 				r.subErrs.Add(1)
-				r.classes[ClassSubscribe]++
+				r.classes[metrics.ClassSubscribe]++
 				lastErr = err
 				return
 			}
@@ -339,7 +320,7 @@ func (r *run) read(ctx context.Context, st *Stream, h *hdrhistogram.Histogram) {
 		if !ok || sent < r.s.Warmup {
 			continue
 		}
-		record(h, now-sent)
+		metrics.RecordDuration(h, now-sent)
 		r.delivered.Add(1)
 	}
 }
@@ -370,13 +351,13 @@ func (r *run) dispatch(ctx, pctx context.Context, offset time.Duration, pubs *sy
 		r.mu.Lock()
 		r.secs[r.second(intended)].offered++
 		if hold {
-			record(r.lag, lateness)
+			metrics.RecordDuration(r.lag, lateness)
 		}
 		r.mu.Unlock()
 		select {
 		case r.sem <- struct{}{}:
 		default:
-			r.outcome(intended, hold, 0, ClassInflight, false)
+			r.outcome(intended, hold, 0, metrics.ClassInflight, false)
 			continue
 		}
 		pubs.Add(1)
@@ -396,39 +377,16 @@ func (r *run) publish(ctx context.Context, intended time.Duration) (class string
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.e.cfg.Publish, bytes.NewReader(body))
 	if err != nil {
-		return ClassOther, false
+		return metrics.ClassOther, false
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := r.e.cfg.Client.Do(req)
 	if err != nil {
-		return classify(err), false
+		return metrics.ErrorClass(err), false
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 500:
-		return ClassHTTP5xx, true
-	case resp.StatusCode >= 400:
-		return ClassHTTP4xx, true
-	}
-	return "", true
-}
-
-func classify(err error) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return ClassTimeout
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return ClassRefused
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return ClassReset
-	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
-		return "gen_emfile"
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return "gen_eaddrnotavail"
-	}
-	return ClassOther
+	return metrics.StatusClass(resp.StatusCode), true
 }
 
 // outcome records one publish; lat is from its intended send time.
@@ -441,7 +399,7 @@ func (r *run) outcome(intended time.Duration, hold bool, lat time.Duration, clas
 		sec.errors++
 	}
 	if answered {
-		record(sec.hist, lat)
+		metrics.RecordDuration(sec.hist, lat)
 	}
 	if !hold {
 		return
@@ -449,7 +407,7 @@ func (r *run) outcome(intended time.Duration, hold bool, lat time.Duration, clas
 	r.requests++
 	if class != "" {
 		r.classes[class]++
-		if len(class) > 4 && class[:4] == "gen_" {
+		if metrics.IsGeneratorClass(class) {
 			r.genErrs++
 		} else {
 			r.errs++
@@ -459,7 +417,7 @@ func (r *run) outcome(intended time.Duration, hold bool, lat time.Duration, clas
 	}
 	if answered {
 		r.completed++
-		record(r.latency, lat)
+		metrics.RecordDuration(r.latency, lat)
 	}
 }
 
@@ -487,10 +445,7 @@ func (r *run) seconds(ctx context.Context, total int) []result.Second {
 		r.mu.Lock()
 		s := r.secs[i]
 		sec := result.Second{T: i, Requests: s.requests, Errors: s.errors, Offered: s.offered}
-		if s.hist.TotalCount() > 0 {
-			sec.P50 = float64(s.hist.ValueAtQuantile(50)) / 1e6
-			sec.P99 = float64(s.hist.ValueAtQuantile(99)) / 1e6
-		}
+		sec.P50, sec.P99 = metrics.SecondQuantiles(s.hist)
 		r.mu.Unlock()
 		out = append(out, sec)
 		if r.s.OnSecond != nil {
@@ -503,16 +458,9 @@ func (r *run) seconds(ctx context.Context, total int) []result.Second {
 func (r *run) metrics(delays []*hdrhistogram.Histogram, subscribers int, expected int64, holdWall, cpu time.Duration) metrics.Metrics {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sec := func(us int64) float64 { return float64(us) / 1e6 }
 	m := metrics.Metrics{}
 	if r.latency.TotalCount() > 0 {
-		m[metrics.LatencyP50] = sec(r.latency.ValueAtQuantile(50))
-		m[metrics.LatencyP90] = sec(r.latency.ValueAtQuantile(90))
-		m[metrics.LatencyP95] = sec(r.latency.ValueAtQuantile(95))
-		m[metrics.LatencyP99] = sec(r.latency.ValueAtQuantile(99))
-		m[metrics.LatencyP999] = sec(r.latency.ValueAtQuantile(99.9))
-		m[metrics.LatencyMax] = sec(r.latency.Max())
-		m[metrics.LatencyMean] = r.latency.Mean() / 1e6
+		m.PutQuantiles(r.latency, metrics.Latency)
 	}
 	ratio := func(n int64) float64 {
 		if r.requests == 0 {
@@ -527,27 +475,23 @@ func (r *run) metrics(delays []*hdrhistogram.Histogram, subscribers int, expecte
 	m[metrics.ErrorsRatio] = ratio(r.errs)
 	m[metrics.GeneratorErrorsCount] = float64(r.genErrs)
 	m[metrics.GeneratorErrorsRatio] = ratio(r.genErrs)
-	m[metrics.ThroughputRPS] = float64(r.completed-r.classes[ClassHTTP4xx]-r.classes[ClassHTTP5xx]) / hold
+	m[metrics.ThroughputRPS] = float64(r.completed-r.classes[metrics.ClassHTTP4xx]-r.classes[metrics.ClassHTTP5xx]) / hold
 	m[metrics.ThroughputOffered] = offered
 	m[metrics.ThroughputRatio] = m[metrics.ThroughputRPS] / offered
 	if r.lag.TotalCount() > 0 {
-		m[metrics.GeneratorLagP50] = sec(r.lag.ValueAtQuantile(50))
-		m[metrics.GeneratorLagP99] = sec(r.lag.ValueAtQuantile(99))
+		m.PutQuantiles(r.lag, metrics.Lag)
 	}
 	if holdWall > 0 {
-		m[metrics.GeneratorCPU] = math.Min(1, cpu.Seconds()/holdWall.Seconds()/float64(runtime.GOMAXPROCS(0)))
+		m[metrics.GeneratorCPU] = metrics.CPUShare(cpu, holdWall)
 	}
 
-	d := newHist()
+	d := metrics.NewHistogram(metrics.HistDigits)
 	for _, h := range delays {
 		d.Merge(h)
 	}
 	delivered := r.delivered.Load()
 	if d.TotalCount() > 0 {
-		m[DelayP50] = sec(d.ValueAtQuantile(50))
-		m[DelayP95] = sec(d.ValueAtQuantile(95))
-		m[DelayP99] = sec(d.ValueAtQuantile(99))
-		m[DelayMax] = sec(d.Max())
+		m.PutQuantiles(d, deliveryDelay)
 	}
 	m[DeliveredCount] = float64(delivered)
 	m[DeliveredRPS] = float64(delivered) / hold
@@ -559,12 +503,4 @@ func (r *run) metrics(delays []*hdrhistogram.Histogram, subscribers int, expecte
 	m[SubscribeErrors] = float64(r.subErrs.Load())
 	m[SubscribeDropped] = float64(r.dropped.Load())
 	return m
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

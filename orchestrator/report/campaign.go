@@ -15,7 +15,6 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
-	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 )
 
@@ -134,7 +133,7 @@ func writeCampaignMD(w io.Writer, c *Campaign) error {
 	fmt.Fprintf(bw, "| variant | changed | status | capacity | req/s | p99 | per instance | per $-hour | bottleneck |\n|---|---|---|---|---:|---:|---:|---:|---|\n")
 	for _, v := range c.Variants {
 		fmt.Fprintf(bw, "| %d `%s` | %s | %s | %s | %s | %s | %s | %s | %s |\n", v.Index, v.RunID, mdText(v.changedText()), v.Status,
-			ParamString(v.Capacity, nil), gate.FormatNumber(v.Throughput), gate.FormatValue(metrics.LatencyP99, v.LatencyP99),
+			ParamString(v.Capacity, nil), metrics.FormatNumber(v.Throughput), metrics.FormatValue(metrics.LatencyP99, v.LatencyP99),
 			optNum(v.PerInstance), optNum(v.PerDollarHour), mdText(v.Bottleneck))
 	}
 	return bw.Flush()
@@ -144,7 +143,7 @@ func optNum(v float64) string {
 	if v == 0 {
 		return "-"
 	}
-	return gate.FormatNumber(v)
+	return metrics.FormatNumber(v)
 }
 
 var campaignTmpl = template.Must(template.New("campaign").Parse(`<!DOCTYPE html>
@@ -182,7 +181,7 @@ func writeCampaignHTML(w io.Writer, c *Campaign) error {
 			class = "fail"
 		}
 		rows = append(rows, row{V: v, Class: class, Changed: v.changedText(), Capacity: ParamString(v.Capacity, nil),
-			RPS: gate.FormatNumber(v.Throughput), P99: gate.FormatValue(metrics.LatencyP99, v.LatencyP99),
+			RPS: metrics.FormatNumber(v.Throughput), P99: metrics.FormatValue(metrics.LatencyP99, v.LatencyP99),
 			PerInstance: optNum(v.PerInstance), PerDollar: optNum(v.PerDollarHour)})
 		values = append(values, v.Throughput)
 	}

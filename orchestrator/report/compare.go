@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
@@ -84,7 +83,7 @@ func Compare(base, nu *Report, maxRegression float64) *Comparison {
 			if d.Regressed {
 				c.Regressed = true
 				c.Messages = append(c.Messages, fmt.Sprintf("capacity %s regressed %.1f%%: %s in baseline %s, %s now (tolerance %s)",
-					n, -100*d.Change, gate.FormatNumber(bv), base.RunID, gate.FormatNumber(nv), pct(maxRegression)))
+					n, -100*d.Change, metrics.FormatNumber(bv), base.RunID, metrics.FormatNumber(nv), pct(maxRegression)))
 			}
 		}
 		bp, nq := base.Capacity.Metrics[metrics.LatencyP99], nu.Capacity.Metrics[metrics.LatencyP99]
@@ -136,12 +135,12 @@ func MinCapacity(r *Report, min map[string]float64) []string {
 	for _, n := range names {
 		want := min[n]
 		if r.Capacity == nil {
-			out = append(out, fmt.Sprintf("capacity %s below the minimum %s: no step passed", n, gate.FormatNumber(want)))
+			out = append(out, fmt.Sprintf("capacity %s below the minimum %s: no step passed", n, metrics.FormatNumber(want)))
 			continue
 		}
 		got := capacityValue(r, n)
 		if got < want {
-			out = append(out, fmt.Sprintf("capacity %s is %s, below the minimum %s", n, gate.FormatNumber(got), gate.FormatNumber(want)))
+			out = append(out, fmt.Sprintf("capacity %s is %s, below the minimum %s", n, metrics.FormatNumber(got), metrics.FormatNumber(want)))
 		}
 	}
 	return out
@@ -179,11 +178,11 @@ func (c *Comparison) WriteText(w io.Writer) error {
 			if d.Regressed {
 				mark = "  REGRESSED"
 			}
-			fmt.Fprintf(&b, "%-22s %12s %12s %+8.1f%%%s\n", d.Name, gate.FormatNumber(d.Base), gate.FormatNumber(d.New), 100*d.Change, mark)
+			fmt.Fprintf(&b, "%-22s %12s %12s %+8.1f%%%s\n", d.Name, metrics.FormatNumber(d.Base), metrics.FormatNumber(d.New), 100*d.Change, mark)
 		}
 	}
 	if d := c.LatencyP99; d != nil {
-		fmt.Fprintf(&b, "%-22s %12s %12s %+8.1f%%\n", "p99 at capacity", gate.FormatValue(metrics.LatencyP99, d.Base), gate.FormatValue(metrics.LatencyP99, d.New), 100*d.Change)
+		fmt.Fprintf(&b, "%-22s %12s %12s %+8.1f%%\n", "p99 at capacity", metrics.FormatValue(metrics.LatencyP99, d.Base), metrics.FormatValue(metrics.LatencyP99, d.New), 100*d.Change)
 	}
 	fmt.Fprintf(&b, "\nbottleneck: baseline %s\n            new      %s\n", orDash(c.BaseCause), orDash(c.NewCause))
 	if len(c.Static) > 0 {

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/loadramp/loadramp/orchestrator/gate"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
 )
 
 // WriteCSV writes steps.csv: one row per step attempt, ready for a spreadsheet.
@@ -41,7 +41,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	}
 	header = append(header, r.Parameters...)
 	for _, m := range metricNames {
-		if gate.IsDuration(m) {
+		if metrics.IsDuration(m) {
 			header = append(header, m+"_ms")
 		} else {
 			header = append(header, m)
@@ -73,7 +73,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 			switch {
 			case !ok:
 				row = append(row, "")
-			case gate.IsDuration(m):
+			case metrics.IsDuration(m):
 				// Rounded to the nanosecond: 0.0123 s is 12.3, not 12.299999999999999.
 				row = append(row, num(math.Round(v*1e9)/1e6))
 			default:

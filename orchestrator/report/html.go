@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
@@ -120,7 +119,7 @@ func htmlViewOf(r *Report) htmlView {
 		for _, m := range cols {
 			cell := ""
 			if x, ok := s.Metrics[m]; ok {
-				cell = gate.FormatValue(m, x)
+				cell = metrics.FormatValue(m, x)
 			}
 			row.Metrics = append(row.Metrics, cell)
 		}
@@ -134,12 +133,12 @@ func htmlViewOf(r *Report) htmlView {
 	}
 	if b := r.Bottleneck; b != nil {
 		for _, g := range b.FailedGates {
-			obs := gate.FormatValue(g.Metric, g.Observed)
+			obs := metrics.FormatValue(g.Metric, g.Observed)
 			if g.Missing {
 				obs = "not measured"
 			}
 			v.FailedGates = append(v.FailedGates, gateRow{Gate: g.Gate, Observed: obs,
-				Threshold: gate.FormatValue(g.Metric, g.Threshold), Explain: g.Explain})
+				Threshold: metrics.FormatValue(g.Metric, g.Threshold), Explain: g.Explain})
 		}
 	}
 	v.Findings = findingsOf(r)
@@ -176,11 +175,11 @@ func paramCells(s result.Step, order []string) []paramCell {
 			out = append(out, paramCell{})
 			continue
 		}
-		c := paramCell{Value: gate.FormatNumber(x)}
+		c := paramCell{Value: metrics.FormatNumber(x)}
 		if p == s.Changed {
 			c.Changed = true
 			if s.From != 0 || s.To != 0 {
-				c.From = gate.FormatNumber(s.From)
+				c.From = metrics.FormatNumber(s.From)
 			}
 		}
 		out = append(out, c)
@@ -195,10 +194,10 @@ func headline(r *Report) []fact {
 	if c := r.Capacity; c != nil {
 		val := ParamString(c.Parameters, r.Parameters)
 		if rps, ok := c.Metrics[metrics.ThroughputRPS]; ok {
-			val = gate.FormatNumber(rps) + " req/s at " + val
+			val = metrics.FormatNumber(rps) + " req/s at " + val
 		}
 		if p99, ok := c.Metrics[metrics.LatencyP99]; ok {
-			val += ", p99 " + gate.FormatValue(metrics.LatencyP99, p99)
+			val += ", p99 " + metrics.FormatValue(metrics.LatencyP99, p99)
 		}
 		val += fmt.Sprintf(" (step %d attempt %d, %s)", c.Step, c.Attempt, c.Kind)
 		out = append(out, fact{"Capacity", val, "ok"})
@@ -208,11 +207,11 @@ func headline(r *Report) []fact {
 	if b := r.Bottleneck; b != nil {
 		val := fmt.Sprintf("step %d", b.Step)
 		if b.Parameter != "" {
-			val += fmt.Sprintf(", %s %s → %s", b.Parameter, gate.FormatNumber(b.From), gate.FormatNumber(b.To))
+			val += fmt.Sprintf(", %s %s → %s", b.Parameter, metrics.FormatNumber(b.From), metrics.FormatNumber(b.To))
 		}
 		val += ", on the " + b.Side
 		if b.Refined != nil {
-			val += fmt.Sprintf("; refined: passes at %s, fails at %s", gate.FormatNumber(b.Refined.Pass), gate.FormatNumber(b.Refined.Fail))
+			val += fmt.Sprintf("; refined: passes at %s, fails at %s", metrics.FormatNumber(b.Refined.Pass), metrics.FormatNumber(b.Refined.Fail))
 		}
 		out = append(out, fact{"What broke", val, "bad"})
 		out = append(out, fact{"Why", cause(b), "bad"})

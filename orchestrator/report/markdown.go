@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
@@ -46,22 +45,22 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if b := r.Bottleneck; b != nil {
 		p("## Bottleneck\n\n")
 		if b.Parameter != "" {
-			p("Step %d, `%s` %s -> %s, on the %s side.", b.Step, b.Parameter, gate.FormatNumber(b.From), gate.FormatNumber(b.To), b.Side)
+			p("Step %d, `%s` %s -> %s, on the %s side.", b.Step, b.Parameter, metrics.FormatNumber(b.From), metrics.FormatNumber(b.To), b.Side)
 		} else {
 			p("Step %d, on the %s side.", b.Step, b.Side)
 		}
 		if b.Refined != nil {
-			p(" Refined: passes at %s, fails at %s.", gate.FormatNumber(b.Refined.Pass), gate.FormatNumber(b.Refined.Fail))
+			p(" Refined: passes at %s, fails at %s.", metrics.FormatNumber(b.Refined.Pass), metrics.FormatNumber(b.Refined.Fail))
 		}
 		p("\n\n")
 		if len(b.FailedGates) > 0 {
 			p("| gate | observed | threshold |\n|---|---:|---:|\n")
 			for _, g := range b.FailedGates {
-				obs := gate.FormatValue(g.Metric, g.Observed)
+				obs := metrics.FormatValue(g.Metric, g.Observed)
 				if g.Missing {
 					obs = "not measured"
 				}
-				p("| `%s` | %s | %s |\n", mdCell(g.Gate), obs, gate.FormatValue(g.Metric, g.Threshold))
+				p("| `%s` | %s | %s |\n", mdCell(g.Gate), obs, metrics.FormatValue(g.Metric, g.Threshold))
 			}
 			p("\n")
 		}
@@ -85,7 +84,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		p("## Capacity\n\nStep %d attempt %d (%s): `%s`\n\n", c.Step, c.Attempt, c.Kind, ParamString(c.Parameters, r.Parameters))
 		p("| metric | value |\n|---|---:|\n")
 		for _, m := range sortedKeys(c.Metrics) {
-			p("| %s | %s |\n", m, gate.FormatValue(m, c.Metrics[m]))
+			p("| %s | %s |\n", m, metrics.FormatValue(m, c.Metrics[m]))
 		}
 		p("\n")
 	}
@@ -125,12 +124,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	for _, s := range r.Steps {
 		changed := ""
 		if s.Changed != "" {
-			changed = fmt.Sprintf("%s %s -> %s", s.Changed, gate.FormatNumber(s.From), gate.FormatNumber(s.To))
+			changed = fmt.Sprintf("%s %s -> %s", s.Changed, metrics.FormatNumber(s.From), metrics.FormatNumber(s.To))
 		}
 		p("| %d | %d | %s | %s | %s |", s.Index, s.Attempt, s.Kind, ParamString(s.Parameters, r.Parameters), changed)
 		for _, m := range cols {
 			if v, ok := s.Metrics[m]; ok {
-				p(" %s |", gate.FormatValue(m, v))
+				p(" %s |", metrics.FormatValue(m, v))
 			} else {
 				p(" |")
 			}

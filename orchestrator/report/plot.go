@@ -17,7 +17,6 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgsvg"
 
-	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
@@ -257,7 +256,7 @@ type niceTicks struct{}
 func (niceTicks) Ticks(min, max float64) []plot.Tick {
 	span := max - min
 	if !finite(span) || span <= 0 {
-		return []plot.Tick{{Value: min, Label: gate.FormatNumber(min)}}
+		return []plot.Tick{{Value: min, Label: metrics.FormatNumber(min)}}
 	}
 	mag := math.Pow(10, math.Floor(math.Log10(span/5)))
 	step := 10 * mag
@@ -280,7 +279,7 @@ func (niceTicks) Ticks(min, max float64) []plot.Tick {
 		}
 		t := plot.Tick{Value: v}
 		if math.Abs(k-math.Round(k)) < 1e-9 {
-			t.Label = gate.FormatNumber(v)
+			t.Label = metrics.FormatNumber(v)
 		}
 		ticks = append(ticks, t)
 	}
@@ -295,7 +294,7 @@ func (h humanTicks) Ticks(min, max float64) []plot.Tick {
 	ts := h.Ticker.Ticks(min, max)
 	for i := range ts {
 		if ts[i].Label != "" {
-			ts[i].Label = gate.FormatNumber(ts[i].Value)
+			ts[i].Label = metrics.FormatNumber(ts[i].Value)
 		}
 	}
 	return ts

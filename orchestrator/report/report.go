@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/result"
@@ -248,10 +247,10 @@ func summarize(r *Report) string {
 		var details []string
 		details = append(details, ParamString(c.Parameters, r.Parameters))
 		if p99, ok := c.Metrics[metrics.LatencyP99]; ok {
-			details = append(details, "p99 "+gate.FormatValue(metrics.LatencyP99, p99))
+			details = append(details, "p99 "+metrics.FormatValue(metrics.LatencyP99, p99))
 		}
 		if rps, ok := c.Metrics[metrics.ThroughputRPS]; ok {
-			parts = append(parts, fmt.Sprintf("Capacity %s req/s (%s).", gate.FormatNumber(rps), strings.Join(details, ", ")))
+			parts = append(parts, fmt.Sprintf("Capacity %s req/s (%s).", metrics.FormatNumber(rps), strings.Join(details, ", ")))
 		} else {
 			parts = append(parts, fmt.Sprintf("Capacity at %s.", strings.Join(details, ", ")))
 		}
@@ -263,11 +262,11 @@ func summarize(r *Report) string {
 	if b := r.Bottleneck; b != nil {
 		where := fmt.Sprintf("step %d", b.Step)
 		if b.Parameter != "" {
-			where += fmt.Sprintf(", %s %s -> %s", b.Parameter, gate.FormatNumber(b.From), gate.FormatNumber(b.To))
+			where += fmt.Sprintf(", %s %s -> %s", b.Parameter, metrics.FormatNumber(b.From), metrics.FormatNumber(b.To))
 		}
 		s := fmt.Sprintf("First bottleneck at %s: %s.", where, cause(b))
 		if b.Refined != nil {
-			s += fmt.Sprintf(" Refined: %s passes at %s, fails at %s.", b.Parameter, gate.FormatNumber(b.Refined.Pass), gate.FormatNumber(b.Refined.Fail))
+			s += fmt.Sprintf(" Refined: %s passes at %s, fails at %s.", b.Parameter, metrics.FormatNumber(b.Refined.Pass), metrics.FormatNumber(b.Refined.Fail))
 		}
 		parts = append(parts, s)
 	}
