@@ -10,16 +10,9 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/plan"
 )
 
-// Ceilings are safety limits from the configuration: a plan whose schedule
-// exceeds one is refused before anything starts. Zero means no limit.
-type Ceilings struct {
-	MaxRate  float64
-	MaxUsers float64
-}
-
 // Check returns every problem of plan p: the plan's own validation, its gate
 // expressions, and the safety ceilings. An empty result means p can run.
-func Check(p *plan.Plan, c Ceilings) []error {
+func Check(p *plan.Plan, c plan.Ceilings) []error {
 	errs := p.Validate()
 	for _, f := range []struct {
 		field string
@@ -45,32 +38,7 @@ func Check(p *plan.Plan, c Ceilings) []error {
 			}
 		}
 	}
-	for _, prm := range p.Parameters {
-		var limit float64
-		var key string
-		switch prm.Name {
-		case "rate":
-			limit, key = c.MaxRate, "max_rate"
-			if pub := paramMax(p, "publishers"); pub > 0 {
-				// The pub/sub workload's rate is per publisher.
-				if limit > 0 && prm.Max*pub > limit {
-					path := "parameters.rate.max"
-					errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path),
-						Msg: fmt.Sprintf("%g publishers x %g messages/s is %g/s, over the safety ceiling max_rate=%g from the configuration; lower the plan's maximums or raise max_rate", pub, prm.Max, pub*prm.Max, limit)})
-				}
-				continue
-			}
-		case "users":
-			limit, key = c.MaxUsers, "max_users"
-		default:
-			continue
-		}
-		if limit > 0 && prm.Max > limit {
-			path := "parameters." + prm.Name + ".max"
-			errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path),
-				Msg: fmt.Sprintf("%g is over the safety ceiling %s=%g from the configuration; lower the plan's max or raise %s", prm.Max, key, limit, key)})
-		}
-	}
+	errs = append(errs, p.CheckCeilings(c)...)
 	return errs
 }
 
@@ -102,13 +70,4 @@ func unitMismatch(g gate.Gate) string {
 		return fmt.Sprintf("%s is not a duration: %s takes a plain number or %%", g.Metric, g.Unit)
 	}
 	return ""
-}
-
-func paramMax(p *plan.Plan, name string) float64 {
-	for _, prm := range p.Parameters {
-		if prm.Name == name {
-			return prm.Max
-		}
-	}
-	return 0
 }

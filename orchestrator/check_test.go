@@ -39,7 +39,7 @@ func TestCheckGates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			errs := Check(p, Ceilings{})
+			errs := Check(p, nil)
 			var all []string
 			for _, e := range errs {
 				all = append(all, e.Error())
@@ -51,10 +51,10 @@ func TestCheckGates(t *testing.T) {
 		})
 	}
 	p, _ := plan.Parse([]byte(checkPlan+"gates: [latency.p99 < 1s]\n"), "check.yaml", nil)
-	if errs := Check(p, Ceilings{MaxRate: 50000}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "max_rate=50000") {
+	if errs := Check(p, plan.Ceilings{plan.CeilingMaxRate: 50000}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "max_rate=50000") {
 		t.Errorf("ceiling: %v", errs)
 	}
-	if errs := Check(p, Ceilings{MaxRate: 100000}); len(errs) != 0 {
+	if errs := Check(p, plan.Ceilings{plan.CeilingMaxRate: 100000}); len(errs) != 0 {
 		t.Errorf("within the ceiling: %v", errs)
 	}
 }

@@ -106,7 +106,7 @@ func runFakePlan(t *testing.T, src string, capacity, perGen float64, maxGens int
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs := Check(p, Ceilings{}); len(errs) > 0 {
+	if errs := Check(p, nil); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	gens := &fakeFleet{size: 1, maxSize: maxGens}

@@ -14,10 +14,6 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
-// defaultSpawnRate is the locust engine's spawn rate (users/s) when a plan
-// does not ramp spawn_rate.
-const defaultSpawnRate = 100
-
 // newLocustEngine builds the locust engine from the plan's workload.locust
 // block: the master's web URL and the target host are rendered once, the
 // expected worker count before every step (it follows a grown fleet).
@@ -62,13 +58,10 @@ func newLocustEngine(p *plan.Plan, render orchestrator.Renderer, log zerolog.Log
 type locustEngine struct{ e *locust.Engine }
 
 func (l *locustEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*result.EngineResult, error) {
-	rate := s.Params["spawn_rate"]
-	if rate <= 0 {
-		rate = defaultSpawnRate
-	}
 	return l.e.Step(ctx, locust.Step{
-		Users: int(s.Params["users"]), SpawnRate: rate,
-		Warmup: s.Warmup, Hold: s.Hold, OnSecond: s.OnSecond,
+		Users:     int(s.Params[plan.ParamUsers]),
+		SpawnRate: plan.ParamValue(plan.WorkloadLocust, s.Params, plan.ParamSpawnRate),
+		Warmup:    s.Warmup, Hold: s.Hold, OnSecond: s.OnSecond,
 	})
 }
 

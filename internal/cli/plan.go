@@ -103,10 +103,12 @@ func coveredBy(path string, failed map[string]bool) bool {
 	return false
 }
 
-func (a *app) ceilings() orchestrator.Ceilings {
-	r, _ := toFloat(a.v.Get(keyMaxRate))
-	u, _ := toFloat(a.v.Get(keyMaxUsers))
-	return orchestrator.Ceilings{MaxRate: r, MaxUsers: u}
+func (a *app) ceilings() plan.Ceilings {
+	c := plan.Ceilings{}
+	for _, k := range plan.CeilingKeys() {
+		c[k], _ = toFloat(a.v.Get(k))
+	}
+	return c
 }
 
 func fmtNum(v float64) string {

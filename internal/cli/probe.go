@@ -64,17 +64,12 @@ func newPubSubEngine(p *plan.Plan, render orchestrator.Renderer, log zerolog.Log
 // pubsubEngine adapts pubsub.Engine to the orchestrator's Engine.
 type pubsubEngine struct{ e *pubsub.Engine }
 
-// Step runs one step; publishers and subscribers default to 1 when the plan
-// does not ramp them.
+// Step runs one step; publishers and subscribers take their defaults
+// (plan.LoadParams) when the plan does not ramp them.
 func (a *pubsubEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*result.EngineResult, error) {
-	count := func(name string) int {
-		if v, ok := s.Params[name]; ok {
-			return int(v)
-		}
-		return 1
-	}
+	count := func(name string) int { return int(plan.ParamValue(plan.WorkloadPubSub, s.Params, name)) }
 	return a.e.Run(ctx, pubsub.Step{
-		Publishers: count("publishers"), Subscribers: count("subscribers"), Rate: s.Params["rate"],
+		Publishers: count(plan.ParamPublishers), Subscribers: count(plan.ParamSubscribers), Rate: s.Params[plan.ParamRate],
 		Warmup: s.Warmup, Hold: s.Hold, OnSecond: s.OnSecond,
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -79,8 +80,8 @@ const (
 	keyLogFormat    = "log_format"
 	keyAWSProfile   = "aws_profile"
 	keyAWSRegion    = "aws_region"
-	keyMaxRate      = "max_rate"
-	keyMaxUsers     = "max_users"
+	keyMaxRate      = plan.CeilingMaxRate
+	keyMaxUsers     = plan.CeilingMaxUsers
 	keyS3Endpoint   = "s3_endpoint"
 )
 
@@ -225,7 +226,7 @@ func (a *app) setup(cmd *cobra.Command) error {
 		a.logOut = zerolog.ConsoleWriter{Out: a.io.ErrOut, TimeFormat: "15:04:05", NoColor: !a.io.IsTerminal}
 	}
 	a.log = zerolog.New(a.logOut).Level(level).With().Timestamp().Logger()
-	for _, k := range []string{keyMaxRate, keyMaxUsers} {
+	for _, k := range plan.CeilingKeys() {
 		if v.IsSet(k) {
 			if _, err := toFloat(v.Get(k)); err != nil {
 				return usageErr(fmt.Errorf("%s: %v", k, err))

@@ -161,10 +161,6 @@ func newEngine(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, 
 	return nil, fmt.Errorf("engine %q is not available in this build yet", p.Workload.Engine)
 }
 
-// defaultConnections is the builtin engine's connection count when a plan
-// does not ramp connections.
-const defaultConnections = 64
-
 // builtinEngine adapts loadgen.Generator to the orchestrator's Engine.
 type builtinEngine struct {
 	g       *loadgen.Generator
@@ -172,13 +168,9 @@ type builtinEngine struct {
 }
 
 func (e *builtinEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*result.EngineResult, error) {
-	conns := int(s.Params["connections"])
-	if conns <= 0 {
-		conns = defaultConnections
-	}
 	w, err := e.g.Run(ctx, loadgen.Step{
-		Rate:        s.Params["rate"],
-		Connections: conns,
+		Rate:        s.Params[plan.ParamRate],
+		Connections: int(plan.ParamValue(plan.WorkloadHTTP, s.Params, plan.ParamConnections)),
 		Warmup:      s.Warmup,
 		Hold:        s.Hold,
 		Poisson:     e.poisson,

@@ -11,17 +11,6 @@ type Step struct {
 	To      float64            // Changed's value at this step
 }
 
-// IntegerParam reports whether a load parameter only takes whole values
-// (connections, users, publishers, subscribers). rate and spawn_rate may be
-// fractional.
-func IntegerParam(name string) bool {
-	switch name {
-	case "connections", "users", "publishers", "subscribers":
-		return true
-	}
-	return false
-}
-
 // raise multiplies v by factor, rounding integer parameters and always moving
 // at least one unit so a small factor cannot stall, and clamps to max.
 func raise(v, factor, max float64, integer bool) float64 {

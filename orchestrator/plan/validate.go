@@ -15,33 +15,18 @@ import (
 const MaxStepsLimit = 10000
 
 var (
-	planNameRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	identRe      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	httpTokenRe  = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
-	providers    = []string{ProviderLocal, ProviderTerraform, ProviderStatic}
-	engines      = []string{EngineBuiltin, EngineLocust}
-	orders       = []string{OrderRoundRobin, OrderSequential}
-	arrivals     = []string{ArrivalConstant, ArrivalPoisson}
-	probeKinds   = []string{"http", "pubsub"}
-	engineParams = map[string][]string{
-		EngineBuiltin: {"rate", "connections"},
-		EngineLocust:  {"users", "spawn_rate"},
-	}
-	// pubsubParams are the builtin engine's parameters with workload.pubsub.
-	pubsubParams = []string{"publishers", "subscribers", "rate"}
+	planNameRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	identRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	httpTokenRe = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+	providers   = []string{ProviderLocal, ProviderTerraform, ProviderStatic}
+	engines     = []string{EngineBuiltin, EngineLocust}
+	orders      = []string{OrderRoundRobin, OrderSequential}
+	arrivals    = []string{ArrivalConstant, ArrivalPoisson}
+	probeKinds  = []string{"http", "pubsub"}
 )
 
 // MaxPubSubBodyBytes bounds workload.pubsub.body_bytes.
 const MaxPubSubBodyBytes = 1 << 20
-
-// engineParameters lists the load parameters the plan's engine accepts (nil
-// for an unknown engine).
-func (p *Plan) engineParameters() []string {
-	if p.Workload.Engine == EngineBuiltin && p.Workload.PubSub != nil && p.Workload.HTTP == nil {
-		return pubsubParams
-	}
-	return engineParams[p.Workload.Engine]
-}
 
 // Expr is a gate, generator-health or abort expression with where it was
 // written. Package plan does not parse expressions (package gate does); the
@@ -266,15 +251,12 @@ func (v *validator) parameters() {
 		v.add("parameters", "missing; name at least one load parameter to ramp, e.g. { name: rate, start: 250, max: 64000 }")
 		return
 	}
-	allowed := p.engineParameters()
-	if p.Workload.Engine == EngineLocust && !hasParam(p.Parameters, "users") {
-		v.add("parameters", "the locust engine needs a users parameter (simulated users); to hold it fixed, give start = max, e.g. { name: users, start: 50, max: 50 }")
-	}
-	if p.Workload.Engine == EngineBuiltin && !hasParam(p.Parameters, "rate") {
-		if p.Workload.PubSub != nil {
-			v.add("parameters", "the builtin engine needs a rate parameter (messages/s per publisher); to hold it fixed, give start = max, e.g. { name: rate, start: 10, max: 10 }")
-		} else {
-			v.add("parameters", "the builtin engine needs a rate parameter (offered requests/s); to hold it fixed, give start = max, e.g. { name: rate, start: 1000, max: 1000 }")
+	workload := p.WorkloadKind()
+	allowed := ParamNamesOf(workload)
+	for _, lp := range ParamsOf(workload) {
+		if lp.Required && !hasParam(p.Parameters, lp.Name) {
+			v.add("parameters", "the %s engine needs a %s parameter (%s); to hold it fixed, give start = max, e.g. { name: %s, start: %s, max: %s }",
+				p.Workload.Engine, lp.Name, lp.Description, lp.Name, formatNumber(lp.Example), formatNumber(lp.Example))
 		}
 	}
 	seen := map[string]int{}
