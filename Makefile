@@ -66,6 +66,7 @@ bench-generator: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/gate
+	$(GO) test -run '^$$' -fuzz '^FuzzParseProcStat$$' -fuzztime $(FUZZTIME) ./orchestrator/hoststat
 
 clean:
 	rm -rf bin runs

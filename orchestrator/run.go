@@ -14,12 +14,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/loadramp/loadramp/orchestrator/gate"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
@@ -697,9 +697,6 @@ func (r *runner) scaleGenerators(ctx context.Context, scales int) (bool, error) 
 
 func hostFacts() result.HostFacts {
 	h, _ := os.Hostname()
-	kernel := ""
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = strings.TrimSpace(string(b))
-	}
+	kernel := hoststat.KernelRelease(hoststat.DefaultRoot)
 	return result.HostFacts{Hostname: h, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Kernel: kernel, Go: runtime.Version()}
 }

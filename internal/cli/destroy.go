@@ -8,8 +8,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/loadramp/loadramp/infra"
 	lraws "github.com/loadramp/loadramp/infra/aws"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
 )
@@ -167,13 +166,18 @@ func (a *app) destroyTerraform(ctx context.Context, runDir, fleet, module, works
 	return nil
 }
 
+// groupAlive reports whether process group pgid has a member that is not a zombie.
+func groupAlive(pgid int) bool {
+	return !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) && hoststat.GroupLive(procRoot, pgid)
+}
+
 // stopGroup stops the process group led by pid, if that process is still
 // alive and still leads its group (a reused pid is left alone).
 func stopGroup(pid int) (string, error) {
 	if pid <= 1 {
 		return "", fmt.Errorf("recorded pid %d is not a process loadramp started", pid)
 	}
-	if !leadsGroup(pid) && !groupAlive(pid) {
+	if !hoststat.LeadsGroup(procRoot, pid) && !groupAlive(pid) {
 		return "already gone", nil
 	}
 	if err := syscall.Kill(-pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -196,53 +200,6 @@ func stopGroup(pid int) (string, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return "", fmt.Errorf("process group %d survived SIGKILL", pid)
-}
-
-// procStat returns the state and process group of pid from /proc.
-func procStat(pid string) (state string, pgrp int, ok bool) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return "", 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 3 {
-		return "", 0, false
-	}
-	g, err := strconv.Atoi(f[2])
-	if err != nil {
-		return "", 0, false
-	}
-	return f[0], g, true
-}
-
-func leadsGroup(pid int) bool {
-	st, g, ok := procStat(strconv.Itoa(pid))
-	return ok && g == pid && st != "Z" && st != "X"
-}
-
-// groupAlive reports whether process group pgid has a member that is not a zombie.
-func groupAlive(pgid int) bool {
-	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
-		return false
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return true
-	}
-	for _, e := range ents {
-		if c := e.Name()[0]; c < '0' || c > '9' {
-			continue
-		}
-		if st, g, ok := procStat(e.Name()); ok && g == pgid && st != "Z" && st != "X" {
-			return true
-		}
-	}
-	return false
 }
 
 // listLeaked lists EC2 instances tagged by runs that have finished, or that

@@ -3,9 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -71,7 +68,7 @@ func (a *app) limits(cmd *cobra.Command, o limitsOptions) error {
 		if pid <= 0 {
 			return usageErr(fmt.Errorf("--pid %d: want a process id > 0", pid))
 		}
-		name, err := comm(procRoot, pid)
+		name, err := hoststat.Comm(procRoot, pid)
 		if err != nil {
 			return usageErr(fmt.Errorf("--pid %d: no such process (%w)", pid, err))
 		}
@@ -81,7 +78,7 @@ func (a *app) limits(cmd *cobra.Command, o limitsOptions) error {
 		if name == "" || strings.Contains(name, "/") {
 			return usageErr(fmt.Errorf("--process %q: want a process name as in /proc/PID/comm, such as nginx", name))
 		}
-		pids, err := pidsByComm(procRoot, name)
+		pids, err := hoststat.PidsByComm(procRoot, name)
 		if err != nil {
 			return withCode(ExitRuntime, err)
 		}
@@ -99,7 +96,7 @@ func (a *app) limits(cmd *cobra.Command, o limitsOptions) error {
 		}
 	} else {
 		for _, p := range procs {
-			c, ok, _ := nginxConfOf(procRoot, p.Pid)
+			c, ok, _ := hoststat.NginxConf(procRoot, p.Pid)
 			if ok && c != "" {
 				if _, err := os.Stat(c); err == nil {
 					conf = c
@@ -117,33 +114,4 @@ func (a *app) limits(cmd *cobra.Command, o limitsOptions) error {
 		return withCode(ExitRuntime, err)
 	}
 	return nil
-}
-
-// comm is a process's name (/proc/PID/comm).
-func comm(root string, pid int) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "comm"))
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-// pidsByComm lists the processes whose /proc/PID/comm is name, in pid order.
-func pidsByComm(root, name string) ([]int, error) {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return nil, fmt.Errorf("listing processes: %w", err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if c, err := comm(root, pid); err == nil && c == name {
-			pids = append(pids, pid)
-		}
-	}
-	sort.Ints(pids)
-	return pids, nil
 }

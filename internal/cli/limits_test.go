@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 )
 
 const nginxBin = "/usr/sbin/nginx"
@@ -71,7 +73,7 @@ func startNginx(t *testing.T, conf string) (pid int, confPath string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// The worker is forked after the listener opens: wait for it too.
-	for len(childrenOf(procRoot, cmd.Process.Pid)) == 0 {
+	for len(hoststat.Children(procRoot, cmd.Process.Pid)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("nginx started no worker")
 		}
@@ -106,7 +108,7 @@ http {
 
 func TestLimitsNamesInvertedNginx(t *testing.T) {
 	pid, conf := startNginx(t, nginxConf("worker_rlimit_nofile 1024;", "worker_connections 4096;"))
-	workers := childrenOf(procRoot, pid)
+	workers := hoststat.Children(procRoot, pid)
 	inversion := "nginx open files (worker_rlimit_nofile = 1024) are under twice worker_connections (4096)"
 
 	code, out, errOut := runArgs(t, nil, "limits", "--process", "nginx", "--nginx-conf", conf)

@@ -23,7 +23,7 @@ type localSampler struct {
 }
 
 func newSampler() orchestrator.StepSampler {
-	return &localSampler{root: "/proc", host: "local", scanner: diagnose.NewScanner()}
+	return &localSampler{root: hoststat.DefaultRoot, host: "local", scanner: diagnose.NewScanner()}
 }
 
 func procs(ps []orchestrator.Process) []hoststat.Proc {
@@ -35,7 +35,7 @@ func procs(ps []orchestrator.Process) []hoststat.Proc {
 }
 
 func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (metrics.Metrics, []result.Finding), error) {
-	target := withChildren(procs(spec.Target))
+	target := withChildren(s.root, procs(spec.Target))
 	gen := procs(spec.Generator)
 	if len(gen) == 0 {
 		// The builtin engine runs inside loadramp: loadramp is the generator.
@@ -121,13 +121,13 @@ func (s *localSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 // name: nginx's workers (worker_rlimit_nofile and worker_connections are
 // theirs, the master's counts say nothing about them), or the real server
 // behind a shell wrapper.
-func withChildren(ps []hoststat.Proc) []hoststat.Proc {
+func withChildren(root string, ps []hoststat.Proc) []hoststat.Proc {
 	out := append([]hoststat.Proc(nil), ps...)
 	for _, p := range ps {
 		if p.Pid <= 0 {
 			continue
 		}
-		for _, c := range childrenOf(procRoot, p.Pid) {
+		for _, c := range hoststat.Children(root, p.Pid) {
 			out = append(out, hoststat.Proc{Name: p.Name, Pid: c})
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 )
 
@@ -114,8 +115,8 @@ func alive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	st, _, ok := procStat(strconv.Itoa(pid))
-	return ok && st != "Z"
+	st, err := hoststat.ReadProcStat(hoststat.DefaultRoot, pid)
+	return err == nil && st.State != "Z"
 }
 
 // assertCleanedUp checks that no module process is left and the run's
