@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/rs/zerolog"
 )
 
@@ -104,41 +105,14 @@ func freeAddr(t *testing.T) string {
 
 // alive reports whether pid is a live process (a zombie counts as dead).
 func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	return s[i+2] != 'Z'
+	st, err := hoststat.ReadProcStat(hoststat.DefaultRoot, pid)
+	return err == nil && !st.Gone()
 }
 
 // groupAlive reports whether any process of the process group pgid is alive
 // (zombies waiting for init to reap them count as dead).
 func groupAlive(pgid int) bool {
-	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
-		return false
-	}
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:]) // state, ppid, pgrp, ...
-		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
-			return true
-		}
-	}
-	return false
+	return !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) && hoststat.GroupLive(hoststat.DefaultRoot, pgid)
 }
 
 // waitFor polls cond every 10 ms for up to d.

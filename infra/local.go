@@ -676,64 +676,27 @@ func (s *localSession) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// stopProc sends SIGTERM to p's process group, waits up to the grace for the
-// process to exit, then sends SIGKILL. Once the process is gone, any live
+// stopProc stops p's process group (StopGroup): SIGTERM, up to the grace
+// for the process to exit, then SIGKILL. Once the process is gone, any live
 // member left in its group is an orphan and is killed.
 func (s *localSession) stopProc(ctx context.Context, p *localProc) error {
 	log := s.log.With().Str("process", p.name).Int("pid", p.pid).Logger()
-	select {
-	case <-p.done:
+	st, err := StopGroup(ctx, p.pid, s.grace, StopOptions{
+		Exited: p.done,
+		Signal: func(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }, // a no-op once reaped: the Process is pidfd-backed
+		Log:    log,
+	})
+	if err != nil {
+		return fmt.Errorf("infra: fleet %s: process %s (pid %d): %w", s.fleet, p.name, p.pid, err)
+	}
+	switch st.How {
+	case GroupAlreadyGone:
 		log.Debug().Str("status", p.exit.Status).Msg("process had already exited")
-		s.killLeftovers(p, log)
-		return nil
-	default:
-	}
-	s.signal(p, syscall.SIGTERM)
-	grace := time.NewTimer(s.grace)
-	defer grace.Stop()
-	select {
-	case <-p.done:
+	case GroupStopped:
 		log.Info().Str("status", p.exit.Status).Msg("process stopped")
-		s.killLeftovers(p, log)
-		return nil
-	case <-grace.C:
-		log.Warn().Dur("stop_timeout", s.grace).Msg("still running after SIGTERM; sending SIGKILL")
-	case <-ctx.Done():
-		log.Warn().Msg("stop cancelled; sending SIGKILL")
 	}
-	s.signal(p, syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(killWait):
-		return fmt.Errorf("infra: fleet %s: process %s (pid %d) did not exit %s after SIGKILL", s.fleet, p.name, p.pid, killWait)
+	if st.Leftovers {
+		appendLogLine(p.logPath, "%s/%s: killed processes left in group %d", s.fleet, p.name, p.pid)
 	}
-	s.waitGroupDead(p)
 	return nil
-}
-
-// signal sends sig to p's process group, which reaches the children it
-// forked, and to p itself in case it left the group (setsid).
-func (s *localSession) signal(p *localProc, sig syscall.Signal) {
-	_ = syscall.Kill(-p.pid, sig)
-	_ = p.cmd.Process.Signal(sig) // a no-op once reaped: the Process is pidfd-backed
-}
-
-// killLeftovers kills what the exited process left running in its group.
-func (s *localSession) killLeftovers(p *localProc, log zerolog.Logger) {
-	if !groupLive(p.pid) {
-		return
-	}
-	log.Warn().Msg("process exited but left processes in its group; sending them SIGKILL")
-	appendLogLine(p.logPath, "%s/%s: killing processes left in group %d", s.fleet, p.name, p.pid)
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	s.waitGroupDead(p)
-}
-
-// waitGroupDead waits, briefly, until SIGKILL has taken effect on the whole
-// group; delivery is asynchronous.
-func (s *localSession) waitGroupDead(p *localProc) {
-	end := time.Now().Add(killGroupWait)
-	for groupLive(p.pid) && time.Now().Before(end) {
-		time.Sleep(stopPollInterval)
-	}
 }

@@ -9,21 +9,15 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/loadramp/loadramp/infra"
 	lraws "github.com/loadramp/loadramp/infra/aws"
-	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
 )
-
-// destroyStopTimeout is how long a recorded local process group has after
-// SIGTERM before SIGKILL.
-const destroyStopTimeout = 5 * time.Second
 
 type destroyOptions struct {
 	leaked bool
@@ -108,12 +102,12 @@ func (a *app) destroyRun(ctx context.Context, runDir string) error {
 			sort.Strings(names)
 			for _, n := range names {
 				did++
-				msg, err := stopGroup(ref.Pids[n])
+				st, err := infra.StopGroup(ctx, ref.Pids[n], infra.DefaultStopTimeout, infra.StopOptions{Log: log})
 				if err != nil {
 					errs = append(errs, fmt.Errorf("fleet %s, process %s: %w", ref.Fleet, n, err))
 					continue
 				}
-				fmt.Fprintf(a.io.Out, "fleet %s: process %s (pid %d): %s\n", ref.Fleet, n, ref.Pids[n], msg)
+				fmt.Fprintf(a.io.Out, "fleet %s: process %s (pid %d): %s\n", ref.Fleet, n, ref.Pids[n], st.How)
 			}
 		}
 	}
@@ -164,42 +158,6 @@ func (a *app) destroyTerraform(ctx context.Context, runDir, fleet, module, works
 	}
 	fmt.Fprintf(a.io.Out, "fleet %s: destroyed; workspace %s deleted\n", fleet, workspace)
 	return nil
-}
-
-// groupAlive reports whether process group pgid has a member that is not a zombie.
-func groupAlive(pgid int) bool {
-	return !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) && hoststat.GroupLive(procRoot, pgid)
-}
-
-// stopGroup stops the process group led by pid, if that process is still
-// alive and still leads its group (a reused pid is left alone).
-func stopGroup(pid int) (string, error) {
-	if pid <= 1 {
-		return "", fmt.Errorf("recorded pid %d is not a process loadramp started", pid)
-	}
-	if !hoststat.LeadsGroup(procRoot, pid) && !groupAlive(pid) {
-		return "already gone", nil
-	}
-	if err := syscall.Kill(-pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return "", fmt.Errorf("SIGTERM to process group %d: %w", pid, err)
-	}
-	deadline := time.Now().Add(destroyStopTimeout)
-	for time.Now().Before(deadline) {
-		if !groupAlive(pid) {
-			return "stopped (SIGTERM)", nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return "", fmt.Errorf("SIGKILL to process group %d: %w", pid, err)
-	}
-	for range 40 {
-		if !groupAlive(pid) {
-			return "killed (SIGKILL)", nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "", fmt.Errorf("process group %d survived SIGKILL", pid)
 }
 
 // listLeaked lists EC2 instances tagged by runs that have finished, or that
