@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/gate
 	$(GO) test -run '^$$' -fuzz '^FuzzParseProcStat$$' -fuzztime $(FUZZTIME) ./orchestrator/hoststat
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./orchestrator/delivery
 
 clean:
 	rm -rf bin runs

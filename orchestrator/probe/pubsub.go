@@ -13,8 +13,8 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/loadramp/loadramp/orchestrator/delivery"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
-	"github.com/loadramp/loadramp/orchestrator/pubsub"
 )
 
 // resubscribeBackoff spaces attempts to subscribe again after the stream
@@ -77,7 +77,7 @@ func (p *PubSub) Step(ctx context.Context, warmup, hold time.Duration) (metrics.
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := pubsub.Subscribe(sctx, p.cfg.Client, p.cfg.Subscribe, p.cfg.Timeout)
+	stream, err := delivery.Subscribe(sctx, p.cfg.Client, p.cfg.Subscribe, p.cfg.Timeout)
 	if err != nil {
 		m := metrics.Metrics{SubscribeErrorsCount: 1}
 		if ctx.Err() != nil {
@@ -107,7 +107,7 @@ func (p *PubSub) Step(ctx context.Context, warmup, hold time.Duration) (metrics.
 			st.pending++
 			st.mu.Unlock()
 		}
-		body := pubsub.AppendMessage(nil, pubsub.Message{Src: st.src, Seq: k, Sent: intended}, 0)
+		body := delivery.AppendMessage(nil, delivery.Message{Src: st.src, Seq: k, Sent: intended}, 0)
 		pubs.Add(1)
 		go func() {
 			defer pubs.Done()
@@ -169,7 +169,7 @@ func (st *psStep) finish() {
 
 // read consumes the stream until ctx ends, subscribing again if it ends
 // before.
-func (p *PubSub) read(ctx context.Context, st *psStep, s *pubsub.Stream) {
+func (p *PubSub) read(ctx context.Context, st *psStep, s *delivery.Stream) {
 	for {
 		for {
 			data, err := s.Next()
@@ -177,7 +177,7 @@ func (p *PubSub) read(ctx context.Context, st *psStep, s *pubsub.Stream) {
 			if err != nil {
 				break
 			}
-			seq, _, ok := pubsub.ParseFrom(data, st.src)
+			seq, _, ok := delivery.ParseFrom(data, st.src)
 			if !ok {
 				continue
 			}
@@ -193,7 +193,7 @@ func (p *PubSub) read(ctx context.Context, st *psStep, s *pubsub.Stream) {
 		p.cfg.Log.Warn().Str("subscribe", p.cfg.Subscribe).Msg("probe: the subscription stream ended mid-step; subscribing again")
 		for {
 			var err error
-			s, err = pubsub.Subscribe(ctx, p.cfg.Client, p.cfg.Subscribe, p.cfg.Timeout)
+			s, err = delivery.Subscribe(ctx, p.cfg.Client, p.cfg.Subscribe, p.cfg.Timeout)
 			if err == nil {
 				break
 			}

@@ -3,8 +3,7 @@
 // Subscribers hold Server-Sent Events streams open on the event bus while
 // publishers POST timestamped messages on an open-model schedule; every
 // delivery's delay is measured from the message's intended send time, for the
-// whole load. The package also holds the SSE client and the message format
-// that the pubsub probe shares.
+// whole load. The message format and the SSE client are package delivery's.
 package pubsub
 
 import (
@@ -24,6 +23,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/rs/zerolog"
 
+	"github.com/loadramp/loadramp/orchestrator/delivery"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
@@ -272,10 +272,10 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 }
 
 // subscribe opens s.Subscribers streams, a few at a time.
-func (r *run) subscribe(ctx context.Context) ([]*Stream, error) {
+func (r *run) subscribe(ctx context.Context) ([]*delivery.Stream, error) {
 	var (
 		mu      sync.Mutex
-		streams []*Stream
+		streams []*delivery.Stream
 		lastErr error
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, subscribeConcurrency)
@@ -286,7 +286,7 @@ func (r *run) subscribe(ctx context.Context) ([]*Stream, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			st, err := Subscribe(ctx, r.e.cfg.Client, r.e.cfg.Subscribe, r.e.cfg.Timeout)
+			st, err := delivery.Subscribe(ctx, r.e.cfg.Client, r.e.cfg.Subscribe, r.e.cfg.Timeout)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -306,7 +306,7 @@ func (r *run) subscribe(ctx context.Context) ([]*Stream, error) {
 }
 
 // read records the delay of every hold message delivered on st.
-func (r *run) read(ctx context.Context, st *Stream, h *hdrhistogram.Histogram) {
+func (r *run) read(ctx context.Context, st *delivery.Stream, h *hdrhistogram.Histogram) {
 	for {
 		data, err := st.Next()
 		now := time.Since(r.start)
@@ -316,7 +316,7 @@ func (r *run) read(ctx context.Context, st *Stream, h *hdrhistogram.Histogram) {
 			}
 			return
 		}
-		_, sent, ok := ParseFrom(data, r.src)
+		_, sent, ok := delivery.ParseFrom(data, r.src)
 		if !ok || sent < r.s.Warmup {
 			continue
 		}
@@ -372,7 +372,7 @@ func (r *run) dispatch(ctx, pctx context.Context, offset time.Duration, pubs *sy
 
 // publish sends one message and classifies the outcome ("" for a 2xx).
 func (r *run) publish(ctx context.Context, intended time.Duration) (class string, answered bool) {
-	body := AppendMessage(make([]byte, 0, max(r.e.cfg.BodyBytes, 64)), Message{Src: r.src, Seq: r.seq.Add(1), Sent: intended}, r.e.cfg.BodyBytes)
+	body := delivery.AppendMessage(make([]byte, 0, max(r.e.cfg.BodyBytes, 64)), delivery.Message{Src: r.src, Seq: r.seq.Add(1), Sent: intended}, r.e.cfg.BodyBytes)
 	ctx, cancel := context.WithTimeout(ctx, r.e.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.e.cfg.Publish, bytes.NewReader(body))

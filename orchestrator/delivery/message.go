@@ -1,4 +1,9 @@
-package pubsub
+// Package delivery is the format of what loadramp publishes and how it
+// receives it: the message a publisher sends (its source, sequence number and
+// intended send time, so a delivery's delay is measured from when the message
+// should have left) and a Server-Sent Events subscription stream. The pubsub
+// engine and the pubsub probe both use it.
+package delivery
 
 import (
 	"bytes"
