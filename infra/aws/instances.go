@@ -134,8 +134,9 @@ type ReadyState struct {
 // WaitInstancesReady waits until at least want instances tagged runID run
 // and pass both status checks (DescribeInstanceStatus: system and instance
 // status "ok"). want <= 0 waits for every tagged instance, at least one. It
-// returns the ready instance ids; ctx bounds the wait.
-func WaitInstancesReady(ctx context.Context, api EC2API, runID string, want int, poll time.Duration, log zerolog.Logger) ([]string, error) {
+// returns the ready instance ids; ctx bounds the wait. progress, if set, is
+// called after every poll that finds too few ready, with the count wanted.
+func WaitInstancesReady(ctx context.Context, api EC2API, runID string, want int, poll time.Duration, log zerolog.Logger, progress func(st ReadyState, want int)) ([]string, error) {
 	if poll <= 0 {
 		poll = DefaultReadyPoll
 	}
@@ -163,6 +164,9 @@ func WaitInstancesReady(ctx context.Context, api EC2API, runID string, want int,
 			return ids, nil
 		}
 		log.Info().Str("run_id", runID).Int("ready", st.Ready).Int("total", st.Total).Int("want", need).Msg("waiting for instances")
+		if progress != nil {
+			progress(st, need)
+		}
 		t := time.NewTimer(poll)
 		select {
 		case <-ctx.Done():

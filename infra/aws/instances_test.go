@@ -17,14 +17,19 @@ import (
 
 // fakeEC2 is a loopback server speaking the EC2 query API (form-encoded
 // POST, XML responses as in the EC2 API reference) for DescribeInstances and
-// DescribeInstanceStatus. It is a fake: it knows a fixed set of instances,
-// and an instance's status checks turn "ok" after okAfter status calls.
+// DescribeInstanceStatus. It is a fake: it knows a fixed set of instances
+// (instances, or fakeInstances), pending for the first pending
+// DescribeInstances calls, and an instance's status checks turn "ok" after
+// okAfter status calls.
 type fakeEC2 struct {
-	mu       sync.Mutex
-	calls    map[string]int
-	forms    []string
-	okAfter  int
-	statuses int
+	mu        sync.Mutex
+	calls     map[string]int
+	forms     []string
+	instances []fakeInstance
+	pending   int
+	okAfter   int
+	statuses  int
+	runs      []string // the run id of each DescribeInstances tag filter
 }
 
 type fakeInstance struct{ id, state, run, role string }
@@ -55,15 +60,24 @@ func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				run = r.Form.Get(strings.TrimSuffix(k, ".Name") + ".Value.1")
 			}
 		}
+		f.runs = append(f.runs, run)
+		instances := f.instances
+		if instances == nil {
+			instances = fakeInstances
+		}
 		var items strings.Builder
-		for _, in := range fakeInstances {
+		for _, in := range instances {
 			if run != "" && in.run != run {
 				continue
 			}
+			state, code := in.state, 16
+			if f.calls[action] <= f.pending {
+				state, code = "pending", 0
+			}
 			fmt.Fprintf(&items, `<item><instanceId>%s</instanceId><instanceType>c6i.large</instanceType><launchTime>2026-11-27T06:00:00.000Z</launchTime>
-<instanceState><code>16</code><name>%s</name></instanceState>
+<instanceState><code>%d</code><name>%s</name></instanceState>
 <tagSet><item><key>%s</key><value>%s</value></item><item><key>%s</key><value>%s</value></item></tagSet></item>`,
-				in.id, in.state, TagRunID, in.run, TagRole, in.role)
+				in.id, code, state, TagRunID, in.run, TagRole, in.role)
 		}
 		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
 <DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>req-1</requestId>
@@ -93,7 +107,11 @@ func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func newFakeEC2(t *testing.T, okAfter int) (*fakeEC2, EC2API) {
-	f := &fakeEC2{calls: map[string]int{}, okAfter: okAfter}
+	return serveFakeEC2(t, &fakeEC2{okAfter: okAfter})
+}
+
+func serveFakeEC2(t *testing.T, f *fakeEC2) (*fakeEC2, EC2API) {
+	f.calls = map[string]int{}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	cfg := sdkaws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")}
@@ -129,7 +147,7 @@ func TestWaitInstancesReady(t *testing.T) {
 	f, api := newFakeEC2(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ids, err := WaitInstancesReady(ctx, api, "run-a", 2, 10*time.Millisecond, zerolog.Nop())
+	ids, err := WaitInstancesReady(ctx, api, "run-a", 2, 10*time.Millisecond, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +162,7 @@ func TestWaitInstancesReady(t *testing.T) {
 	_ = f2
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel2()
-	_, err = WaitInstancesReady(ctx2, api2, "run-a", 0, 20*time.Millisecond, zerolog.Nop())
+	_, err = WaitInstancesReady(ctx2, api2, "run-a", 0, 20*time.Millisecond, zerolog.Nop(), nil)
 	if err == nil || !strings.Contains(err.Error(), "instance status initializing") || !strings.Contains(err.Error(), "0 of 2 ready") {
 		t.Errorf("wait on initializing instances: %v", err)
 	}

@@ -228,7 +228,7 @@ func (h *awsHooks) ready(ctx context.Context, runID string, outputs map[string]s
 	log := h.log
 	h.mu.Unlock()
 	pw := &readyProgress{obs: h.obs, log: log, now: h.now, every: h.progress, start: h.now(), timeout: h.timeout}
-	ready, err := awsinfra.WaitInstancesReady(wctx, cl.ec2, runID, len(ids), h.poll, zerolog.New(pw))
+	ready, err := awsinfra.WaitInstancesReady(wctx, cl.ec2, runID, len(ids), h.poll, zerolog.New(pw), nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return err

@@ -1,0 +1,284 @@
+// Package observe watches one host during a run: for each step it samples the
+// host and the watched processes every second, scans their logs and the
+// kernel log for bottleneck signatures, and at the end of the step diagnoses
+// the hold window into metrics and findings; once the fleets are up it audits
+// the host's limits funnel.
+//
+// Its API is what a host observer offers whether it runs inside loadramp
+// (the local host) or in an agent on a fleet host: Start a step window, Stop
+// it for its metrics and findings, Audit the limits.
+package observe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/diagnose"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
+	"github.com/loadramp/loadramp/orchestrator/result"
+)
+
+// Proc is a process the observer watches.
+type Proc struct {
+	Name string
+	Pid  int
+	// LogPath is the process's output, scanned for signatures ("" for none).
+	LogPath string
+}
+
+// Log is a log file of a fleet (an nginx error.log...), scanned for
+// signatures on behalf of one side.
+type Log struct {
+	Path string
+	Side string // result.SideTarget or result.SideGenerator
+}
+
+// Spec says what one step window watches.
+type Spec struct {
+	Target    []Proc
+	Generator []Proc
+	Logs      []Log
+	// Warmup is excluded from the window the metrics describe.
+	Warmup time.Duration
+	// Sink, if set, receives every raw sample (for samples.jsonl).
+	Sink func(sample any)
+}
+
+// Host observes one host. It is safe for one step window at a time.
+type Host struct {
+	name    string
+	root    string
+	self    Proc
+	every   time.Duration
+	log     zerolog.Logger
+	scanner *diagnose.Scanner
+}
+
+// Option configures a Host.
+type Option func(*Host)
+
+// WithRoot reads procfs at root instead of hoststat.DefaultRoot (a fixture
+// tree in tests).
+func WithRoot(root string) Option { return func(h *Host) { h.root = root } }
+
+// WithLogger sets the logger (default: zerolog.Nop()).
+func WithLogger(l zerolog.Logger) Option { return func(h *Host) { h.log = l } }
+
+// WithInterval sets how often a window samples (default: every second).
+func WithInterval(d time.Duration) Option { return func(h *Host) { h.every = d } }
+
+// New returns the observer of the host named name ("local", an instance
+// id): the name findings carry. The process running it is the generator when
+// a step names none (the builtin engine generates load inside loadramp).
+func New(name string, opts ...Option) *Host {
+	h := &Host{
+		name: name, root: hoststat.DefaultRoot, every: time.Second, log: zerolog.Nop(),
+		self:    Proc{Name: "loadramp", Pid: os.Getpid()},
+		scanner: diagnose.NewScanner(),
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// Window is one step's observation in progress.
+type Window struct {
+	h       *Host
+	spec    Spec
+	target  []hoststat.Proc
+	gen     []hoststat.Proc
+	sources []diagnose.Source
+	sampler *hoststat.Sampler
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu      sync.Mutex
+	samples []hoststat.Sample
+	stopped bool
+}
+
+// Start begins a step window: it marks where every log ends, so the window's
+// scan reads only what the step appends, and samples every second until
+// Stop. Samples of the warmup are left out of the window but the last one,
+// which gives the first second of the hold its counter baseline.
+func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
+	w := &Window{
+		h: h, spec: spec,
+		target:  h.withChildren(procs(spec.Target)),
+		gen:     procs(spec.Generator),
+		sampler: hoststat.New(h.root, hoststat.WithLogger(h.log)),
+		done:    make(chan struct{}),
+	}
+	if len(w.gen) == 0 {
+		w.gen = procs([]Proc{h.self})
+	}
+	w.sources = sources(spec)
+	h.scanner.Mark(ctx, w.sources)
+
+	holdFrom := time.Now().Add(spec.Warmup)
+	var last *hoststat.Sample
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.cancel = cancel
+	go func() {
+		defer close(w.done)
+		w.sampler.Run(runCtx, h.every, w.target, w.gen, func(smp hoststat.Sample) {
+			w.sink(smp)
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if smp.Time.Before(holdFrom) {
+				c := smp
+				last = &c
+				return
+			}
+			if last != nil {
+				w.samples = append(w.samples, *last)
+				last = nil
+			}
+			w.samples = append(w.samples, smp)
+		})
+	}()
+	return w, nil
+}
+
+func (w *Window) sink(smp hoststat.Sample) {
+	if w.spec.Sink != nil {
+		w.spec.Sink(smp)
+	}
+}
+
+// Stop ends the window with one last sample, scans the logs, and diagnoses
+// the hold: its host metrics (target.*, generator.*, host figures) and the
+// findings the evidence supports. errorClasses are the engine's error counts
+// by class, for the generator's own failures (gen_emfile...). Stop may be
+// called once.
+func (w *Window) Stop(errorClasses map[string]int64) (map[string]float64, []result.Finding) {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return nil, nil
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	w.cancel()
+	<-w.done
+	// One last sample closes the window at the end of the hold.
+	if smp, err := w.sampler.Sample(context.Background(), w.target, w.gen); err == nil {
+		w.samples = append(w.samples, smp)
+		w.sink(smp)
+	}
+	sum := hoststat.Window(w.samples)
+	matches, _ := w.h.scanner.Scan(context.Background(), w.sources)
+	findings := diagnose.Diagnose(diagnose.Input{
+		Host:            w.h.name,
+		Summary:         sum,
+		Settings:        hoststat.Settings(w.h.root),
+		Logs:            matches,
+		GeneratorErrors: errorClasses,
+	})
+	return sum.Metrics(), findings
+}
+
+// sources are the logs a window scans: every watched process's output, the
+// fleets' extra logs and the kernel log.
+func sources(spec Spec) []diagnose.Source {
+	var out []diagnose.Source
+	for _, side := range []struct {
+		name  string
+		procs []Proc
+	}{{result.SideTarget, spec.Target}, {result.SideGenerator, spec.Generator}} {
+		for _, p := range side.procs {
+			if p.LogPath != "" {
+				out = append(out, diagnose.Source{Name: p.Name + " output", Path: p.LogPath, Process: p.Name, Side: side.name})
+			}
+		}
+	}
+	for _, l := range spec.Logs {
+		out = append(out, diagnose.Source{Name: l.Path, Path: l.Path, Side: l.Side})
+	}
+	return append(out, diagnose.Source{Name: "kernel", Path: diagnose.KernelLog})
+}
+
+func procs(ps []Proc) []hoststat.Proc {
+	out := make([]hoststat.Proc, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, hoststat.Proc{Name: p.Name, Pid: p.Pid})
+	}
+	return out
+}
+
+// withChildren adds the direct children of every process of ps under its
+// name: nginx's workers (worker_rlimit_nofile and worker_connections are
+// theirs, the master's counts say nothing about them), or the real server
+// behind a shell wrapper.
+func (h *Host) withChildren(ps []hoststat.Proc) []hoststat.Proc {
+	out := append([]hoststat.Proc(nil), ps...)
+	for _, p := range ps {
+		if p.Pid <= 0 {
+			continue
+		}
+		for _, c := range hoststat.Children(h.root, p.Pid) {
+			out = append(out, hoststat.Proc{Name: p.Name, Pid: c})
+		}
+	}
+	return out
+}
+
+// Audit reads the host's limits funnel once the fleets are up: the kernel's
+// accept queues, connection tracking, the target processes' open files and,
+// when the target runs nginx, its configuration (found from the nginx
+// master's command line). nginx workers are watched beside their master,
+// since worker_rlimit_nofile applies to them only. It returns the audit as
+// static parameters (run.json "limits") and its warnings.
+func (h *Host) Audit(ctx context.Context, target []Proc) (limits map[string]any, warnings []string, err error) {
+	var watched []hoststat.Proc
+	for _, p := range target {
+		if p.Pid <= 0 {
+			continue
+		}
+		watched = append(watched, hoststat.Proc{Name: p.Name, Pid: p.Pid})
+		if _, ok, _ := hoststat.NginxConf(h.root, p.Pid); ok {
+			for _, w := range hoststat.Children(h.root, p.Pid) {
+				watched = append(watched, hoststat.Proc{Name: p.Name + " worker", Pid: w})
+			}
+		}
+	}
+	conf, _, err := FindNginxConf(h.root, watched)
+	if err != nil {
+		h.log.Warn().Err(err).Msg("preflight: nginx configuration not readable; auditing without it")
+	}
+	audit, err := diagnose.AuditLimits(ctx, h.root, watched, conf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("preflight limits audit: %w", err)
+	}
+	return audit.Static(), audit.Warnings, nil
+}
+
+// FindNginxConf returns the configuration file of the first nginx master
+// among procs whose file can be read, and that master's pid. conf is "" when
+// no nginx master is watched; err says which configuration could not be read
+// when none could.
+func FindNginxConf(root string, procs []hoststat.Proc) (conf string, pid int, err error) {
+	var errs []error
+	for _, p := range procs {
+		c, ok, cerr := hoststat.NginxConf(root, p.Pid)
+		if !ok || c == "" {
+			continue
+		}
+		if cerr == nil {
+			_, cerr = os.Stat(c)
+		}
+		if cerr != nil {
+			errs = append(errs, cerr)
+			continue
+		}
+		return c, p.Pid, nil
+	}
+	return "", 0, errors.Join(errs...)
+}
