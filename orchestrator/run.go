@@ -20,7 +20,6 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
-	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
@@ -35,10 +34,8 @@ type Renderer func(text string) (string, error)
 
 // Deps are the real or fake implementations Run wires together.
 type Deps struct {
-	// Provision builds the provider of fleet name from its plan block. render
-	// renders the block's templates (static parameters, ports, the outputs of
-	// fleets already up); runDir is the run directory, for logs and files.
-	Provision func(ctx context.Context, name string, f *plan.Fleet, render Renderer, runDir string, log zerolog.Logger) (Fleet, error)
+	// Provision builds the provider of one fleet from its plan block.
+	Provision func(ctx context.Context, spec ProvisionSpec) (Fleet, error)
 	// NewEngine builds the plan's engine once every fleet is up.
 	NewEngine func(ctx context.Context, p *plan.Plan, render Renderer, log zerolog.Logger) (Engine, error)
 	// NewProbe, if set, builds the plan's probe (nil when the plan has none)
@@ -64,11 +61,27 @@ type Deps struct {
 	Version   string
 }
 
+// ProvisionSpec is what Provision builds a fleet from.
+type ProvisionSpec struct {
+	// Name is the fleet's name in the plan ("target", "generators"...).
+	Name  string
+	Fleet *plan.Fleet
+	// Render renders the block's templates (static parameters, ports, the
+	// outputs of fleets already up).
+	Render Renderer
+	// RunDir is the run directory, for logs, files and Terraform data.
+	RunDir string
+	// CampaignID is set while a campaign runs: its variants share Terraform
+	// workspaces, each re-applying the fleet in place.
+	CampaignID string
+	Log        zerolog.Logger
+}
+
 // StepSampler measures the hosts during a step and diagnoses what it saw.
 type StepSampler interface {
 	// Start begins sampling for one step attempt; the returned stop function
 	// ends sampling and returns the hold window's metrics and findings.
-	Start(ctx context.Context, spec SampleSpec) (stop func(StepFacts) (metrics.Metrics, []result.Finding), err error)
+	Start(ctx context.Context, spec SampleSpec) (stop func(StepFacts) (map[string]float64, []result.Finding), err error)
 }
 
 // SampleSpec says what a step's sampler watches.
@@ -91,7 +104,7 @@ type LogFile struct {
 // StepFacts is what the engine saw, for the diagnosis of generator-side errors.
 type StepFacts struct {
 	ErrorClasses map[string]int64
-	Metrics      metrics.Metrics
+	Metrics      map[string]float64
 }
 
 // Options are the per-invocation settings of a run.
@@ -105,6 +118,8 @@ type Options struct {
 	// (a campaign's next variant re-applies them in place); an interrupted or
 	// failed run still tears them down.
 	KeepProviders map[string]bool
+	// CampaignID is the campaign this run is a variant of ("" for none).
+	CampaignID string
 	// Resume is an interrupted run's directory to continue: its recorded
 	// attempts are replayed, not rerun, and the run goes on from the first
 	// attempt that did not finish.
@@ -394,7 +409,7 @@ func (r *runner) provision(ctx context.Context) error {
 	for _, name := range fleetOrder(r.p) {
 		f := r.p.Fleets[name]
 		r.obs.Message("provisioning fleet %s (%s)", name, f.Provider)
-		fl, err := r.deps.Provision(ctx, name, f, r.render, r.dir.Path(), r.log)
+		fl, err := r.deps.Provision(ctx, ProvisionSpec{Name: name, Fleet: f, Render: r.render, RunDir: r.dir.Path(), CampaignID: r.opts.CampaignID, Log: r.log})
 		if err != nil {
 			return fmt.Errorf("fleet %s: %w", name, err)
 		}

@@ -113,8 +113,8 @@ func runFakePlan(t *testing.T, src string, capacity, perGen float64, maxGens int
 	target := &fakeFleet{size: 1, maxSize: 1}
 	eng := &fakeEngine{capacity: capacity, perGen: perGen, gens: gens, failAbove: failAbove}
 	deps := Deps{
-		Provision: func(_ context.Context, name string, _ *plan.Fleet, _ Renderer, _ string, _ zerolog.Logger) (Fleet, error) {
-			if name == "generators" {
+		Provision: func(_ context.Context, spec ProvisionSpec) (Fleet, error) {
+			if spec.Name == "generators" {
 				return gens, nil
 			}
 			return target, nil

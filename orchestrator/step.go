@@ -59,7 +59,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 		}
 	}
 
-	var stop func(StepFacts) (metrics.Metrics, []result.Finding)
+	var stop func(StepFacts) (map[string]float64, []result.Finding)
 	if r.deps.Sampler != nil {
 		var err error
 		stop, err = r.deps.Sampler.Start(stepCtx, SampleSpec{

@@ -105,6 +105,9 @@ func NewTarget(cfg TargetConfig) *Target {
 	return &Target{cfg: cfg, log: zerolog.Nop()}
 }
 
+// Now is the target's clock.
+func (t *Target) Now() time.Time { return t.cfg.Now() }
+
 // SetLog sets the run's logger.
 func (t *Target) SetLog(log zerolog.Logger) {
 	t.mu.Lock()

@@ -24,7 +24,7 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // directory, which also holds campaign.{json,md,html}. An interrupt stops the
 // variant in progress (its fleets are torn down and its partial report is
 // written) and the campaign; every finished variant keeps its report.
-func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress string) error {
+func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress, upload string) error {
 	ctx, obs, stop := a.interruptible(parent, progress)
 	defer stop()
 
@@ -33,8 +33,6 @@ func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrato
 	if err := os.MkdirAll(cdir, 0o755); err != nil {
 		return withCode(ExitRuntime, fmt.Errorf("creating campaign directory: %w", err))
 	}
-	a.campaignID = id
-	defer func() { a.campaignID = "" }()
 	camp := &report.Campaign{Schema: report.CampaignSchema, ID: id, Plan: p.Name, Variants: []report.Variant{}}
 	n := len(p.Campaign.Variants)
 	obs.Message("campaign %s: %d variants; campaign directory %s", id, n, cdir)
@@ -53,6 +51,7 @@ func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrato
 		pv.Campaign = nil
 		vo := opts
 		vo.OutDir = cdir
+		vo.CampaignID = id
 		if i < n-1 {
 			// Terraform fleets are re-applied in place by the next variant;
 			// local processes restart with the variant's arguments.
@@ -89,7 +88,7 @@ func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrato
 			report.ParamString(v.Capacity, p.ParamNames()), strconv.FormatFloat(v.Throughput, 'f', 0, 64), v.Bottleneck)
 	}
 	fmt.Fprintf(a.io.Out, "campaign report: %s\n", paths[len(paths)-1])
-	a.uploadRun(cdir)
+	a.uploadRun(upload, cdir)
 	switch {
 	case interrupted:
 		return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted"), quiet: true}

@@ -7,15 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/loadramp/loadramp/infra"
 	lraws "github.com/loadramp/loadramp/infra/aws"
-	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator/record"
 )
 
@@ -83,80 +81,9 @@ func (a *app) destroyRun(ctx context.Context, runDir string) error {
 		log = zerolog.New(zerolog.MultiLevelWriter(ev, zerolog.LevelWriterAdapter{Writer: a.logOut})).
 			With().Timestamp().Str("run", run.ID).Str("command", "destroy").Logger()
 	}
-	var errs []error
-	seen := map[string]bool{}
-	did := 0
-	for _, ref := range run.Infra {
-		switch ref.Provider {
-		case plan.ProviderTerraform:
-			seen[ref.Fleet] = true
-			did++
-			if err := a.destroyTerraform(ctx, runDir, ref.Fleet, ref.Module, ref.Workspace, log); err != nil {
-				errs = append(errs, err)
-			}
-		case plan.ProviderLocal:
-			names := make([]string, 0, len(ref.Pids))
-			for n := range ref.Pids {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for _, n := range names {
-				did++
-				st, err := infra.StopGroup(ctx, ref.Pids[n], infra.DefaultStopTimeout, infra.StopOptions{Log: log})
-				if err != nil {
-					errs = append(errs, fmt.Errorf("fleet %s, process %s: %w", ref.Fleet, n, err))
-					continue
-				}
-				fmt.Fprintf(a.io.Out, "fleet %s: process %s (pid %d): %s\n", ref.Fleet, n, ref.Pids[n], st.How)
-			}
-		}
-	}
-	// Workspaces made before run.json recorded them.
-	dirs, _ := filepath.Glob(filepath.Join(runDir, "terraform", "*", infra.TerraformRefFile))
-	for _, f := range dirs {
-		fleet := filepath.Base(filepath.Dir(f))
-		if seen[fleet] {
-			continue
-		}
-		ref, err := infra.ReadTerraformRef(filepath.Dir(f))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("fleet %s: %w", fleet, err))
-			continue
-		}
-		did++
-		if err := a.destroyTerraform(ctx, runDir, fleet, ref[infra.RefModule], ref[infra.RefWorkspace], log); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if did == 0 {
-		fmt.Fprintf(a.io.Out, "%s records no infrastructure loadramp owns: nothing to destroy\n", runDir)
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := wiring.Destroy(ctx, a.wiring, runDir, run, a.io.Out, log); err != nil {
 		return withCode(ExitRuntime, err)
 	}
-	return nil
-}
-
-func (a *app) destroyTerraform(ctx context.Context, runDir, fleet, module, workspace string, log zerolog.Logger) error {
-	if module == "" || workspace == "" {
-		return fmt.Errorf("fleet %s: run.json lacks the terraform module or workspace", fleet)
-	}
-	bin, err := infra.LookTerraform(a.v.GetString(keyTerraformBin))
-	if err != nil {
-		return fmt.Errorf("fleet %s: %w", fleet, err)
-	}
-	tf, err := infra.NewTerraform(infra.TerraformConfig{
-		Fleet: fleet, Dir: module, Workspace: workspace,
-		DataDir: terraformDataDir(runDir, fleet), Bin: bin, Log: log,
-	})
-	if err != nil {
-		return fmt.Errorf("fleet %s: %w", fleet, err)
-	}
-	fmt.Fprintf(a.io.Out, "fleet %s: terraform destroy in workspace %s of %s\n", fleet, workspace, module)
-	if err := tf.Down(ctx); err != nil {
-		return fmt.Errorf("fleet %s: %w", fleet, err)
-	}
-	fmt.Fprintf(a.io.Out, "fleet %s: destroyed; workspace %s deleted\n", fleet, workspace)
 	return nil
 }
 
@@ -172,12 +99,7 @@ func (a *app) listLeaked(ctx context.Context) error {
 	for _, s := range sums {
 		runs[s.ID] = s.Status
 	}
-	cc := awsClientConfig(a)
-	cfg, err := lraws.LoadConfig(ctx, cc)
-	if err != nil {
-		return withCode(ExitRuntime, err)
-	}
-	insts, err := lraws.TaggedInstances(ctx, lraws.NewEC2(cfg, cc), "")
+	insts, err := wiring.TaggedInstances(ctx, a.wiring)
 	if err != nil {
 		return withCode(ExitRuntime, err)
 	}
@@ -196,14 +118,4 @@ func (a *app) listLeaked(ctx context.Context) error {
 	}
 	fmt.Fprintf(a.io.Out, "%d leaked instance(s): tear down with 'loadramp destroy RUN_DIR' where the run directory exists\n", len(leaked))
 	return nil
-}
-
-// awsClientConfig is the AWS account and region from the configuration;
-// LOADRAMP_AWS_ENDPOINT points the SDK at another endpoint.
-func awsClientConfig(a *app) lraws.ClientConfig {
-	return lraws.ClientConfig{
-		Profile:  a.v.GetString(keyAWSProfile),
-		Region:   a.v.GetString(keyAWSRegion),
-		Endpoint: a.getenv("LOADRAMP_AWS_ENDPOINT"),
-	}
 }

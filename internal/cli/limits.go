@@ -9,7 +9,11 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/diagnose"
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
+	"github.com/loadramp/loadramp/orchestrator/observe"
 )
+
+// procRoot is where this host's procfs is mounted.
+const procRoot = hoststat.DefaultRoot
 
 type limitsOptions struct {
 	pids      []int
@@ -95,15 +99,9 @@ func (a *app) limits(cmd *cobra.Command, o limitsOptions) error {
 			return usageErr(fmt.Errorf("--nginx-conf: %w", err))
 		}
 	} else {
-		for _, p := range procs {
-			c, ok, _ := hoststat.NginxConf(procRoot, p.Pid)
-			if ok && c != "" {
-				if _, err := os.Stat(c); err == nil {
-					conf = c
-					fmt.Fprintf(a.io.ErrOut, "nginx configuration: %s (from the command line of pid %d)\n", c, p.Pid)
-					break
-				}
-			}
+		if c, pid, _ := observe.FindNginxConf(procRoot, procs); c != "" {
+			conf = c
+			fmt.Fprintf(a.io.ErrOut, "nginx configuration: %s (from the command line of pid %d)\n", c, pid)
 		}
 	}
 	audit, err := diagnose.AuditLimits(cmd.Context(), procRoot, procs, conf)

@@ -17,8 +17,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/loadramp/loadramp/infra"
 	"github.com/loadramp/loadramp/internal/eventbus"
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/probe"
@@ -71,22 +71,6 @@ func staticRender(endpoint string) orchestrator.Renderer {
 	}
 }
 
-func TestNewProbeRendersURLs(t *testing.T) {
-	p := &plan.Plan{Probe: &plan.Probe{Kind: "pubsub", Rate: 20,
-		Publish: "{{ .fleets.target.endpoint }}/publish?topic=probe", Subscribe: "{{ .fleets.target.endpoint }}/subscribe?topic=probe"}}
-	pr, err := newProbe(context.Background(), p, staticRender("http://127.0.0.1:9"), zerolog.Nop())
-	if err != nil || pr == nil {
-		t.Fatalf("newProbe = %v, %v", pr, err)
-	}
-	p.Probe.Subscribe = "{{ .fleets.target.endpoint }}"
-	if _, err := newProbe(context.Background(), p, staticRender(""), zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "probe publish") {
-		t.Errorf("an empty rendered URL: err = %v", err)
-	}
-	if pr, err := newProbe(context.Background(), &plan.Plan{}, staticRender(""), zerolog.Nop()); pr != nil || err != nil {
-		t.Errorf("no probe block: %v, %v", pr, err)
-	}
-}
-
 // TestProbeSeesTheBusStopped stops the event bus process (SIGSTOP) for 1 s
 // in the middle of the probe's hold: probe.delay.max shows at least that
 // long, since delays run from each message's intended send time.
@@ -97,7 +81,7 @@ func TestProbeSeesTheBusStopped(t *testing.T) {
 	cmd, url := startBusProcess(t)
 	p := &plan.Plan{Probe: &plan.Probe{Kind: "pubsub", Rate: 20, Timeout: plan.Duration(5 * time.Second),
 		Publish: url + "/publish?topic=probe", Subscribe: url + "/subscribe?topic=probe"}}
-	pr, err := newProbe(context.Background(), p, staticRender(url), zerolog.Nop())
+	pr, err := wiring.NewProbe(context.Background(), p, staticRender(url), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,14 +215,8 @@ gates:
 			Client: &http.Client{Transport: stallTransport{base: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}}}})
 	}
 	deps := orchestrator.Deps{
-		Provision: func(_ context.Context, name string, f *plan.Fleet, render orchestrator.Renderer, _ string, _ zerolog.Logger) (orchestrator.Fleet, error) {
-			out, err := renderMap(render, f.Outputs, "fleets."+name+".outputs")
-			if err != nil {
-				return nil, err
-			}
-			return &fleetAdapter{p: infra.NewStatic(name, out), provider: f.Provider}, nil
-		},
-		NewEngine: newEngine,
+		Provision: wiring.Provision(wiring.DefaultConfig()),
+		NewEngine: wiring.NewEngine,
 		NewProbe:  slowProbe,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -69,7 +69,7 @@ instead.`,
 			}
 			return a.execute(cmd.Context(), p, orchestrator.Options{
 				OutDir: filepath.Dir(dirPath), PlanFile: run.PlanFile, PlanHash: run.PlanHash, Resume: dirPath,
-			}, progress, nil)
+			}, progress, nil, "")
 		},
 	}
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto, plain, none")

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -63,11 +65,8 @@ type app struct {
 	logOut   io.Writer
 	logLevel zerolog.Level
 	getenv   func(string) string
-	// upload is where a finished run directory is uploaded (s3://...).
-	upload string
-	// campaignID is set while a campaign runs: its variants share Terraform
-	// workspaces.
-	campaignID string
+	// wiring is the configuration of the implementations a run is wired with.
+	wiring wiring.Config
 	// logLevelSet: the user chose the log level.
 	logLevelSet bool
 }
@@ -83,6 +82,12 @@ const (
 	keyMaxRate      = plan.CeilingMaxRate
 	keyMaxUsers     = plan.CeilingMaxUsers
 	keyS3Endpoint   = "s3_endpoint"
+	// keyAWSReadyTimeout bounds the wait for the target's instances to run
+	// and pass their status checks after terraform apply.
+	keyAWSReadyTimeout = "aws_ready_timeout"
+	// keyCloudWatchSettle bounds how long a step waits, after its hold, for
+	// CloudWatch to publish the hold's last minute (0: do not wait).
+	keyCloudWatchSettle = "cloudwatch_settle"
 )
 
 // Main runs loadramp with args (without the program name) and returns the exit code.
@@ -233,7 +238,34 @@ func (a *app) setup(cmd *cobra.Command) error {
 			}
 		}
 	}
+	a.wiring, err = a.wiringConfig()
+	if err != nil {
+		return usageErr(err)
+	}
 	return nil
+}
+
+// wiringConfig is the configuration of the implementations a run is wired
+// with, from the config file, LOADRAMP_* and flags.
+func (a *app) wiringConfig() (wiring.Config, error) {
+	v := a.v
+	c := wiring.DefaultConfig()
+	c.TerraformBin = v.GetString(keyTerraformBin)
+	c.AWSProfile, c.AWSRegion = v.GetString(keyAWSProfile), v.GetString(keyAWSRegion)
+	c.AWSEndpoint = a.getenv("LOADRAMP_AWS_ENDPOINT")
+	c.S3Endpoint = v.GetString(keyS3Endpoint)
+	c.Log = a.log
+	for key, d := range map[string]*time.Duration{keyAWSReadyTimeout: &c.AWSReadyTimeout, keyCloudWatchSettle: &c.CloudWatchSettle} {
+		if !v.IsSet(key) {
+			continue
+		}
+		x, err := time.ParseDuration(strings.TrimSpace(v.GetString(key)))
+		if err != nil || x < 0 || (key == keyAWSReadyTimeout && x == 0) {
+			return c, fmt.Errorf("%s %q: want a positive duration such as 10m", key, v.GetString(key))
+		}
+		*d = x
+	}
+	return c, nil
 }
 
 // explicitLogLevel reports whether the log level was chosen by the user (flag,

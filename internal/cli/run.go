@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	awsinfra "github.com/loadramp/loadramp/infra/aws"
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/report"
@@ -116,12 +117,12 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	}
 	sum := sha256.Sum256(raw)
 
-	a.upload = o.upload
-	if a.upload == "" {
-		a.upload = p.Report.Upload
+	upload := o.upload
+	if upload == "" {
+		upload = p.Report.Upload
 	}
-	if a.upload != "" {
-		if _, _, err := awsinfra.ParseS3URL(a.upload); err != nil {
+	if upload != "" {
+		if _, _, err := awsinfra.ParseS3URL(upload); err != nil {
 			return usageErr(err)
 		}
 	}
@@ -130,14 +131,15 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 		if o.baseline != "" || len(minCap) > 0 {
 			return usageErr(fmt.Errorf("--baseline and --min-capacity judge a single run; a campaign compares its variants itself (compare two variant runs with 'loadramp compare')"))
 		}
-		return a.runCampaign(parent, p, opts, o.progress)
+		return a.runCampaign(parent, p, opts, o.progress, upload)
 	}
-	return a.execute(parent, p, opts, o.progress, policy)
+	return a.execute(parent, p, opts, o.progress, policy, upload)
 }
 
-// execute runs (or resumes) a checked plan with the real implementations and
-// maps the outcome to an exit code.
-func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress string, policy func(*report.Report) *result.Policy) error {
+// execute runs (or resumes) a checked plan with the real implementations,
+// uploads its run directory when upload is set, and maps the outcome to an
+// exit code.
+func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Options, progress string, policy func(*report.Report) *result.Policy, upload string) error {
 	ctx, obs, stop := a.interruptible(parent, progress)
 	defer stop()
 
@@ -145,7 +147,7 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 	res, err := orchestrator.Run(ctx, p, deps, opts)
 	if res != nil {
 		printSummary(a.io.Out, res)
-		a.uploadRun(res.Dir)
+		a.uploadRun(upload, res.Dir)
 	}
 	switch {
 	case res != nil && res.Interrupted:
@@ -160,19 +162,16 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 	return nil
 }
 
-// uploadRun uploads a finished run directory when an upload was asked for.
-// A failed upload is reported and never touches the local copy; it does not
-// change the run's exit code, which says how the run went.
-func (a *app) uploadRun(dir string) {
-	if a.upload == "" || dir == "" {
+// uploadRun uploads a finished run directory to url when an upload was
+// asked for. A failed upload is reported and never touches the local copy;
+// it does not change the run's exit code, which says how the run went.
+func (a *app) uploadRun(url, dir string) {
+	if url == "" || dir == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	res, err := awsinfra.UploadDir(ctx, awsinfra.UploadConfig{
-		URL: a.upload, Profile: a.v.GetString(keyAWSProfile), Region: a.v.GetString(keyAWSRegion),
-		Endpoint: a.v.GetString(keyS3Endpoint),
-	}, dir, a.log)
+	res, err := wiring.Upload(ctx, a.wiring, url, dir)
 	if err != nil {
 		fmt.Fprintf(a.io.ErrOut, "upload FAILED (the local copy in %s is complete): %v\n", dir, err)
 		return
@@ -182,19 +181,12 @@ func (a *app) uploadRun(dir string) {
 
 // deps builds the real implementations a run is wired with.
 func (a *app) deps(obs orchestrator.Observer, progress string, policy func(*report.Report) *result.Policy) orchestrator.Deps {
-	aws := a.newAWSHooks(obs) // an EC2 target: readiness wait and CloudWatch
-	return orchestrator.Deps{
-		Policy:    policy,
-		Provision: aws.provision(a.provision),
-		NewEngine: newEngine,
-		NewProbe:  newProbe,
-		Sampler:   aws.sampler(newSampler()),
-		Preflight: a.preflight,
-		Observer:  obs,
-		LogOutput: a.logOut,
-		LogLevel:  a.runLogLevel(progress),
-		Version:   Version,
-	}
+	d := wiring.Deps(a.wiring, obs)
+	d.Policy = policy
+	d.LogOutput = a.logOut
+	d.LogLevel = a.runLogLevel(progress)
+	d.Version = Version
+	return d
 }
 
 // runLogLevel is the console log level during a run: progress lines tell the

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/viper"
 
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/plan"
@@ -397,7 +398,8 @@ func TestTerraformPanicInRunTearsDown(t *testing.T) {
 	t.Parallel()
 	mod := tfModule(t, "local")
 	a := &app{io: IO{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}, v: viper.New(), getenv: emptyEnv, log: zerolog.Nop()}
-	a.v.Set(keyTerraformBin, tfBin(t))
+	cfg := wiring.DefaultConfig()
+	cfg.TerraformBin = tfBin(t)
 	args := tfPlanArgs(t, mod)
 	var sets []string
 	for i := 1; i < len(args); i++ {
@@ -411,7 +413,7 @@ func TestTerraformPanicInRunTearsDown(t *testing.T) {
 	}
 	out := t.TempDir()
 	deps := orchestrator.Deps{
-		Provision: a.provision,
+		Provision: wiring.Provision(cfg),
 		// A fake engine whose construction panics, once the fleets are up.
 		NewEngine: func(context.Context, *plan.Plan, orchestrator.Renderer, zerolog.Logger) (orchestrator.Engine, error) {
 			panic("fake engine: boom")

@@ -1,4 +1,4 @@
-package cli
+package wiring
 
 import (
 	"fmt"
@@ -6,26 +6,25 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/rs/zerolog"
-
 	"github.com/loadramp/loadramp/infra"
 	"github.com/loadramp/loadramp/orchestrator"
-	"github.com/loadramp/loadramp/orchestrator/plan"
 )
 
-// terraformDataDir is where a Terraform fleet keeps its TF_DATA_DIR and var
+// TerraformDataDir is where a Terraform fleet keeps its TF_DATA_DIR and var
 // file inside the run directory; `loadramp destroy` finds it there.
-func terraformDataDir(runDir, fleet string) string {
+func TerraformDataDir(runDir, fleet string) string {
 	return filepath.Join(runDir, "terraform", fleet)
 }
 
-// terraformWorkspace is the run's own workspace.
-func terraformWorkspace(runID string) string { return "loadramp-" + runID }
+// TerraformWorkspace is the workspace of a run (or of a campaign, whose
+// variants share it).
+func TerraformWorkspace(runID string) string { return "loadramp-" + runID }
 
-// terraformProvider builds the Terraform provider of fleet name: the plan's
-// vars rendered with the run's template data, one workspace per run, state
-// and data under the run directory.
-func (a *app) terraformProvider(name string, f *plan.Fleet, render orchestrator.Renderer, runDir string, log zerolog.Logger) (*infra.Terraform, error) {
+// terraformProvider builds the Terraform provider of a fleet: the plan's
+// vars rendered with the run's template data, one workspace per run (per
+// campaign while one runs), state and data under the run directory.
+func terraformProvider(cfg Config, spec orchestrator.ProvisionSpec) (*infra.Terraform, error) {
+	name, f, render, runDir := spec.Name, spec.Fleet, spec.Render, spec.RunDir
 	path := "fleets." + name + ".terraform"
 	if f.Terraform == nil {
 		return nil, fmt.Errorf("%s: missing; a terraform fleet needs the module directory", path)
@@ -38,7 +37,7 @@ func (a *app) terraformProvider(name string, f *plan.Fleet, render orchestrator.
 	if err != nil {
 		return nil, err
 	}
-	bin, err := infra.LookTerraform(a.v.GetString(keyTerraformBin))
+	bin, err := terraformBin(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -51,23 +50,23 @@ func (a *app) terraformProvider(name string, f *plan.Fleet, render orchestrator.
 		return nil, fmt.Errorf("working directory: %w", err)
 	}
 	runID := filepath.Base(absRun)
-	workspace := terraformWorkspace(runID)
-	if a.campaignID != "" {
+	workspace := TerraformWorkspace(runID)
+	if spec.CampaignID != "" {
 		// A campaign's variants share one workspace: each re-applies it with
 		// its own variables, updating the fleet in place.
-		workspace = terraformWorkspace(a.campaignID)
+		workspace = TerraformWorkspace(spec.CampaignID)
 	}
 	tf, err := infra.NewTerraform(infra.TerraformConfig{
 		Fleet:     name,
 		Dir:       dir,
 		Workspace: workspace,
-		Reuse:     a.campaignID != "",
-		DataDir:   terraformDataDir(absRun, name),
+		Reuse:     spec.CampaignID != "",
+		DataDir:   TerraformDataDir(absRun, name),
 		Vars:      vars,
 		Builtins:  map[string]string{infra.VarRunID: runID, infra.VarWorkdir: wd, infra.VarRunDir: absRun},
 		ScaleVar:  f.Terraform.ScaleVar,
 		Bin:       bin,
-		Log:       log,
+		Log:       spec.Log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -1,4 +1,4 @@
-package cli
+package wiring
 
 import (
 	"context"
@@ -6,17 +6,22 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/rs/zerolog"
-
 	"github.com/loadramp/loadramp/infra"
 	"github.com/loadramp/loadramp/orchestrator"
-	"github.com/loadramp/loadramp/orchestrator/loadgen"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
-// provision builds the real provider of one fleet from its plan block.
-func (a *app) provision(ctx context.Context, name string, f *plan.Fleet, render orchestrator.Renderer, runDir string, log zerolog.Logger) (orchestrator.Fleet, error) {
+// Provision returns the builder of the real provider of one fleet from its
+// plan block: static endpoints, local processes or a Terraform module.
+func Provision(cfg Config) func(ctx context.Context, spec orchestrator.ProvisionSpec) (orchestrator.Fleet, error) {
+	return func(_ context.Context, spec orchestrator.ProvisionSpec) (orchestrator.Fleet, error) {
+		return provision(cfg, spec)
+	}
+}
+
+func provision(cfg Config, spec orchestrator.ProvisionSpec) (orchestrator.Fleet, error) {
+	name, f, render, runDir, log := spec.Name, spec.Fleet, spec.Render, spec.RunDir, spec.Log
 	outputs, err := renderMap(render, f.Outputs, "fleets."+name+".outputs")
 	if err != nil {
 		return nil, err
@@ -52,7 +57,7 @@ func (a *app) provision(ctx context.Context, name string, f *plan.Fleet, render 
 		}
 		return &fleetAdapter{p: infra.NewLocal(cfg), provider: f.Provider}, nil
 	case plan.ProviderTerraform:
-		tf, err := a.terraformProvider(name, f, render, runDir, log)
+		tf, err := terraformProvider(cfg, spec)
 		if err != nil {
 			return nil, err
 		}
@@ -128,58 +133,3 @@ func (f *fleetAdapter) Check() error {
 	}
 	return nil
 }
-
-// newEngine builds the plan's engine.
-func newEngine(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Engine, error) {
-	switch p.Workload.Engine {
-	case plan.EngineBuiltin:
-		if p.Workload.PubSub != nil {
-			return newPubSubEngine(p, render, log)
-		}
-		h := p.Workload.HTTP
-		url, err := render(h.URL)
-		if err != nil {
-			return nil, fmt.Errorf("workload.http.url: %w", err)
-		}
-		body, err := render(h.Body)
-		if err != nil {
-			return nil, fmt.Errorf("workload.http.body: %w", err)
-		}
-		headers, err := renderMap(render, h.Headers, "workload.http.headers")
-		if err != nil {
-			return nil, err
-		}
-		g, err := loadgen.New(loadgen.Target{Method: h.Method, URL: url, Headers: headers, Body: []byte(body),
-			Timeout: h.Timeout.D(), Insecure: h.Insecure})
-		if err != nil {
-			return nil, err
-		}
-		return &builtinEngine{g: g, poisson: p.Workload.Arrival == "poisson"}, nil
-	case plan.EngineLocust:
-		return newLocustEngine(p, render, log)
-	}
-	return nil, fmt.Errorf("engine %q is not available in this build yet", p.Workload.Engine)
-}
-
-// builtinEngine adapts loadgen.Generator to the orchestrator's Engine.
-type builtinEngine struct {
-	g       *loadgen.Generator
-	poisson bool
-}
-
-func (e *builtinEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*result.EngineResult, error) {
-	w, err := e.g.Run(ctx, loadgen.Step{
-		Rate:        s.Params[plan.ParamRate],
-		Connections: int(plan.ParamValue(plan.WorkloadHTTP, s.Params, plan.ParamConnections)),
-		Warmup:      s.Warmup,
-		Hold:        s.Hold,
-		Poisson:     e.poisson,
-		OnSecond:    s.OnSecond,
-	})
-	if w == nil {
-		return nil, err
-	}
-	return w.Result(), err
-}
-
-func (e *builtinEngine) Close() error { return e.g.Close() }

@@ -1,0 +1,35 @@
+package wiring
+
+import (
+	"context"
+
+	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/observe"
+	"github.com/loadramp/loadramp/orchestrator/result"
+)
+
+// hostSampler presents a host observer as the orchestrator's StepSampler.
+type hostSampler struct{ host *observe.Host }
+
+func (s hostSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (map[string]float64, []result.Finding), error) {
+	logs := make([]observe.Log, 0, len(spec.Logs))
+	for _, l := range spec.Logs {
+		logs = append(logs, observe.Log{Path: l.Path, Side: l.Side})
+	}
+	w, err := s.host.Start(ctx, observe.Spec{
+		Target: observeProcs(spec.Target), Generator: observeProcs(spec.Generator),
+		Logs: logs, Warmup: spec.Warmup, Sink: spec.Sink,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func(f orchestrator.StepFacts) (map[string]float64, []result.Finding) { return w.Stop(f.ErrorClasses) }, nil
+}
+
+func observeProcs(ps []orchestrator.Process) []observe.Proc {
+	out := make([]observe.Proc, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, observe.Proc{Name: p.Name, Pid: p.Pid, LogPath: p.LogPath})
+	}
+	return out
+}

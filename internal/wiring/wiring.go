@@ -1,0 +1,91 @@
+// Package wiring maps a plan onto the implementations that run it: the
+// fleet providers (local processes, static endpoints, Terraform, and the
+// readiness wait of an EC2 target), the engines (builtin http, builtin
+// pubsub, Locust), the probe, this host's observer (the step sampler, with
+// CloudWatch's figures for an EC2 target) and the preflight limits audit.
+//
+// It is given a plain Config and reads no flags, environment or
+// configuration files: package cli turns those into a Config. Adding an
+// engine or a sampler touches this package and the new one only.
+package wiring
+
+import (
+	"context"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/infra"
+	awsinfra "github.com/loadramp/loadramp/infra/aws"
+	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/observe"
+)
+
+// Config is what the wiring needs from loadramp's configuration.
+type Config struct {
+	// TerraformBin is the terraform binary ("": ./bin/terraform, then PATH).
+	TerraformBin string
+	// AWSProfile and AWSRegion select the AWS account and region ("": the
+	// SDK's defaults). An EC2 target is looked up by its tags only when
+	// AWSRegion is set.
+	AWSProfile, AWSRegion string
+	// AWSEndpoint points the AWS SDK at another endpoint ("": AWS's).
+	AWSEndpoint string
+	// AWSReadyTimeout bounds the wait for an EC2 target's instances to run
+	// and pass their status checks (0: awsinfra.DefaultReadyTimeout).
+	AWSReadyTimeout time.Duration
+	// CloudWatchSettle bounds how long a step waits, after its hold, for
+	// CloudWatch to publish the hold's last minute (0: no wait).
+	CloudWatchSettle time.Duration
+	// S3Endpoint is the S3 endpoint for uploads ("": AWS's).
+	S3Endpoint string
+	// Host names this host in findings.
+	Host string
+	// Log receives what happens outside a run's own log (preflight warnings
+	// before a run logger exists, uploads, destroy).
+	Log zerolog.Logger
+}
+
+// DefaultConfig is the configuration with every default.
+func DefaultConfig() Config {
+	return Config{
+		AWSReadyTimeout:  awsinfra.DefaultReadyTimeout,
+		CloudWatchSettle: awsinfra.DefaultCloudWatchSettle,
+		Host:             "local",
+		Log:              zerolog.Nop(),
+	}
+}
+
+// Deps builds the real implementations of a run, or of every run of a
+// campaign: Provision, NewEngine, NewProbe, Sampler and Preflight, with obs
+// as the run's observer (nil: none), which also receives the wiring's
+// progress messages (an EC2 target's readiness wait, CloudWatch). The caller
+// adds what is its own: Policy, LogOutput, LogLevel, Version.
+func Deps(cfg Config, obs orchestrator.Observer) orchestrator.Deps {
+	if obs == nil {
+		obs = orchestrator.NopObserver{}
+	}
+	if cfg.Host == "" {
+		cfg.Host = "local"
+	}
+	host := observe.New(cfg.Host, observe.WithLogger(cfg.Log))
+	target := newAWSTarget(cfg, obs) // an EC2 target: readiness wait and CloudWatch
+	return orchestrator.Deps{
+		Provision: awsProvision(target, Provision(cfg)),
+		NewEngine: NewEngine,
+		NewProbe:  NewProbe,
+		Sampler:   &awsSampler{local: hostSampler{host}, target: target},
+		Preflight: func(ctx context.Context, procs []orchestrator.Process) (map[string]any, []string, error) {
+			return host.Audit(ctx, observeProcs(procs))
+		},
+		Observer: obs,
+	}
+}
+
+// awsClientConfig is the AWS account, region and endpoint of cfg.
+func awsClientConfig(cfg Config) awsinfra.ClientConfig {
+	return awsinfra.ClientConfig{Profile: cfg.AWSProfile, Region: cfg.AWSRegion, Endpoint: cfg.AWSEndpoint}
+}
+
+// terraformBin finds the terraform binary cfg names.
+func terraformBin(cfg Config) (string, error) { return infra.LookTerraform(cfg.TerraformBin) }
