@@ -318,7 +318,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.obs.RunStarted(r.runRec.ID, dir.Path(), len(sched))
 
 	res := &Result{RunID: r.runRec.ID, Dir: dir.Path()}
-	status, runErr := r.campaign(ctx, sched)
+	status, runErr := r.ramp(ctx, sched)
 
 	if ctx.Err() != nil {
 		res.Interrupted = true
@@ -329,8 +329,8 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// Teardown always happens, on a context of its own: the run's may be cancelled.
 	if !r.opts.KeepInfra {
 		if ctx.Err() == nil && status != result.StatusError {
-			// A campaign keeps the fleets it updates in place for its next
-			// variant; an interrupted or failed run tears everything down.
+			// A campaign's variant keeps the fleets the next variant updates
+			// in place; an interrupted or failed run tears everything down.
 			for i := range r.fleets {
 				if r.opts.KeepProviders[r.fleets[i].provider] && r.fleets[i].up {
 					r.fleets[i].up, r.fleets[i].kept = false, true
@@ -490,8 +490,8 @@ func (r *runner) processes(fleet string) []Process {
 	return r.states[fleet].Processes
 }
 
-// campaign provisions the fleets and runs the schedule, returning the status.
-func (r *runner) campaign(ctx context.Context, sched []plan.Step) (string, error) {
+// ramp provisions the fleets and runs the schedule, returning the status.
+func (r *runner) ramp(ctx context.Context, sched []plan.Step) (string, error) {
 	if err := r.provision(ctx); err != nil {
 		return result.StatusError, err
 	}
