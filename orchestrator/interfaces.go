@@ -30,7 +30,7 @@ type EngineStep struct {
 }
 
 // Fleet is a provisioned group of processes or hosts (infra.Provider's shape,
-// declared here so the campaign loop can be tested with fakes).
+// declared here so the ramp can be tested with fakes).
 type Fleet interface {
 	Up(ctx context.Context) (FleetState, error)
 	// Scale grows the fleet by factor; ok is false when the fleet cannot grow.

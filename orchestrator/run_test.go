@@ -15,7 +15,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
-// fakeEngine is a fake of a load engine for unit tests of the campaign loop:
+// fakeEngine is a fake of a load engine for unit tests of the ramp:
 // the target holds up to capacity req/s; the generator holds up to perGen
 // req/s per generator of the fleet.
 type fakeEngine struct {
