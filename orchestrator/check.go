@@ -14,32 +14,52 @@ import (
 // expressions, and the safety ceilings. An empty result means p can run.
 func Check(p *plan.Plan, c plan.Ceilings) []error {
 	errs := p.Validate()
-	for _, f := range []struct {
-		field string
-		exprs []string
-	}{{"gates", p.Gates}, {"generator_health", p.GeneratorHealth}, {"abort", p.Abort}} {
-		for i, e := range f.exprs {
-			path := fmt.Sprintf("%s[%d]", f.field, i)
-			g, err := gate.Parse(e)
-			if err != nil {
-				errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path), Msg: err.Error()})
-				continue
+	_, gerrs := compileGates(p)
+	errs = append(errs, gerrs...)
+	return append(errs, p.CheckCeilings(c)...)
+}
+
+// gateSet are a plan's expressions, parsed: the gates a step must hold, the
+// generator's health checks, and the abort gates checked every second.
+type gateSet struct {
+	gates, health, abort []gate.Gate
+}
+
+// compileGates parses the plan's gate, generator_health and abort
+// expressions once, and returns every problem with its path: a syntax error,
+// a threshold whose unit does not fit its metric, an abort gate on a metric
+// not measured every second, a probe metric without a probe.
+func compileGates(p *plan.Plan) (gateSet, []error) {
+	var gs gateSet
+	var errs []error
+	problem := func(e plan.Expr, format string, args ...any) {
+		errs = append(errs, &plan.Problem{Path: e.Path, Line: e.Line, Msg: fmt.Sprintf(format, args...)})
+	}
+	for _, e := range p.Expressions() {
+		g, err := gate.Parse(e.Text)
+		if err != nil {
+			problem(e, "%s", err.Error())
+			continue
+		}
+		if msg := unitMismatch(g); msg != "" {
+			problem(e, "gate %q: %s", e.Text, msg)
+		}
+		if strings.HasPrefix(g.Metric, "probe.") && p.Probe == nil {
+			problem(e, "gate on %s needs a probe block (probe: {kind: http|pubsub, ...})", g.Metric)
+		}
+		switch e.Kind {
+		case "gates":
+			gs.gates = append(gs.gates, g)
+		case "generator_health":
+			gs.health = append(gs.health, g)
+		case "abort":
+			if !perSecond[g.Metric] {
+				problem(e, "abort gates are checked every second on %s; %s is not among them", strings.Join(perSecondNames(), ", "), g.Metric)
 			}
-			if msg := unitMismatch(g); msg != "" {
-				errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path), Msg: fmt.Sprintf("gate %q: %s", e, msg)})
-			}
-			if f.field == "abort" && !perSecond[g.Metric] {
-				errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path),
-					Msg: fmt.Sprintf("abort gates are checked every second on %s; %s is not among them", strings.Join(perSecondNames(), ", "), g.Metric)})
-			}
-			if strings.HasPrefix(g.Metric, "probe.") && p.Probe == nil {
-				errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path),
-					Msg: fmt.Sprintf("gate on %s needs a probe block (probe: {kind: http|pubsub, ...})", g.Metric)})
-			}
+			gs.abort = append(gs.abort, g)
 		}
 	}
-	errs = append(errs, p.CheckCeilings(c)...)
-	return errs
+	return gs, errs
 }
 
 // perSecond are the metrics of one second that abort gates see (secondMetrics).

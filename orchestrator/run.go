@@ -215,25 +215,11 @@ type namedFleet struct {
 
 func newRunner(p *plan.Plan, deps Deps, opts Options) (*runner, error) {
 	r := &runner{p: p, deps: deps, opts: opts, log: zerolog.Nop(), obs: deps.Observer, states: map[string]FleetState{}}
-	var errs []error
-	parse := func(field string, exprs []string) []gate.Gate {
-		var out []gate.Gate
-		for i, e := range exprs {
-			g, err := gate.Parse(e)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s[%d]: %w", field, i, err))
-				continue
-			}
-			out = append(out, g)
-		}
-		return out
-	}
-	r.gates = parse("gates", p.Gates)
-	r.health = parse("generator_health", p.GeneratorHealth)
-	r.abort = parse("abort", p.Abort)
+	gs, errs := compileGates(p)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	r.gates, r.health, r.abort = gs.gates, gs.health, gs.abort
 	for _, prm := range p.Parameters {
 		r.order = append(r.order, prm.Name)
 	}

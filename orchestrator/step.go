@@ -224,14 +224,12 @@ func genClasses(c map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-func toResults(gs []gate.Gate, m metrics.Metrics) []result.GateResult {
+// toResults judges gs on m. gate.Result and result.GateResult have the same
+// fields: gate may import nothing but metrics, result is what is recorded.
+func toResults(gs []gate.Gate, m map[string]float64) []result.GateResult {
 	out := make([]result.GateResult, 0, len(gs))
 	for _, g := range gs {
-		res := g.Evaluate(m)
-		out = append(out, result.GateResult{
-			Gate: res.Gate, Metric: res.Metric, Observed: res.Observed, Threshold: res.Threshold,
-			Pass: res.Pass, Missing: res.Missing, Explain: res.Explain,
-		})
+		out = append(out, result.GateResult(g.Evaluate(m)))
 	}
 	return out
 }

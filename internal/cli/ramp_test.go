@@ -214,7 +214,7 @@ func TestRampFindsCapacity(t *testing.T) {
 			t.Errorf("%s %.0f, want within 15%% of 2000", name, v)
 		}
 	}
-	if !strings.Contains(o.stdout, "capacity:") || !strings.Contains(o.stdout, "bottleneck at step") {
+	if !strings.Contains(o.stdout, "Capacity ") || !strings.Contains(o.stdout, "bottleneck at step") {
 		t.Errorf("summary missing from stdout")
 	}
 }

@@ -55,7 +55,7 @@ junit (junit.xml).`,
 			if err != nil {
 				return withCode(ExitRuntime, err)
 			}
-			for _, l := range summaryLines(rep) {
+			for _, l := range report.SummaryLines(rep) {
 				fmt.Fprintln(a.io.Out, l)
 			}
 			for _, p := range paths {

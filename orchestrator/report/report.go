@@ -310,6 +310,32 @@ func summarize(r *Report) string {
 	return strings.Join(parts, " ")
 }
 
+// SummaryLines say how a run ended, for a terminal: the summary, what to
+// change for the bottleneck's first finding, and the capacity policy's
+// verdict with its reasons.
+func SummaryLines(r *Report) []string {
+	lines := []string{r.Summary}
+	if b := r.Bottleneck; b != nil && len(b.Findings) > 0 && b.Findings[0].Setting != "" {
+		f := b.Findings[0]
+		line := "change: " + f.Setting
+		if f.Fix != "" {
+			line += " (" + f.Fix + ")"
+		}
+		lines = append(lines, line)
+	}
+	if pol := r.Policy; pol != nil {
+		verdict := "passed"
+		if !pol.Passed {
+			verdict = "FAILED (exit 3)"
+		}
+		lines = append(lines, "capacity policy "+verdict+":")
+		for _, m := range pol.Messages {
+			lines = append(lines, "  "+m)
+		}
+	}
+	return lines
+}
+
 // cause names a bottleneck in a few words: its first finding, else its first
 // failed gate, else its reason.
 func cause(b *Bottleneck) string {

@@ -94,6 +94,14 @@ func TestBuildFixture(t *testing.T) {
 	if gen := r.Steps[4]; len(gen.FailedHealth) != 1 || gen.FailedHealth[0].Metric != "generator.cpu" {
 		t.Errorf("generator-fail step failed health = %+v", gen.FailedHealth)
 	}
+	r.Policy = &result.Policy{Passed: false, Messages: []string{"capacity rate=1500 is under the minimum 2000"}}
+	lines := SummaryLines(r)
+	wantLines := []string{want,
+		"change: RLIMIT_NOFILE (systemd LimitNOFILE) (raise the process open-file limit above 2x peak connections)",
+		"capacity policy FAILED (exit 3):", "  capacity rate=1500 is under the minimum 2000"}
+	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
+		t.Errorf("SummaryLines =\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(wantLines, "\n"))
+	}
 }
 
 // TestBuildRules covers the derivation rules one situation at a time.
