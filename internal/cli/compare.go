@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -11,7 +9,6 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
-	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 func (a *app) compareCmd() *cobra.Command {
@@ -108,19 +105,12 @@ func findBaseline(spec, planName, runsDir string) (*report.Report, error) {
 	if spec != "latest" {
 		return loadReport(spec)
 	}
-	list, err := record.List(runsDir)
-	if err != nil && !os.IsNotExist(err) {
+	s, ok, err := record.LatestFinished(runsDir, planName)
+	if err != nil {
 		return nil, withCode(ExitRuntime, err)
 	}
-	sort.SliceStable(list, func(i, j int) bool { return list[i].Start.After(list[j].Start) })
-	for _, s := range list {
-		if s.Plan != planName || s.Err != nil {
-			continue
-		}
-		switch s.Status {
-		case result.StatusBottleneck, result.StatusMaxReached, result.StatusGeneratorLimited:
-			return loadReport(s.Dir)
-		}
+	if !ok {
+		return nil, nil
 	}
-	return nil, nil
+	return loadReport(s.Dir)
 }

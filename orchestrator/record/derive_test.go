@@ -157,4 +157,11 @@ func TestList(t *testing.T) {
 	if got[3].Err == nil {
 		t.Errorf("damaged run listed without Err: %+v", got[3])
 	}
+	newerA := mk(3*time.Hour, "a")
+	if s, ok, err := LatestFinished(runs, "a"); err != nil || !ok || s.ID != newerA {
+		t.Errorf("LatestFinished(a) = %s, %v, %v; want %s", s.ID, ok, err, newerA)
+	}
+	if _, ok, err := LatestFinished(runs, "d"); err != nil || ok {
+		t.Errorf("LatestFinished of a damaged run's plan = %v, %v", ok, err)
+	}
 }

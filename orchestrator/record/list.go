@@ -94,3 +94,23 @@ func summarize(dir, name string) Summary {
 	}
 	return s
 }
+
+// LatestFinished returns the newest run of plan under runsDir that finished
+// (bottleneck, max-reached or generator-limited) and can be read whole; ok is
+// false when there is none.
+func LatestFinished(runsDir, plan string) (s Summary, ok bool, err error) {
+	list, err := List(runsDir)
+	if err != nil {
+		return Summary{}, false, err
+	}
+	for _, s := range list { // newest first
+		if s.Plan != plan || s.Err != nil {
+			continue
+		}
+		switch s.Status {
+		case result.StatusBottleneck, result.StatusMaxReached, result.StatusGeneratorLimited:
+			return s, true, nil
+		}
+	}
+	return Summary{}, false, nil
+}
