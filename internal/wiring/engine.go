@@ -34,13 +34,9 @@ func newHTTPEngine(p *plan.Plan, render orchestrator.Renderer) (orchestrator.Eng
 	if h == nil {
 		return nil, fmt.Errorf("workload.http: missing")
 	}
-	url, err := render(h.URL)
-	if err != nil {
-		return nil, fmt.Errorf("workload.http.url: %w", err)
-	}
-	body, err := render(h.Body)
-	if err != nil {
-		return nil, fmt.Errorf("workload.http.body: %w", err)
+	var url, body string
+	if err := renderFields(render, field{"workload.http.url", h.URL, &url}, field{"workload.http.body", h.Body, &body}); err != nil {
+		return nil, err
 	}
 	headers, err := renderMap(render, h.Headers, "workload.http.headers")
 	if err != nil {

@@ -66,6 +66,29 @@ func provision(cfg Config, spec orchestrator.ProvisionSpec) (orchestrator.Fleet,
 	return nil, fmt.Errorf("unknown provider %q", f.Provider)
 }
 
+// field is a template of the plan, where it is (for errors), and where its
+// rendered text goes.
+type field struct {
+	path, text string
+	out        *string
+}
+
+// renderFields renders every field, naming the path of the first that fails.
+// An empty template stays empty.
+func renderFields(render orchestrator.Renderer, fields ...field) error {
+	for _, f := range fields {
+		if f.text == "" {
+			continue
+		}
+		s, err := render(f.text)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+		*f.out = s
+	}
+	return nil
+}
+
 func renderMap(render orchestrator.Renderer, m map[string]string, path string) (map[string]string, error) {
 	if m == nil {
 		return nil, nil

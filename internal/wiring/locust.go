@@ -22,16 +22,12 @@ func newLocustEngine(p *plan.Plan, render orchestrator.Renderer, log zerolog.Log
 	if l == nil {
 		return nil, fmt.Errorf("workload.locust: missing")
 	}
-	master, err := render(l.Master)
-	if err != nil {
-		return nil, fmt.Errorf("workload.locust.master: %w", err)
+	var master, host string
+	if err := renderFields(render, field{"workload.locust.master", l.Master, &master}, field{"workload.locust.host", l.Host, &host}); err != nil {
+		return nil, err
 	}
 	if master == "" {
 		return nil, fmt.Errorf("workload.locust.master: empty; give the master's web URL, e.g. {{ .fleets.generators.web }}")
-	}
-	host, err := render(l.Host)
-	if err != nil {
-		return nil, fmt.Errorf("workload.locust.host: %w", err)
 	}
 	cfg := locust.Config{Master: master, Host: host, Log: log}
 	if strings.TrimSpace(l.Workers) != "" {

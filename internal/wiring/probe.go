@@ -2,7 +2,6 @@ package wiring
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
@@ -18,23 +17,9 @@ func NewProbe(_ context.Context, p *plan.Plan, render orchestrator.Renderer, log
 		return nil, nil
 	}
 	cfg := probe.Config{Kind: pr.Kind, Expect: pr.Expect, Rate: pr.Rate, Timeout: pr.Timeout.D(), Log: log}
-	for _, f := range []struct {
-		path string
-		in   string
-		out  *string
-	}{
-		{"probe.url", pr.URL, &cfg.URL},
-		{"probe.publish", pr.Publish, &cfg.Publish},
-		{"probe.subscribe", pr.Subscribe, &cfg.Subscribe},
-	} {
-		if f.in == "" {
-			continue
-		}
-		s, err := render(f.in)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.path, err)
-		}
-		*f.out = s
+	if err := renderFields(render, field{"probe.url", pr.URL, &cfg.URL},
+		field{"probe.publish", pr.Publish, &cfg.Publish}, field{"probe.subscribe", pr.Subscribe, &cfg.Subscribe}); err != nil {
+		return nil, err
 	}
 	return probe.New(cfg)
 }

@@ -2,7 +2,6 @@ package wiring
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/rs/zerolog"
 
@@ -16,13 +15,9 @@ import (
 // (workload.pubsub), its URLs rendered.
 func newPubSubEngine(p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Engine, error) {
 	ps := p.Workload.PubSub
-	pub, err := render(ps.Publish)
-	if err != nil {
-		return nil, fmt.Errorf("workload.pubsub.publish: %w", err)
-	}
-	sub, err := render(ps.Subscribe)
-	if err != nil {
-		return nil, fmt.Errorf("workload.pubsub.subscribe: %w", err)
+	var pub, sub string
+	if err := renderFields(render, field{"workload.pubsub.publish", ps.Publish, &pub}, field{"workload.pubsub.subscribe", ps.Subscribe, &sub}); err != nil {
+		return nil, err
 	}
 	e, err := pubsub.New(pubsub.Config{Publish: pub, Subscribe: sub, BodyBytes: ps.BodyBytes, Timeout: ps.Timeout.D(), Log: log})
 	if err != nil {

@@ -80,22 +80,33 @@ func ReadProcStat(root string, pid int) (ProcStat, error) {
 // Processes returns the stat of every process under root, in pid order;
 // processes that exit while being read are left out.
 func Processes(root string) ([]ProcStat, error) {
-	entries, err := os.ReadDir(rootOr(root))
+	pids, err := Pids(root)
 	if err != nil {
-		return nil, fmt.Errorf("listing processes: %w", err)
+		return nil, err
 	}
 	var out []ProcStat
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids {
 		if st, err := ReadProcStat(root, pid); err == nil {
 			out = append(out, st)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pid < out[j].Pid })
 	return out, nil
+}
+
+// Pids lists the processes under root, in pid order.
+func Pids(root string) ([]int, error) {
+	entries, err := os.ReadDir(rootOr(root))
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	var pids []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Ints(pids)
+	return pids, nil
 }
 
 // Children lists the pids whose parent is pid, in order.
@@ -144,21 +155,16 @@ func Comm(root string, pid int) (string, error) {
 
 // PidsByComm lists the processes whose /proc/PID/comm is name, in pid order.
 func PidsByComm(root, name string) ([]int, error) {
-	entries, err := os.ReadDir(rootOr(root))
+	all, err := Pids(root)
 	if err != nil {
-		return nil, fmt.Errorf("listing processes: %w", err)
+		return nil, err
 	}
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range all {
 		if c, err := Comm(root, pid); err == nil && c == name {
 			pids = append(pids, pid)
 		}
 	}
-	sort.Ints(pids)
 	return pids, nil
 }
 
