@@ -1,8 +1,8 @@
-// Package cli is loadramp's command line: cobra commands, viper configuration
-// (config file, LOADRAMP_* environment variables, flags), zerolog setup,
-// signals and exit codes. It is the only package that reads os.Args, the
-// environment or viper, and the only one that builds the real implementations
-// the orchestrator wires together.
+// Package cli is loadramp's command line: cobra commands and flags, viper
+// configuration (config file, LOADRAMP_* environment variables, flags) turned
+// into a wiring.Config, zerolog setup, signals, the progress display and exit
+// codes. It is the only package that reads os.Args, the environment or viper;
+// package wiring builds the real implementations from the Config it is given.
 package cli
 
 import (
