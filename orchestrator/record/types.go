@@ -32,6 +32,10 @@ const (
 	StatusGeneratorLimited = "generator-limited"
 	StatusAborted          = "aborted"
 	StatusError            = "error"
+	// StatusInterrupted is not written to run.json: List reports it for a
+	// run.json still saying StatusRunning whose owner is gone (killed, or
+	// the machine went down), so no process holds the run's lock.
+	StatusInterrupted = "interrupted"
 )
 
 // GateResult is one gate judged on a step window.
