@@ -367,7 +367,7 @@ func (t *Terraform) init(ctx context.Context) error {
 	if t.inited {
 		return nil
 	}
-	if err := os.MkdirAll(t.cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(t.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("infra: terraform fleet %q: data directory: %w", t.cfg.Fleet, err)
 	}
 	// The references go next to the data before anything is applied, so a
@@ -424,7 +424,7 @@ func (t *Terraform) env() (map[string]string, error) {
 	// (terraform warns on every command), is replaced by an empty one.
 	if cfgFile := env["TF_CLI_CONFIG_FILE"]; cfgFile == "" || !fileExists(cfgFile) {
 		path := filepath.Join(t.cfg.DataDir, "empty.tfrc")
-		if err := os.WriteFile(path, nil, 0o644); err != nil {
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
 			return nil, fmt.Errorf("infra: terraform fleet %q: CLI config: %w", t.cfg.Fleet, err)
 		}
 		env["TF_CLI_CONFIG_FILE"] = path
