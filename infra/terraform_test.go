@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -403,7 +404,7 @@ func TestScaledSize(t *testing.T) {
 
 func TestLineLog(t *testing.T) {
 	var buf strings.Builder
-	l := newLineLog(zerolog.New(&buf), "stdout")
+	l := newLineLog(zerolog.New(&buf), "stdout", nil)
 	l.Write([]byte("first li"))
 	l.Write([]byte("ne\nsecond\r\n\n  \nthi"))
 	l.Write([]byte("rd\n"))
@@ -420,5 +421,83 @@ func TestLineLog(t *testing.T) {
 	}
 	if strings.Join(msgs, "|") != "first line|second|third" {
 		t.Errorf("lines %q", msgs)
+	}
+}
+
+// grepDir returns the files under dir whose content holds secret.
+func grepDir(t *testing.T, dir, secret string) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		if fileContains(path, secret) {
+			hits = append(hits, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+// TestTerraformSensitiveOutputStaysOutOfTheLog applies a module with a
+// sensitive output, logging into the run directory as a run does: the
+// output reaches the fleet (templates need it) marked sensitive, and no file
+// of the run directory holds it, events included.
+func TestTerraformSensitiveOutputStaysOutOfTheLog(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := t.TempDir()
+	os.WriteFile(filepath.Join(mod, "main.tf"), []byte(`
+resource "terraform_data" "token" {
+  input = sensitive("tok-${uuid()}")
+}
+
+output "endpoint" {
+  value = "http://127.0.0.1:9"
+}
+
+output "token" {
+  value     = terraform_data.token.output
+  sensitive = true
+}
+`), 0o644)
+	run := t.TempDir()
+	events, err := os.Create(filepath.Join(run, "events.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	cfg := TerraformConfig{Fleet: "target", Dir: mod, Workspace: "loadramp-test-secret", DataDir: filepath.Join(run, "terraform", "target"),
+		Bin: bin, Log: zerolog.New(events)}
+	tf, err := NewTerraform(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	fl, err := tf.Up(ctx)
+	if err != nil {
+		tf.Down(ctx)
+		t.Fatal(err)
+	}
+	token := fl.Outputs["token"]
+	if !strings.HasPrefix(token, "tok-") || len(token) < 40 {
+		t.Fatalf("token output %q", token)
+	}
+	if !slices.Equal(fl.Sensitive, []string{"token"}) || fl.Outputs["endpoint"] != "http://127.0.0.1:9" {
+		t.Errorf("fleet outputs %v, sensitive %v; want token sensitive, endpoint not", fl.Outputs, fl.Sensitive)
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !fileContains(events.Name(), "Apply complete!") || !fileContains(events.Name(), "Destroy complete!") {
+		t.Fatalf("terraform's output is not in the log:\n%s", readFile(events.Name()))
+	}
+	// terraform output -json and show -json (Down) print it in clear.
+	if hits := grepDir(t, run, token); len(hits) > 0 {
+		t.Errorf("the secret is in %v", hits)
 	}
 }
