@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -500,4 +502,130 @@ output "token" {
 	if hits := grepDir(t, run, token); len(hits) > 0 {
 		t.Errorf("the secret is in %v", hits)
 	}
+}
+
+// hostileDir makes a directory whose path holds quotes, a backtick command,
+// a $(...) command, a semicolon and a space; each command would create a
+// marker file if a shell ran it. It returns the path and the markers.
+func hostileDir(t *testing.T) (string, []string) {
+	t.Helper()
+	var markers []string
+	for _, s := range []string{"a", "b"} {
+		m := filepath.Join(os.TempDir(), fmt.Sprintf("pwned-%d-%d-%s", os.Getpid(), time.Now().UnixNano(), s))
+		markers = append(markers, m)
+		t.Cleanup(func() { os.Remove(m) })
+	}
+	dir := filepath.Join(t.TempDir(), "run'\" `touch "+markers[0]+"`;$(touch "+markers[1]+")'x")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir, markers
+}
+
+func assertNotExecuted(t *testing.T, markers []string) {
+	t.Helper()
+	for _, m := range markers {
+		if _, err := os.Stat(m); err == nil {
+			t.Errorf("a command injected through the run directory's name ran: %s exists", m)
+		}
+	}
+}
+
+// TestTerraformLocalModuleHostileRunDir applies and destroys infra/modules/local
+// (the event bus and nginx in front of it) for a run directory whose name is
+// a shell injection: nothing runs, everything starts in that directory, and
+// destroy stops it all.
+func TestTerraformLocalModuleHostileRunDir(t *testing.T) {
+	bin := terraformBin(t)
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if nginx, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
+			t.Skip("no nginx")
+		}
+	}
+	t.Parallel()
+	mod := copyModule(t, "local")
+	run, markers := hostileDir(t)
+	port, nport := freePort(t), freePort(t)
+	cfg := TerraformConfig{
+		Fleet: "target", Dir: mod, Workspace: "loadramp-test-hostile", DataDir: filepath.Join(run, "terraform", "target"),
+		Vars:     map[string]any{"eventbus": eventbusBin(t), "port": port, "nginx": nginx, "nginx_port": nport},
+		Builtins: map[string]string{VarRunDir: run, VarWorkdir: run},
+		Bin:      bin, Log: zerolog.Nop(),
+	}
+	tf, err := NewTerraform(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	fl, err := tf.Up(ctx)
+	if err != nil {
+		tf.Down(ctx)
+		t.Fatal(err)
+	}
+	state := filepath.Join(run, "target")
+	busPid, nginxPid := readPid(t, filepath.Join(state, "eventbus.pid")), readPid(t, filepath.Join(state, "nginx.pid"))
+	t.Cleanup(func() { syscall.Kill(-busPid, syscall.SIGKILL); syscall.Kill(-nginxPid, syscall.SIGKILL) })
+	resp, err := http.Get(fl.Outputs["endpoint"] + "/healthz")
+	if err != nil {
+		t.Fatalf("nginx in front of the event bus does not answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /healthz through nginx: %s", resp.Status)
+	}
+	if !fileContains(filepath.Join(state, "nginx.conf"), "pid nginx-master.pid;") || fileContains(filepath.Join(state, "nginx.conf"), "touch") {
+		t.Errorf("nginx.conf names the directory:\n%s", readFile(filepath.Join(state, "nginx.conf")))
+	}
+	assertNotExecuted(t, markers)
+	if err := tf.Down(ctx); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	for _, pid := range []int{busPid, nginxPid} {
+		if !waitFor(5*time.Second, func() bool { return !groupAlive(pid) }) {
+			t.Errorf("process group %d alive after Down", pid)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(mod, "terraform.tfstate.d")); !os.IsNotExist(err) {
+		t.Errorf("workspace left in the module: %v", err)
+	}
+	assertNotExecuted(t, markers)
+}
+
+// TestTerraformLocalGeneratorsHostileStateDir scales and destroys
+// infra/modules/local-generators in a directory whose name is a shell
+// injection.
+func TestTerraformLocalGeneratorsHostileStateDir(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := copyModule(t, "local-generators")
+	run, markers := hostileDir(t)
+	tf, err := NewTerraform(TerraformConfig{Fleet: "generators", Dir: mod, Workspace: "loadramp-test-hostile-gen", DataDir: filepath.Join(run, "tf"),
+		Vars: map[string]any{"workers": 1}, ScaleVar: "workers", Builtins: map[string]string{VarRunDir: run}, Bin: bin, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	defer tf.Down(ctx)
+	if _, err := tf.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tf.Scale(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(globEscape(run), "generators", "worker-*")); len(m) != 2 {
+		t.Errorf("%d worker markers in the hostile directory, want 2", len(m))
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(globEscape(run), "generators", "worker-*")); len(m) != 0 {
+		t.Errorf("markers left after Down: %v", m)
+	}
+	assertNotExecuted(t, markers)
+}
+
+// globEscape quotes the glob metacharacters of a literal path.
+func globEscape(p string) string {
+	return regexp.MustCompile(`[*?[\\]`).ReplaceAllString(p, `\$0`)
 }
