@@ -390,15 +390,20 @@ func fleetOrder(p *plan.Plan) []string {
 }
 
 func (r *runner) provision(ctx context.Context) error {
+	defer r.ports.Release()
 	for _, name := range fleetOrder(r.p) {
 		f := r.p.Fleets[name]
 		r.obs.Message("provisioning fleet %s (%s)", name, f.Provider)
+		// The ports the fleet's templates allocate stay bound until it
+		// starts, so no other program is handed one meanwhile.
+		r.ports.Hold()
 		fl, err := r.deps.Provision(ctx, name, f, r.render, r.dir.Path(), r.log)
 		if err != nil {
 			return fmt.Errorf("fleet %s: %w", name, err)
 		}
 		nf := namedFleet{name: name, provider: f.Provider, fleet: fl}
 		r.fleets = append(r.fleets, nf)
+		r.ports.Release()
 		st, err := fl.Up(ctx)
 		r.fleets[len(r.fleets)-1].up = true // Down is safe after a failed Up
 		if err != nil {
@@ -406,6 +411,7 @@ func (r *runner) provision(ctx context.Context) error {
 		}
 		r.states[name] = st
 		r.tdata.Fleets[name] = st.Outputs
+		r.dir.Redact(record.SecretValues(st.Outputs, st.Sensitive)...)
 		side := "target"
 		if name == "generators" {
 			side = "generator"
@@ -431,11 +437,12 @@ func (r *runner) provision(ctx context.Context) error {
 		if ref.Outputs == nil {
 			ref.Outputs = st.Outputs
 		}
+		ref.Outputs = record.RedactOutputs(ref.Outputs, st.Sensitive)
 		r.runRec.Infra = append(r.runRec.Infra, ref)
 		if err := r.dir.WriteRun(r.runRec); err != nil {
 			return err
 		}
-		r.log.Info().Str("fleet", name).Interface("outputs", st.Outputs).Msg("fleet up")
+		r.log.Info().Str("fleet", name).Interface("outputs", ref.Outputs).Msg("fleet up")
 	}
 	return nil
 }
@@ -688,6 +695,7 @@ func (r *runner) scaleGenerators(ctx context.Context, scales int) (bool, error) 
 		}
 		r.states[f.name] = st
 		r.tdata.Fleets[f.name] = st.Outputs
+		r.dir.Redact(record.SecretValues(st.Outputs, st.Sensitive)...)
 		r.genSize = st.Size
 		return true, nil
 	}

@@ -30,7 +30,7 @@ func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrato
 
 	id := record.NewRunID(time.Now().UTC(), p.Name) + "-campaign"
 	cdir := filepath.Join(opts.OutDir, id)
-	if err := os.MkdirAll(cdir, 0o755); err != nil {
+	if err := os.MkdirAll(cdir, 0o700); err != nil {
 		return withCode(ExitRuntime, fmt.Errorf("creating campaign directory: %w", err))
 	}
 	a.campaignID = id

@@ -70,6 +70,9 @@ type app struct {
 	campaignID string
 	// logLevelSet: the user chose the log level.
 	logLevelSet bool
+	// secrets are the sensitive outputs' values the fleets reported, kept
+	// out of uploads.
+	secrets secretSet
 }
 
 // Config keys (file keys; environment variables are LOADRAMP_ + upper case with _).

@@ -170,7 +170,7 @@ func (a *app) uploadRun(dir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	res, err := awsinfra.UploadDir(ctx, awsinfra.UploadConfig{
-		URL: a.upload, Profile: a.v.GetString(keyAWSProfile), Region: a.v.GetString(keyAWSRegion),
+		URL: a.upload, Profile: a.v.GetString(keyAWSProfile), Region: a.v.GetString(keyAWSRegion), Redact: a.secrets.values(),
 		Endpoint: a.v.GetString(keyS3Endpoint),
 	}, dir, a.log)
 	if err != nil {

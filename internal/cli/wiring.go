@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 
 	"github.com/rs/zerolog"
 
@@ -23,7 +25,7 @@ func (a *app) provision(ctx context.Context, name string, f *plan.Fleet, render 
 	}
 	switch f.Provider {
 	case plan.ProviderStatic:
-		return &fleetAdapter{p: infra.NewStatic(name, outputs), provider: f.Provider}, nil
+		return &fleetAdapter{p: infra.NewStatic(name, outputs), provider: f.Provider, secrets: &a.secrets}, nil
 	case plan.ProviderLocal:
 		cfg := infra.LocalConfig{Fleet: name, Outputs: outputs, LogDir: runDir, Log: log}
 		for i, pr := range f.Processes {
@@ -50,13 +52,13 @@ func (a *app) provision(ctx context.Context, name string, f *plan.Fleet, render 
 			}
 			cfg.Processes = append(cfg.Processes, lp)
 		}
-		return &fleetAdapter{p: infra.NewLocal(cfg), provider: f.Provider}, nil
+		return &fleetAdapter{p: infra.NewLocal(cfg), provider: f.Provider, secrets: &a.secrets}, nil
 	case plan.ProviderTerraform:
 		tf, err := a.terraformProvider(name, f, render, runDir, log)
 		if err != nil {
 			return nil, err
 		}
-		return &fleetAdapter{p: tf, provider: f.Provider}, nil
+		return &fleetAdapter{p: tf, provider: f.Provider, secrets: &a.secrets}, nil
 	}
 	return nil, fmt.Errorf("unknown provider %q", f.Provider)
 }
@@ -85,16 +87,41 @@ func renderMap(render orchestrator.Renderer, m map[string]string, path string) (
 type fleetAdapter struct {
 	p        infra.Provider
 	provider string
+	// secrets collects the values of sensitive outputs, for the upload.
+	secrets *secretSet
+}
+
+// secretSet holds the values of the sensitive outputs the run's fleets
+// reported, so that --upload replaces them in whatever file holds one.
+type secretSet struct {
+	mu   sync.Mutex
+	vals []string
+}
+
+func (s *secretSet) add(vals ...string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.vals = append(s.vals, vals...)
+}
+
+func (s *secretSet) values() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.vals)
 }
 
 func (f *fleetAdapter) state(fl *infra.Fleet) orchestrator.FleetState {
-	st := orchestrator.FleetState{Outputs: fl.Outputs, Size: fl.Size}
+	st := orchestrator.FleetState{Outputs: fl.Outputs, Sensitive: fl.Sensitive, Size: fl.Size}
+	f.secrets.add(record.SecretValues(fl.Outputs, fl.Sensitive)...)
 	pids := map[string]int{}
 	for _, pr := range fl.Processes {
 		st.Processes = append(st.Processes, orchestrator.Process{Name: pr.Name, Pid: pr.Pid, LogPath: pr.LogPath})
 		pids[pr.Name] = pr.Pid
 	}
-	st.Ref = record.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: fl.Outputs,
+	st.Ref = record.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: record.RedactOutputs(fl.Outputs, fl.Sensitive),
 		Module: fl.Ref[infra.RefModule], Workspace: fl.Ref[infra.RefWorkspace], State: fl.Ref[infra.RefState]}
 	return st
 }
