@@ -90,9 +90,9 @@ output "token" {
 		if d.IsDir() && d.Name() == ".terraform" {
 			return filepath.SkipDir // terraform's own cache, inside a private directory
 		}
-		want := record.FileMode
+		want := os.FileMode(0o600)
 		if d.IsDir() {
-			want = record.DirMode
+			want = 0o700
 		}
 		// terraform writes a few files of its own (the selected workspace)
 		// into the fleet's private data directory, with its own modes.

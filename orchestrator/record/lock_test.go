@@ -226,9 +226,9 @@ func TestRunDirectoryIsPrivate(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		want := FileMode
+		want := os.FileMode(0o600)
 		if e.IsDir() {
-			want = DirMode
+			want = 0o700
 		}
 		if st.Mode().Perm() != want {
 			t.Errorf("%s: mode %v, want %v", path, st.Mode().Perm(), want)
