@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +38,19 @@ const (
 	// killGroupWait bounds the wait for the rest of a process group to die
 	// after SIGKILL.
 	killGroupWait = 500 * time.Millisecond
+	// bindRetries is how often a process that exits during startup because
+	// its address is in use is started again, after bindRetryDelay doubling
+	// up to a second (about 3.5 s in all). A port the plan allocated is held
+	// until its fleet starts (plan.Ports), but between its release and the
+	// process's own bind another program may briefly take it.
+	bindRetries    = 6
+	bindRetryDelay = 100 * time.Millisecond
 )
+
+// addrInUse matches what programs print when bind fails with EADDRINUSE: Go
+// ("bind: address already in use"), nginx ("(98: Address already in use)"),
+// Python ("[Errno 98] Address already in use").
+var addrInUse = regexp.MustCompile(`(?i)address already in use|\bEADDRINUSE\b`)
 
 // LocalProcess is one process of a local fleet.
 type LocalProcess struct {
@@ -167,7 +181,7 @@ func (l *Local) Up(ctx context.Context) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(l.cfg.LogDir, 0o755); err != nil {
+	if err := os.MkdirAll(l.cfg.LogDir, 0o700); err != nil {
 		return nil, fmt.Errorf("infra: local fleet %q: create log directory: %w", l.cfg.Fleet, err)
 	}
 	if err := l.writeFiles(); err != nil {
@@ -196,10 +210,7 @@ func (l *Local) Up(ctx context.Context) (*Fleet, error) {
 		return nil, err
 	}
 	for _, p := range procs {
-		if err := s.start(ctx, p); err != nil {
-			return fail(err)
-		}
-		if err := s.waitReady(ctx, p); err != nil {
+		if err := s.startReady(ctx, p); err != nil {
 			return fail(err)
 		}
 	}
@@ -305,10 +316,7 @@ func (l *Local) Scale(ctx context.Context, factor float64) (*Fleet, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := s.start(ctx, p); err != nil {
-				return nil, err
-			}
-			if err := s.waitReady(ctx, p); err != nil {
+			if err := s.startReady(ctx, p); err != nil {
 				return nil, err
 			}
 		}
@@ -414,10 +422,10 @@ func (l *Local) writeFiles() error {
 	for _, p := range l.cfg.Processes {
 		for _, name := range slices.Sorted(maps.Keys(p.Files)) {
 			path := filepath.Join(l.cfg.LogDir, name)
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 				return fmt.Errorf("infra: fleet %s: process %s: file %s: %w", l.cfg.Fleet, p.Name, name, err)
 			}
-			if err := os.WriteFile(path, []byte(p.Files[name]), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(p.Files[name]), 0o600); err != nil {
 				return fmt.Errorf("infra: fleet %s: process %s: file %s: %w", l.cfg.Fleet, p.Name, name, err)
 			}
 		}
@@ -512,7 +520,7 @@ type localProc struct {
 }
 
 func (s *localSession) start(ctx context.Context, p *localProc) error {
-	f, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("infra: fleet %s: process %s: open log: %w", s.fleet, p.name, err)
 	}
@@ -534,6 +542,74 @@ func (s *localSession) start(ctx context.Context, p *localProc) error {
 	go s.wait(p)
 	s.log.Info().Str("process", p.name).Int("pid", p.pid).Str("log", p.logPath).Msg("process started")
 	return nil
+}
+
+// startReady starts p and waits until it is ready. A process that exits
+// before it is ready, having logged that its address is in use, is started
+// again (bindRetries times at most): the port is then taken by a program
+// that is often only passing through (another run's port probe, a client
+// socket). A process without a ready check is never retried: it counts as
+// ready as soon as it starts.
+func (s *localSession) startReady(ctx context.Context, p *localProc) error {
+	delay := bindRetryDelay
+	for attempt := 1; ; attempt++ {
+		offset := fileSize(p.logPath)
+		if err := s.start(ctx, p); err != nil {
+			return err
+		}
+		err := s.waitReady(ctx, p)
+		if err == nil || attempt > bindRetries || !p.exited() || ctx.Err() != nil || !logMatches(p.logPath, offset, addrInUse) {
+			return err
+		}
+		s.forget(p)
+		s.log.Warn().Str("process", p.name).Int("attempt", attempt).Dur("retry_in", delay).Msg("process could not bind its address (in use); starting it again")
+		appendLogLine(p.logPath, "%s/%s: address in use; starting it again in %s (retry %d of %d)", s.fleet, p.name, delay, attempt, bindRetries)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+		cmd, berr := buildCmd(p.spec)
+		if berr != nil {
+			return fmt.Errorf("infra: fleet %s: process %s: %w", s.fleet, p.name, berr)
+		}
+		p = &localProc{spec: p.spec, index: p.index, name: p.name, scalable: p.scalable, ready: p.ready,
+			cmd: cmd, logPath: p.logPath, done: make(chan struct{})}
+	}
+}
+
+// forget drops a process that exited during startup and will be started
+// again: it is not a fleet process that died.
+func (s *localSession) forget(p *localProc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.procs = slices.DeleteFunc(s.procs, func(q *localProc) bool { return q == p })
+	if s.exitErr == p.exit {
+		s.exitErr = nil
+	}
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// logMatches reports whether the log at path, from offset on, matches re.
+func logMatches(path string, offset int64, re *regexp.Regexp) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return false
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	return re.Match(b)
 }
 
 // exited reports whether p has been reaped.

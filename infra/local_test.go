@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -734,5 +735,62 @@ func TestLocalScaleNeedsUpAndScalable(t *testing.T) {
 	bad := newTestLocal(t, LocalConfig{Processes: []LocalProcess{{Name: "w", Command: []string{"sleep", "60"}, Replicas: -1}}})
 	if _, err := bad.Up(context.Background()); err == nil || !strings.Contains(err.Error(), "replicas -1 is negative") {
 		t.Errorf("Up with replicas -1 = %v", err)
+	}
+}
+
+// TestLocalRetriesAddressInUse: a port taken for a moment when the process
+// binds it (another program's probe, another run's allocator) is retried,
+// not a failed fleet.
+func TestLocalRetriesAddressInUse(t *testing.T) {
+	t.Parallel()
+	squatter, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := squatter.Addr().String()
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		squatter.Close()
+	}()
+	logDir := t.TempDir()
+	l := newTestLocal(t, LocalConfig{
+		Processes: []LocalProcess{httpHelperProc("web", addr, "http://"+addr+"/healthz", 0, 200)},
+		LogDir:    logDir,
+	})
+	f, err := l.Up(context.Background())
+	if err != nil {
+		t.Fatalf("Up while the port was taken for 400ms: %v", err)
+	}
+	if len(f.Processes) != 1 || !alive(f.Processes[0].Pid) {
+		t.Fatalf("processes %+v, want the one that bound the port", f.Processes)
+	}
+	if err := l.Check(); err != nil {
+		t.Errorf("Check counts the failed start as a dead process: %v", err)
+	}
+	log := readFile(filepath.Join(logDir, "target-web.log"))
+	if !strings.Contains(log, "address already in use") || !strings.Contains(log, "starting it again") {
+		t.Errorf("the log does not show the retry:\n%s", log)
+	}
+}
+
+// TestLocalAddressInUseGivesUp: a port that stays taken fails the fleet
+// after the retries, naming the process and the cause.
+func TestLocalAddressInUseGivesUp(t *testing.T) {
+	t.Parallel()
+	squatter, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squatter.Close()
+	addr := squatter.Addr().String()
+	l := newTestLocal(t, LocalConfig{Processes: []LocalProcess{httpHelperProc("web", addr, "http://"+addr+"/healthz", 0, 200)}})
+	start := time.Now()
+	_, err = l.Up(context.Background())
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Process != "web" || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Up: %v, want an ExitError of web naming the address in use", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("gave up after %s", took)
 	}
 }

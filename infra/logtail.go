@@ -64,7 +64,7 @@ func formatTail(path string, lines []string) string {
 // appendLogLine appends one loadramp marker line to a process log, so the log
 // tells when loadramp started or saw the end of the process.
 func appendLogLine(path, format string, args ...any) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return
 	}

@@ -21,6 +21,9 @@ type Fleet struct {
 	// Outputs are the fleet's named values, e.g. "endpoint" -> "http://127.0.0.1:41234",
 	// bound into the plan's templates as .fleets.<name>.<output>.
 	Outputs map[string]string
+	// Sensitive names the Outputs that are secrets (Terraform outputs marked
+	// sensitive): usable in templates, never recorded, logged or uploaded.
+	Sensitive []string
 	// Processes are the local processes of the fleet, for samplers and log
 	// scanning; empty for remote fleets.
 	Processes []ProcessInfo
@@ -59,6 +62,7 @@ func cloneFleet(f *Fleet) *Fleet {
 	if c.Outputs == nil {
 		c.Outputs = map[string]string{}
 	}
+	c.Sensitive = append([]string(nil), f.Sensitive...)
 	c.Processes = append([]ProcessInfo(nil), f.Processes...)
 	c.Ref = maps.Clone(f.Ref)
 	return &c

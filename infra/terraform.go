@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"os"
@@ -106,8 +107,12 @@ type Terraform struct {
 
 	mu     sync.Mutex // serializes the operations
 	tf     *tfexec.Terraform
-	vars   map[string]any
-	inited bool
+	stdout *lineLog // terraform's stdout, line by line into the log
+	// secrets are the values of the sensitive outputs seen so far, kept out
+	// of the log.
+	secrets secrets
+	vars    map[string]any
+	inited  bool
 	// upTried: Up ran in this process; created: it created the workspace.
 	upTried, created bool
 	fleet            *Fleet
@@ -305,12 +310,21 @@ func (t *Terraform) Down(ctx context.Context) error {
 	// An empty workspace (an apply that failed before creating anything,
 	// e.g. on a bad variable) needs no destroy, which would fail the same way.
 	var state *tfjson.State
-	if err := t.run("show", func() (err error) { state, err = t.tf.Show(ctx); return err }); err != nil {
+	if err := t.run("show", t.quiet(func() (err error) { state, err = t.tf.Show(ctx); return err })); err != nil {
 		return err
 	}
 	if stateEmpty(state) {
 		t.log.Info().Msg("terraform workspace holds nothing: no destroy needed")
 		return t.deleteWorkspace(ctx)
+	}
+	// A fresh process (`loadramp destroy`) learns the secrets from the
+	// state before the destroy plan may print them.
+	if state.Values != nil {
+		for _, o := range state.Values.Outputs {
+			if o != nil && o.Sensitive {
+				t.secrets.add(secretStrings(o.Value)...)
+			}
+		}
 	}
 	varFile := filepath.Join(t.cfg.DataDir, TerraformVarFile)
 	if _, err := os.Stat(varFile); err != nil {
@@ -367,7 +381,7 @@ func (t *Terraform) init(ctx context.Context) error {
 	if t.inited {
 		return nil
 	}
-	if err := os.MkdirAll(t.cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(t.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("infra: terraform fleet %q: data directory: %w", t.cfg.Fleet, err)
 	}
 	// The references go next to the data before anything is applied, so a
@@ -397,8 +411,9 @@ func (t *Terraform) init(ctx context.Context) error {
 		if err := tf.SetWaitDelay(t.cfg.WaitDelay); err != nil {
 			return fmt.Errorf("infra: terraform fleet %q: %w", t.cfg.Fleet, err)
 		}
-		tf.SetStdout(newLineLog(t.log, "stdout"))
-		tf.SetStderr(newLineLog(t.log, "stderr"))
+		t.stdout = newLineLog(t.log, "stdout", &t.secrets)
+		tf.SetStdout(t.stdout)
+		tf.SetStderr(newLineLog(t.log, "stderr", &t.secrets))
 		t.tf = tf
 	}
 	t.log.Info().Str("module", t.cfg.Dir).Str("data_dir", t.cfg.DataDir).Msg("terraform init")
@@ -424,7 +439,7 @@ func (t *Terraform) env() (map[string]string, error) {
 	// (terraform warns on every command), is replaced by an empty one.
 	if cfgFile := env["TF_CLI_CONFIG_FILE"]; cfgFile == "" || !fileExists(cfgFile) {
 		path := filepath.Join(t.cfg.DataDir, "empty.tfrc")
-		if err := os.WriteFile(path, nil, 0o644); err != nil {
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
 			return nil, fmt.Errorf("infra: terraform fleet %q: CLI config: %w", t.cfg.Fleet, err)
 		}
 		env["TF_CLI_CONFIG_FILE"] = path
@@ -445,20 +460,42 @@ func (t *Terraform) apply(ctx context.Context, vars map[string]any) (*Fleet, err
 	}
 	t.vars = vars
 	var outs map[string]tfexec.OutputMeta
-	if err := t.run("output", func() (err error) { outs, err = t.tf.Output(ctx); return err }); err != nil {
+	if err := t.run("output", t.quiet(func() (err error) { outs, err = t.tf.Output(ctx); return err })); err != nil {
 		return nil, err
 	}
 	outputs, err := OutputStrings(outs)
 	if err != nil {
 		return nil, fmt.Errorf("infra: terraform fleet %q: %w", t.cfg.Fleet, err)
 	}
+	var sensitive []string
+	for name, o := range outs {
+		if o.Sensitive {
+			sensitive = append(sensitive, name)
+			var v any
+			if json.Unmarshal(o.Value, &v) == nil {
+				t.secrets.add(secretStrings(v)...)
+			}
+		}
+	}
+	slices.Sort(sensitive)
 	size := 1
 	if t.cfg.ScaleVar != "" {
 		n, _ := toNumber(vars[t.cfg.ScaleVar])
 		size = int(n)
 	}
-	t.fleet = &Fleet{Name: t.cfg.Fleet, Outputs: outputs, Size: size, Ref: t.Ref()}
+	t.fleet = &Fleet{Name: t.cfg.Fleet, Outputs: outputs, Sensitive: sensitive, Size: size, Ref: t.Ref()}
 	return cloneFleet(t.fleet), nil
+}
+
+// quiet runs f, a command whose stdout is JSON (show, output), without
+// copying that stdout into the log: it holds the state and every output,
+// sensitive ones in clear. Its stderr is still logged.
+func (t *Terraform) quiet(f func() error) func() error {
+	return func() error {
+		t.tf.SetStdout(io.Discard)
+		defer t.tf.SetStdout(t.stdout)
+		return f()
+	}
 }
 
 func (t *Terraform) run(command string, f func() error) error {

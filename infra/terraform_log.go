@@ -2,6 +2,9 @@ package infra
 
 import (
 	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -15,13 +18,81 @@ const maxLineLog = 64 << 10
 type lineLog struct {
 	log    zerolog.Logger
 	stream string
+	red    *secrets
 
 	mu  sync.Mutex
 	buf []byte
 }
 
-func newLineLog(log zerolog.Logger, stream string) *lineLog {
-	return &lineLog{log: log, stream: stream}
+// minSecret is the shortest secret scrubbed from terraform's output: shorter
+// ones would match ordinary words and numbers.
+const minSecret = 4
+
+// redactedText replaces a secret in terraform's output.
+const redactedText = "(sensitive)"
+
+// secrets are the values of a fleet's sensitive outputs, replaced in every
+// line of terraform's output. Terraform masks them itself where it knows
+// they are sensitive, but not everywhere: a destroy plan prints a resource
+// attribute that only its input marked sensitive.
+type secrets struct {
+	mu   sync.RWMutex
+	vals []string // longest first
+}
+
+func (s *secrets) add(vals ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range vals {
+		if len(v) >= minSecret && !slices.Contains(s.vals, v) {
+			s.vals = append(s.vals, v)
+		}
+	}
+	slices.SortFunc(s.vals, func(a, b string) int { return len(b) - len(a) })
+}
+
+func (s *secrets) scrub(line string) string {
+	if s == nil {
+		return line
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, v := range s.vals {
+		line = strings.ReplaceAll(line, v, redactedText)
+	}
+	return line
+}
+
+// secretStrings returns v as text and every string inside it (a sensitive
+// map or list output shows in logs piece by piece).
+func secretStrings(v any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	if _, ok := v.(string); !ok {
+		if b, err := json.Marshal(v); err == nil {
+			out = append(out, string(b))
+		}
+	}
+	return out
+}
+
+func newLineLog(log zerolog.Logger, stream string, red *secrets) *lineLog {
+	return &lineLog{log: log, stream: stream, red: red}
 }
 
 func (l *lineLog) Write(p []byte) (int, error) {
@@ -51,5 +122,5 @@ func (l *lineLog) emit(line []byte) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return
 	}
-	l.log.Info().Str("terraform", l.stream).Msg(string(line))
+	l.log.Info().Str("terraform", l.stream).Msg(l.red.scrub(string(line)))
 }

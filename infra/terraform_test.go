@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -403,7 +406,7 @@ func TestScaledSize(t *testing.T) {
 
 func TestLineLog(t *testing.T) {
 	var buf strings.Builder
-	l := newLineLog(zerolog.New(&buf), "stdout")
+	l := newLineLog(zerolog.New(&buf), "stdout", nil)
 	l.Write([]byte("first li"))
 	l.Write([]byte("ne\nsecond\r\n\n  \nthi"))
 	l.Write([]byte("rd\n"))
@@ -421,4 +424,208 @@ func TestLineLog(t *testing.T) {
 	if strings.Join(msgs, "|") != "first line|second|third" {
 		t.Errorf("lines %q", msgs)
 	}
+}
+
+// grepDir returns the files under dir whose content holds secret.
+func grepDir(t *testing.T, dir, secret string) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		if fileContains(path, secret) {
+			hits = append(hits, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+// TestTerraformSensitiveOutputStaysOutOfTheLog applies a module with a
+// sensitive output, logging into the run directory as a run does: the
+// output reaches the fleet (templates need it) marked sensitive, and no file
+// of the run directory holds it, events included.
+func TestTerraformSensitiveOutputStaysOutOfTheLog(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := t.TempDir()
+	os.WriteFile(filepath.Join(mod, "main.tf"), []byte(`
+resource "terraform_data" "token" {
+  input = sensitive("tok-${uuid()}")
+}
+
+output "endpoint" {
+  value = "http://127.0.0.1:9"
+}
+
+output "token" {
+  value     = terraform_data.token.output
+  sensitive = true
+}
+`), 0o644)
+	run := t.TempDir()
+	events, err := os.Create(filepath.Join(run, "events.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	cfg := TerraformConfig{Fleet: "target", Dir: mod, Workspace: "loadramp-test-secret", DataDir: filepath.Join(run, "terraform", "target"),
+		Bin: bin, Log: zerolog.New(events)}
+	tf, err := NewTerraform(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	fl, err := tf.Up(ctx)
+	if err != nil {
+		tf.Down(ctx)
+		t.Fatal(err)
+	}
+	token := fl.Outputs["token"]
+	if !strings.HasPrefix(token, "tok-") || len(token) < 40 {
+		t.Fatalf("token output %q", token)
+	}
+	if !slices.Equal(fl.Sensitive, []string{"token"}) || fl.Outputs["endpoint"] != "http://127.0.0.1:9" {
+		t.Errorf("fleet outputs %v, sensitive %v; want token sensitive, endpoint not", fl.Outputs, fl.Sensitive)
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !fileContains(events.Name(), "Apply complete!") || !fileContains(events.Name(), "Destroy complete!") {
+		t.Fatalf("terraform's output is not in the log:\n%s", readFile(events.Name()))
+	}
+	// terraform output -json and show -json (Down) print it in clear.
+	if hits := grepDir(t, run, token); len(hits) > 0 {
+		t.Errorf("the secret is in %v", hits)
+	}
+}
+
+// hostileDir makes a directory whose path holds quotes, a backtick command,
+// a $(...) command, a semicolon and a space; each command would create a
+// marker file if a shell ran it. It returns the path and the markers.
+func hostileDir(t *testing.T) (string, []string) {
+	t.Helper()
+	var markers []string
+	for _, s := range []string{"a", "b"} {
+		m := filepath.Join(os.TempDir(), fmt.Sprintf("pwned-%d-%d-%s", os.Getpid(), time.Now().UnixNano(), s))
+		markers = append(markers, m)
+		t.Cleanup(func() { os.Remove(m) })
+	}
+	dir := filepath.Join(t.TempDir(), "run'\" `touch "+markers[0]+"`;$(touch "+markers[1]+")'x")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir, markers
+}
+
+func assertNotExecuted(t *testing.T, markers []string) {
+	t.Helper()
+	for _, m := range markers {
+		if _, err := os.Stat(m); err == nil {
+			t.Errorf("a command injected through the run directory's name ran: %s exists", m)
+		}
+	}
+}
+
+// TestTerraformLocalModuleHostileRunDir applies and destroys infra/modules/local
+// (the event bus and nginx in front of it) for a run directory whose name is
+// a shell injection: nothing runs, everything starts in that directory, and
+// destroy stops it all.
+func TestTerraformLocalModuleHostileRunDir(t *testing.T) {
+	bin := terraformBin(t)
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if nginx, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
+			t.Skip("no nginx")
+		}
+	}
+	t.Parallel()
+	mod := copyModule(t, "local")
+	run, markers := hostileDir(t)
+	port, nport := freePort(t), freePort(t)
+	cfg := TerraformConfig{
+		Fleet: "target", Dir: mod, Workspace: "loadramp-test-hostile", DataDir: filepath.Join(run, "terraform", "target"),
+		Vars:     map[string]any{"eventbus": eventbusBin(t), "port": port, "nginx": nginx, "nginx_port": nport},
+		Builtins: map[string]string{VarRunDir: run, VarWorkdir: run},
+		Bin:      bin, Log: zerolog.Nop(),
+	}
+	tf, err := NewTerraform(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	fl, err := tf.Up(ctx)
+	if err != nil {
+		tf.Down(ctx)
+		t.Fatal(err)
+	}
+	state := filepath.Join(run, "target")
+	busPid, nginxPid := readPid(t, filepath.Join(state, "eventbus.pid")), readPid(t, filepath.Join(state, "nginx.pid"))
+	t.Cleanup(func() { syscall.Kill(-busPid, syscall.SIGKILL); syscall.Kill(-nginxPid, syscall.SIGKILL) })
+	resp, err := http.Get(fl.Outputs["endpoint"] + "/healthz")
+	if err != nil {
+		t.Fatalf("nginx in front of the event bus does not answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /healthz through nginx: %s", resp.Status)
+	}
+	if !fileContains(filepath.Join(state, "nginx.conf"), "pid nginx-master.pid;") || fileContains(filepath.Join(state, "nginx.conf"), "touch") {
+		t.Errorf("nginx.conf names the directory:\n%s", readFile(filepath.Join(state, "nginx.conf")))
+	}
+	assertNotExecuted(t, markers)
+	if err := tf.Down(ctx); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	for _, pid := range []int{busPid, nginxPid} {
+		if !waitFor(5*time.Second, func() bool { return !groupAlive(pid) }) {
+			t.Errorf("process group %d alive after Down", pid)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(mod, "terraform.tfstate.d")); !os.IsNotExist(err) {
+		t.Errorf("workspace left in the module: %v", err)
+	}
+	assertNotExecuted(t, markers)
+}
+
+// TestTerraformLocalGeneratorsHostileStateDir scales and destroys
+// infra/modules/local-generators in a directory whose name is a shell
+// injection.
+func TestTerraformLocalGeneratorsHostileStateDir(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	mod := copyModule(t, "local-generators")
+	run, markers := hostileDir(t)
+	tf, err := NewTerraform(TerraformConfig{Fleet: "generators", Dir: mod, Workspace: "loadramp-test-hostile-gen", DataDir: filepath.Join(run, "tf"),
+		Vars: map[string]any{"workers": 1}, ScaleVar: "workers", Builtins: map[string]string{VarRunDir: run}, Bin: bin, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	defer tf.Down(ctx)
+	if _, err := tf.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tf.Scale(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(globEscape(run), "generators", "worker-*")); len(m) != 2 {
+		t.Errorf("%d worker markers in the hostile directory, want 2", len(m))
+	}
+	if err := tf.Down(ctx); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(globEscape(run), "generators", "worker-*")); len(m) != 0 {
+		t.Errorf("markers left after Down: %v", m)
+	}
+	assertNotExecuted(t, markers)
+}
+
+// globEscape quotes the glob metacharacters of a literal path.
+func globEscape(p string) string {
+	return regexp.MustCompile(`[*?[\\]`).ReplaceAllString(p, `\$0`)
 }

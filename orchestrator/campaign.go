@@ -29,6 +29,8 @@ type CampaignResult struct {
 	// Failed is the error of the last variant that failed; the campaign went
 	// on with the next one.
 	Failed error
+	// Secrets are every variant's Result.Secrets, for the upload.
+	Secrets []string
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -59,7 +61,7 @@ func RunCampaign(ctx context.Context, p *plan.Plan, deps Deps, opts Options, don
 	}
 	id := record.NewRunID(deps.Now().UTC(), p.Name) + "-campaign"
 	cr := &CampaignResult{ID: id, Dir: filepath.Join(outDir, id)}
-	if err := os.MkdirAll(cr.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(cr.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating campaign directory: %w", err)
 	}
 	cr.Report = &report.Campaign{Schema: report.CampaignSchema, ID: id, Plan: p.Name, Variants: []report.Variant{}}
@@ -94,6 +96,9 @@ func RunCampaign(ctx context.Context, p *plan.Plan, deps Deps, opts Options, don
 			vo.RunID = fmt.Sprintf("v%d-base", i+1)
 		}
 		res, err := Run(ctx, &pv, deps, vo)
+		if res != nil {
+			cr.Secrets = append(cr.Secrets, res.Secrets...)
+		}
 		if res != nil && res.Report != nil {
 			cr.Report.Variants = append(cr.Report.Variants, report.VariantOf(i+1, res.Report, changed, static, price(p, i)))
 		}

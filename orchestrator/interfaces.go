@@ -42,7 +42,10 @@ type Fleet interface {
 
 // FleetState is what a fleet exposes once up.
 type FleetState struct {
-	Outputs   map[string]string
+	Outputs map[string]string
+	// Sensitive names the Outputs that are secrets: templates see them,
+	// run.json, the logs and uploads do not.
+	Sensitive []string
 	Processes []Process
 	Size      int
 	Ref       result.InfraRef

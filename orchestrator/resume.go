@@ -11,7 +11,8 @@ import (
 // reopen opens the run directory of an interrupted run for Resume: its
 // run.json keeps its identity, its finished attempts are queued for replay.
 func (r *runner) reopen() (*record.Dir, error) {
-	dir, err := record.Open(r.opts.Resume)
+	// Locked: a run still going (or another resume) owns the directory.
+	dir, err := record.OpenLocked(r.opts.Resume)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}

@@ -134,6 +134,10 @@ type Result struct {
 	Report *report.Report
 	// Interrupted is true when ctx was cancelled (SIGINT/SIGTERM).
 	Interrupted bool
+	// Secrets are the values of the fleets' sensitive outputs: never
+	// written anywhere, kept so an upload can replace them in any file
+	// that holds one (a process's log, a file it was given).
+	Secrets []string
 }
 
 // Run executes plan p to its end: a bottleneck, the end of the schedule, a
@@ -175,15 +179,17 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (res *Resul
 }
 
 type runner struct {
-	p      *plan.Plan
-	deps   Deps
-	opts   Options
-	log    zerolog.Logger
-	obs    Observer
-	gates  []gate.Gate
-	health []gate.Gate
-	abort  []gate.Gate
-	order  []string
+	// secrets are the values of the fleets' sensitive outputs (Result.Secrets).
+	secrets []string
+	p       *plan.Plan
+	deps    Deps
+	opts    Options
+	log     zerolog.Logger
+	obs     Observer
+	gates   []gate.Gate
+	health  []gate.Gate
+	abort   []gate.Gate
+	order   []string
 
 	dir     *record.Dir
 	runRec  *record.Run
@@ -361,6 +367,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	res.Status = status
 	res.Report = rep
+	res.Secrets = r.secrets
 	r.log.Info().Str("status", status).Msg("run finished")
 	return res, runErr
 }
@@ -392,15 +399,20 @@ func fleetOrder(p *plan.Plan) []string {
 }
 
 func (r *runner) provision(ctx context.Context) error {
+	defer r.ports.Release()
 	for _, name := range fleetOrder(r.p) {
 		f := r.p.Fleets[name]
 		r.obs.Message("provisioning fleet %s (%s)", name, f.Provider)
+		// The ports the fleet's templates allocate stay bound until it
+		// starts, so no other program is handed one meanwhile.
+		r.ports.Hold()
 		fl, err := r.deps.Provision(ctx, ProvisionSpec{Name: name, Fleet: f, Render: r.render, RunDir: r.dir.Path(), CampaignID: r.opts.CampaignID, Log: r.log})
 		if err != nil {
 			return fmt.Errorf("fleet %s: %w", name, err)
 		}
 		nf := namedFleet{name: name, provider: f.Provider, fleet: fl}
 		r.fleets = append(r.fleets, nf)
+		r.ports.Release()
 		st, err := fl.Up(ctx)
 		r.fleets[len(r.fleets)-1].up = true // Down is safe after a failed Up
 		if err != nil {
@@ -408,6 +420,7 @@ func (r *runner) provision(ctx context.Context) error {
 		}
 		r.states[name] = st
 		r.tdata.Fleets[name] = st.Outputs
+		r.secret(st)
 		side := "target"
 		if name == "generators" {
 			side = "generator"
@@ -433,11 +446,12 @@ func (r *runner) provision(ctx context.Context) error {
 		if ref.Outputs == nil {
 			ref.Outputs = st.Outputs
 		}
+		ref.Outputs = record.RedactOutputs(ref.Outputs, st.Sensitive)
 		r.runRec.Infra = append(r.runRec.Infra, ref)
 		if err := r.dir.WriteRun(r.runRec); err != nil {
 			return err
 		}
-		r.log.Info().Str("fleet", name).Interface("outputs", st.Outputs).Msg("fleet up")
+		r.log.Info().Str("fleet", name).Interface("outputs", ref.Outputs).Msg("fleet up")
 	}
 	return nil
 }
@@ -690,6 +704,7 @@ func (r *runner) scaleGenerators(ctx context.Context, scales int) (bool, error) 
 		}
 		r.states[f.name] = st
 		r.tdata.Fleets[f.name] = st.Outputs
+		r.secret(st)
 		r.genSize = st.Size
 		return true, nil
 	}
@@ -700,4 +715,12 @@ func hostFacts() result.HostFacts {
 	h, _ := os.Hostname()
 	kernel := hoststat.KernelRelease(hoststat.DefaultRoot)
 	return result.HostFacts{Hostname: h, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Kernel: kernel, Go: runtime.Version()}
+}
+
+// secret notes the values of a fleet's sensitive outputs: events.log scrubs
+// them from then on, and the Result keeps them for the upload.
+func (r *runner) secret(st FleetState) {
+	vals := record.SecretValues(st.Outputs, st.Sensitive)
+	r.dir.Redact(vals...)
+	r.secrets = append(r.secrets, vals...)
 }

@@ -1,14 +1,18 @@
 package aws
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,7 +60,15 @@ type UploadConfig struct {
 	// Client is used as is when set (tests); otherwise one is built from
 	// Profile, Region and Endpoint. Endpoint is ignored when Client is set.
 	Client *s3.Client
+	// Redact are secrets (the values of sensitive Terraform outputs) that
+	// must not leave the machine: a file holding one, as is or JSON-escaped,
+	// is uploaded with each replaced by "(sensitive)"; the local file is not
+	// changed. Values shorter than 4 bytes are ignored.
+	Redact []string
 }
+
+// uploadRedacted replaces a secret in an uploaded file.
+const uploadRedacted = "(sensitive)"
 
 // UploadResult lists what UploadDir uploaded. Each key is
 // Prefix/<run-id>/<path relative to the run directory>, with slashes.
@@ -144,6 +156,7 @@ func UploadDir(ctx context.Context, cfg UploadConfig, dir string, log zerolog.Lo
 		bucket:  bucket,
 		retries: uploadOr(cfg.Retries, DefaultUploadRetries),
 		backoff: uploadOr(cfg.Backoff, DefaultUploadBackoff),
+		secrets: uploadSecretForms(cfg.Redact),
 		log:     log,
 	}
 	start := time.Now()
@@ -237,7 +250,66 @@ type uploadJob struct {
 	bucket  string
 	retries int
 	backoff time.Duration
+	secrets [][]byte // longest first
 	log     zerolog.Logger
+}
+
+// uploadSecretForms are the byte strings of secrets to redact: each as is
+// and JSON-escaped (with and without HTML escaping), longest first.
+func uploadSecretForms(secrets []string) [][]byte {
+	var forms [][]byte
+	add := func(b []byte) {
+		if !slices.ContainsFunc(forms, func(f []byte) bool { return bytes.Equal(f, b) }) {
+			forms = append(forms, b)
+		}
+	}
+	for _, s := range secrets {
+		if len(s) < 4 {
+			continue
+		}
+		add([]byte(s))
+		for _, html := range []bool{true, false} {
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(html)
+			if enc.Encode(s) == nil {
+				e := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+				add(bytes.Clone(e[1 : len(e)-1]))
+			}
+		}
+	}
+	slices.SortFunc(forms, func(a, b []byte) int { return len(b) - len(a) })
+	return forms
+}
+
+// holdsSecret reports whether f holds one of the secrets; it reads f in
+// chunks that overlap by the longest secret, then rewinds it.
+func (u *uploadJob) holdsSecret(f *os.File) (bool, error) {
+	if len(u.secrets) == 0 {
+		return false, nil
+	}
+	defer f.Seek(0, io.SeekStart)
+	overlap := len(u.secrets[0]) - 1
+	buf := make([]byte, 0, 256<<10)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		for _, s := range u.secrets {
+			if bytes.Contains(buf, s) {
+				return true, nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if keep := min(overlap, len(buf)); len(buf) == cap(buf) {
+			copy(buf, buf[len(buf)-keep:])
+			buf = buf[:keep]
+		}
+	}
 }
 
 // put uploads one file to key, retrying, and returns its size.
@@ -279,11 +351,28 @@ func (u *uploadJob) putOnce(ctx context.Context, file, key string) (int64, error
 	if err != nil {
 		return 0, err
 	}
+	var body io.Reader = f
+	size := st.Size()
+	secret, err := u.holdsSecret(f)
+	if err != nil {
+		return 0, err
+	}
+	if secret {
+		data, err := io.ReadAll(f)
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range u.secrets {
+			data = bytes.ReplaceAll(data, s, []byte(uploadRedacted))
+		}
+		u.log.Info().Str("file", file).Msg("file holds a secret: uploading it redacted")
+		body, size = bytes.NewReader(data), int64(len(data))
+	}
 	_, err = u.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        sdkaws.String(u.bucket),
 		Key:           sdkaws.String(key),
-		Body:          f,
-		ContentLength: sdkaws.Int64(st.Size()),
+		Body:          body,
+		ContentLength: sdkaws.Int64(size),
 		ContentType:   sdkaws.String(uploadContentType(file)),
 	}, func(o *s3.Options) {
 		// One attempt per call, also with a caller's client: the retries
@@ -294,7 +383,7 @@ func (u *uploadJob) putOnce(ctx context.Context, file, key string) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	return st.Size(), nil
+	return size, nil
 }
 
 // uploadPermanent reports whether err is an answer the store will repeat:

@@ -642,3 +642,48 @@ func TestUploadContentType(t *testing.T) {
 		}
 	}
 }
+
+func TestUploadDirRedactsSecrets(t *testing.T) {
+	endpoint := uploadFakeS3(t, nil)
+	client := uploadTestClient(t, endpoint)
+	uploadCreateBucket(t, client, "runs")
+	dir := filepath.Join(t.TempDir(), uploadTestRunID)
+	const secret = `tok-<3"9>&x`
+	big := bytes.Repeat([]byte("0123456789abcdef"), 40000) // > one read chunk
+	files := map[string][]byte{
+		"events.log":                               []byte(`{"message":"token tok-\u003c3\"9\u003e\u0026x"}` + "\n"),
+		"terraform/gen/loadramp.tfvars.json":       []byte(`{"token": "tok-<3\"9>&x", "n": 1}`),
+		"target-app.log":                           append(append(bytes.Clone(big), secret...), big...),
+		"report.json":                              []byte(`{"ok": true}`),
+		"samples.jsonl":                            big,
+		"terraform/gen/.terraform/providers/x/bin": {0, 1, 2, 't', 'o', 'k'},
+	}
+	for rel, data := range files {
+		p := filepath.Join(dir, rel)
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := uploadSnapshot(t, dir)
+	if _, err := UploadDir(context.Background(), UploadConfig{URL: "s3://runs/n", Client: client, Redact: []string{secret, "ab"}}, dir, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	for rel, data := range files {
+		stored, _ := uploadGet(t, client, "runs", path.Join("n", uploadTestRunID, rel))
+		if bytes.Contains(stored, []byte("tok-")) && !bytes.Contains(data, []byte{0, 1, 2}) {
+			t.Errorf("%s was uploaded with the secret:\n%.300s", rel, stored)
+		}
+		switch rel {
+		case "report.json", "samples.jsonl", "terraform/gen/.terraform/providers/x/bin":
+			if !bytes.Equal(stored, data) {
+				t.Errorf("%s without a secret was changed", rel)
+			}
+		default:
+			if !bytes.Contains(stored, []byte("(sensitive)")) {
+				t.Errorf("%s: the secret was not replaced:\n%.300s", rel, stored)
+			}
+		}
+	}
+	uploadSameSnapshot(t, before, uploadSnapshot(t, dir))
+}

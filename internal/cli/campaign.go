@@ -31,7 +31,7 @@ func (a *app) runCampaign(parent context.Context, p *plan.Plan, opts orchestrato
 			report.ParamString(v.Capacity, p.ParamNames()), strconv.FormatFloat(v.Throughput, 'f', 0, 64), v.Bottleneck)
 	}
 	fmt.Fprintf(a.io.Out, "campaign report: %s\n", cr.Paths[len(cr.Paths)-1])
-	a.uploadRun(upload, cr.Dir)
+	a.uploadRun(upload, cr.Dir, cr.Secrets)
 	switch {
 	case cr.Interrupted:
 		return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted"), quiet: true}

@@ -71,6 +71,11 @@ func (a *app) destroyRun(ctx context.Context, runDir string) error {
 	if err != nil {
 		return usageErr(fmt.Errorf("%s is not a run directory: %w", runDir, err))
 	}
+	// A run, resume or other destroy still going owns the directory.
+	if d, err = record.OpenLocked(runDir); err != nil {
+		return withCode(ExitRuntime, err)
+	}
+	defer d.Close()
 	run, err := d.ReadRun()
 	if err != nil {
 		return withCode(ExitRuntime, fmt.Errorf("reading %s: %w", filepath.Join(runDir, record.RunFile), err))

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,9 +160,9 @@ Exit codes: 0 the run finished (a bottleneck found is a success), 1 runtime erro
 	pf.String("terraform-bin", "", "terraform binary (default: ./bin/terraform, then PATH)")
 	pf.String("aws-profile", "", "AWS shared-config profile for AWS fleets")
 	pf.String("aws-region", "", "AWS region for AWS fleets")
-	pf.Float64("max-rate", 0, "safety ceiling: refuse plans whose schedule offers more req/s than this (0: none)")
+	pf.Float64("max-rate", 0, "safety ceiling: refuse plans whose schedule offers more req/s than this (> 0; unset: none)")
 	pf.String("s3-endpoint", "", "S3 endpoint for --upload (S3-compatible stores); default AWS")
-	pf.Float64("max-users", 0, "safety ceiling: refuse plans whose schedule runs more users than this (0: none)")
+	pf.Float64("max-users", 0, "safety ceiling: refuse plans whose schedule runs more users than this (> 0; unset: none)")
 	for key, flag := range map[string]string{
 		keyLogLevel: "log-level", keyLogFormat: "log-format", keyRunsDir: "runs-dir",
 		keyTerraformBin: "terraform-bin", keyAWSProfile: "aws-profile", keyAWSRegion: "aws-region",
@@ -233,8 +234,13 @@ func (a *app) setup(cmd *cobra.Command) error {
 	a.log = zerolog.New(a.logOut).Level(level).With().Timestamp().Logger()
 	for _, k := range plan.CeilingKeys() {
 		if v.IsSet(k) {
-			if _, err := toFloat(v.Get(k)); err != nil {
+			f, err := toFloat(v.Get(k))
+			if err != nil {
 				return usageErr(fmt.Errorf("%s: %v", k, err))
+			}
+			// 0 once meant "no ceiling": a ceiling is set, or left out.
+			if !(f > 0) || math.IsInf(f, 0) {
+				return usageErr(fmt.Errorf("%s: %v is not a ceiling: give a number > 0, or leave it unset for none", k, v.Get(k)))
 			}
 		}
 	}

@@ -147,7 +147,7 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 	res, err := orchestrator.Run(ctx, p, deps, opts)
 	if res != nil {
 		printSummary(a.io.Out, res)
-		a.uploadRun(upload, res.Dir)
+		a.uploadRun(upload, res.Dir, res.Secrets)
 	}
 	switch {
 	case res != nil && res.Interrupted:
@@ -165,13 +165,13 @@ func (a *app) execute(parent context.Context, p *plan.Plan, opts orchestrator.Op
 // uploadRun uploads a finished run directory to url when an upload was
 // asked for. A failed upload is reported and never touches the local copy;
 // it does not change the run's exit code, which says how the run went.
-func (a *app) uploadRun(url, dir string) {
+func (a *app) uploadRun(url, dir string, secrets []string) {
 	if url == "" || dir == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	res, err := wiring.Upload(ctx, a.wiring, url, dir)
+	res, err := wiring.Upload(ctx, a.wiring, url, dir, secrets)
 	if err != nil {
 		fmt.Fprintf(a.io.ErrOut, "upload FAILED (the local copy in %s is complete): %v\n", dir, err)
 		return

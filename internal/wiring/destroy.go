@@ -107,8 +107,8 @@ func TaggedInstances(ctx context.Context, cfg Config) ([]awsinfra.Instance, erro
 }
 
 // Upload uploads the run (or campaign) directory dir to url (s3://bucket/prefix).
-func Upload(ctx context.Context, cfg Config, url, dir string) (awsinfra.UploadResult, error) {
+func Upload(ctx context.Context, cfg Config, url, dir string, secrets []string) (awsinfra.UploadResult, error) {
 	return awsinfra.UploadDir(ctx, awsinfra.UploadConfig{
-		URL: url, Profile: cfg.AWSProfile, Region: cfg.AWSRegion, Endpoint: cfg.S3Endpoint,
+		URL: url, Profile: cfg.AWSProfile, Region: cfg.AWSRegion, Endpoint: cfg.S3Endpoint, Redact: secrets,
 	}, dir, cfg.Log)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/loadramp/loadramp/infra"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
@@ -116,13 +117,13 @@ type fleetAdapter struct {
 }
 
 func (f *fleetAdapter) state(fl *infra.Fleet) orchestrator.FleetState {
-	st := orchestrator.FleetState{Outputs: fl.Outputs, Size: fl.Size}
+	st := orchestrator.FleetState{Outputs: fl.Outputs, Sensitive: fl.Sensitive, Size: fl.Size}
 	pids := map[string]int{}
 	for _, pr := range fl.Processes {
 		st.Processes = append(st.Processes, orchestrator.Process{Name: pr.Name, Pid: pr.Pid, LogPath: pr.LogPath})
 		pids[pr.Name] = pr.Pid
 	}
-	st.Ref = result.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: fl.Outputs,
+	st.Ref = result.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: record.RedactOutputs(fl.Outputs, fl.Sensitive),
 		Module: fl.Ref[infra.RefModule], Workspace: fl.Ref[infra.RefWorkspace], State: fl.Ref[infra.RefState]}
 	return st
 }

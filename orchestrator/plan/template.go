@@ -8,23 +8,54 @@ import (
 	"sync"
 	"text/template"
 	"text/template/parse"
+	"unicode/utf8"
 )
 
 // Ports allocates free loopback ports by name, once per run: the same name
 // always gives the same port, so a process's --listen flag and its ready URL
 // agree. It is safe for concurrent use.
+//
+// A port is found by binding 127.0.0.1:0. While Hold is in effect, Get keeps
+// that listener open, so no other program (nor another run's allocator) can
+// be handed the port, until Release closes it: the orchestrator holds the
+// ports a fleet's templates allocate until the moment the fleet starts. The
+// processes bind their ports themselves, so the listener cannot be handed
+// over; what remains is the short window between Release and their bind,
+// which the local provider covers by restarting a process that failed to
+// start with "address already in use" (infra.LocalConfig).
 type Ports struct {
 	mu    sync.Mutex
 	ports map[string]int
+	hold  bool
+	held  map[string]net.Listener
 }
 
-// NewPorts returns an empty port allocator.
-func NewPorts() *Ports { return &Ports{ports: map[string]int{}} }
+// NewPorts returns an empty port allocator that does not hold ports.
+func NewPorts() *Ports { return &Ports{ports: map[string]int{}, held: map[string]net.Listener{}} }
+
+// Hold makes Get keep each port it allocates from now on reserved (its
+// listener open) until Release.
+func (p *Ports) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = true
+}
+
+// Release closes the listeners holding ports, so the processes about to
+// start can bind them, and stops holding later allocations. The ports stay
+// allocated to their names.
+func (p *Ports) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = false
+	for name, l := range p.held {
+		_ = l.Close()
+		delete(p.held, name)
+	}
+}
 
 // Get returns the port allocated to name, allocating a free one on 127.0.0.1
-// the first time (bind to port 0, note the port, release it). Another program
-// could take the port between release and use; within a run no two names get
-// the same port.
+// the first time. Within a run no two names get the same port.
 func (p *Ports) Get(name string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -41,13 +72,17 @@ func (p *Ports) Get(name string) (int, error) {
 			return 0, fmt.Errorf("allocate port %q on 127.0.0.1: %w", name, err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		if err := l.Close(); err != nil {
+		if used[port] {
+			_ = l.Close()
+			continue
+		}
+		p.ports[name] = port
+		if p.hold {
+			p.held[name] = l
+		} else if err := l.Close(); err != nil {
 			return 0, fmt.Errorf("release probe listener for port %q: %w", name, err)
 		}
-		if !used[port] {
-			p.ports[name] = port
-			return port, nil
-		}
+		return port, nil
 	}
 	return 0, fmt.Errorf("allocate port %q: the kernel kept returning ports already allocated", name)
 }
@@ -139,7 +174,112 @@ func funcs(ports *Ports) template.FuncMap {
 			}
 			return ports.Get(name)
 		},
+		// raw marks a value written into a generated file as meant to be
+		// file syntax (see CheckFileStatics). It returns its argument.
+		"raw": func(v any) any { return v },
 	}
+}
+
+// fileUnsafe are the characters a static parameter may not carry into a
+// generated file (a process's files) unless the template marks its use raw:
+// they end a directive or a block, open or close a quote, a comment or a
+// substitution in the configuration languages and shells such files are
+// written in (nginx, HAProxy, YAML, INI, sh). Control characters (newlines
+// first) are refused too.
+const fileUnsafe = ";{}\"'`\\$#&|<>()[]"
+
+// CheckFileStatics checks the static parameters a file template prints: a
+// value holding a newline or a structural character (fileUnsafe) could end
+// its line or block and write its own configuration (nginx.conf runs as
+// root). A use the template marks raw ({{ raw .static.X }}) is not checked.
+// It returns one message per problem, naming the parameter and the
+// character. A template that does not parse is checkTemplate's to report.
+func CheckFileStatics(text string, static map[string]any) []string {
+	if !strings.Contains(text, "{{") {
+		return nil
+	}
+	t, err := template.New("file").Funcs(funcs(nil)).Parse(text)
+	if err != nil {
+		return nil
+	}
+	var probs []string
+	seen := map[string]bool{}
+	check := func(ref []string) {
+		if len(ref) == 0 || ref[0] != "static" {
+			return
+		}
+		keys := mapKeys(static) // the whole of .static, e.g. through index
+		if len(ref) > 1 {
+			keys = ref[1:2]
+		}
+		for _, k := range keys {
+			v, ok := static[k]
+			if !ok || seen[k] {
+				continue
+			}
+			seen[k] = true
+			s := fmt.Sprint(numbers(v))
+			if i := strings.IndexFunc(s, func(r rune) bool {
+				return r < 0x20 || r == 0x7f || strings.ContainsRune(fileUnsafe, r)
+			}); i >= 0 {
+				c, _ := utf8.DecodeRuneInString(s[i:])
+				probs = append(probs, fmt.Sprintf("static.%s = %q holds %q, which would be written raw into a generated file; "+
+					"use a plain value, or mark the use raw ({{ raw .static.%s }}) if the value is meant as file syntax", k, s, c, k))
+			}
+		}
+	}
+	for _, tr := range t.Templates() {
+		if tr.Tree != nil {
+			walkPrinted(tr.Tree.Root, check)
+		}
+	}
+	return probs
+}
+
+// walkPrinted calls f with the references of every action that is not marked
+// raw, and of the pipelines of if, range and with (whose values the body may
+// print as the dot).
+func walkPrinted(n parse.Node, f func([]string)) {
+	switch x := n.(type) {
+	case *parse.ListNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Nodes {
+			walkPrinted(c, f)
+		}
+	case *parse.ActionNode:
+		if !markedRaw(x.Pipe) {
+			walkRefs(x.Pipe, false, f)
+		}
+	case *parse.IfNode:
+		walkRefs(x.Pipe, false, f)
+		walkPrinted(x.List, f)
+		walkPrinted(x.ElseList, f)
+	case *parse.RangeNode:
+		walkRefs(x.Pipe, false, f)
+		walkPrinted(x.List, f)
+		walkPrinted(x.ElseList, f)
+	case *parse.WithNode:
+		walkRefs(x.Pipe, false, f)
+		walkPrinted(x.List, f)
+		walkPrinted(x.ElseList, f)
+	case *parse.TemplateNode:
+		walkRefs(x.Pipe, false, f)
+	}
+}
+
+// markedRaw reports whether a pipeline ends in raw: {{ raw X }} or {{ X | raw }}.
+func markedRaw(p *parse.PipeNode) bool {
+	if p == nil || len(p.Cmds) == 0 || len(p.Decl) > 0 {
+		return false
+	}
+	last := p.Cmds[len(p.Cmds)-1]
+	if len(last.Args) == 0 {
+		return false
+	}
+	id, ok := last.Args[0].(*parse.IdentifierNode)
+	return ok && id.Ident == "raw"
 }
 
 // Render expands one plan template. A missing key is an error (missingkey=error)

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -145,4 +146,52 @@ func TestCheckTemplate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPortsHeldUntilRelease(t *testing.T) {
+	ports := NewPorts()
+	bindable := func(port int) bool {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false
+		}
+		l.Close()
+		return true
+	}
+	ports.Hold()
+	a, err := ports.Get("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Held: another program asking the kernel for a free port cannot get it,
+	// and binding it fails.
+	if bindable(a) {
+		t.Fatalf("port %d of a held allocation could be bound by another socket", a)
+	}
+	ports.Release()
+	if !bindable(a) {
+		t.Errorf("port %d still taken after Release", a)
+	}
+	if again, _ := ports.Get("a"); again != a {
+		t.Errorf("Get after Release = %d, want %d", again, a)
+	}
+	// After Release, allocations are not held (listen-then-close).
+	b, err := ports.Get("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b == a || !bindable(b) {
+		t.Errorf("port %d allocated after Release is held or reused (a=%d)", b, a)
+	}
+	// Render allocates through the same allocator.
+	ports.Hold()
+	out, err := Render(`{{ port "c" }}`, TemplateData{}, ports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := strconv.Atoi(out)
+	if bindable(c) {
+		t.Errorf("port %d rendered while holding is not held", c)
+	}
+	ports.Release()
 }

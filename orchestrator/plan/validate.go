@@ -543,6 +543,24 @@ func (v *validator) templates() {
 		for _, msg := range checkTemplate(t.text, sc) {
 			v.add(t.path, "%s", msg)
 		}
+		if !strings.Contains(t.path, ".files.") {
+			continue
+		}
+		said := map[string]bool{}
+		for _, msg := range CheckFileStatics(t.text, p.Static) {
+			said[msg] = true
+			v.add(t.path, "%s", msg)
+		}
+		if p.Campaign != nil {
+			for i := range p.Campaign.Variants {
+				for _, msg := range CheckFileStatics(t.text, p.VariantStatic(i)) {
+					if !said[msg] {
+						said[msg] = true
+						v.add(t.path, "campaign.variants[%d]: %s", i, msg)
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -67,44 +67,88 @@ func sanitize(name string) string {
 // next AppendStep cuts off.
 type Dir struct {
 	path string
+	red  *redactor
 
-	mu        sync.Mutex // guards everything below
-	steps     *os.File
-	samples   *os.File
-	samplesW  *bufio.Writer
-	events    []*eventsLog
-	truncated bool // the last ReadSteps skipped a truncated final line
-	closed    bool
+	mu       sync.Mutex // guards everything below
+	steps    *os.File
+	samples  *os.File
+	samplesW *bufio.Writer
+	// flushTimer writes buffered samples out SampleFlushInterval after the
+	// first one buffered since the last write; flushArmed says it is pending.
+	flushTimer *time.Timer
+	flushArmed bool
+	sampleErr  error // a timed flush that failed, reported by the next call
+	events     []*eventsLog
+	lock       *RunLock
+	truncated  bool // the last ReadSteps skipped a truncated final line
+	closed     bool
 }
 
+// Modes of what loadramp writes into a run directory: it may hold a plan's
+// parameters, process logs and infrastructure references, so only the user
+// who ran loadramp can read it.
+const (
+	DirMode  os.FileMode = 0o700
+	FileMode os.FileMode = 0o600
+)
+
+// SampleFlushInterval bounds how long a sample stays buffered in memory: a
+// process killed outright (kill -9, OOM) loses at most this much of
+// samples.jsonl. AppendStep writes and fsyncs every buffered sample first.
+const SampleFlushInterval = time.Second
+
 // Create makes the run directory dir (its parent is created if needed; dir
-// itself must not exist, so two runs never share one) and writes plan.yaml and
-// run.json into it.
+// itself must not exist, so two runs never share one), takes its lock (held
+// until Close) and writes plan.yaml and run.json into it.
 func Create(dir string, run *Run, planYAML []byte) (*Dir, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("create runs directory: %w", err)
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, DirMode); err != nil {
 		return nil, fmt.Errorf("create run directory (each run needs a new one): %w", err)
 	}
-	d := &Dir{path: dir}
+	// The lock comes before run.json: `loadramp runs` never sees a run
+	// marked running whose owner has not locked it yet.
+	lock, err := Lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{path: dir, red: &redactor{}, lock: lock}
 	if err := writeFileSync(filepath.Join(dir, PlanFile), planYAML); err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("write the resolved plan: %w", err)
 	}
 	if err := d.WriteRun(run); err != nil {
+		lock.Release()
 		return nil, err
 	}
 	return d, nil
 }
 
-// Open opens an existing run directory, for a report, a resume or a destroy.
-// It fails if dir has no run.json. Nothing is written until an Append method is
-// called.
+// Open opens an existing run directory, for a report or a comparison. It
+// fails if dir has no run.json. It takes no lock (see OpenLocked); nothing is
+// written until an Append method is called.
 func Open(dir string) (*Dir, error) {
 	if _, err := os.Stat(filepath.Join(dir, RunFile)); err != nil {
 		return nil, fmt.Errorf("open run directory %s: %w", dir, err)
 	}
-	return &Dir{path: dir}, nil
+	return &Dir{path: dir, red: &redactor{}}, nil
+}
+
+// OpenLocked opens an existing run directory to carry it on (a resume) and
+// holds its lock until Close. A run directory another live process owns is a
+// *LockedError. A directory an older loadramp made readable by others is
+// made private.
+func OpenLocked(dir string) (*Dir, error) {
+	d, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if d.lock, err = Lock(dir); err != nil {
+		return nil, err
+	}
+	_ = os.Chmod(dir, DirMode)
+	return d, nil
 }
 
 // Path returns the run directory's path.
@@ -124,6 +168,11 @@ func (d *Dir) AppendStep(s *result.Step) error {
 	defer d.mu.Unlock()
 	if d.closed {
 		return errClosed
+	}
+	// The attempt's samples reach the disk before the attempt does: a step
+	// in steps.jsonl always has its samples.
+	if err := d.syncSamples(); err != nil {
+		return err
 	}
 	if d.steps == nil {
 		f, err := openAppendRepaired(filepath.Join(d.path, StepsFile))
@@ -147,7 +196,7 @@ func (d *Dir) AppendStep(s *result.Step) error {
 // process died mid-line, the partial line is cut off first: appending after it
 // would glue a good record onto a broken one.
 func openAppendRepaired(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("open %s for appending: %w", filepath.Base(path), err)
 	}
@@ -189,7 +238,8 @@ func completeLength(f *os.File) (int64, error) {
 }
 
 // AppendSample appends v to samples.jsonl as one JSON line. Samples are
-// buffered (they are many and a lost second is harmless); Close flushes them.
+// buffered (they are many): each is written out within SampleFlushInterval,
+// and fsynced by the next AppendStep or by Close.
 func (d *Dir) AppendSample(v any) error {
 	line, err := json.Marshal(v)
 	if err != nil {
@@ -199,6 +249,10 @@ func (d *Dir) AppendSample(v any) error {
 	defer d.mu.Unlock()
 	if d.closed {
 		return errClosed
+	}
+	if err := d.sampleErr; err != nil {
+		d.sampleErr = nil
+		return err
 	}
 	if d.samples == nil {
 		f, err := openAppendRepaired(filepath.Join(d.path, SamplesFile))
@@ -210,6 +264,49 @@ func (d *Dir) AppendSample(v any) error {
 	d.samplesW.Write(line)
 	if err := d.samplesW.WriteByte('\n'); err != nil {
 		return fmt.Errorf("append to %s: %w", SamplesFile, err)
+	}
+	if !d.flushArmed {
+		d.flushArmed = true
+		if d.flushTimer == nil {
+			d.flushTimer = time.AfterFunc(SampleFlushInterval, d.timedFlush)
+		} else {
+			d.flushTimer.Reset(SampleFlushInterval)
+		}
+	}
+	return nil
+}
+
+// timedFlush writes the buffered samples out (no fsync: the kernel has them,
+// which is what survives a killed process).
+func (d *Dir) timedFlush() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flushArmed = false
+	if d.closed || d.samplesW == nil {
+		return
+	}
+	if err := d.samplesW.Flush(); err != nil && d.sampleErr == nil {
+		d.sampleErr = fmt.Errorf("write %s: %w", SamplesFile, err)
+	}
+}
+
+// syncSamples writes the buffered samples out and fsyncs them; d.mu is held.
+func (d *Dir) syncSamples() error {
+	if d.samplesW == nil {
+		return nil
+	}
+	if err := d.sampleErr; err != nil {
+		d.sampleErr = nil
+		return err
+	}
+	if d.samplesW.Buffered() == 0 {
+		return nil
+	}
+	if err := d.samplesW.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", SamplesFile, err)
+	}
+	if err := d.samples.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", SamplesFile, err)
 	}
 	return nil
 }
@@ -244,7 +341,7 @@ func WriteFileAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(FileMode); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -262,7 +359,7 @@ func WriteFileAtomic(path string, data []byte) error {
 }
 
 func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
 	if err != nil {
 		return err
 	}
@@ -371,11 +468,19 @@ func ReadStepsFrom(r io.Reader) (steps []result.Step, truncated bool, err error)
 // its owner and Dir.Close may call it.
 type eventsLog struct {
 	f    *os.File
+	red  *redactor
 	once sync.Once
 	err  error
 }
 
-func (e *eventsLog) Write(p []byte) (int, error) { return e.f.Write(p) }
+// Write appends p with every secret given to Dir.Redact replaced. zerolog
+// writes one whole event per call, so a secret is never split between calls.
+func (e *eventsLog) Write(p []byte) (int, error) {
+	if _, err := e.f.Write(e.red.scrub(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 func (e *eventsLog) Close() error {
 	e.once.Do(func() {
@@ -398,17 +503,17 @@ func (d *Dir) EventsLog() (io.WriteCloser, error) {
 	if d.closed {
 		return nil, errClosed
 	}
-	f, err := os.OpenFile(filepath.Join(d.path, EventsFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(filepath.Join(d.path, EventsFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("open events.log: %w", err)
 	}
-	e := &eventsLog{f: f}
+	e := &eventsLog{f: f, red: d.red}
 	d.events = append(d.events, e)
 	return e, nil
 }
 
-// Close flushes and fsyncs the samples, and closes every file the Dir opened.
-// Calling it again does nothing.
+// Close flushes and fsyncs the samples, closes every file the Dir opened and
+// releases the run directory's lock. Calling it again does nothing.
 func (d *Dir) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -417,6 +522,12 @@ func (d *Dir) Close() error {
 	}
 	d.closed = true
 	var errs []error
+	if d.flushTimer != nil {
+		d.flushTimer.Stop()
+	}
+	if d.sampleErr != nil {
+		errs = append(errs, d.sampleErr)
+	}
 	if d.samplesW != nil {
 		if err := d.samplesW.Flush(); err != nil {
 			errs = append(errs, fmt.Errorf("flush %s: %w", SamplesFile, err))
@@ -437,6 +548,10 @@ func (d *Dir) Close() error {
 		if err := e.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s: %w", EventsFile, err))
 		}
+	}
+	// Last: the directory is consistent before another process may take it.
+	if err := d.lock.Release(); err != nil {
+		errs = append(errs, fmt.Errorf("release the run directory's lock: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -13,12 +13,17 @@ import (
 
 // Summary is one run in the history (`loadramp runs`).
 type Summary struct {
-	ID     string
-	Plan   string
-	Dir    string
-	Start  time.Time
-	End    time.Time
+	ID    string
+	Plan  string
+	Dir   string
+	Start time.Time
+	End   time.Time
+	// Status is run.json's, except that a run marked running whose owner
+	// is gone is result.StatusInterrupted.
 	Status string
+	// Owner is the pid of the live process that owns a running run (0 when
+	// none, or unknown).
+	Owner int
 	// Attempts is the number of step attempts logged.
 	Attempts int
 	// Capacity is the highest passing attempt's load parameters (nil when no
@@ -77,6 +82,14 @@ func summarize(dir, name string) Summary {
 		s.ID = run.ID
 	}
 	s.Plan, s.Start, s.End, s.Status = run.Plan, run.Start, run.End, run.Status
+	if s.Status == result.StatusRunning {
+		held, pid := LockHolder(dir)
+		if held {
+			s.Owner = pid
+		} else {
+			s.Status = result.StatusInterrupted
+		}
+	}
 	d := &Dir{path: dir}
 	steps, err := d.ReadSteps()
 	if err != nil {

@@ -28,7 +28,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if r.Partial {
 		status += " (partial)"
 	}
-	p("**Status:** %s · **Run:** `%s`\n\n", mdText(status), r.RunID)
+	p("**Status:** %s · **Run:** `%s`\n\n", mdText(status), mdCode(r.RunID))
 	p("%s\n\n", mdText(r.Summary))
 	if pol := r.Policy; pol != nil {
 		verdict := "passed"
@@ -60,7 +60,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				if g.Missing {
 					obs = "not measured"
 				}
-				p("| `%s` | %s | %s |\n", mdCell(g.Gate), obs, metrics.FormatValue(g.Metric, g.Threshold))
+				p("| `%s` | %s | %s |\n", mdCellCode(g.Gate), obs, metrics.FormatValue(g.Metric, g.Threshold))
 			}
 			p("\n")
 		}
@@ -71,9 +71,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				if f.Process != "" {
 					where += "/" + f.Process
 				}
-				p("- **%s** (%s): %s %s. Setting: `%s`. Fix: %s.\n", f.Rule, mdText(where), mdText(f.Resource), mdText(f.Observed), f.Setting, strings.TrimSuffix(mdText(f.Fix), "."))
+				p("- **%s** (%s): %s %s. Setting: `%s`. Fix: %s.\n", mdText(f.Rule), mdText(where), mdText(f.Resource), mdText(f.Observed), mdCode(f.Setting), strings.TrimSuffix(mdText(f.Fix), "."))
 				for _, e := range f.Evidence {
-					p("  - `%s`\n", strings.ReplaceAll(e, "`", "'"))
+					p("  - `%s`\n", mdCode(e))
 				}
 			}
 			p("\n")
@@ -81,7 +81,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 
 	if c := r.Capacity; c != nil {
-		p("## Capacity\n\nStep %d attempt %d (%s): `%s`\n\n", c.Step, c.Attempt, c.Kind, ParamString(c.Parameters, r.Parameters))
+		p("## Capacity\n\nStep %d attempt %d (%s): `%s`\n\n", c.Step, c.Attempt, mdText(c.Kind), mdCode(ParamString(c.Parameters, r.Parameters)))
 		p("| metric | value |\n|---|---:|\n")
 		for _, m := range sortedKeys(c.Metrics) {
 			p("| %s | %s |\n", m, metrics.FormatValue(m, c.Metrics[m]))
@@ -174,12 +174,27 @@ func verdictMark(v string) string {
 
 // mdCell escapes text for a Markdown table cell.
 func mdCell(s string) string {
-	s = strings.ReplaceAll(s, "|", `\|`)
-	s = strings.ReplaceAll(s, "\r", "")
-	return strings.ReplaceAll(s, "\n", " ")
+	return strings.ReplaceAll(mdText(s), "|", `\|`)
 }
 
-// mdText keeps free text from starting Markdown structure mid-paragraph.
+// htmlEscaper turns what could start raw HTML or a character reference into
+// character references, which Markdown renders as the characters themselves.
+var htmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", "\r", "", "\n", " ")
+
+// mdText keeps free text (log lines, messages, names from the plan) from
+// starting Markdown structure mid-paragraph or passing raw HTML through:
+// report.md is rendered as HTML in CI job summaries and code review tools.
 func mdText(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "\n", " "), "\r", "")
+	return htmlEscaper.Replace(s)
+}
+
+// mdCellCode makes s the content of a code span in a table cell.
+func mdCellCode(s string) string {
+	return strings.ReplaceAll(mdCode(s), "|", `\|`)
+}
+
+// mdCode makes s the content of a one-backtick code span, in which Markdown
+// shows HTML as text: a backtick would end the span, a newline the line.
+func mdCode(s string) string {
+	return strings.NewReplacer("`", "'", "\r", "", "\n", " ").Replace(s)
 }

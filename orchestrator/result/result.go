@@ -36,6 +36,10 @@ const (
 	StatusGeneratorLimited = "generator-limited"
 	StatusAborted          = "aborted"
 	StatusError            = "error"
+	// StatusInterrupted is never written to run.json: the history reports
+	// it for a run.json still saying StatusRunning whose owner is gone
+	// (killed, or the machine went down), so no process holds its lock.
+	StatusInterrupted = "interrupted"
 )
 
 // Sides of a finding or a bottleneck.

@@ -41,13 +41,23 @@ resource "terraform_data" "worker" {
     marker = "${local.state_dir}/worker-${count.index}"
   }
 
+  # The paths reach the shell as environment variables, never as script
+  # text: a quote or $(...) in a directory name stays part of the name.
   provisioner "local-exec" {
-    command = "mkdir -p '${local.state_dir}' && echo ${count.index} > '${self.input.marker}'"
+    command = "umask 077 && mkdir -p -- \"$STATE_DIR\" && printf '%s\\n' \"$INDEX\" > \"$MARKER\""
+    environment = {
+      STATE_DIR = local.state_dir
+      MARKER    = self.input.marker
+      INDEX     = count.index
+    }
   }
 
   provisioner "local-exec" {
     when    = destroy
-    command = "rm -f '${self.input.marker}'"
+    command = "rm -f -- \"$MARKER\""
+    environment = {
+      MARKER = self.input.marker
+    }
   }
 }
 

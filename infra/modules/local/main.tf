@@ -2,6 +2,11 @@
 # optionally, nginx in front of it, on loopback. Each process is a
 # terraform_data resource whose create-time local-exec starts it detached
 # (setsid, pid file) and whose destroy-time local-exec stops its process group.
+#
+# No shell parses a path or an argument: every local-exec gives its argv as
+# the interpreter, and Terraform appends the command as the last argument, so
+# the command is the argv's last word. A run directory named
+# "a'$(touch x)" is a directory name, nothing more.
 
 locals {
   workdir   = var.loadramp_workdir != "" ? var.loadramp_workdir : path.cwd
@@ -12,6 +17,9 @@ locals {
   scripts  = abspath("${path.module}/scripts")
   bus_argv = concat([local.eventbus, "--listen", "127.0.0.1:${var.port}"], var.eventbus_args)
   nginx_on = var.nginx != ""
+
+  start_bus   = concat(["${local.scripts}/start.sh", "eventbus", local.state_dir, tostring(var.port), tostring(var.ready_timeout)], local.bus_argv)
+  start_nginx = ["${local.scripts}/nginx.sh", local.state_dir, tostring(var.nginx_port), tostring(var.port), tostring(var.ready_timeout), var.nginx]
 }
 
 resource "terraform_data" "eventbus" {
@@ -27,15 +35,14 @@ resource "terraform_data" "eventbus" {
   }
 
   provisioner "local-exec" {
-    command = join(" ", [for a in concat(
-      ["${local.scripts}/start.sh", "eventbus", local.state_dir, tostring(var.port), tostring(var.ready_timeout)],
-      local.bus_argv,
-    ) : format("'%s'", replace(a, "'", "'\\''"))])
+    interpreter = slice(local.start_bus, 0, length(local.start_bus) - 1)
+    command     = local.start_bus[length(local.start_bus) - 1]
   }
 
   provisioner "local-exec" {
-    when    = destroy
-    command = "'${self.input.stop}' '${self.input.pidfile}'"
+    when        = destroy
+    interpreter = [self.input.stop]
+    command     = self.input.pidfile
   }
 }
 
@@ -50,12 +57,14 @@ resource "terraform_data" "nginx" {
   }
 
   provisioner "local-exec" {
-    command = "'${local.scripts}/nginx.sh' '${local.state_dir}' ${var.nginx_port} ${var.port} ${var.ready_timeout} '${var.nginx}'"
+    interpreter = slice(local.start_nginx, 0, length(local.start_nginx) - 1)
+    command     = local.start_nginx[length(local.start_nginx) - 1]
   }
 
   provisioner "local-exec" {
-    when    = destroy
-    command = "'${self.input.stop}' '${self.input.pidfile}'"
+    when        = destroy
+    interpreter = [self.input.stop]
+    command     = self.input.pidfile
   }
 
   depends_on = [terraform_data.eventbus]

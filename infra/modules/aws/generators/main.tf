@@ -60,21 +60,34 @@ resource "aws_security_group" "control" {
   }
 }
 
+locals {
+  # Strings go into the template as they are: it encodes them itself.
+  master_user_data = templatefile("${path.module}/user_data.sh.tftpl", {
+    role       = "master"
+    master_ip  = ""
+    locustfile = var.locustfile
+    workers    = var.workers
+  })
+}
+
 resource "aws_instance" "master" {
   ami                    = var.ami
   instance_type          = var.instance_type
   subnet_id              = var.subnet_ids[0]
   vpc_security_group_ids = [aws_security_group.control.id, var.generator_security_group_id]
   key_name               = var.key_name != "" ? var.key_name : null
-  user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    role       = "master"
-    master_ip  = ""
-    locustfile = var.locustfile
-    workers    = var.workers
-  })
+  user_data              = local.master_user_data
 
   metadata_options {
     http_tokens = "required"
+  }
+
+  lifecycle {
+    precondition {
+      # EC2 takes at most 16 KiB of user_data; the locustfile is most of it.
+      condition     = length(local.master_user_data) <= 16384
+      error_message = "user_data would be ${length(local.master_user_data)} bytes with this locustfile (gzipped and base64-encoded); EC2 takes at most 16384. Shorten the locustfile or install it from an image."
+    }
   }
 
   tags = merge(local.tags, { Name = "loadramp-locust-master" })

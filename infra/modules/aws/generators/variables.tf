@@ -9,8 +9,19 @@ variable "subnet_ids" {
 }
 
 variable "operator_cidr" {
-  description = "CIDR allowed to SSH and the Locust web API (where loadramp runs)."
+  description = "IPv4 CIDR allowed to SSH and the Locust web API (where loadramp runs), e.g. 203.0.113.7/32. 0.0.0.0/0 (anyone) needs allow_any_operator = true."
   type        = string
+
+  validation {
+    condition     = can(cidrnetmask(var.operator_cidr)) && try(cidrhost(var.operator_cidr, 0) == split("/", var.operator_cidr)[0], false)
+    error_message = "operator_cidr must be an IPv4 network in CIDR notation, written with its network address: 203.0.113.7/32 for one host, 203.0.113.0/24 for a range."
+  }
+}
+
+variable "allow_any_operator" {
+  description = "Let operator_cidr be 0.0.0.0/0: SSH and the operator ports open to the whole internet."
+  type        = bool
+  default     = false
 }
 
 variable "generator_security_group_id" {
@@ -33,11 +44,21 @@ variable "workers" {
   description = "Number of Locust worker hosts (the plan's scale_var)."
   type        = number
   default     = 2
+
+  validation {
+    condition     = var.workers >= 1 && floor(var.workers) == var.workers
+    error_message = "workers must be a whole number >= 1."
+  }
 }
 
 variable "locustfile" {
-  description = "Content of the locustfile the workers run."
+  description = "Content of the locustfile the workers run (any text: it reaches the hosts gzipped and base64-encoded)."
   type        = string
+
+  validation {
+    condition     = trimspace(var.locustfile) != ""
+    error_message = "locustfile must not be empty."
+  }
 }
 
 variable "key_name" {

@@ -1,7 +1,9 @@
 # The target fleet on AWS: instance_count instances running nginx in front of
 # the app (the bundled event bus) and node_exporter. The load port is open
 # only to the generator security group this module creates (the generators
-# module joins it); SSH and node_exporter only to operator_cidr.
+# module joins it); SSH and node_exporter only to operator_cidr (checks.tf
+# refuses 0.0.0.0/0 unless allow_any_operator). Downloads are checked
+# against their sha256.
 
 terraform {
   required_version = ">= 1.5.0"
@@ -83,13 +85,16 @@ resource "aws_instance" "target" {
   key_name               = var.key_name != "" ? var.key_name : null
   # One-minute CloudWatch metrics: a step's window is a few minutes at most.
   monitoring = true
+  # Strings go into the template as they are: it base64-encodes them itself.
   user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    load_port          = var.load_port
-    app_port           = var.app_port
-    app_url            = var.app_url
-    node_exporter_url  = var.node_exporter_url
-    nofile             = var.nofile
-    nginx_worker_conns = var.nginx_worker_connections
+    load_port            = var.load_port
+    app_port             = var.app_port
+    app_url              = var.app_url
+    app_sha256           = var.app_sha256
+    node_exporter_url    = var.node_exporter_url
+    node_exporter_sha256 = var.node_exporter_sha256
+    nofile               = var.nofile
+    nginx_worker_conns   = var.nginx_worker_connections
   })
   user_data_replace_on_change = true
 

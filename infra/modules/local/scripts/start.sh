@@ -8,6 +8,7 @@
 # create leaves nothing behind (Terraform runs no destroy provisioner for a
 # resource whose create failed).
 set -euo pipefail
+umask 077 # the process's files are the run's: private, like the run directory
 name=$1 dir=$2 port=$3 timeout=$4
 shift 4
 here=$(cd "$(dirname "$0")" && pwd)

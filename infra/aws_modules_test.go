@@ -1,0 +1,470 @@
+package infra
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The AWS modules cannot be initialised here: the AWS provider cannot be
+// downloaded. What can run without it runs with the real terraform binary:
+// each module's variables.tf and checks.tf (built-in terraform_data only)
+// are planned with good and bad values, and its user_data template is
+// rendered by templatefile with hostile values, checked by bash -n, and run
+// in a sandbox (its own mount and network namespaces, stub apt-get, curl and
+// systemctl) to see that the values stay data.
+
+// tfCmd runs the terraform binary in dir and returns its combined output.
+func tfCmd(t *testing.T, bin, dir string, args ...string) (string, error) {
+	t.Helper()
+	cfg := filepath.Join(dir, ".empty.tfrc")
+	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"-chdir=" + dir}, args...)...)
+	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cfg, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// awsModule is the path of infra/modules/aws/<name>.
+func awsModule(t *testing.T, name string) string {
+	return filepath.Join(repoRoot(t), "infra", "modules", "aws", name)
+}
+
+// planVariables plans the module's variables.tf and checks.tf with vars and
+// returns terraform's output, with its line wrapping undone.
+func planVariables(t *testing.T, bin, module string, vars map[string]any) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"variables.tf", "checks.tf"} {
+		b, err := os.ReadFile(filepath.Join(module, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o600)
+	}
+	b, _ := json.Marshal(vars)
+	os.WriteFile(filepath.Join(dir, "test.tfvars.json"), b, 0o600)
+	if out, err := tfCmd(t, bin, dir, "init", "-input=false", "-no-color"); err != nil {
+		t.Fatalf("terraform init of %s's variables: %v\n%s", module, err, out)
+	}
+	out, err := tfCmd(t, bin, dir, "plan", "-input=false", "-no-color", "-var-file=test.tfvars.json")
+	return strings.Join(strings.Fields(strings.ReplaceAll(out, "│", " ")), " "), err
+}
+
+func TestAWSModuleVariables(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	sha := strings.Repeat("ab", 32)
+	target := map[string]any{"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-1"}, "operator_cidr": "203.0.113.7/32",
+		"ami": "ami-1", "app_url": "https://example.com/eventbus", "app_sha256": sha, "loadramp_run_id": "r"}
+	generators := map[string]any{"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-1"}, "operator_cidr": "203.0.113.0/24",
+		"generator_security_group_id": "sg-1", "ami": "ami-1", "locustfile": "from locust import User\n", "loadramp_run_id": "r"}
+	with := func(base map[string]any, kv ...any) map[string]any {
+		m := maps.Clone(base)
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name, module string
+		vars         map[string]any
+		want         string // "" means the plan succeeds
+	}{
+		{"target", "target", target, ""},
+		{"anyone", "target", with(target, "operator_cidr", "0.0.0.0/0"), "operator_cidr 0.0.0.0/0 opens SSH and node_exporter to the whole internet"},
+		{"anyone, opted in", "target", with(target, "operator_cidr", "0.0.0.0/0", "allow_any_operator", true), ""},
+		{"host bits", "target", with(target, "operator_cidr", "203.0.113.7/24"), "written with its network address"},
+		{"no prefix", "target", with(target, "operator_cidr", "203.0.113.7"), "operator_cidr must be an IPv4 network in CIDR notation"},
+		{"ipv6", "target", with(target, "operator_cidr", "::/0"), "operator_cidr must be an IPv4 network"},
+		{"no checksum", "target", with(target, "app_sha256", "abc"), "app_sha256 must be 64 lowercase hex digits"},
+		{"upper-case checksum", "target", with(target, "app_sha256", strings.ToUpper(sha)), "app_sha256 must be 64 lowercase hex digits"},
+		{"bad node_exporter checksum", "target", with(target, "node_exporter_sha256", "x"), "node_exporter_sha256 must be 64"},
+		{"url with a space", "target", with(target, "app_url", "https://example.com/a b"), "app_url must be an http:// or https:// URL"},
+		{"url with a newline", "target", with(target, "app_url", "https://example.com/a\nb"), "app_url must be an http:// or https:// URL"},
+		{"not http", "target", with(target, "app_url", "file:///etc/passwd"), "app_url must be an http:// or https:// URL"},
+		{"fractional port", "target", with(target, "load_port", 80.5), "load_port must be a whole number from 1 to 65535"},
+		{"no instances", "target", with(target, "instance_count", 0), "instance_count must be a whole number >= 1"},
+		{"generators", "generators", generators, ""},
+		{"generators anyone", "generators", with(generators, "operator_cidr", "0.0.0.0/0"), "opens SSH and the Locust web API to the whole internet"},
+		{"no workers", "generators", with(generators, "workers", 0), "workers must be a whole number >= 1"},
+		{"empty locustfile", "generators", with(generators, "locustfile", " \n"), "locustfile must not be empty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := planVariables(t, bin, awsModule(t, c.module), c.vars)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("plan refused good values: %v\n%s", err, out)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(out, c.want) {
+				t.Errorf("plan: %v, want an error saying %q:\n%s", err, c.want, out)
+			}
+		})
+	}
+}
+
+// templateKeys are the names a module's main.tf passes to templatefile for
+// its user_data, so that the test renders what the module renders.
+func templateKeys(t *testing.T, module string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(module, "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := regexp.MustCompile(`(?s)templatefile\("\$\{path\.module\}/user_data\.sh\.tftpl", \{(.*?)\}\)`).FindAllSubmatch(b, -1)
+	if len(calls) == 0 {
+		t.Fatalf("%s/main.tf: no templatefile call for user_data", module)
+	}
+	var keys []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*(\w+)\s*=`).FindAllSubmatch(calls[0][1], -1) {
+		keys = append(keys, string(m[1]))
+	}
+	slices.Sort(keys)
+	for _, c := range calls[1:] {
+		var other []string
+		for _, m := range regexp.MustCompile(`(?m)^\s*(\w+)\s*=`).FindAllSubmatch(c[1], -1) {
+			other = append(other, string(m[1]))
+		}
+		if slices.Sort(other); !slices.Equal(other, keys) {
+			t.Fatalf("%s/main.tf: templatefile calls pass %v and %v", module, keys, other)
+		}
+	}
+	return keys
+}
+
+// renderTemplate renders a module's user_data template with vars through
+// terraform's templatefile, after checking that vars are the names the
+// module passes.
+func renderTemplate(t *testing.T, bin, module string, vars map[string]any) string {
+	t.Helper()
+	if want, got := templateKeys(t, module), slices.Sorted(maps.Keys(vars)); !slices.Equal(want, got) {
+		t.Fatalf("the test renders with %v, the module with %v", got, want)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.tf"), []byte(`variable "template" {
+  type = string
+}
+
+variable "vars" {
+  type = any
+}
+
+output "rendered" {
+  value = templatefile(var.template, var.vars)
+}
+`), 0o600)
+	b, _ := json.Marshal(map[string]any{"template": filepath.Join(module, "user_data.sh.tftpl"), "vars": vars})
+	os.WriteFile(filepath.Join(dir, "test.tfvars.json"), b, 0o600)
+	for _, args := range [][]string{{"init", "-input=false", "-no-color"}, {"apply", "-input=false", "-no-color", "-auto-approve", "-var-file=test.tfvars.json"}} {
+		if out, err := tfCmd(t, bin, dir, args...); err != nil {
+			t.Fatalf("terraform %s: %v\n%s", args[0], err, out)
+		}
+	}
+	cmd := exec.Command(bin, "-chdir="+dir, "output", "-raw", "rendered")
+	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+filepath.Join(dir, ".empty.tfrc"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("terraform output: %v", err)
+	}
+	return string(out)
+}
+
+// sandbox is a directory of stubs and fixtures bound to /mnt inside the
+// namespaces a rendered script runs in.
+type sandbox struct {
+	dir string
+}
+
+// stubs record their arguments under out/calls (NUL between arguments, RS
+// after each call): apt-get, systemctl and sysctl do
+// nothing else; curl serves fixtures/<n>.body for the URL in fixtures/<n>.url.
+const sandboxStubs = `#!/bin/bash
+name=$(basename "$0")
+printf '%s\0' "$name" "$@" >>/mnt/out/calls
+printf '\036' >>/mnt/out/calls # one call a record
+[ "$name" = curl ] || exit 0
+out= url=
+while [ $# -gt 0 ]; do
+	case $1 in
+	-o) out=$2; shift 2 ;;
+	-*) shift ;;
+	*) url=$1; shift ;;
+	esac
+done
+for f in /mnt/fixtures/*.url; do
+	if [ "$(cat "$f")" = "$url" ]; then
+		cp "${f%.url}.body" "$out"
+		exit 0
+	fi
+done
+echo "curl stub: no fixture for the URL" >&2
+exit 22
+`
+
+// sandboxRun runs script as root in new mount and network namespaces, with
+// tmpfs over the directories user_data writes and the stubs first in PATH,
+// then copies what it wrote to out/root.
+const sandboxRun = `set -eu
+mount --bind "$SANDBOX" /mnt
+for d in /tmp /usr/local/bin /etc/systemd/system /etc/nginx /opt; do mount -t tmpfs tmpfs "$d"; done
+mkdir -p /etc/nginx/conf.d /etc/nginx/sites-enabled
+printf 'user www-data;\nevents {\n\tworker_connections 768;\n}\n' >/etc/nginx/nginx.conf
+: >/etc/nginx/sites-enabled/default
+set +e
+PATH=/mnt/stubs:$PATH bash /mnt/user_data.sh >/mnt/out/stdout 2>/mnt/out/stderr
+echo $? >/mnt/out/rc
+mkdir -p /mnt/out/root/etc /mnt/out/root/usr/local
+cp -a /usr/local/bin /mnt/out/root/usr/local/
+cp -a /etc/systemd /etc/nginx /mnt/out/root/etc/
+cp -a /opt /mnt/out/root/
+`
+
+func newSandbox(t *testing.T) *sandbox {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("running user_data in a sandbox needs root (mount namespaces)")
+	}
+	if err := exec.Command("unshare", "--mount", "--net", "--fork", "--propagation", "private", "true").Run(); err != nil {
+		t.Skipf("no mount and network namespaces: %v", err)
+	}
+	s := &sandbox{dir: t.TempDir()}
+	for _, d := range []string{"stubs", "fixtures", "out"} {
+		os.Mkdir(filepath.Join(s.dir, d), 0o755)
+	}
+	for _, name := range []string{"apt-get", "curl", "systemctl", "sysctl"} {
+		if err := os.WriteFile(filepath.Join(s.dir, "stubs", name), []byte(sandboxStubs), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// serve makes the curl stub answer url with body; it returns body's sha256.
+func (s *sandbox) serve(t *testing.T, name, url string, body []byte) string {
+	t.Helper()
+	os.WriteFile(filepath.Join(s.dir, "fixtures", name+".url"), []byte(url), 0o644)
+	os.WriteFile(filepath.Join(s.dir, "fixtures", name+".body"), body, 0o644)
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// marker is a file a hostile value tries to create, as seen inside (/mnt)
+// and outside the sandbox.
+func (s *sandbox) marker(name string) (inside, outside string) {
+	return "/mnt/out/pwned-" + name, filepath.Join(s.dir, "out", "pwned-"+name)
+}
+
+// run runs script in the sandbox and returns its exit code.
+func (s *sandbox) run(t *testing.T, script string) int {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(s.dir, "user_data.sh"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("unshare", "--mount", "--net", "--fork", "--propagation", "private", "bash", "-c", sandboxRun)
+	cmd.Env = append(os.Environ(), "SANDBOX="+s.dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sandbox: %v\n%s", err, out)
+	}
+	rc := strings.TrimSpace(s.read("rc"))
+	if rc != "0" {
+		t.Logf("user_data exited %s; stderr:\n%s", rc, s.read("stderr"))
+	}
+	if rc == "0" {
+		return 0
+	}
+	return 1
+}
+
+// read returns a file written under out/.
+func (s *sandbox) read(rel string) string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "out", rel))
+	return string(b)
+}
+
+// calls returns the stubs' calls, each as its argv.
+func (s *sandbox) calls() [][]string {
+	var calls [][]string
+	for _, line := range strings.Split(s.read("calls"), "\x1e") {
+		if line = strings.TrimSuffix(line, "\x00"); line != "" {
+			calls = append(calls, strings.Split(line, "\x00"))
+		}
+	}
+	return calls
+}
+
+func bashSyntax(t *testing.T, script string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-n")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("bash -n: %v\n%s\n--- script ---\n%s", err, out, script)
+	}
+}
+
+// nodeExporterTarball is a release-shaped tarball holding a node_exporter
+// script.
+func nodeExporterTarball(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	body := []byte("#!/bin/sh\necho node_exporter\n")
+	tw.WriteHeader(&tar.Header{Name: "node_exporter-1.8.2.linux-amd64/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "node_exporter-1.8.2.linux-amd64/node_exporter", Mode: 0o755, Size: int64(len(body))})
+	tw.Write(body)
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+func TestAWSTargetUserDataKeepsHostileValuesData(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	s := newSandbox(t)
+	var inside [4]string
+	var outside [4]string
+	for i := range inside {
+		inside[i], outside[i] = s.marker("target-" + string(rune('a'+i)))
+	}
+	// Everything a shell or a heredoc could take for code: quotes, a
+	// command substitution, a backtick, a newline, a heredoc delimiter.
+	appURL := "https://example.com/bus'\"$(touch " + inside[0] + ")`touch " + inside[1] + "`;x"
+	neURL := "https://example.com/ne?a=1&b=2'\nUNIT\ntouch " + inside[2] + "\n$(touch " + inside[3] + ")"
+	app := []byte("#!/bin/sh\necho eventbus\n")
+	appSum := s.serve(t, "app", appURL, app)
+	neSum := s.serve(t, "ne", neURL, nodeExporterTarball(t))
+	vars := map[string]any{"load_port": 80, "app_port": 8080, "app_url": appURL, "app_sha256": appSum,
+		"node_exporter_url": neURL, "node_exporter_sha256": neSum, "nofile": 65536, "nginx_worker_conns": 16384}
+	script := renderTemplate(t, bin, awsModule(t, "target"), vars)
+	bashSyntax(t, script)
+	for _, v := range []string{appURL, neURL, "touch"} {
+		if strings.Contains(script, v) {
+			t.Errorf("the rendered script holds %q in clear", v)
+		}
+	}
+	if rc := s.run(t, script); rc != 0 {
+		t.Fatalf("user_data failed")
+	}
+	for i := range outside {
+		if _, err := os.Stat(outside[i]); err == nil {
+			t.Errorf("a command inside a URL ran: %s exists", inside[i])
+		}
+	}
+	var urls []string
+	for _, c := range s.calls() {
+		if c[0] == "curl" {
+			urls = append(urls, c[len(c)-1])
+		}
+	}
+	if !slices.Equal(urls, []string{appURL, neURL}) {
+		t.Errorf("curl fetched %q, want the two URLs each as one argument", urls)
+	}
+	if got := s.read("root/usr/local/bin/eventbus"); got != string(app) {
+		t.Errorf("installed app %q, want the download", got)
+	}
+	if got := s.read("root/usr/local/bin/node_exporter"); !strings.Contains(got, "echo node_exporter") {
+		t.Errorf("node_exporter not installed: %q", got)
+	}
+	unit := s.read("root/etc/systemd/system/eventbus.service")
+	if !strings.Contains(unit, "ExecStart=/usr/local/bin/eventbus --listen 127.0.0.1:8080\n") || !strings.Contains(unit, "LimitNOFILE=65536\n") {
+		t.Errorf("eventbus.service:\n%s", unit)
+	}
+	conf := s.read("root/etc/nginx/nginx.conf")
+	if !strings.Contains(conf, "worker_connections 16384;") || !strings.HasPrefix(conf, "worker_rlimit_nofile 65536;") {
+		t.Errorf("nginx.conf:\n%s", conf)
+	}
+
+	// A download that does not match its checksum is refused, and nothing
+	// is installed from it.
+	bad := newSandbox(t)
+	bad.serve(t, "app", appURL, []byte("#!/bin/sh\necho tampered\n"))
+	bad.serve(t, "ne", neURL, nodeExporterTarball(t))
+	if rc := bad.run(t, script); rc == 0 {
+		t.Errorf("user_data accepted an app whose sha256 does not match")
+	}
+	if got := bad.read("root/usr/local/bin/eventbus"); got != "" {
+		t.Errorf("the tampered app was installed: %q", got)
+	}
+	if !strings.Contains(bad.read("stderr"), "did NOT match") {
+		t.Errorf("sha256sum's refusal is not in the log:\n%s", bad.read("stderr"))
+	}
+}
+
+func TestAWSGeneratorsUserDataKeepsTheLocustfileData(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	module := awsModule(t, "generators")
+	for _, role := range []string{"master", "worker"} {
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			in1, out1 := s.marker(role + "-1")
+			in2, out2 := s.marker(role + "-2")
+			in3, out3 := s.marker(role + "-3")
+			// A line PY ended the old heredoc; the rest ran as root.
+			locustfile := "from locust import HttpUser, task\n" +
+				"PY\ntouch " + in1 + "\n'; touch " + in2 + " #\n$(touch " + in3 + ")\n`id`\nUNIT\nEOF\n" +
+				"x = \"\\\\ é ${HOME} %{ if true }\"\n" +
+				"no newline at the end"
+			master := ""
+			if role == "worker" {
+				master = "10.0.0.5"
+			}
+			script := renderTemplate(t, bin, module, map[string]any{"role": role, "master_ip": master, "locustfile": locustfile, "workers": 3})
+			bashSyntax(t, script)
+			if strings.Contains(script, "touch") {
+				t.Errorf("the rendered script holds the locustfile in clear")
+			}
+			if rc := s.run(t, script); rc != 0 {
+				t.Fatal("user_data failed")
+			}
+			for _, m := range []string{out1, out2, out3} {
+				if _, err := os.Stat(m); err == nil {
+					t.Errorf("a line of the locustfile ran: %s exists", m)
+				}
+			}
+			if got := s.read("root/opt/loadramp/locustfile.py"); got != locustfile {
+				t.Errorf("locustfile.py differs from the plan's:\n got %q\nwant %q", got, locustfile)
+			}
+			if role == "master" {
+				if unit := s.read("root/etc/systemd/system/locust.service"); !strings.Contains(unit, "--expect-workers 3\n") {
+					t.Errorf("locust.service:\n%s", unit)
+				}
+			} else if unit := s.read("root/etc/systemd/system/locust-worker-1.service"); !strings.Contains(unit, "--master-host 10.0.0.5\n") {
+				t.Errorf("locust-worker-1.service:\n%s", unit)
+			}
+		})
+	}
+	t.Run("hostile master address", func(t *testing.T) {
+		t.Parallel()
+		s := newSandbox(t)
+		in, out := s.marker("master-ip")
+		script := renderTemplate(t, bin, module, map[string]any{"role": "worker", "master_ip": "10.0.0.5\nExecStartPre=/bin/touch " + in, "locustfile": "x\n", "workers": 1})
+		bashSyntax(t, script)
+		if rc := s.run(t, script); rc == 0 {
+			t.Error("user_data accepted a master address that is not one")
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Error("the master address wrote a unit directive that ran")
+		}
+		if strings.Contains(s.read("root/etc/systemd/system/locust-worker-1.service"), "ExecStartPre") {
+			t.Error("the master address wrote a unit directive")
+		}
+	})
+}

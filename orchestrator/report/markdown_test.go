@@ -1,0 +1,61 @@
+package report
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/loadramp/loadramp/orchestrator/result"
+)
+
+// codeSpan is a one-backtick Markdown code span, in which HTML is shown as
+// text.
+var codeSpan = regexp.MustCompile("`[^`\n]*`")
+
+// rawHTML starts what a Markdown renderer passes through as HTML: a tag, a
+// comment, a declaration or a processing instruction. (A character reference
+// is shown as its character, never parsed again as HTML.)
+var rawHTML = regexp.MustCompile(`<[A-Za-z/!?]`)
+
+func TestMarkdownEscapesHTML(t *testing.T) {
+	run, steps := fixtureRun()
+	const evil = `<script>alert(1)</script><img src=x onerror="fetch('//e.vil')">&#60;b&#62;`
+	run.Static["banner"] = evil
+	run.Static[evil] = "key"
+	last := &steps[len(steps)-1]
+	last.FailedGates[0].Explain = "latency " + evil
+	for i := range steps {
+		for j := range steps[i].Findings {
+			f := &steps[i].Findings[j]
+			f.Evidence = []string{"GET /" + evil, "a `backtick` " + evil + "\nsecond line"}
+			f.Observed = evil
+			f.Fix = "do " + evil
+			f.Setting = "nofile` " + evil
+			f.Process = evil
+		}
+	}
+	rep := Build(run, steps)
+	rep.Summary += " " + evil
+	rep.Policy = &result.Policy{Messages: []string{evil}}
+	var buf bytes.Buffer
+	if err := WriteMarkdown(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	for i, line := range strings.Split(md, "\n") {
+		outside := codeSpan.ReplaceAllString(line, "")
+		if m := rawHTML.FindString(outside); m != "" {
+			t.Errorf("line %d passes HTML (%q) outside a code span: %s", i+1, m, line)
+		}
+		if strings.Count(line, "`")%2 != 0 {
+			t.Errorf("line %d leaves a code span open: %s", i+1, line)
+		}
+	}
+	// Escaped, not dropped: the reader still sees what the log said.
+	for _, want := range []string{"&lt;script>alert(1)&lt;/script>", "`GET /" + evil + "`", "`a 'backtick' " + evil + " second line`"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+}
