@@ -39,6 +39,9 @@ func Check(p *plan.Plan, c Ceilings) []error {
 				errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path),
 					Msg: fmt.Sprintf("abort gates are checked every second on %s; %s is not among them", strings.Join(perSecondNames(), ", "), g.Metric)})
 			}
+			if msg := promGate(p, g.Metric); msg != "" {
+				errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path), Msg: fmt.Sprintf("gate %q: %s", e, msg)})
+			}
 			if strings.HasPrefix(g.Metric, "probe.") && p.Probe == nil {
 				errs = append(errs, &plan.Problem{Path: path, Line: p.Line(path),
 					Msg: fmt.Sprintf("gate on %s needs a probe block (probe: {kind: http|pubsub, ...})", g.Metric)})
@@ -111,4 +114,29 @@ func paramMax(p *plan.Plan, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// promGate explains a gate on a prom.* metric that no prometheus block of the
+// plan defines.
+func promGate(p *plan.Plan, metric string) string {
+	if !strings.HasPrefix(metric, plan.PromMetricPrefix) {
+		return ""
+	}
+	name, ok := plan.PromMetricName(metric)
+	defined := p.PromMetrics()
+	if _, known := defined[name]; !known {
+		if len(defined) == 0 {
+			return fmt.Sprintf("%s needs a prometheus block that defines %s (prometheus: {query: URL, metrics: {%s: 'PromQL'}})", metric, name, name)
+		}
+		names := make([]string, 0, len(defined))
+		for n := range defined {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Sprintf("no prometheus metric is named %q; the plan defines %s", name, strings.Join(names, ", "))
+	}
+	if !ok {
+		return fmt.Sprintf("%s: a prometheus metric is prom.%s (its mean over the hold), prom.%s.peak or prom.%s.min", metric, name, name, name)
+	}
+	return ""
 }
