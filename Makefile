@@ -66,6 +66,8 @@ bench-generator: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/gate
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckPromQL$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./orchestrator/prom
 
 clean:
 	rm -rf bin runs
