@@ -70,11 +70,11 @@ func TestScrapeNegotiatesProtobuf(t *testing.T) {
 		got[s.labels.String()] = s
 	}
 	for k, want := range map[string]series{
-		`{__name__="jobs_total", instance="` + inst + `", kind="a"}`:         {value: 3, counter: true},
-		`{__name__="wait_seconds_bucket", instance="` + inst + `", le="0.1"}`: {value: 1, counter: true},
-		`{__name__="wait_seconds_bucket", instance="` + inst + `", le="1"}`:   {value: 2, counter: true},
+		`{__name__="jobs_total", instance="` + inst + `", kind="a"}`:           {value: 3, counter: true},
+		`{__name__="wait_seconds_bucket", instance="` + inst + `", le="0.1"}`:  {value: 1, counter: true},
+		`{__name__="wait_seconds_bucket", instance="` + inst + `", le="1"}`:    {value: 2, counter: true},
 		`{__name__="wait_seconds_bucket", instance="` + inst + `", le="+Inf"}`: {value: 2, counter: true},
-		`{__name__="wait_seconds_count", instance="` + inst + `"}`:            {value: 2, counter: true},
+		`{__name__="wait_seconds_count", instance="` + inst + `"}`:             {value: 2, counter: true},
 	} {
 		if s, ok := got[k]; !ok || s.value != want.value || s.counter != want.counter {
 			t.Errorf("%s = %+v (%v), want %v counter %v", k, s, ok, want.value, want.counter)
