@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
@@ -61,8 +62,51 @@ var NodeSeries = func() map[string]string {
 	for _, stat := range ENAAllowances {
 		m[ENAKey(stat)] = "node_ethtool_" + stat
 	}
+	m[HostPortRangeWidth] = sysctlSeries("net.ipv4.ip_local_port_range")
+	m[HostMaxTWBuckets] = sysctlSeries("net.ipv4.tcp_max_tw_buckets")
 	return m
 }()
+
+// sysctlSeries is the series node_exporter's sysctl collector
+// (--collector.sysctl --collector.sysctl.include=NAME) exports a setting as.
+func sysctlSeries(name string) string {
+	return "node_sysctl_" + strings.NewReplacer(".", "_", "-", "_").Replace(name)
+}
+
+// NodeExporterSettings returns the kernel settings (Settings' names) that
+// node_exporter's sysctl collector exports among fams: a single number as
+// int64, several (the port range, by their index label) as []int64.
+func NodeExporterSettings(fams map[string]*dto.MetricFamily) map[string]any {
+	out := map[string]any{}
+	for _, name := range settingNames {
+		fam := fams[sysctlSeries(name)]
+		if fam == nil || len(fam.GetMetric()) == 0 {
+			continue
+		}
+		ms := fam.GetMetric()
+		if len(ms) == 1 && labelValue(ms[0], "index") == "" {
+			if v, ok := metricValue(ms[0]); ok {
+				out[name] = int64(v)
+			}
+			continue
+		}
+		vals := make([]int64, len(ms))
+		ok := true
+		for _, m := range ms {
+			i, err := strconv.Atoi(labelValue(m, "index"))
+			v, got := metricValue(m)
+			if err != nil || i < 0 || i >= len(ms) || !got {
+				ok = false
+				break
+			}
+			vals[i] = int64(v)
+		}
+		if ok {
+			out[name] = vals
+		}
+	}
+	return out
+}
 
 // ParseNodeExporter maps a node_exporter metrics page (Prometheus text format)
 // to a Sample's Host figures; see NodeExporterSample.
@@ -94,6 +138,14 @@ func NodeExporterSample(fams map[string]*dto.MetricFamily) Sample {
 	if drop, ok := familySum(fams["node_nf_conntrack_stat_drop"]); ok {
 		early, _ := familySum(fams["node_nf_conntrack_stat_early_drop"])
 		s.Host[HostConntrackDrop] = drop + early
+	}
+	// Limits from the sysctl collector, when it exports them.
+	set := NodeExporterSettings(fams)
+	if r, ok := set["net.ipv4.ip_local_port_range"].([]int64); ok && len(r) == 2 && r[1] >= r[0] {
+		s.Host[HostPortRangeWidth] = float64(r[1] - r[0] + 1)
+	}
+	if b, ok := set["net.ipv4.tcp_max_tw_buckets"].(int64); ok {
+		s.Host[HostMaxTWBuckets] = float64(b)
 	}
 	// node_exporter's ethtool collector (--collector.ethtool), summed over
 	// the host's devices.

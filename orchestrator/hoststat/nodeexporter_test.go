@@ -166,3 +166,24 @@ process_resident_memory_bytes 2e+07
 		t.Errorf("unlimited: %+v", inf)
 	}
 }
+
+func TestNodeExporterSysctls(t *testing.T) {
+	// node_exporter --collector.sysctl --collector.sysctl.include=... (1.5).
+	fams := parseText(t, `node_sysctl_fs_file_max 2.466174e+06
+node_sysctl_net_core_somaxconn 4
+node_sysctl_net_ipv4_ip_local_port_range{index="0"} 32768
+node_sysctl_net_ipv4_ip_local_port_range{index="1"} 60999
+node_sysctl_net_ipv4_tcp_max_tw_buckets 4096
+`)
+	set := NodeExporterSettings(fams)
+	if set["net.core.somaxconn"] != int64(4) || set["fs.file-max"] != int64(2466174) {
+		t.Errorf("settings = %v", set)
+	}
+	if r, ok := set["net.ipv4.ip_local_port_range"].([]int64); !ok || len(r) != 2 || r[0] != 32768 || r[1] != 60999 {
+		t.Errorf("port range = %v", set["net.ipv4.ip_local_port_range"])
+	}
+	s := NodeExporterSample(fams)
+	if s.Host[HostPortRangeWidth] != 28232 || s.Host[HostMaxTWBuckets] != 4096 {
+		t.Errorf("limits = %v", s.Host)
+	}
+}

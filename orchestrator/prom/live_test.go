@@ -262,7 +262,8 @@ func TestNodeExporterInNetnsNamesListenOverflow(t *testing.T) {
 	ns := newNetnsHost(t, map[string]string{"net.core.somaxconn": "4"})
 	nodeURL := "http://" + ns.hostIP + ":9100/metrics"
 	start(t, "ip", "netns", "exec", ns.name, "prometheus-node-exporter", "--web.listen-address="+ns.hostIP+":9100",
-		"--collector.netstat.fields=^(TcpExt_(Listen.*|Syncookies.*|TCPReqQFull.*|TCPTimeWaitOverflow))$")
+		"--collector.netstat.fields=^(TcpExt_(Listen.*|Syncookies.*|TCPReqQFull.*|TCPTimeWaitOverflow))$",
+		"--collector.sysctl", "--collector.sysctl.include=net.core.somaxconn")
 	busAddr := ns.hostIP + ":8080"
 	busProc := start(t, "ip", "netns", "exec", ns.name, bus(t), "--listen", busAddr)
 	waitOK(t, nodeURL)
@@ -324,7 +325,7 @@ func TestNodeExporterInNetnsNamesListenOverflow(t *testing.T) {
 	var lo *diagnoseFinding
 	for _, f := range res.Findings() {
 		if f.Rule == diagnose.RuleListenOverflow {
-			lo = &diagnoseFinding{f.Host, f.Side, strings.Join(f.Evidence, " | ")}
+			lo = &diagnoseFinding{f.Host, f.Side, f.Setting + " | " + strings.Join(f.Evidence, " | ")}
 		}
 	}
 	if lo == nil {
@@ -332,6 +333,10 @@ func TestNodeExporterInNetnsNamesListenOverflow(t *testing.T) {
 	}
 	if lo.host != inst || lo.side != hoststat.SideTarget {
 		t.Errorf("listen-overflow on host %q side %q, want %q target", lo.host, lo.side, inst)
+	}
+	// The setting's value comes from node_exporter's sysctl collector.
+	if !strings.HasPrefix(lo.evidence, "net.core.somaxconn (now 4) and the listen backlog | ") {
+		t.Errorf("setting: %q", lo.evidence)
 	}
 	if !strings.Contains(lo.evidence, "node_netstat_TcpExt_ListenOverflows") || !strings.Contains(lo.evidence, "from node_exporter at "+inst) || strings.Contains(lo.evidence, "/proc") {
 		t.Errorf("evidence %q", lo.evidence)

@@ -283,7 +283,7 @@ type Result struct {
 func (r Result) Inputs() []diagnose.Input {
 	out := make([]diagnose.Input, 0, len(r.Hosts))
 	for _, h := range r.Hosts {
-		out = append(out, diagnose.Input{Host: h.Instance, Summary: h.Summary, Source: h.Source})
+		out = append(out, diagnose.Input{Host: h.Instance, Summary: h.Summary, Settings: h.Settings, Source: h.Source})
 	}
 	return out
 }

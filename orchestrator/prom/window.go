@@ -35,6 +35,8 @@ type scrapeRec struct {
 	sel  map[string][]series
 	host hoststat.Sample
 	kind string // pageKind
+	// settings are the kernel settings of node_exporter's sysctl collector.
+	settings map[string]any
 }
 
 // recordPage turns a page into what a step keeps of it.
@@ -53,6 +55,7 @@ func recordPage(p *Page, selectors map[string][]*labels.Matcher, side string) sc
 	r.host.Unavailable = nil // a page of another exporter lacks node_* series by nature
 	r.host.Time = p.Time
 	r.host.Procs = hoststat.ExporterProcs(p.Families, p.Instance, side)
+	r.settings = hoststat.NodeExporterSettings(p.Families)
 	return r
 }
 
@@ -221,6 +224,9 @@ type Host struct {
 	// "node_exporter at 10.0.0.5:9100".
 	Source  string
 	Summary hoststat.Summary
+	// Settings are the kernel settings node_exporter's sysctl collector
+	// exported (hoststat.Settings' names), so findings say their values.
+	Settings map[string]any
 }
 
 // hostOf summarises one page's window, or ok false when the page has neither
@@ -240,7 +246,7 @@ func hostOf(u string, recs []scrapeRec) (Host, bool) {
 	}
 	inst, _ := Instance(u)
 	last := recs[len(recs)-1]
-	return Host{Instance: inst, URL: u, Source: fmt.Sprintf("%s at %s", last.kind, inst), Summary: hoststat.Window(samples)}, true
+	return Host{Instance: inst, URL: u, Source: fmt.Sprintf("%s at %s", last.kind, inst), Summary: hoststat.Window(samples), Settings: last.settings}, true
 }
 
 // problem joins a metric name and why it was not measured.
