@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -253,5 +254,42 @@ func TestBeside(t *testing.T) {
 		if SameHost(tt.a, tt.b) != tt.same {
 			t.Errorf("SameHost(%q, %q) != %v", tt.a, tt.b, tt.same)
 		}
+	}
+}
+
+// TestQuerierErrors: a URL that answers something other than the Prometheus
+// API, and a server that is down, in words that say what to fix.
+func TestQuerierErrors(t *testing.T) {
+	ctx := context.Background()
+	garbage := textServer(t, "text/plain", 200, []byte("hello, not an API\n"))
+	q, err := NewQuerier(garbage, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Check(ctx, map[string]string{"a": "up", "b": "up"}); err == nil ||
+		!strings.Contains(err.Error(), garbage+" does not answer as a Prometheus server's API") ||
+		strings.Count(err.Error(), "does not answer") != 1 {
+		t.Errorf("garbage: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + l.Addr().String()
+	l.Close()
+	src, err := New(Config{Query: down, Metrics: map[string]string{"a": "up"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Check(ctx); err == nil || !strings.Contains(err.Error(), "the Prometheus server at "+down+" is not reachable") {
+		t.Errorf("down: %v", err)
+	}
+	res := src.Start(ctx, StepSpec{}).Stop(ctx)
+	if len(res.Metrics) != 0 || len(res.Problems) != 1 || !strings.HasPrefix(res.Problems[0], "prom.a not measured: the Prometheus server at "+down+" is not reachable") {
+		t.Errorf("down, step: %v %q", res.Metrics, res.Problems)
+	}
+	// Bad PromQL rendered from a template is refused before any request.
+	if _, err := New(Config{Query: down, Metrics: map[string]string{"a": "rate(up"}}); err == nil || !strings.Contains(err.Error(), `prom.a: bad PromQL "rate(up"`) {
+		t.Errorf("bad PromQL: %v", err)
 	}
 }
