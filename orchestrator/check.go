@@ -47,6 +47,9 @@ func compileGates(p *plan.Plan) (gateSet, []error) {
 		if strings.HasPrefix(g.Metric, "probe.") && p.Probe == nil {
 			problem(e, "gate on %s needs a probe block (probe: {kind: http|pubsub, ...})", g.Metric)
 		}
+		if msg := promGate(p, g.Metric); msg != "" {
+			problem(e, "gate %q: %s", e.Text, msg)
+		}
 		switch e.Kind {
 		case "gates":
 			gs.gates = append(gs.gates, g)
@@ -88,6 +91,31 @@ func unitMismatch(g gate.Gate) string {
 		return fmt.Sprintf("%s is a duration: give the threshold a unit (ns, us, ms, s), e.g. %s %s 100ms", g.Metric, g.Metric, g.Op)
 	case (metrics.IsRatio(g.Metric) || metrics.IsCount(g.Metric)) && timeUnit:
 		return fmt.Sprintf("%s is not a duration: %s takes a plain number or %%", g.Metric, g.Unit)
+	}
+	return ""
+}
+
+// promGate explains a gate on a prom.* metric that no prometheus block of the
+// plan defines.
+func promGate(p *plan.Plan, metric string) string {
+	if !strings.HasPrefix(metric, plan.PromMetricPrefix) {
+		return ""
+	}
+	name, ok := plan.PromMetricName(metric)
+	defined := p.PromMetrics()
+	if _, known := defined[name]; !known {
+		if len(defined) == 0 {
+			return fmt.Sprintf("%s needs a prometheus block that defines %s (prometheus: {query: URL, metrics: {%s: 'PromQL'}})", metric, name, name)
+		}
+		names := make([]string, 0, len(defined))
+		for n := range defined {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Sprintf("no prometheus metric is named %q; the plan defines %s", name, strings.Join(names, ", "))
+	}
+	if !ok {
+		return fmt.Sprintf("%s: a prometheus metric is prom.%s (its mean over the hold), prom.%s.peak or prom.%s.min", metric, name, name, name)
 	}
 	return ""
 }

@@ -33,6 +33,10 @@ func TestCheckGates(t *testing.T) {
 		{"abort on a window metric", "abort: [target.cpu > 0.9]", "abort gates are checked every second"},
 		{"probe gate without probe", "gates: [probe.delay.p99 < 1s]", "needs a probe block"},
 		{"bad syntax", "gates: [latency.p99 <]", "gates[0]"},
+		{"prom gate", "gates: [prom.db_cpu < 0.8, prom.db_cpu.peak < 0.9]\nprometheus: {query: 'http://127.0.0.1:9090', metrics: {db_cpu: 'avg(rate(process_cpu_seconds_total[15s]))'}}", ""},
+		{"prom gate without a source", "gates: [prom.db_cpu < 0.8]", "prom.db_cpu needs a prometheus block that defines db_cpu"},
+		{"prom gate on an undefined name", "gates: [prom.db_cpux < 0.8]\nprometheus: {query: 'http://127.0.0.1:9090', metrics: {db_cpu: up, queue: up}}", `no prometheus metric is named "db_cpux"; the plan defines db_cpu, queue`},
+		{"prom gate on an unknown figure", "gates: [prom.db_cpu.p99 < 0.8]\nprometheus: {query: 'http://127.0.0.1:9090', metrics: {db_cpu: up}}", "a prometheus metric is prom.db_cpu (its mean over the hold), prom.db_cpu.peak or prom.db_cpu.min"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := plan.Parse([]byte(checkPlan+tt.extra+"\n"), "check.yaml", nil)

@@ -6,6 +6,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v prometheus-node-exporter >/dev/null 2>&1 || [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
+# The Prometheus source's tests: a real server and process-exporter.
+command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || need+=(prometheus)
+command -v prometheus-process-exporter >/dev/null 2>&1 || [ -x /usr/bin/prometheus-process-exporter ] || need+=(prometheus-process-exporter)
 command -v locust >/dev/null 2>&1 || need+=(python3-locust)
 # The report's browser test renders report.html headless.
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-liberation)
@@ -19,8 +22,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # The Debian packages start their services; the tests start their own.
-  systemctl stop nginx prometheus-node-exporter >/dev/null 2>&1 || true
+  systemctl stop nginx prometheus-node-exporter prometheus prometheus-process-exporter >/dev/null 2>&1 || true
   pkill -x nginx >/dev/null 2>&1 || true
   pkill -f prometheus-node-exporter >/dev/null 2>&1 || true
+  pkill -x prometheus >/dev/null 2>&1 || true
+  pkill -f prometheus-process-exporter >/dev/null 2>&1 || true
 fi
 echo "test-deps: ok"

@@ -133,6 +133,16 @@ func TestNofileLimitShowsAcceptErrors(t *testing.T) {
 	if !strings.Contains(p.stderr(), "open-file limit set to 64") {
 		t.Errorf("no line about the open-file limit:\n%s", p.stderr())
 	}
+	// The standard process collector exports the limit on /metrics.
+	resp, err := http.Get("http://" + p.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^process_max_fds 64$`).Match(page) {
+		t.Errorf("/metrics does not say process_max_fds 64:\n%.2000s", page)
+	}
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {

@@ -11,6 +11,8 @@
 //	GET  /subscribe?topic=T  Server-Sent Events: one "data:" event a message
 //	GET  /healthz            200 "ok"
 //	GET  /stats              JSON counters (see Stats)
+//	GET  /metrics            Prometheus metrics (text or protobuf): the bus's counters
+//	                         and gauges (Metric* constants), process_* and go_*
 //
 // A subscription stream starts with the comment ": subscribed topic=T": from
 // then on every message published to T reaches it, in order, as one SSE

@@ -60,3 +60,11 @@ func (s *schedule) length() int {
 	defer s.mu.Unlock()
 	return s.queued
 }
+
+// backlog reports the requests booked and not yet done, and how far after
+// now the next free slot is (0 when the schedule is idle).
+func (s *schedule) backlog(now time.Time) (queued int, delay time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued, max(0, s.next.Sub(now))
+}

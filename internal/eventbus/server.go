@@ -46,6 +46,7 @@ type Stats struct {
 type counters struct {
 	published, delivered, dropped, droppedMessages atomic.Int64
 	subscribers, inflight, rejected, tooLarge      atomic.Int64
+	publishRequests, subscribeRequests             atomic.Int64
 }
 
 // Server is the event bus: an http.Handler plus Serve for a whole server
@@ -78,10 +79,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.mux = http.NewServeMux()
-	s.mux.Handle("/publish", s.limited(s.handlePublish))
-	s.mux.Handle("/subscribe", s.limited(s.handleSubscribe))
+	s.mux.Handle("/publish", s.limited(&s.c.publishRequests, s.handlePublish))
+	s.mux.Handle("/subscribe", s.limited(&s.c.subscribeRequests, s.handleSubscribe))
 	s.mux.HandleFunc("/healthz", s.handleHealthz)
 	s.mux.HandleFunc("/stats", s.handleStats)
+	// Outside the in-flight bound: a saturated bus must still be observable.
+	s.mux.Handle("/metrics", newMetricsHandler(s))
 	return s, nil
 }
 
@@ -170,9 +173,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// limited applies Config.MaxInflight and keeps the in-flight gauge.
-func (s *Server) limited(h http.HandlerFunc) http.Handler {
+// limited counts requests in requests, applies Config.MaxInflight and keeps
+// the in-flight gauge.
+func (s *Server) limited(requests *atomic.Int64, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
 		n := s.c.inflight.Add(1)
 		defer s.c.inflight.Add(-1)
 		if s.cfg.LogRequests {

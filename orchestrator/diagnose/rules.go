@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,6 +36,10 @@ type Input struct {
 	// GeneratorErrors counts the generator's own errors by class (gen_emfile,
 	// gen_enfile, gen_eaddrnotavail).
 	GeneratorErrors map[string]int64
+	// Source says how the host was observed when not through its own /proc,
+	// e.g. "node_exporter at 10.0.0.5:9100": evidence then names the
+	// exporter's series (hoststat.NodeSeries) instead of /proc files.
+	Source string
 }
 
 // Diagnose returns the findings the window's evidence supports, in a stable
@@ -52,6 +57,7 @@ func Diagnose(in Input) []result.Finding {
 	d.conntrack()
 	d.cpu()
 	d.memory()
+	d.enaAllowance()
 	// The target's own findings first (they name the bottleneck), then the
 	// generator's, then host-wide ones; by rule within each.
 	rank := func(side string) int {
@@ -77,6 +83,33 @@ func Diagnose(in Input) []result.Finding {
 		return a.Process < b.Process
 	})
 	return d.out
+}
+
+// where names where a host figure was read, in parentheses: the /proc file,
+// or for a host seen through an exporter the series of keys and the exporter.
+func (d *diag) where(proc string, keys ...string) string {
+	if d.in.Source == "" {
+		return "(" + proc + ")"
+	}
+	var series []string
+	for _, k := range keys {
+		if s := hoststat.NodeSeries[k]; s != "" && !slices.Contains(series, s) {
+			series = append(series, s)
+		}
+	}
+	if len(series) == 0 {
+		return "(" + d.in.Source + ")"
+	}
+	return "(" + strings.Join(series, ", ") + " from " + d.in.Source + ")"
+}
+
+// whereProc names where a process's figure was read: /proc/PID/file, or the
+// exporter that reported the process.
+func (d *diag) whereProc(pid int, file string) string {
+	if d.in.Source == "" {
+		return fmt.Sprintf("(/proc/%d/%s)", pid, file)
+	}
+	return "(" + d.in.Source + ")"
 }
 
 // hostCPU reports whether f is the host-wide CPU finding.
@@ -196,7 +229,7 @@ func (d *diag) fdProcess() {
 			continue
 		}
 		d.add(fdProcessFinding(p.Side, p.Name, fmt.Sprintf("%d of %d", p.FDPeak, p.FDLimit),
-			fmt.Sprintf("fds %d of limit %d (/proc/%d/limits)", p.FDPeak, p.FDLimit, p.Pid)))
+			fmt.Sprintf("fds %d of limit %d %s", p.FDPeak, p.FDLimit, d.whereProc(p.Pid, "limits"))))
 	}
 	for _, m := range d.logs(RuleFDProcess) {
 		observed := ""
@@ -244,7 +277,7 @@ func (d *diag) fdSystem() {
 	if r, ok := s.Ratio(hoststat.HostFileNr, hoststat.HostFileMax); ok && r >= NearLimit {
 		nr, max := s.Peaks[hoststat.HostFileNr], s.Limits[hoststat.HostFileMax]
 		f.Observed = fmt.Sprintf("%.0f of %.0f", nr, max)
-		f.Evidence = append(f.Evidence, fmt.Sprintf("file handles %.0f of fs.file-max %.0f (/proc/sys/fs/file-nr)", nr, max))
+		f.Evidence = append(f.Evidence, fmt.Sprintf("file handles %.0f of fs.file-max %.0f %s", nr, max, d.where("/proc/sys/fs/file-nr", hoststat.HostFileNr, hoststat.HostFileMax)))
 		found = true
 	}
 	for _, m := range d.logs(RuleFDSystem) {
@@ -290,7 +323,7 @@ func (d *diag) listenOverflow() {
 	if !okOv || (ov <= 0 && dr <= 0) {
 		return
 	}
-	ev := []string{fmt.Sprintf("TcpExt ListenOverflows +%.0f, ListenDrops +%.0f in the window (/proc/net/netstat)", ov, dr)}
+	ev := []string{fmt.Sprintf("TcpExt ListenOverflows +%.0f, ListenDrops +%.0f in the window %s", ov, dr, d.where("/proc/net/netstat", hoststat.HostListenOverflows, hoststat.HostListenDrops))}
 	if v, ok := d.in.Settings["net.core.somaxconn"]; ok {
 		ev = append(ev, fmt.Sprintf("net.core.somaxconn = %v caps every listen backlog", v))
 	}
@@ -306,7 +339,7 @@ func (d *diag) synBacklog() {
 	cookies := s.Deltas[hoststat.HostReqQFullDoCookies]
 	var ev []string
 	if drop > 0 || cookies > 0 {
-		ev = append(ev, fmt.Sprintf("TcpExt TCPReqQFullDrop +%.0f, TCPReqQFullDoCookies +%.0f in the window (/proc/net/netstat)", drop, cookies))
+		ev = append(ev, fmt.Sprintf("TcpExt TCPReqQFullDrop +%.0f, TCPReqQFullDoCookies +%.0f in the window %s", drop, cookies, d.where("/proc/net/netstat", hoststat.HostReqQFullDrop, hoststat.HostReqQFullDoCookies)))
 	}
 	observed := ""
 	if len(ev) > 0 {
@@ -346,7 +379,7 @@ func (d *diag) ephemeralPorts() {
 		if tw+inuse >= PortRangeUsed*width {
 			d.add(result.Finding{Rule: RuleEphemeralPorts, Resource: "ephemeral ports",
 				Setting: f.Setting, Observed: fmt.Sprintf("%.0f sockets for %.0f ports", tw+inuse, width),
-				Evidence: []string{fmt.Sprintf("TCP sockets in use %.0f + TIME_WAIT %.0f vs %.0f local ports (/proc/net/sockstat)", inuse, tw, width)},
+				Evidence: []string{fmt.Sprintf("TCP sockets in use %.0f + TIME_WAIT %.0f vs %.0f local ports %s", inuse, tw, width, d.where("/proc/net/sockstat", hoststat.HostTCPInUse, hoststat.HostTCPTW))},
 				Fix:      f.Fix})
 		}
 	}
@@ -372,11 +405,11 @@ func (d *diag) timeWait() {
 	var ev []string
 	observed := ""
 	if ovf := s.Deltas[hoststat.HostTimeWaitOverflow]; ovf > 0 {
-		ev = append(ev, fmt.Sprintf("TcpExt TCPTimeWaitOverflow +%.0f in the window (/proc/net/netstat)", ovf))
+		ev = append(ev, fmt.Sprintf("TcpExt TCPTimeWaitOverflow +%.0f in the window %s", ovf, d.where("/proc/net/netstat", hoststat.HostTimeWaitOverflow)))
 		observed = fmt.Sprintf("%.0f TIME_WAIT sockets dropped", ovf)
 	}
 	if width, ok := s.Limits[hoststat.HostPortRangeWidth]; ok && okTW && width > 0 && tw >= TimeWaitShare*width {
-		ev = append(ev, fmt.Sprintf("TIME_WAIT sockets %.0f vs %.0f local ports (/proc/net/sockstat)", tw, width))
+		ev = append(ev, fmt.Sprintf("TIME_WAIT sockets %.0f vs %.0f local ports %s", tw, width, d.where("/proc/net/sockstat", hoststat.HostTCPTW)))
 		if observed == "" {
 			observed = fmt.Sprintf("%.0f in TIME_WAIT", tw)
 		}
@@ -402,10 +435,10 @@ func (d *diag) conntrack() {
 	if r, ok := s.Ratio(hoststat.HostConntrackCount, hoststat.HostConntrackMax); ok && r >= NearLimit {
 		c, m := s.Peaks[hoststat.HostConntrackCount], s.Limits[hoststat.HostConntrackMax]
 		observed = fmt.Sprintf("%.0f of %.0f", c, m)
-		ev = append(ev, fmt.Sprintf("conntrack entries %.0f of nf_conntrack_max %.0f (/proc/sys/net/netfilter)", c, m))
+		ev = append(ev, fmt.Sprintf("conntrack entries %.0f of nf_conntrack_max %.0f %s", c, m, d.where("/proc/sys/net/netfilter", hoststat.HostConntrackCount, hoststat.HostConntrackMax)))
 	}
 	if dr := s.Deltas[hoststat.HostConntrackDrop]; dr > 0 {
-		ev = append(ev, fmt.Sprintf("conntrack drops +%.0f in the window (/proc/net/stat/nf_conntrack)", dr))
+		ev = append(ev, fmt.Sprintf("conntrack drops +%.0f in the window %s", dr, d.where("/proc/net/stat/nf_conntrack", hoststat.HostConntrackDrop)))
 		if observed == "" {
 			observed = fmt.Sprintf("%.0f packets dropped", dr)
 		}
@@ -440,17 +473,17 @@ func (d *diag) cpu() {
 		}
 		d.add(result.Finding{Rule: RuleCPUSaturation, Side: hoststat.SideTarget, Process: p.Name, Resource: "CPU",
 			Setting: "instance size / count", Observed: fmt.Sprintf("%.0f%% of %d CPUs", 100*p.CPUMean, p.CPUs),
-			Evidence: []string{fmt.Sprintf("%s (pid %d) used %.2f of its %d CPUs on average (peak %.2f) (/proc/%d/stat)", p.Name, p.Pid, p.CPUMean, p.CPUs, p.CPUPeak, p.Pid)},
+			Evidence: []string{fmt.Sprintf("%s (pid %d) used %.2f of its %d CPUs on average (peak %.2f) %s", p.Name, p.Pid, p.CPUMean, p.CPUs, p.CPUPeak, d.whereProc(p.Pid, "stat"))},
 			Fix:      "add instances or CPUs, or make each request cheaper"})
 	}
 	if s.HostCPUMean >= CPUSaturated {
-		ev := []string{fmt.Sprintf("host CPUs %.2f busy on average (peak %.2f) (/proc/stat)", s.HostCPUMean, s.HostCPUPeak)}
+		ev := []string{fmt.Sprintf("host CPUs %.2f busy on average (peak %.2f) %s", s.HostCPUMean, s.HostCPUPeak, d.where("/proc/stat", hoststat.HostCPUBusy))}
 		if gen.Procs > 0 {
 			ev = append(ev, fmt.Sprintf("of which the generator used %.2f and the target %.2f of their CPUs", gen.CPUMean, s.Target.CPUMean))
 		}
 		if wall := s.End.Sub(s.Start).Seconds(); wall > 0 {
 			if psi, ok := s.Deltas[hoststat.HostPSICPUSome]; ok {
-				ev = append(ev, fmt.Sprintf("cpu pressure: some task waited %.0f%% of the window (/proc/pressure/cpu)", 100*psi/1e6/wall))
+				ev = append(ev, fmt.Sprintf("cpu pressure: some task waited %.0f%% of the window %s", 100*psi/1e6/wall, d.where("/proc/pressure/cpu", hoststat.HostPSICPUSome)))
 			}
 		}
 		// A busy host is a host-wide finding: other processes may have taken
@@ -470,12 +503,12 @@ func (d *diag) memory() {
 	if total, ok := s.Limits[hoststat.HostMemTotal]; ok && total > 0 {
 		if avail, ok := s.Mins[hoststat.HostMemAvailable]; ok && avail < MemAvailableLow*total {
 			observed = fmt.Sprintf("%.0f MiB of %.0f MiB available", avail/(1<<20), total/(1<<20))
-			ev = append(ev, fmt.Sprintf("MemAvailable fell to %.1f%% of MemTotal (/proc/meminfo)", 100*avail/total))
+			ev = append(ev, fmt.Sprintf("MemAvailable fell to %.1f%% of MemTotal %s", 100*avail/total, d.where("/proc/meminfo", hoststat.HostMemAvailable, hoststat.HostMemTotal)))
 		}
 	}
 	if wall := s.End.Sub(s.Start).Seconds(); wall > 0 {
 		if full, ok := s.Deltas[hoststat.HostPSIMemoryFull]; ok && full/1e6/wall >= PSIMemoryFull {
-			ev = append(ev, fmt.Sprintf("memory pressure: all tasks stalled %.0f%% of the window (/proc/pressure/memory)", 100*full/1e6/wall))
+			ev = append(ev, fmt.Sprintf("memory pressure: all tasks stalled %.0f%% of the window %s", 100*full/1e6/wall, d.where("/proc/pressure/memory", hoststat.HostPSIMemoryFull)))
 			if observed == "" {
 				observed = fmt.Sprintf("stalled %.0f%% of the time", 100*full/1e6/wall)
 			}

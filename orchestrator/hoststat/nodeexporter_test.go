@@ -2,14 +2,13 @@ package hoststat
 
 import (
 	"bytes"
-	"context"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func TestParseNodeExporterFixture(t *testing.T) {
@@ -87,81 +86,104 @@ func FuzzParseNodeExporter(f *testing.F) {
 	})
 }
 
-func freePort(t *testing.T) int {
+func parseText(t *testing.T, page string) map[string]*dto.MetricFamily {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(page))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return fams
 }
 
-// TestNodeExporterLive scrapes Debian's prometheus-node-exporter run on loopback
-// and checks its figures agree with procfs read at the same time.
-func TestNodeExporterLive(t *testing.T) {
-	bin, err := exec.LookPath("prometheus-node-exporter")
-	if err != nil {
-		if bin, err = exec.LookPath("node_exporter"); err != nil {
-			t.Skip("prometheus-node-exporter not installed (apt-get install -y prometheus-node-exporter)")
-		}
+func TestNodeExporterENAAllowances(t *testing.T) {
+	// node_exporter --collector.ethtool on an AWS instance: one series per
+	// ENA device, untyped, as its ethtool collector names them.
+	fams := parseText(t, `node_ethtool_bw_in_allowance_exceeded{device="ens5"} 3
+node_ethtool_bw_in_allowance_exceeded{device="ens6"} 4
+node_ethtool_pps_allowance_exceeded{device="ens5"} 120
+node_ethtool_received_bytes_total{device="ens5"} 1e9
+`)
+	s := NodeExporterSample(fams)
+	if got := s.Host[ENAKey("bw_in_allowance_exceeded")]; got != 7 {
+		t.Errorf("bw_in = %v, want 7 (summed over devices)", got)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.CommandContext(ctx, bin, "--web.listen-address="+addr,
-		"--collector.netstat.fields=^(TcpExt_(Listen.*|Syncookies.*|TCPReqQFull.*|TCPTimeWaitOverflow))$")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+	if got := s.Host[ENAKey("pps_allowance_exceeded")]; got != 120 {
+		t.Errorf("pps = %v", got)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if _, ok := s.Host[ENAKey("conntrack_allowance_exceeded")]; ok {
+		t.Error("a counter the page lacks is present")
+	}
+	if !IsCounter(ENAKey("pps_allowance_exceeded")) {
+		t.Error("ENA allowances are not counters")
+	}
+	if NodeSeries[ENAKey("pps_allowance_exceeded")] != "node_ethtool_pps_allowance_exceeded" ||
+		NodeSeries[HostListenOverflows] != "node_netstat_TcpExt_ListenOverflows" {
+		t.Errorf("NodeSeries = %v", NodeSeries)
+	}
+}
 
-	ne := &NodeExporter{URL: "http://" + addr + "/metrics"}
-	var s Sample
-	for i := 0; ; i++ {
-		s, err = ne.Sample(ctx)
-		if err == nil {
-			break
-		}
-		if i >= 50 {
-			t.Fatalf("scrape: %v\nstderr: %s", err, stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+func TestExporterProcs(t *testing.T) {
+	// process-exporter 0.7 with -procnames eventbus,nginx, and the serving
+	// process's own process_* series (the client libraries' collector).
+	fams := parseText(t, `namedprocess_namegroup_num_procs{groupname="eventbus"} 1
+namedprocess_namegroup_open_filedesc{groupname="eventbus"} 61
+namedprocess_namegroup_worst_fd_ratio{groupname="eventbus"} 0.953125
+namedprocess_namegroup_cpu_seconds_total{groupname="eventbus",mode="system"} 1.5
+namedprocess_namegroup_cpu_seconds_total{groupname="eventbus",mode="user"} 2.25
+namedprocess_namegroup_memory_bytes{groupname="eventbus",memtype="resident"} 1.2e+07
+namedprocess_namegroup_memory_bytes{groupname="eventbus",memtype="virtual"} 9e+08
+namedprocess_namegroup_num_procs{groupname="nginx"} 0
+namedprocess_namegroup_open_filedesc{groupname="nginx"} 0
+namedprocess_namegroup_worst_fd_ratio{groupname="nginx"} 0
+process_open_fds 9
+process_max_fds 1024
+process_cpu_seconds_total 0.5
+process_resident_memory_bytes 2e+07
+`)
+	got := ExporterProcs(fams, "127.0.0.1:9256", SideTarget)
+	if len(got) != 3 {
+		t.Fatalf("ExporterProcs = %+v", got)
 	}
-	local, err := New("/proc").Sample(ctx, nil, nil)
-	if err != nil {
-		t.Fatal(err)
+	bus := got[0]
+	if bus.Name != "eventbus" || bus.Side != SideTarget || bus.FDs != 61 || bus.FDLimit != 64 || bus.CPUSeconds != 3.75 || bus.RSS != 12e6 || bus.Err != "" {
+		t.Errorf("eventbus group = %+v", bus)
 	}
-	// ListenOverflows only grows (other tests may overflow queues meanwhile), and
-	// procfs was read after the scrape.
-	if v, lv := s.Host[HostListenOverflows], local.Host[HostListenOverflows]; v > lv {
-		t.Errorf("ListenOverflows: node_exporter %v > procfs %v read later", v, lv)
+	if ng := got[1]; ng.Name != "nginx" || ng.Err == "" || ng.FDLimit != 0 {
+		t.Errorf("nginx group (not running) = %+v", ng)
 	}
-	for _, k := range []string{HostCPUs, HostFileMax, HostMemTotal, HostPortRangeWidth} {
-		v, ok := s.Host[k]
-		lv, lok := local.Host[k]
-		if !lok {
-			continue // the kernel lacks it; node_exporter must too or we compare nothing
-		}
-		if k == HostPortRangeWidth {
-			if ok {
-				t.Errorf("node_exporter unexpectedly has %s", k)
-			}
-			continue
-		}
-		if !ok || v != lv {
-			t.Errorf("%s: node_exporter %v (%v), procfs %v", k, v, ok, lv)
-		}
+	if self := got[2]; self.Name != "127.0.0.1:9256" || self.FDs != 9 || self.FDLimit != 1024 || self.CPUSeconds != 0.5 || self.RSS != 2e7 {
+		t.Errorf("serving process = %+v", self)
 	}
-	if s.Host[HostCPUBusy] <= 0 || s.Host[HostCPUTotal] < s.Host[HostCPUBusy] {
-		t.Errorf("cpu busy %v total %v", s.Host[HostCPUBusy], s.Host[HostCPUTotal])
+	// The window and the fd ratio diagnosis reads, as for /proc.
+	sum := Window([]Sample{{Procs: got}})
+	if r := sum.Procs[0].FDRatio(); r < 0.95 || r > 0.96 {
+		t.Errorf("eventbus FDRatio = %v", r)
 	}
-	t.Logf("node_exporter at %s: %d host figures, unavailable %v", addr, len(s.Host), s.Unavailable)
+	// Unlimited (the collector exports the largest int64) is no limit.
+	inf := ExporterProcs(parseText(t, "process_open_fds 9\nprocess_max_fds 9.223372036854776e+18\n"), "x", SideTarget)
+	if len(inf) != 1 || inf[0].FDLimit != 0 {
+		t.Errorf("unlimited: %+v", inf)
+	}
+}
 
-	bad := &NodeExporter{URL: "http://" + addr + "/nope"}
-	if _, err := bad.Sample(ctx); err == nil || !strings.Contains(err.Error(), "HTML") {
-		t.Errorf("scrape of a missing page: err = %v, want a not-metrics error", err)
+func TestNodeExporterSysctls(t *testing.T) {
+	// node_exporter --collector.sysctl --collector.sysctl.include=... (1.5).
+	fams := parseText(t, `node_sysctl_fs_file_max 2.466174e+06
+node_sysctl_net_core_somaxconn 4
+node_sysctl_net_ipv4_ip_local_port_range{index="0"} 32768
+node_sysctl_net_ipv4_ip_local_port_range{index="1"} 60999
+node_sysctl_net_ipv4_tcp_max_tw_buckets 4096
+`)
+	set := NodeExporterSettings(fams)
+	if set["net.core.somaxconn"] != int64(4) || set["fs.file-max"] != int64(2466174) {
+		t.Errorf("settings = %v", set)
+	}
+	if r, ok := set["net.ipv4.ip_local_port_range"].([]int64); !ok || len(r) != 2 || r[0] != 32768 || r[1] != 60999 {
+		t.Errorf("port range = %v", set["net.ipv4.ip_local_port_range"])
+	}
+	s := NodeExporterSample(fams)
+	if s.Host[HostPortRangeWidth] != 28232 || s.Host[HostMaxTWBuckets] != 4096 {
+		t.Errorf("limits = %v", s.Host)
 	}
 }

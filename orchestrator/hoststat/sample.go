@@ -1,7 +1,8 @@
 // Package hoststat samples the resources a load step uses on the target and the
 // generator side: per-process CPU, memory and open files, and host counters
 // (CPU, memory, pressure, file handles, sockets, TCP listen queues, connection
-// tracking) read from procfs or scraped from a node_exporter.
+// tracking) read from procfs, or mapped from node_exporter's and
+// process-exporter's series (package orchestrator/prom scrapes them).
 //
 // Every read of /proc is rooted at a mount point given to New, so tests run on
 // fixture trees. A counter the kernel does not have is left out of the sample
@@ -62,14 +63,31 @@ const (
 	HostMaxTWBuckets        = "tcp.max_tw_buckets"
 )
 
-// counterKeys are the Host keys judged by their delta over a window.
-var counterKeys = map[string]bool{
-	HostCPUBusy: true, HostCPUTotal: true,
-	HostPSICPUSome: true, HostPSIMemorySome: true, HostPSIMemoryFull: true,
-	HostListenOverflows: true, HostListenDrops: true, HostReqQFullDrop: true,
-	HostReqQFullDoCookies: true, HostSyncookiesSent: true, HostTimeWaitOverflow: true,
-	HostConntrackDrop: true, HostConntrackInsertFail: true,
+// ENAAllowances are the AWS ENA driver's ethtool counters of packets queued
+// or dropped because the instance exceeded a network allowance of its type.
+var ENAAllowances = []string{
+	"bw_in_allowance_exceeded", "bw_out_allowance_exceeded", "pps_allowance_exceeded",
+	"conntrack_allowance_exceeded", "linklocal_allowance_exceeded",
 }
+
+// ENAKey is the Host key of an ENA allowance counter (ena.<stat>, a counter
+// summed over the host's devices).
+func ENAKey(stat string) string { return "ena." + stat }
+
+// counterKeys are the Host keys judged by their delta over a window.
+var counterKeys = func() map[string]bool {
+	m := map[string]bool{
+		HostCPUBusy: true, HostCPUTotal: true,
+		HostPSICPUSome: true, HostPSIMemorySome: true, HostPSIMemoryFull: true,
+		HostListenOverflows: true, HostListenDrops: true, HostReqQFullDrop: true,
+		HostReqQFullDoCookies: true, HostSyncookiesSent: true, HostTimeWaitOverflow: true,
+		HostConntrackDrop: true, HostConntrackInsertFail: true,
+	}
+	for _, stat := range ENAAllowances {
+		m[ENAKey(stat)] = true
+	}
+	return m
+}()
 
 // limitKeys are the Host keys that are limits: a window keeps their last value.
 var limitKeys = map[string]bool{

@@ -12,6 +12,7 @@ import (
 // YAML that parses back to the same plan.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(basePlan))
+	f.Add([]byte(basePlan + "prometheus: {query: 'http://h:9090', settle: 2s, metrics: {q: 'max(x)'}}\n"))
 	if seeds, err := filepath.Glob("../../plans/*.yaml"); err == nil {
 		for _, s := range seeds {
 			if b, err := os.ReadFile(s); err == nil {

@@ -40,6 +40,8 @@ type Plan struct {
 	Abort           []string       `yaml:"abort,omitempty" json:"abort,omitempty"`
 	Report          Report         `yaml:"report,omitempty" json:"report,omitempty"`
 	Campaign        *Campaign      `yaml:"campaign,omitempty" json:"campaign,omitempty"`
+	// Prometheus is a Prometheus source of the plan (see Prometheus).
+	Prometheus *Prometheus `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 
 	// Filled by Parse: the line of every path written in the plan (0 for a
 	// path set by --set), and the YAML after --set overrides.
@@ -56,6 +58,8 @@ type Fleet struct {
 	// always is.
 	Logs      []string   `yaml:"logs,omitempty" json:"logs,omitempty"`
 	Terraform *Terraform `yaml:"terraform,omitempty" json:"terraform,omitempty"`
+	// Prometheus is a Prometheus source of the fleet's hosts (see Prometheus).
+	Prometheus *Prometheus `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 }
 
 // Process is one process the local provider starts.

@@ -132,6 +132,7 @@ func (p *Plan) Validate() []error {
 	v.report()
 	v.expressions()
 	v.campaign()
+	v.prometheus()
 	v.templates()
 	sort.SliceStable(v.probs, func(i, j int) bool {
 		li, lj := v.probs[i].(*Problem).Line, v.probs[j].(*Problem).Line
@@ -624,6 +625,7 @@ func (p *Plan) templated() []templated {
 		add("probe.publish", pr.Publish)
 		add("probe.subscribe", pr.Subscribe)
 	}
+	p.promTemplated(add)
 	return out
 }
 
