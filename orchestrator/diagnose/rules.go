@@ -41,6 +41,11 @@ type Input struct {
 	// GeneratorErrors counts the generator's own errors by class (gen_emfile,
 	// gen_enfile, gen_eaddrnotavail).
 	GeneratorErrors map[string]int64
+	// NetDev are the host's network devices' counter deltas over the window
+	// (ethtool statistics), and Side the side the host serves, written on
+	// host-wide findings made from them (ena-allowance).
+	NetDev []hoststat.NetDevDelta
+	Side   string
 }
 
 // Diagnose returns the findings the window's evidence supports, in a stable
@@ -58,6 +63,7 @@ func Diagnose(in Input) []record.Finding {
 	d.conntrack()
 	d.cpu()
 	d.memory()
+	d.enaAllowance()
 	// The target's own findings first (they name the bottleneck), then the
 	// generator's, then host-wide ones; by rule within each.
 	rank := func(side string) int {
