@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -221,6 +222,9 @@ func CheckBind(addr net.Addr, token string) error {
 			return nil
 		}
 		host = ta.IP.String()
+		if ta.IP.IsUnspecified() {
+			host = "every address (" + host + ")"
+		}
 	}
 	return fmt.Errorf("agent: refusing to listen on %s without a token: it is not a loopback address; give a token (--token-file or LOADRAMP_AGENT_TOKEN) or listen on 127.0.0.1", host)
 }
@@ -238,7 +242,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          nil,
+		ErrorLog:          stdlog.New(s.cfg.Log.With().Str("component", "http").Logger(), "", 0),
 	}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
@@ -302,6 +306,11 @@ func (s *Server) watch(ctx context.Context) {
 			}
 		}
 		s.mu.Unlock()
+		if st != nil && st.overdue() {
+			if st.abandon("the engine did not return within warmup+hold+grace: the agent gave up on it") {
+				s.cfg.Log.Error().Str("step", st.id).Msg("agent: the engine did not return by the step's bound")
+			}
+		}
 		if st != nil && st.active() && silent > st.keepalive {
 			reason := fmt.Sprintf("the coordinator did not call for %v (keepalive %v): the agent stopped the step's load", silent.Round(time.Millisecond), st.keepalive)
 			if st.abandon(reason) {

@@ -64,6 +64,15 @@ func (st *stepRun) stateName() string {
 	return "done"
 }
 
+// overdue reports a step still running past its bound: its engine ignores
+// its context.
+func (st *stepRun) overdue() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return (st.state == agentv1.StepState_STEP_STATE_WAITING || st.state == agentv1.StepState_STEP_STATE_RUNNING) &&
+		!st.bound.IsZero() && time.Now().After(st.bound)
+}
+
 // stop ends the step's load with reason; false if it had already ended.
 func (st *stepRun) stop(reason string) bool {
 	st.mu.Lock()

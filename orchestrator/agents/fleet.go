@@ -147,6 +147,8 @@ type pollEvent struct {
 	seconds []agent.Second
 	ended   bool
 	err     error
+	// lost: the agent stopped answering (else it answered with an error).
+	lost bool
 }
 
 // RunStep splits the step among the agents, prepares them, starts them at
@@ -216,11 +218,10 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 		return nil, err
 	}
 
-	lost := f.collect(ctx, part, spec)
-	if lost != nil {
-		f.stop(part, spec.ID, lost.Error())
+	if err := f.collect(ctx, part, spec); err != nil {
+		f.stop(part, spec.ID, err.Error())
 		f.finish(context.WithoutCancel(ctx), part, spec, res) // the others' partial results are discarded
-		return nil, lost
+		return nil, err
 	}
 	if ctx.Err() != nil {
 		f.stop(part, spec.ID, "the coordinator stopped the step: "+context.Cause(ctx).Error())
@@ -259,14 +260,16 @@ func indexOf(as []AgentResult, name string) int {
 }
 
 // collect polls every agent until all have ended, feeding the summed series
-// to spec.OnSecond; it returns the first agent lost, or nil (also when ctx
-// is cancelled: the caller stops the agents).
-func (f *Fleet) collect(ctx context.Context, part []*Client, spec StepSpec) *LostError {
+// to spec.OnSecond; it returns the first agent lost (a *LostError) or
+// failed, or nil (also when ctx is cancelled: the caller stops the agents).
+func (f *Fleet) collect(ctx context.Context, part []*Client, spec StepSpec) error {
 	events := make(chan pollEvent, len(part))
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	for i, c := range part {
 		wg.Go(func() { poll(pctx, i, c, spec, events) })
 	}
@@ -322,7 +325,10 @@ func (f *Fleet) collect(ctx context.Context, part []*Client, spec StepSpec) *Los
 			ev = <-events
 		}
 		if ev.err != nil {
-			return &LostError{Agent: part[ev.i].Name(), Step: spec.ID, Err: ev.err}
+			if ev.lost {
+				return &LostError{Agent: part[ev.i].Name(), Step: spec.ID, Err: ev.err}
+			}
+			return ev.err
 		}
 		if pending[ev.i] == nil {
 			pending[ev.i] = map[int]agent.Second{}
@@ -348,7 +354,13 @@ func allEnded(e []bool) bool {
 
 // poll polls one agent every spec.PollEvery until the step ends on it, or
 // until it has not answered for spec.LostAfter.
-func poll(ctx context.Context, i int, c *Client, spec StepSpec, events chan<- pollEvent) {
+func poll(ctx context.Context, i int, c *Client, spec StepSpec, out chan<- pollEvent) {
+	send := func(ev pollEvent) {
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+		}
+	}
 	t := time.NewTicker(spec.PollEvery)
 	defer t.Stop()
 	from := int32(0)
@@ -369,14 +381,14 @@ func poll(ctx context.Context, i int, c *Client, spec StepSpec, events chan<- po
 			code := connect.CodeOf(err)
 			if code == connect.CodeUnauthenticated || code == connect.CodeNotFound || code == connect.CodeFailedPrecondition {
 				// The agent answers, but not for this step: it restarted.
-				events <- pollEvent{i: i, err: c.wrap("poll step "+spec.ID, err)}
+				send(pollEvent{i: i, err: c.wrap("poll step "+spec.ID, err)})
 				return
 			}
 			if failingSince.IsZero() {
 				failingSince = time.Now()
 			}
 			if time.Since(failingSince) >= spec.LostAfter {
-				events <- pollEvent{i: i, err: fmt.Errorf("no answer for %v: %w", spec.LostAfter, c.wrap("poll step "+spec.ID, err))}
+				send(pollEvent{i: i, lost: true, err: fmt.Errorf("no answer for %v: %w", spec.LostAfter, c.wrap("poll step "+spec.ID, err))})
 				return
 			}
 			continue
@@ -387,7 +399,7 @@ func poll(ctx context.Context, i int, c *Client, spec StepSpec, events chan<- po
 		for _, s := range m.Seconds {
 			sec, err := agent.DecodeSecond(s)
 			if err != nil {
-				events <- pollEvent{i: i, err: c.wrap("poll step "+spec.ID, err)}
+				send(pollEvent{i: i, err: c.wrap("poll step "+spec.ID, err)})
 				return
 			}
 			ev.seconds = append(ev.seconds, sec)
@@ -397,10 +409,11 @@ func poll(ctx context.Context, i int, c *Client, spec StepSpec, events chan<- po
 		case agentv1.StepState_STEP_STATE_DONE:
 			ev.ended = true
 		case agentv1.StepState_STEP_STATE_ABANDONED:
-			events <- pollEvent{i: i, err: fmt.Errorf("the agent abandoned the step: %s", m.Error)}
+			send(pollEvent{i: i, err: &Error{Agent: c.ep.Name, URL: c.ep.URL, Op: "step " + spec.ID, Code: connect.CodeAborted,
+				Err: fmt.Errorf("the agent abandoned the step: %s", m.Error)}})
 			return
 		}
-		events <- ev
+		send(ev)
 		if ev.ended {
 			return
 		}
