@@ -331,3 +331,62 @@ func TestHungEngineBounded(t *testing.T) {
 	}
 	t.Logf("after %v: %v", d.Round(time.Millisecond), err)
 }
+
+// A window held open longer than its keepalive stays open while the
+// coordinator's Observing keeps calling; ena-allowance comes back on the
+// agent's name. An agent that is unreachable is named.
+func TestObserveKeepsWindowsOpen(t *testing.T) {
+	nd := &growingNetDev{}
+	cfg := agentConfig("target-host", "tok", nil)
+	cfg.NetDev = nd
+	a := startAgent(t, cfg)
+	ctx := context.Background()
+	c := ok(Dial(ctx, Endpoint{Name: "target-host", URL: a.url}, opts("tok")))(t)
+	o, err := Observe(ctx, []*Client{c}, "s1a1", 400*time.Millisecond, func(*Client) *agentv1.StartObservationRequest {
+		return &agentv1.StartObservationRequest{Side: "target", Devices: []string{"eth0"}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // several keepalives
+	obs, err := o.Stop(ctx, nil)
+	if err != nil {
+		t.Fatalf("window closed under an active coordinator: %v", err)
+	}
+	if len(obs) != 1 || len(obs[0].Findings) != 1 || obs[0].Findings[0].Rule != "ena-allowance" || obs[0].Findings[0].Host != "target-host" {
+		t.Fatalf("observation %v, want ena-allowance on target-host", obs)
+	}
+
+	dead := startHandler(t, agentConfig("gone", "", nil))
+	dc := ok(Dial(ctx, Endpoint{Name: "gone", URL: dead.url}, opts("")))(t)
+	dead.kill()
+	_, err = Observe(ctx, []*Client{c, dc}, "s1a2", time.Second, func(*Client) *agentv1.StartObservationRequest {
+		return &agentv1.StartObservationRequest{}
+	})
+	if err == nil || !strings.Contains(err.Error(), "agent gone") {
+		t.Fatalf("unreachable agent: %v, want it named", err)
+	}
+	// The window the other agent opened was closed again.
+	h, err := c.Health(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Observations) != 0 {
+		t.Errorf("windows left open: %v", h.Observations)
+	}
+}
+
+// growingNetDev is a fake network device reader: eth0's ENA pps allowance
+// counter grows at every read.
+type growingNetDev struct {
+	mu sync.Mutex
+	n  uint64
+}
+
+func (g *growingNetDev) Stats(string) (map[string]uint64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n += 1000
+	return map[string]uint64{"pps_allowance_exceeded": g.n}, nil
+}
+func (g *growingNetDev) Driver(string) (string, error) { return "ena", nil }

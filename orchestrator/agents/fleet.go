@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	agentv1 "github.com/loadramp/loadramp/gen/loadramp/agent/v1"
@@ -179,12 +180,27 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 		res.Agents = append(res.Agents, AgentResult{Agent: c.Name(), Params: shares[i]})
 	}
 
+	// An agent whose clock was never measured is measured now: the start
+	// instant is given in each agent's clock.
+	if err := each(part, func(_ int, c *Client) error {
+		if c.clock.Rounds > 0 {
+			return nil
+		}
+		_, err := c.MeasureClock(ctx, DefaultClockRounds)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
 	// Prepare every agent; one that refuses stops the step before any load.
 	if err := each(part, func(i int, c *Client) error {
 		cctx, cancel := c.call(ctx)
 		defer cancel()
+		// Each agent draws its own arrival schedule, the same one every step.
+		w := proto.Clone(spec.Workload).(*agentv1.Workload)
+		w.Seed = spec.Workload.GetSeed() + uint64(i)
 		_, err := c.svc.PrepareStep(cctx, connect.NewRequest(&agentv1.PrepareStepRequest{
-			StepId: spec.ID, Workload: spec.Workload, Params: shares[i],
+			StepId: spec.ID, Workload: w, Params: shares[i],
 			Warmup: durationpb.New(spec.Warmup), Hold: durationpb.New(spec.Hold),
 			Keepalive: durationpb.New(spec.Keepalive), Grace: durationpb.New(spec.Grace),
 		}))
@@ -241,22 +257,13 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	for _, a := range res.Agents {
+	for i, a := range res.Agents {
 		if a.Result.Err != "" {
-			return res, &Error{Agent: a.Agent, URL: part[indexOf(res.Agents, a.Agent)].ep.URL, Op: "step " + spec.ID,
+			return res, &Error{Agent: a.Agent, URL: part[i].ep.URL, Op: "step " + spec.ID,
 				Code: connect.CodeAborted, Err: fmt.Errorf("the step ended early on the agent: %s", a.Result.Err)}
 		}
 	}
 	return res, nil
-}
-
-func indexOf(as []AgentResult, name string) int {
-	for i, a := range as {
-		if a.Agent == name {
-			return i
-		}
-	}
-	return 0
 }
 
 // collect polls every agent until all have ended, feeding the summed series

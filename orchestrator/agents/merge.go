@@ -120,8 +120,8 @@ func mergeHist(a, b *hdrhistogram.Histogram) (*hdrhistogram.Histogram, error) {
 // MergeSeries sums agents' per-second series by second: requests, errors and
 // offered add up; the percentiles come from the merged latencies when every
 // agent sent them for that second, else they are the largest agent's (an
-// upper bound, marked nowhere: the series only feeds progress and abort
-// gates; gates judge the merged window).
+// upper bound; the series only feeds progress and abort gates, while the
+// step's gates judge the merged window's histograms).
 func MergeSeries(series [][]agent.Second) []agent.Second {
 	type acc struct {
 		sec      agent.Second
@@ -203,8 +203,11 @@ func (r *StepResult) Breaches(check func(metrics.Metrics) []string) []Breach {
 		if a.Result == nil {
 			continue
 		}
-		m := HealthMetrics(a.Result.Health)
-		maps.Copy(m, a.Result.Metrics)
+		m := maps.Clone(a.Result.Metrics)
+		if m == nil {
+			m = metrics.Metrics{}
+		}
+		maps.Copy(m, HealthMetrics(a.Result.Health))
 		if f := check(m); len(f) > 0 {
 			out = append(out, Breach{Agent: a.Agent, Failed: f})
 		}
