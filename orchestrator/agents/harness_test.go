@@ -139,7 +139,7 @@ func agentConfig(name, token string, e *fakeEngine) agent.Config {
 
 // startAgent serves cfg with Server.Serve (watchdog included) on a free
 // loopback port until the test ends.
-func startAgent(t *testing.T, cfg agent.Config) *testAgent {
+func startAgent(t testing.TB, cfg agent.Config) *testAgent {
 	t.Helper()
 	srv, err := agent.New(cfg)
 	if err != nil {
