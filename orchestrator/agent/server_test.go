@@ -356,3 +356,32 @@ func FuzzDecodeResult(f *testing.F) {
 		}
 	})
 }
+
+// The real ethtool path through the protocol: the host's devices with driver
+// statistics are read by name.
+func TestNetDevCountersThisHost(t *testing.T) {
+	et := &hoststat.Ethtool{}
+	defer et.Close()
+	url := serve(t, newServer(t, Config{Name: "h", NetDev: et}))
+	resp, err := client(url, "").NetDevCounters(context.Background(), connect.NewRequest(&agentv1.NetDevCountersRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	for _, d := range resp.Msg.Devices {
+		if d.Device == "lo" {
+			t.Errorf("loopback listed")
+		}
+		if d.Error == "" && len(d.Counters) > 0 {
+			read++
+			t.Logf("%s (%s): %d statistics", d.Device, d.Driver, len(d.Counters))
+		}
+	}
+	if read == 0 {
+		t.Skip("no network device with driver statistics here")
+	}
+	resp, err = client(url, "").NetDevCounters(context.Background(), connect.NewRequest(&agentv1.NetDevCountersRequest{Devices: []string{"loadramp-none0"}}))
+	if err != nil || len(resp.Msg.Devices) != 1 || resp.Msg.Devices[0].Error == "" {
+		t.Errorf("a missing device: %v %v, want it listed with its error", resp, err)
+	}
+}

@@ -390,3 +390,37 @@ func (g *growingNetDev) Stats(string) (map[string]uint64, error) {
 	return map[string]uint64{"pps_allowance_exceeded": g.n}, nil
 }
 func (g *growingNetDev) Driver(string) (string, error) { return "ena", nil }
+
+// Agents start at one instant although their clocks differ: the start is
+// sent in each agent's own clock.
+func TestSynchronizedStart(t *testing.T) {
+	const skew = -2 * time.Second
+	e1, e2 := &fakeEngine{seed: 1, scaleUS: 100}, &fakeEngine{seed: 2, scaleUS: 100}
+	cfg2 := agentConfig("behind", "", e2)
+	cfg2.Now = func() time.Time { return time.Now().Add(skew) }
+	a1 := startAgent(t, agentConfig("on-time", "", e1))
+	a2 := startAgent(t, cfg2)
+	f := ok(DialFleet(context.Background(), []Endpoint{{Name: "on-time", URL: a1.url}, {Name: "behind", URL: a2.url}}, opts("")))(t)
+	res, err := f.RunStep(context.Background(), StepSpec{ID: "sync1", Workload: httpWorkload(),
+		Params: map[string]float64{"rate": 10, "connections": 2}, Shares: Shares(false), Hold: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off := f.Agents()[1].Clock().Offset; (off - skew).Abs() > 50*time.Millisecond {
+		t.Fatalf("measured offset %v, want about %v", off, skew)
+	}
+	for _, e := range []*fakeEngine{e1, e2} {
+		e.mu.Lock()
+		d := e.started.Sub(res.Start)
+		e.mu.Unlock()
+		// Timers fire a little late, never early; a shared machine adds more.
+		if d < 0 || d > 100*time.Millisecond {
+			t.Errorf("an agent started %v from the agreed instant, want within 100ms after it", d)
+		}
+	}
+	for _, a := range res.Agents {
+		if a.Lead <= 0 {
+			t.Errorf("agent %s got the start %v late", a.Agent, -a.Lead)
+		}
+	}
+}

@@ -36,6 +36,7 @@ type fakeEngine struct {
 
 	mu      sync.Mutex
 	runs    int
+	started time.Time  // (real clock) when the last run began
 	stopped chan error // receives the context's cause when a run is cut short
 }
 
@@ -59,6 +60,7 @@ func (e *fakeEngine) values(rate float64, secs int) [][]int64 {
 func (e *fakeEngine) Run(ctx context.Context, s agent.EngineStep) (*agent.Result, error) {
 	e.mu.Lock()
 	e.runs++
+	e.started = time.Now()
 	e.mu.Unlock()
 	secs := int((s.Warmup + s.Hold) / time.Second)
 	warm := int(s.Warmup / time.Second)
