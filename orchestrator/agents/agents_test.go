@@ -114,6 +114,7 @@ func TestClockOffset(t *testing.T) {
 // every latency they recorded, and the summed series adds them up second
 // by second.
 func TestRunStepMergesExactly(t *testing.T) {
+	t.Parallel()
 	e1 := &fakeEngine{seed: 1, scaleUS: 800, cpu: 0.4}
 	e2 := &fakeEngine{seed: 2, scaleUS: 5000, cpu: 0.97} // a slower, saturated agent
 	a1 := startAgent(t, agentConfig("one", "tok", e1))
@@ -187,6 +188,7 @@ func TestRunStepMergesExactly(t *testing.T) {
 // An agent killed mid-step makes the step an error naming it; the other
 // agent's load is stopped.
 func TestLostAgent(t *testing.T) {
+	t.Parallel()
 	e1 := &fakeEngine{seed: 1, scaleUS: 500, stopped: make(chan error, 1)}
 	e2 := &fakeEngine{seed: 2, scaleUS: 500}
 	a1 := startAgent(t, agentConfig("stays", "tok", e1))
@@ -217,6 +219,7 @@ func TestLostAgent(t *testing.T) {
 // A coordinator that stops calling leaves no load running: the agent stops
 // the step by itself after its keepalive.
 func TestCoordinatorGoneWatchdog(t *testing.T) {
+	t.Parallel()
 	e := &fakeEngine{seed: 1, scaleUS: 500, stopped: make(chan error, 1)}
 	a := startAgent(t, agentConfig("lonely", "tok", e))
 	c := ok(Dial(context.Background(), Endpoint{Name: "lonely", URL: a.url}, opts("tok")))(t)
@@ -252,6 +255,7 @@ func TestCoordinatorGoneWatchdog(t *testing.T) {
 // A step whose engine runs past warmup+hold+grace is stopped by the agent
 // itself, and FinishStep says why.
 func TestStepBound(t *testing.T) {
+	t.Parallel()
 	e := &fakeEngine{seed: 1, scaleUS: 500, ignoreHold: true, stopped: make(chan error, 1)}
 	a := startAgent(t, agentConfig("stuck", "tok", e))
 	f := ok(DialFleet(context.Background(), []Endpoint{{Name: "stuck", URL: a.url}}, opts("tok")))(t)
@@ -274,6 +278,7 @@ func TestStepBound(t *testing.T) {
 // Cancelling the step's context (an abort gate, an interrupt) stops every
 // agent's load and returns what was measured with the context's error.
 func TestRunStepCancelled(t *testing.T) {
+	t.Parallel()
 	e := &fakeEngine{seed: 3, scaleUS: 500, stopped: make(chan error, 1)}
 	a := startAgent(t, agentConfig("g", "", e))
 	f := ok(DialFleet(context.Background(), []Endpoint{{Name: "g", URL: a.url}}, opts("")))(t)
@@ -295,6 +300,7 @@ func TestRunStepCancelled(t *testing.T) {
 
 // A needed count smaller than the fleet leaves agents idle, named.
 func TestRunStepIdleAgents(t *testing.T) {
+	t.Parallel()
 	e1, e2 := &fakeEngine{seed: 1, scaleUS: 100}, &fakeEngine{seed: 2, scaleUS: 100}
 	a1 := startAgent(t, agentConfig("a", "", e1))
 	a2 := startAgent(t, agentConfig("b", "", e2))
@@ -315,6 +321,7 @@ func TestRunStepIdleAgents(t *testing.T) {
 // An engine that ignores its context cannot hold FinishStep forever: the
 // agent answers at the step's bound and stops waiting for it.
 func TestHungEngineBounded(t *testing.T) {
+	t.Parallel()
 	e := &fakeEngine{seed: 1, scaleUS: 500, ignoreCtx: true}
 	a := startAgent(t, agentConfig("hung", "", e))
 	f := ok(DialFleet(context.Background(), []Endpoint{{Name: "hung", URL: a.url}}, opts("")))(t)
@@ -336,6 +343,7 @@ func TestHungEngineBounded(t *testing.T) {
 // coordinator's Observing keeps calling; ena-allowance comes back on the
 // agent's name. An agent that is unreachable is named.
 func TestObserveKeepsWindowsOpen(t *testing.T) {
+	t.Parallel()
 	nd := &growingNetDev{}
 	cfg := agentConfig("target-host", "tok", nil)
 	cfg.NetDev = nd

@@ -40,7 +40,10 @@ func DialFleet(ctx context.Context, eps []Endpoint, opts Options) (*Fleet, error
 	}
 	seen := map[string]bool{}
 	for _, ep := range eps {
-		if ep.Name != "" && seen[ep.Name] {
+		if ep.Name == "" {
+			continue
+		}
+		if seen[ep.Name] {
 			return nil, fmt.Errorf("agents: two agents are named %q", ep.Name)
 		}
 		seen[ep.Name] = true
@@ -327,7 +330,8 @@ func (f *Fleet) collect(ctx context.Context, part []*Client, spec StepSpec) erro
 			if !stopped {
 				stopped = true
 				// Stop the load now; keep polling so the agents' ends are seen.
-				go f.stop(part, spec.ID, "the coordinator stopped the step: "+context.Cause(ctx).Error())
+				reason := "the coordinator stopped the step: " + context.Cause(ctx).Error()
+				wg.Go(func() { f.stop(part, spec.ID, reason) })
 			}
 			ev = <-events
 		}

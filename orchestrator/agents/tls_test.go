@@ -48,6 +48,7 @@ func testPKI(t *testing.T) (caFile string, cert tls.Certificate) {
 }
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	caFile, cert := testPKI(t)
 	e := &fakeEngine{seed: 5, scaleUS: 300}
 	srv := ok(newTestServer(agentConfig("tls-agent", "tok", e)))(t)
