@@ -6,7 +6,7 @@ PKGS    := ./...
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build demo test test-deps lint vet fmt-check tf-fmt-check bench bench-generator fuzz clean
+.PHONY: all build demo test test-deps lint vet fmt-check tf-fmt-check bench bench-generator fuzz proto proto-check clean
 
 all: build
 
@@ -62,6 +62,26 @@ bench: build
 bench-generator: build
 	bash bench/generator.sh
 
+## proto: regenerate the agent protocol's Go code (gen/) from proto/ with pinned buf and plugins in ./bin
+BUF_VERSION             ?= v1.75.0
+PROTOC_GEN_GO_VERSION   ?= v1.36.12
+PROTOC_GEN_CONNECT_VERSION ?= v1.21.1
+bin/buf:
+	@mkdir -p bin
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+bin/protoc-gen-go:
+	@mkdir -p bin
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+bin/protoc-gen-connect-go:
+	@mkdir -p bin
+	GOBIN=$(CURDIR)/bin $(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_VERSION)
+proto: bin/buf bin/protoc-gen-go bin/protoc-gen-connect-go
+	bin/buf lint
+	bin/buf generate
+## proto-check: the committed gen/ is what make proto writes
+proto-check: proto
+	git diff --exit-code -- gen/
+
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
@@ -70,6 +90,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./orchestrator/delivery
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckPromQL$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./orchestrator/prom
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEthtoolStats$$' -fuzztime $(FUZZTIME) ./orchestrator/hoststat
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHist$$' -fuzztime $(FUZZTIME) ./orchestrator/agent
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeResult$$' -fuzztime $(FUZZTIME) ./orchestrator/agent
 
 clean:
 	rm -rf bin runs

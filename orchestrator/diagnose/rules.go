@@ -40,6 +40,11 @@ type Input struct {
 	// e.g. "node_exporter at 10.0.0.5:9100": evidence then names the
 	// exporter's series (hoststat.NodeSeries) instead of /proc files.
 	Source string
+	// NetDev are the host's network devices' counter deltas over the window
+	// (ethtool statistics), and Side the side the host serves, written on
+	// host-wide findings made from them (ena-allowance).
+	NetDev []hoststat.NetDevDelta
+	Side   string
 }
 
 // Diagnose returns the findings the window's evidence supports, in a stable
