@@ -144,10 +144,15 @@ func TestExporterEvidence(t *testing.T) {
 	for rule, want := range map[string]string{
 		RuleListenOverflow: "TcpExt ListenOverflows +60, ListenDrops +60 in the window (node_netstat_TcpExt_ListenOverflows, node_netstat_TcpExt_ListenDrops from node_exporter at 10.9.0.2:9100)",
 		RuleFDSystem:       "file handles 990 of fs.file-max 1000 (node_filefd_allocated, node_filefd_maximum from node_exporter at 10.9.0.2:9100)",
-		RuleFDProcess:      "fds 64 of limit 64 (node_exporter at 10.9.0.2:9100)",
+		RuleFDProcess:      "fds 64 of limit 64 (process_open_fds, process_max_fds from node_exporter at 10.9.0.2:9100)",
 	} {
 		if got[rule] != want {
 			t.Errorf("%s evidence = %q, want %q", rule, got[rule], want)
 		}
+	}
+	// A process-exporter group names process-exporter's series.
+	fs = Diagnose(Input{Host: "10.9.0.2:9256", Summary: sum, Source: "process-exporter at 10.9.0.2:9256"})
+	if len(fs) == 0 || fs[0].Rule != RuleFDProcess || fs[0].Evidence[0] != "fds 64 of limit 64 (namedprocess_namegroup_open_filedesc, namedprocess_namegroup_worst_fd_ratio from process-exporter at 10.9.0.2:9256)" {
+		t.Errorf("process-exporter findings %+v", fs)
 	}
 }

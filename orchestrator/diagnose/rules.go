@@ -109,13 +109,34 @@ func (d *diag) where(proc string, keys ...string) string {
 }
 
 // whereProc names where a process's figure was read: /proc/PID/file, or the
-// exporter that reported the process.
+// exporter's series and the exporter that reported the process.
 func (d *diag) whereProc(pid int, file string) string {
 	if d.in.Source == "" {
 		return fmt.Sprintf("(/proc/%d/%s)", pid, file)
 	}
-	return "(" + d.in.Source + ")"
+	series := procSeries[file]
+	if strings.HasPrefix(d.in.Source, "process-exporter") {
+		series = groupSeries[file]
+	}
+	if series == "" {
+		return "(" + d.in.Source + ")"
+	}
+	return "(" + series + " from " + d.in.Source + ")"
 }
+
+// procSeries and groupSeries name the series an exporter gives a process's
+// figures in, by the /proc file they stand for: the standard process_*
+// series of the client libraries, and process-exporter's per group.
+var (
+	procSeries = map[string]string{
+		"limits": "process_open_fds, process_max_fds",
+		"stat":   "process_cpu_seconds_total",
+	}
+	groupSeries = map[string]string{
+		"limits": "namedprocess_namegroup_open_filedesc, namedprocess_namegroup_worst_fd_ratio",
+		"stat":   "namedprocess_namegroup_cpu_seconds_total",
+	}
+)
 
 // hostCPU reports whether f is the host-wide CPU finding.
 func hostCPU(f result.Finding) bool { return f.Rule == RuleCPUSaturation && f.Side == "" }

@@ -5,9 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // Prometheus is a Prometheus source, on a fleet or on the plan. It is one of
@@ -182,49 +179,14 @@ func (v *validator) prometheus() {
 			} else {
 				defined[name] = p
 			}
-			expr := pr.Metrics[name]
-			switch {
-			case strings.TrimSpace(expr) == "":
+			// The expression itself is PromQL: package prom checks it
+			// (prom.CheckPlan) with Prometheus's own parser, which this
+			// package does not import.
+			if strings.TrimSpace(pr.Metrics[name]) == "" {
 				v.add(p, "empty; give a %s", map[string]string{PromQuery: "PromQL expression", PromScrape: "series selector"}[pr.Mode()])
-			case strings.Contains(expr, "{{"):
-				// Checked once rendered, at run time.
-			case pr.Mode() != "":
-				if err := CheckPromQL(pr.Mode(), expr); err != nil {
-					v.add(p, "%v", err)
-				}
 			}
 		}
 	}
-}
-
-// CheckPromQL checks a Prometheus metric's expression for its mode: in query
-// mode a PromQL expression a range query can evaluate (an instant vector or
-// a scalar); in scrape mode a series selector. It never panics.
-func CheckPromQL(mode, expr string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("PromQL %q could not be parsed (%v)", expr, r)
-		}
-	}()
-	switch mode {
-	case PromScrape:
-		_, err := PromSelector(expr)
-		return err
-	case PromQuery:
-		e, err := parser.ParseExpr(expr)
-		if err != nil {
-			return fmt.Errorf("bad PromQL %q: %v", expr, err)
-		}
-		switch t := e.Type(); t {
-		case parser.ValueTypeVector, parser.ValueTypeScalar:
-			return nil
-		case parser.ValueTypeMatrix:
-			return fmt.Errorf("PromQL %q is a range vector; a range query needs an instant vector or a scalar: wrap it in a function, e.g. rate(%s)", expr, expr)
-		default:
-			return fmt.Errorf("PromQL %q is a %s; a gate needs an instant vector or a scalar", expr, t)
-		}
-	}
-	return fmt.Errorf("unknown prometheus mode %q", mode)
 }
 
 // promTemplated lists the templated strings of the prometheus blocks.
@@ -238,27 +200,4 @@ func (p *Plan) promTemplated(add func(path, s string)) {
 			add(s.Path+".metrics."+name, s.Metrics[name])
 		}
 	}
-}
-
-// PromSelector parses a scrape-mode metric: a PromQL series selector
-// (name{label="value"}), without offset or @. It returns the selector's label
-// matchers (the name is the __name__ matcher).
-func PromSelector(expr string) (m []*labels.Matcher, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			m, err = nil, fmt.Errorf("PromQL %q could not be parsed (%v)", expr, r)
-		}
-	}()
-	e, err := parser.ParseExpr(expr)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not a series selector: %v", expr, err)
-	}
-	vs, ok := e.(*parser.VectorSelector)
-	if !ok {
-		return nil, fmt.Errorf("%q: scrape mode takes a series selector (name{label=\"value\"}) and summarises it itself (counters as a rate, gauges as mean, peak and min); PromQL functions and operators need query mode (a Prometheus server)", expr)
-	}
-	if vs.OriginalOffset != 0 || vs.Timestamp != nil || vs.StartOrEnd != 0 {
-		return nil, fmt.Errorf("%q: offset and @ need query mode (a Prometheus server); scrape mode reads the present", expr)
-	}
-	return vs.LabelMatchers, nil
 }

@@ -63,6 +63,40 @@ func (q *Querier) Check(ctx context.Context, queries map[string]string) error {
 	return errors.Join(errs...)
 }
 
+// A Prometheus server that started less than FreshServer ago (one the plan
+// started itself) is given up to FirstScrapeWait to complete its first
+// scrape before the first step: it discovers its targets about 5 s after it
+// starts, and a step held before that reads no data.
+const (
+	FreshServer     = time.Minute
+	FirstScrapeWait = 20 * time.Second
+)
+
+// WaitFirstScrape waits, for a server that started less than FreshServer
+// ago, until it has scraped a target once (count(up) answers), at most
+// FirstScrapeWait. A server that does not say when it started (not
+// Prometheus itself) is not waited for. It reports whether it waited and
+// whether the scrape came; ctx bounds the wait.
+func (q *Querier) WaitFirstScrape(ctx context.Context) (waited, scraped bool) {
+	info, err := q.api.Runtimeinfo(ctx)
+	if err != nil || info.StartTime.IsZero() || time.Since(info.StartTime) > FreshServer {
+		return false, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, FirstScrapeWait)
+	defer cancel()
+	for {
+		v, _, err := q.api.Query(ctx, "count(up)", time.Now())
+		if vec, ok := v.(model.Vector); err == nil && ok && len(vec) > 0 {
+			return true, true
+		}
+		select {
+		case <-ctx.Done():
+			return true, false
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // Point is one value of a query's range.
 type Point struct {
 	T time.Time

@@ -191,6 +191,6 @@ func FuzzDecode(f *testing.F) {
 		q.t = r.t.Add(time.Second)
 		_, _, _ = figuresOf("a", map[string][]scrapeRec{p.URL: {r, q}})
 		_, _, _ = figuresOf("b", map[string][]scrapeRec{p.URL: {r, q}})
-		_, _ = hostOf(p.URL, []scrapeRec{r, q})
+		_, _ = hostOf(p.URL, hoststat.SideTarget, []scrapeRec{r, q})
 	})
 }

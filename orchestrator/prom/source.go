@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +77,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.Query != "" {
 		for _, name := range sortedKeys(cfg.Metrics) {
-			if err := plan.CheckPromQL(plan.PromQuery, cfg.Metrics[name]); err != nil {
+			if err := CheckPromQL(plan.PromQuery, cfg.Metrics[name]); err != nil {
 				errs = append(errs, fmt.Errorf("prom.%s: %w", name, err))
 			}
 		}
@@ -105,7 +106,7 @@ func selectorsOf(exprs map[string]string) (map[string][]*labels.Matcher, error) 
 	out := map[string][]*labels.Matcher{}
 	var errs []error
 	for _, name := range sortedKeys(exprs) {
-		ms, err := plan.PromSelector(exprs[name])
+		ms, err := Selector(exprs[name])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("prom.%s: %w", name, err))
 			continue
@@ -123,12 +124,33 @@ func (s *Source) Mode() string {
 	return plan.PromScrape
 }
 
+// Describe says what the source reads, for the run's progress: "scrapes 2
+// pages every 1s, 3 metrics" or "queries the Prometheus server at
+// http://prom:9090, 2 metrics, settle 15s".
+func (s *Source) Describe() string {
+	n := len(s.cfg.Metrics)
+	if s.querier != nil {
+		d := fmt.Sprintf("queries the Prometheus server at %s, %d metric(s)", s.cfg.Query, n)
+		if s.cfg.Settle > 0 {
+			d += fmt.Sprintf(", settle %v", s.cfg.Settle)
+		}
+		return d
+	}
+	return fmt.Sprintf("scrapes %s every %v, %d metric(s)", strings.Join(s.cfg.Scrape, ", "), s.cfg.Interval, n)
+}
+
 // Check reads the source once before the first step: every scrape URL must
 // answer metrics, and the query server must answer every query (PromQL it
-// rejects is an error naming the metric). Call it once the fleets are up.
+// rejects is an error naming the metric). A server that has just started is
+// then given time for its first scrape (Querier.WaitFirstScrape). Call it
+// once the fleets are up.
 func (s *Source) Check(ctx context.Context) error {
 	if s.querier != nil {
-		return s.querier.Check(ctx, s.cfg.Metrics)
+		if err := s.querier.Check(ctx, s.cfg.Metrics); err != nil {
+			return err
+		}
+		s.querier.WaitFirstScrape(ctx)
+		return nil
 	}
 	var mu sync.Mutex
 	var errs []error
@@ -283,16 +305,24 @@ type Result struct {
 func (r Result) Inputs() []diagnose.Input {
 	out := make([]diagnose.Input, 0, len(r.Hosts))
 	for _, h := range r.Hosts {
-		out = append(out, diagnose.Input{Host: h.Instance, Summary: h.Summary, Settings: h.Settings, Source: h.Source})
+		out = append(out, diagnose.Input{Host: h.Instance, Summary: h.Summary, Settings: h.Settings, Source: h.Source, Side: h.Side})
 	}
 	return out
 }
 
-// Findings diagnoses every host of the result (see Inputs).
+// Findings diagnoses every host of the result (see Inputs). Each finding
+// names its host (the instance) and its side: the rules' own on a
+// target-side host; the generator's, whatever the rule, on a generator-side
+// one (a block on the generators fleet), whose host serves only load.
 func (r Result) Findings() []result.Finding {
 	var out []result.Finding
-	for _, in := range r.Inputs() {
-		out = append(out, diagnose.Diagnose(in)...)
+	for i, in := range r.Inputs() {
+		for _, f := range diagnose.Diagnose(in) {
+			if r.Hosts[i].Side == hoststat.SideGenerator {
+				f.Side = hoststat.SideGenerator
+			}
+			out = append(out, f)
+		}
 	}
 	return out
 }
@@ -320,6 +350,7 @@ func (st *Step) Stop(ctx context.Context) Result {
 	defer st.mu.Unlock()
 	res := Result{Metrics: metrics.Metrics{}}
 	windows := map[string][]scrapeRec{}
+	var unread []string
 	for _, u := range s.cfg.Scrape {
 		w := holdWindow(st.recs[u], st.holdFrom)
 		if len(w) == 0 {
@@ -329,18 +360,25 @@ func (st *Step) Stop(ctx context.Context) Result {
 					why = r.err.Error()
 				}
 			}
-			res.Problems = append(res.Problems, fmt.Sprintf("%s was not read during the hold: %s", u, why))
+			msg := fmt.Sprintf("%s was not read during the hold: %s", u, why)
+			res.Problems = append(res.Problems, msg)
+			unread = append(unread, msg)
 			continue
 		}
 		windows[u] = w
-		if h, ok := hostOf(u, w); ok {
+		if h, ok := hostOf(u, s.cfg.Side, w); ok {
 			res.Hosts = append(res.Hosts, h)
 		}
 	}
 	for _, name := range sortedKeys(s.selectors) {
 		f, ok, why := figuresOf(name, windows)
 		if !ok {
-			res.Problems = append(res.Problems, problem(name, fmt.Sprintf("%s (%s)", why, s.cfg.Metrics[name])))
+			why = fmt.Sprintf("%s (%s)", why, s.cfg.Metrics[name])
+			if len(unread) > 0 {
+				// The series may be on a page that failed: say so.
+				why += "; " + strings.Join(unread, "; ")
+			}
+			res.Problems = append(res.Problems, problem(name, why))
 			continue
 		}
 		f.put(res.Metrics, name)

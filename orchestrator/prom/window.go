@@ -227,11 +227,14 @@ type Host struct {
 	// Settings are the kernel settings node_exporter's sysctl collector
 	// exported (hoststat.Settings' names), so findings say their values.
 	Settings map[string]any
+	// Side is the side the host serves (Config.Side): on a generator-side
+	// host every finding is the generator's.
+	Side string
 }
 
 // hostOf summarises one page's window, or ok false when the page has neither
 // host figures nor processes.
-func hostOf(u string, recs []scrapeRec) (Host, bool) {
+func hostOf(u, side string, recs []scrapeRec) (Host, bool) {
 	if len(recs) == 0 {
 		return Host{}, false
 	}
@@ -246,7 +249,7 @@ func hostOf(u string, recs []scrapeRec) (Host, bool) {
 	}
 	inst, _ := Instance(u)
 	last := recs[len(recs)-1]
-	return Host{Instance: inst, URL: u, Source: fmt.Sprintf("%s at %s", last.kind, inst), Summary: hoststat.Window(samples), Settings: last.settings}, true
+	return Host{Instance: inst, URL: u, Source: fmt.Sprintf("%s at %s", last.kind, inst), Summary: hoststat.Window(samples), Settings: last.settings, Side: side}, true
 }
 
 // problem joins a metric name and why it was not measured.

@@ -100,7 +100,7 @@ func TestHostOfNodeExporterPages(t *testing.T) {
 		recordPage(pageAt(t, 0, page(5, 10)), nil, hoststat.SideTarget),
 		recordPage(pageAt(t, 1, page(25, 63)), nil, hoststat.SideTarget),
 	}
-	h, ok := hostOf("http://h:9100/metrics", recs)
+	h, ok := hostOf("http://h:9100/metrics", hoststat.SideTarget, recs)
 	if !ok || h.Instance != "h:9100" || h.Source != "node_exporter at h:9100" {
 		t.Fatalf("host = %+v, %v", h, ok)
 	}
@@ -116,9 +116,22 @@ func TestHostOfNodeExporterPages(t *testing.T) {
 	if strings.Join(rules, " ") != strings.Join(want, " ") {
 		t.Errorf("findings %v, want %v", rules, want)
 	}
+	for _, f := range res.Findings() {
+		if f.Side != hoststat.SideTarget {
+			t.Errorf("%s on a target-side host is %q-side", f.Rule, f.Side)
+		}
+	}
+	// The same page on the generators fleet: every finding is the
+	// generator's, whatever the rule.
+	g, _ := hostOf("http://h:9100/metrics", hoststat.SideGenerator, recs)
+	for _, f := range (Result{Hosts: []Host{g}}).Findings() {
+		if f.Side != hoststat.SideGenerator || f.Host != "h:9100" {
+			t.Errorf("%s on a generator-side host: side %q host %q", f.Rule, f.Side, f.Host)
+		}
+	}
 	// A page with neither node_* nor process series is no host.
 	plain := []scrapeRec{recordPage(pageAt(t, 0, "queue_depth 1\n"), nil, hoststat.SideTarget)}
-	if _, ok := hostOf("http://h:8080/metrics", plain); ok {
+	if _, ok := hostOf("http://h:8080/metrics", hoststat.SideTarget, plain); ok {
 		t.Error("a service page without process series made a host")
 	}
 }
