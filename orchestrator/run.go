@@ -51,8 +51,14 @@ type Deps struct {
 	Policy func(rep *report.Report) *result.Policy
 	// Sampler, if set, measures hosts and processes during each step's hold and
 	// names findings; nil means no host measurements.
-	Sampler  StepSampler
-	Observer Observer
+	Sampler StepSampler
+	// NewSampler, if set, builds the run's step sampler once every fleet is
+	// up (like NewEngine: the plan's templates can name the fleets' outputs)
+	// and before the first step; it replaces Sampler for the run. Its error
+	// stops the run before any load (a source the plan names that cannot be
+	// read).
+	NewSampler func(ctx context.Context, p *plan.Plan, render Renderer, log zerolog.Logger) (StepSampler, error)
+	Observer   Observer
 	// LogOutput receives the run's log events (besides events.log, which gets
 	// them all); nil discards them.
 	LogOutput io.Writer
@@ -94,6 +100,12 @@ type SampleSpec struct {
 	Warmup time.Duration
 	// Sink receives every raw sample (for samples.jsonl); may be nil.
 	Sink func(sample any)
+	// Note receives what the sampler could not measure in the step and why,
+	// one sentence each, before stop returns. A sentence about one metric
+	// starts "<metric> not measured: " (prom.queue not measured: no data
+	// ...): it then explains a gate on that metric, or on one of its
+	// figures (prom.queue.peak). Notes go into the step's notes. May be nil.
+	Note func(string)
 }
 
 // LogFile is a log file scanned for bottleneck signatures.
@@ -198,6 +210,7 @@ type runner struct {
 	fleets  []namedFleet
 	engine  Engine
 	probe   Probe
+	sampler StepSampler
 	states  map[string]FleetState
 	genSize int
 	// logFiles are the fleets' extra logs (plan fleets.*.logs), rendered.
@@ -506,6 +519,14 @@ func (r *runner) ramp(ctx context.Context, sched []plan.Step) (string, error) {
 			return result.StatusError, fmt.Errorf("probe: %w", err)
 		}
 		r.probe = pr
+	}
+	r.sampler = r.deps.Sampler
+	if r.deps.NewSampler != nil {
+		s, err := r.deps.NewSampler(ctx, r.p, r.render, r.log)
+		if err != nil {
+			return result.StatusError, err
+		}
+		r.sampler = s
 	}
 	if r.deps.Preflight != nil {
 		limits, warnings, err := r.deps.Preflight(ctx, r.processes("target"))

@@ -569,3 +569,71 @@ func TestAnInterruptedCampaignStopsAndKeepsWhatFinished(t *testing.T) {
 		t.Errorf("%d targets provisioned; the interrupted variant's torn down %d times", n, fleets["target"][len(fleets["target"])-1].downs)
 	}
 }
+
+// fakeNoteSampler is a fake StepSampler that measures fake.q on the first
+// step only and, after that, notes why it could not.
+type fakeNoteSampler struct{ steps int }
+
+func (s *fakeNoteSampler) Start(_ context.Context, spec SampleSpec) (func(StepFacts) (map[string]float64, []result.Finding), error) {
+	s.steps++
+	n := s.steps
+	return func(StepFacts) (map[string]float64, []result.Finding) {
+		if n == 1 {
+			return map[string]float64{"prom.q": 1, "prom.q.peak": 2}, nil
+		}
+		spec.Note("http://h:9100/metrics was not read during the hold: connection refused")
+		spec.Note("prom.q not measured: no data (max(q))")
+		return nil, nil
+	}, nil
+}
+
+func TestNewSamplerBuildsTheSamplerOnceFleetsAreUp(t *testing.T) {
+	src := strings.Replace(fakePlan, "gates: [latency.p99 < 100ms]", "gates: [latency.p99 < 100ms, prom.q.peak < 10]\nprometheus: {query: 'http://h:9090', metrics: {q: 'max(q)'}}", 1)
+	f := newFakeRun(t, src, 1e9, 0, 1)
+	s := &fakeNoteSampler{}
+	var upWhenBuilt bool
+	d := f.deps()
+	d.NewSampler = func(_ context.Context, p *plan.Plan, render Renderer, _ zerolog.Logger) (StepSampler, error) {
+		out, err := render("{{ .fleets.target.endpoint }}")
+		upWhenBuilt = err == nil && out == "http://127.0.0.1:1"
+		return s, nil
+	}
+	res, err := Run(f.ctx, f.p, d, f.opts)
+	if err == nil || !strings.Contains(err.Error(), "step 2: gate metrics not measured: prom.q.peak; prom.q not measured: no data (max(q))") {
+		t.Fatalf("err = %v", err)
+	}
+	if !upWhenBuilt {
+		t.Error("NewSampler was called before the target fleet's outputs could be rendered")
+	}
+	if got := attempts(res); got != "ramp/pass@100 ramp/error@200" {
+		t.Fatalf("attempts %s", got)
+	}
+	st := res.Report.Steps[1]
+	if len(st.Notes) != 2 || !strings.Contains(st.Notes[0], "connection refused") {
+		t.Errorf("notes %q", st.Notes)
+	}
+	var explained bool
+	for _, g := range st.FailedGates {
+		explained = explained || g.Missing && g.Explain == "prom.q.peak not measured: no data (max(q))"
+	}
+	if !explained {
+		t.Errorf("failed gates %+v: the missing gate does not say why", st.FailedGates)
+	}
+	torndown(t, f)
+}
+
+func TestNewSamplerErrorStopsTheRunBeforeAnyLoad(t *testing.T) {
+	f := newFakeRun(t, fakePlan, 1e9, 0, 1)
+	d := f.deps()
+	d.NewSampler = func(context.Context, *plan.Plan, Renderer, zerolog.Logger) (StepSampler, error) {
+		return nil, errors.New("prometheus: the Prometheus server at http://h:9090 is not reachable")
+	}
+	res, err := Run(f.ctx, f.p, d, f.opts)
+	if err == nil || !strings.Contains(err.Error(), "is not reachable") || res.Status != result.StatusError {
+		t.Fatalf("status %v, err %v", res.Status, err)
+	}
+	if len(res.Report.Steps) != 0 || f.engine.rates() != "" {
+		t.Errorf("load was sent: steps %d, rates %q", len(res.Report.Steps), f.engine.rates())
+	}
+	torndown(t, f)
+}

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -60,15 +61,21 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	}
 
 	var stop func(StepFacts) (map[string]float64, []result.Finding)
-	if r.deps.Sampler != nil {
+	var notes []string // guarded by mu
+	if r.sampler != nil {
 		var err error
-		stop, err = r.deps.Sampler.Start(stepCtx, SampleSpec{
+		stop, err = r.sampler.Start(stepCtx, SampleSpec{
 			Target: r.processes("target"), Generator: r.generatorProcesses(),
 			Logs: r.logFiles, Warmup: warm,
 			Sink: func(v any) {
 				if err := r.dir.AppendSample(v); err != nil {
 					r.log.Debug().Err(err).Msg("samples.jsonl")
 				}
+			},
+			Note: func(s string) {
+				mu.Lock()
+				notes = append(notes, s)
+				mu.Unlock()
 			},
 		})
 		if err != nil {
@@ -110,7 +117,11 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 
 	mu.Lock()
 	aborted := abortReason
+	rec.Notes = notes
 	mu.Unlock()
+	for _, n := range rec.Notes {
+		r.log.Warn().Int("step", rec.Index).Msg(n)
+	}
 	r.judge(ctx, rec, engErr, aborted, probeErr)
 
 	if err := r.dir.AppendStep(rec); err != nil {
@@ -141,8 +152,8 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 			return
 		}
 	}
-	rec.Gates = toResults(r.gates, rec.Metrics)
-	rec.Health = toResults(r.health, rec.Metrics)
+	rec.Gates = explainMissing(toResults(r.gates, rec.Metrics), rec.Notes)
+	rec.Health = explainMissing(toResults(r.health, rec.Metrics), rec.Notes)
 	for _, g := range rec.Gates {
 		if !g.Pass {
 			rec.FailedGates = append(rec.FailedGates, g)
@@ -200,6 +211,9 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 	case len(missing) > 0:
 		rec.Verdict = result.VerdictError
 		rec.Reason = "gate metrics not measured: " + strings.Join(missing, ", ")
+		for _, n := range notesAbout(missing, rec.Notes) {
+			rec.Reason += "; " + n
+		}
 		if probeErr != nil {
 			rec.Reason += " (probe: " + probeErr.Error() + ")"
 		}
@@ -251,6 +265,50 @@ func secondMetrics(s result.Second) metrics.Metrics {
 		m[metrics.ThroughputRatio] = float64(s.Requests) / float64(s.Offered)
 	}
 	return m
+}
+
+// notMeasured is how a sampler's note about one metric begins, after the
+// metric's name (SampleSpec.Note).
+const notMeasured = " not measured: "
+
+// noteAbout returns the note that says why metric was not measured: one
+// about the metric itself, or about the metric its figure belongs to
+// (prom.queue for prom.queue.peak).
+func noteAbout(metric string, notes []string) (string, bool) {
+	for _, n := range notes {
+		name, _, ok := strings.Cut(n, notMeasured)
+		if ok && (metric == name || strings.HasPrefix(metric, name+".")) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// explainMissing adds to each gate on a metric that was not measured the
+// sampler's note that says why.
+func explainMissing(gs []result.GateResult, notes []string) []result.GateResult {
+	for i, g := range gs {
+		if !g.Missing {
+			continue
+		}
+		if n, ok := noteAbout(g.Metric, notes); ok {
+			_, why, _ := strings.Cut(n, notMeasured)
+			gs[i].Explain = g.Metric + notMeasured + why
+		}
+	}
+	return gs
+}
+
+// notesAbout lists, once each, the notes that say why metrics were not
+// measured.
+func notesAbout(metrics, notes []string) []string {
+	var out []string
+	for _, m := range metrics {
+		if n, ok := noteAbout(m, notes); ok && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func onlyProbe(names []string) bool {
