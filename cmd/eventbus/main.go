@@ -5,6 +5,7 @@
 //	eventbus [--listen 127.0.0.1:8080] [--nofile N] [--max-inflight N] [--work 200us]
 //	         [--capacity R] [--max-queue N] [--max-wait 10s] [--max-body 65536]
 //	         [--subscriber-buffer N] [--max-topics N] [--heartbeat 15s] [--log-requests]
+//	         [--accept-rate R] [--no-keepalive]
 //
 // SIGTERM or SIGINT shuts it down gracefully (exit 0).
 package main
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxInflight, "max-inflight", 0, "publish/subscribe requests in flight beyond `N` get 503 (0: unlimited)")
 	fs.DurationVar(&cfg.Work, "work", 0, "CPU time burnt per publish, e.g. 200us")
 	fs.Float64Var(&cfg.Capacity, "capacity", 0, "hard capacity in publishes/s; beyond it publishes queue (0: none)")
+	fs.Float64Var(&cfg.AcceptRate, "accept-rate", 0, "accept at most `R` new connections/s; the rest wait in the listen queue, which overflows beyond net.core.somaxconn (0: no limit)")
+	fs.BoolVar(&cfg.NoKeepAlive, "no-keepalive", false, "close every connection after one answer (clients connect for every request)")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", cfg.MaxQueue, "publishes waiting for capacity beyond `N` get 503")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", cfg.MaxWait, "publishes that would wait longer for capacity get 503")
 	fs.Int64Var(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest message in `bytes`; larger get 413")

@@ -65,6 +65,14 @@ type Config struct {
 	// requests queue on a FIFO schedule (request k proceeds no earlier than
 	// start + k/Capacity). 0 means no capacity limit.
 	Capacity float64
+	// AcceptRate bounds the new connections the server accepts per second:
+	// the rest wait in the kernel's listen queue, which overflows once it
+	// holds net.core.somaxconn of them (a slow-accepting server). 0 means no
+	// limit.
+	AcceptRate float64
+	// NoKeepAlive closes every connection after one answer, so clients open
+	// a connection for every request.
+	NoKeepAlive bool
 	// MaxQueue bounds the number of publishes waiting for a capacity slot;
 	// beyond it they get 503.
 	MaxQueue int
@@ -143,6 +151,7 @@ func (c Config) Validate() error {
 	neg("max-inflight", c.MaxInflight < 0)
 	neg("work", c.Work < 0)
 	neg("capacity", c.Capacity < 0)
+	neg("accept-rate", c.AcceptRate < 0)
 	neg("max-queue", c.MaxQueue < 0)
 	neg("max-wait", c.MaxWait < 0)
 	neg("max-body", c.MaxBody < 0)
@@ -154,6 +163,9 @@ func (c Config) Validate() error {
 	neg("shutdown-timeout", c.ShutdownTimeout < 0)
 	if c.Capacity > 1e9 {
 		errs = append(errs, fmt.Errorf("capacity: %g requests/s is beyond what a schedule can pace", c.Capacity))
+	}
+	if c.AcceptRate > 1e6 {
+		errs = append(errs, fmt.Errorf("accept-rate: %g connections/s is beyond what an accept loop can pace", c.AcceptRate))
 	}
 	return errors.Join(errs...)
 }

@@ -149,10 +149,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return true
 		})
 	})
+	if s.cfg.NoKeepAlive {
+		hs.SetKeepAlivesEnabled(false)
+	}
+	if s.cfg.AcceptRate > 0 {
+		ln = newPacedListener(ln, s.cfg.AcceptRate)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	s.log.Printf("eventbus: listening on %s (max-inflight=%d capacity=%g/s work=%v max-body=%d subscriber-buffer=%d)",
-		ln.Addr(), s.cfg.MaxInflight, s.cfg.Capacity, s.cfg.Work, s.cfg.MaxBody, s.cfg.SubscriberBuffer)
+	s.log.Printf("eventbus: listening on %s (max-inflight=%d capacity=%g/s work=%v max-body=%d subscriber-buffer=%d accept-rate=%g/s)",
+		ln.Addr(), s.cfg.MaxInflight, s.cfg.Capacity, s.cfg.Work, s.cfg.MaxBody, s.cfg.SubscriberBuffer, s.cfg.AcceptRate)
 	select {
 	case err := <-errc:
 		s.Close()
