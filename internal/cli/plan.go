@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 )
 
@@ -75,7 +75,7 @@ func (a *app) loadPlan(path string, sets []string) (*plan.Plan, error) {
 	}
 	if p != nil {
 		// Validate what decoded, leaving out what a decoding problem already names.
-		for _, e := range orchestrator.Check(p, a.ceilings()) {
+		for _, e := range wiring.Check(p, a.ceilings()) {
 			var pr *plan.Problem
 			if errors.As(e, &pr) && coveredBy(pr.Path, failed) {
 				continue

@@ -1,8 +1,9 @@
 // Package wiring maps a plan onto the implementations that run it: the
 // fleet providers (local processes, static endpoints, Terraform, and the
 // readiness wait of an EC2 target), the engines (builtin http, builtin
-// pubsub, Locust), the probe, this host's observer (the step sampler, with
-// CloudWatch's figures for an EC2 target) and the preflight limits audit.
+// pubsub, Locust), the probe, the step sampler (this host's observer, with
+// CloudWatch's figures for an EC2 target and the plan's Prometheus sources)
+// and the preflight limits audit.
 //
 // It is given a plain Config and reads no flags, environment or
 // configuration files: package cli turns those into a Config. Adding an
@@ -59,7 +60,8 @@ func DefaultConfig() Config {
 // Deps builds the real implementations of a run, or of every run of a
 // campaign: Provision, NewEngine, NewProbe, Sampler and Preflight, with obs
 // as the run's observer (nil: none), which also receives the wiring's
-// progress messages (an EC2 target's readiness wait, CloudWatch). The caller
+// progress messages (an EC2 target's readiness wait, CloudWatch, the plan's
+// Prometheus sources). The caller
 // adds what is its own: Policy, LogOutput, LogLevel, Version.
 func Deps(cfg Config, obs orchestrator.Observer) orchestrator.Deps {
 	if obs == nil {
@@ -70,11 +72,14 @@ func Deps(cfg Config, obs orchestrator.Observer) orchestrator.Deps {
 	}
 	host := observe.New(cfg.Host, observe.WithLogger(cfg.Log))
 	target := newAWSTarget(cfg, obs) // an EC2 target: readiness wait and CloudWatch
+	sampler := &awsSampler{local: hostSampler{host}, target: target}
 	return orchestrator.Deps{
 		Provision: awsProvision(target, Provision(cfg)),
 		NewEngine: NewEngine,
 		NewProbe:  NewProbe,
-		Sampler:   &awsSampler{local: hostSampler{host}, target: target},
+		Sampler:   sampler,
+		// The plan's Prometheus sources join it once the fleets are up.
+		NewSampler: newSampler(sampler, obs),
 		Preflight: func(ctx context.Context, procs []orchestrator.Process) (map[string]any, []string, error) {
 			return host.Audit(ctx, observeProcs(procs))
 		},

@@ -137,6 +137,20 @@ func TestHTMLContent(t *testing.T) {
 			excludes: []string{PlotProbe, PlotSeriesRPS, "<h2>Limits</h2>", "target cpu"},
 		},
 		{
+			name: "Prometheus metrics: a plot each",
+			build: func() *Report {
+				run, steps := fixtureRun()
+				for i := range steps {
+					q := float64(i * i)
+					steps[i].Metrics["prom.queue_depth"], steps[i].Metrics["prom.queue_depth.peak"], steps[i].Metrics["prom.queue_depth.min"] = q, 2*q, 0
+					steps[i].Metrics["prom.db_cpu"] = 0.1 * float64(i)
+				}
+				return Build(run, steps)
+			},
+			plots:    []string{PlotLatency, PlotThroughput, PlotErrors, PlotResources, PlotProm("db_cpu"), PlotProm("queue_depth")},
+			contains: []string{`Prometheus: prom.queue_depth vs offered load`, `id="plot-prom-db-cpu"`},
+		},
+		{
 			name: "partial run",
 			build: func() *Report {
 				run, steps := fixtureRun()

@@ -136,6 +136,15 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		p(" %s | %s |\n", verdictMark(s.Verdict), mdCell(why(s)))
 	}
+	var notes []string
+	for _, s := range r.Steps {
+		for _, n := range s.Notes {
+			notes = append(notes, fmt.Sprintf("- %s: %s\n", stepLabel(s), mdText(n)))
+		}
+	}
+	if len(notes) > 0 {
+		p("\n## Not measured\n\n%s", strings.Join(notes, ""))
+	}
 	return bw.Flush()
 }
 

@@ -59,3 +59,22 @@ func TestMarkdownEscapesHTML(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkdownListsWhatWasNotMeasured(t *testing.T) {
+	run, steps := fixtureRun()
+	steps[1].Notes = []string{"prom.queue not measured: no data (max(q) from 10:00:05 to 10:00:10)", "http://h:9100/metrics was not read during the hold: <garbage>"}
+	var buf bytes.Buffer
+	if err := WriteMarkdown(&buf, Build(run, steps)); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	for _, want := range []string{
+		"## Not measured\n\n",
+		"- step 2 attempt 1: prom.queue not measured: no data (max(q) from 10:00:05 to 10:00:10)\n",
+		"- step 2 attempt 1: http://h:9100/metrics was not read during the hold: &lt;garbage>\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+}

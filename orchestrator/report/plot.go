@@ -31,7 +31,17 @@ const (
 	PlotResources  = "plot-resources"
 	PlotSeriesRPS  = "plot-series-rps"
 	PlotSeriesP99  = "plot-series-p99"
+	// PlotPromPrefix + <name> is the plot of the Prometheus metric
+	// prom.<name> (its mean, peak and min of each attempt), with the name's
+	// "_" written "-" (PlotProm).
+	PlotPromPrefix = "plot-prom-"
 )
+
+// PlotProm is the id of the plot of the Prometheus metric prom.<name>.
+func PlotProm(name string) string { return PlotPromPrefix + strings.ReplaceAll(name, "_", "-") }
+
+// maxPromPlots bounds the Prometheus metrics plotted, in name order.
+const maxPromPlots = 8
 
 // Size of one plot in points; the SVG carries a viewBox, so the page scales it.
 const (
@@ -167,6 +177,16 @@ func buildPlots(r *Report) []svgPlot {
 	})
 	add(PlotResources, "Host resource peaks per step "+vs, "Peak CPU share and open-file share of the limit during each step attempt.", p, err)
 
+	for _, name := range promNames(r.Steps, maxPromPlots) {
+		m := "prom." + name
+		p, err = stepPlot(r.Steps, ax, m, false, []curve{
+			{label: "peak", metric: m + ".peak", scale: 1, color: colDark, dashed: true},
+			{label: "mean", metric: m, scale: 1, color: colMid},
+			{label: "min", metric: m + ".min", scale: 1, color: colLight, dashed: true},
+		})
+		add(PlotProm(name), "Prometheus: "+m+" "+vs, "The plan's Prometheus metric over each step attempt's hold: its mean, peak and min.", p, err)
+	}
+
 	if s := failingStep(r); s != nil && len(s.Series) > 0 {
 		name := stepLabel(*s)
 		p, err = seriesPlot(s.Series, "requests per second", []seriesCurve{
@@ -182,6 +202,29 @@ func buildPlots(r *Report) []svgPlot {
 		add(PlotSeriesP99, "p99 latency per second during the failing step ("+name+")", "", p, err)
 	}
 	return out
+}
+
+// promNames lists, in order and at most limit, the names of the Prometheus
+// metrics some attempt measured (prom.<name>).
+func promNames(steps []result.Step, limit int) []string {
+	seen := map[string]bool{}
+	for _, s := range steps {
+		for k := range s.Metrics {
+			rest, ok := strings.CutPrefix(k, "prom.")
+			if ok && !strings.Contains(rest, ".") {
+				seen[rest] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) > limit {
+		names = names[:limit]
+	}
+	return names
 }
 
 func anyMetric(steps []result.Step, m string) bool {
