@@ -146,6 +146,21 @@ func printPlan(w io.Writer, p *plan.Plan) {
 		}
 		fmt.Fprintf(w, "static:      %s\n", strings.Join(kv, " "))
 	}
+	for _, ps := range p.PromSources() {
+		names := make([]string, 0, len(ps.Metrics))
+		for n := range ps.Metrics {
+			names = append(names, "prom."+n)
+		}
+		sort.Strings(names)
+		what := "query " + ps.Query
+		if ps.Mode() == plan.PromScrape {
+			what = "scrape " + strings.Join(ps.Scrape, ", ")
+		}
+		if len(names) > 0 {
+			what += ": " + strings.Join(names, ", ")
+		}
+		fmt.Fprintf(w, "%-12s %s (%s)\n", "prometheus:", what, ps.Path)
+	}
 	rp := p.Ramp
 	fmt.Fprintf(w, "ramp:        factor %g, %s, warmup %s, hold %s, cooldown %s, confirm %d, refine %d, max %d steps\n",
 		rp.Factor, rp.Order, rp.Warmup.D(), rp.Hold.D(), rp.Cooldown.D(), rp.Confirm, rp.Refine, rp.MaxSteps)

@@ -681,3 +681,33 @@ generator_health:
 		}
 	})
 }
+
+// TestPlanRefusesBadPromQL: `loadramp plan` parses PromQL with Prometheus's
+// parser (prom.CheckPlan) and names the metric's path and line, beside the
+// plan's other problems.
+func TestPlanRefusesBadPromQL(t *testing.T) {
+	plan := writePlan(t, "bad-promql", `version: 1
+name: bad-promql
+fleets:
+  target: { provider: static, outputs: { endpoint: 'http://127.0.0.1:1' } }
+workload:
+  engine: builtin
+  http: { url: '{{ .fleets.target.endpoint }}/' }
+parameters:
+  - { name: rate, start: 1, max: 1 }
+prometheus:
+  query: http://127.0.0.1:9090
+  metrics:
+    q: 'sum(rate(x[1m])'
+gates: [latency.p99 < 1s, prom.q < 1, prom.nope < 1]
+`)
+	code, _, stderr := runArgs(t, nil, "plan", plan)
+	for _, want := range []string{
+		`prometheus.metrics.q (line 13): bad PromQL "sum(rate(x[1m])": 1:16: parse error: unclosed left parenthesis`,
+		`no prometheus metric is named "nope"`,
+	} {
+		if code != ExitUsage || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, stderr)
+		}
+	}
+}

@@ -90,6 +90,13 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
+	// The plan schema, which every package imports, stays light: PromQL is
+	// parsed by orchestrator/prom (prom.CheckPlan), not by plan.
+	for _, dep := range all[module+"/orchestrator/plan"] {
+		if strings.HasPrefix(dep, "github.com/prometheus/") {
+			t.Errorf("orchestrator/plan imports %s; PromQL checks belong to orchestrator/prom", dep)
+		}
+	}
 	// The probe shares the message format, not the pubsub engine.
 	if contains(ours(all[module+"/orchestrator/probe"]), "orchestrator/pubsub") {
 		t.Error("orchestrator/probe imports the pubsub engine; the message format is orchestrator/delivery's")
