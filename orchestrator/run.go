@@ -100,12 +100,13 @@ type SampleSpec struct {
 	Warmup time.Duration
 	// Sink receives every raw sample (for samples.jsonl); may be nil.
 	Sink func(sample any)
-	// Note receives what the sampler could not measure in the step and why,
-	// one sentence each, before stop returns. A sentence about one metric
+	// NotMeasured receives what the sampler could not measure in the step
+	// and why, one sentence each, before stop returns. A sentence about one metric
 	// starts "<metric> not measured: " (prom.queue not measured: no data
 	// ...): it then explains a gate on that metric, or on one of its
-	// figures (prom.queue.peak). Notes go into the step's notes. May be nil.
-	Note func(string)
+	// figures (prom.queue.peak). They go into the step's not_measured. May
+	// be nil.
+	NotMeasured func(string)
 }
 
 // LogFile is a log file scanned for bottleneck signatures.

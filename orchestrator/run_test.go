@@ -581,8 +581,8 @@ func (s *fakeNoteSampler) Start(_ context.Context, spec SampleSpec) (func(StepFa
 		if n == 1 {
 			return map[string]float64{"prom.q": 1, "prom.q.peak": 2}, nil
 		}
-		spec.Note("http://h:9100/metrics was not read during the hold: connection refused")
-		spec.Note("prom.q not measured: no data (max(q))")
+		spec.NotMeasured("http://h:9100/metrics was not read during the hold: connection refused")
+		spec.NotMeasured("prom.q not measured: no data (max(q))")
 		return nil, nil
 	}, nil
 }
@@ -609,8 +609,8 @@ func TestNewSamplerBuildsTheSamplerOnceFleetsAreUp(t *testing.T) {
 		t.Fatalf("attempts %s", got)
 	}
 	st := res.Report.Steps[1]
-	if len(st.Notes) != 2 || !strings.Contains(st.Notes[0], "connection refused") {
-		t.Errorf("notes %q", st.Notes)
+	if len(st.NotMeasured) != 2 || !strings.Contains(st.NotMeasured[0], "connection refused") {
+		t.Errorf("notes %q", st.NotMeasured)
 	}
 	var explained bool
 	for _, g := range st.FailedGates {

@@ -61,7 +61,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	}
 
 	var stop func(StepFacts) (map[string]float64, []result.Finding)
-	var notes []string // guarded by mu
+	var notMeasured []string // guarded by mu
 	if r.sampler != nil {
 		var err error
 		stop, err = r.sampler.Start(stepCtx, SampleSpec{
@@ -72,9 +72,9 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 					r.log.Debug().Err(err).Msg("samples.jsonl")
 				}
 			},
-			Note: func(s string) {
+			NotMeasured: func(s string) {
 				mu.Lock()
-				notes = append(notes, s)
+				notMeasured = append(notMeasured, s)
 				mu.Unlock()
 			},
 		})
@@ -117,9 +117,9 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 
 	mu.Lock()
 	aborted := abortReason
-	rec.Notes = notes
+	rec.NotMeasured = notMeasured
 	mu.Unlock()
-	for _, n := range rec.Notes {
+	for _, n := range rec.NotMeasured {
 		r.log.Warn().Int("step", rec.Index).Msg(n)
 	}
 	r.judge(ctx, rec, engErr, aborted, probeErr)
@@ -152,8 +152,8 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 			return
 		}
 	}
-	rec.Gates = explainMissing(toResults(r.gates, rec.Metrics), rec.Notes)
-	rec.Health = explainMissing(toResults(r.health, rec.Metrics), rec.Notes)
+	rec.Gates = explainMissing(toResults(r.gates, rec.Metrics), rec.NotMeasured)
+	rec.Health = explainMissing(toResults(r.health, rec.Metrics), rec.NotMeasured)
 	for _, g := range rec.Gates {
 		if !g.Pass {
 			rec.FailedGates = append(rec.FailedGates, g)
@@ -211,7 +211,7 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 	case len(missing) > 0:
 		rec.Verdict = result.VerdictError
 		rec.Reason = "gate metrics not measured: " + strings.Join(missing, ", ")
-		for _, n := range notesAbout(missing, rec.Notes) {
+		for _, n := range notesAbout(missing, rec.NotMeasured) {
 			rec.Reason += "; " + n
 		}
 		if probeErr != nil {
@@ -267,16 +267,16 @@ func secondMetrics(s result.Second) metrics.Metrics {
 	return m
 }
 
-// notMeasured is how a sampler's note about one metric begins, after the
-// metric's name (SampleSpec.Note).
-const notMeasured = " not measured: "
+// notMeasuredSep follows the metric's name in a sampler's sentence about
+// one metric (SampleSpec.NotMeasured).
+const notMeasuredSep = " not measured: "
 
 // noteAbout returns the note that says why metric was not measured: one
 // about the metric itself, or about the metric its figure belongs to
 // (prom.queue for prom.queue.peak).
 func noteAbout(metric string, notes []string) (string, bool) {
 	for _, n := range notes {
-		name, _, ok := strings.Cut(n, notMeasured)
+		name, _, ok := strings.Cut(n, notMeasuredSep)
 		if ok && (metric == name || strings.HasPrefix(metric, name+".")) {
 			return n, true
 		}
@@ -292,8 +292,8 @@ func explainMissing(gs []result.GateResult, notes []string) []result.GateResult 
 			continue
 		}
 		if n, ok := noteAbout(g.Metric, notes); ok {
-			_, why, _ := strings.Cut(n, notMeasured)
-			gs[i].Explain = g.Metric + notMeasured + why
+			_, why, _ := strings.Cut(n, notMeasuredSep)
+			gs[i].Explain = g.Metric + notMeasuredSep + why
 		}
 	}
 	return gs

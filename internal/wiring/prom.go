@@ -112,8 +112,8 @@ func (s *promSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (
 			m.Merge(res.Metrics)
 			exporter = append(exporter, res.Findings()...)
 			for _, p := range res.Problems {
-				if spec.Note != nil {
-					spec.Note(p)
+				if spec.NotMeasured != nil {
+					spec.NotMeasured(p)
 				}
 			}
 		}

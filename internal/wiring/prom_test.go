@@ -81,8 +81,8 @@ func TestPromSamplerJoinsTheDirectObservation(t *testing.T) {
 	var samples []any
 	var notes []string
 	stop, err := s.Start(context.Background(), orchestrator.SampleSpec{
-		Sink: func(v any) { mu.Lock(); samples = append(samples, v); mu.Unlock() },
-		Note: func(s string) { notes = append(notes, s) },
+		Sink:        func(v any) { mu.Lock(); samples = append(samples, v); mu.Unlock() },
+		NotMeasured: func(s string) { notes = append(notes, s) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -138,7 +138,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	var notes []string
 	for _, s := range r.Steps {
-		for _, n := range s.Notes {
+		for _, n := range s.NotMeasured {
 			notes = append(notes, fmt.Sprintf("- %s: %s\n", stepLabel(s), mdText(n)))
 		}
 	}

@@ -62,7 +62,7 @@ func TestMarkdownEscapesHTML(t *testing.T) {
 
 func TestMarkdownListsWhatWasNotMeasured(t *testing.T) {
 	run, steps := fixtureRun()
-	steps[1].Notes = []string{"prom.queue not measured: no data (max(q) from 10:00:05 to 10:00:10)", "http://h:9100/metrics was not read during the hold: <garbage>"}
+	steps[1].NotMeasured = []string{"prom.queue not measured: no data (max(q) from 10:00:05 to 10:00:10)", "http://h:9100/metrics was not read during the hold: <garbage>"}
 	var buf bytes.Buffer
 	if err := WriteMarkdown(&buf, Build(run, steps)); err != nil {
 		t.Fatal(err)

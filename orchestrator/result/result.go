@@ -102,10 +102,10 @@ type Step struct {
 	Health       []GateResult `json:"generator_health,omitempty"`
 	FailedHealth []GateResult `json:"failed_health,omitempty"`
 	Findings     []Finding    `json:"findings"`
-	// Notes say what the step's samplers could not measure and why
+	// NotMeasured says what the step's samplers could not measure and why
 	// ("prom.queue not measured: no data (...)"), so a gate on such a
 	// metric is explained.
-	Notes []string `json:"notes,omitempty"`
+	NotMeasured []string `json:"not_measured,omitempty"`
 	// ErrorClasses counts errors by class (http_4xx, http_5xx, timeout, refused,
 	// reset, gen_emfile, gen_enfile, gen_eaddrnotavail, other).
 	ErrorClasses map[string]int64 `json:"error_classes,omitempty"`
