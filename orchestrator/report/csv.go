@@ -11,14 +11,18 @@ import (
 	"strings"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/record"
 )
 
 // WriteCSV writes steps.csv: one row per step attempt, ready for a spreadsheet.
 // Columns: index, attempt, kind, changed, from, to, every static parameter
 // (static.<name>; nested values flattened with dots), every load parameter,
 // every metric seen in any step (sorted; durations in milliseconds with an
-// "_ms" suffix, ratios 0..1 and counts as they are), verdict, reason and
-// failed_gates. A metric a step did not measure is an empty cell.
+// "_ms" suffix, ratios 0..1 and counts as they are), verdict, reason,
+// failed_gates, findings (the attempt's rule ids), notes (the engineers'
+// notes on the attempt, "; "-separated) and ref (the attempt's address for
+// `loadramp note`: 6.2, 6.r1). A metric a step did not measure is an empty
+// cell.
 func WriteCSV(w io.Writer, r *Report) error {
 	static := flatten(r.Static)
 	staticKeys := sortedKeys(static)
@@ -47,13 +51,13 @@ func WriteCSV(w io.Writer, r *Report) error {
 			header = append(header, m)
 		}
 	}
-	header = append(header, "verdict", "reason", "failed_gates")
+	header = append(header, "verdict", "reason", "failed_gates", "findings", "notes", "ref")
 
 	cw := csv.NewWriter(w)
 	if err := cw.Write(header); err != nil {
 		return fmt.Errorf("write steps.csv header: %w", err)
 	}
-	for _, s := range r.Steps {
+	for i, s := range r.Steps {
 		row := []string{strconv.Itoa(s.Index), strconv.Itoa(s.Attempt), s.Kind, s.Changed, num(s.From), num(s.To)}
 		if s.Changed == "" {
 			row[4], row[5] = "", ""
@@ -84,7 +88,14 @@ func WriteCSV(w io.Writer, r *Report) error {
 		for _, g := range s.FailedGates {
 			failed = append(failed, g.Gate)
 		}
-		row = append(row, s.Verdict, s.Reason, strings.Join(failed, "; "))
+		var rules, notes []string
+		for _, f := range s.Findings {
+			rules = append(rules, f.Rule)
+		}
+		for _, n := range r.NotesOf(&r.Steps[i]) {
+			notes = append(notes, n.Text)
+		}
+		row = append(row, s.Verdict, s.Reason, strings.Join(failed, "; "), strings.Join(rules, "; "), strings.Join(notes, "; "), record.AddrOf(s).String())
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("write steps.csv row: %w", err)
 		}

@@ -69,6 +69,16 @@ func fixtureRun() (*record.Run, []result.Step) {
 		Evidence: []string{"http: Accept error: accept tcp 127.0.0.1:41234: accept4: too many open files; retrying in 5ms"},
 		Fix:      "raise the process open-file limit above 2x peak connections",
 	}
+	// The host's CPU ran hot from step 4 on: the same cause on four attempts,
+	// each observed a little differently. The report shows it once.
+	cpu := func(pct string) result.Finding {
+		return result.Finding{
+			Rule: "cpu-saturation", Side: "generator", Host: "local", Resource: "host CPU",
+			Setting: "instance size / count", Observed: pct + " of the host's CPUs",
+			Evidence: []string{"host cpu " + pct + " busy over the hold; load average 2.1 on 2 CPUs"},
+			Fix:      "add instances or CPUs; run the generator on other machines than the target",
+		}
+	}
 	steps := []result.Step{
 		mk(1, 1, result.KindRamp, 250, 8, "", 0, 0, 0.0021, 0, 249.9),
 		mk(2, 1, result.KindRamp, 500, 8, "rate", 250, 500, 0.0024, 0, 499.8),
@@ -77,14 +87,19 @@ func fixtureRun() (*record.Run, []result.Step) {
 		mk(5, 1, result.KindRamp, 1000, 32, "connections", 16, 32, 0.0123, 0, 991.2),
 	}
 	// The generator could not keep up: rerun on a fleet twice the size.
+	steps[3].Findings = []result.Finding{cpu("86%")}
+	steps[4].Findings = []result.Finding{cpu("97%")}
 	steps[4].Verdict = result.VerdictGeneratorFail
 	steps[4].Reason = "generator saturated: generator.cpu 93% > 85%"
 	steps[4].Metrics[metrics.GeneratorCPU] = 0.93
 	steps[4].Health = []result.GateResult{gateResult("generator.cpu < 0.85", steps[4].Metrics)}
 	rerun := mk(5, 2, result.KindRerun, 1000, 32, "connections", 16, 32, 0.0034, 0, 999.7)
 	rerun.Generators = 2
+	rerun.Findings = []result.Finding{cpu("88%")}
 	fail := mk(6, 1, result.KindRamp, 2000, 32, "rate", 1000, 2000, 0.8123, 0.0213, 1623.4)
-	fail.Findings = []result.Finding{fd}
+	fdEarly := fd
+	fdEarly.Observed = "1019 of 1024"
+	fail.Findings = []result.Finding{fdEarly, cpu("91%")}
 	fail.ErrorClasses = map[string]int64{"reset": 412, "timeout": 279}
 	confirm := mk(6, 2, result.KindConfirm, 2000, 32, "rate", 1000, 2000, 0.9031, 0.0250, 1597.1)
 	confirm.Findings = []result.Finding{fd}

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
@@ -57,6 +57,14 @@ type htmlView struct {
 	FailedGates []gateRow
 	Findings    []findingView
 	Plots       []svgPlot
+	// Notes are every note, in the order written; NotesColumn: some step
+	// has one, so the step table shows them.
+	Notes       []noteView
+	NotesColumn bool
+}
+
+type noteView struct {
+	Where, Time, Text string
 }
 
 type kv struct{ K, V string }
@@ -66,8 +74,10 @@ type fact struct{ Label, Value, Class string }
 
 type stepRow struct {
 	Class, Label   string
+	Ref            string
 	Index, Attempt int
 	Kind           string
+	Notes          []string
 	Params         []paramCell
 	Metrics        []string
 	Verdict, Why   string
@@ -84,9 +94,15 @@ type gateRow struct {
 }
 
 type findingView struct {
-	result.Finding
-	SeenOn []string
+	Cause
+	// Seen are the attempts the cause was seen on, as chips.
+	Seen []seenChip
+	// From says which attempt the evidence shown comes from, when the cause
+	// was seen on more than one.
+	From string
 }
+
+type seenChip struct{ Ref, Class, Title string }
 
 func htmlViewOf(r *Report) htmlView {
 	v := htmlView{R: r, StatusClass: "st-" + r.Status, Params: paramColumns(r), Plots: buildPlots(r)}
@@ -104,8 +120,12 @@ func htmlViewOf(r *Report) htmlView {
 	}
 	failing := failingStep(r)
 	for i, s := range r.Steps {
-		row := stepRow{Class: "v-" + s.Verdict, Label: stepLabel(s), Index: s.Index, Attempt: s.Attempt,
+		row := stepRow{Class: "v-" + s.Verdict, Label: stepLabel(s), Ref: record.AddrOf(s).String(), Index: s.Index, Attempt: s.Attempt,
 			Verdict: s.Verdict, Why: why(s)}
+		for _, n := range r.NotesOf(&r.Steps[i]) {
+			row.Notes = append(row.Notes, n.Text)
+			v.NotesColumn = true
+		}
 		if s.Kind != result.KindRamp {
 			row.Kind = s.Kind
 		}
@@ -142,6 +162,19 @@ func htmlViewOf(r *Report) htmlView {
 		}
 	}
 	v.Findings = findingsOf(r)
+	for _, n := range r.AllNotes() {
+		nv := noteView{Where: "run", Text: n.Text}
+		if !n.Time.IsZero() {
+			nv.Time = n.Time.UTC().Format(time.RFC3339)
+		}
+		switch {
+		case n.On != nil:
+			nv.Where = "step " + n.Step + " (" + stepLabel(*n.On) + ")"
+		case !n.Addr().IsRun():
+			nv.Where = "step " + n.Step + " (not in the step log)"
+		}
+		v.Notes = append(v.Notes, nv)
+	}
 	return v
 }
 
@@ -284,29 +317,22 @@ func kvs(m map[string]any) []kv {
 	return out
 }
 
-// findingsOf lists each distinct finding once, the bottleneck's first, with
-// the attempts it was seen on.
+// findingsOf makes a card of each distinct cause, the bottleneck's first.
 func findingsOf(r *Report) []findingView {
-	var out []findingView
-	at := func(f result.Finding) int {
-		for i := range out {
-			if reflect.DeepEqual(out[i].Finding, f) {
-				return i
-			}
-		}
-		out = append(out, findingView{Finding: f})
-		return len(out) - 1
-	}
-	if b := r.Bottleneck; b != nil {
-		for _, f := range b.Findings {
-			at(f)
-		}
-	}
+	label := map[string]string{}
 	for _, s := range r.Steps {
-		for _, f := range s.Findings {
-			i := at(f)
-			out[i].SeenOn = append(out[i].SeenOn, stepLabel(s))
+		label[record.AddrOf(s).String()] = stepLabel(s)
+	}
+	var out []findingView
+	for _, c := range r.Findings {
+		fv := findingView{Cause: c}
+		for _, ref := range c.Steps {
+			fv.Seen = append(fv.Seen, seenChip{Ref: ref.Ref, Class: "v-" + ref.Verdict, Title: label[ref.Ref]})
 		}
+		if len(c.Steps) > 1 && c.Strongest.Ref != "" {
+			fv.From = c.Strongest.Ref
+		}
+		out = append(out, fv)
 	}
 	return out
 }
@@ -378,6 +404,12 @@ td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;margin-right:4px}
 .gates td.obs{color:var(--tfail);font-weight:700}
 .finding{background:#fff;border:1px solid var(--line);border-left:6px solid var(--tfail);border-radius:4px;padding:10px 14px;margin:8px 0}
+.finding.gen{border-left-color:var(--gfail)}
+.seen .chip{display:inline-block;margin:0 4px 2px 0;padding:0 7px;border-radius:10px;font-family:"Liberation Mono",Menlo,Consolas,monospace;font-size:.85rem;border:1px solid var(--line)}
+.chip.v-pass{background:var(--pass-bg);border-color:var(--pass)}.chip.v-target-fail{background:var(--tfail-bg);border-color:var(--tfail)}.chip.v-generator-fail{background:var(--gfail-bg);border-color:var(--gfail)}.chip.v-error{background:var(--err-bg);border-color:var(--err)}
+.seen .count{color:var(--muted);font-size:.85rem}
+.ref{color:var(--muted);font-family:"Liberation Mono",Menlo,Consolas,monospace;font-size:.75rem}
+td.note{white-space:pre-wrap;font-style:italic;min-width:160px}
 .finding dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:6px 0 0}
 .finding dt{color:var(--muted)}.finding dd{margin:0}
 .finding .setting{font-weight:700;color:#0d47a1}
@@ -426,9 +458,12 @@ svg.plot{display:block;width:100%;height:auto}
 {{- end}}
 <section id="findings">
 <h2>Findings</h2>
+{{- if .Findings}}
+<p class="legend">One card per cause (a rule on one host and process), with the step attempts it was seen on and its strongest evidence.</p>
+{{- end}}
 {{- range .Findings}}
-<div class="finding">
-<h3>{{if .Process}}{{.Process}} {{end}}{{.Resource}}{{with .Observed}}: {{.}}{{end}}</h3>
+<div class="finding{{if eq .Side "generator"}} gen{{end}}">
+<h3>{{if .Process}}{{.Process}} {{end}}{{.Resource}}{{with .Observed}}: {{.}}{{end}}{{if .Bottleneck}} <span class="mark bottleneck">bottleneck</span>{{end}}</h3>
 <dl>
 <dt>setting to change</dt><dd class="setting">{{.Setting}}</dd>
 {{- with .Fix}}
@@ -436,11 +471,14 @@ svg.plot{display:block;width:100%;height:auto}
 {{- end}}
 <dt>rule</dt><dd class="mono">{{.Rule}}</dd>
 <dt>where</dt><dd>{{with .Side}}{{.}}, {{end}}host {{.Host}}{{with .Process}}, process {{.}}{{end}}</dd>
-{{- with .SeenOn}}
-<dt>seen on</dt><dd>{{join . "; "}}</dd>
+{{- with .Seen}}
+<dt>seen on steps</dt><dd class="seen">{{range .}}<span class="chip {{.Class}}" title="{{.Title}}">{{.Ref}}</span>{{end}} <span class="count">({{len .}} attempt{{if gt (len .) 1}}s{{end}})</span></dd>
 {{- end}}
 {{- with .Evidence}}
 <dt>evidence</dt><dd>{{range .}}<pre class="evidence">{{.}}</pre>{{end}}</dd>
+{{- end}}
+{{- with .From}}
+<dt>strongest on</dt><dd>step {{.}}</dd>
 {{- end}}
 </dl>
 </div>
@@ -448,6 +486,19 @@ svg.plot{display:block;width:100%;height:auto}
 <p class="none">No finding: no counter, limit or log line named a cause.</p>
 {{- end}}
 </section>
+{{- if .Notes}}
+<section id="notes">
+<h2>Notes</h2>
+<table class="notes">
+<thead><tr><th>on</th><th>note</th><th>written</th></tr></thead>
+<tbody>
+{{- range .Notes}}
+<tr><td>{{.Where}}</td><td class="note">{{.Text}}</td><td class="mono">{{.Time}}</td></tr>
+{{- end}}
+</tbody>
+</table>
+</section>
+{{- end}}
 <section id="parameters" class="kv">
 <div>
 <h2>Static parameters</h2>
@@ -488,13 +539,13 @@ svg.plot{display:block;width:100%;height:auto}
 <p class="legend"><span><i class="sw" style="background:var(--pass)"></i>pass</span><span><i class="sw" style="background:var(--tfail)"></i>target-fail</span><span><i class="sw" style="background:var(--gfail)"></i>generator-fail (the load generator, not the target)</span><span><i class="sw" style="background:var(--err)"></i>error</span><span><i class="sw" style="background:#fff176;outline:2px solid #f9a825"></i>parameter changed from the step before</span></p>
 {{- if .Rows}}
 <div class="scroll"><table class="steps">
-<thead><tr><th>step</th><th>attempt</th>{{range .Params}}<th>{{.}}</th>{{end}}{{range .Columns}}<th>{{.}}</th>{{end}}<th>verdict</th><th>why</th></tr></thead>
+<thead><tr><th>step</th><th>attempt</th>{{range .Params}}<th>{{.}}</th>{{end}}{{range .Columns}}<th>{{.}}</th>{{end}}<th>verdict</th><th>why</th>{{if .NotesColumn}}<th>notes</th>{{end}}</tr></thead>
 <tbody>
 {{- range .Rows}}
-<tr class="{{.Class}}" title="{{.Label}}"><td class="n">{{.Index}}</td><td>{{.Attempt}}{{with .Kind}} <span class="kind">{{.}}</span>{{end}}</td>
+<tr class="{{.Class}}" title="{{.Label}}" id="step-{{.Ref}}"><td class="n">{{.Index}}</td><td>{{.Attempt}}{{with .Kind}} <span class="kind">{{.}}</span>{{end}} <span class="ref">{{.Ref}}</span></td>
 {{- range .Params}}<td class="n{{if .Changed}} changed{{end}}">{{.Value}}{{with .From}}<span class="from">from {{.}}</span>{{end}}</td>{{end}}
 {{- range .Metrics}}<td class="n">{{.}}</td>{{end}}
-<td><span class="verdict {{.Verdict}}">{{.Verdict}}</span>{{range .Marks}}<br><span class="mark {{.}}">{{.}}</span>{{end}}</td><td class="why">{{.Why}}</td></tr>
+<td><span class="verdict {{.Verdict}}">{{.Verdict}}</span>{{range .Marks}}<br><span class="mark {{.}}">{{.}}</span>{{end}}</td><td class="why">{{.Why}}</td>{{if $.NotesColumn}}<td class="note">{{range $i, $n := .Notes}}{{if $i}}<br>{{end}}{{$n}}{{end}}</td>{{end}}</tr>
 {{- end}}
 </tbody>
 </table></div>

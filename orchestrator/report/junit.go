@@ -91,11 +91,17 @@ func WriteJUnit(w io.Writer, r *Report) error {
 	for _, k := range sortedKeys(static) {
 		props = append(props, junitProperty{Name: "static." + k, Value: static[k]})
 	}
+	for _, n := range r.NotesOf(nil) {
+		props = append(props, junitProperty{Name: "note", Value: n.Text})
+	}
+	for _, c := range r.Findings {
+		props = append(props, junitProperty{Name: "finding." + c.Rule, Value: causeLine(c)})
+	}
 	suite.Properties = props
 
 	var total float64
 	classname := "loadramp." + r.Plan
-	for _, s := range r.Steps {
+	for i, s := range r.Steps {
 		secs := 0.0
 		if !s.Start.IsZero() && s.End.After(s.Start) {
 			secs = s.End.Sub(s.Start).Seconds()
@@ -118,7 +124,11 @@ func WriteJUnit(w io.Writer, r *Report) error {
 			}
 			c.Error = &junitProblem{Type: s.Verdict, Message: firstLine(s.Reason), Body: body}
 		}
-		if out := metricsText(s); out != "" {
+		out := metricsText(s)
+		for _, n := range r.NotesOf(&r.Steps[i]) {
+			out += "note: " + n.Text + "\n"
+		}
+		if out != "" {
 			c.SystemOut = &junitText{Text: out}
 		}
 		suite.Cases = append(suite.Cases, c)
@@ -184,4 +194,22 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// causeLine says where a cause was seen, for a junit property:
+// "target, host local, process eventbus: open files 1024 of 1024; seen on steps 6.1, 6.2".
+func causeLine(c Cause) string {
+	var b strings.Builder
+	if c.Side != "" {
+		b.WriteString(c.Side + ", ")
+	}
+	b.WriteString("host " + c.Host)
+	if c.Process != "" {
+		b.WriteString(", process " + c.Process)
+	}
+	fmt.Fprintf(&b, ": %s %s", c.Resource, c.Observed)
+	if len(c.Steps) > 0 {
+		b.WriteString("; seen on steps " + strings.Join(refs(c.Steps), ", "))
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
@@ -64,20 +65,48 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			}
 			p("\n")
 		}
-		if len(b.Findings) > 0 {
-			p("### Findings\n\n")
-			for _, f := range b.Findings {
-				where := f.Host
-				if f.Process != "" {
-					where += "/" + f.Process
+	}
+
+	if len(r.Findings) > 0 {
+		p("## Findings\n\nOne per cause (a rule on one host and process), with the step attempts it was seen on.\n\n")
+		for _, c := range r.Findings {
+			where := c.Host
+			if c.Process != "" {
+				where += "/" + c.Process
+			}
+			if c.Side != "" {
+				where = c.Side + ", " + where
+			}
+			mark := ""
+			if c.Bottleneck {
+				mark = " **bottleneck**"
+			}
+			p("- **%s** (%s)%s: %s %s. Setting: `%s`. Fix: %s.", mdText(c.Rule), mdText(where), mark, mdText(c.Resource), mdText(c.Observed), mdCode(c.Setting), strings.TrimSuffix(mdText(c.Fix), "."))
+			if len(c.Steps) > 0 {
+				p(" Seen on steps %s", strings.Join(refs(c.Steps), ", "))
+				if len(c.Steps) > 1 && c.Strongest.Ref != "" {
+					p(" (strongest on %s)", c.Strongest.Ref)
 				}
-				p("- **%s** (%s): %s %s. Setting: `%s`. Fix: %s.\n", mdText(f.Rule), mdText(where), mdText(f.Resource), mdText(f.Observed), mdCode(f.Setting), strings.TrimSuffix(mdText(f.Fix), "."))
-				for _, e := range f.Evidence {
-					p("  - `%s`\n", mdCode(e))
-				}
+				p(".")
 			}
 			p("\n")
+			for _, e := range c.Evidence {
+				p("  - `%s`\n", mdCode(e))
+			}
 		}
+		p("\n")
+	}
+
+	if notes := r.AllNotes(); len(notes) > 0 {
+		p("## Notes\n\n")
+		for _, n := range notes {
+			where := "run"
+			if !n.Addr().IsRun() {
+				where = "step " + n.Step
+			}
+			p("- **%s**: %s\n", mdText(where), mdText(n.Text))
+		}
+		p("\n")
 	}
 
 	if c := r.Capacity; c != nil {
@@ -112,21 +141,31 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			}
 		}
 	}
+	notesCol := len(r.Notes) > 0
+	// The step column is the attempt's address, as `loadramp note` takes it.
 	p("| step | attempt | kind | parameters | changed |")
 	for _, m := range cols {
 		p(" %s |", m)
 	}
-	p(" verdict | why |\n|---:|---:|---|---|---|")
+	p(" verdict | why |")
+	if notesCol {
+		p(" notes |")
+	}
+	p("\n|---|---:|---|---|---|")
 	for range cols {
 		p("---:|")
 	}
-	p("---|---|\n")
-	for _, s := range r.Steps {
+	p("---|---|")
+	if notesCol {
+		p("---|")
+	}
+	p("\n")
+	for i, s := range r.Steps {
 		changed := ""
 		if s.Changed != "" {
 			changed = fmt.Sprintf("%s %s -> %s", s.Changed, metrics.FormatNumber(s.From), metrics.FormatNumber(s.To))
 		}
-		p("| %d | %d | %s | %s | %s |", s.Index, s.Attempt, s.Kind, ParamString(s.Parameters, r.Parameters), changed)
+		p("| %s | %d | %s | %s | %s |", record.AddrOf(s).String(), s.Attempt, s.Kind, ParamString(s.Parameters, r.Parameters), changed)
 		for _, m := range cols {
 			if v, ok := s.Metrics[m]; ok {
 				p(" %s |", metrics.FormatValue(m, v))
@@ -134,7 +173,15 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				p(" |")
 			}
 		}
-		p(" %s | %s |\n", verdictMark(s.Verdict), mdCell(why(s)))
+		p(" %s | %s |", verdictMark(s.Verdict), mdCell(why(s)))
+		if notesCol {
+			var texts []string
+			for _, n := range r.NotesOf(&r.Steps[i]) {
+				texts = append(texts, n.Text)
+			}
+			p(" %s |", mdCell(strings.Join(texts, " / ")))
+		}
+		p("\n")
 	}
 	var notes []string
 	for _, s := range r.Steps {

@@ -55,6 +55,87 @@ type Report struct {
 	Policy *result.Policy `json:"policy,omitempty"`
 	// Steps are every attempt, in the order they ran.
 	Steps []result.Step `json:"steps"`
+	// Findings are the run's distinct causes, one per rule, host and
+	// process, each with the attempts where it was seen; the bottleneck's
+	// own first.
+	Findings []Cause `json:"findings"`
+	// Notes are the engineers' notes on the run and its steps (notes.jsonl),
+	// in the order they were written.
+	Notes []record.Note `json:"notes,omitempty"`
+}
+
+// Option adds what the run directory holds beside run.json and steps.jsonl
+// to a report.
+type Option func(*Report)
+
+// WithNotes adds the run's notes (record.ReadNotes).
+func WithNotes(notes []record.Note) Option {
+	return func(r *Report) {
+		if len(notes) > 0 {
+			r.Notes = append([]record.Note(nil), notes...)
+		}
+	}
+}
+
+// NotesOf returns the notes on the run itself ("run"), or on step attempt
+// s: those addressed to the attempt, and those addressed to its whole step
+// when s is the step's first attempt in the report.
+func (r *Report) NotesOf(s *result.Step) []record.Note {
+	var out []record.Note
+	for _, n := range r.Notes {
+		a := n.Addr()
+		switch {
+		case s == nil:
+			if a.IsRun() {
+				out = append(out, n)
+			}
+		case a.Attempt == 0:
+			if a.Index == s.Index && r.firstOf(s.Index) == s {
+				out = append(out, n)
+			}
+		case a.Matches(*s):
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// firstOf is the report's first attempt of step index.
+func (r *Report) firstOf(index int) *result.Step {
+	for i := range r.Steps {
+		if r.Steps[i].Index == index {
+			return &r.Steps[i]
+		}
+	}
+	return nil
+}
+
+// StepNote is a note with the step attempt it is shown on.
+type StepNote struct {
+	record.Note
+	// On is the attempt whose row shows it; nil for a note on the run, or
+	// on a step the report does not hold.
+	On *result.Step
+}
+
+// AllNotes lists every note in the order written, with the attempt its row
+// is shown on.
+func (r *Report) AllNotes() []StepNote {
+	var out []StepNote
+	for _, n := range r.Notes {
+		sn := StepNote{Note: n}
+		if a := n.Addr(); !a.IsRun() {
+			for i := range r.Steps {
+				s := &r.Steps[i]
+				if (a.Attempt == 0 && r.firstOf(a.Index) == s) || (a.Attempt > 0 && a.Matches(*s)) {
+					sn.On = s
+					break
+				}
+			}
+		}
+		out = append(out, sn)
+	}
+	return out
 }
 
 // Capacity is the highest load that held.
@@ -127,9 +208,9 @@ func orderedKeys(m map[string]float64, order []string) []string {
 	return append(keys, rest...)
 }
 
-// Build derives the report from a run and its step attempts (in log order).
-// It does not modify its arguments.
-func Build(run *record.Run, steps []result.Step) *Report {
+// Build derives the report from a run and its step attempts (in log order),
+// and from what options add (WithNotes). It does not modify its arguments.
+func Build(run *record.Run, steps []result.Step, opts ...Option) *Report {
 	if run == nil {
 		run = &record.Run{}
 	}
@@ -177,6 +258,14 @@ func Build(run *record.Run, steps []result.Step) *Report {
 			Side: result.SideTarget, Reason: b.Step.Reason,
 			FailedGates: failedGates(b.Step), Findings: findings, Refined: b.Refined,
 		}
+	}
+	var own []result.Finding
+	if r.Bottleneck != nil {
+		own = r.Bottleneck.Findings
+	}
+	r.Findings = causes(r.Steps, own)
+	for _, o := range opts {
+		o(r)
 	}
 	r.Summary = summarize(r)
 	return r

@@ -355,3 +355,58 @@ func TestFromRunDirectory(t *testing.T) {
 	}
 	o.Close()
 }
+
+// TestFindingsOnePerCause: a cause seen on several attempts, observed a
+// little differently each time, is one entry with the attempts it was seen
+// on and its strongest observation; the bottleneck's own come first.
+func TestFindingsOnePerCause(t *testing.T) {
+	r := Build(fixtureRun())
+	if len(r.Findings) != 2 {
+		t.Fatalf("%d causes, want 2 (fd-process, cpu-saturation): %+v", len(r.Findings), r.Findings)
+	}
+	fd, cpu := r.Findings[0], r.Findings[1]
+	if fd.Rule != "fd-process" || !fd.Bottleneck || fd.Observed != "1024 of 1024" || fd.Strongest.Ref != "6.2" {
+		t.Errorf("first cause = %+v, want the bottleneck's fd-process, strongest 1024 of 1024 on 6.2", fd)
+	}
+	if got := strings.Join(refs(fd.Steps), ","); got != "6.1,6.2" {
+		t.Errorf("fd-process seen on %s, want 6.1,6.2", got)
+	}
+	if cpu.Rule != "cpu-saturation" || cpu.Bottleneck || cpu.Observed != "97% of the host's CPUs" || cpu.Strongest.Ref != "5.1" || cpu.Strongest.Verdict != result.VerdictGeneratorFail {
+		t.Errorf("second cause = %+v, want cpu-saturation, strongest 97%% on 5.1", cpu)
+	}
+	if got := strings.Join(refs(cpu.Steps), ","); got != "4.1,5.1,5.2,6.1" {
+		t.Errorf("cpu-saturation seen on %s, want 4.1,5.1,5.2,6.1", got)
+	}
+	// Another host or process is another cause.
+	run, steps := fixtureRun()
+	other := steps[3].Findings[0]
+	other.Host = "gen-2"
+	steps[3].Findings = append(steps[3].Findings, other)
+	if n := len(Build(run, steps).Findings); n != 3 {
+		t.Errorf("%d causes with cpu-saturation on a second host, want 3", n)
+	}
+	// report.json carries them with the steps.
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Findings []struct {
+			Rule  string `json:"rule"`
+			Steps []struct {
+				Ref string `json:"ref"`
+			} `json:"steps"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil || len(doc.Findings) != 2 || len(doc.Findings[1].Steps) != 4 {
+		t.Errorf("report.json findings = %+v, %v", doc.Findings, err)
+	}
+}
+
+func TestStrength(t *testing.T) {
+	for obs, want := range map[string]float64{"98% of the host's CPUs": 98, "1024 of 1024": 1024, "340 overflows": 340, "allowance exceeded: pps": 0, "2.5 GiB": 2.5} {
+		if got, _ := leadingNumber(obs); got != want {
+			t.Errorf("leadingNumber(%q) = %g, want %g", obs, got, want)
+		}
+	}
+}
