@@ -137,6 +137,9 @@ type Options struct {
 	// attempts are replayed, not rerun, and the run goes on from the first
 	// attempt that did not finish.
 	Resume string
+	// Notes are engineers' notes on the run (`loadramp run --note`), written
+	// to notes.jsonl when the run directory is made.
+	Notes []string
 }
 
 // Result says how a run ended.
@@ -304,6 +307,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	r.dir = dir
 	defer dir.Close()
+	for _, text := range r.opts.Notes {
+		if err := dir.AddNote(record.Note{Time: now, Step: record.StepAddr{}.String(), Text: text}); err != nil {
+			return nil, fmt.Errorf("writing the run's note: %w", err)
+		}
+	}
 	var sinks []io.Writer
 	if ev, err := dir.EventsLog(); err == nil {
 		defer ev.Close()
@@ -366,14 +374,18 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		runErr = errors.Join(runErr, err)
 	}
-	rep := report.Build(r.runRec, steps)
+	notes, err := dir.ReadNotes()
+	if err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	rep := report.Build(r.runRec, steps, report.WithNotes(notes))
 	if r.deps.Policy != nil && !res.Interrupted {
 		if pol := r.deps.Policy(rep); pol != nil {
 			r.runRec.Policy = pol
 			if err := dir.WriteRun(r.runRec); err != nil {
 				runErr = errors.Join(runErr, err)
 			}
-			rep = report.Build(r.runRec, steps)
+			rep = report.Build(r.runRec, steps, report.WithNotes(notes))
 		}
 	}
 	if _, err := report.WriteAll(dir.Path(), rep, r.p.Report.Formats); err != nil {

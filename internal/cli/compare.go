@@ -50,22 +50,16 @@ a regression: compare then exits 3, so a scheduler can act on it.`,
 	return cmd
 }
 
-// loadReport builds the report of a run directory from run.json and steps.jsonl.
+// loadReport builds the report of a run directory.
 func loadReport(path string) (*report.Report, error) {
-	d, err := record.Open(path)
-	if err != nil {
+	if _, err := record.Open(path); err != nil {
 		return nil, usageErr(fmt.Errorf("%s is not a run directory: %w", path, err))
 	}
-	defer d.Close()
-	run, err := d.ReadRun()
+	rep, _, err := report.Load(path)
 	if err != nil {
 		return nil, withCode(ExitRuntime, err)
 	}
-	steps, err := d.ReadSteps()
-	if err != nil {
-		return nil, withCode(ExitRuntime, err)
-	}
-	return report.Build(run, steps), nil
+	return rep, nil
 }
 
 // parsePercent reads "10%", "10 %" or "0.1" as 0.1.

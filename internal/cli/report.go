@@ -17,10 +17,11 @@ func (a *app) reportCmd() *cobra.Command {
 	var formats []string
 	cmd := &cobra.Command{
 		Use:   "report RUN_DIR",
-		Short: "Regenerate a run's reports from its run.json and steps.jsonl",
-		Long: `report rebuilds every report of a run directory from run.json and steps.jsonl alone,
-so a run that was interrupted or killed still gets its report (marked partial when the
-run never finished). Regenerating gives identical files.
+		Short: "Regenerate a run's reports from its run.json, steps.jsonl and notes.jsonl",
+		Long: `report rebuilds every report of a run directory from run.json, steps.jsonl and the
+engineers' notes (notes.jsonl, see 'loadramp note') alone, so a run that was interrupted
+or killed still gets its report (marked partial when the run never finished).
+Regenerating gives identical files.
 
 Formats: html (report.html), md (report.md), csv (steps.csv), json (report.json),
 junit (junit.xml).`,
@@ -34,24 +35,17 @@ junit (junit.xml).`,
 					return usageErr(fmt.Errorf("--format %q: allowed values are %s", f, strings.Join(known.Names(), ", ")))
 				}
 			}
-			dir, err := record.Open(args[0])
-			if err != nil {
+			if _, err := record.Open(args[0]); err != nil {
 				return usageErr(fmt.Errorf("%s is not a run directory: %w", args[0], err))
 			}
-			defer dir.Close()
-			run, err := dir.ReadRun()
+			rep, truncated, err := report.Load(args[0])
 			if err != nil {
 				return withCode(ExitRuntime, err)
 			}
-			steps, err := dir.ReadSteps()
-			if err != nil {
-				return withCode(ExitRuntime, err)
-			}
-			if dir.TruncatedTail() {
+			if truncated {
 				fmt.Fprintln(a.io.ErrOut, "note: the last line of steps.jsonl was cut short (the run was killed while writing it); it is left out")
 			}
-			rep := report.Build(run, steps)
-			paths, err := report.WriteAll(dir.Path(), rep, formats)
+			paths, err := report.WriteAll(args[0], rep, formats)
 			if err != nil {
 				return withCode(ExitRuntime, err)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
@@ -31,6 +32,7 @@ type runOptions struct {
 	maxRegression string
 	minCapacity   []string
 	upload        string
+	notes         []string
 }
 
 func (a *app) runCmd() *cobra.Command {
@@ -67,6 +69,7 @@ report (exit 130); a second one exits at once.`,
 	f.StringVar(&o.maxRegression, "max-regression", "10%", "tolerated capacity loss against --baseline, e.g. 10%")
 	f.StringArrayVar(&o.minCapacity, "min-capacity", nil, "required capacity, parameter=value (e.g. rate=8000, throughput.rps=7500); below it exits 3 (repeatable)")
 	f.StringVar(&o.upload, "upload", "", "upload the run directory to s3://bucket/prefix at the end (overrides the plan's report.upload); a failed upload keeps the local copy and is reported")
+	f.StringArrayVar(&o.notes, "note", nil, "an engineer's note on the run, shown in every report (repeatable; add notes later with 'loadramp note')")
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto (live on a terminal, plain otherwise), plain (a line per step, for CI logs), none")
 	return cmd
 }
@@ -126,7 +129,12 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 			return usageErr(err)
 		}
 	}
-	opts := orchestrator.Options{OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra}
+	for _, n := range o.notes {
+		if err := record.CheckNoteText(n); err != nil {
+			return usageErr(fmt.Errorf("--note: %w", err))
+		}
+	}
+	opts := orchestrator.Options{OutDir: out, PlanFile: path, PlanHash: hex.EncodeToString(sum[:]), KeepInfra: o.keepInfra, Notes: o.notes}
 	if p.Campaign != nil {
 		if o.baseline != "" || len(minCap) > 0 {
 			return usageErr(fmt.Errorf("--baseline and --min-capacity judge a single run; a campaign compares its variants itself (compare two variant runs with 'loadramp compare')"))

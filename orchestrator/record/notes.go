@@ -254,3 +254,28 @@ func NoteTarget(dir, addr string, steps []result.Step) (StepAddr, error) {
 	}
 	return a, fmt.Errorf("step %s is not in the run's steps.jsonl; its attempts are %s", a, strings.Join(have, ", "))
 }
+
+// Annotate adds a note to the run directory dir: on the run for addr "run"
+// (or ""), else on the step addr names (see NoteTarget). It returns the
+// address the note was stored under.
+func Annotate(dir, addr, text string, now time.Time) (StepAddr, error) {
+	if err := CheckNoteText(text); err != nil {
+		return StepAddr{}, err
+	}
+	d, err := Open(dir)
+	if err != nil {
+		return StepAddr{}, err
+	}
+	steps, err := d.ReadSteps()
+	if err != nil {
+		return StepAddr{}, err
+	}
+	if addr == "" {
+		addr = StepAddr{}.String()
+	}
+	a, err := NoteTarget(dir, addr, steps)
+	if err != nil {
+		return a, err
+	}
+	return a, AppendNote(dir, Note{Time: now.UTC(), Step: a.String(), Text: text})
+}

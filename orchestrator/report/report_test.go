@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/record"
@@ -408,5 +409,68 @@ func TestStrength(t *testing.T) {
 		if got, _ := leadingNumber(obs); got != want {
 			t.Errorf("leadingNumber(%q) = %g, want %g", obs, got, want)
 		}
+	}
+}
+
+// TestNotesInEveryFormat: a note on the run, on a step and on one attempt
+// shows in every format, on the right row.
+func TestNotesInEveryFormat(t *testing.T) {
+	run, steps := fixtureRun()
+	at := t0.Add(time.Hour)
+	notes := []record.Note{
+		{Time: at, Step: "run", Text: "kernel 6.1 with BBR"},
+		{Time: at, Step: "6.2", Text: "dmesg: possible SYN flooding on port 8080"},
+		{Time: at, Step: "6.r1", Text: "bisection passes here <ok>"},
+		{Time: at, Step: "5", Text: "generator box was busy"},
+	}
+	r := Build(run, steps, WithNotes(notes))
+	if got := r.NotesOf(&r.Steps[7]); len(got) != 1 || got[0].Step != "6.2" {
+		t.Errorf("notes of 6.2 = %+v", got)
+	}
+	if got := r.NotesOf(&r.Steps[8]); len(got) != 1 || got[0].Step != "6.r1" {
+		t.Errorf("notes of 6.r1 = %+v (6.1 ramp and 6.r1 refine share index and attempt)", got)
+	}
+	if got := r.NotesOf(&r.Steps[6]); len(got) != 0 {
+		t.Errorf("notes of 6.1 = %+v, want none", got)
+	}
+	if got := r.NotesOf(&r.Steps[4]); len(got) != 1 || r.NotesOf(&r.Steps[5]) != nil {
+		t.Errorf("a note on step 5 shows on its first attempt only: %+v, %+v", got, r.NotesOf(&r.Steps[5]))
+	}
+	out := map[string]string{}
+	for _, f := range Builtin() {
+		var buf bytes.Buffer
+		if err := f.Write(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+		out[f.Name] = buf.String()
+	}
+	for name, wants := range map[string][]string{
+		"html":  {`<td class="note">kernel 6.1 with BBR</td>`, `<td>step 6.2 (step 6 attempt 2, confirm)</td>`, `bisection passes here &lt;ok&gt;`, `<th>notes</th>`},
+		"md":    {"## Notes", "- **run**: kernel 6.1 with BBR", "- **step 6.2**: dmesg: possible SYN flooding on port 8080", "| dmesg: possible SYN flooding on port 8080 |", "bisection passes here &lt;ok>"},
+		"json":  {`"notes": [`, `"step": "6.r1"`, `"text": "kernel 6.1 with BBR"`},
+		"junit": {`<property name="note" value="kernel 6.1 with BBR">`, "note: dmesg: possible SYN flooding on port 8080"},
+	} {
+		for _, w := range wants {
+			if !strings.Contains(out[name], w) {
+				t.Errorf("%s lacks %q", name, w)
+			}
+		}
+	}
+	rows, err := csv.NewReader(strings.NewReader(out["csv"])).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	for i, want := range map[int]string{5: "generator box was busy", 6: "", 8: "dmesg: possible SYN flooding on port 8080", 9: "bisection passes here <ok>"} {
+		if got := rows[i][col["notes"]]; got != want {
+			t.Errorf("steps.csv row %d (%s) notes = %q, want %q", i, rows[i][col["ref"]], got, want)
+		}
+	}
+	// No notes: nothing changes (the goldens hold without a notes column).
+	if strings.Contains(renderHTML(t, Build(fixtureRun())), `<th>notes</th>`) {
+		t.Error("report.html without notes has a notes column")
 	}
 }
