@@ -21,7 +21,8 @@ type CampaignResult struct {
 	Dir string
 	// Report is campaign.json: every variant that produced a report.
 	Report *report.Campaign
-	// Paths are the campaign reports written (campaign.json, .md, .html).
+	// Paths are the campaign reports written (campaign.json, .md, the
+	// workbook report.xlsx, and campaign.html last).
 	Paths []string
 	// Interrupted is true when ctx was cancelled: the variant in progress was
 	// torn down and its partial report written, and no other variant ran.
@@ -67,6 +68,7 @@ func RunCampaign(ctx context.Context, p *plan.Plan, deps Deps, opts Options, don
 	cr.Report = &report.Campaign{Schema: report.CampaignSchema, ID: id, Plan: p.Name, Variants: []report.Variant{}}
 	obs := deps.Observer
 	n := len(p.Campaign.Variants)
+	var reports []*report.Report
 	obs.Message("campaign %s: %d variants; campaign directory %s", id, n, cr.Dir)
 	for i := 0; i < n; i++ {
 		changed := p.VariantChange(i)
@@ -101,6 +103,7 @@ func RunCampaign(ctx context.Context, p *plan.Plan, deps Deps, opts Options, don
 		}
 		if res != nil && res.Report != nil {
 			cr.Report.Variants = append(cr.Report.Variants, report.VariantOf(i+1, res.Report, changed, static, price(p, i)))
+			reports = append(reports, res.Report)
 		}
 		if done != nil {
 			done(i+1, res)
@@ -115,7 +118,7 @@ func RunCampaign(ctx context.Context, p *plan.Plan, deps Deps, opts Options, don
 		}
 	}
 	cr.Report.Partial = cr.Interrupted
-	paths, err := report.WriteCampaign(cr.Dir, cr.Report)
+	paths, err := report.WriteCampaign(cr.Dir, cr.Report, reports...)
 	if err != nil {
 		return cr, err
 	}

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/xuri/excelize/v2"
 
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/report"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
@@ -550,6 +552,18 @@ func TestCampaignVariantsKeepTerraformFleetsAndGoOnAfterAFailure(t *testing.T) {
 	}
 	if len(cr.Paths) == 0 || filepath.Dir(cr.Paths[0]) != cr.Dir {
 		t.Errorf("campaign reports %v, want them in %s", cr.Paths, cr.Dir)
+	}
+	// The workbook: a summary and a sheet per variant that reported.
+	wb, err := excelize.OpenFile(filepath.Join(cr.Dir, report.WorkbookFile))
+	if err != nil {
+		t.Fatalf("the campaign's workbook: %v", err)
+	}
+	defer wb.Close()
+	if n := len(wb.GetSheetList()); n != 1+len(cr.Report.Variants) {
+		t.Errorf("the workbook has sheets %v, want the summary and one per variant (%d)", wb.GetSheetList(), len(cr.Report.Variants))
+	}
+	if last := cr.Paths[len(cr.Paths)-1]; filepath.Base(last) != "campaign.html" {
+		t.Errorf("the last campaign report is %s; the CLI prints it as the campaign's report and wants campaign.html", last)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
 )
@@ -24,7 +25,7 @@ or killed still gets its report (marked partial when the run never finished).
 Regenerating gives identical files.
 
 Formats: html (report.html), md (report.md), csv (steps.csv), json (report.json),
-junit (junit.xml).`,
+junit (junit.xml), xlsx (report.xlsx, the workbook).`,
 		Example: `  loadramp report runs/20261127T063000Z-local-eventbus
   loadramp report runs/20261127T063000Z-local-eventbus --format html,md`,
 		Args: exactArgs(1, "RUN_DIR"),
@@ -58,7 +59,7 @@ junit (junit.xml).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringSliceVar(&formats, "format", []string{"html", "md", "csv", "json", "junit"}, "formats to write, comma-separated: html, md, csv, json, junit")
+	cmd.Flags().StringSliceVar(&formats, "format", plan.ReportFormats, "formats to write, comma-separated: "+strings.Join(plan.ReportFormats, ", "))
 	return cmd
 }
 

@@ -27,7 +27,7 @@ const (
 )
 
 // ReportFormats lists every report format, the default set.
-var ReportFormats = []string{"html", "md", "csv", "json", "junit"}
+var ReportFormats = []string{"html", "md", "csv", "json", "junit", "xlsx"}
 
 // ApplyDefaults fills what the plan leaves out. A setting written in the plan
 // (even as 0, e.g. confirm: 0 or warmup: 0s) is kept; for a plan not made by

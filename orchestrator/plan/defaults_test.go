@@ -19,7 +19,7 @@ func TestDefaults(t *testing.T) {
 	if p.Workload.HTTP.Timeout.D() != 5*time.Second || p.Workload.Arrival != ArrivalConstant {
 		t.Errorf("workload = %+v / %+v", p.Workload, p.Workload.HTTP)
 	}
-	if !reflect.DeepEqual(p.Report.Formats, []string{"html", "md", "csv", "json", "junit"}) {
+	if !reflect.DeepEqual(p.Report.Formats, []string{"html", "md", "csv", "json", "junit", "xlsx"}) {
 		t.Errorf("formats = %q", p.Report.Formats)
 	}
 	if got := p.Fleets["target"].Processes[0].ReadyTimeout.D(); got != 30*time.Second {

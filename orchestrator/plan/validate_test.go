@@ -34,7 +34,7 @@ func TestValidateManyMistakes(t *testing.T) {
 		`gates (line 30): missing; without a gate every step passes`,
 		`probe.subscribe (line 31): missing`,
 		`probe.rate (line 31): must be > 0 probes/s`,
-		`report.formats[1] (line 35): unknown format "pdf"; use html, md, csv, json or junit`,
+		`report.formats[1] (line 35): unknown format "pdf"; use html, md, csv, json, junit or xlsx`,
 		`report.upload (line 36): "gs://bucket": use s3://bucket/prefix, or leave it empty`,
 	}
 	for _, w := range want {

@@ -87,13 +87,16 @@ func VariantOf(index int, r *Report, changed []string, static map[string]any, pr
 	return v
 }
 
-// WriteCampaign writes campaign.json, campaign.md and campaign.html into dir.
-func WriteCampaign(dir string, c *Campaign) ([]string, error) {
+// WriteCampaign writes campaign.json, campaign.md, the campaign's workbook
+// (report.xlsx: a Summary sheet and a sheet per variant's run, from runs,
+// the variants' reports) and campaign.html, last, into dir.
+func WriteCampaign(dir string, c *Campaign, runs ...*Report) ([]string, error) {
 	var paths []string
+	workbook := func(w io.Writer, c *Campaign) error { return WriteCampaignXLSX(w, c, runs) }
 	for _, f := range []struct {
 		name  string
 		write func(io.Writer, *Campaign) error
-	}{{"campaign.json", writeCampaignJSON}, {"campaign.md", writeCampaignMD}, {"campaign.html", writeCampaignHTML}} {
+	}{{"campaign.json", writeCampaignJSON}, {"campaign.md", writeCampaignMD}, {WorkbookFile, workbook}, {"campaign.html", writeCampaignHTML}} {
 		path := filepath.Join(dir, f.name)
 		var b strings.Builder
 		if err := f.write(&b, c); err != nil {

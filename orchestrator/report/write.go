@@ -26,7 +26,7 @@ type Format struct {
 type Writers map[string]Format
 
 // Builtin returns a new registry of the formats this package writes: json,
-// csv, md, junit and html.
+// csv, md, junit, html and xlsx.
 func Builtin() Writers {
 	return Writers{
 		"json":  {Name: "json", File: "report.json", Write: WriteJSON},
@@ -34,6 +34,7 @@ func Builtin() Writers {
 		"md":    {Name: "md", File: "report.md", Write: WriteMarkdown},
 		"junit": {Name: "junit", File: "junit.xml", Write: WriteJUnit},
 		"html":  {Name: "html", File: "report.html", Write: WriteHTML},
+		"xlsx":  {Name: "xlsx", File: WorkbookFile, Write: WriteXLSX},
 	}
 }
 
