@@ -17,12 +17,14 @@ import (
 func (a *app) reportCmd() *cobra.Command {
 	var formats []string
 	cmd := &cobra.Command{
-		Use:   "report RUN_DIR",
+		Use:   "report RUN_DIR|CAMPAIGN_DIR",
 		Short: "Regenerate a run's reports from its run.json, steps.jsonl and notes.jsonl",
 		Long: `report rebuilds every report of a run directory from run.json, steps.jsonl and the
 engineers' notes (notes.jsonl, see 'loadramp note') alone, so a run that was interrupted
 or killed still gets its report (marked partial when the run never finished).
-Regenerating gives identical files.
+Regenerating gives identical files. Given a campaign directory, it rewrites the
+campaign's reports (campaign.json, .md, .html and the workbook report.xlsx) from its
+variants' run directories.
 
 Formats: html (report.html), md (report.md), csv (steps.csv), json (report.json),
 junit (junit.xml), xlsx (report.xlsx, the workbook).`,
@@ -36,7 +38,16 @@ junit (junit.xml), xlsx (report.xlsx, the workbook).`,
 					return usageErr(fmt.Errorf("--format %q: allowed values are %s", f, strings.Join(known.Names(), ", ")))
 				}
 			}
-			if _, err := record.Open(args[0]); err != nil {
+			if _, err := record.Open(args[0]); err != nil && report.IsCampaign(args[0]) {
+				paths, err := report.RefreshCampaign(args[0])
+				for _, p := range paths {
+					fmt.Fprintf(a.io.Out, "wrote %s\n", p)
+				}
+				if err != nil {
+					return withCode(ExitRuntime, err)
+				}
+				return nil
+			} else if err != nil {
 				return usageErr(fmt.Errorf("%s is not a run directory: %w", args[0], err))
 			}
 			rep, truncated, err := report.Load(args[0])

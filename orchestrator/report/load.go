@@ -59,5 +59,39 @@ func Refresh(path string) (written []string, err error) {
 			formats = append(formats, name)
 		}
 	}
-	return ws.WriteAll(path, rep, formats)
+	written, err = ws.WriteAll(path, rep, formats)
+	if err != nil {
+		return written, err
+	}
+	// A campaign's variant: the campaign's workbook shows it too.
+	if parent := filepath.Dir(path); IsCampaign(parent) {
+		more, err := RefreshCampaign(parent)
+		return append(written, more...), err
+	}
+	return written, nil
+}
+
+// IsCampaign reports whether dir is a campaign directory (it has
+// campaign.json).
+func IsCampaign(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "campaign.json"))
+	return err == nil
+}
+
+// RefreshCampaign rewrites a campaign directory's reports (campaign.json,
+// .md, report.xlsx, .html) from campaign.json and its variants' run
+// directories, so the workbook shows what was added to them since (notes).
+// A variant whose run directory cannot be read keeps its summary row.
+func RefreshCampaign(dir string) ([]string, error) {
+	c, err := ReadCampaign(dir)
+	if err != nil {
+		return nil, err
+	}
+	var reps []*Report
+	for _, v := range c.Variants {
+		if rep, _, err := Load(filepath.Join(dir, v.RunID)); err == nil {
+			reps = append(reps, rep)
+		}
+	}
+	return WriteCampaign(dir, c, reps...)
 }

@@ -313,3 +313,61 @@ func TestWorkbookRendersInLibreOffice(t *testing.T) {
 	}
 	t.Logf("rendered %d pages", len(pages))
 }
+
+// TestNoteReachesTheCampaignWorkbook: a note added to a variant's run
+// directory after the campaign shows in the campaign's workbook once the
+// variant's reports are refreshed (what `loadramp note` does).
+func TestNoteReachesTheCampaignWorkbook(t *testing.T) {
+	c, reps := campaignFixture()
+	dir := t.TempDir()
+	for _, r := range reps {
+		run, steps := fixtureRun()
+		run.ID, run.Static = r.RunID, r.Static
+		d, err := record.Create(filepath.Join(dir, r.RunID), run, []byte("version: 1\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range steps {
+			if err := d.AppendStep(&steps[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Close()
+		if _, err := WriteAll(filepath.Join(dir, r.RunID), r, []string{"json", "xlsx"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := WriteCampaign(dir, c, reps...); err != nil {
+		t.Fatal(err)
+	}
+	variant := filepath.Join(dir, reps[1].RunID)
+	if _, err := record.Annotate(variant, "6.2", "the bus logged EMFILE", t0); err != nil {
+		t.Fatal(err)
+	}
+	written, err := Refresh(variant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 6 { // the variant's json and xlsx, the campaign's four
+		t.Errorf("refreshed %v", written)
+	}
+	for _, path := range []string{filepath.Join(variant, WorkbookFile), filepath.Join(dir, WorkbookFile)} {
+		f, err := excelize.OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, sh := range f.GetSheetList() {
+			rows, _ := f.GetRows(sh)
+			for _, row := range rows {
+				for _, v := range row {
+					found = found || v == "the bus logged EMFILE"
+				}
+			}
+		}
+		f.Close()
+		if !found {
+			t.Errorf("%s lacks the note", path)
+		}
+	}
+}
