@@ -23,6 +23,7 @@ require (
 	github.com/prometheus/prometheus v0.309.1
 	github.com/rs/zerolog v1.35.1
 	github.com/safchain/ethtool v0.7.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/viper v1.21.0
 	github.com/xuri/excelize/v2 v2.11.1

@@ -14,20 +14,16 @@ func (a *app) noteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "note RUN_DIR [STEP] TEXT",
 		Short: "Add an engineer's note to a run, or to one of its steps",
-		Long: `note records an observation beside the measurements: on a step when STEP is given,
-else on the run. Notes go to RUN_DIR/notes.jsonl (steps.jsonl is never rewritten) and
-show in every report format; 'loadramp report' keeps them.
-
-STEP is the address the reports' step column shows: 6 (step 6; its first attempt's row
-shows the note), 6.2 (attempt 2 of step 6: a ramp attempt, its confirm or its rerun),
-6.r1 (refine attempt 1 of step 6), or run.
-
-A note may be added while the run is going (the step may be the one running now); the
-run's reports include it when the run ends. On a finished run the reports already in
-RUN_DIR are rewritten at once. 'loadramp run --note TEXT' notes the run as it starts.`,
+		Long: `note records an observation in RUN_DIR/notes.jsonl (steps.jsonl is never rewritten): on a
+step when STEP is given, else on the run. Every report format shows notes, and
+'loadramp report' keeps them. STEP is the address the reports' step column shows: 6
+(step 6, shown on its first attempt), 6.2 (attempt 2 of step 6, a ramp, confirm or
+rerun attempt), 6.r1 (refine attempt 1 of step 6), or run. A live run may be noted (its
+reports include the note when it ends); a finished run's reports are rewritten at once.`,
 		Example: `  loadramp note runs/20261127T063000Z-local-eventbus 6.2 "accept queue overflowed in dmesg"
   loadramp note runs/20261127T063000Z-local-eventbus "kernel 6.1 with BBR; target on c6i.large"`,
-		Args: cobra.RangeArgs(2, 3),
+		Args:              cobra.RangeArgs(2, 3),
+		ValidArgsFunction: completeNote,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, text := "", args[len(args)-1]
 			if len(args) == 3 {

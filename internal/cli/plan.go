@@ -30,7 +30,8 @@ Exit status: 0 when the plan is valid, 2 when it is not.`,
 		Example: `  loadramp plan plans/local-eventbus.yaml
   loadramp plan plans/local-eventbus.yaml --set parameters.rate.max=8000 --set ramp.hold=10s
   loadramp plan plans/local-eventbus.yaml --set static.eventbus_nofile=4096`,
-		Args: exactArgs(1, "PLAN"),
+		Args:              exactArgs(1, "PLAN"),
+		ValidArgsFunction: completePlans,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.loadPlan(args[0], sets)
 			if err != nil {

@@ -30,7 +30,8 @@ Formats: html (report.html), md (report.md), csv (steps.csv), json (report.json)
 junit (junit.xml), xlsx (report.xlsx, the workbook).`,
 		Example: `  loadramp report runs/20261127T063000Z-local-eventbus
   loadramp report runs/20261127T063000Z-local-eventbus --format html,md`,
-		Args: exactArgs(1, "RUN_DIR"),
+		Args:              exactArgs(1, "RUN_DIR"),
+		ValidArgsFunction: completeRunDirs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			known := report.Builtin()
 			for _, f := range formats {

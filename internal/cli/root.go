@@ -170,7 +170,7 @@ Exit codes: 0 the run finished (a bottleneck found is a success), 1 runtime erro
 	} {
 		_ = a.v.BindPFlag(key, pf.Lookup(flag))
 	}
-	root.AddCommand(a.versionCmd(), a.planCmd(), a.runCmd(), a.reportCmd(), a.runsCmd(), a.compareCmd(), a.resumeCmd(), a.limitsCmd(), a.destroyCmd(), a.agentCmd(), a.noteCmd())
+	root.AddCommand(a.versionCmd(), a.planCmd(), a.runCmd(), a.reportCmd(), a.runsCmd(), a.compareCmd(), a.resumeCmd(), a.limitsCmd(), a.destroyCmd(), a.agentCmd(), a.noteCmd(), a.schemaCmd(), a.initCmd())
 	return root
 }
 

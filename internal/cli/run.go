@@ -56,7 +56,8 @@ report (exit 130); a second one exits at once.`,
 		Example: `  loadramp run plans/local-eventbus.yaml
   loadramp run plans/local-eventbus.yaml --set ramp.hold=10s --set static.eventbus_nofile=4096
   loadramp run plans/local-eventbus.yaml --progress plain --log-format json 2>events.jsonl`,
-		Args: exactArgs(1, "PLAN"),
+		Args:              exactArgs(1, "PLAN"),
+		ValidArgsFunction: completePlans,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runPlan(cmd.Context(), args[0], o)
 		},

@@ -279,3 +279,19 @@ func Annotate(dir, addr, text string, now time.Time) (StepAddr, error) {
 	}
 	return a, AppendNote(dir, Note{Time: now.UTC(), Step: a.String(), Text: text})
 }
+
+// StepAddrs lists the addresses a note on the run directory dir may take,
+// each with a tab and a few words (for shell completion): "run", then every
+// recorded attempt ("6.2\tconfirm target-fail").
+func StepAddrs(dir string) []string {
+	out := []string{StepAddr{}.String() + "\tthe run itself"}
+	d, err := Open(dir)
+	if err != nil {
+		return nil
+	}
+	steps, _ := d.ReadSteps()
+	for _, s := range steps {
+		out = append(out, AddrOf(s).String()+"\t"+s.Kind+" "+s.Verdict)
+	}
+	return out
+}
