@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/record"
 )
 
 // chromiumPath is Debian's chromium, installed by `make test`.
@@ -62,7 +64,11 @@ func TestHTMLInBrowser(t *testing.T) {
 		t.Skipf("skipping the browser test: %s not found (`make test` installs Debian's chromium): %v", chromiumPath, err)
 	}
 	dir := t.TempDir()
-	r := Build(fullFixture())
+	run, steps := fullFixture()
+	r := Build(run, steps, WithNotes([]record.Note{
+		{Time: t0, Step: "run", Text: "kernel 6.1, BBR; the bus on 2 CPUs"},
+		{Time: t0, Step: "6.2", Text: "dmesg: too many open files in the bus"},
+	}))
 	paths, err := WriteAll(dir, r, []string{FormatHTML})
 	if err != nil || len(paths) != 1 {
 		t.Fatalf("WriteAll html = %v, %v", paths, err)
@@ -82,6 +88,26 @@ func TestHTMLInBrowser(t *testing.T) {
 	}
 	if !strings.Contains(dom, `<tr class="v-generator-fail"`) || !strings.Contains(dom, `class="n changed"`) {
 		t.Error("dumped DOM lacks the colour-coded step table")
+	}
+	// One card per distinct cause (rule, host, process), however many
+	// attempts showed it, each listing the attempts it was seen on.
+	distinct := map[string]int{}
+	for _, s := range r.Steps {
+		for _, f := range s.Findings {
+			distinct[f.Rule+"|"+f.Host+"|"+f.Process]++
+		}
+	}
+	cards := regexp.MustCompile(`<div class="finding[^"]*">`).FindAllString(dom, -1)
+	if len(cards) != len(distinct) || len(distinct) != 2 {
+		t.Errorf("%d finding cards for %d distinct causes (%v), want one each", len(cards), len(distinct), distinct)
+	}
+	if n := strings.Count(dom, "<dt>seen on steps</dt>"); n != len(distinct) {
+		t.Errorf("%d cards list the steps they were seen on, want %d", n, len(distinct))
+	}
+	for _, ref := range []string{"4.1", "5.1", "5.2", "6.1", "6.2"} {
+		if !strings.Contains(dom, `">`+ref+`</span>`) {
+			t.Errorf("no card lists step %s", ref)
+		}
 	}
 
 	png := filepath.Join(dir, "report.png")
