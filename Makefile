@@ -6,7 +6,7 @@ PKGS    := ./...
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build demo test test-deps lint vet fmt-check tf-fmt-check bench bench-generator fuzz proto proto-check clean
+.PHONY: all build demo test test-deps lint vet fmt-check tf-fmt-check bench bench-generator fuzz schema proto proto-check clean
 
 all: build
 
@@ -93,6 +93,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEthtoolStats$$' -fuzztime $(FUZZTIME) ./orchestrator/hoststat
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHist$$' -fuzztime $(FUZZTIME) ./orchestrator/agent
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeResult$$' -fuzztime $(FUZZTIME) ./orchestrator/agent
+	$(GO) test -run '^$$' -fuzz '^FuzzParseStepAddr$$' -fuzztime $(FUZZTIME) ./orchestrator/record
+	$(GO) test -run '^$$' -fuzz '^FuzzReadNotes$$' -fuzztime $(FUZZTIME) ./orchestrator/record
+
+## schema: regenerate docs/plan.schema.json from the plan's types (a test fails while it is stale)
+schema:
+	$(GO) run ./cmd/loadramp schema > docs/plan.schema.json
 
 clean:
 	rm -rf bin runs

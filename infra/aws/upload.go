@@ -438,6 +438,8 @@ func uploadContentType(name string) string {
 		return "image/svg+xml"
 	case ".png":
 		return "image/png"
+	case ".xlsx":
+		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 	}
 	return "application/octet-stream"
 }

@@ -632,6 +632,7 @@ func TestUploadContentType(t *testing.T) {
 		"junit.xml":         "application/xml",
 		"events.log":        "text/plain; charset=utf-8",
 		"plan.yaml":         "application/yaml",
+		"report.xlsx":       "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 		"REPORT.JSON":       "application/json",
 		"blob.bin":          "application/octet-stream",
 		"no-extension":      "application/octet-stream",

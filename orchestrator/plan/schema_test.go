@@ -29,7 +29,7 @@ func TestSchemaIsCurrent(t *testing.T) {
 	}
 	got, err := os.ReadFile(schemaFile)
 	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("docs/plan.schema.json is stale (%v): regenerate it with\n\n    go run ./cmd/loadramp schema > docs/plan.schema.json\n", err)
+		t.Fatalf("docs/plan.schema.json is stale (%v): regenerate it with\n\n    make schema   (go run ./cmd/loadramp schema > docs/plan.schema.json)\n", err)
 	}
 	again, _ := JSONSchema()
 	if !bytes.Equal(again, want) {

@@ -179,3 +179,45 @@ func TestNotesConcurrentWriters(t *testing.T) {
 		t.Fatalf("%d notes, %v; want %d", len(notes), err, writers*each)
 	}
 }
+
+// FuzzParseStepAddr: an address either fails to parse or round-trips, and
+// never names step 0 with an attempt.
+func FuzzParseStepAddr(f *testing.F) {
+	for _, s := range []string{"6", "6.2", "6.r1", "run", "0", "6.", "6.r", " 12.3 ", "1.r0", "-1.2", "9999999999999999999.1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseStepAddr(s)
+		if err != nil {
+			if a != (StepAddr{}) {
+				t.Fatalf("ParseStepAddr(%q) failed but returned %+v", s, a)
+			}
+			return
+		}
+		if a.IsRun() && (a.Attempt != 0 || a.Refine) {
+			t.Fatalf("ParseStepAddr(%q) = %+v", s, a)
+		}
+		back, err := ParseStepAddr(a.String())
+		if err != nil || back != a {
+			t.Fatalf("%q -> %+v -> %q -> %+v, %v", s, a, a.String(), back, err)
+		}
+	})
+}
+
+// FuzzReadNotes: any notes.jsonl reads without panicking, keeping only whole
+// notes with text.
+func FuzzReadNotes(f *testing.F) {
+	f.Add([]byte(`{"time":"2026-11-27T07:00:00Z","step":"6.2","text":"x"}` + "\n" + `{"step":"1","te`))
+	f.Add([]byte("\n\n{}\n[]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		notes, err := readNotesFrom(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range notes {
+			if n.Text == "" {
+				t.Fatalf("a note without text: %+v", n)
+			}
+		}
+	})
+}
