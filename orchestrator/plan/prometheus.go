@@ -21,16 +21,16 @@ import (
 // Each of Metrics becomes the step metric prom.<name> that gates can judge.
 type Prometheus struct {
 	// Scrape lists /metrics URLs (templates).
-	Scrape []string `yaml:"scrape,omitempty" json:"scrape,omitempty" doc:"scrape mode: /metrics URLs loadramp scrapes every second (templates)"`
+	Scrape []string `yaml:"scrape,omitempty" json:"scrape,omitempty"`
 	// Query is a Prometheus server's base URL, e.g. http://prom:9090 (template).
-	Query string `yaml:"query,omitempty" json:"query,omitempty" doc:"query mode: a Prometheus server's base URL, e.g. http://prom:9090 (template)"`
+	Query string `yaml:"query,omitempty" json:"query,omitempty"`
 	// Metrics maps a name to a selector (scrape) or a PromQL expression
 	// (query); templates are allowed.
-	Metrics map[string]string `yaml:"metrics,omitempty" json:"metrics,omitempty" keys:"promName" doc:"name -> series selector (scrape) or PromQL (query); each is the step metric prom.NAME"`
+	Metrics map[string]string `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	// Settle, in query mode, is how long after a step's hold loadramp waits
 	// before it queries, so the server has scraped the hold's last seconds
 	// (set it to the server's scrape interval). Default 0.
-	Settle Duration `yaml:"settle,omitempty" json:"settle,omitempty" doc:"query mode: wait this long after the hold before querying (the server's scrape interval)"`
+	Settle Duration `yaml:"settle,omitempty" json:"settle,omitempty"`
 }
 
 // Modes of a Prometheus source.

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
-	"strings"
 )
 
 // The plan's JSON Schema is generated, never written by hand: from the Go
@@ -17,13 +16,9 @@ import (
 // types is in the schema the next time it is generated (`loadramp schema >
 // docs/plan.schema.json`; a test fails while the committed file is stale).
 //
-// Struct tags of the plan's types add what the types alone do not say:
-//
-//	doc:"..."           the key's description (editors show it on hover)
-//	schema:"required"   the key must be written (validation says so too)
-//	schema:"nodefault"  do not advertise the ApplyDefaults value (it depends on other keys)
-//	enum:"NAME"         the allowed values: schemaEnums[NAME]
-//	keys:"NAME"         map keys (or the string itself, on a string) must match schemaPatterns[NAME]
+// What the types alone do not say (descriptions, required keys, allowed
+// values, name rules) is in schemaFields, by "GoType.yaml_key"; the allowed
+// values and name rules it names are validation's own lists and patterns.
 //
 // The schema checks structure, key names, types, enums and names; `loadramp
 // plan` checks everything else (ranges, templates, gates, cross-references).
@@ -31,8 +26,8 @@ import (
 // SchemaID is the schema's $id: its path in the repository.
 const SchemaID = "https://github.com/loadramp/loadramp/docs/plan.schema.json"
 
-// schemaEnums are the allowed values validation checks, by the name an enum
-// tag gives.
+// schemaEnums are the allowed values validation checks, by the name
+// schemaFields gives them.
 func schemaEnums() map[string][]any {
 	anys := func(ss []string) []any {
 		out := make([]any, len(ss))
@@ -61,8 +56,8 @@ func schemaEnums() map[string][]any {
 	}
 }
 
-// schemaPatterns are the name rules validation checks, by the name a keys
-// tag gives.
+// schemaPatterns are the name rules validation checks, by the name
+// schemaFields gives them.
 var schemaPatterns = map[string]*regexp.Regexp{
 	"planName": planNameRe,
 	"ident":    identRe,
@@ -76,15 +71,21 @@ const durationPattern = `^([-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|
 type schemaGen struct {
 	defs  map[string]any
 	enums map[string][]any
+	used  map[string]bool // schemaFields entries found
 	err   error
 }
 
 // JSONSchema returns the plan's JSON Schema (draft-07), indented, with sorted
 // keys: the same code gives the same bytes.
 func JSONSchema() ([]byte, error) {
-	g := &schemaGen{defs: map[string]any{}, enums: schemaEnums()}
+	g := &schemaGen{defs: map[string]any{}, enums: schemaEnums(), used: map[string]bool{}}
 	sample := reflect.ValueOf(defaultsSample()).Elem()
 	root := g.object(reflect.TypeOf(Plan{}), sample)
+	for _, k := range mapKeys(schemaFields) {
+		if !g.used[k] {
+			g.fail(fmt.Errorf("plan schema: schemaFields describes %s, which is no key of the plan", k))
+		}
+	}
 	if g.err != nil {
 		return nil, g.err
 	}
@@ -191,24 +192,26 @@ func (g *schemaGen) object(t reflect.Type, sample reflect.Value) map[string]any 
 		if sample.IsValid() {
 			fv = sample.Field(idx[name])
 		}
-		s := g.value(f.Type, fv, f.Tag.Get("enum"), f.Tag.Get("keys"))
+		key := t.Name() + "." + name
+		info, described := schemaFields[key]
+		g.used[key] = described
+		s := g.value(f.Type, fv, info.enum, info.pattern)
 		if ref, ok := s["$ref"]; ok {
 			// draft-07 ignores the siblings of a $ref: wrap it.
 			s = map[string]any{"allOf": []any{map[string]any{"$ref": ref}}}
 		}
-		if doc := f.Tag.Get("doc"); doc != "" {
+		if doc := info.doc; doc != "" {
 			if d, ok := s["description"].(string); ok {
 				doc += "; " + d
 			}
 			s["description"] = doc
 		}
-		opts := strings.Split(f.Tag.Get("schema"), ",")
-		if fv.IsValid() && !fv.IsZero() && !contains(opts, "nodefault") {
+		if fv.IsValid() && !fv.IsZero() && !info.noDefault {
 			if d, ok := defaultOf(fv); ok {
 				s["default"] = d
 			}
 		}
-		if contains(opts, "required") {
+		if info.required {
 			required = append(required, name)
 		}
 		props[name] = s

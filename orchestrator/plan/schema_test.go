@@ -356,3 +356,13 @@ func deleteAt(doc any, path []any) any {
 	}
 	return doc
 }
+
+// TestSchemaFieldsNameRealKeys: a description of a key the plan no longer
+// has is an error, not a silent leftover.
+func TestSchemaFieldsNameRealKeys(t *testing.T) {
+	schemaFields["Ramp.hodl"] = fieldInfo{doc: "a typo"}
+	defer delete(schemaFields, "Ramp.hodl")
+	if _, err := JSONSchema(); err == nil || !strings.Contains(err.Error(), "Ramp.hodl") {
+		t.Errorf("JSONSchema with a stale description = %v", err)
+	}
+}

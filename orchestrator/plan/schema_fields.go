@@ -1,0 +1,121 @@
+package plan
+
+// fieldInfo is what the plan's types do not say about a key, for its JSON
+// Schema: a description for editors, whether it must be written, its allowed
+// values and its name rule. The types, their yaml keys and the defaults come
+// from the code itself (see schema.go); a key missing here is still in the
+// schema, without a description.
+type fieldInfo struct {
+	doc string
+	// required: validation refuses a plan without the key (a test deletes
+	// each required key from the example plans and expects loadramp to name
+	// it).
+	required bool
+	// noDefault: do not advertise ApplyDefaults' value (it depends on other
+	// keys).
+	noDefault bool
+	// enum names the allowed values in schemaEnums, the lists validation
+	// checks against.
+	enum string
+	// pattern names the rule in schemaPatterns that a map's keys (or, on a
+	// string, the value) must match.
+	pattern string
+}
+
+// schemaFields describe the plan's keys by "GoType.yaml_key". JSONSchema
+// fails on an entry that names no key, so a renamed key cannot leave its
+// description behind.
+var schemaFields = map[string]fieldInfo{
+	"Plan.version":          {enum: "version", required: true, doc: "the plan schema version: 1"},
+	"Plan.name":             {pattern: "planName", required: true, doc: "names the run directories (<UTC time>-<name>): 1-64 letters, digits, '.', '_', '-'"},
+	"Plan.description":      {doc: "free text, printed by loadramp plan"},
+	"Plan.fleets":           {pattern: "ident", required: true, doc: "fleet name -> fleet; target (the system under test) is required, generators is the load-generator fleet"},
+	"Plan.static":           {doc: "static parameters: fixed for a run, on every report row, .static.NAME in templates; campaign variants override them"},
+	"Plan.workload":         {doc: "what load is sent: the builtin engine (http or pubsub) or locust"},
+	"Plan.probe":            {doc: "an end-to-end probe beside the load: what one more user feels"},
+	"Plan.parameters":       {required: true, doc: "the load parameters to ramp, each doubled (ramp.factor) from start to max in turn"},
+	"Plan.ramp":             {doc: "the step schedule and each step's windows"},
+	"Plan.gates":            {required: true, doc: "expressions judged on each step's hold, e.g. \"latency.p99 < 100ms\": all must hold for a step to pass"},
+	"Plan.generator_health": {doc: "expressions on the generator's own health, e.g. \"generator.lag.p99 < 10ms\": a breach makes the step generator-fail, never a bottleneck"},
+	"Plan.abort":            {doc: "expressions checked every second, e.g. \"errors.ratio > 0.5\": one that holds stops the step at once"},
+	"Plan.report":           {doc: "report formats and upload"},
+	"Plan.campaign":         {doc: "one ramp per variant of the static parameters"},
+	"Plan.prometheus":       {doc: "a Prometheus source: /metrics pages to scrape or a server to query, and named metrics for prom.* gates"},
+
+	"Fleet.provider":   {enum: "providers", noDefault: true, doc: "how the fleet is provisioned; local when processes are given"},
+	"Fleet.processes":  {doc: "local provider: processes started in order, each ready before the next"},
+	"Fleet.outputs":    {pattern: "ident", doc: "values templates read as .fleets.FLEET.NAME (required for a static fleet, e.g. endpoint: http://10.0.0.5:8080)"},
+	"Fleet.logs":       {doc: "extra log files scanned for bottleneck signatures (templates)"},
+	"Fleet.terraform":  {doc: "terraform provider: the module and its variables"},
+	"Fleet.prometheus": {doc: "a Prometheus source of the fleet's hosts"},
+
+	"Process.name":          {pattern: "planName", required: true, doc: "unique in the fleet; its output goes to <run dir>/<fleet>-<name>.log"},
+	"Process.command":       {required: true, doc: "argv (templates); a bare argv[0] is looked up in PATH"},
+	"Process.env":           {doc: "added to the inherited environment (templates)"},
+	"Process.dir":           {doc: "working directory (template)"},
+	"Process.ready":         {doc: "when the process is ready: an http(s):// URL answering 2xx, or tcp://host:port accepting connections (template)"},
+	"Process.ready_timeout": {doc: "how long to wait for ready"},
+	"Process.files":         {doc: "files written into the run directory before the process starts: relative path -> content (template)"},
+	"Process.replicas":      {doc: "how many copies to start"},
+	"Process.scalable":      {doc: "the generators fleet's unit of growth: multiplied by ramp.factor when a step is generator-fail"},
+
+	"Terraform.dir":       {required: true, doc: "the module directory (template)"},
+	"Terraform.vars":      {doc: "module variables; every string in them is a template"},
+	"Terraform.scale_var": {doc: "the variable multiplied by ramp.factor when the generators saturate"},
+
+	"Workload.engine":  {enum: "engines", doc: "who generates the load"},
+	"Workload.http":    {doc: "builtin engine: the HTTP request to send"},
+	"Workload.arrival": {enum: "arrivals", doc: "builtin engine: how send times are spaced at the offered rate"},
+	"Workload.locust":  {doc: "locust engine only"},
+	"Workload.pubsub":  {doc: "builtin engine: a publish/subscribe workload instead of http"},
+
+	"HTTP.method":   {noDefault: true, doc: "HTTP method; POST when body is set, else GET"},
+	"HTTP.url":      {required: true, doc: "an http:// or https:// URL (template)"},
+	"HTTP.body":     {doc: "request body (template)"},
+	"HTTP.headers":  {pattern: "header", doc: "request headers (templates)"},
+	"HTTP.timeout":  {doc: "per request; a slower answer is a target error (timeout)"},
+	"HTTP.insecure": {doc: "skip TLS certificate verification (test targets only)"},
+
+	"PubSub.publish":    {required: true, doc: "URL messages are POSTed to (template)"},
+	"PubSub.subscribe":  {required: true, doc: "Server-Sent Events URL subscribers hold open (template)"},
+	"PubSub.body_bytes": {doc: "size of each message (0: the smallest that carries the timestamp)"},
+	"PubSub.timeout":    {doc: "bounds each publish and each delivery (0: 5s)"},
+
+	"Locust.locustfile": {doc: "the locustfile (template)"},
+	"Locust.host":       {doc: "the host locust sends to (template)"},
+	"Locust.master":     {doc: "the master's web URL (template)"},
+	"Locust.workers":    {doc: "the number of workers the master should have (template, e.g. \"{{ .fleets.generators.size }}\")"},
+
+	"Probe.kind":      {enum: "probeKinds", required: true, doc: "http: GET url; pubsub: subscribe, then publish timestamped messages"},
+	"Probe.url":       {doc: "kind http: the URL probed (template)"},
+	"Probe.publish":   {doc: "kind pubsub: the publish URL (template)"},
+	"Probe.subscribe": {doc: "kind pubsub: the SSE URL (template)"},
+	"Probe.rate":      {doc: "probes per second (> 0)"},
+	"Probe.expect":    {doc: "kind http: a substring the response body must contain"},
+	"Probe.timeout":   {doc: "bounds each probe (0: 2s)"},
+
+	"Parameter.name":  {enum: "params", required: true, doc: "a load parameter of the engine: rate, connections (builtin http); rate, publishers, subscribers (pubsub); users, spawn_rate (locust)"},
+	"Parameter.start": {required: true, doc: "the value at step 1 (> 0)"},
+	"Parameter.max":   {required: true, doc: "the highest value (>= start); start = max holds it fixed"},
+
+	"Ramp.factor":    {doc: "each raise multiplies one parameter by it (> 1)"},
+	"Ramp.order":     {enum: "orders", doc: "round-robin: the parameters take turns; sequential: the first goes to its max first"},
+	"Ramp.warmup":    {doc: "load runs, nothing is judged"},
+	"Ramp.hold":      {doc: "the steady-state window gates judge (> 0)"},
+	"Ramp.cooldown":  {doc: "pause after a passing step and before each rerun"},
+	"Ramp.confirm":   {doc: "how many times a target-fail step is rerun before it counts"},
+	"Ramp.refine":    {doc: "bisection attempts between the last pass and the first failure"},
+	"Ramp.max_steps": {doc: "the schedule has at most this many steps"},
+
+	"Report.formats": {enum: "formats", doc: "report files to write; an empty list means all"},
+	"Report.upload":  {doc: "s3://bucket/prefix: the finished run directory is copied there"},
+
+	"Campaign.variants":               {required: true, doc: "each map overrides static parameters; each variant changes exactly one from the one before"},
+	"Campaign.allow_multiple_changes": {doc: "let a variant change more than one static parameter"},
+	"Campaign.cost":                   {doc: "cost[i].per_hour is variant i's price per hour, for throughput per dollar-hour"},
+
+	"Prometheus.scrape":  {doc: "scrape mode: /metrics URLs loadramp scrapes every second (templates)"},
+	"Prometheus.query":   {doc: "query mode: a Prometheus server's base URL, e.g. http://prom:9090 (template)"},
+	"Prometheus.metrics": {pattern: "promName", doc: "name -> series selector (scrape) or PromQL (query); each is the step metric prom.NAME"},
+	"Prometheus.settle":  {doc: "query mode: wait this long after the hold before querying (the server's scrape interval)"},
+}
