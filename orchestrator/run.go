@@ -307,11 +307,6 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	r.dir = dir
 	defer dir.Close()
-	for _, text := range r.opts.Notes {
-		if err := dir.AddNote(record.Note{Time: now, Step: record.StepAddr{}.String(), Text: text}); err != nil {
-			return nil, fmt.Errorf("writing the run's note: %w", err)
-		}
-	}
 	var sinks []io.Writer
 	if ev, err := dir.EventsLog(); err == nil {
 		defer ev.Close()
@@ -321,6 +316,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		sinks = append(sinks, &zerolog.FilteredLevelWriter{Writer: zerolog.LevelWriterAdapter{Writer: r.deps.LogOutput}, Level: r.deps.LogLevel})
 	}
 	r.log = zerolog.New(zerolog.MultiLevelWriter(sinks...)).With().Timestamp().Str("run", r.runRec.ID).Logger()
+	for _, text := range r.opts.Notes {
+		if err := dir.AddNote(record.Note{Time: now, Step: record.StepAddr{}.String(), Text: text}); err != nil {
+			return nil, fmt.Errorf("writing the run's note: %w", err)
+		}
+	}
 	r.ports = plan.NewPorts()
 	r.tdata = plan.TemplateData{
 		Static: r.p.Static,

@@ -45,6 +45,11 @@ var htmlColumns = []struct{ metric, label string }{
 }
 
 type htmlView struct {
+	// Notes are every note, in the order written; NotesColumn: some step
+	// has one, so the step table shows them.
+	Notes       []noteView
+	NotesColumn bool
+
 	R           *Report
 	StatusClass string
 	Facts       []fact
@@ -57,14 +62,6 @@ type htmlView struct {
 	FailedGates []gateRow
 	Findings    []findingView
 	Plots       []svgPlot
-	// Notes are every note, in the order written; NotesColumn: some step
-	// has one, so the step table shows them.
-	Notes       []noteView
-	NotesColumn bool
-}
-
-type noteView struct {
-	Where, Time, Text string
 }
 
 type kv struct{ K, V string }
@@ -110,6 +107,7 @@ func htmlViewOf(r *Report) htmlView {
 	v.Run = runFacts(r)
 	v.Static = kvs(r.Static)
 	v.Limits = kvs(r.Limits)
+	v.Notes = notesViewOf(r)
 
 	var cols []string
 	for _, c := range htmlColumns {
@@ -162,19 +160,6 @@ func htmlViewOf(r *Report) htmlView {
 		}
 	}
 	v.Findings = findingsOf(r)
-	for _, n := range r.AllNotes() {
-		nv := noteView{Where: "run", Text: n.Text}
-		if !n.Time.IsZero() {
-			nv.Time = n.Time.UTC().Format(time.RFC3339)
-		}
-		switch {
-		case n.On != nil:
-			nv.Where = "step " + n.Step + " (" + stepLabel(*n.On) + ")"
-		case !n.Addr().IsRun():
-			nv.Where = "step " + n.Step + " (not in the step log)"
-		}
-		v.Notes = append(v.Notes, nv)
-	}
 	return v
 }
 
@@ -313,6 +298,29 @@ func kvs(m map[string]any) []kv {
 	var out []kv
 	for _, k := range sortedKeys(flat) {
 		out = append(out, kv{k, flat[k]})
+	}
+	return out
+}
+
+type noteView struct {
+	Where, Time, Text string
+}
+
+// notesViewOf lists every note in the order written, with where it is.
+func notesViewOf(r *Report) []noteView {
+	var out []noteView
+	for _, n := range r.AllNotes() {
+		nv := noteView{Where: "run", Text: n.Text}
+		if !n.Time.IsZero() {
+			nv.Time = n.Time.UTC().Format(time.RFC3339)
+		}
+		switch {
+		case n.On != nil:
+			nv.Where = "step " + n.Step + " (" + stepLabel(*n.On) + ")"
+		case !n.Addr().IsRun():
+			nv.Where = "step " + n.Step + " (not in the step log)"
+		}
+		out = append(out, nv)
 	}
 	return out
 }
