@@ -19,12 +19,10 @@ func (a *app) reportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report RUN_DIR|CAMPAIGN_DIR",
 		Short: "Regenerate a run's reports from its run.json, steps.jsonl and notes.jsonl",
-		Long: `report rebuilds every report of a run directory from run.json, steps.jsonl and the
-engineers' notes (notes.jsonl, see 'loadramp note') alone, so a run that was interrupted
-or killed still gets its report (marked partial when the run never finished).
-Regenerating gives identical files. Given a campaign directory, it rewrites the
-campaign's reports (campaign.json, .md, .html and the workbook report.xlsx) from its
-variants' run directories.
+		Long: `report rebuilds every report of a run directory from run.json, steps.jsonl and notes.jsonl
+alone, so a run that was interrupted or killed still gets its report (marked partial
+when the run never finished). Regenerating gives identical files. Given a campaign
+directory, it rewrites the campaign's reports from its variants' run directories.
 
 Formats: html (report.html), md (report.md), csv (steps.csv), json (report.json),
 junit (junit.xml), xlsx (report.xlsx, the workbook).`,
@@ -40,14 +38,7 @@ junit (junit.xml), xlsx (report.xlsx, the workbook).`,
 				}
 			}
 			if _, err := record.Open(args[0]); err != nil && report.IsCampaign(args[0]) {
-				paths, err := report.RefreshCampaign(args[0])
-				for _, p := range paths {
-					fmt.Fprintf(a.io.Out, "wrote %s\n", p)
-				}
-				if err != nil {
-					return withCode(ExitRuntime, err)
-				}
-				return nil
+				return a.wrote(report.RefreshCampaign(args[0]))
 			} else if err != nil {
 				return usageErr(fmt.Errorf("%s is not a run directory: %w", args[0], err))
 			}
@@ -58,17 +49,10 @@ junit (junit.xml), xlsx (report.xlsx, the workbook).`,
 			if truncated {
 				fmt.Fprintln(a.io.ErrOut, "note: the last line of steps.jsonl was cut short (the run was killed while writing it); it is left out")
 			}
-			paths, err := report.WriteAll(args[0], rep, formats)
-			if err != nil {
-				return withCode(ExitRuntime, err)
-			}
 			for _, l := range report.SummaryLines(rep) {
 				fmt.Fprintln(a.io.Out, l)
 			}
-			for _, p := range paths {
-				fmt.Fprintf(a.io.Out, "wrote %s\n", p)
-			}
-			return nil
+			return a.wrote(report.WriteAll(args[0], rep, formats))
 		},
 	}
 	cmd.Flags().StringSliceVar(&formats, "format", plan.ReportFormats, "formats to write, comma-separated: "+strings.Join(plan.ReportFormats, ", "))

@@ -37,9 +37,8 @@ func (a *app) initCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init --url URL [--out plan.yaml]",
 		Short: "Write a commented starter plan for a service at a URL",
-		Long: `init writes a commented starter plan for a service already running at URL: a static
-target, a doubling request rate, gates, generator health and an HTTP probe. It never
-overwrites a file. Check it with 'loadramp plan', adjust it, then 'loadramp run' it.`,
+		Long: `init writes a commented starter plan for a service running at URL (a static target, a
+doubling request rate, gates, generator health, a probe). It never overwrites a file.`,
 		Example: `  loadramp init --url http://10.0.0.5:8080/api/health --out api.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
