@@ -8,6 +8,7 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/gate"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
 // Check returns every problem of plan p: the plan's own validation, its gate
@@ -20,21 +21,35 @@ func Check(p *plan.Plan, c plan.Ceilings) []error {
 }
 
 // gateSet are a plan's expressions, parsed: the gates a step must hold, the
-// generator's health checks, and the abort gates checked every second.
+// generator's health checks, and the abort gates checked every second; with
+// loadramp's default checks among the gates and health checks, and the
+// record of every check applied (run.json "checks").
 type gateSet struct {
-	gates, health, abort []gate.Gate
+	gates, health []check
+	abort         []gate.Gate
+	checks        result.Checks
+}
+
+// check is a gate or health check; a default one (def) is ignored on a step
+// that did not produce its metric, since not every engine measures it.
+type check struct {
+	gate.Gate
+	def bool
 }
 
 // compileGates parses the plan's gate, generator_health and abort
 // expressions once, and returns every problem with its path: a syntax error,
 // a threshold whose unit does not fit its metric, an abort gate on a metric
-// not measured every second, a probe metric without a probe.
+// not measured every second, a probe metric without a probe. It adds the
+// default checks (plan.Defaults) the plan does not replace with an
+// expression of its own on the same metric.
 func compileGates(p *plan.Plan) (gateSet, []error) {
 	var gs gateSet
 	var errs []error
 	problem := func(e plan.Expr, format string, args ...any) {
 		errs = append(errs, &plan.Problem{Path: e.Path, Line: e.Line, Msg: fmt.Sprintf(format, args...)})
 	}
+	judged := map[string]bool{} // kind + metric the plan judges itself
 	for _, e := range p.Expressions() {
 		g, err := gate.Parse(e.Text)
 		if err != nil {
@@ -50,11 +65,14 @@ func compileGates(p *plan.Plan) (gateSet, []error) {
 		if msg := promGate(p, g.Metric); msg != "" {
 			problem(e, "gate %q: %s", e.Text, msg)
 		}
+		judged[e.Kind+"\x00"+g.Metric] = true
 		switch e.Kind {
-		case "gates":
-			gs.gates = append(gs.gates, g)
-		case "generator_health":
-			gs.health = append(gs.health, g)
+		case plan.CheckGates:
+			gs.gates = append(gs.gates, check{Gate: g})
+			gs.checks.Gates = append(gs.checks.Gates, result.Check{Expr: e.Text})
+		case plan.CheckGeneratorHealth:
+			gs.health = append(gs.health, check{Gate: g})
+			gs.checks.GeneratorHealth = append(gs.checks.GeneratorHealth, result.Check{Expr: e.Text})
 		case "abort":
 			if !perSecond[g.Metric] {
 				problem(e, "abort gates are checked every second on %s; %s is not among them", strings.Join(perSecondNames(), ", "), g.Metric)
@@ -62,6 +80,26 @@ func compileGates(p *plan.Plan) (gateSet, []error) {
 			gs.abort = append(gs.abort, g)
 		}
 	}
+	for _, d := range p.Defaults() {
+		if judged[d.Kind+"\x00"+d.Metric] {
+			continue // the plan's own threshold wins
+		}
+		g, err := gate.Parse(d.Expr)
+		if err != nil {
+			// The defaults are loadramp's own table: a test parses them all.
+			errs = append(errs, fmt.Errorf("default check %q: %w", d.Expr, err))
+			continue
+		}
+		c := result.Check{Expr: d.Expr, Default: true, Param: d.Param, Why: d.Why}
+		if d.Kind == plan.CheckGates {
+			gs.gates = append(gs.gates, check{Gate: g, def: true})
+			gs.checks.Gates = append(gs.checks.Gates, c)
+		} else {
+			gs.health = append(gs.health, check{Gate: g, def: true})
+			gs.checks.GeneratorHealth = append(gs.checks.GeneratorHealth, c)
+		}
+	}
+	gs.checks.Off = p.DefaultsOff()
 	return gs, errs
 }
 

@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -46,6 +49,13 @@ type Deps struct {
 	// files). The result is recorded in run.json and the report as static
 	// parameters; warnings are shown to the user.
 	Preflight func(ctx context.Context, target []Process) (limits map[string]any, warnings []string, err error)
+	// Locate, if set, finds the processes of this host that listen on the
+	// target's endpoints ("host:port"), for a target fleet that names none
+	// (a static endpoint); local reports whether an endpoint's address is
+	// this host's own. The run then watches and audits what it found, and a
+	// target found nowhere on this host makes this host the generator's
+	// only (SampleSpec.Side).
+	Locate func(ctx context.Context, endpoints []string) (procs []Process, local bool, err error)
 	// Policy, if set, judges the finished run's report (baseline, minimum
 	// capacities); its result goes into run.json and every report.
 	Policy func(rep *report.Report) *result.Policy
@@ -107,6 +117,12 @@ type SampleSpec struct {
 	// figures (prom.queue.peak). They go into the step's not_measured. May
 	// be nil.
 	NotMeasured func(string)
+	// Side is the side loadramp's own host serves when it serves one only:
+	// "generator" when the target runs elsewhere (a static or remote target
+	// with no process here), "target" when the generators run elsewhere and
+	// the target here; "" when it runs both. Its host-wide findings take
+	// that side (diagnose.Input.Side).
+	Side string
 }
 
 // LogFile is a log file scanned for bottleneck signatures.
@@ -114,10 +130,13 @@ type LogFile struct {
 	Path, Side string
 }
 
-// StepFacts is what the engine saw, for the diagnosis of generator-side errors.
+// StepFacts is what the engine saw, for the diagnosis: the generator's own
+// errors, its metrics (connections held, its starvation) and the step's load
+// parameters.
 type StepFacts struct {
 	ErrorClasses map[string]int64
 	Metrics      map[string]float64
+	Params       map[string]float64
 }
 
 // Options are the per-invocation settings of a run.
@@ -202,9 +221,10 @@ type runner struct {
 	opts    Options
 	log     zerolog.Logger
 	obs     Observer
-	gates   []gate.Gate
-	health  []gate.Gate
+	gates   []check
+	health  []check
 	abort   []gate.Gate
+	checks  *result.Checks
 	order   []string
 
 	dir     *record.Dir
@@ -219,6 +239,14 @@ type runner struct {
 	genSize int
 	// logFiles are the fleets' extra logs (plan fleets.*.logs), rendered.
 	logFiles []LogFile
+	// target are the target's processes on this host: the target fleet's,
+	// or those found listening on its endpoints (Deps.Locate).
+	target []Process
+	// localSide is the side loadramp's own host serves (SampleSpec.Side).
+	localSide string
+	// targetAddr is the target's first endpoint (host:port), the host of
+	// findings made from the client's view.
+	targetAddr string
 	// replay holds the attempts of an interrupted run, in order, while a
 	// resumed run walks past them.
 	replay []result.Step
@@ -243,6 +271,8 @@ func newRunner(p *plan.Plan, deps Deps, opts Options) (*runner, error) {
 		return nil, errors.Join(errs...)
 	}
 	r.gates, r.health, r.abort = gs.gates, gs.health, gs.abort
+	checks := gs.checks
+	r.checks = &checks
 	for _, prm := range p.Parameters {
 		r.order = append(r.order, prm.Name)
 	}
@@ -278,6 +308,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		Status:   result.StatusRunning,
 		Params:   r.order,
 		Gates:    r.p.Gates,
+		Checks:   r.checks,
 	}
 	var dir *record.Dir
 	var err error
@@ -541,8 +572,9 @@ func (r *runner) ramp(ctx context.Context, sched []plan.Step) (string, error) {
 		}
 		r.sampler = s
 	}
+	r.locateTarget(ctx)
 	if r.deps.Preflight != nil {
-		limits, warnings, err := r.deps.Preflight(ctx, r.processes("target"))
+		limits, warnings, err := r.deps.Preflight(ctx, r.target)
 		if err != nil {
 			r.log.Warn().Err(err).Msg("preflight limits audit failed")
 		}
@@ -632,6 +664,86 @@ func (r *runner) ramp(ctx context.Context, sched []plan.Step) (string, error) {
 		return result.StatusBottleneck, nil
 	}
 	return result.StatusMaxReached, nil
+}
+
+// locateTarget settles which target processes this host runs and which side
+// it serves. A target fleet with processes here is watched as it is; one
+// without (a static or remote endpoint) is looked for among the processes
+// listening on its endpoints. A target found nowhere here, at an address
+// that is not this host's, runs elsewhere: this host then serves the
+// generator only, and its host-wide findings are the generator's.
+func (r *runner) locateTarget(ctx context.Context) {
+	r.target = r.processes("target")
+	eps := r.targetEndpoints()
+	if len(eps) > 0 {
+		r.targetAddr = eps[0]
+	}
+	targetHere := len(r.target) > 0
+	known := targetHere // whether this host's part in the target is known
+	if !targetHere && r.deps.Locate != nil && len(eps) > 0 {
+		procs, local, err := r.deps.Locate(ctx, eps)
+		if err != nil {
+			r.log.Debug().Err(err).Msg("locating the target's processes")
+		}
+		for _, p := range procs {
+			r.obs.Message("target process found listening on %s: %s (pid %d)", strings.Join(eps, ", "), p.Name, p.Pid)
+		}
+		r.target = procs
+		// An address of this host with no process found (not readable)
+		// may still be the target's: then it counts as here.
+		targetHere, known = local, true
+	}
+	// The builtin engine generates load inside loadramp; another engine's
+	// generators are the generators fleet's processes.
+	genHere := r.p.Workload.Engine == plan.EngineBuiltin || len(r.processes("generators")) > 0
+	switch {
+	case known && genHere && !targetHere:
+		r.localSide = result.SideGenerator
+		r.obs.Message("the target (%s) runs elsewhere: this host runs the generator only, its host-wide findings are the generator's", strings.Join(eps, ", "))
+	case targetHere && !genHere:
+		r.localSide = result.SideTarget
+	}
+}
+
+// targetEndpoints are the host:port addresses the workload sends to, as
+// rendered for the run ("" ports become the scheme's).
+func (r *runner) targetEndpoints() []string {
+	w := r.p.Workload
+	var urls []string
+	if w.HTTP != nil {
+		urls = append(urls, w.HTTP.URL)
+	}
+	if w.PubSub != nil {
+		urls = append(urls, w.PubSub.Publish, w.PubSub.Subscribe)
+	}
+	if w.Locust != nil && w.Locust.Host != "" {
+		urls = append(urls, w.Locust.Host)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range urls {
+		s, err := r.render(t)
+		if err != nil {
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.Hostname() == "" {
+			continue
+		}
+		port := u.Port()
+		if port == "" {
+			port = "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+		}
+		ep := net.JoinHostPort(u.Hostname(), port)
+		if !seen[ep] {
+			seen[ep] = true
+			out = append(out, ep)
+		}
+	}
+	return out
 }
 
 // untilGeneratorHolds reruns a generator-fail attempt on a grown generator

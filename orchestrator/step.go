@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/loadramp/loadramp/orchestrator/gate"
+	"github.com/loadramp/loadramp/orchestrator/diagnose"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/result"
@@ -65,8 +65,8 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	if r.sampler != nil {
 		var err error
 		stop, err = r.sampler.Start(stepCtx, SampleSpec{
-			Target: r.processes("target"), Generator: r.generatorProcesses(),
-			Logs: r.logFiles, Warmup: warm,
+			Target: r.target, Generator: r.generatorProcesses(),
+			Logs: r.logFiles, Warmup: warm, Side: r.localSide,
 			Sink: func(v any) {
 				if err := r.dir.AppendSample(v); err != nil {
 					r.log.Debug().Err(err).Msg("samples.jsonl")
@@ -109,7 +109,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	rec.Series = res.Series
 	rec.ErrorClasses = res.ErrorClasses
 	if stop != nil {
-		hm, findings := stop(StepFacts{ErrorClasses: res.ErrorClasses, Metrics: rec.Metrics})
+		hm, findings := stop(StepFacts{ErrorClasses: res.ErrorClasses, Metrics: rec.Metrics, Params: vals})
 		m.Merge(hm)
 		rec.Findings = append(rec.Findings, findings...)
 	}
@@ -134,9 +134,12 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 }
 
 // judge sets the verdict of a finished attempt: error, generator-fail,
-// target-fail or pass, in that order of precedence. A saturated generator
-// makes a step generator-fail even when the target's gates failed too, since
-// its measurements of the target cannot be trusted.
+// target-fail or pass, in that order of precedence. A saturated or starved
+// generator makes a step generator-fail even when the target's gates failed
+// too, since its measurements of the target cannot be trusted. A target-side
+// finding of a hard limit reached (LimitReached) makes a step target-fail
+// even when every gate holds: the target did not serve the load it was
+// given (it closed held connections, dropped connects, ran out of files).
 func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, aborted string, probeErr error) {
 	switch {
 	case ctx.Err() != nil:
@@ -159,10 +162,15 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 			rec.FailedGates = append(rec.FailedGates, g)
 		}
 	}
+	for _, f := range achievedFindings(rec) {
+		f.Host = r.targetAddr
+		rec.Findings = append(rec.Findings, f)
+	}
 
 	var genReasons []string
 	for _, h := range rec.Health {
 		if !h.Pass && !h.Missing {
+			rec.FailedHealth = append(rec.FailedHealth, h)
 			genReasons = append(genReasons, h.Explain)
 		}
 	}
@@ -178,13 +186,23 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 		genReasons = append(genReasons, fmt.Sprintf("%d generator workers at their CPU limit", int64(n)))
 	}
 	for _, f := range rec.Findings {
-		if f.Side == "generator" {
-			genReasons = append(genReasons, fmt.Sprintf("%s: %s", f.Rule, f.Observed))
+		if f.Side == result.SideGenerator {
+			genReasons = append(genReasons, fmt.Sprintf("%s: %s", f.Rule, findingWhat(f)))
 		}
 	}
 	if len(genReasons) > 0 {
 		rec.Verdict = result.VerdictGeneratorFail
-		rec.Reason = "generator saturated: " + strings.Join(genReasons, "; ")
+		rec.Reason = "generator saturated: " + strings.Join(genReasons, "; ") +
+			". The target's latency in this step is not trustworthy: the generator's own delays are in it"
+		var targetFailed []string
+		for _, g := range rec.FailedGates {
+			if !g.Missing {
+				targetFailed = append(targetFailed, g.Explain)
+			}
+		}
+		if len(targetFailed) > 0 {
+			rec.Reason += " (the target's gates failed too, not counted against it: " + strings.Join(targetFailed, "; ") + ")"
+		}
 		return
 	}
 	if aborted != "" {
@@ -200,9 +218,21 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 			failed = append(failed, g.Explain)
 		}
 	}
+	var limits []string
+	for _, f := range rec.Findings {
+		if f.Side == result.SideTarget && f.LimitReached {
+			limits = append(limits, fmt.Sprintf("%s: %s", f.Rule, findingWhat(f)))
+		}
+	}
 	switch {
 	case len(failed) > 0:
 		rec.Verdict, rec.Reason = result.VerdictTargetFail, strings.Join(failed, "; ")
+		if len(limits) > 0 {
+			rec.Reason += "; limit reached: " + strings.Join(limits, "; ")
+		}
+	case len(limits) > 0:
+		rec.Verdict = result.VerdictTargetFail
+		rec.Reason = "limit reached with the gates holding: " + strings.Join(limits, "; ")
 	case len(missing) > 0 && probeErr != nil && r.passed && onlyProbe(missing):
 		// The probe worked on earlier steps and failed now: the target
 		// stopped serving it (refused, timed out), which is what users feel.
@@ -223,6 +253,45 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 	}
 }
 
+// findingWhat is a finding in a few words for a step's reason: what was
+// observed, and where.
+func findingWhat(f result.Finding) string {
+	what := f.Observed
+	if what == "" {
+		what = f.Resource
+	}
+	if f.Process != "" {
+		what += " (" + f.Process + ")"
+	}
+	return what
+}
+
+// achievedFindings explains the failed checks that a load parameter was
+// achieved: what was asked, what the target let the generator achieve, and
+// the evidence.
+func achievedFindings(rec *result.Step) []result.Finding {
+	var out []result.Finding
+	done := map[string]bool{}
+	for _, g := range rec.FailedGates {
+		if g.Missing {
+			continue
+		}
+		var f result.Finding
+		var ok bool
+		switch g.Metric {
+		case metrics.ConnectionsHeldRatio, metrics.ConnectionsReopenedRatio:
+			f, ok = diagnose.ConnectionsClosed(rec.Parameters, rec.Metrics)
+		case metrics.SubscribersHeldRatio:
+			f, ok = diagnose.SubscriptionsLost(rec.Parameters, rec.Metrics)
+		}
+		if ok && !done[f.Rule] {
+			done[f.Rule] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func (r *runner) generatorProcesses() []Process {
 	return r.processes("generators")
 }
@@ -238,12 +307,17 @@ func genClasses(c map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// toResults judges gs on m. gate.Result and result.GateResult have the same
-// fields: gate may import nothing but metrics, result is what is recorded.
-func toResults(gs []gate.Gate, m map[string]float64) []result.GateResult {
-	out := make([]result.GateResult, 0, len(gs))
-	for _, g := range gs {
-		out = append(out, result.GateResult(g.Evaluate(m)))
+// toResults judges cs on m. A default check on a metric the step did not
+// produce is left out: not every engine measures every default's metric.
+func toResults(cs []check, m map[string]float64) []result.GateResult {
+	out := make([]result.GateResult, 0, len(cs))
+	for _, c := range cs {
+		g := c.Evaluate(m)
+		if c.def && g.Missing {
+			continue
+		}
+		out = append(out, result.GateResult{Gate: g.Gate, Metric: g.Metric, Observed: g.Observed, Threshold: g.Threshold,
+			Pass: g.Pass, Missing: g.Missing, Explain: g.Explain, Default: c.def})
 	}
 	return out
 }

@@ -18,12 +18,27 @@ func (s hostSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (f
 	}
 	w, err := s.host.Start(ctx, observe.Spec{
 		Target: observeProcs(spec.Target), Generator: observeProcs(spec.Generator),
-		Logs: logs, Warmup: spec.Warmup, Sink: spec.Sink,
+		Logs: logs, Warmup: spec.Warmup, Sink: spec.Sink, Side: spec.Side,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return func(f orchestrator.StepFacts) (map[string]float64, []result.Finding) { return w.Stop(f.ErrorClasses) }, nil
+	return func(f orchestrator.StepFacts) (map[string]float64, []result.Finding) {
+		return w.StopWith(observe.Facts{ErrorClasses: f.ErrorClasses, Metrics: f.Metrics, Params: f.Params})
+	}, nil
+}
+
+// locate finds the target's processes on this host from its endpoints
+// (orchestrator.Deps.Locate).
+func locate(host *observe.Host) func(ctx context.Context, endpoints []string) ([]orchestrator.Process, bool, error) {
+	return func(ctx context.Context, endpoints []string) ([]orchestrator.Process, bool, error) {
+		found, local, err := host.Locate(ctx, endpoints)
+		out := make([]orchestrator.Process, 0, len(found))
+		for _, p := range found {
+			out = append(out, orchestrator.Process{Name: p.Name, Pid: p.Pid})
+		}
+		return out, local, err
+	}
 }
 
 func observeProcs(ps []orchestrator.Process) []observe.Proc {

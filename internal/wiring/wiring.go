@@ -83,6 +83,7 @@ func Deps(cfg Config, obs orchestrator.Observer) orchestrator.Deps {
 		Preflight: func(ctx context.Context, procs []orchestrator.Process) (map[string]any, []string, error) {
 			return host.Audit(ctx, observeProcs(procs))
 		},
+		Locate:   locate(host),
 		Observer: obs,
 	}
 }

@@ -13,13 +13,18 @@ import (
 
 // Thresholds of the rules: a limit counts as reached at this share of it.
 const (
-	NearLimit       = 0.95 // fds, file handles, conntrack entries
-	CPUSaturated    = 0.9  // share of the CPUs available
-	MemAvailableLow = 0.05 // share of memory still available
-	PSIMemoryFull   = 0.10 // share of the window all tasks stalled on memory
-	TimeWaitShare   = 0.5  // TIME_WAIT sockets vs the ephemeral port range
-	PortRangeUsed   = 0.9  // TIME_WAIT + in use vs the ephemeral port range
-	maxEvidence     = 3
+	NearLimit = 0.95 // fds, file handles, conntrack entries
+	AtLimit   = 0.99 // ... reached (LimitReached), at a sample a second
+	// GeneratorStarved is the generator's run delay per second of hold at
+	// which it is starved of CPU: the default generator health threshold of
+	// generator.starved.ratio (plan.DefaultGeneratorHealth).
+	GeneratorStarved = 0.2
+	CPUSaturated     = 0.9  // share of the CPUs available
+	MemAvailableLow  = 0.05 // share of memory still available
+	PSIMemoryFull    = 0.10 // share of the window all tasks stalled on memory
+	TimeWaitShare    = 0.5  // TIME_WAIT sockets vs the ephemeral port range
+	PortRangeUsed    = 0.9  // TIME_WAIT + in use vs the ephemeral port range
+	maxEvidence      = 3
 )
 
 // Input is what Diagnose judges: one step window on one host.
@@ -41,10 +46,26 @@ type Input struct {
 	// exporter's series (hoststat.NodeSeries) instead of /proc files.
 	Source string
 	// NetDev are the host's network devices' counter deltas over the window
-	// (ethtool statistics), and Side the side the host serves, written on
-	// host-wide findings made from them (ena-allowance).
+	// (ethtool statistics).
 	NetDev []hoststat.NetDevDelta
-	Side   string
+	// Side is the side the host serves when it serves one only (its role):
+	// "generator" for a host that runs load generators and no target process
+	// (loadramp's own host when the target is elsewhere, a generator agent's
+	// host), "target" for a host that runs only the target. A host-wide
+	// finding there (busy CPUs, memory, file handles, conntrack, ports) is
+	// that side's: on a generator's host it makes the step generator-fail,
+	// never a target bottleneck. "" for a host that runs both, or unknown:
+	// host-wide findings then blame neither side.
+	Side string
+	// Nginx is the configuration of an nginx the host runs for the target
+	// (read from its master's command line, pid NginxPid), nil for none.
+	Nginx    *NginxConf
+	NginxPid int
+	// Engine are the step's metrics as the engine measured them (the
+	// connections it held, its own starvation), and Params the step's load
+	// parameters: what the client saw, beside the host's own evidence.
+	Engine map[string]float64
+	Params map[string]float64
 }
 
 // Diagnose returns the findings the window's evidence supports, in a stable
@@ -60,9 +81,11 @@ func Diagnose(in Input) []result.Finding {
 	d.ephemeralPorts()
 	d.timeWait()
 	d.conntrack()
+	d.nginxConfConnections()
 	d.cpu()
 	d.memory()
 	d.enaAllowance()
+	d.out = AssignSide(d.out, in.Side, in.Host)
 	// The target's own findings first (they name the bottleneck), then the
 	// generator's, then host-wide ones; by rule within each.
 	rank := func(side string) int {
@@ -138,6 +161,33 @@ var (
 	}
 )
 
+// AssignSide gives the host-wide findings (no side) of host the side the host
+// serves, when it serves one only (Input.Side): on a host that runs only load
+// generators, a busy CPU or a full table is the generator's, whatever its
+// rule; on a host that runs only the target, the target's. A side of "" (the
+// host runs both, or its role is unknown) changes nothing. Other observers
+// (agents, Prometheus) use it on the findings of the hosts they add.
+func AssignSide(fs []result.Finding, side, host string) []result.Finding {
+	if side == "" {
+		return fs
+	}
+	for i := range fs {
+		if fs[i].Side != "" {
+			continue
+		}
+		fs[i].Side = side
+		who := "load generators"
+		if side == hoststat.SideTarget {
+			who = "target processes"
+		}
+		if host == "" {
+			host = fs[i].Host
+		}
+		fs[i].Evidence = append(fs[i].Evidence, fmt.Sprintf("host %s runs only %s: a host-wide limit there is the %s's", host, who, side))
+	}
+	return fs
+}
+
 // hostCPU reports whether f is the host-wide CPU finding.
 func hostCPU(f result.Finding) bool { return f.Rule == RuleCPUSaturation && f.Side == "" }
 
@@ -169,6 +219,7 @@ func (d *diag) add(f result.Finding) {
 		if g.Observed == "" {
 			g.Observed = f.Observed
 		}
+		g.LimitReached = g.LimitReached || f.LimitReached
 		g.Evidence = appendEvidence(g.Evidence, f.Evidence...)
 		return
 	}
@@ -202,6 +253,29 @@ func (d *diag) logs(rule string) []LogMatch {
 		}
 	}
 	return out
+}
+
+// logSays reports whether a kept line of a rule's matches contains word
+// (case-insensitive).
+func (d *diag) logSays(rule, word string) bool {
+	for _, m := range d.logs(rule) {
+		for _, l := range m.Lines {
+			if strings.Contains(strings.ToLower(l), word) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// listenerSide is the side of a finding about this host's listening sockets
+// (accept and SYN queues): the target's, which is what listens, unless the
+// host serves the generator only (a Locust master listens for its workers).
+func (d *diag) listenerSide() string {
+	if d.in.Side != "" {
+		return d.in.Side
+	}
+	return hoststat.SideTarget
 }
 
 // logEvidence is at most maxEvidence lines of a match, with a count if more.
@@ -254,8 +328,10 @@ func (d *diag) fdProcess() {
 		if p.FDLimit <= 0 || float64(p.FDPeak) < NearLimit*float64(p.FDLimit) {
 			continue
 		}
-		d.add(fdProcessFinding(p.Side, p.Name, fmt.Sprintf("%d of %d", p.FDPeak, p.FDLimit),
-			fmt.Sprintf("fds %d of limit %d %s", p.FDPeak, p.FDLimit, d.whereProc(p.Pid, "limits"))))
+		f := fdProcessFinding(p.Side, p.Name, fmt.Sprintf("%d of %d", p.FDPeak, p.FDLimit),
+			fmt.Sprintf("fds %d of limit %d %s", p.FDPeak, p.FDLimit, d.whereProc(p.Pid, "limits")))
+		f.LimitReached = float64(p.FDPeak) >= AtLimit*float64(p.FDLimit)
+		d.add(f)
 	}
 	for _, m := range d.logs(RuleFDProcess) {
 		observed := ""
@@ -271,7 +347,9 @@ func (d *diag) fdProcess() {
 		if observed == "" {
 			observed = fmt.Sprintf("%d EMFILE errors", m.Count)
 		}
-		d.add(fdProcessFinding(m.Side, proc, observed, logEvidence(m)...))
+		f := fdProcessFinding(m.Side, proc, observed, logEvidence(m)...)
+		f.LimitReached = true // the process was refused a file
+		d.add(f)
 	}
 	if n := d.in.GeneratorErrors[metrics.ClassEMFILE]; n > 0 {
 		d.add(fdProcessFinding(hoststat.SideGenerator, "loadramp", fmt.Sprintf("%d EMFILE errors", n),
@@ -302,6 +380,7 @@ func (d *diag) fdSystem() {
 	found := false
 	if r, ok := s.Ratio(hoststat.HostFileNr, hoststat.HostFileMax); ok && r >= NearLimit {
 		nr, max := s.Peaks[hoststat.HostFileNr], s.Limits[hoststat.HostFileMax]
+		f.LimitReached = r >= AtLimit
 		f.Observed = fmt.Sprintf("%.0f of %.0f", nr, max)
 		f.Evidence = append(f.Evidence, fmt.Sprintf("file handles %.0f of fs.file-max %.0f %s", nr, max, d.where("/proc/sys/fs/file-nr", hoststat.HostFileNr, hoststat.HostFileMax)))
 		found = true
@@ -311,6 +390,7 @@ func (d *diag) fdSystem() {
 			f.Observed = fmt.Sprintf("%d ENFILE errors", m.Count)
 		}
 		f.Evidence = append(f.Evidence, logEvidence(m)...)
+		f.LimitReached = true
 		found = true
 	}
 	if n := d.in.GeneratorErrors[metrics.ClassENFILE]; n > 0 {
@@ -338,7 +418,7 @@ func (d *diag) nginxWorkerConnections() {
 		d.add(result.Finding{Rule: RuleNginxWorkerConns, Side: side, Process: proc,
 			Resource: "nginx worker connections", Setting: "worker_connections",
 			Observed: fmt.Sprintf("%d log lines: worker_connections are not enough", m.Count), Evidence: logEvidence(m),
-			Fix: "raise worker_connections (and worker_rlimit_nofile to about twice it)"})
+			Fix: "raise worker_connections (and worker_rlimit_nofile to about twice it)", LimitReached: true})
 	}
 }
 
@@ -353,9 +433,9 @@ func (d *diag) listenOverflow() {
 	if v, ok := d.in.Settings["net.core.somaxconn"]; ok {
 		ev = append(ev, fmt.Sprintf("net.core.somaxconn = %v caps every listen backlog", v))
 	}
-	d.add(result.Finding{Rule: RuleListenOverflow, Side: hoststat.SideTarget, Resource: "listen queue (accept backlog)",
+	d.add(result.Finding{Rule: RuleListenOverflow, Side: d.listenerSide(), Resource: "listen queue (accept backlog)",
 		Setting:  d.setting("net.core.somaxconn") + " and the listen backlog",
-		Observed: fmt.Sprintf("%.0f overflows", max(ov, dr)), Evidence: ev,
+		Observed: fmt.Sprintf("%.0f overflows", max(ov, dr)), Evidence: ev, LimitReached: true,
 		Fix: "raise net.core.somaxconn and the server's listen backlog (nginx listen ... backlog=), or accept faster"})
 }
 
@@ -380,9 +460,11 @@ func (d *diag) synBacklog() {
 	if len(ev) == 0 {
 		return
 	}
-	d.add(result.Finding{Rule: RuleSynBacklog, Side: hoststat.SideTarget, Resource: "SYN queue",
+	// SYNs answered with cookies were still served; dropped ones were not.
+	d.add(result.Finding{Rule: RuleSynBacklog, Side: d.listenerSide(), Resource: "SYN queue",
 		Setting: d.setting("net.ipv4.tcp_max_syn_backlog") + " and the listen backlog", Observed: observed, Evidence: ev,
-		Fix: "raise net.ipv4.tcp_max_syn_backlog and the listen backlog"})
+		LimitReached: drop > 0 || d.logSays(RuleSynBacklog, "dropping"),
+		Fix:          "raise net.ipv4.tcp_max_syn_backlog and the listen backlog"})
 }
 
 func (d *diag) ephemeralPorts() {
@@ -420,6 +502,7 @@ func (d *diag) ephemeralPorts() {
 		if side == hoststat.SideTarget {
 			// A proxy running out of ports towards its upstream.
 			g.Fix = "keep upstream connections alive (nginx keepalive in upstream), widen net.ipv4.ip_local_port_range, enable net.ipv4.tcp_tw_reuse"
+			g.LimitReached = true
 		}
 		d.add(g)
 	}
@@ -458,18 +541,22 @@ func (d *diag) conntrack() {
 	s := d.in.Summary
 	var ev []string
 	observed := ""
+	reached := false
 	if r, ok := s.Ratio(hoststat.HostConntrackCount, hoststat.HostConntrackMax); ok && r >= NearLimit {
+		reached = r >= AtLimit
 		c, m := s.Peaks[hoststat.HostConntrackCount], s.Limits[hoststat.HostConntrackMax]
 		observed = fmt.Sprintf("%.0f of %.0f", c, m)
 		ev = append(ev, fmt.Sprintf("conntrack entries %.0f of nf_conntrack_max %.0f %s", c, m, d.where("/proc/sys/net/netfilter", hoststat.HostConntrackCount, hoststat.HostConntrackMax)))
 	}
 	if dr := s.Deltas[hoststat.HostConntrackDrop]; dr > 0 {
+		reached = true
 		ev = append(ev, fmt.Sprintf("conntrack drops +%.0f in the window %s", dr, d.where("/proc/net/stat/nf_conntrack", hoststat.HostConntrackDrop)))
 		if observed == "" {
 			observed = fmt.Sprintf("%.0f packets dropped", dr)
 		}
 	}
 	for _, m := range d.logs(RuleConntrackFull) {
+		reached = true
 		ev = append(ev, logEvidence(m)...)
 		if observed == "" {
 			observed = fmt.Sprintf("%d kernel table-full messages", m.Count)
@@ -478,7 +565,7 @@ func (d *diag) conntrack() {
 	if len(ev) == 0 {
 		return
 	}
-	d.add(result.Finding{Rule: RuleConntrackFull, Resource: "connection tracking table",
+	d.add(result.Finding{Rule: RuleConntrackFull, Resource: "connection tracking table", LimitReached: reached,
 		Setting: d.setting("net.netfilter.nf_conntrack_max"), Observed: observed, Evidence: ev,
 		Fix: "raise net.netfilter.nf_conntrack_max, or skip tracking for this traffic (firewalld --notrack / raw table NOTRACK)"})
 }
@@ -493,6 +580,7 @@ func (d *diag) cpu() {
 			Evidence: []string{fmt.Sprintf("generator processes used %.2f of their CPUs on average (peak %.2f) (/proc/PID/stat)", gen.CPUMean, gen.CPUPeak)},
 			Fix:      "add generators or give them more CPUs; the step measured the generator, not the target"})
 	}
+	d.generatorStarved()
 	for _, p := range s.Procs {
 		if p.Side != hoststat.SideTarget || p.CPUMean < CPUSaturated {
 			continue
@@ -507,19 +595,118 @@ func (d *diag) cpu() {
 		if gen.Procs > 0 {
 			ev = append(ev, fmt.Sprintf("of which the generator used %.2f and the target %.2f of their CPUs", gen.CPUMean, s.Target.CPUMean))
 		}
-		if wall := s.End.Sub(s.Start).Seconds(); wall > 0 {
-			if psi, ok := s.Deltas[hoststat.HostPSICPUSome]; ok {
-				ev = append(ev, fmt.Sprintf("cpu pressure: some task waited %.0f%% of the window %s", 100*psi/1e6/wall, d.where("/proc/pressure/cpu", hoststat.HostPSICPUSome)))
-			}
-		}
+		ev = append(ev, d.cpuPressure()...)
 		// A busy host is a host-wide finding: other processes may have taken
-		// the CPUs. It puts the fault on neither side by itself; a generator
-		// starved of CPU shows in its own CPU share (generator-saturated) and in
-		// its schedule lag (the generator_health gates).
+		// the CPUs. It puts the fault on neither side by itself (unless the
+		// host serves one side only: AssignSide); a generator starved of CPU
+		// shows in its own run delay (generatorStarved) and in its schedule
+		// lag (the generator_health checks).
 		d.add(result.Finding{Rule: RuleCPUSaturation, Resource: "host CPU", Setting: "instance size / count",
 			Observed: fmt.Sprintf("%.0f%% of the host's CPUs", 100*s.HostCPUMean), Evidence: ev,
 			Fix: "add instances or CPUs; run the generator on other machines than the target"})
+	} else if s.GenCPUs > 0 && s.GenCPUsMean >= CPUSaturated {
+		// The generator may use some CPUs only, and those were busy: the
+		// host's figure dilutes it over CPUs the generator cannot use.
+		ev := []string{fmt.Sprintf("the %d CPUs the generator may run on were %.2f busy on average (peak %.2f), the host's %.2f %s",
+			s.GenCPUs, s.GenCPUsMean, s.GenCPUsPeak, max(s.HostCPUMean, 0), d.where("/proc/stat, /proc/PID/status Cpus_allowed_list", hoststat.HostCPUBusy))}
+		if gen.Procs > 0 {
+			ev = append(ev, fmt.Sprintf("of which the generator itself used %.2f", gen.CPUMean))
+		}
+		ev = append(ev, d.cpuPressure()...)
+		d.add(result.Finding{Rule: RuleCPUSaturation, Resource: "the generator's CPUs", Setting: "the generator's CPUs (taskset, cpuset) / instance size",
+			Observed: fmt.Sprintf("its %d CPUs %.0f%% busy", s.GenCPUs, 100*s.GenCPUsMean), Evidence: ev,
+			Fix: "give the generator CPUs no other busy process runs on, or run it on another machine"})
 	}
+}
+
+// cpuPressure is the host's CPU pressure over the window, as evidence.
+func (d *diag) cpuPressure() []string {
+	s := d.in.Summary
+	if wall := s.End.Sub(s.Start).Seconds(); wall > 0 {
+		if psi, ok := s.Deltas[hoststat.HostPSICPUSome]; ok {
+			return []string{fmt.Sprintf("cpu pressure: some task waited %.0f%% of the window %s", 100*psi/1e6/wall, d.where("/proc/pressure/cpu", hoststat.HostPSICPUSome))}
+		}
+	}
+	return nil
+}
+
+// generatorStarved: the generator was runnable but waiting for a CPU for a
+// large share of the hold (its threads' run delay, generator.starved.ratio as
+// the engine measured it). Its CPU share stays low, so no CPU-share threshold
+// sees it, but the wait is in every latency it measured: the CPU finding is
+// the generator's, whichever host it runs on and whatever else runs there.
+func (d *diag) generatorStarved() {
+	r, ok := d.in.Engine[metrics.GeneratorStarvedRatio]
+	if !ok || r < GeneratorStarved {
+		return
+	}
+	s := d.in.Summary
+	ev := []string{fmt.Sprintf("loadramp's threads waited %.2f s for a CPU per second of hold (generator.starved.ratio, the run delay of /proc/self/task/*/schedstat)", r)}
+	if cpu, ok := d.in.Engine[metrics.GeneratorCPU]; ok {
+		ev = append(ev, fmt.Sprintf("while it used %.2f of its CPUs: it was not busy, it was waiting", cpu))
+	}
+	if s.GenCPUs > 0 && s.GenCPUsMean >= 0 {
+		ev = append(ev, fmt.Sprintf("the %d CPUs it may run on were %.2f busy on average", s.GenCPUs, s.GenCPUsMean))
+	} else if s.HostCPUMean >= 0 {
+		ev = append(ev, fmt.Sprintf("host CPUs %.2f busy on average", s.HostCPUMean))
+	}
+	ev = append(ev, d.cpuPressure()...)
+	d.add(result.Finding{Rule: RuleCPUSaturation, Side: hoststat.SideGenerator, Process: "loadramp",
+		Resource: "CPU (the generator waited for it)", Setting: "the generator's CPUs (other busy processes share them)",
+		Observed: fmt.Sprintf("waited for a CPU %.0f%% of the hold", 100*min(r, 1)), Evidence: ev,
+		Fix: "give the generator CPUs of its own (no other busy process on them), or run it on another machine; the step measured the generator's wait, not the target"})
+}
+
+// nginxConfConnections names worker_connections from nginx's configuration
+// when the client could not hold the connections it asked for and they were
+// as many as nginx can hold: at that limit nginx closes idle keep-alive
+// connections to make room and says so at warn level only ("N
+// worker_connections are not enough, reusing connections"), which a default
+// error_log does not record. The client's view is the engine's
+// connections.held.ratio and connections.reopened.ratio.
+func (d *diag) nginxConfConnections() {
+	n := d.in.Nginx
+	asked := d.in.Params["connections"]
+	if n == nil || asked <= 0 || n.MaxConnections() <= 0 {
+		return
+	}
+	held, okH := d.in.Engine[metrics.ConnectionsHeldRatio]
+	reopened, okR := d.in.Engine[metrics.ConnectionsReopenedRatio]
+	if !(okH && held < HeldShare) && !(okR && reopened >= ReopenedPerRequest) {
+		return
+	}
+	// Each proxied client connection may need an upstream one too.
+	needed, why := asked, ""
+	if n.Proxies {
+		needed, why = 2*asked, ", each proxied one possibly with an upstream connection"
+	}
+	limit := float64(n.MaxConnections())
+	if needed < NearLimit*limit {
+		return
+	}
+	where := n.Path
+	if d.in.NginxPid > 0 {
+		where += fmt.Sprintf(", nginx master pid %d", d.in.NginxPid)
+	}
+	ev := []string{
+		fmt.Sprintf("worker_processes %d x worker_connections %d = %.0f connections per nginx, listening and upstream sockets included (%s)",
+			max(n.WorkerProcesses, 1), n.WorkerConnections, limit, where),
+		fmt.Sprintf("the client asked for %.0f connections%s", asked, why),
+	}
+	if okH {
+		line := fmt.Sprintf("it held %.0f%% of them on average", 100*held)
+		if peak, ok := d.in.Engine[metrics.ConnectionsHeldPeak]; ok {
+			line += fmt.Sprintf(", at most %.0f at once", peak)
+		}
+		ev = append(ev, line)
+	}
+	if okR {
+		ev = append(ev, fmt.Sprintf("%.2f connections reopened per request: nginx closed idle keep-alive connections to make room", reopened))
+	}
+	d.add(result.Finding{Rule: RuleNginxWorkerConns, Side: hoststat.SideTarget, Process: "nginx",
+		Resource: "nginx worker connections", Setting: "worker_connections",
+		Observed: fmt.Sprintf("%.0f connections asked, nginx holds %.0f (worker_connections %d)", asked, limit, n.WorkerConnections), Evidence: ev, LimitReached: true,
+		Fix: "raise worker_connections (and worker_rlimit_nofile to about twice it); nginx logs this at warn level only, so a default error_log stays silent"})
 }
 
 func (d *diag) memory() {

@@ -65,17 +65,50 @@ func (s *Sampler) Sample(ctx context.Context, targets, generator []Proc) (Sample
 	unavailable := func(what string, err error) {
 		out.Unavailable = append(out.Unavailable, what+": "+shortErr(err))
 	}
-	s.readHost(fs, out.Host, unavailable)
+	st, statOK := s.readHost(fs, out.Host, unavailable)
 	hostCPUs := int(out.Host[HostCPUs])
+	genCPUs := map[uint64]bool{}
 	for _, side := range []struct {
 		name  string
 		procs []Proc
 	}{{SideTarget, targets}, {SideGenerator, generator}} {
 		for _, p := range side.procs {
-			out.Procs = append(out.Procs, readProc(fs, p, side.name, hostCPUs))
+			ps, allowed := readProc(fs, p, side.name, hostCPUs)
+			out.Procs = append(out.Procs, ps)
+			if side.name == SideGenerator {
+				for _, c := range allowed {
+					genCPUs[c] = true
+				}
+			}
+		}
+	}
+	if statOK && len(genCPUs) > 0 && len(genCPUs) < len(st.CPU) {
+		// The generator may use some CPUs only (taskset, a cpuset): how busy
+		// those were says whether it had to wait for them, which the host's
+		// whole-machine figure dilutes.
+		var busy, total float64
+		n := 0
+		for id, c := range st.CPU {
+			if id < 0 || !genCPUs[uint64(id)] {
+				continue
+			}
+			b, t := cpuBusyTotal(c)
+			busy += b
+			total += t
+			n++
+		}
+		if n > 0 {
+			out.Host[HostGenCPUBusy], out.Host[HostGenCPUTotal], out.Host[HostGenCPUs] = busy, total, float64(n)
 		}
 	}
 	return out, nil
+}
+
+// cpuBusyTotal is a CPU's busy and total time, in seconds.
+func cpuBusyTotal(c procfs.CPUStat) (busy, total float64) {
+	idle := c.Idle + c.Iowait
+	total = c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal
+	return total - idle, total
 }
 
 // Run samples every interval until ctx is done, passing each sample to out. A
@@ -104,15 +137,14 @@ func (s *Sampler) Run(ctx context.Context, every time.Duration, targets, generat
 	}
 }
 
-func (s *Sampler) readHost(fs procfs.FS, h map[string]float64, unavailable func(string, error)) {
-	if st, err := fs.Stat(); err != nil {
+// readHost reads the host's figures into h; it returns /proc/stat for the
+// per-CPU figures, and whether it could be read.
+func (s *Sampler) readHost(fs procfs.FS, h map[string]float64, unavailable func(string, error)) (procfs.Stat, bool) {
+	st, err := fs.Stat()
+	if err != nil {
 		unavailable("stat", err)
 	} else {
-		c := st.CPUTotal
-		idle := c.Idle + c.Iowait
-		total := c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal
-		h[HostCPUBusy] = total - idle
-		h[HostCPUTotal] = total
+		h[HostCPUBusy], h[HostCPUTotal] = cpuBusyTotal(st.CPUTotal)
 		if len(st.CPU) > 0 {
 			h[HostCPUs] = float64(len(st.CPU))
 		}
@@ -200,23 +232,27 @@ func (s *Sampler) readHost(fs procfs.FS, h map[string]float64, unavailable func(
 	if v, err := fs.SysctlInts("net.ipv4.tcp_max_tw_buckets"); err == nil && len(v) == 1 {
 		h[HostMaxTWBuckets] = float64(v[0])
 	}
+	return st, err == nil
 }
 
-func readProc(fs procfs.FS, w Proc, side string, hostCPUs int) ProcSample {
-	ps := ProcSample{Name: w.Name, Pid: w.Pid, Side: side, CPUs: hostCPUs}
+// readProc reads one watched process, and the CPUs it may run on (nil when
+// unknown).
+func readProc(fs procfs.FS, w Proc, side string, hostCPUs int) (ps ProcSample, allowed []uint64) {
+	ps = ProcSample{Name: w.Name, Pid: w.Pid, Side: side, CPUs: hostCPUs}
 	p, err := fs.Proc(w.Pid)
 	if err != nil {
 		ps.Err = shortErr(err)
-		return ps
+		return ps, nil
 	}
 	st, err := p.Stat()
 	if err != nil {
 		ps.Err = shortErr(err)
-		return ps
+		return ps, nil
 	}
 	ps.CPUSeconds = st.CPUTime()
 	ps.RSS = int64(st.ResidentMemory())
 	if status, err := p.NewStatus(); err == nil && len(status.CpusAllowedList) > 0 {
+		allowed = status.CpusAllowedList
 		n := len(status.CpusAllowedList)
 		if hostCPUs == 0 || n < hostCPUs {
 			ps.CPUs = n
@@ -230,7 +266,7 @@ func readProc(fs procfs.FS, w Proc, side string, hostCPUs int) ProcSample {
 	if l, err := p.Limits(); err == nil && l.OpenFiles > 0 && l.OpenFiles < math.MaxInt64 {
 		ps.FDLimit = int64(l.OpenFiles)
 	}
-	return ps
+	return ps, allowed
 }
 
 // ParseNetstat parses the paired header/value lines of /proc/net/netstat or

@@ -33,6 +33,12 @@ const (
 	HostCPUTotal = "cpu.total.seconds"
 	// HostCPUs is the number of CPUs of the host.
 	HostCPUs = "cpus"
+	// The CPUs the generator processes may run on, when that is some of the
+	// host's only (taskset, a cpuset): their busy and total time (counters)
+	// and how many they are (limit).
+	HostGenCPUBusy  = "cpu.generator.busy.seconds"
+	HostGenCPUTotal = "cpu.generator.total.seconds"
+	HostGenCPUs     = "cpus.generator"
 
 	HostMemTotal     = "mem.total.bytes"     // limit
 	HostMemAvailable = "mem.available.bytes" // gauge (judged by its minimum)
@@ -77,7 +83,7 @@ func ENAKey(stat string) string { return "ena." + stat }
 // counterKeys are the Host keys judged by their delta over a window.
 var counterKeys = func() map[string]bool {
 	m := map[string]bool{
-		HostCPUBusy: true, HostCPUTotal: true,
+		HostCPUBusy: true, HostCPUTotal: true, HostGenCPUBusy: true, HostGenCPUTotal: true,
 		HostPSICPUSome: true, HostPSIMemorySome: true, HostPSIMemoryFull: true,
 		HostListenOverflows: true, HostListenDrops: true, HostReqQFullDrop: true,
 		HostReqQFullDoCookies: true, HostSyncookiesSent: true, HostTimeWaitOverflow: true,
@@ -91,7 +97,7 @@ var counterKeys = func() map[string]bool {
 
 // limitKeys are the Host keys that are limits: a window keeps their last value.
 var limitKeys = map[string]bool{
-	HostCPUs: true, HostMemTotal: true, HostFileMax: true, HostConntrackMax: true,
+	HostCPUs: true, HostGenCPUs: true, HostMemTotal: true, HostFileMax: true, HostConntrackMax: true,
 	HostPortRangeWidth: true, HostMaxTWBuckets: true,
 }
 

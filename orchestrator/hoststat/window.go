@@ -61,8 +61,14 @@ type Summary struct {
 	Limits map[string]float64 `json:"limits"`
 	// HostCPUMean and HostCPUPeak are the host's busy share (0..1), over the
 	// window and in its busiest interval; -1 when unavailable.
-	HostCPUMean float64       `json:"host_cpu_mean"`
-	HostCPUPeak float64       `json:"host_cpu_peak"`
+	HostCPUMean float64 `json:"host_cpu_mean"`
+	HostCPUPeak float64 `json:"host_cpu_peak"`
+	// GenCPUsMean and GenCPUsPeak are the busy share (0..1, by any process)
+	// of the CPUs the generator may run on, when that is some of the host's
+	// only; -1 otherwise. GenCPUs is how many they are.
+	GenCPUsMean float64       `json:"gen_cpus_mean"`
+	GenCPUsPeak float64       `json:"gen_cpus_peak"`
+	GenCPUs     int           `json:"gen_cpus,omitempty"`
 	Procs       []ProcSummary `json:"procs"`
 	Target      SideSummary   `json:"target"`
 	Generator   SideSummary   `json:"generator"`
@@ -72,7 +78,8 @@ type Summary struct {
 func Window(samples []Sample) Summary {
 	s := Summary{
 		Deltas: map[string]float64{}, Peaks: map[string]float64{}, Mins: map[string]float64{},
-		Limits: map[string]float64{}, HostCPUMean: -1, HostCPUPeak: -1, Samples: len(samples),
+		Limits: map[string]float64{}, HostCPUMean: -1, HostCPUPeak: -1, GenCPUsMean: -1, GenCPUsPeak: -1,
+		Samples: len(samples),
 	}
 	if len(samples) == 0 {
 		return s
@@ -109,27 +116,39 @@ func Window(samples []Sample) Summary {
 		s.Deltas[k] = v - first[k]
 	}
 
-	// Host CPU: busy/total per interval.
-	var busySum, totalSum float64
-	for i := 1; i < len(samples); i++ {
-		a, b := samples[i-1].Host, samples[i].Host
-		db, okb := delta(a, b, HostCPUBusy)
-		dt, okt := delta(a, b, HostCPUTotal)
-		if !okb || !okt || dt <= 0 {
-			continue
-		}
-		busySum += db
-		totalSum += dt
-		s.HostCPUPeak = math.Max(s.HostCPUPeak, clamp01(db/dt))
-	}
-	if totalSum > 0 {
-		s.HostCPUMean = clamp01(busySum / totalSum)
+	// Host CPU (and the generator's CPUs): busy/total per interval.
+	s.HostCPUMean, s.HostCPUPeak = busyShare(samples, HostCPUBusy, HostCPUTotal)
+	s.GenCPUsMean, s.GenCPUsPeak = busyShare(samples, HostGenCPUBusy, HostGenCPUTotal)
+	if s.GenCPUsMean >= 0 {
+		s.GenCPUs = int(s.Limits[HostGenCPUs])
 	}
 
 	s.Procs = procSummaries(samples)
 	s.Target = sideSummary(samples, s.Procs, SideTarget)
 	s.Generator = sideSummary(samples, s.Procs, SideGenerator)
 	return s
+}
+
+// busyShare is the busy share of CPU time over the window and in its busiest
+// interval, from a busy and a total counter; -1, -1 when unavailable.
+func busyShare(samples []Sample, busyKey, totalKey string) (mean, peak float64) {
+	mean, peak = -1, -1
+	var busySum, totalSum float64
+	for i := 1; i < len(samples); i++ {
+		a, b := samples[i-1].Host, samples[i].Host
+		db, okb := delta(a, b, busyKey)
+		dt, okt := delta(a, b, totalKey)
+		if !okb || !okt || dt <= 0 {
+			continue
+		}
+		busySum += db
+		totalSum += dt
+		peak = math.Max(peak, clamp01(db/dt))
+	}
+	if totalSum > 0 {
+		mean = clamp01(busySum / totalSum)
+	}
+	return mean, peak
 }
 
 func delta(a, b map[string]float64, k string) (float64, bool) {
@@ -290,11 +309,14 @@ func clamp01(v float64) float64 {
 // Names of the host metrics Summary.Metrics adds besides the shared target.* and
 // generator.* ones.
 const (
-	MetricTargetCPUPeak       = "target.cpu.peak"
-	MetricGeneratorCPUPeak    = "generator.cpu.peak"
-	MetricGeneratorMem        = "generator.mem"
-	MetricHostCPU             = "host.cpu"
-	MetricHostCPUPeak         = "host.cpu.peak"
+	MetricTargetCPUPeak    = "target.cpu.peak"
+	MetricGeneratorCPUPeak = "generator.cpu.peak"
+	MetricGeneratorMem     = "generator.mem"
+	MetricHostCPU          = "host.cpu"
+	MetricHostCPUPeak      = "host.cpu.peak"
+	// MetricGenCPUsBusy is how busy (with any process) the CPUs the generator
+	// may run on were, when it may use some of the host's CPUs only.
+	MetricGenCPUsBusy         = "generator.cpuset.busy_ratio"
 	MetricHostMemUsedRatio    = "host.mem.used.ratio"
 	MetricHostPSICPUSome      = "host.psi.cpu.some"
 	MetricHostPSIMemFull      = "host.psi.memory.full"
@@ -331,6 +353,9 @@ func (s Summary) Metrics() metrics.Metrics {
 	if s.HostCPUMean >= 0 {
 		m[MetricHostCPU] = s.HostCPUMean
 		m[MetricHostCPUPeak] = s.HostCPUPeak
+	}
+	if s.GenCPUsMean >= 0 {
+		m[MetricGenCPUsBusy] = s.GenCPUsMean
 	}
 	if total, ok := s.Limits[HostMemTotal]; ok && total > 0 {
 		if avail, ok := s.Mins[HostMemAvailable]; ok {

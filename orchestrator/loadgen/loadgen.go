@@ -331,7 +331,12 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		}()
 	}
 
+	heldStop, heldDone := make(chan struct{}), make(chan heldStats, 1)
+	go func(conns []*conn) { heldDone <- r.sampleHeld(conns, step.Warmup, heldStop) }(append([]*conn(nil), g.conns...))
+
 	series, holdStartNS, cpu0, gc0, err := r.control(step, shards)
+	close(heldStop)
+	held := <-heldDone
 	// Self-measurement covers the hold, as the window's duration does.
 	cpu1 := metrics.ProcessCPUTime()
 	gc1 := gcSnapshot()
@@ -393,6 +398,9 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		Reopened:     r.reopened.Load(),
 		Open:         g.openLocked(),
 		Connections:  step.Connections,
+		Held:         held.mean(),
+		HeldPeak:     held.peak,
+		HeldKnown:    held.cycles > 0,
 	}
 	if w.Duration < 0 {
 		w.Duration = 0
@@ -657,7 +665,7 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 				s.record(o)
 				return
 			}
-			if reopened {
+			if reopened && o.inWindow {
 				r.reopened.Add(1)
 			}
 		}

@@ -38,12 +38,18 @@ type Window struct {
 	// Released and Blocked count requests the dispatcher released in the hold, and
 	// those of them that found no idle connection.
 	Released, Blocked int64
-	Reopened          int64   // connections reopened after the target closed them (or a request on them failed)
-	Open              int     // connections open at the end
-	Connections       int     // connections asked for
-	CPU               float64 // generator process CPU share, 0..1
-	GCPauseP99        float64 // seconds
-	GCPauseMax        float64 // seconds
+	Reopened          int64 // connections reopened in the hold after the target closed them (or a request on them failed)
+	Open              int   // connections open at the end
+	Connections       int   // connections asked for
+	// Held is the mean number of connections held open (established) over the
+	// hold, HeldPeak the most at once; HeldKnown is false when the hold was
+	// too short to look.
+	Held       float64
+	HeldPeak   int
+	HeldKnown  bool
+	CPU        float64 // generator process CPU share, 0..1
+	GCPauseP99 float64 // seconds
+	GCPauseMax float64 // seconds
 }
 
 // Result is the window as the orchestrator records it.
@@ -88,7 +94,15 @@ func (w *Window) Metrics() metrics.Metrics {
 	m[metrics.GeneratorGCPauseP99] = w.GCPauseP99
 	m[metrics.GeneratorGCPauseMax] = w.GCPauseMax
 	m[metrics.ConnectionsReopened] = float64(w.Reopened)
+	if w.Requests > 0 {
+		m[metrics.ConnectionsReopenedRatio] = float64(w.Reopened) / float64(w.Requests)
+	}
 	m[metrics.ConnectionsOpen] = float64(w.Open)
+	if w.HeldKnown && w.Connections > 0 {
+		m[metrics.ConnectionsHeld] = w.Held
+		m[metrics.ConnectionsHeldRatio] = w.Held / float64(w.Connections)
+		m[metrics.ConnectionsHeldPeak] = float64(w.HeldPeak)
+	}
 	m[metrics.LatencyOutOfRange] = float64(w.OutOfRange)
 	return m
 }

@@ -128,6 +128,11 @@ type stepState struct {
 	live     int
 	users    int
 	lastErrs []StatusError
+	// asked is the users the step asks for; usersSum and usersN the users
+	// the master ran at each look during the hold.
+	asked    int
+	usersSum float64
+	usersN   int
 }
 
 func (s *stepState) observe(st *Status, hold bool) {
@@ -147,6 +152,10 @@ func (s *stepState) observe(st *Status, hold bool) {
 	s.live = len(live)
 	s.users = st.UserCount
 	s.lastErrs = st.Errors
+	if hold {
+		s.usersSum += float64(st.UserCount)
+		s.usersN++
+	}
 }
 
 func (s *stepState) missing() int { return s.short + len(s.lost) }
@@ -162,7 +171,7 @@ func (e *Engine) Step(ctx context.Context, s Step) (*result.EngineResult, error)
 	if !(s.SpawnRate > 0) {
 		return nil, fmt.Errorf("locust: spawn rate %g: must be > 0", s.SpawnRate)
 	}
-	ss := &stepState{start: map[string]bool{}, lost: map[string]bool{}, cpuSum: map[string]float64{}, cpuN: map[string]int{}}
+	ss := &stepState{start: map[string]bool{}, lost: map[string]bool{}, cpuSum: map[string]float64{}, cpuN: map[string]int{}, asked: s.Users}
 	if err := e.waitWorkers(ctx, ss); err != nil {
 		return nil, err
 	}
@@ -249,6 +258,11 @@ func (e *Engine) workerMetrics(ss *stepState) metrics.Metrics {
 		WorkersMissing: float64(ss.missing()),
 		Workers:        float64(ss.live),
 		Users:          float64(ss.users),
+	}
+	if ss.asked > 0 && ss.usersN > 0 {
+		// What was achieved: the users the master ran, on average over the
+		// hold, against those asked for.
+		m[metrics.LocustUsersRatio] = ss.usersSum / float64(ss.usersN) / float64(ss.asked)
 	}
 	// generator.cpu: each worker is one single-threaded (gevent) process, so
 	// it saturates at one core whatever the host has. The busiest worker's

@@ -52,6 +52,9 @@ const (
 	GeneratorBlockedRatio = "generator.blocked.ratio"
 	GeneratorGCPauseP99   = "generator.gc.pause.p99"
 	GeneratorGCPauseMax   = "generator.gc.pause.max"
+	// GeneratorStarvedRatio is the time the generator's threads were runnable
+	// but waiting for a CPU, per second of hold.
+	GeneratorStarvedRatio = "generator.starved.ratio"
 	// GeneratorErrorsCount counts errors raised by the generator itself (EMFILE,
 	// ENFILE, EADDRNOTAVAIL): they are never the target's fault.
 	GeneratorErrorsCount = "generator.errors.count"
@@ -63,7 +66,21 @@ const (
 	GeneratorWorkersSaturated = "generator.workers.saturated"
 	ConnectionsReopened       = "connections.reopened"
 	ConnectionsOpen           = "connections.open"
-	LatencyOutOfRange         = "latency.out_of_range"
+	// ConnectionsHeld is the mean number of the step's connections that were
+	// established (not closed by either side) over the hold; Ratio is its
+	// share of the connections asked for, Peak the most held at once.
+	ConnectionsHeld      = "connections.held"
+	ConnectionsHeldRatio = "connections.held.ratio"
+	ConnectionsHeldPeak  = "connections.held.peak"
+	// ConnectionsReopenedRatio is connections reopened per request of the hold.
+	ConnectionsReopenedRatio = "connections.reopened.ratio"
+	// SubscribersHeldRatio is the share of the subscribers asked for whose
+	// streams were open, on average over the hold (pubsub workload).
+	SubscribersHeldRatio = "pubsub.subscribers.held.ratio"
+	// LocustUsersRatio is the users Locust ran at the end of the step over
+	// the users asked for.
+	LocustUsersRatio  = "locust.users.ratio"
+	LatencyOutOfRange = "latency.out_of_range"
 )
 
 // Metrics is one step window's measurements, by metric name.

@@ -13,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -48,6 +50,21 @@ type Spec struct {
 	Warmup time.Duration
 	// Sink, if set, receives every raw sample (for samples.jsonl).
 	Sink func(sample any)
+	// Side is the side this host serves when it serves one only (its role,
+	// diagnose.Input.Side): "generator" on a host running load generators and
+	// no target process, "target" on one running only the target, "" when it
+	// runs both or the role is unknown. Host-wide findings take this side.
+	Side string
+}
+
+// Facts are what the engine saw during the step: the generator's own error
+// classes (gen_emfile...), its metrics (the connections it held, its own
+// starvation) and the step's load parameters. The diagnosis weighs the
+// host's evidence against them.
+type Facts struct {
+	ErrorClasses map[string]int64
+	Metrics      map[string]float64
+	Params       map[string]float64
 }
 
 // Host observes one host. It is safe for one step window at a time.
@@ -98,6 +115,9 @@ type Window struct {
 	sampler *hoststat.Sampler
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// nginx is the configuration of a watched nginx master (nil: none).
+	nginx    *diagnose.NginxConf
+	nginxPid int
 
 	mu      sync.Mutex
 	samples []hoststat.Sample
@@ -121,6 +141,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
 	}
 	w.sources = sources(spec)
 	h.scanner.Mark(ctx, w.sources)
+	w.nginx, w.nginxPid = h.nginxConf(spec.Target)
 
 	holdFrom := time.Now().Add(spec.Warmup)
 	var last *hoststat.Sample
@@ -153,12 +174,16 @@ func (w *Window) sink(smp hoststat.Sample) {
 	}
 }
 
-// Stop ends the window with one last sample, scans the logs, and diagnoses
-// the hold: its host metrics (target.*, generator.*, host figures) and the
-// findings the evidence supports. errorClasses are the engine's error counts
-// by class, for the generator's own failures (gen_emfile...). Stop may be
-// called once.
+// Stop is StopWith with the engine's error classes only.
 func (w *Window) Stop(errorClasses map[string]int64) (map[string]float64, []result.Finding) {
+	return w.StopWith(Facts{ErrorClasses: errorClasses})
+}
+
+// StopWith ends the window with one last sample, scans the logs, and
+// diagnoses the hold: its host metrics (target.*, generator.*, host figures)
+// and the findings the evidence supports, weighed against what the engine saw
+// (f). Stop or StopWith may be called once.
+func (w *Window) StopWith(f Facts) (map[string]float64, []result.Finding) {
 	w.mu.Lock()
 	if w.stopped {
 		w.mu.Unlock()
@@ -180,7 +205,12 @@ func (w *Window) Stop(errorClasses map[string]int64) (map[string]float64, []resu
 		Summary:         sum,
 		Settings:        hoststat.Settings(w.h.root),
 		Logs:            matches,
-		GeneratorErrors: errorClasses,
+		GeneratorErrors: f.ErrorClasses,
+		Side:            w.spec.Side,
+		Nginx:           w.nginx,
+		NginxPid:        w.nginxPid,
+		Engine:          f.Metrics,
+		Params:          f.Params,
 	})
 	return sum.Metrics(), findings
 }
@@ -260,6 +290,29 @@ func (h *Host) Audit(ctx context.Context, target []Proc) (limits map[string]any,
 	return audit.Static(), audit.Warnings, nil
 }
 
+// nginxConf reads the configuration of the first nginx master among the
+// target processes (nil when none, or it cannot be read): the window judges
+// the connections the client could hold against its worker_connections.
+func (h *Host) nginxConf(target []Proc) (*diagnose.NginxConf, int) {
+	conf, pid, err := FindNginxConf(h.root, procs(target))
+	if err != nil || conf == "" {
+		if err != nil {
+			h.log.Debug().Err(err).Msg("nginx configuration not readable")
+		}
+		return nil, 0
+	}
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		return nil, 0
+	}
+	c := diagnose.ParseNginxConf(string(b))
+	c.Path = conf
+	if c.WorkerProcessesAuto {
+		c.WorkerProcesses = max(len(hoststat.Children(h.root, pid)), 1)
+	}
+	return &c, pid
+}
+
 // FindNginxConf returns the configuration file of the first nginx master
 // among procs whose file can be read, and that master's pid. conf is "" when
 // no nginx master is watched; err says which configuration could not be read
@@ -281,4 +334,75 @@ func FindNginxConf(root string, procs []hoststat.Proc) (conf string, pid int, er
 		return c, p.Pid, nil
 	}
 	return "", 0, errors.Join(errs...)
+}
+
+// Locate finds the processes of this host that listen on a target's
+// endpoints ("host:port"), for a target fleet that names none (a static
+// endpoint): the limits audit then reads their limits and, for nginx, its
+// configuration, and the step windows watch them. Each is the server that
+// holds the listening socket, not the workers it forked (those are watched
+// as its children). local reports whether an endpoint's address is one of
+// this host's own (loopback, or an address of its interfaces in this network
+// namespace): when none is, the target runs elsewhere, and this host serves
+// the generator only.
+func (h *Host) Locate(ctx context.Context, endpoints []string) (found []Proc, local bool, err error) {
+	own := ownAddrs()
+	seen := map[int]bool{}
+	var errs []error
+	for _, ep := range endpoints {
+		host, portStr, err := net.SplitHostPort(ep)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("endpoint %q: %w", ep, err))
+			continue
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil || port <= 0 || port > 65535 {
+			errs = append(errs, fmt.Errorf("endpoint %q: port %q", ep, portStr))
+			continue
+		}
+		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("endpoint %q: %w", ep, err))
+			continue
+		}
+		for _, ip := range ips {
+			if !ip.IP.IsLoopback() && !own[ip.IP.String()] {
+				continue
+			}
+			local = true
+			ls, err := hoststat.Listeners(h.root, ip.IP, port)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("endpoint %q: %w", ep, err))
+				continue
+			}
+			for _, pid := range hoststat.ListenerOwners(h.root, ls) {
+				if seen[pid] || pid == h.self.Pid {
+					continue
+				}
+				seen[pid] = true
+				name, err := hoststat.Comm(h.root, pid)
+				if err != nil {
+					name = "pid " + strconv.Itoa(pid)
+				}
+				found = append(found, Proc{Name: name, Pid: pid})
+			}
+		}
+	}
+	return found, local, errors.Join(errs...)
+}
+
+// ownAddrs are the addresses of this host's interfaces (in this network
+// namespace).
+func ownAddrs() map[string]bool {
+	out := map[string]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out[n.IP.String()] = true
+		}
+	}
+	return out
 }

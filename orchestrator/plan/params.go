@@ -52,23 +52,28 @@ type LoadParam struct {
 	Unit string
 	// Description says what the parameter is, in a few words.
 	Description string
+	// Achieved are the default checks that a step really applied the
+	// parameter (checks.go): what was asked against what was achieved.
+	Achieved []DefaultCheck
 }
 
 // LoadParams are every load parameter of every workload, in the order the
 // documentation lists them.
 var LoadParams = []LoadParam{
 	{Name: ParamRate, Workload: WorkloadHTTP, Required: true, Example: 1000, Ceiling: CeilingMaxRate,
-		Unit: "requests/s", Description: "offered requests/s"},
+		Unit: "requests/s", Description: "offered requests/s", Achieved: []DefaultCheck{achievedRate}},
 	{Name: ParamConnections, Workload: WorkloadHTTP, Whole: true, Default: 64, Example: 64,
-		Description: "connections the generator keeps open and spreads requests over"},
+		Description: "connections the generator keeps open and spreads requests over",
+		Achieved:    []DefaultCheck{achievedConnsHeld, achievedConnsReopened}},
 	{Name: ParamPublishers, Workload: WorkloadPubSub, Whole: true, Default: 1, Example: 4,
-		Description: "publishers, each publishing rate messages/s"},
+		Description: "publishers, each publishing rate messages/s", Achieved: []DefaultCheck{achievedRate}},
 	{Name: ParamSubscribers, Workload: WorkloadPubSub, Whole: true, Default: 1, Example: 16,
-		Description: "subscribers, each holding a stream open and receiving every message"},
+		Description: "subscribers, each holding a stream open and receiving every message",
+		Achieved:    []DefaultCheck{achievedSubscribers}},
 	{Name: ParamRate, Workload: WorkloadPubSub, Required: true, Example: 10, Ceiling: CeilingMaxRate, CeilingPer: ParamPublishers,
-		Unit: "messages/s", Description: "messages/s per publisher"},
+		Unit: "messages/s", Description: "messages/s per publisher", Achieved: []DefaultCheck{achievedRate}},
 	{Name: ParamUsers, Workload: WorkloadLocust, Whole: true, Required: true, Example: 50, Ceiling: CeilingMaxUsers,
-		Description: "simulated users"},
+		Description: "simulated users", Achieved: []DefaultCheck{achievedUsers}},
 	{Name: ParamSpawnRate, Workload: WorkloadLocust, Default: 100, Example: 100,
 		Unit: "users/s", Description: "users started per second"},
 }

@@ -37,9 +37,11 @@ type Plan struct {
 	Ramp            Ramp           `yaml:"ramp" json:"ramp"`
 	Gates           []string       `yaml:"gates,omitempty" json:"gates,omitempty"`
 	GeneratorHealth []string       `yaml:"generator_health,omitempty" json:"generator_health,omitempty"`
-	Abort           []string       `yaml:"abort,omitempty" json:"abort,omitempty"`
-	Report          Report         `yaml:"report,omitempty" json:"report,omitempty"`
-	Campaign        *Campaign      `yaml:"campaign,omitempty" json:"campaign,omitempty"`
+	// DefaultChecks turns loadramp's default checks off (checks.go).
+	DefaultChecks *DefaultChecks `yaml:"default_checks,omitempty" json:"default_checks,omitempty"`
+	Abort         []string       `yaml:"abort,omitempty" json:"abort,omitempty"`
+	Report        Report         `yaml:"report,omitempty" json:"report,omitempty"`
+	Campaign      *Campaign      `yaml:"campaign,omitempty" json:"campaign,omitempty"`
 	// Prometheus is a Prometheus source of the plan (see Prometheus).
 	Prometheus *Prometheus `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 

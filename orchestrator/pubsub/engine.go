@@ -174,6 +174,8 @@ type run struct {
 	delivered atomic.Int64 // deliveries of hold messages
 	dropped   atomic.Int64
 	subErrs   atomic.Int64
+	// droppedAt are when (since start) the streams the bus ended dropped.
+	droppedAt []time.Duration
 }
 
 type secStat struct {
@@ -291,7 +293,13 @@ func (r *run) subscribe(ctx context.Context) ([]*delivery.Stream, error) {
 			defer mu.Unlock()
 			if err != nil {
 				r.subErrs.Add(1)
-				r.classes[metrics.ClassSubscribe]++
+				if cls := metrics.ErrorClass(err); metrics.IsGeneratorClass(cls) {
+					// Out of files or ports here: the generator's failure.
+					r.classes[cls]++
+					r.genErrs++
+				} else {
+					r.classes[metrics.ClassSubscribe]++
+				}
 				lastErr = err
 				return
 			}
@@ -313,6 +321,9 @@ func (r *run) read(ctx context.Context, st *delivery.Stream, h *hdrhistogram.His
 		if err != nil {
 			if ctx.Err() == nil {
 				r.dropped.Add(1) // the bus ended the stream mid-step
+				r.mu.Lock()
+				r.droppedAt = append(r.droppedAt, now)
+				r.mu.Unlock()
 			}
 			return
 		}
@@ -500,6 +511,16 @@ func (r *run) metrics(delays []*hdrhistogram.Histogram, subscribers int, expecte
 		m[LostRatio] = math.Max(0, float64(expected-delivered)/float64(expected))
 	}
 	m[Subscribers] = float64(subscribers)
+	if r.s.Subscribers > 0 && r.s.Hold > 0 {
+		// Time-weighted: a stream the bus ended mid-hold counts for the part
+		// of the hold it was open; one never opened, for none.
+		end := r.s.Warmup + r.s.Hold
+		held := float64(subscribers) * r.s.Hold.Seconds()
+		for _, at := range r.droppedAt {
+			held -= (end - min(max(at, r.s.Warmup), end)).Seconds() // the part of the hold it missed
+		}
+		m[metrics.SubscribersHeldRatio] = max(0, held/(float64(r.s.Subscribers)*r.s.Hold.Seconds()))
+	}
 	m[SubscribeErrors] = float64(r.subErrs.Load())
 	m[SubscribeDropped] = float64(r.dropped.Load())
 	return m

@@ -86,6 +86,9 @@ func TestEngineDeliversToEverySubscriber(t *testing.T) {
 	if r := m[metrics.ThroughputRatio]; r < 0.9 || r > 1.1 {
 		t.Errorf("throughput.ratio = %v", r)
 	}
+	if r := m[metrics.SubscribersHeldRatio]; r != 1 {
+		t.Errorf("%s = %v with every subscriber subscribed through the hold, want 1", metrics.SubscribersHeldRatio, r)
+	}
 	if len(res.Series) != 3 || secs.Load() != 3 {
 		t.Errorf("series %d seconds, OnSecond %d calls, want 3", len(res.Series), secs.Load())
 	}
@@ -122,6 +125,22 @@ func TestEngineCannotSubscribe(t *testing.T) {
 	_, err = e.Run(runCtx(t), Step{Publishers: 1, Subscribers: 2, Rate: 10, Hold: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "none of 2 subscribers could subscribe") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Subscribers the bus refuses are not achieved: the step says how many of
+// those asked for were subscribed through the hold.
+func TestEngineSubscribersHeld(t *testing.T) {
+	// Subscriptions hold their in-flight slot for the step: 4 of 5 fit.
+	url, _ := startBus(t, eventbus.Config{MaxInflight: 4})
+	e := newEngine(t, url)
+	res, err := e.Run(runCtx(t), Step{Publishers: 1, Subscribers: 5, Rate: 10, Warmup: 200 * time.Millisecond, Hold: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Metrics
+	if r := m[metrics.SubscribersHeldRatio]; r != 0.8 || m[Subscribers] != 4 || m[SubscribeErrors] != 1 {
+		t.Errorf("held ratio %v, subscribers %v, refused %v; want 0.8, 4, 1", r, m[Subscribers], m[SubscribeErrors])
 	}
 }
 

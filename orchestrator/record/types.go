@@ -27,7 +27,10 @@ type Run struct {
 	Params []string          `json:"parameters"`
 	// Policy is the judgement of a scheduled run against its baseline and
 	// minimum capacities, when one was asked for.
-	Policy *result.Policy    `json:"policy,omitempty"`
-	Gates  []string          `json:"gates,omitempty"`
+	Policy *result.Policy `json:"policy,omitempty"`
+	Gates  []string       `json:"gates,omitempty"`
+	// Checks are every gate and generator health check the steps were judged
+	// on, the plan's and loadramp's defaults.
+	Checks *result.Checks    `json:"checks,omitempty"`
 	Extra  map[string]string `json:"extra,omitempty"`
 }

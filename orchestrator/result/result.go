@@ -58,6 +58,33 @@ type GateResult struct {
 	// Missing is true when the metric was not measured in the window.
 	Missing bool   `json:"missing,omitempty"`
 	Explain string `json:"explain,omitempty"`
+	// Default is true for a check loadramp applies without the plan writing
+	// it (a default generator health check, or a check that a load parameter
+	// was achieved); one whose metric was not measured is ignored.
+	Default bool `json:"default,omitempty"`
+}
+
+// Check is an expression every step of a run is judged on, with where it
+// comes from: the plan, or loadramp's documented defaults.
+type Check struct {
+	Expr string `json:"expr"`
+	// Default is true for a check the plan did not write.
+	Default bool `json:"default,omitempty"`
+	// Param names the load parameter whose achievement the check judges
+	// ("" for others).
+	Param string `json:"param,omitempty"`
+	// Why says why a default check has its threshold.
+	Why string `json:"why,omitempty"`
+}
+
+// Checks are the gates and generator health checks a run judged every step
+// on, the plan's and the defaults, and the default sets the plan turned off.
+type Checks struct {
+	Gates           []Check `json:"gates"`
+	GeneratorHealth []Check `json:"generator_health"`
+	// Off names the default sets the plan turned off (default_checks:
+	// "generator_health", "parameters").
+	Off []string `json:"off,omitempty"`
 }
 
 // Finding is a named cause with its evidence (docs/metrics.md rule ids).
@@ -71,6 +98,11 @@ type Finding struct {
 	Observed string   `json:"observed"`
 	Evidence []string `json:"evidence"`
 	Fix      string   `json:"fix"`
+	// LimitReached is true when the evidence shows a hard limit was reached
+	// (connections refused, closed or dropped, files or table entries
+	// exhausted), not merely approached: on the target's side such a finding
+	// makes the step target-fail even when every gate holds.
+	LimitReached bool `json:"limit_reached,omitempty"`
 }
 
 // Step is one step attempt: a line of steps.jsonl and a step of report.json.

@@ -1,0 +1,329 @@
+package orchestrator
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/diagnose"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/record"
+	"github.com/loadramp/loadramp/orchestrator/result"
+)
+
+// Honest verdicts, driven with fakes: a hard limit the target reached fails
+// a step whose gates hold; a host-wide finding on a host that runs only the
+// generator is the generator's; a starved generator is never the target's
+// bottleneck; the default checks apply unless the plan turns them off; a
+// step is judged on the connections it really held.
+
+// metricsEngine is a fake engine whose measurements are a function of the
+// step's load parameters.
+type metricsEngine struct {
+	fn func(params map[string]float64) map[string]float64
+
+	mu    sync.Mutex
+	steps []map[string]float64
+}
+
+func (e *metricsEngine) Step(_ context.Context, s EngineStep) (*result.EngineResult, error) {
+	e.mu.Lock()
+	e.steps = append(e.steps, s.Params)
+	e.mu.Unlock()
+	m := map[string]float64{metrics.LatencyP99: 0.005, metrics.GeneratorLagP99: 0.0001}
+	for k, v := range e.fn(s.Params) {
+		m[k] = v
+	}
+	return &result.EngineResult{Metrics: m}, nil
+}
+
+func (e *metricsEngine) Close() error { return nil }
+
+// fakeSampler is a fake of the host sampler: findings decides a step's
+// findings from what it was asked to watch and what the engine saw.
+type fakeSampler struct {
+	findings func(spec SampleSpec, f StepFacts) []result.Finding
+
+	mu    sync.Mutex
+	specs []SampleSpec
+}
+
+func (s *fakeSampler) Start(_ context.Context, spec SampleSpec) (func(StepFacts) (map[string]float64, []result.Finding), error) {
+	s.mu.Lock()
+	s.specs = append(s.specs, spec)
+	s.mu.Unlock()
+	return func(f StepFacts) (map[string]float64, []result.Finding) { return nil, s.findings(spec, f) }, nil
+}
+
+// honestRun runs src on fakes with eng and sampler (nil: none) and locate.
+func honestRun(t *testing.T, src string, eng Engine, sampler StepSampler, locate func(context.Context, []string) ([]Process, bool, error)) *Result {
+	t.Helper()
+	p, err := plan.Parse([]byte(src), "honest.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := Check(p, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	deps := Deps{
+		Provision: func(context.Context, ProvisionSpec) (Fleet, error) { return &fakeFleet{size: 1, maxSize: 1}, nil },
+		NewEngine: func(context.Context, *plan.Plan, Renderer, zerolog.Logger) (Engine, error) { return eng, nil },
+		Locate:    locate,
+		Now:       time.Now,
+	}
+	if sampler != nil {
+		deps.Sampler = sampler
+	}
+	res, err := Run(context.Background(), p, deps, Options{OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+const honestPlan = `version: 1
+name: honest
+fleets:
+  target:
+    provider: static
+    outputs: { endpoint: "http://127.0.0.1:1" }
+workload:
+  engine: builtin
+  http: { url: "{{ .fleets.target.endpoint }}/" }
+parameters:
+  - { name: rate, start: 100, max: 1600 }
+ramp: { warmup: 0s, hold: 1ms, cooldown: 0s, confirm: 1, refine: 0 }
+gates: [latency.p99 < 100ms]
+report: { formats: [json] }
+`
+
+func TestTargetLimitFindingFailsStepWithGatesHolding(t *testing.T) {
+	eng := &metricsEngine{fn: func(map[string]float64) map[string]float64 { return nil }}
+	s := &fakeSampler{findings: func(_ SampleSpec, f StepFacts) []result.Finding {
+		var out []result.Finding
+		if f.Params["rate"] >= 200 {
+			// Near a limit: explains, does not fail.
+			out = append(out, result.Finding{Rule: diagnose.RuleCPUSaturation, Side: result.SideTarget, Process: "srv", Observed: "93% of 1 CPUs"})
+		}
+		if f.Params["rate"] >= 800 {
+			out = append(out, result.Finding{Rule: diagnose.RuleListenOverflow, Side: result.SideTarget, Observed: "12 overflows",
+				Evidence: []string{"TcpExt ListenOverflows +12 in the window"}, LimitReached: true})
+		}
+		return out
+	}}
+	res := honestRun(t, honestPlan, eng, s, nil)
+	if got := attempts(res); got != "ramp/pass@100 ramp/pass@200 ramp/pass@400 ramp/target-fail@800 confirm/target-fail@800" {
+		t.Fatalf("attempts %s: want the limit reached at 800 to fail with every gate holding", got)
+	}
+	b := res.Report.Bottleneck
+	if res.Status != result.StatusBottleneck || b == nil || b.To != 800 || b.Side != result.SideTarget {
+		t.Fatalf("status %s bottleneck %+v; want the target's at rate 800", res.Status, b)
+	}
+	if !strings.Contains(b.Reason, "limit reached with the gates holding: listen-overflow: 12 overflows") || len(b.FailedGates) != 0 {
+		t.Errorf("reason %q, failed gates %v: want the limit named, no gate failed", b.Reason, b.FailedGates)
+	}
+}
+
+func TestHostFindingOnGeneratorOnlyHostIsTheGenerators(t *testing.T) {
+	eng := &metricsEngine{fn: func(map[string]float64) map[string]float64 { return nil }}
+	// The real rules on a window whose host CPUs were busy from rate 400 on,
+	// with the side the run says this host serves.
+	busyFrom400 := &fakeSampler{findings: func(spec SampleSpec, f StepFacts) []result.Finding {
+		sum := hoststat.Summary{HostCPUMean: 0.2, HostCPUPeak: 0.3, GenCPUsMean: -1}
+		if f.Params["rate"] >= 400 {
+			sum.HostCPUMean, sum.HostCPUPeak = 0.97, 1
+		}
+		return diagnose.Diagnose(diagnose.Input{Host: "local", Summary: sum, Side: spec.Side})
+	}}
+	t.Run("target elsewhere", func(t *testing.T) {
+		var asked []string
+		res := honestRun(t, honestPlan, eng, busyFrom400, func(_ context.Context, eps []string) ([]Process, bool, error) {
+			asked = eps
+			return nil, false, nil // nothing listens here: the target is elsewhere
+		})
+		if strings.Join(asked, " ") != "127.0.0.1:1" {
+			t.Errorf("Locate asked for %v, want the workload's endpoint", asked)
+		}
+		if res.Status != result.StatusGeneratorLimited || res.Report.Bottleneck != nil {
+			t.Fatalf("status %s, bottleneck %+v: want generator-limited and no target bottleneck", res.Status, res.Report.Bottleneck)
+		}
+		last := res.Report.Steps[len(res.Report.Steps)-1]
+		if last.Verdict != result.VerdictGeneratorFail || last.Parameters["rate"] != 400 {
+			t.Fatalf("last step %s at %v, want generator-fail at 400", last.Verdict, last.Parameters)
+		}
+		var cpu *result.Finding
+		for i, f := range last.Findings {
+			if f.Rule == diagnose.RuleCPUSaturation {
+				cpu = &last.Findings[i]
+			}
+		}
+		if cpu == nil || cpu.Side != result.SideGenerator || !strings.Contains(strings.Join(cpu.Evidence, " "), "runs only load generators") {
+			t.Errorf("CPU finding %+v: want it on the generator's side, saying why", cpu)
+		}
+		if !strings.Contains(last.Reason, "not trustworthy") {
+			t.Errorf("reason %q: want the target's latency called untrustworthy", last.Reason)
+		}
+	})
+	t.Run("target here", func(t *testing.T) {
+		// The same busy host, running the target too: the finding blames
+		// neither side and the ramp goes on.
+		res := honestRun(t, honestPlan, eng, busyFrom400, func(context.Context, []string) ([]Process, bool, error) {
+			return []Process{{Name: "nginx", Pid: 4242}}, true, nil
+		})
+		if res.Status != result.StatusMaxReached {
+			t.Fatalf("status %s (%s): a host-wide CPU finding on a shared host blames neither side", res.Status, attempts(res))
+		}
+		if sp := busyFrom400.specs[len(busyFrom400.specs)-1]; sp.Side != "" || len(sp.Target) != 1 || sp.Target[0].Pid != 4242 {
+			t.Errorf("sampler spec side %q target %v: want the located nginx watched, no side", sp.Side, sp.Target)
+		}
+	})
+}
+
+func TestStarvedGeneratorIsNeverTheTargetsBottleneck(t *testing.T) {
+	// From rate 800 the generator waits for its CPU half the time and the
+	// latency it measures breaks the target's gate: generator-fail, with no
+	// generator_health in the plan (the default checks it).
+	eng := &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
+		if p["rate"] >= 800 {
+			return map[string]float64{metrics.LatencyP99: 2.3, metrics.GeneratorStarvedRatio: 0.5, metrics.GeneratorCPU: 0.73}
+		}
+		return map[string]float64{metrics.GeneratorStarvedRatio: 0.01, metrics.GeneratorCPU: 0.2}
+	}}
+	res := honestRun(t, honestPlan, eng, nil, nil)
+	if res.Status != result.StatusGeneratorLimited || res.Report.Bottleneck != nil {
+		t.Fatalf("status %s bottleneck %+v (%s): want generator-limited", res.Status, res.Report.Bottleneck, attempts(res))
+	}
+	last := res.Report.Steps[len(res.Report.Steps)-1]
+	if len(last.FailedHealth) != 1 || last.FailedHealth[0].Metric != metrics.GeneratorStarvedRatio || !last.FailedHealth[0].Default {
+		t.Errorf("failed health %+v: want the default starvation check", last.FailedHealth)
+	}
+	for _, want := range []string{"generator.starved.ratio", "not trustworthy", "the target's gates failed too", "latency.p99"} {
+		if !strings.Contains(last.Reason, want) {
+			t.Errorf("reason %q: want %q", last.Reason, want)
+		}
+	}
+}
+
+func TestDefaultChecksAppliedListedAndTurnedOff(t *testing.T) {
+	lagging := &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
+		if p["rate"] >= 400 {
+			return map[string]float64{metrics.GeneratorLagP99: 0.2}
+		}
+		return nil
+	}}
+	runJSON := func(t *testing.T, res *Result) *record.Run {
+		t.Helper()
+		d, err := record.Open(res.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := d.ReadRun()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+	t.Run("on without generator_health", func(t *testing.T) {
+		res := honestRun(t, honestPlan, lagging, nil, nil)
+		if res.Status != result.StatusGeneratorLimited {
+			t.Fatalf("status %s (%s): want the default lag check to see the lagging generator", res.Status, attempts(res))
+		}
+		c := runJSON(t, res).Checks
+		if c == nil {
+			t.Fatal("run.json has no checks")
+		}
+		var health []string
+		for _, h := range c.GeneratorHealth {
+			if !h.Default || h.Why == "" {
+				t.Errorf("health check %+v: want a default with its reason", h)
+			}
+			health = append(health, h.Expr)
+		}
+		if got, want := strings.Join(health, "; "), "generator.lag.p99 < 10ms; generator.starved.ratio < 0.2; generator.cpu < 0.9"; got != want {
+			t.Errorf("health checks %q, want %q", got, want)
+		}
+		// rate's achieved check, and the plan's own gate.
+		if len(c.Gates) != 2 || c.Gates[0].Expr != "latency.p99 < 100ms" || c.Gates[0].Default ||
+			c.Gates[1].Expr != "throughput.ratio > 0.9" || !c.Gates[1].Default || c.Gates[1].Param != "rate" {
+			t.Errorf("gates %+v: want the plan's then rate's default", c.Gates)
+		}
+		if len(c.Off) != 0 {
+			t.Errorf("off %v, want none", c.Off)
+		}
+	})
+	t.Run("the plan's own threshold replaces the default", func(t *testing.T) {
+		src := strings.Replace(honestPlan, "report:", "generator_health: [generator.lag.p99 < 500ms]\nreport:", 1)
+		res := honestRun(t, src, lagging, nil, nil)
+		if res.Status != result.StatusMaxReached {
+			t.Fatalf("status %s (%s): the plan allows 500ms of lag", res.Status, attempts(res))
+		}
+		var health []string
+		for _, h := range runJSON(t, res).Checks.GeneratorHealth {
+			health = append(health, h.Expr)
+		}
+		if got, want := strings.Join(health, "; "), "generator.lag.p99 < 500ms; generator.starved.ratio < 0.2; generator.cpu < 0.9"; got != want {
+			t.Errorf("health checks %q, want %q", got, want)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		src := strings.Replace(honestPlan, "report:", "default_checks: { generator_health: false, parameters: false }\nreport:", 1)
+		res := honestRun(t, src, lagging, nil, nil)
+		if res.Status != result.StatusMaxReached {
+			t.Fatalf("status %s (%s): default checks turned off judge nothing", res.Status, attempts(res))
+		}
+		c := runJSON(t, res).Checks
+		if len(c.GeneratorHealth) != 0 || len(c.Gates) != 1 || strings.Join(c.Off, ",") != "generator_health,parameters" {
+			t.Errorf("checks %+v: want the plan's gate only, and both default sets off", c)
+		}
+	})
+}
+
+func TestConnectionsAreJudgedOnWhatWasHeld(t *testing.T) {
+	// The target holds 127 connections (nginx's 128 worker_connections, one
+	// of them its listening socket): beyond, it closes idle ones and nearly
+	// every request reopens one. Below, it closes every 20th request on
+	// purpose, which stays under the default threshold.
+	eng := &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
+		c := p["connections"]
+		held := min(c, 127)
+		reopened := 0.05
+		if c > 127 {
+			reopened = 0.97
+		}
+		return map[string]float64{metrics.ConnectionsHeld: held, metrics.ConnectionsHeldRatio: held / c,
+			metrics.ConnectionsHeldPeak: held, metrics.ConnectionsReopenedRatio: reopened,
+			metrics.ConnectionsReopened: reopened * 8000, metrics.RequestsCount: 8000}
+	}}
+	src := strings.Replace(honestPlan, "  - { name: rate, start: 100, max: 1600 }",
+		"  - { name: connections, start: 16, max: 2048 }\n  - { name: rate, start: 2000, max: 2000 }", 1)
+	res := honestRun(t, src, eng, nil, nil)
+	b := res.Report.Bottleneck
+	if res.Status != result.StatusBottleneck || b == nil || b.Parameter != "connections" || b.To != 128 || b.From != 64 {
+		t.Fatalf("status %s bottleneck %+v (%s): want connections 64 -> 128", res.Status, b, attempts(res))
+	}
+	var f *result.Finding
+	for i := range b.Findings {
+		if b.Findings[i].Rule == diagnose.RuleConnectionsClosed {
+			f = &b.Findings[i]
+		}
+	}
+	if f == nil {
+		t.Fatalf("no %s finding at the bottleneck: %+v", diagnose.RuleConnectionsClosed, b.Findings)
+	}
+	if f.Side != result.SideTarget || !f.LimitReached || f.Host != "127.0.0.1:1" ||
+		!strings.Contains(f.Observed, "held 127 of 128") || !strings.Contains(f.Observed, "churn began at about 127") ||
+		!strings.Contains(strings.Join(f.Evidence, " "), "7760 connections reopened for 8000 requests") {
+		t.Errorf("finding %+v: want the target's side, the count held, where the churn began and the reopens", f)
+	}
+	for _, s := range res.Report.Steps {
+		if s.Parameters["connections"] < 128 && s.Verdict != result.VerdictPass {
+			t.Errorf("step at %v connections (5%% reopened, all held) is %s: %s", s.Parameters["connections"], s.Verdict, s.Reason)
+		}
+	}
+}
