@@ -1,0 +1,201 @@
+package diagnose
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/result"
+)
+
+// Sides follow the host's role: on a host that runs only the generator, a
+// host-wide finding is the generator's; on a host running both, nobody's.
+func TestHostWideFindingsTakeTheHostsRole(t *testing.T) {
+	tests := []struct {
+		fixture, side string
+		want          []string
+	}{
+		{"cpu-saturation", "", []string{"cpu-saturation/target", "cpu-saturation/"}},
+		{"cpu-saturation", hoststat.SideGenerator, []string{"cpu-saturation/target", "cpu-saturation/generator"}},
+		{"conntrack-full", hoststat.SideGenerator, []string{"conntrack-full/generator"}},
+		{"conntrack-full", hoststat.SideTarget, []string{"conntrack-full/target"}},
+		{"memory-pressure", hoststat.SideGenerator, []string{"memory-pressure/generator"}},
+		// What listens on a host that runs only generators is not the target.
+		{"listen-overflow", hoststat.SideGenerator, []string{"listen-overflow/generator"}},
+		{"listen-overflow", "", []string{"listen-overflow/target"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture+"/"+tt.side, func(t *testing.T) {
+			sum, settings := window(t, tt.fixture)
+			fs := Diagnose(Input{Host: "gen-1", Summary: sum, Settings: settings, Side: tt.side})
+			if got := rulesOf(fs); !slices.Equal(got, tt.want) {
+				t.Fatalf("findings %v, want %v", got, tt.want)
+			}
+			if GeneratorSide(fs) != (tt.side == hoststat.SideGenerator) {
+				t.Errorf("GeneratorSide = %v on a host serving %q", GeneratorSide(fs), tt.side)
+			}
+			for _, f := range fs {
+				assigned := strings.Contains(strings.Join(f.Evidence, " "), "host gen-1 runs only")
+				if tt.side != "" && f.Process == "" && f.Rule != RuleListenOverflow && !assigned {
+					t.Errorf("%s: side %q given without saying why: %q", f.Rule, f.Side, f.Evidence)
+				}
+			}
+		})
+	}
+}
+
+// A finding that shows a hard limit reached says so; one near a limit, or a
+// busy CPU, does not.
+func TestLimitReached(t *testing.T) {
+	tests := []struct {
+		fixture string
+		reached map[string]bool // rule/side -> LimitReached
+	}{
+		{"listen-overflow", map[string]bool{"listen-overflow/target": true}},
+		{"syn-backlog", map[string]bool{"syn-backlog/target": true}},        // SYNs dropped
+		{"conntrack-full", map[string]bool{"conntrack-full/": true}},        // 262100 of 262144
+		{"fd-process", map[string]bool{"fd-process/target": false}},         // 63 of 64: near, not at
+		{"fd-system", map[string]bool{"fd-system/": true}},                  // 2465900 of 2466160
+		{"time-wait", map[string]bool{"time-wait/": false}},                 // churn, not a refusal
+		{"cpu-saturation", map[string]bool{"cpu-saturation/target": false}}, // slow, not refusing
+	}
+	for _, tt := range tests {
+		sum, settings := window(t, tt.fixture)
+		seen := 0
+		for _, f := range Diagnose(Input{Host: "local", Summary: sum, Settings: settings}) {
+			want, ok := tt.reached[f.Rule+"/"+f.Side]
+			if ok {
+				seen++
+			}
+			if ok && f.LimitReached != want {
+				t.Errorf("%s: %s/%s LimitReached = %v, want %v (observed %q)", tt.fixture, f.Rule, f.Side, f.LimitReached, want, f.Observed)
+			}
+		}
+		if seen != len(tt.reached) {
+			t.Errorf("%s: %d of the findings %v made", tt.fixture, seen, tt.reached)
+		}
+	}
+	// Log lines of a refusal are a limit reached.
+	logs := []LogMatch{
+		{Rule: RuleNginxWorkerConns, Source: "nginx-error.log", Side: hoststat.SideTarget, Count: 1, Lines: []string{"[warn] 128 worker_connections are not enough, reusing connections"}},
+		{Rule: RuleFDProcess, Source: "eventbus output", Process: "eventbus", Side: hoststat.SideTarget, Count: 2, Lines: []string{"accept4: too many open files"}},
+	}
+	sum, settings := window(t, "healthy")
+	for _, f := range Diagnose(Input{Host: "local", Summary: sum, Settings: settings, Logs: logs}) {
+		if !f.LimitReached {
+			t.Errorf("%s from a log line: LimitReached false", f.Rule)
+		}
+	}
+}
+
+// A generator waiting for its CPU is the generator's CPU finding, whoever
+// else runs on the host; a pinned generator's busy CPUs are seen even when
+// the host as a whole is not busy.
+func TestStarvedGeneratorCPUFinding(t *testing.T) {
+	sum := hoststat.Summary{Start: t0, End: t0.Add(5 * time.Second), HostCPUMean: 0.62, HostCPUPeak: 0.7,
+		GenCPUs: 1, GenCPUsMean: 0.99, GenCPUsPeak: 1,
+		Deltas: map[string]float64{hoststat.HostPSICPUSome: 3e6}, Peaks: map[string]float64{}, Limits: map[string]float64{}}
+	fs := Diagnose(Input{Host: "local", Summary: sum,
+		Engine: map[string]float64{metrics.GeneratorStarvedRatio: 0.45, metrics.GeneratorCPU: 0.48}})
+	if got, want := rulesOf(fs), []string{"cpu-saturation/generator", "cpu-saturation/"}; !slices.Equal(got, want) {
+		t.Fatalf("findings %v, want %v", got, want)
+	}
+	f := fs[0]
+	ev := strings.Join(f.Evidence, "\n")
+	for _, w := range []string{"waited 0.45 s for a CPU per second", "used 0.48 of its CPUs", "the 1 CPUs it may run on were 0.99 busy", "cpu pressure: some task waited 60%"} {
+		if !strings.Contains(ev, w) {
+			t.Errorf("evidence %q: want %q", ev, w)
+		}
+	}
+	if f.Process != "loadramp" || f.Observed != "waited for a CPU 45% of the hold" {
+		t.Errorf("finding %+v", f)
+	}
+	if g := fs[1]; g.Resource != "the generator's CPUs" || g.Observed != "its 1 CPUs 99% busy" {
+		t.Errorf("the pinned generator's CPUs: %+v", g)
+	}
+	// Not starved, on a host running both sides: the busy cpuset blames
+	// neither side; on a generator's host, the generator.
+	fs = Diagnose(Input{Host: "local", Summary: sum, Engine: map[string]float64{metrics.GeneratorStarvedRatio: 0.05}})
+	if got := rulesOf(fs); !slices.Equal(got, []string{"cpu-saturation/"}) {
+		t.Errorf("findings %v, want the host-wide cpuset finding only", got)
+	}
+	fs = Diagnose(Input{Host: "local", Summary: sum, Side: hoststat.SideGenerator})
+	if got := rulesOf(fs); !slices.Equal(got, []string{"cpu-saturation/generator"}) {
+		t.Errorf("findings %v on a generator's host, want the generator's", got)
+	}
+}
+
+// nginx at its worker_connections closes idle keep-alive connections and
+// logs it at warn level only: the finding comes from its configuration and
+// the connections the client could not hold.
+func TestNginxWorkerConnectionsFromItsConfiguration(t *testing.T) {
+	conf := &NginxConf{Path: "/run/x/nginx.conf", WorkerProcesses: 1, WorkerConnections: 128}
+	churn := map[string]float64{metrics.ConnectionsHeldRatio: 0.49, metrics.ConnectionsHeldPeak: 126, metrics.ConnectionsReopenedRatio: 0.97}
+	held := map[string]float64{metrics.ConnectionsHeldRatio: 1, metrics.ConnectionsHeldPeak: 64, metrics.ConnectionsReopenedRatio: 0}
+	sum := hoststat.Window(nil)
+	tests := []struct {
+		name    string
+		conf    *NginxConf
+		asked   float64
+		engine  map[string]float64
+		finding bool
+	}{
+		{"churn at 256", conf, 256, churn, true},
+		{"held at 64", conf, 64, held, false},
+		{"churn far below the limit: something else", conf, 32, churn, false},
+		{"no nginx", nil, 256, churn, false},
+		{"proxied: two connections each", &NginxConf{Path: "p", WorkerProcesses: 1, WorkerConnections: 256, Proxies: true}, 128, churn, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := Diagnose(Input{Host: "local", Summary: sum, Nginx: tt.conf, NginxPid: 77,
+				Engine: tt.engine, Params: map[string]float64{"connections": tt.asked}})
+			if len(fs) != btoi(tt.finding) {
+				t.Fatalf("findings %v, want %d", rulesOf(fs), btoi(tt.finding))
+			}
+			if !tt.finding {
+				return
+			}
+			f := fs[0]
+			if f.Rule != RuleNginxWorkerConns || f.Side != result.SideTarget || f.Process != "nginx" || !f.LimitReached || f.Setting != "worker_connections" {
+				t.Errorf("finding %+v", f)
+			}
+			ev := strings.Join(f.Evidence, "\n")
+			if !strings.Contains(ev, "worker_connections "+strconv.Itoa(tt.conf.WorkerConnections)) || !strings.Contains(ev, tt.conf.Path+", nginx master pid 77") ||
+				!strings.Contains(ev, "held 49% of them on average, at most 126 at once") {
+				t.Errorf("evidence %q: want the configured value, its file, and what the client held", ev)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestAchievedFindings(t *testing.T) {
+	f, ok := ConnectionsClosed(map[string]float64{"connections": 2048}, map[string]float64{
+		metrics.ConnectionsHeld: 126.4, metrics.ConnectionsHeldRatio: 126.4 / 2048, metrics.ConnectionsHeldPeak: 127,
+		metrics.ConnectionsReopened: 7750, metrics.RequestsCount: 8000, metrics.ConnectionsReopenedRatio: 7750.0 / 8000})
+	if !ok || f.Rule != RuleConnectionsClosed || f.Side != result.SideTarget || !f.LimitReached ||
+		f.Observed != "held 126 of 2048 connections on average (6%); the churn began at about 127" ||
+		!strings.Contains(strings.Join(f.Evidence, "\n"), "7750 connections reopened for 8000 requests (0.97 per request)") {
+		t.Errorf("connections-closed %+v", f)
+	}
+	if _, ok := ConnectionsClosed(map[string]float64{"rate": 10}, map[string]float64{}); ok {
+		t.Error("a finding without connections asked or measured")
+	}
+	f, ok = SubscriptionsLost(map[string]float64{"subscribers": 1024}, map[string]float64{
+		metrics.SubscribersHeldRatio: 0.75, "pubsub.subscribers": 800, "pubsub.subscribe.errors.count": 224, "pubsub.subscribe.dropped.count": 32})
+	if !ok || f.Rule != RuleSubscriptionsLost || f.Observed != "768 of 1024 subscribers held on average" ||
+		!strings.Contains(strings.Join(f.Evidence, "\n"), "800 subscriptions opened, 224 refused, 32 ended by the target") {
+		t.Errorf("subscriptions-lost %+v", f)
+	}
+}
