@@ -157,3 +157,12 @@ func promGate(p *plan.Plan, metric string) string {
 	}
 	return ""
 }
+
+// Checks are the gates and generator health checks the plan's steps will be
+// judged on: its own and loadramp's defaults (those it does not replace or
+// turn off), as run.json records them. Expressions that do not parse are left
+// out (Check reports them).
+func Checks(p *plan.Plan) result.Checks {
+	gs, _ := compileGates(p)
+	return gs.checks
+}

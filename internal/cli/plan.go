@@ -14,6 +14,7 @@ import (
 
 	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/report"
 )
 
 func (a *app) planCmd() *cobra.Command {
@@ -165,13 +166,12 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	rp := p.Ramp
 	fmt.Fprintf(w, "ramp:        factor %g, %s, warmup %s, hold %s, cooldown %s, confirm %d, refine %d, max %d steps\n",
 		rp.Factor, rp.Order, rp.Warmup.D(), rp.Hold.D(), rp.Cooldown.D(), rp.Confirm, rp.Refine, rp.MaxSteps)
-	for _, sec := range []struct {
-		name  string
-		exprs []string
-	}{{"gates", p.Gates}, {"health", p.GeneratorHealth}, {"abort", p.Abort}} {
-		if len(sec.exprs) > 0 {
-			fmt.Fprintf(w, "%-12s %s\n", sec.name+":", strings.Join(sec.exprs, ", "))
-		}
+	checks := orchestrator.Checks(p)
+	for _, l := range report.CheckLines(&checks) {
+		fmt.Fprintf(w, "%-12s %s\n", l.Label+":", l.Text)
+	}
+	if len(p.Abort) > 0 {
+		fmt.Fprintf(w, "%-12s %s\n", "abort:", strings.Join(p.Abort, ", "))
 	}
 	if c := p.Campaign; c != nil {
 		fmt.Fprintf(w, "campaign:    %d variants, each a full ramp:\n", len(c.Variants))

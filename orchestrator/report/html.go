@@ -287,7 +287,11 @@ func runFacts(r *Report) []kv {
 	if r.End != nil && !r.End.IsZero() {
 		out = append(out, kv{"end", fmt.Sprintf("%s (%s)", r.End.UTC().Format(time.RFC3339), r.End.Sub(r.Start).Round(time.Second))})
 	}
-	if len(r.Gates) > 0 {
+	if lines := CheckLines(r.Checks); len(lines) > 0 {
+		for _, l := range lines {
+			out = append(out, kv{l.Label, l.Text})
+		}
+	} else if len(r.Gates) > 0 {
 		out = append(out, kv{"gates", strings.Join(r.Gates, " · ")})
 	}
 	return out

@@ -127,6 +127,14 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		p("\n")
 	}
 
+	if lines := CheckLines(r.Checks); len(lines) > 0 {
+		p("## Checks\n\n")
+		for _, l := range lines {
+			p("- %s: %s\n", l.Label, mdText(l.Text))
+		}
+		p("\n")
+	}
+
 	p("## Steps\n\n")
 	if len(r.Steps) == 0 {
 		p("No step ran.\n")

@@ -78,3 +78,32 @@ func TestMarkdownListsWhatWasNotMeasured(t *testing.T) {
 		}
 	}
 }
+
+// The report lists the checks every step was judged on, the defaults marked,
+// and says which default sets the plan turned off.
+func TestReportListsChecks(t *testing.T) {
+	run, steps := fixtureRun()
+	run.Checks = &result.Checks{
+		Gates: []result.Check{{Expr: "latency.p99 < 100ms"}, {Expr: "connections.held.ratio > 0.9", Default: true, Param: "connections"}},
+		Off:   []string{"generator_health"},
+	}
+	r := Build(run, steps)
+	var md, html strings.Builder
+	if err := WriteMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteHTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"- gates: latency.p99 &lt; 100ms · connections.held.ratio > 0.9 (default)",
+		"- turned off: the default generator health checks, by the plan (default_checks.generator_health: false)",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if !strings.Contains(html.String(), "connections.held.ratio &gt; 0.9 (default)") || !strings.Contains(html.String(), "default_checks.generator_health: false") {
+		t.Errorf("report.html does not list the checks")
+	}
+}

@@ -46,6 +46,10 @@ type Report struct {
 	// Parameters are the load parameter names in plan order.
 	Parameters []string `json:"parameters"`
 	Gates      []string `json:"gates,omitempty"`
+	// Checks are every gate and generator health check the steps were
+	// judged on, loadramp's defaults among them, and the default sets the
+	// plan turned off (run.json "checks"; absent for older runs).
+	Checks *result.Checks `json:"checks,omitempty"`
 	// Capacity is the highest passing attempt; null when none passed.
 	Capacity *Capacity `json:"capacity"`
 	// Bottleneck is the first confirmed target failure; null when none.
@@ -227,6 +231,7 @@ func Build(run *record.Run, steps []result.Step, opts ...Option) *Report {
 		Limits:     run.Limits,
 		Parameters: record.ParameterNames(run, steps),
 		Gates:      run.Gates,
+		Checks:     run.Checks,
 		Policy:     run.Policy,
 		Steps:      make([]result.Step, 0, len(steps)),
 	}
@@ -269,6 +274,44 @@ func Build(run *record.Run, steps []result.Step, opts ...Option) *Report {
 	}
 	r.Summary = summarize(r)
 	return r
+}
+
+// CheckLine is one line of a run's checks for people.
+type CheckLine struct{ Label, Text string }
+
+// CheckLines are the run's checks for people, one line per list: the plan's
+// and the defaults (marked "default"), then each default set the plan turned
+// off. nil for a run that recorded none.
+func CheckLines(c *result.Checks) []CheckLine {
+	if c == nil {
+		return nil
+	}
+	list := func(cs []result.Check) string {
+		parts := make([]string, 0, len(cs))
+		for _, x := range cs {
+			if x.Default {
+				parts = append(parts, x.Expr+" (default)")
+			} else {
+				parts = append(parts, x.Expr)
+			}
+		}
+		return strings.Join(parts, " · ")
+	}
+	var out []CheckLine
+	if len(c.Gates) > 0 {
+		out = append(out, CheckLine{"gates", list(c.Gates)})
+	}
+	if len(c.GeneratorHealth) > 0 {
+		out = append(out, CheckLine{"generator health", list(c.GeneratorHealth)})
+	}
+	for _, off := range c.Off {
+		what := "the default checks that each load parameter was achieved"
+		if off == "generator_health" {
+			what = "the default generator health checks"
+		}
+		out = append(out, CheckLine{"turned off", fmt.Sprintf("%s, by the plan (default_checks.%s: false)", what, off)})
+	}
+	return out
 }
 
 // stepOf is step s as the report shows it: no nil maps or lists, and the
