@@ -29,10 +29,12 @@ func nginxRun(t *testing.T, sets ...string) runOutcome {
 		"--set", "parameters.connections.max=2048",
 		"--set", "ramp.warmup=1s", "--set", "ramp.hold=3s", "--set", "ramp.cooldown=500ms",
 		"--set", "ramp.refine=1",
-		// Other tests share this machine's two cores: a lagging generator would
-		// end the run generator-limited before nginx is reached. The target's
-		// gates are the plan's.
+		// Other tests share this machine's two cores: a lagging or starved
+		// generator would end the run generator-limited before nginx is
+		// reached. The target's gates are the plan's (and the default checks
+		// that the connections were held).
 		"--set", "generator_health=[generator.lag.p99 < 500ms]",
+		"--set", "default_checks.generator_health=false",
 	}
 	for _, s := range sets {
 		args = append(args, "--set", s)
@@ -73,6 +75,16 @@ func TestNginxRunsOutOfWorkerConnections(t *testing.T) {
 	}
 	if _, ok := fs["fd-process"]; ok {
 		t.Errorf("fd-process named while nginx had 1024 files for 256 connections: %v", fs)
+	}
+	// Where 256 worker connections stop being enough (each proxied request
+	// holds a client and an upstream connection), not at 2048: the step to
+	// 256 did not hold its connections.
+	if from, to := num(t, o.report, "bottleneck", "from"), num(t, o.report, "bottleneck", "to"); from != 128 || to != 256 {
+		t.Errorf("bottleneck connections %g -> %g, want 128 -> 256", from, to)
+	}
+	c, ok := fs["connections-closed"]
+	if !ok || c["side"] != "target" || !strings.Contains(evidence(c), "connections reopened for") {
+		t.Errorf("connections-closed finding %v: want the target closing held connections, with the reopens as evidence", c)
 	}
 	// The static parameters and the preflight audit of nginx.conf are recorded.
 	if got := num(t, o.report, "static", "nginx_worker_connections"); got != 256 {
