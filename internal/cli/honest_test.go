@@ -415,4 +415,3 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
-
