@@ -90,6 +90,20 @@ func TestLimitReached(t *testing.T) {
 			t.Errorf("%s from a log line: LimitReached false", f.Rule)
 		}
 	}
+	// Logged during the warmup only (the previous step's connections
+	// draining): explained, not a limit reached in the hold.
+	for i := range logs {
+		logs[i].Warmup = true
+	}
+	fs := Diagnose(Input{Host: "local", Summary: sum, Settings: settings, Logs: logs})
+	if len(fs) != 2 {
+		t.Fatalf("findings from warmup lines %v, want both", rulesOf(fs))
+	}
+	for _, f := range fs {
+		if f.LimitReached {
+			t.Errorf("%s from a warmup line: LimitReached true", f.Rule)
+		}
+	}
 }
 
 // A generator waiting for its CPU is the generator's CPU finding, whoever

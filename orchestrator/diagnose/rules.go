@@ -255,12 +255,12 @@ func (d *diag) logs(rule string) []LogMatch {
 	return out
 }
 
-// logSays reports whether a kept line of a rule's matches contains word
+// logSays reports whether a kept line of a rule's hold matches contains word
 // (case-insensitive).
 func (d *diag) logSays(rule, word string) bool {
 	for _, m := range d.logs(rule) {
 		for _, l := range m.Lines {
-			if strings.Contains(strings.ToLower(l), word) {
+			if !m.Warmup && strings.Contains(strings.ToLower(l), word) {
 				return true
 			}
 		}
@@ -348,7 +348,7 @@ func (d *diag) fdProcess() {
 			observed = fmt.Sprintf("%d EMFILE errors", m.Count)
 		}
 		f := fdProcessFinding(m.Side, proc, observed, logEvidence(m)...)
-		f.LimitReached = true // the process was refused a file
+		f.LimitReached = !m.Warmup // the process was refused a file
 		d.add(f)
 	}
 	if n := d.in.GeneratorErrors[metrics.ClassEMFILE]; n > 0 {
@@ -390,7 +390,7 @@ func (d *diag) fdSystem() {
 			f.Observed = fmt.Sprintf("%d ENFILE errors", m.Count)
 		}
 		f.Evidence = append(f.Evidence, logEvidence(m)...)
-		f.LimitReached = true
+		f.LimitReached = f.LimitReached || !m.Warmup
 		found = true
 	}
 	if n := d.in.GeneratorErrors[metrics.ClassENFILE]; n > 0 {
@@ -418,7 +418,7 @@ func (d *diag) nginxWorkerConnections() {
 		d.add(result.Finding{Rule: RuleNginxWorkerConns, Side: side, Process: proc,
 			Resource: "nginx worker connections", Setting: "worker_connections",
 			Observed: fmt.Sprintf("%d log lines: worker_connections are not enough", m.Count), Evidence: logEvidence(m),
-			Fix: "raise worker_connections (and worker_rlimit_nofile to about twice it)", LimitReached: true})
+			Fix: "raise worker_connections (and worker_rlimit_nofile to about twice it)", LimitReached: !m.Warmup})
 	}
 }
 
@@ -502,7 +502,7 @@ func (d *diag) ephemeralPorts() {
 		if side == hoststat.SideTarget {
 			// A proxy running out of ports towards its upstream.
 			g.Fix = "keep upstream connections alive (nginx keepalive in upstream), widen net.ipv4.ip_local_port_range, enable net.ipv4.tcp_tw_reuse"
-			g.LimitReached = true
+			g.LimitReached = !m.Warmup
 		}
 		d.add(g)
 	}
@@ -556,7 +556,7 @@ func (d *diag) conntrack() {
 		}
 	}
 	for _, m := range d.logs(RuleConntrackFull) {
-		reached = true
+		reached = reached || !m.Warmup
 		ev = append(ev, logEvidence(m)...)
 		if observed == "" {
 			observed = fmt.Sprintf("%d kernel table-full messages", m.Count)

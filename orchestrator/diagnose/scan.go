@@ -37,6 +37,11 @@ type LogMatch struct {
 	Side    string   `json:"side,omitempty"`
 	Lines   []string `json:"lines"` // the first MaxLinesKept matching lines
 	Count   int      `json:"count"` // every matching line
+	// Warmup is true for lines logged during the step's warmup: they explain
+	// the step, but a limit reached before its hold is not the hold's (the
+	// previous, heavier step's connections draining, say), so they do not
+	// make a finding LimitReached.
+	Warmup bool `json:"warmup,omitempty"`
 }
 
 // MaxLinesKept is how many matching lines a LogMatch keeps as evidence.

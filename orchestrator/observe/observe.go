@@ -119,8 +119,12 @@ type Window struct {
 	nginx    *diagnose.NginxConf
 	nginxPid int
 
+	// warmDone closes once the warmup's log lines were read (warm).
+	warmDone chan struct{}
+
 	mu      sync.Mutex
 	samples []hoststat.Sample
+	warm    []diagnose.LogMatch
 	stopped bool
 }
 
@@ -147,6 +151,30 @@ func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
 	var last *hoststat.Sample
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancel = cancel
+	// The warmup's log lines are read when the hold starts: they explain the
+	// step, but what they show was reached before the hold (diagnose.LogMatch
+	// Warmup).
+	w.warmDone = make(chan struct{})
+	go func() {
+		defer close(w.warmDone)
+		if spec.Warmup <= 0 {
+			return
+		}
+		t := time.NewTimer(spec.Warmup)
+		defer t.Stop()
+		select {
+		case <-runCtx.Done():
+			return
+		case <-t.C:
+		}
+		matches, _ := h.scanner.Scan(runCtx, w.sources)
+		for i := range matches {
+			matches[i].Warmup = true
+		}
+		w.mu.Lock()
+		w.warm = matches
+		w.mu.Unlock()
+	}()
 	go func() {
 		defer close(w.done)
 		w.sampler.Run(runCtx, h.every, w.target, w.gen, func(smp hoststat.Sample) {
@@ -193,6 +221,7 @@ func (w *Window) StopWith(f Facts) (map[string]float64, []result.Finding) {
 	w.mu.Unlock()
 	w.cancel()
 	<-w.done
+	<-w.warmDone
 	// One last sample closes the window at the end of the hold.
 	if smp, err := w.sampler.Sample(context.Background(), w.target, w.gen); err == nil {
 		w.samples = append(w.samples, smp)
@@ -200,6 +229,7 @@ func (w *Window) StopWith(f Facts) (map[string]float64, []result.Finding) {
 	}
 	sum := hoststat.Window(w.samples)
 	matches, _ := w.h.scanner.Scan(context.Background(), w.sources)
+	matches = append(w.warm, matches...)
 	findings := diagnose.Diagnose(diagnose.Input{
 		Host:            w.h.name,
 		Summary:         sum,
