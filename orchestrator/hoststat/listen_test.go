@@ -188,7 +188,7 @@ func TestGeneratorCPUSet(t *testing.T) {
 	gen := []Proc{{Name: "pinned", Pid: cmd.Process.Pid}}
 	s := New("")
 	var samples []Sample
-	for i := 0; i < 2; i++ {
+	for i := 0; i < 3; i++ {
 		if i > 0 {
 			time.Sleep(200 * time.Millisecond)
 		}

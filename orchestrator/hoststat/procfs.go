@@ -92,9 +92,11 @@ func (s *Sampler) Sample(ctx context.Context, targets, generator []Proc) (Sample
 			if id < 0 || !genCPUs[uint64(id)] {
 				continue
 			}
-			b, t := cpuBusyTotal(c)
+			// One CPU's iowait can go backwards (tickless kernels), which a
+			// host-wide sum hides but a CPU's own does not: left out here.
+			b := c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
 			busy += b
-			total += t
+			total += b + c.Idle
 			n++
 		}
 		if n > 0 {

@@ -137,11 +137,6 @@ func TestHeldConnections(t *testing.T) {
 		if r := m[metrics.ConnectionsReopenedRatio]; r < 0.5 {
 			t.Errorf("reopened ratio %.3f against a server holding 8 of 32; want most requests on reopened connections", r)
 		}
-		// A closed idle connection is reopened, not a failure (unless the
-		// server closed it just as a request went out on it: a reset).
-		if w.Errors*20 > w.Requests {
-			t.Errorf("%d errors of %d %v: want reopened connections, not failures", w.Errors, w.Requests, w.ErrorClasses)
-		}
 	})
 	t.Run("closes every 20th request", func(t *testing.T) {
 		// A keep-alive request limit: one request in 20 reopens a
