@@ -36,11 +36,15 @@ var schemaFields = map[string]fieldInfo{
 	"Plan.parameters":       {required: true, doc: "the load parameters to ramp, each doubled (ramp.factor) from start to max in turn"},
 	"Plan.ramp":             {doc: "the step schedule and each step's windows"},
 	"Plan.gates":            {required: true, doc: "expressions judged on each step's hold, e.g. \"latency.p99 < 100ms\": all must hold for a step to pass"},
-	"Plan.generator_health": {doc: "expressions on the generator's own health, e.g. \"generator.lag.p99 < 10ms\": a breach makes the step generator-fail, never a bottleneck"},
+	"Plan.generator_health": {doc: "expressions on the generator's own health, e.g. \"generator.lag.p99 < 10ms\": a breach makes the step generator-fail, never a bottleneck; the default checks apply besides (one on the same metric replaces its default)"},
+	"Plan.default_checks":   {doc: "turns loadramp's default checks off: the generator's health (lag, starvation, CPU) and that each load parameter was achieved (connections held, rate answered...)"},
 	"Plan.abort":            {doc: "expressions checked every second, e.g. \"errors.ratio > 0.5\": one that holds stops the step at once"},
 	"Plan.report":           {doc: "report formats and upload"},
 	"Plan.campaign":         {doc: "one ramp per variant of the static parameters"},
 	"Plan.prometheus":       {doc: "a Prometheus source: /metrics pages to scrape or a server to query, and named metrics for prom.* gates"},
+
+	"DefaultChecks.generator_health": {doc: "false: no default generator health check (generator.lag.p99 < 10ms, generator.starved.ratio < 0.2, generator.cpu < 0.9)"},
+	"DefaultChecks.parameters":       {doc: "false: no default check that the load parameters were achieved (for a target that closes every connection on purpose, say)"},
 
 	"Fleet.provider":   {enum: "providers", noDefault: true, doc: "how the fleet is provisioned; local when processes are given"},
 	"Fleet.processes":  {doc: "local provider: processes started in order, each ready before the next"},
