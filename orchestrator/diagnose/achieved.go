@@ -52,7 +52,7 @@ func ConnectionsClosed(params, m map[string]float64) (result.Finding, bool) {
 		return result.Finding{}, false
 	}
 	held, peak := m[metrics.ConnectionsHeld], m[metrics.ConnectionsHeldPeak]
-	ev := []string{fmt.Sprintf("the generator held %.0f of the %.0f connections asked on average over the hold (%.0f%%), at most %.0f at once (each connection's TCP state, looked at twice a second)",
+	ev := []string{fmt.Sprintf("the generator held %.0f of the %.0f connections asked on average over the hold (%.0f%%), at most %.0f at once (every connection's TCP state, looked at twice a second)",
 		held, asked, 100*ratio, peak)}
 	if req, ok := m[metrics.RequestsCount]; ok && req > 0 {
 		ev = append(ev, fmt.Sprintf("%.0f connections reopened for %.0f requests (%.2f per request)", m[metrics.ConnectionsReopened], req, m[metrics.ConnectionsReopenedRatio]))
@@ -62,7 +62,7 @@ func ConnectionsClosed(params, m map[string]float64) (result.Finding, bool) {
 		ev = append(ev, fmt.Sprintf("the churn began at about %.0f connections: the target closes (or refuses) what it holds beyond that", peak))
 		observed += fmt.Sprintf("; the churn began at about %.0f", peak)
 	} else {
-		ev = append(ev, "every connection was open at some point, but the target closed them between requests")
+		ev = append(ev, "all of them were open at once at some point, but the target closed them between requests")
 	}
 	return result.Finding{Rule: RuleConnectionsClosed, Side: result.SideTarget, Resource: "held connections",
 		Setting:  "the target's connection limit (nginx worker_connections, a server's maximum connections, its keep-alive limits)",

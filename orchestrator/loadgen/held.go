@@ -16,38 +16,47 @@ import (
 // looks at each connection's TCP state during the hold: one the target closed
 // is in CLOSE_WAIT until it is reused, which is not held.
 
-// heldCycle is how long the sampler takes to look at every connection once;
-// it looks at a tenth of them every heldCycle/heldSlices on average, so its
-// cost is one socket option read per connection per cycle, spread evenly.
-// Each wait is drawn at random (half to one and a half of the mean) so the
-// looks do not lock onto a periodic schedule of requests, which would see
-// every connection at the same point of its cycle and bias the share.
-const (
-	heldCycle  = 500 * time.Millisecond
-	heldSlices = 10
-)
+// heldEvery is how often, on average, the sampler looks at every connection
+// at once: a few hundred socket option reads take a few hundred microseconds,
+// so a look is a snapshot of one instant, and its most held is a count the
+// target really held at once. Each wait is drawn at random (half to one and a
+// half of the mean) so the looks do not lock onto a periodic schedule of
+// requests, which would see every connection at the same point of its cycle
+// and bias the share.
+const heldEvery = 500 * time.Millisecond
 
-// heldStats is the held connections over the hold's sampling cycles: their
-// sum, the number of cycles and the most held in one cycle.
+// heldStats is the held connections over the hold's looks: their sum, the
+// number of looks and the most held in one.
 type heldStats struct {
-	sum    float64
-	cycles int
-	peak   int
+	sum   float64
+	looks int
+	peak  int
 }
 
-// mean is the average number of connections held per cycle.
+// mean is the average number of connections held per look.
 func (h heldStats) mean() float64 {
-	if h.cycles == 0 {
+	if h.looks == 0 {
 		return 0
 	}
-	return h.sum / float64(h.cycles)
+	return h.sum / float64(h.looks)
 }
 
 // sampleHeld counts the connections of conns held open, from the hold's start
-// (from, on the run's clock) until stop closes, a tenth of them at a time. A
-// cycle cut short by stop is left out unless it is the only one.
+// (from, on the run's clock) until stop closes. A hold shorter than a wait
+// gets one look when it ends.
 func (r *run) sampleHeld(conns []*conn, from time.Duration, stop <-chan struct{}) heldStats {
 	var h heldStats
+	look := func() {
+		n := 0
+		for _, c := range conns {
+			if c.held() {
+				n++
+			}
+		}
+		h.sum += float64(n)
+		h.looks++
+		h.peak = max(h.peak, n)
+	}
 	wait := time.NewTimer(max(from-time.Since(r.start), 0))
 	defer wait.Stop()
 	select {
@@ -55,36 +64,16 @@ func (r *run) sampleHeld(conns []*conn, from time.Duration, stop <-chan struct{}
 		return h
 	case <-wait.C:
 	}
-	n := len(conns)
-	per := (n + heldSlices - 1) / heldSlices
-	mean := heldCycle / heldSlices
-	tick := time.NewTimer(mean)
-	defer tick.Stop()
-	held, looked := 0, 0
-	for slice := 0; ; slice++ {
-		lo := (slice % heldSlices) * per
-		for i := lo; i < min(lo+per, n); i++ {
-			if conns[i].held() {
-				held++
-			}
-			looked++
-		}
-		if looked >= n {
-			h.sum += float64(held)
-			h.cycles++
-			h.peak = max(h.peak, held)
-			held, looked = 0, 0
-		}
+	for {
+		wait.Reset(heldEvery/2 + rand.N(heldEvery))
 		select {
 		case <-stop:
-			if h.cycles == 0 && looked > 0 {
-				// A hold shorter than a cycle: scale what was seen.
-				v := float64(held) * float64(n) / float64(looked)
-				h.sum, h.cycles, h.peak = v, 1, int(v+0.5)
+			if h.looks == 0 {
+				look()
 			}
 			return h
-		case <-tick.C:
-			tick.Reset(mean/2 + rand.N(mean))
+		case <-wait.C:
+			look()
 		}
 	}
 }

@@ -400,7 +400,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		Connections:  step.Connections,
 		Held:         held.mean(),
 		HeldPeak:     held.peak,
-		HeldKnown:    held.cycles > 0,
+		HeldKnown:    held.looks > 0,
 	}
 	if w.Duration < 0 {
 		w.Duration = 0
