@@ -288,7 +288,11 @@ func (r *run) subscribe(ctx context.Context) ([]*delivery.Stream, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			st, err := delivery.Subscribe(ctx, r.e.cfg.Client, r.e.cfg.Subscribe, r.e.cfg.Timeout)
+			var c *http.Client // the engine's own: a lean connection per stream
+			if !r.e.own {
+				c = r.e.cfg.Client
+			}
+			st, err := delivery.Subscribe(ctx, c, r.e.cfg.Subscribe, r.e.cfg.Timeout)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
