@@ -20,6 +20,7 @@ import (
 	"github.com/loadramp/loadramp/internal/eventbus"
 	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/delivery"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/probe"
 )
@@ -64,11 +65,10 @@ func startBusProcess(t *testing.T, args ...string) (*exec.Cmd, string) {
 	}
 }
 
-// staticRender renders templates with only the endpoint output.
+// staticRender renders templates with only the target's endpoint output.
 func staticRender(endpoint string) orchestrator.Renderer {
-	return func(s string) (string, error) {
-		return strings.ReplaceAll(s, "{{ .fleets.target.endpoint }}", endpoint), nil
-	}
+	data := plan.TemplateData{Fleets: map[string]map[string]string{"target": {"endpoint": endpoint}}}
+	return func(s string) (string, error) { return plan.Render(s, data, nil) }
 }
 
 // TestProbeSeesTheBusStopped stops the event bus process (SIGSTOP) for 1 s
@@ -80,7 +80,7 @@ func TestProbeSeesTheBusStopped(t *testing.T) {
 	}
 	cmd, url := startBusProcess(t)
 	p := &plan.Plan{Probe: &plan.Probe{Kind: "pubsub", Rate: 20, Timeout: plan.Duration(5 * time.Second),
-		Publish: url + "/publish?topic=probe", Subscribe: url + "/subscribe?topic=probe"}}
+		PubSubBus: plan.PubSubBus{Publish: url + "/publish?topic=probe", Subscribe: url + "/subscribe?topic=probe", Confirm: `comment ": subscribed"`}}}
 	pr, err := wiring.NewProbe(context.Background(), p, staticRender(url), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +180,7 @@ probe:
   kind: pubsub
   publish: "{{ .fleets.target.endpoint }}/publish?topic=probe"
   subscribe: "{{ .fleets.target.endpoint }}/subscribe?topic=probe"
+  confirm: 'comment ": subscribed"'
   rate: 200
   timeout: 1s
 parameters:
@@ -211,7 +212,8 @@ gates:
 	slowProbe := func(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Probe, error) {
 		pub, _ := render(p.Probe.Publish)
 		sub, _ := render(p.Probe.Subscribe)
-		return probe.New(probe.Config{Kind: probe.KindPubSub, Publish: pub, Subscribe: sub, Rate: p.Probe.Rate, Timeout: p.Probe.Timeout.D(), Log: log,
+		return probe.New(probe.Config{Kind: probe.KindPubSub, Bus: delivery.Bus{Publish: pub, Subscribe: sub, Confirm: p.Probe.Confirm},
+			Rate: p.Probe.Rate, Timeout: p.Probe.Timeout.D(), Log: log,
 			Client: &http.Client{Transport: stallTransport{base: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}}}})
 	}
 	deps := orchestrator.Deps{

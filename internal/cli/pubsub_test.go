@@ -32,12 +32,14 @@ workload:
   pubsub:
     publish: "{{ .fleets.target.endpoint }}/publish?topic=load"
     subscribe: "{{ .fleets.target.endpoint }}/subscribe?topic=load"
+    confirm: 'comment ": subscribed"'
     body_bytes: 128
     timeout: 5s
 probe:
   kind: pubsub
   publish: "{{ .fleets.target.endpoint }}/publish?topic=probe"
   subscribe: "{{ .fleets.target.endpoint }}/subscribe?topic=probe"
+  confirm: 'comment ": subscribed"'
   rate: 20
 # These tests share this machine's cores with other tests: a generator that
 # lags or waits for a CPU is likely, and the verdicts under test are the

@@ -23,18 +23,17 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
-// staticRender renders templates with only the endpoint output.
+// staticRender renders templates with only the target's endpoint output.
 func staticRender(endpoint string) orchestrator.Renderer {
-	return func(s string) (string, error) {
-		return strings.ReplaceAll(s, "{{ .fleets.target.endpoint }}", endpoint), nil
-	}
+	data := plan.TemplateData{Fleets: map[string]map[string]string{"target": {"endpoint": endpoint}}}
+	return func(s string) (string, error) { return plan.Render(s, data, nil) }
 }
 
 func noRender(s string) (string, error) { return s, nil }
 
 func TestNewProbeRendersURLs(t *testing.T) {
-	p := &plan.Plan{Probe: &plan.Probe{Kind: "pubsub", Rate: 20,
-		Publish: "{{ .fleets.target.endpoint }}/publish?topic=probe", Subscribe: "{{ .fleets.target.endpoint }}/subscribe?topic=probe"}}
+	p := &plan.Plan{Probe: &plan.Probe{Kind: "pubsub", Rate: 20, PubSubBus: plan.PubSubBus{
+		Publish: "{{ .fleets.target.endpoint }}/publish?topic=probe", Subscribe: "{{ .fleets.target.endpoint }}/subscribe?topic=probe"}}}
 	pr, err := NewProbe(context.Background(), p, staticRender("http://127.0.0.1:9"), zerolog.Nop())
 	if err != nil || pr == nil {
 		t.Fatalf("NewProbe = %v, %v", pr, err)
@@ -55,7 +54,7 @@ func TestNewEngineByWorkload(t *testing.T) {
 		want any
 	}{
 		{"http", plan.Workload{Engine: plan.EngineBuiltin, HTTP: &plan.HTTP{Method: "GET", URL: "{{ .fleets.target.endpoint }}/", Timeout: plan.Duration(time.Second)}}, &httpEngine{}},
-		{"pubsub", plan.Workload{Engine: plan.EngineBuiltin, PubSub: &plan.PubSub{Publish: "{{ .fleets.target.endpoint }}/p", Subscribe: "{{ .fleets.target.endpoint }}/s"}}, &pubsubEngine{}},
+		{"pubsub", plan.Workload{Engine: plan.EngineBuiltin, PubSub: &plan.PubSub{PubSubBus: plan.PubSubBus{Publish: "{{ .fleets.target.endpoint }}/p", Subscribe: "{{ .fleets.target.endpoint }}/s"}}}, &pubsubEngine{}},
 		{"locust", plan.Workload{Engine: plan.EngineLocust, Locust: &plan.Locust{Master: "http://127.0.0.1:1", Host: "{{ .fleets.target.endpoint }}"}}, &locustEngine{}},
 	} {
 		e, err := NewEngine(context.Background(), &plan.Plan{Workload: tt.w}, staticRender("http://127.0.0.1:9"), zerolog.Nop())

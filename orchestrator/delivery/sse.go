@@ -13,19 +13,8 @@ import (
 	"time"
 )
 
-// DefaultSubscribeTimeout bounds the wait for a subscription to be confirmed.
-const DefaultSubscribeTimeout = 5 * time.Second
-
-// subscribedPrefix starts the comment line with which the event bus confirms
-// a subscription: every message published after it reaches the stream.
-const subscribedPrefix = ": subscribed"
-
-// ErrNotConfirmed is returned by Subscribe when the stream opened but the
-// server did not confirm the subscription in time.
-var ErrNotConfirmed = errors.New("no ': subscribed' confirmation")
-
-// Stream is one Server-Sent Events subscription. It is read by one goroutine.
-type Stream struct {
+// sseStream is one Server-Sent Events subscription.
+type sseStream struct {
 	body   io.ReadCloser
 	rd     *bufio.Reader
 	data   []byte
@@ -33,38 +22,32 @@ type Stream struct {
 	cancel context.CancelFunc
 }
 
-// Subscribe opens a Server-Sent Events stream on url and waits, up to
-// timeout, for the event bus's ": subscribed topic=T" comment, so that every
-// message published once it returns reaches the stream. The stream lives
-// until ctx is done or Close is called. With a nil c, the stream has a
-// connection of its own, without net/http's client (about a third of the
-// memory: see subscribeLean).
-func Subscribe(ctx context.Context, c *http.Client, url string, timeout time.Duration) (*Stream, error) {
-	if timeout <= 0 {
-		timeout = DefaultSubscribeTimeout
-	}
-	if c == nil {
-		return subscribeLean(ctx, url, timeout)
-	}
+// subscribeHTTP is Subscribe over SSE through net/http's client c.
+func subscribeHTTP(ctx context.Context, c *http.Client, s Subscription) (Stream, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	var expired atomic.Bool
-	timer := time.AfterFunc(timeout, func() {
+	timer := time.AfterFunc(s.Timeout, func() {
 		expired.Store(true)
 		cancel()
 	})
-	fail := func(format string, args ...any) (*Stream, error) {
+	fail := func(format string, args ...any) (Stream, error) {
 		timer.Stop()
 		cancel()
 		if expired.Load() {
-			return nil, fmt.Errorf("subscribe %s: %w within %v", url, ErrNotConfirmed, timeout)
+			return nil, notConfirmed(s.URL, s.Confirm, s.Timeout, "no response headers")
 		}
-		return nil, fmt.Errorf("subscribe %s: "+format, append([]any{url}, args...)...)
+		return nil, fmt.Errorf("subscribe %s: "+format, append([]any{s.URL}, args...)...)
 	}
-	req, err := http.NewRequestWithContext(sctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, s.URL, nil)
 	if err != nil {
 		return fail("%w", err)
 	}
-	req.Header.Set("Accept", "text/event-stream")
+	for k, vs := range s.Header {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "text/event-stream")
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return fail("%w", err)
@@ -74,43 +57,65 @@ func Subscribe(ctx context.Context, c *http.Client, url string, timeout time.Dur
 		_ = resp.Body.Close()
 		return fail("status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
-	s := &Stream{body: resp.Body, rd: bufio.NewReaderSize(resp.Body, 16<<10), cancel: cancel}
-	for {
-		line, err := s.rd.ReadSlice('\n')
-		if err != nil {
-			_ = resp.Body.Close()
-			return fail("stream ended before the ': subscribed' confirmation: %w", err)
+	st := &sseStream{body: resp.Body, rd: bufio.NewReaderSize(resp.Body, 16<<10), cancel: cancel}
+	var got Received
+	if err := st.confirm(s.Confirm, &got); err != nil {
+		_ = resp.Body.Close()
+		if expired.Load() {
+			timer.Stop()
+			cancel()
+			return nil, notConfirmed(s.URL, s.Confirm, s.Timeout, got.Describe(headersSeen(resp), "line"))
 		}
-		if bytes.HasPrefix(line, []byte(subscribedPrefix)) {
-			break
-		}
+		return fail("the stream ended before its confirmation (%s; received %s): %w", s.Confirm, got.Describe(headersSeen(resp), "line"), err)
 	}
 	if !timer.Stop() {
 		_ = resp.Body.Close()
 		return fail("confirmed too late")
 	}
-	return s, nil
+	return st, nil
 }
 
-// Next returns the data of the next event (its data lines joined by "\n"),
-// skipping comments such as heartbeats. The slice is valid until the next
-// call. It returns an error when the stream ends.
-func (s *Stream) Next() ([]byte, error) {
-	s.data = s.data[:0]
+func headersSeen(resp *http.Response) string {
+	return fmt.Sprintf("the response headers (status %d, Content-Type %q)", resp.StatusCode, resp.Header.Get("Content-Type"))
+}
+
+// confirm reads, for ConfirmComment, up to the comment line starting with
+// the prefix, keeping samples of the other lines in got.
+func (st *sseStream) confirm(c Confirm, got *Received) error {
+	if c.Mode != ConfirmComment {
+		return nil
+	}
+	for {
+		line, err := st.rd.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+		if bytes.HasPrefix(line, []byte(c.Prefix)) {
+			return nil
+		}
+		if t := bytes.TrimRight(line, "\r\n"); len(t) > 0 {
+			got.Add(t)
+		}
+	}
+}
+
+// Next implements Stream: comments such as heartbeats are skipped.
+func (st *sseStream) Next() ([]byte, error) {
+	st.data = st.data[:0]
 	has := false
 	for {
-		line, err := s.rd.ReadSlice('\n')
+		line, err := st.rd.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// A line longer than the buffer: gather it.
 			full := append([]byte(nil), line...)
 			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = s.rd.ReadSlice('\n')
+				line, err = st.rd.ReadSlice('\n')
 				full = append(full, line...)
 			}
 			line = full
 		}
 		if err != nil {
-			if s.done.Load() {
+			if st.done.Load() {
 				return nil, io.EOF
 			}
 			return nil, err
@@ -119,23 +124,23 @@ func (s *Stream) Next() ([]byte, error) {
 		switch {
 		case len(line) == 0:
 			if has {
-				return s.data, nil
+				return st.data, nil
 			}
 		case line[0] == ':':
 		case bytes.HasPrefix(line, []byte("data:")):
 			v := bytes.TrimPrefix(line[5:], []byte(" "))
 			if has {
-				s.data = append(s.data, '\n')
+				st.data = append(st.data, '\n')
 			}
-			s.data = append(s.data, v...)
+			st.data = append(st.data, v...)
 			has = true
 		}
 	}
 }
 
-// Close ends the stream; a Next in progress returns io.EOF.
-func (s *Stream) Close() error {
-	s.done.Store(true)
-	s.cancel()
-	return s.body.Close()
+// Close implements Stream.
+func (st *sseStream) Close() error {
+	st.done.Store(true)
+	st.cancel()
+	return st.body.Close()
 }

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // A subscription holds one connection open for the whole step, and a step may
@@ -28,10 +29,11 @@ const (
 	leanEventBuffer = 2 << 10
 )
 
-// subscribeLean is Subscribe over a connection of its own (HTTP/1.1, or HTTPS
-// with the system's roots), without an http.Client.
-func subscribeLean(ctx context.Context, rawURL string, timeout time.Duration) (*Stream, error) {
-	fail := func(format string, args ...any) (*Stream, error) {
+// subscribeLean is Subscribe over SSE on a connection of its own (HTTP/1.1,
+// or HTTPS with the system's roots), without an http.Client.
+func subscribeLean(ctx context.Context, s Subscription) (Stream, error) {
+	rawURL, timeout := s.URL, s.Timeout
+	fail := func(format string, args ...any) (Stream, error) {
 		return nil, fmt.Errorf("subscribe %s: "+format, append([]any{rawURL}, args...)...)
 	}
 	u, err := url.Parse(rawURL)
@@ -41,6 +43,26 @@ func subscribeLean(ctx context.Context, rawURL string, timeout time.Duration) (*
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fail("scheme must be http or https")
 	}
+	var head strings.Builder
+	head.WriteString("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\n")
+	if s.Header.Get("Accept") == "" {
+		head.WriteString("Accept: text/event-stream\r\n")
+	}
+	if s.Header.Get("Cache-Control") == "" {
+		head.WriteString("Cache-Control: no-cache\r\n")
+	}
+	if s.Header.Get("User-Agent") == "" {
+		head.WriteString("User-Agent: loadramp\r\n")
+	}
+	for k, vs := range s.Header {
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+				return fail("header %q: not a valid header name and value", k)
+			}
+			head.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	head.WriteString("\r\n")
 	port := u.Port()
 	if port == "" {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
@@ -53,11 +75,17 @@ func subscribeLean(ctx context.Context, rawURL string, timeout time.Duration) (*
 	// Until confirmed, the whole exchange is bounded by timeout and ctx.
 	_ = nc.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
-	abort := func(format string, args ...any) (*Stream, error) {
+	var resp *http.Response
+	var got Received
+	abort := func(format string, args ...any) (Stream, error) {
 		stop()
 		_ = nc.Close()
 		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
-			return nil, fmt.Errorf("subscribe %s: %w within %v", rawURL, ErrNotConfirmed, timeout)
+			after := "no response headers"
+			if resp != nil {
+				after = got.Describe(headersSeen(resp), "line")
+			}
+			return nil, notConfirmed(rawURL, s.Confirm, timeout, after)
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("subscribe %s: %w", rawURL, ctx.Err())
@@ -71,13 +99,11 @@ func subscribeLean(ctx context.Context, rawURL string, timeout time.Duration) (*
 		}
 		nc = tc
 	}
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: loadramp\r\n\r\n"
-	if _, err = io.WriteString(nc, req); err != nil {
+	if _, err = io.WriteString(nc, head.String()); err != nil {
 		return abort("%w", err)
 	}
 	br := bufio.NewReaderSize(nc, leanConnBuffer)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet, URL: u})
+	resp, err = http.ReadResponse(br, &http.Request{Method: http.MethodGet, URL: u})
 	if err != nil {
 		return abort("%w", err)
 	}
@@ -86,23 +112,16 @@ func subscribeLean(ctx context.Context, rawURL string, timeout time.Duration) (*
 		err = nil
 		return abort("status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
-	s := &Stream{rd: bufio.NewReaderSize(resp.Body, leanEventBuffer)}
-	s.body = leanBody{Reader: resp.Body, nc: nc}
-	s.cancel = func() { stop() } // Close closes the connection through the body
-	for {
-		var line []byte
-		line, err = s.rd.ReadSlice('\n')
-		if err != nil {
-			return abort("stream ended before the ': subscribed' confirmation: %w", err)
-		}
-		if bytes.HasPrefix(line, []byte(subscribedPrefix)) {
-			break
-		}
+	st := &sseStream{rd: bufio.NewReaderSize(resp.Body, leanEventBuffer)}
+	st.body = leanBody{Reader: resp.Body, nc: nc}
+	st.cancel = func() { stop() } // Close closes the connection through the body
+	if err = st.confirm(s.Confirm, &got); err != nil {
+		return abort("the stream ended before its confirmation (%s; received %s): %w", s.Confirm, got.Describe(headersSeen(resp), "line"), err)
 	}
 	if err = nc.SetDeadline(time.Time{}); err != nil {
 		return abort("%w", err)
 	}
-	return s, nil
+	return st, nil
 }
 
 // leanBody is a lean stream's body: closing it closes the connection.

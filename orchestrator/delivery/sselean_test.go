@@ -54,7 +54,7 @@ func publish(t *testing.T, url, body string) {
 }
 
 // nextWithin reads the next event, failing the test if it takes over 10 s.
-func nextWithin(t *testing.T, s *Stream) (string, error) {
+func nextWithin(t *testing.T, s Stream) (string, error) {
 	t.Helper()
 	type res struct {
 		data string
@@ -82,7 +82,7 @@ func TestSubscribeTransports(t *testing.T) {
 		client *http.Client
 	}{{"lean", nil}, {"net/http", &http.Client{}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Subscribe(context.Background(), tc.client, url+"/subscribe?topic=t-"+strings.ReplaceAll(tc.name, "/", ""), 5*time.Second)
+			s, err := Subscribe(context.Background(), tc.client, busSub(url+"/subscribe?topic=t-"+strings.ReplaceAll(tc.name, "/", ""), 5*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,21 +122,21 @@ func TestSubscribeLeanFailures(t *testing.T) {
 	defer srv.Close()
 	ctx := context.Background()
 
-	if _, err := Subscribe(ctx, nil, srv.URL+"/missing", time.Second); err == nil || !strings.Contains(err.Error(), "status 404: no such topic") {
+	if _, err := Subscribe(ctx, nil, busSub(srv.URL+"/missing", time.Second)); err == nil || !strings.Contains(err.Error(), "status 404: no such topic") {
 		t.Errorf("404: err = %v", err)
 	}
-	if _, err := Subscribe(ctx, nil, srv.URL+"/silent", 300*time.Millisecond); !errors.Is(err, ErrNotConfirmed) {
+	if _, err := Subscribe(ctx, nil, busSub(srv.URL+"/silent", 300*time.Millisecond)); !errors.Is(err, ErrNotConfirmed) {
 		t.Errorf("silent: err = %v, want ErrNotConfirmed", err)
 	}
-	if _, err := Subscribe(ctx, nil, srv.URL+"/ends", time.Second); err == nil || !strings.Contains(err.Error(), "stream ended before") {
+	if _, err := Subscribe(ctx, nil, busSub(srv.URL+"/ends", time.Second)); err == nil || !strings.Contains(err.Error(), "stream ended before") {
 		t.Errorf("ends: err = %v", err)
 	}
-	if _, err := Subscribe(ctx, nil, "ftp://example/x", time.Second); err == nil {
+	if _, err := Subscribe(ctx, nil, busSub("ftp://example/x", time.Second)); err == nil {
 		t.Error("ftp:// accepted")
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := Subscribe(cctx, nil, srv.URL+"/silent", time.Second); !errors.Is(err, context.Canceled) {
+	if _, err := Subscribe(cctx, nil, busSub(srv.URL+"/silent", time.Second)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err = %v", err)
 	}
 }
@@ -176,7 +176,7 @@ func TestSubscribeLeanCloseDelimitedAndCancel(t *testing.T) {
 		}
 	}()
 	url := "http://" + ln.Addr().String() + "/subscribe?topic=x"
-	s, err := Subscribe(context.Background(), nil, url, 5*time.Second)
+	s, err := Subscribe(context.Background(), nil, busSub(url, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestSubscribeLeanCloseDelimitedAndCancel(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err = Subscribe(ctx, nil, url+"&hold=1", 5*time.Second)
+	s, err = Subscribe(ctx, nil, busSub(url+"&hold=1", 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,4 +197,9 @@ func TestSubscribeLeanCloseDelimitedAndCancel(t *testing.T) {
 	if _, err := nextWithin(t, s); err == nil {
 		t.Error("Next after cancel: no error")
 	}
+}
+
+// busSub subscribes as to the bundled event bus, which confirms with a comment.
+func busSub(url string, timeout time.Duration) Subscription {
+	return Subscription{URL: url, Confirm: busConfirm, Timeout: timeout}
 }

@@ -260,23 +260,33 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// fieldsOf maps yaml keys to struct field indexes.
-func fieldsOf(t reflect.Type) (map[string]int, []string) {
-	idx := map[string]int{}
+// fieldsOf maps yaml keys to struct field index paths (reflect's
+// FieldByIndex): the fields of a struct embedded with ",inline" are keys of
+// the struct that embeds it.
+func fieldsOf(t reflect.Type) (map[string][]int, []string) {
+	idx := map[string][]int{}
 	var names []string
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "-" {
+			continue
+		}
+		if f.Anonymous && name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			sub, subNames := fieldsOf(f.Type)
+			for _, n := range subNames {
+				idx[n] = append([]int{i}, sub[n]...)
+				names = append(names, n)
+			}
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		idx[name] = i
+		idx[name] = []int{i}
 		names = append(names, name)
 	}
 	return idx, names
@@ -358,7 +368,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(p, "unknown key", suggest(k.Value, names))
 			continue
 		}
-		d.decode(val, v.Field(fi), p)
+		d.decode(val, v.FieldByIndex(fi), p)
 	}
 }
 

@@ -63,7 +63,9 @@ func TestValidatePubSub(t *testing.T) {
 		{"rate missing", pubsubPlan, []string{"parameters[2].name=subscribers"},
 			"parameters (line 17): the builtin engine needs a rate parameter (messages/s per publisher)"},
 		{"publish not a URL", pubsubPlan, []string{"workload.pubsub.publish=ftp://x/y"},
-			`workload.pubsub.publish: "ftp://x/y": use an http:// or https:// URL with a host`},
+			`workload.pubsub.publish: "ftp://x/y": use http:// or https:// (a request per message) or ws:// or wss:// (WebSocket messages)`},
+		{"subscribe without a host", pubsubPlan, []string{"workload.pubsub.subscribe=ws:///x"},
+			`workload.pubsub.subscribe: "ws:///x": use a ws:// or wss:// URL with a host`},
 		{"subscribe missing", pubsubPlan, []string{"workload.pubsub.subscribe="},
 			"workload.pubsub.subscribe: missing"},
 		{"body too big", pubsubPlan, []string{"workload.pubsub.body_bytes=2000000"},
@@ -78,10 +80,15 @@ func TestValidatePubSub(t *testing.T) {
 			"workload.pubsub (line 13): only for the builtin engine"},
 		{"expect on a pubsub probe", pubsubPlan, []string{"probe.expect=ok"},
 			"probe.expect: only for probe kind http"},
-		{"expect on an http probe", pubsubPlan, []string{"probe.kind=http", "probe.url=http://127.0.0.1:1/healthz", "probe.expect=ok"}, ""},
+		{"expect on an http probe", pubsubPlan, []string{"probe={kind: http, url: 'http://127.0.0.1:1/healthz', expect: ok, rate: 5}"}, ""},
+		{"pubsub keys on an http probe", pubsubPlan, []string{"probe.kind=http", "probe.url=http://127.0.0.1:1/healthz"},
+			"probe.publish (line 23): only for probe kind pubsub"},
+		{"url on a pubsub probe", pubsubPlan, []string{"probe.url=http://127.0.0.1:1/healthz"},
+			"probe.url: only for probe kind http"},
 		{"negative probe timeout", pubsubPlan, []string{"probe.timeout=-2s"},
 			"probe.timeout: must be >= 0"},
 	}
+	tests = append(tests, busCases...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			errs := mustParse(t, tt.src, tt.sets...).Validate()
@@ -100,6 +107,63 @@ func TestValidatePubSub(t *testing.T) {
 			t.Fatalf("want a problem starting with\n  %s\ngot:\n  %s", tt.want, strings.Join(got, "\n  "))
 		})
 	}
+}
+
+// busCases are the pub/sub settings' problems, each named by its field.
+var busCases = []struct {
+	name string
+	src  string
+	sets []string
+	want string
+}{
+	{"websocket everything", pubsubPlan, []string{
+		"workload.pubsub.publish=ws://127.0.0.1:1/",
+		"workload.pubsub.subscribe={{ .fleets.target.endpoint }}/sub/{{ .topic }}",
+		"workload.pubsub.publish_topic=load-{{ mod .index 4 }}",
+		"workload.pubsub.subscribe_topic=load-{{ mod .index 4 }}",
+		`workload.pubsub.publish_open=["CONNECT {}\r\n"]`,
+		`workload.pubsub.body=PUB {{ .topic }} {{ len .marker }}\r\n{{ .marker }}\r\n`,
+		`workload.pubsub.replies={"PING": "PONG\r\n"}`,
+		"workload.pubsub.confirm=first-event",
+		`probe.confirm='comment ": subscribed"'`,
+	}, ""},
+	{"confirm comment", pubsubPlan, []string{`workload.pubsub.confirm='comment ": subscribed"'`}, ""},
+	{"confirm comment, bare prefix", pubsubPlan, []string{`workload.pubsub.confirm="comment : subscribed"`}, ""},
+	{"settle with none", pubsubPlan, []string{"workload.pubsub.settle=0s"}, ""},
+	{"unknown confirmation", pubsubPlan, []string{"workload.pubsub.confirm=sometimes"},
+		`workload.pubsub.confirm: unknown confirmation "sometimes"; use none, first-event, or comment PREFIX (for example comment ": subscribed")`},
+	{"comment without its prefix", pubsubPlan, []string{"probe.confirm=comment"},
+		`probe.confirm: confirmation "comment": comment needs the prefix it waits for`},
+	{"settle with first-event", pubsubPlan, []string{"workload.pubsub.confirm=first-event", "workload.pubsub.settle=1s"},
+		"workload.pubsub.settle: only with confirm none (the wait before publishing); first-event confirms each subscription itself"},
+	{"negative settle", pubsubPlan, []string{"workload.pubsub.settle=-1s"}, "workload.pubsub.settle: must be >= 0"},
+	{"method on websocket publishing", pubsubPlan, []string{"workload.pubsub.publish=ws://127.0.0.1:1/", "workload.pubsub.publish_method=PUT"},
+		"workload.pubsub.publish_method: only for HTTP publishing"},
+	{"bad method", pubsubPlan, []string{"workload.pubsub.publish_method=P O S T"},
+		`workload.pubsub.publish_method: "P O S T" is not an HTTP method`},
+	{"bad header name", pubsubPlan, []string{"workload.pubsub.subscribe_headers={'a b': x}"},
+		`workload.pubsub.subscribe_headers.a b: "a b" is not a valid header name`},
+	{"open messages over HTTP", pubsubPlan, []string{"workload.pubsub.publish_open=[hello]"},
+		"workload.pubsub.publish_open: only for WebSocket publishing"},
+	{"open messages over SSE", pubsubPlan, []string{"probe.subscribe_open=[hello]"},
+		"probe.subscribe_open: only for WebSocket subscriptions"},
+	{"replies without a WebSocket", pubsubPlan, []string{"workload.pubsub.replies={PING: PONG}"},
+		"workload.pubsub.replies: only for WebSocket connections"},
+	{"body without the marker", pubsubPlan, []string{`workload.pubsub.body='{"data": "hello"}'`},
+		"workload.pubsub.body: the envelope must print {{ .marker }}"},
+	{"marker outside the body", pubsubPlan, []string{"workload.pubsub.subscribe={{ .fleets.target.endpoint }}/{{ .marker }}"},
+		"workload.pubsub.subscribe: .marker: only the body sees .marker"},
+	{"topic in a topic template", pubsubPlan, []string{"workload.pubsub.subscribe_topic=t-{{ .topic }}"},
+		"workload.pubsub.subscribe_topic: .topic: a topic template sees .index, not .topic"},
+	{"client value outside the pub/sub settings", basePlan, []string{"workload.http.url=http://127.0.0.1:1/{{ .index }}"},
+		"workload.http.url: .index: only the pub/sub settings, rendered per subscriber and publisher, see .index"},
+	{"client and plan values in one action", pubsubPlan, []string{`workload.pubsub.subscribe={{ printf "%s/%s" .fleets.target.endpoint .topic }}`, "workload.pubsub.subscribe_topic=t{{ mod .index .params.subscribers }}"}, ""},
+	{"port of a client value", pubsubPlan, []string{`workload.pubsub.subscribe=http://127.0.0.1:{{ port .topic }}/`},
+		"workload.pubsub.subscribe: port .topic: port takes the plan's values"},
+	{"variables in a client template", pubsubPlan, []string{`workload.pubsub.body={{ $m := .marker }}{{ $m }}`},
+		"workload.pubsub.body: {{$m := .marker}}: variables are not available"},
+	{"unknown client reference", pubsubPlan, []string{"workload.pubsub.body={{ .marker }}{{ .idx }}"},
+		"workload.pubsub.body: .idx: unknown reference; this template sees .static, .params, .fleets, .run, .index, .topic, .marker"},
 }
 
 func TestPubSubPlanDecodes(t *testing.T) {

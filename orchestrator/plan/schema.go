@@ -187,13 +187,25 @@ func (g *schemaGen) object(t reflect.Type, sample reflect.Value) map[string]any 
 	var required []string
 	idx, names := fieldsOf(t)
 	for _, name := range names {
-		f := t.Field(idx[name])
+		f := t.FieldByIndex(idx[name])
 		var fv reflect.Value
 		if sample.IsValid() {
-			fv = sample.Field(idx[name])
+			fv = sample.FieldByIndex(idx[name])
 		}
+		// A key of an inline struct (PubSubBus in PubSub and Probe) is
+		// described for the struct that holds it, or else for its own.
 		key := t.Name() + "." + name
 		info, described := schemaFields[key]
+		if !described {
+			owner := t
+			for _, i := range idx[name][:len(idx[name])-1] {
+				owner = owner.Field(i).Type
+			}
+			if owner != t {
+				key = owner.Name() + "." + name
+				info, described = schemaFields[key]
+			}
+		}
 		g.used[key] = described
 		s := g.value(f.Type, fv, info.enum, info.pattern)
 		if ref, ok := s["$ref"]; ok {

@@ -149,7 +149,7 @@ func applySet(root *yaml.Node, expr string) (string, error) {
 			if err != nil {
 				return "", bad("%v", err)
 			}
-			t = t.Field(fi).Type
+			t = t.FieldByIndex(fi).Type
 			if last {
 				*next = *val
 				return path, nil
@@ -228,9 +228,9 @@ func applySet(root *yaml.Node, expr string) (string, error) {
 }
 
 // fieldsOfName reports whether a struct type has a "name" field.
-func fieldsOfName(t reflect.Type) (int, bool) {
+func fieldsOfName(t reflect.Type) ([]int, bool) {
 	if t.Kind() != reflect.Struct {
-		return 0, false
+		return nil, false
 	}
 	idx, _ := fieldsOf(t)
 	i, ok := idx["name"]

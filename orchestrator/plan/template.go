@@ -167,17 +167,19 @@ func numbers(v any) any {
 
 // funcs returns the template functions; port uses ports (nil: an error).
 func funcs(ports *Ports) template.FuncMap {
-	return template.FuncMap{
-		"port": func(name string) (int, error) {
-			if ports == nil {
-				return 0, fmt.Errorf("port %q: no port allocator given", name)
-			}
-			return ports.Get(name)
-		},
-		// raw marks a value written into a generated file as meant to be
-		// file syntax (see CheckFileStatics). It returns its argument.
-		"raw": func(v any) any { return v },
+	fm := ClientFuncs()
+	fm["port"] = func(name string) (int, error) {
+		if ports == nil {
+			return 0, fmt.Errorf("port %q: no port allocator given", name)
+		}
+		return ports.Get(name)
 	}
+	// raw marks a value written into a generated file as meant to be file
+	// syntax (see CheckFileStatics). It returns its argument.
+	fm["raw"] = func(v any) any { return v }
+	// _lit writes a plan value into a per-client template (DeferClient).
+	fm[litFunc] = templateLiteral
+	return fm
 }
 
 // fileUnsafe are the characters a static parameter may not carry into a
@@ -305,6 +307,9 @@ type refScope struct {
 	static map[string]any
 	params map[string]bool
 	fleets map[string]*Fleet
+	// client lists the client names of a per-client template (ClientIndex,
+	// ClientTopic, ClientMarker); nil for a plan template.
+	client []string
 }
 
 // checkTemplate parses text and checks every field reference it makes against
@@ -421,6 +426,24 @@ func checkRef(ref []string, sc refScope) string {
 	if len(ref) == 0 {
 		return "template refers to the whole context; use .static.X, .params.X, .fleets.F.O, .run.id or .run.dir"
 	}
+	if isClientRoot(ref[0]) {
+		for _, c := range sc.client {
+			if c == ref[0] {
+				if len(ref) > 1 {
+					return fmt.Sprintf("%s: .%s is a value, it has no fields", full, ref[0])
+				}
+				return ""
+			}
+		}
+		switch {
+		case sc.client == nil:
+			return fmt.Sprintf("%s: only the pub/sub settings, rendered per subscriber and publisher, see .%s", full, ref[0])
+		case ref[0] == ClientMarker:
+			return fmt.Sprintf("%s: only the body sees .marker (where loadramp's marker goes)", full)
+		default:
+			return fmt.Sprintf("%s: a topic template sees .index, not .%s", full, ref[0])
+		}
+	}
 	switch ref[0] {
 	case "static":
 		if len(ref) < 2 {
@@ -462,6 +485,10 @@ func checkRef(ref []string, sc refScope) string {
 			return fmt.Sprintf("%s: .run has only .run.id and .run.dir", full)
 		}
 	default:
+		if sc.client != nil {
+			roots = append(roots, sc.client...)
+			return fmt.Sprintf("%s: unknown reference; this template sees .static, .params, .fleets, .run, .%s%s", full, strings.Join(sc.client, ", ."), hint(ref[0], roots))
+		}
 		return fmt.Sprintf("%s: unknown reference; templates see .static, .params, .fleets, .run%s", full, hint(ref[0], roots))
 	}
 	return ""

@@ -107,17 +107,55 @@ type Workload struct {
 }
 
 // PubSub is the builtin engine's publish/subscribe workload: subscribers hold
-// Server-Sent Events streams open on Subscribe while publishers POST
-// timestamped messages to Publish, and every delivery's delay is measured.
+// streams open (Server-Sent Events or WebSocket) while publishers send marked
+// messages (HTTP requests or WebSocket messages), and every delivery's delay
+// is measured.
 type PubSub struct {
-	Publish   string `yaml:"publish" json:"publish"`
-	Subscribe string `yaml:"subscribe" json:"subscribe"`
+	PubSubBus `yaml:",inline"`
 	// BodyBytes is the size of each published message (0: the smallest
-	// message that carries the timestamp and sequence number).
+	// message that carries the marker).
 	BodyBytes int `yaml:"body_bytes,omitempty" json:"body_bytes,omitempty"`
-	// Timeout bounds each publish request and each message's delivery
-	// (0: 5s); a message not delivered within it counts as lost.
+	// Timeout bounds each publish request, each subscription's confirmation
+	// and each message's delivery (0: 5s); a message not delivered within it
+	// counts as lost.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// PubSubBus is how loadramp talks to a publish/subscribe server, shared by
+// workload.pubsub and a pubsub probe. Its templates are per client: rendered
+// for each subscriber and publisher, they also see .index, .topic (not in the
+// topic templates) and, in Body, .marker.
+type PubSubBus struct {
+	// Publish is the publish URL: http(s):// sends a request per message,
+	// ws(s):// a message on one WebSocket per publisher.
+	Publish string `yaml:"publish,omitempty" json:"publish,omitempty"`
+	// Subscribe is the subscribe URL: http(s):// for Server-Sent Events,
+	// ws(s):// for WebSocket.
+	Subscribe string `yaml:"subscribe,omitempty" json:"subscribe,omitempty"`
+	// PublishMethod is the HTTP publishing method (default POST).
+	PublishMethod string `yaml:"publish_method,omitempty" json:"publish_method,omitempty"`
+	// PublishHeaders go with every publish request or WebSocket handshake.
+	PublishHeaders map[string]string `yaml:"publish_headers,omitempty" json:"publish_headers,omitempty"`
+	// Body is the envelope of each message: where loadramp's marker goes.
+	Body string `yaml:"body,omitempty" json:"body,omitempty"`
+	// PublishTopic is each publisher's topic (sees .index).
+	PublishTopic string `yaml:"publish_topic,omitempty" json:"publish_topic,omitempty"`
+	// PublishOpen are messages sent once a publisher's WebSocket opens.
+	PublishOpen []string `yaml:"publish_open,omitempty" json:"publish_open,omitempty"`
+	// SubscribeHeaders go with every subscription request or handshake.
+	SubscribeHeaders map[string]string `yaml:"subscribe_headers,omitempty" json:"subscribe_headers,omitempty"`
+	// SubscribeTopic is each subscriber's topic (sees .index).
+	SubscribeTopic string `yaml:"subscribe_topic,omitempty" json:"subscribe_topic,omitempty"`
+	// SubscribeOpen are messages sent once a subscriber's WebSocket opens.
+	SubscribeOpen []string `yaml:"subscribe_open,omitempty" json:"subscribe_open,omitempty"`
+	// Replies answer a WebSocket message starting with a key with its value.
+	Replies map[string]string `yaml:"replies,omitempty" json:"replies,omitempty"`
+	// Confirm is when a subscription is live: none (default), first-event or
+	// comment PREFIX.
+	Confirm string `yaml:"confirm,omitempty" json:"confirm,omitempty"`
+	// Settle is the wait, with confirm none, between the last subscription
+	// and the first publish (nil: the default, 500ms).
+	Settle *Duration `yaml:"settle,omitempty" json:"settle,omitempty"`
 }
 
 // HTTP is the request the builtin engine sends.
@@ -145,10 +183,10 @@ type Locust struct {
 
 // Probe is an independent end-to-end probe run beside the engine.
 type Probe struct {
-	Kind      string  `yaml:"kind" json:"kind"`
-	URL       string  `yaml:"url,omitempty" json:"url,omitempty"`
-	Publish   string  `yaml:"publish,omitempty" json:"publish,omitempty"`
-	Subscribe string  `yaml:"subscribe,omitempty" json:"subscribe,omitempty"`
+	Kind string `yaml:"kind" json:"kind"`
+	URL  string `yaml:"url,omitempty" json:"url,omitempty"`
+	// PubSubBus, for kind pubsub, is the same as the pubsub workload's.
+	PubSubBus `yaml:",inline"`
 	Rate      float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
 	// Expect, for kind http, is a substring the response body must contain.
 	Expect string `yaml:"expect,omitempty" json:"expect,omitempty"`

@@ -389,13 +389,115 @@ func (v *validator) workload() {
 }
 
 func (v *validator) pubsub(ps *PubSub) {
-	v.checkURL("workload.pubsub.publish", ps.Publish)
-	v.checkURL("workload.pubsub.subscribe", ps.Subscribe)
+	v.bus("workload.pubsub", &ps.PubSubBus)
 	if ps.BodyBytes < 0 || ps.BodyBytes > MaxPubSubBodyBytes {
 		v.add("workload.pubsub.body_bytes", "must be between 0 and %d bytes (got %d)", MaxPubSubBodyBytes, ps.BodyBytes)
 	}
 	if ps.Timeout < 0 {
 		v.add("workload.pubsub.timeout", "must be >= 0 (0: the default, 5s)")
+	}
+}
+
+// Transports of a pub/sub URL, as far as validation can tell.
+const (
+	transportUnknown = ""
+	transportHTTP    = "http"
+	transportWS      = "websocket"
+)
+
+// leadingOutput matches a template that starts with a fleet's output.
+var leadingOutput = regexp.MustCompile(`^\{\{-?\s*\.fleets\.([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\s*-?\}\}`)
+
+// busURL checks a publish or subscribe URL and returns its transport. A URL
+// that starts with a local fleet's output ({{ .fleets.target.endpoint }}/x)
+// has that output's scheme.
+func (v *validator) busURL(p, u, what string) string {
+	if m := leadingOutput.FindStringSubmatch(strings.TrimSpace(u)); m != nil {
+		if f := v.p.Fleets[m[1]]; f != nil && f.Provider != ProviderTerraform {
+			if out := f.Outputs[m[2]]; hasScheme(out, "http://", "https://", "ws://", "wss://") {
+				u = out + u[len(m[0]):]
+			}
+		}
+	}
+	schemes := "http:// or https:// (Server-Sent Events) or ws:// or wss:// (WebSocket)"
+	if what == "publish" {
+		schemes = "http:// or https:// (a request per message) or ws:// or wss:// (WebSocket messages)"
+	}
+	switch {
+	case u == "":
+		v.add(p, "missing; the %s URL: %s", what, schemes)
+		return transportUnknown
+	case hasScheme(u, "http://", "https://"):
+		if !strings.Contains(u, "{{") {
+			if pu, err := url.Parse(u); err != nil || pu.Host == "" {
+				v.add(p, "%q: use an http:// or https:// URL with a host", u)
+			}
+		}
+		return transportHTTP
+	case hasScheme(u, "ws://", "wss://"):
+		if !strings.Contains(u, "{{") {
+			if pu, err := url.Parse(u); err != nil || pu.Host == "" {
+				v.add(p, "%q: use a ws:// or wss:// URL with a host", u)
+			}
+		}
+		return transportWS
+	case strings.HasPrefix(strings.TrimSpace(u), "{{"):
+		return transportUnknown // checked when rendered
+	}
+	v.add(p, "%q: use %s", u, schemes)
+	return transportUnknown
+}
+
+// bus checks the pub/sub settings at path (workload.pubsub or probe).
+func (v *validator) bus(path string, b *PubSubBus) {
+	pub := v.busURL(path+".publish", b.Publish, "publish")
+	sub := v.busURL(path+".subscribe", b.Subscribe, "subscribe")
+	if b.PublishMethod != "" {
+		if !httpTokenRe.MatchString(b.PublishMethod) {
+			v.add(path+".publish_method", "%q is not an HTTP method", b.PublishMethod)
+		}
+		if pub == transportWS {
+			v.add(path+".publish_method", "only for HTTP publishing; a ws:// publish URL sends WebSocket messages")
+		}
+	}
+	for _, h := range []struct {
+		key string
+		m   map[string]string
+	}{{"publish_headers", b.PublishHeaders}, {"subscribe_headers", b.SubscribeHeaders}} {
+		for _, k := range mapKeys(h.m) {
+			if !httpTokenRe.MatchString(k) {
+				v.add(path+"."+h.key+"."+k, "%q is not a valid header name", k)
+			}
+		}
+	}
+	if len(b.PublishOpen) > 0 && pub == transportHTTP {
+		v.add(path+".publish_open", "only for WebSocket publishing (a ws:// or wss:// publish URL): messages sent once the connection opens")
+	}
+	if len(b.SubscribeOpen) > 0 && sub == transportHTTP {
+		v.add(path+".subscribe_open", "only for WebSocket subscriptions (a ws:// or wss:// subscribe URL): messages sent once the connection opens")
+	}
+	if len(b.Replies) > 0 && pub == transportHTTP && sub == transportHTTP {
+		v.add(path+".replies", "only for WebSocket connections (a ws:// or wss:// URL): what to answer the server's keep-alive messages with")
+	}
+	for _, k := range mapKeys(b.Replies) {
+		if k == "" {
+			v.add(path+".replies", "a reply needs the start of the message it answers as its key")
+		}
+	}
+	mode, _, err := ParseConfirm(b.Confirm)
+	if err != nil {
+		v.add(path+".confirm", "%v", err)
+	}
+	if b.Settle != nil {
+		if *b.Settle < 0 {
+			v.add(path+".settle", "must be >= 0")
+		}
+		if err == nil && mode != ConfirmNone {
+			v.add(path+".settle", "only with confirm none (the wait before publishing); %s confirms each subscription itself", mode)
+		}
+	}
+	if b.Body != "" && !clientRefs(b.Body)[ClientMarker] {
+		v.add(path+".body", "the envelope must print {{ .marker }}: it is where loadramp's marker (source, sequence number, send time) goes")
 	}
 }
 
@@ -408,9 +510,14 @@ func (v *validator) probe() {
 	switch pr.Kind {
 	case "http":
 		v.checkURL("probe.url", pr.URL)
+		for _, k := range pr.PubSubBus.keys() {
+			v.add("probe."+k, "only for probe kind pubsub")
+		}
 	case "pubsub":
-		v.checkURL("probe.publish", pr.Publish)
-		v.checkURL("probe.subscribe", pr.Subscribe)
+		v.bus("probe", &pr.PubSubBus)
+		if pr.URL != "" {
+			v.add("probe.url", "only for probe kind http; kind pubsub publishes to publish and subscribes to subscribe")
+		}
 	}
 	if !(pr.Rate > 0) {
 		v.add("probe.rate", "must be > 0 probes/s")
@@ -541,8 +648,16 @@ func (v *validator) templates() {
 		sc.params[par.Name] = true
 	}
 	for _, t := range p.templated() {
-		for _, msg := range checkTemplate(t.text, sc) {
+		tsc := sc
+		tsc.client = t.client
+		msgs := checkTemplate(t.text, tsc)
+		for _, msg := range msgs {
 			v.add(t.path, "%s", msg)
+		}
+		if t.client != nil && len(msgs) == 0 {
+			if _, err := DeferClient(t.text); err != nil {
+				v.add(t.path, "%v", err)
+			}
 		}
 		if !strings.Contains(t.path, ".files.") {
 			continue
@@ -565,14 +680,19 @@ func (v *validator) templates() {
 	}
 }
 
-type templated struct{ path, text string }
+type templated struct {
+	path, text string
+	// client lists the client names a per-client template may use
+	// (ClientIndex...); nil for a plan template.
+	client []string
+}
 
 // templated lists every string of the plan that is a template, with its path.
 func (p *Plan) templated() []templated {
 	var out []templated
 	add := func(path, s string) {
 		if s != "" {
-			out = append(out, templated{path, s})
+			out = append(out, templated{path: path, text: s})
 		}
 	}
 	addMap := func(path string, m map[string]string) {
@@ -611,8 +731,7 @@ func (p *Plan) templated() []templated {
 		addMap("workload.http.headers", h.Headers)
 	}
 	if ps := p.Workload.PubSub; ps != nil {
-		add("workload.pubsub.publish", ps.Publish)
-		add("workload.pubsub.subscribe", ps.Subscribe)
+		out = append(out, ps.clientTemplated("workload.pubsub")...)
 	}
 	if l := p.Workload.Locust; l != nil {
 		add("workload.locust.locustfile", l.Locustfile)
@@ -622,8 +741,7 @@ func (p *Plan) templated() []templated {
 	}
 	if pr := p.Probe; pr != nil {
 		add("probe.url", pr.URL)
-		add("probe.publish", pr.Publish)
-		add("probe.subscribe", pr.Subscribe)
+		out = append(out, pr.clientTemplated("probe")...)
 	}
 	p.promTemplated(add)
 	return out

@@ -15,6 +15,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/rs/zerolog"
 
+	"github.com/loadramp/loadramp/orchestrator/delivery"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 )
 
@@ -42,6 +43,8 @@ const (
 	PublishErrorsCount    = "probe.publish.errors.count"
 	SubscribeErrorsCount  = "probe.subscribe.errors.count"
 	SubscribeDroppedCount = "probe.subscribe.dropped.count"
+	ForeignCount          = "probe.foreign.count"
+	MangledCount          = "probe.mangled.count"
 )
 
 // Config configures a probe.
@@ -51,9 +54,11 @@ type Config struct {
 	// is set, contain it.
 	URL    string
 	Expect string
-	// Publish and Subscribe are the event bus's publish URL (POST) and
-	// subscribe URL (Server-Sent Events) of one topic, for kind pubsub.
-	Publish, Subscribe string
+	// Bus is how kind pubsub publishes and subscribes: the same settings as
+	// the pubsub workload's, so the probe works against any bus the
+	// workload does. The probe is publisher 0 and subscriber 0 of its
+	// topic templates.
+	delivery.Bus
 	// Rate is the probe's rate in requests or messages per second.
 	Rate float64
 	// Timeout bounds each request and the delivery of each message after the
@@ -95,13 +100,11 @@ func New(cfg Config) (Prober, error) {
 		}
 		return &HTTP{cfg: cfg, own: own}, nil
 	case KindPubSub:
-		if err := checkURL("publish", cfg.Publish); err != nil {
-			return nil, err
+		bus, err := cfg.Bus.Compile()
+		if err != nil {
+			return nil, fmt.Errorf("probe %w", err)
 		}
-		if err := checkURL("subscribe", cfg.Subscribe); err != nil {
-			return nil, err
-		}
-		return newPubSub(cfg, own), nil
+		return newPubSub(cfg, bus, own), nil
 	}
 	return nil, fmt.Errorf("probe kind %q: use %s or %s", cfg.Kind, KindHTTP, KindPubSub)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/loadramp/loadramp/internal/eventbus"
+	"github.com/loadramp/loadramp/internal/pubsubtest"
+	"github.com/loadramp/loadramp/orchestrator/delivery"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 )
 
@@ -65,11 +67,16 @@ func startBusOn(t *testing.T, cfg eventbus.Config, wrap func(net.Listener) net.L
 	return "http://" + ln.Addr().String(), srv
 }
 
+// pubsubConfig probes the bundled event bus, which confirms subscriptions
+// with ": subscribed".
 func pubsubConfig(url, topic string) Config {
 	return Config{
 		Kind: KindPubSub, Rate: 50, Log: zerolog.Nop(),
-		Publish:   url + "/publish?topic=" + topic,
-		Subscribe: url + "/subscribe?topic=" + topic,
+		Bus: delivery.Bus{
+			Publish:   url + "/publish?topic=" + topic,
+			Subscribe: url + "/subscribe?topic=" + topic,
+			Confirm:   `comment ": subscribed"`,
+		},
 	}
 }
 
@@ -299,7 +306,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{Config{Kind: "smtp", Rate: 1}, `probe kind "smtp": use http or pubsub`},
 		{Config{Kind: KindHTTP, Rate: 0, URL: "http://127.0.0.1:1/"}, "probe rate 0/s: must be > 0"},
 		{Config{Kind: KindHTTP, Rate: 1, URL: "127.0.0.1:1"}, `probe url "127.0.0.1:1": use an http://`},
-		{Config{Kind: KindPubSub, Rate: 1, Publish: "http://127.0.0.1:1/p"}, `probe subscribe "": use an http://`},
+		{Config{Kind: KindPubSub, Rate: 1, Bus: delivery.Bus{Publish: "http://127.0.0.1:1/p"}}, `probe subscribe URL "": use http:// or https:// (Server-Sent Events) or ws:// or wss:// (WebSocket)`},
+		{Config{Kind: KindPubSub, Rate: 1, Bus: delivery.Bus{Publish: "http://127.0.0.1:1/p", Subscribe: "http://127.0.0.1:1/s", Confirm: "maybe"}}, `probe confirm: confirmation "maybe": use none, first-event, or comment PREFIX`},
 		{Config{Kind: KindHTTP, Rate: 1, URL: "http://127.0.0.1:1/", Timeout: -1}, "probe timeout -1ns: must be >= 0"},
 	} {
 		_, err := New(tt.cfg)
@@ -328,5 +336,107 @@ func TestPubSubProbeCancelled(t *testing.T) {
 	}
 	if m[SentCount] < 10 {
 		t.Errorf("sent %v before the cancel, want what was measured so far", m[SentCount])
+	}
+}
+
+// The bundled bus works with every confirmation mode: none waits the settle
+// time, first-event publishes warm-up messages that are never counted.
+func TestPubSubProbeConfirmations(t *testing.T) {
+	url, _ := startBus(t, eventbus.Config{})
+	for _, mode := range []string{"none", "first-event"} {
+		cfg := pubsubConfig(url, "probe-"+mode)
+		cfg.Confirm, cfg.Settle = mode, 200*time.Millisecond
+		pr, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := pr.Step(stepCtx(t), 200*time.Millisecond, time.Second)
+		pr.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if m[SentCount] < 40 || m[DeliveredCount] != m[SentCount] || m[LostCount] != 0 || m[ForeignCount] != 0 {
+			t.Errorf("%s: %v", mode, m)
+		}
+	}
+}
+
+// fakeSilentBus is a fake bus for the tests of confirmation: it accepts
+// publishes and delivers none; its streams greet and then send an event of
+// their own now and then.
+func fakeSilentBus(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, ": hi\n\n")
+		for i := 0; i < 100; i++ {
+			_, _ = io.WriteString(w, "data: {\"status\":\"waiting\"}\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestPubSubProbeServerNeverConfirms(t *testing.T) {
+	url := fakeSilentBus(t)
+	for mode, wants := range map[string][]string{
+		`comment ": subscribed"`: {`confirmation comment ": subscribed": no comment or message starting with ": subscribed" within 1s; received instead`,
+			`lines after the response headers (status 200, Content-Type "text/event-stream"): ": hi", "data: {\"status\":\"waiting\"}"`},
+		"first-event": {`confirmation first-event: no event carrying a loadramp marker within 1s; received instead`,
+			`events after the response headers: "{\"status\":\"waiting\"}"`},
+	} {
+		pr, err := New(Config{Kind: KindPubSub, Rate: 10, Timeout: time.Second, Log: zerolog.Nop(),
+			Bus: delivery.Bus{Publish: url + "/pub", Subscribe: url + "/sub", Confirm: mode}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := pr.Step(stepCtx(t), 0, time.Second)
+		pr.Close()
+		if err == nil || !strings.Contains(err.Error(), "probe could not subscribe") {
+			t.Fatalf("%s: err = %v", mode, err)
+		}
+		for _, w := range wants {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: the error does not say %q:\n%v", mode, w, err)
+			}
+		}
+		if m[SubscribeErrorsCount] != 1 {
+			t.Errorf("%s: %v", mode, m)
+		}
+	}
+}
+
+// The probe over a real server's WebSocket: nchan, subscribing by WebSocket
+// and publishing by POST.
+func TestPubSubProbeOverNchanWebSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	n := pubsubtest.StartNchan(t, 1024, 0)
+	pr, err := New(Config{Kind: KindPubSub, Rate: 50, Log: zerolog.Nop(), Bus: delivery.Bus{
+		Publish: n.URL + "/pub/{{ .topic }}", Subscribe: "ws" + strings.TrimPrefix(n.URL, "http") + "/sub/{{ .topic }}",
+		PublishTopic: "probe", SubscribeTopic: "probe", Body: `{"probe":"{{ .marker }}"}`, Settle: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	for step := 0; step < 2; step++ {
+		m, err := pr.Step(stepCtx(t), 200*time.Millisecond, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m[SentCount] < 40 || m[DeliveredCount] != m[SentCount] || m[DuplicatesCount] != 0 || m[metrics.ProbeDelayP99] <= 0 {
+			t.Errorf("step %d: %v", step, m)
+		}
 	}
 }

@@ -1,14 +1,13 @@
 package probe
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -21,24 +20,34 @@ import (
 // ended mid-step.
 const resubscribeBackoff = 100 * time.Millisecond
 
-// PubSub is the pubsub probe. Each step it subscribes first (and waits for the
-// bus's confirmation), then publishes timestamped, sequence-numbered messages
-// at its rate and measures each delivery's delay from the message's intended
-// send time. Messages sent during the hold are counted: sent, delivered,
-// lost (not delivered within the timeout after the hold), duplicated and
-// reordered. If the stream ends mid-step the probe subscribes again, and
-// what was published meanwhile is lost.
+// warmupInterval spaces the warm-up messages of first-event confirmation.
+const warmupInterval = 100 * time.Millisecond
+
+// PubSub is the pubsub probe. Each step it subscribes first and waits until
+// its subscription is live (by the bus's confirmation: a settle time, a
+// comment, or the first of its warm-up messages), then publishes marked,
+// sequence-numbered messages at its rate and measures each delivery's delay
+// from the message's intended send time. Messages sent during the hold are
+// counted: sent, delivered, lost (not delivered within the timeout after the
+// hold), duplicated and reordered; events without a marker are counted as
+// foreign, marks that do not parse as mangled. If the stream ends mid-step
+// the probe subscribes again, and what was published meanwhile is lost.
 type PubSub struct {
 	cfg  Config
+	bus  *delivery.Compiled
 	own  bool
 	id   string
 	step int
+	// pub is the probe's publisher, kept across steps (a WebSocket
+	// publisher keeps its connection).
+	pub                delivery.Publisher
+	pubTopic, subTopic string
 }
 
-func newPubSub(cfg Config, own bool) *PubSub {
+func newPubSub(cfg Config, bus *delivery.Compiled, own bool) *PubSub {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return &PubSub{cfg: cfg, own: own, id: "probe-" + hex.EncodeToString(b[:])}
+	return &PubSub{cfg: cfg, bus: bus, own: own, id: "probe-" + hex.EncodeToString(b[:])}
 }
 
 // psStep is the state of one step of the pubsub probe.
@@ -46,6 +55,8 @@ type psStep struct {
 	src    string
 	start  time.Time
 	warmup time.Duration
+	live   atomic.Bool
+	got    delivery.Received // before live (first-event)
 
 	mu         sync.Mutex
 	intended   map[uint64]time.Duration // messages of the hold, by seq
@@ -59,12 +70,35 @@ type psStep struct {
 	hist       *hdrhistogram.Histogram
 	dups       int64
 	reordered  int64
+	foreign    int64
+	mangled    int64
 	pubErrs    int64
 	subErrs    int64
 	dropped    int64
 	lastPub    error
 	lastSub    error
 	publishing bool
+}
+
+// open renders the probe's publisher and subscription (once per probe).
+func (p *PubSub) open() (delivery.Subscription, error) {
+	var err error
+	if p.pub == nil {
+		if p.pubTopic, err = p.bus.PublishTopic(0); err != nil {
+			return delivery.Subscription{}, err
+		}
+		pub, err := p.bus.Publication(0, p.pubTopic, p.cfg.Timeout)
+		if err != nil {
+			return delivery.Subscription{}, err
+		}
+		if p.pub, err = delivery.NewPublisher(p.cfg.Client, pub); err != nil {
+			return delivery.Subscription{}, err
+		}
+		if p.subTopic, err = p.bus.SubscribeTopic(0); err != nil {
+			return delivery.Subscription{}, err
+		}
+	}
+	return p.bus.Subscription(0, p.subTopic, p.cfg.Timeout)
 }
 
 // Step implements Prober.
@@ -75,24 +109,70 @@ func (p *PubSub) Step(ctx context.Context, warmup, hold time.Duration) (metrics.
 		intended: map[uint64]time.Duration{}, failed: map[uint64]bool{}, delivered: map[uint64]bool{},
 		allDone: make(chan struct{}), hist: metrics.NewHistogram(metrics.HistDigits), publishing: true,
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := delivery.Subscribe(sctx, p.cfg.Client, p.cfg.Subscribe, p.cfg.Timeout)
-	if err != nil {
+	cantSubscribe := func(err error) (metrics.Metrics, error) {
 		m := metrics.Metrics{SubscribeErrorsCount: 1}
 		if ctx.Err() != nil {
 			return m, ctx.Err()
 		}
 		return m, fmt.Errorf("probe could not subscribe, so it measured nothing: %w", err)
 	}
+	spec, err := p.open()
+	if err != nil {
+		return cantSubscribe(err)
+	}
+	body, err := p.bus.Body(0, p.pubTopic, st.src, 0)
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	if c, ok := p.pub.(delivery.Connector); ok {
+		if err := c.Connect(ctx); err != nil {
+			p.cfg.Log.Warn().Err(err).Msg("probe: the publisher could not connect; each publish tries again")
+		}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := delivery.Subscribe(sctx, p.cfg.Client, spec)
+	if err != nil {
+		return cantSubscribe(err)
+	}
 	st.start = time.Now()
+	firstEvent := p.bus.Confirm().Mode == delivery.ConfirmFirstEvent
+	if !firstEvent {
+		st.live.Store(true)
+	}
 
 	var readers sync.WaitGroup
 	readers.Add(1)
+	readerDone := make(chan struct{})
 	go func() {
 		defer readers.Done()
-		p.read(sctx, st, stream)
+		defer close(readerDone)
+		p.read(sctx, st, stream, spec)
 	}()
+
+	if firstEvent {
+		if err := p.warmUp(ctx, st, readerDone); err != nil {
+			cancel()
+			_ = stream.Close()
+			readers.Wait()
+			what := st.got.Describe(afterOpen(p.bus.SubscribeTransport()), "event")
+			if !errors.Is(err, delivery.ErrNotConfirmed) {
+				return cantSubscribe(fmt.Errorf("subscribe %s: %w before its confirmation (%s; received %s)", spec.URL, err, p.bus.Confirm(), what))
+			}
+			return cantSubscribe(delivery.NotConfirmedError(spec.URL, p.bus.Confirm(), p.cfg.Timeout, what))
+		}
+	} else if d := p.bus.Settle(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	// The schedule starts once the subscription is live.
+	st.mu.Lock()
+	st.start = time.Now()
+	st.mu.Unlock()
 
 	var pubs sync.WaitGroup
 	pubCtx, cancelPubs := context.WithCancel(context.WithoutCancel(ctx))
@@ -107,11 +187,11 @@ func (p *PubSub) Step(ctx context.Context, warmup, hold time.Duration) (metrics.
 			st.pending++
 			st.mu.Unlock()
 		}
-		body := delivery.AppendMessage(nil, delivery.Message{Src: st.src, Seq: k, Sent: intended}, 0)
+		msg := body.Append(nil, k, intended)
 		pubs.Add(1)
 		go func() {
 			defer pubs.Done()
-			err := p.publish(pubCtx, body)
+			err := p.pub.Publish(pubCtx, msg)
 			if err == nil {
 				return
 			}
@@ -146,9 +226,50 @@ func (p *PubSub) Step(ctx context.Context, warmup, hold time.Duration) (metrics.
 	}
 	t.Stop()
 	cancel()
-	_ = stream.Close()
 	readers.Wait()
 	return p.metrics(ctx, st)
+}
+
+// warmUp publishes warm-up messages (of another source, never counted) until
+// the reader sees one (or any marked message) and the subscription is live,
+// or the timeout passes.
+func (p *PubSub) warmUp(ctx context.Context, st *psStep, readerDone <-chan struct{}) error {
+	warm, err := p.bus.Body(0, p.pubTopic, st.src+"w", 0)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(p.cfg.Timeout)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for seq := uint64(1); !st.live.Load(); seq++ {
+		if time.Now().After(deadline) {
+			return delivery.ErrNotConfirmed
+		}
+		msg := warm.Append(nil, seq, time.Since(st.start))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = p.pub.Publish(ctx, msg)
+		}()
+		t.Reset(warmupInterval)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-readerDone:
+			return errors.New("the stream ended")
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func afterOpen(transport string) string {
+	if transport == delivery.TransportWebSocket {
+		return "the WebSocket handshake"
+	}
+	return "the response headers"
 }
 
 // donePending counts one hold message as settled (delivered or failed);
@@ -169,31 +290,26 @@ func (st *psStep) finish() {
 
 // read consumes the stream until ctx ends, subscribing again if it ends
 // before.
-func (p *PubSub) read(ctx context.Context, st *psStep, s *delivery.Stream) {
+func (p *PubSub) read(ctx context.Context, st *psStep, s delivery.Stream, spec delivery.Subscription) {
 	for {
 		for {
 			data, err := s.Next()
-			now := time.Since(st.start)
 			if err != nil {
 				break
 			}
-			seq, _, ok := delivery.ParseFrom(data, st.src)
-			if !ok {
-				continue
-			}
-			st.received(seq, now)
+			p.classify(st, data)
 		}
 		_ = s.Close()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !st.live.Load() {
 			return
 		}
 		st.mu.Lock()
 		st.dropped++
 		st.mu.Unlock()
-		p.cfg.Log.Warn().Str("subscribe", p.cfg.Subscribe).Msg("probe: the subscription stream ended mid-step; subscribing again")
+		p.cfg.Log.Warn().Str("subscribe", spec.URL).Msg("probe: the subscription stream ended mid-step; subscribing again")
 		for {
 			var err error
-			s, err = delivery.Subscribe(ctx, p.cfg.Client, p.cfg.Subscribe, p.cfg.Timeout)
+			s, err = delivery.Subscribe(ctx, p.cfg.Client, spec)
 			if err == nil {
 				break
 			}
@@ -210,6 +326,32 @@ func (p *PubSub) read(ctx context.Context, st *psStep, s *delivery.Stream) {
 			case <-time.After(resubscribeBackoff):
 			}
 		}
+	}
+}
+
+// classify records the probe's messages in data; before the subscription is
+// live, a marked event makes it live and anything else is kept for the error.
+func (p *PubSub) classify(st *psStep, data []byte) {
+	if !st.live.Load() {
+		if _, _, _, kind, _ := delivery.FindFrom(data, st.src); kind == delivery.Ours || kind == delivery.Other {
+			st.live.Store(true)
+		} else {
+			st.got.Add(data)
+		}
+		return
+	}
+	st.mu.Lock()
+	now := time.Since(st.start)
+	st.mu.Unlock()
+	switch delivery.EachFrom(data, st.src, func(_ int, seq uint64, _ time.Duration) { st.received(seq, now) }) {
+	case delivery.Foreign:
+		st.mu.Lock()
+		st.foreign++
+		st.mu.Unlock()
+	case delivery.Mangled:
+		st.mu.Lock()
+		st.mangled++
+		st.mu.Unlock()
 	}
 }
 
@@ -243,26 +385,6 @@ func (st *psStep) received(seq uint64, now time.Duration) {
 	st.donePending()
 }
 
-func (p *PubSub) publish(ctx context.Context, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.cfg.Publish, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.cfg.Client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("publish %s: status %d: %s", p.cfg.Publish, resp.StatusCode, bytes.TrimSpace(msg))
-	}
-	return nil
-}
-
 func (p *PubSub) metrics(ctx context.Context, st *psStep) (metrics.Metrics, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -273,7 +395,7 @@ func (p *PubSub) metrics(ctx context.Context, st *psStep) (metrics.Metrics, erro
 		SentCount: float64(sent), DeliveredCount: float64(delivered), LostCount: float64(lost),
 		DuplicatesCount: float64(st.dups), ReorderedCount: float64(st.reordered),
 		PublishErrorsCount: float64(st.pubErrs), SubscribeErrorsCount: float64(st.subErrs),
-		SubscribeDroppedCount: float64(st.dropped),
+		SubscribeDroppedCount: float64(st.dropped), ForeignCount: float64(st.foreign), MangledCount: float64(st.mangled),
 	}
 	if sent > 0 {
 		m[metrics.ProbeLostRatio] = float64(lost) / float64(sent)
@@ -292,6 +414,9 @@ func (p *PubSub) metrics(ctx context.Context, st *psStep) (metrics.Metrics, erro
 
 // Close releases the probe's connections.
 func (p *PubSub) Close() error {
+	if p.pub != nil {
+		_ = p.pub.Close()
+	}
 	if p.own {
 		p.cfg.Client.CloseIdleConnections()
 	}

@@ -1,20 +1,20 @@
 // Package pubsub is the builtin engine's publish/subscribe workload: load
 // parameters publishers, subscribers and rate (messages/s per publisher).
-// Subscribers hold Server-Sent Events streams open on the event bus while
-// publishers POST timestamped messages on an open-model schedule; every
-// delivery's delay is measured from the message's intended send time, for the
-// whole load. The message format and the SSE client are package delivery's.
+// Subscribers hold streams open on the bus (Server-Sent Events or WebSocket)
+// while publishers send marked messages (HTTP requests or WebSocket
+// messages) on an open-model schedule; every delivery's delay is measured
+// from the message's intended send time, for the whole load and per topic.
+// How the bus is spoken to (URLs, envelope, topics, confirmation) is package
+// delivery's Bus.
 package pubsub
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -36,10 +36,18 @@ const (
 	DefaultMaxInflight = 8192
 	// subscribeConcurrency bounds the subscriptions opened at once.
 	subscribeConcurrency = 64
+	// warmupInterval spaces the rounds of warm-up messages of first-event
+	// confirmation.
+	warmupInterval = 100 * time.Millisecond
+	// delayShards bounds the delivery delay histograms: subscribers share
+	// them, a shard each by index, so memory does not grow with subscribers.
+	delayShards = 64
+	// MaxTopicMetrics bounds the topics that get metrics of their own.
+	MaxTopicMetrics = 16
 )
 
 // Metric names of the pubsub workload (besides the standard latency.*,
-// errors.*, throughput.* of its publish requests).
+// errors.*, throughput.* of its publishes).
 const (
 	DelayP50         = "pubsub.delay.p50"
 	DelayP95         = "pubsub.delay.p95"
@@ -49,24 +57,50 @@ const (
 	DeliveredCount   = "pubsub.delivered.count"
 	ExpectedCount    = "pubsub.expected.count"
 	LostRatio        = "pubsub.lost.ratio"
+	DuplicatesCount  = "pubsub.duplicates.count"
+	ReorderedCount   = "pubsub.reordered.count"
+	ForeignCount     = "pubsub.foreign.count"
+	MangledCount     = "pubsub.mangled.count"
+	MisroutedCount   = "pubsub.misrouted.count"
 	Subscribers      = "pubsub.subscribers"
 	SubscribeErrors  = "pubsub.subscribe.errors.count"
 	SubscribeDropped = "pubsub.subscribe.dropped.count"
+	TopicsCount      = "pubsub.topics.count"
+	WorstTopicLost   = "pubsub.topics.worst_lost_ratio"
+)
+
+// TopicMetric names a metric of one topic: pubsub.topic.<segment>.<what>,
+// the segment being the topic's name as a metric name segment (see
+// TopicSegments).
+func TopicMetric(segment, what string) string { return "pubsub.topic." + segment + "." + what }
+
+// Per-topic figures (the <what> of TopicMetric).
+const (
+	TopicPublishers  = "publishers.count"
+	TopicSubscribers = "subscribers.count"
+	TopicExpected    = "expected.count"
+	TopicDelivered   = "delivered.count"
+	TopicLost        = "lost.ratio"
+	TopicDuplicates  = "duplicates.count"
+	TopicReordered   = "reordered.count"
 )
 
 // deliveryDelay are the quantiles of the delivery delay histogram.
 var deliveryDelay = []metrics.Quantile{{Name: DelayP50, Percent: 50}, {Name: DelayP95, Percent: 95}, {Name: DelayP99, Percent: 99}, {Name: DelayMax, Percent: metrics.QuantileMax}}
 
-// Config says where the workload publishes and subscribes.
+// Config says how the workload reaches the bus. It is plain data but for
+// Client and Log.
 type Config struct {
-	Publish, Subscribe string
+	// Bus is how messages are published and subscriptions opened.
+	delivery.Bus
 	// BodyBytes pads each message to this size (0: as small as it gets).
 	BodyBytes int
-	// Timeout bounds each publish and each message's delivery after the
-	// hold (0: DefaultTimeout).
+	// Timeout bounds each publish, each subscription's confirmation and each
+	// message's delivery after the hold (0: DefaultTimeout).
 	Timeout     time.Duration
 	MaxInflight int // 0: DefaultMaxInflight
-	// Client, if set, is the HTTP client (nil: one of the engine's own).
+	// Client, if set, is the HTTP client (nil: one of the engine's own, and
+	// each SSE subscription a connection of its own).
 	Client *http.Client
 	Log    zerolog.Logger
 }
@@ -86,6 +120,7 @@ type Step struct {
 // Engine runs the pubsub workload step by step.
 type Engine struct {
 	cfg  Config
+	bus  *delivery.Compiled
 	own  bool
 	step atomic.Int64
 	id   string
@@ -93,11 +128,9 @@ type Engine struct {
 
 // New returns an engine for cfg, or what is wrong with cfg.
 func New(cfg Config) (*Engine, error) {
-	for _, u := range []struct{ field, v string }{{"publish", cfg.Publish}, {"subscribe", cfg.Subscribe}} {
-		pu, err := url.Parse(u.v)
-		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			return nil, fmt.Errorf("pubsub %s URL %q: use an http:// or https:// URL with a host", u.field, u.v)
-		}
+	bus, err := cfg.Bus.Compile()
+	if err != nil {
+		return nil, fmt.Errorf("pubsub %w", err)
 	}
 	if cfg.BodyBytes < 0 {
 		return nil, fmt.Errorf("pubsub body_bytes %d: must be >= 0", cfg.BodyBytes)
@@ -111,7 +144,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = DefaultMaxInflight
 	}
-	e := &Engine{cfg: cfg, id: fmt.Sprintf("load-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)}
+	e := &Engine{cfg: cfg, bus: bus, id: fmt.Sprintf("load-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)}
 	if cfg.Client == nil {
 		e.own = true
 		e.cfg.Client = &http.Client{Transport: &http.Transport{
@@ -149,16 +182,104 @@ func validateStep(s Step) error {
 	return nil
 }
 
+// topic is one topic of a step: its publishers and subscribers.
+type topic struct {
+	name string
+	pubs []int // publisher indexes
+	subs int   // subscriptions opened
+	live atomic.Int64
+}
+
+// publisher is one publisher of a step.
+type publisher struct {
+	pub   delivery.Publisher
+	body  *delivery.Body
+	topic int32
+	local int // its index among its topic's publishers
+	seq   uint64
+	// accepted counts the hold's messages the bus accepted (r.mu).
+	accepted int64
+}
+
+// window tracks one publisher's sequence numbers at one subscriber: next is
+// the highest seen + 1 (0: none yet), bit i of bits is whether next-1-i was
+// seen. A message older than the window cannot be told from a duplicate and
+// counts as reordered.
+type window struct{ next, bits uint64 }
+
+const windowSize = 64
+
+// observe records seq and says whether it was seen before or arrives after
+// a later one.
+func (w *window) observe(seq uint64) (dup, late bool) {
+	if seq >= w.next {
+		if shift := seq - w.next + 1; w.next == 0 || shift >= windowSize {
+			w.bits = 1
+		} else {
+			w.bits = w.bits<<shift | 1
+		}
+		w.next = seq + 1
+		return false, false
+	}
+	back := w.next - 1 - seq
+	if back >= windowSize {
+		return false, true
+	}
+	if w.bits&(1<<back) != 0 {
+		return true, false
+	}
+	w.bits |= 1 << back
+	return false, true
+}
+
+// subscriber is one subscription of a step. Its counts are written by its
+// reader only and read once the readers are done.
+type subscriber struct {
+	url   string
+	st    delivery.Stream
+	topic int32
+	shard int32
+	live  atomic.Bool
+	// pending is set while a first-event subscription waits for its first
+	// marked event.
+	pending *pending
+	seen    []window // by the topic's local publisher index
+
+	delivered, dups, reordered, foreign, mangled, misrouted int64
+	// dropped says the bus ended the live stream mid-step, at droppedAt
+	// (since base).
+	dropped   bool
+	droppedAt time.Duration
+}
+
+type pending struct {
+	got  delivery.Received
+	done chan struct{} // closed when the reader ends
+}
+
+type delayShard struct {
+	mu sync.Mutex
+	h  *hdrhistogram.Histogram
+}
+
 // run is one step in progress.
 type run struct {
-	e      *Engine
-	s      Step
-	src    string
-	start  time.Time
-	body   []byte // template: the message is appended to a copy
-	seq    atomic.Uint64
+	e   *Engine
+	s   Step
+	src string
+	// base is when the step began (subscriptions included): markers carry
+	// send times from it. t0 is when publishing starts, from base (atomic:
+	// the readers are running when it is set).
+	base   time.Time
+	t0     atomic.Int64
+	start  time.Time // base + t0
 	sem    chan struct{}
 	second func(time.Duration) int
+
+	topics []*topic
+	pubs   []*publisher
+	subs   []*subscriber
+	delays []delayShard
 
 	mu        sync.Mutex
 	latency   *hdrhistogram.Histogram // publishes due in the hold, µs from the intended time
@@ -167,15 +288,12 @@ type run struct {
 	completed int64                   // of them, answered by the bus
 	errs      int64
 	genErrs   int64
-	accepted  int64 // 2xx, in the hold
+	accepted  int64 // accepted, in the hold
 	classes   map[string]int64
 	secs      []secStat
 
 	delivered atomic.Int64 // deliveries of hold messages
-	dropped   atomic.Int64
 	subErrs   atomic.Int64
-	// droppedAt are when (since start) the streams the bus ended dropped.
-	droppedAt []time.Duration
 }
 
 type secStat struct {
@@ -183,16 +301,19 @@ type secStat struct {
 	hist                      *hdrhistogram.Histogram
 }
 
-// Run runs one step: it opens the subscriptions, publishes for warmup+hold,
-// waits up to the timeout for the hold's messages to be delivered and returns
-// the hold's measurements. When ctx is cancelled it returns what it measured
-// with ctx.Err().
+// Run runs one step: it spreads publishers and subscribers over their
+// topics, connects the publishers, opens the subscriptions and waits until
+// they are live (by the bus's confirmation), publishes for warmup+hold,
+// waits up to the timeout for the hold's messages to be delivered and
+// returns the hold's measurements. Messages published before a subscription
+// was live are never counted against it. When ctx is cancelled it returns
+// what it measured with ctx.Err().
 func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) {
 	if err := validateStep(s); err != nil {
 		return nil, fmt.Errorf("pubsub step: %w", err)
 	}
 	r := &run{
-		e: e, s: s, src: fmt.Sprintf("%s-%d", e.id, e.step.Add(1)),
+		e: e, s: s, src: fmt.Sprintf("%s-%d", e.id, e.step.Add(1)), base: time.Now(),
 		sem: make(chan struct{}, e.cfg.MaxInflight), latency: metrics.NewHistogram(metrics.HistDigits), lag: metrics.NewHistogram(metrics.HistDigits),
 		classes: map[string]int64{},
 	}
@@ -202,27 +323,70 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 		r.secs[i].hist = metrics.NewHistogram(2)
 	}
 	r.second = func(d time.Duration) int { return min(max(int(d/time.Second), 0), total-1) }
+	if err := r.spread(); err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	r.delays = make([]delayShard, min(delayShards, max(1, s.Subscribers)))
+	for i := range r.delays {
+		r.delays[i].h = metrics.NewHistogram(metrics.HistDigits)
+	}
 
 	sctx, cancelSubs := context.WithCancel(ctx)
 	defer cancelSubs()
-	streams, subErr := r.subscribe(sctx)
-	if s.Subscribers > 0 && len(streams) == 0 {
-		return &result.EngineResult{Metrics: metrics.Metrics{SubscribeErrors: float64(r.subErrs.Load())}, ErrorClasses: r.classes},
-			fmt.Errorf("pubsub: none of %d subscribers could subscribe to %s: %w", s.Subscribers, e.cfg.Subscribe, subErr)
+	defer r.closePublishers()
+	if err := r.connect(ctx); err != nil {
+		return nil, err
 	}
-	r.start = time.Now()
-	cpu0 := metrics.ProcessCPUTime()
 
+	subErr := r.subscribe(sctx)
 	var readers sync.WaitGroup
-	delays := make([]*hdrhistogram.Histogram, len(streams))
-	for i, st := range streams {
-		delays[i] = metrics.NewHistogram(metrics.HistDigits)
+	for _, sub := range r.subs {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			r.read(sctx, st, delays[i])
+			r.read(sctx, sub)
 		}()
 	}
+	stopReaders := func() {
+		cancelSubs()
+		for _, sub := range r.subs {
+			_ = sub.st.Close()
+		}
+		readers.Wait()
+	}
+	switch confirm := e.bus.Confirm(); {
+	case confirm.Mode == delivery.ConfirmFirstEvent && len(r.subs) > 0:
+		if err := r.warmUp(ctx); err != nil {
+			subErr = err
+		}
+	case e.bus.Settle() > 0 && len(r.subs) > 0:
+		t := time.NewTimer(e.bus.Settle())
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	live := r.liveCount()
+	if s.Subscribers > 0 && live == 0 {
+		stopReaders()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return &result.EngineResult{Metrics: metrics.Metrics{SubscribeErrors: float64(r.subErrs.Load())}, ErrorClasses: r.classes},
+			fmt.Errorf("pubsub: none of %d subscribers could subscribe: %w", s.Subscribers, subErr)
+	}
+	if subErr != nil {
+		e.cfg.Log.Warn().Err(subErr).Int("failed", int(r.subErrs.Load())).Int("subscribers", s.Subscribers).Msg("pubsub: subscriptions failed")
+	}
+
+	// Send times travel in microseconds: t0 and the intended times are
+	// whole microseconds, so a marker's time tells the hold from the warmup
+	// exactly.
+	t0 := time.Since(r.base).Truncate(time.Microsecond)
+	r.start = r.base.Add(t0)
+	r.t0.Store(int64(t0))
+	cpu0 := metrics.ProcessCPUTime()
 
 	secDone := make(chan struct{})
 	var series []result.Second
@@ -242,7 +406,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 			defer dispatchers.Done()
 			// Publishers start evenly spread over one interval.
 			offset := time.Duration(float64(time.Second) / s.Rate * float64(p) / float64(s.Publishers))
-			r.dispatch(ctx, pctx, offset, &pubs)
+			r.dispatch(ctx, pctx, r.pubs[p], offset, &pubs)
 		}()
 	}
 	dispatchers.Wait()
@@ -251,103 +415,335 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	cpu := metrics.ProcessCPUTime() - cpu0
 
 	// Wait, at most the timeout after the hold, for the hold's deliveries.
-	expected := r.expected(len(streams))
+	expected := r.expectedTotal()
 	deadline := r.start.Add(s.Warmup + s.Hold + e.cfg.Timeout)
 	tick := time.NewTicker(10 * time.Millisecond)
 	for r.delivered.Load() < expected && time.Now().Before(deadline) && ctx.Err() == nil {
 		<-tick.C
 	}
 	tick.Stop()
-	cancelSubs()
-	for _, st := range streams {
-		_ = st.Close()
-	}
-	readers.Wait()
+	stopReaders()
 	<-secDone
 
 	res := &result.EngineResult{Series: series, ErrorClasses: r.classes}
-	res.Metrics = r.metrics(delays, len(streams), expected, holdWall, cpu)
+	res.Metrics = r.metrics(holdWall, cpu)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
 	return res, nil
 }
 
-// subscribe opens s.Subscribers streams, a few at a time.
-func (r *run) subscribe(ctx context.Context) ([]*delivery.Stream, error) {
-	var (
-		mu      sync.Mutex
-		streams []*delivery.Stream
-		lastErr error
-		wg      sync.WaitGroup
-		sem     = make(chan struct{}, subscribeConcurrency)
-	)
-	for range r.s.Subscribers {
+// spread renders every publisher's and subscriber's topic and groups them.
+func (r *run) spread() error {
+	bus := r.e.bus
+	byName := map[string]int32{}
+	topicOf := func(name string) int32 {
+		i, ok := byName[name]
+		if !ok {
+			i = int32(len(r.topics))
+			byName[name] = i
+			r.topics = append(r.topics, &topic{name: name})
+		}
+		return i
+	}
+	r.pubs = make([]*publisher, r.s.Publishers)
+	for p := range r.pubs {
+		name, err := bus.PublishTopic(p)
+		if err != nil {
+			return fmt.Errorf("publisher %d: %w", p, err)
+		}
+		t := topicOf(name)
+		r.pubs[p] = &publisher{topic: t, local: len(r.topics[t].pubs)}
+		r.topics[t].pubs = append(r.topics[t].pubs, p)
+	}
+	r.subs = make([]*subscriber, 0, r.s.Subscribers)
+	for i := range r.s.Subscribers {
+		name, err := bus.SubscribeTopic(i)
+		if err != nil {
+			return fmt.Errorf("subscriber %d: %w", i, err)
+		}
+		r.subs = append(r.subs, &subscriber{topic: topicOf(name), shard: int32(i % delayShards)})
+	}
+	return nil
+}
+
+// connect renders every publisher and connects those that hold a connection
+// (WebSocket). A publisher that cannot connect now tries again on each
+// publish, whose failures are counted.
+func (r *run) connect(ctx context.Context) error {
+	bus, cfg := r.e.bus, r.e.cfg
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, subscribeConcurrency)
+	var mu sync.Mutex
+	var failed int
+	var lastErr error
+	for p, pb := range r.pubs {
+		name := r.topics[pb.topic].name
+		pub, err := bus.Publication(p, name, cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("pubsub: publisher %d: %w", p, err)
+		}
+		if pb.body, err = bus.Body(p, name, r.src, cfg.BodyBytes); err != nil {
+			return fmt.Errorf("pubsub: publisher %d: %w", p, err)
+		}
+		if pb.pub, err = delivery.NewPublisher(cfg.Client, pub); err != nil {
+			return fmt.Errorf("pubsub: publisher %d: %w", p, err)
+		}
+		c, ok := pb.pub.(delivery.Connector)
+		if !ok {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			var c *http.Client // the engine's own: a lean connection per stream
-			if !r.e.own {
-				c = r.e.cfg.Client
-			}
-			st, err := delivery.Subscribe(ctx, c, r.e.cfg.Subscribe, r.e.cfg.Timeout)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				r.subErrs.Add(1)
-				if cls := metrics.ErrorClass(err); metrics.IsGeneratorClass(cls) {
-					// Out of files or ports here: the generator's failure.
-					r.classes[cls]++
-					r.genErrs++
-				} else {
-					r.classes[metrics.ClassSubscribe]++
-				}
+			if err := c.Connect(ctx); err != nil {
+				mu.Lock()
+				failed++
 				lastErr = err
-				return
+				mu.Unlock()
 			}
-			streams = append(streams, st)
 		}()
 	}
 	wg.Wait()
 	if lastErr != nil {
-		r.e.cfg.Log.Warn().Err(lastErr).Int("failed", int(r.subErrs.Load())).Int("subscribers", r.s.Subscribers).Msg("pubsub: subscriptions failed")
+		cfg.Log.Warn().Err(lastErr).Int("failed", failed).Int("publishers", len(r.pubs)).Msg("pubsub: publishers could not connect; each publish tries again")
 	}
-	return streams, lastErr
+	return ctx.Err()
 }
 
-// read records the delay of every hold message delivered on st.
-func (r *run) read(ctx context.Context, st *delivery.Stream, h *hdrhistogram.Histogram) {
-	for {
-		data, err := st.Next()
-		now := time.Since(r.start)
+func (r *run) closePublishers() {
+	for _, p := range r.pubs {
+		if p.pub != nil {
+			_ = p.pub.Close()
+		}
+	}
+}
+
+// subscribe opens the subscriptions, a few at a time, and keeps those that
+// opened (with confirmation none or comment: live; first-event: pending).
+func (r *run) subscribe(ctx context.Context) error {
+	bus, cfg := r.e.bus, r.e.cfg
+	var (
+		mu      sync.Mutex
+		lastErr error
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, subscribeConcurrency)
+		client  *http.Client // the engine's own: a lean connection per stream
+	)
+	if !r.e.own {
+		client = cfg.Client
+	}
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.subErrs.Add(1)
+		if cls := metrics.ErrorClass(err); metrics.IsGeneratorClass(cls) {
+			// Out of files or ports here: the generator's failure.
+			r.classes[cls]++
+			r.genErrs++
+		} else {
+			r.classes[metrics.ClassSubscribe]++
+		}
+		lastErr = err
+	}
+	firstEvent := bus.Confirm().Mode == delivery.ConfirmFirstEvent
+	for i, sub := range r.subs {
+		t := r.topics[sub.topic]
+		spec, err := bus.Subscription(i, t.name, cfg.Timeout)
 		if err != nil {
-			if ctx.Err() == nil {
-				r.dropped.Add(1) // the bus ended the stream mid-step
-				r.mu.Lock()
-				r.droppedAt = append(r.droppedAt, now)
-				r.mu.Unlock()
+			fail(fmt.Errorf("subscriber %d: %w", i, err))
+			continue
+		}
+		sub.url = spec.URL
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			st, err := delivery.Subscribe(ctx, client, spec)
+			if err != nil {
+				fail(err)
+				return
+			}
+			sub.st = st
+			sub.seen = make([]window, len(t.pubs))
+			if firstEvent {
+				sub.pending = &pending{done: make(chan struct{})}
+			} else {
+				sub.live.Store(true)
+				t.live.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	kept := r.subs[:0]
+	for _, sub := range r.subs {
+		if sub.st != nil {
+			kept = append(kept, sub)
+			r.topics[sub.topic].subs++
+		}
+	}
+	r.subs = kept
+	return lastErr
+}
+
+// warmUp publishes warm-up messages (of another source, so never counted)
+// to every topic whose subscriptions are not all live, until they are or
+// the timeout passes; then it drops the subscriptions still not live.
+func (r *run) warmUp(ctx context.Context) error {
+	cfg := r.e.cfg
+	warm := make(map[int32]*delivery.Body)
+	var noPub error
+	for ti, t := range r.topics {
+		if t.subs == 0 {
+			continue
+		}
+		if len(t.pubs) == 0 {
+			noPub = fmt.Errorf("confirmation first-event: no publisher publishes to topic %q, so no warm-up message can reach its %d subscribers", t.name, t.subs)
+			continue
+		}
+		b, err := r.e.bus.Body(t.pubs[0], t.name, r.src+"w", 0)
+		if err != nil {
+			return err
+		}
+		warm[int32(ti)] = b
+	}
+	deadline := time.Now().Add(cfg.Timeout)
+	var wg sync.WaitGroup
+	var seq uint64
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		waiting := false
+		seq++
+		for ti, t := range r.topics {
+			if t.live.Load() >= int64(t.subs) || warm[int32(ti)] == nil {
+				continue
+			}
+			waiting = true
+			p, body := r.pubs[t.pubs[0]], warm[int32(ti)].Append(nil, seq, time.Since(r.base))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+				defer cancel()
+				_ = p.pub.Publish(pctx, body)
+			}()
+		}
+		if !waiting {
+			break
+		}
+		t := time.NewTimer(warmupInterval)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	wg.Wait()
+	var lastErr error
+	for _, sub := range r.subs {
+		if sub.live.Load() {
+			continue
+		}
+		_ = sub.st.Close()
+		<-sub.pending.done
+		r.subErrs.Add(1)
+		r.mu.Lock()
+		r.classes[metrics.ClassSubscribe]++
+		r.mu.Unlock()
+		if warm[sub.topic] == nil {
+			lastErr = noPub
+			continue
+		}
+		lastErr = delivery.NotConfirmedError(sub.url, r.e.bus.Confirm(), cfg.Timeout,
+			sub.pending.got.Describe(afterOpen(r.e.bus.SubscribeTransport()), "event"))
+	}
+	return lastErr
+}
+
+func afterOpen(transport string) string {
+	if transport == delivery.TransportWebSocket {
+		return "the WebSocket handshake"
+	}
+	return "the response headers"
+}
+
+func (r *run) liveCount() int {
+	n := 0
+	for _, sub := range r.subs {
+		if sub.live.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// read records every delivery on sub's stream until it ends.
+func (r *run) read(ctx context.Context, sub *subscriber) {
+	if p := sub.pending; p != nil {
+		defer close(p.done)
+	}
+	for {
+		data, err := sub.st.Next()
+		now := time.Since(r.base)
+		if err != nil {
+			if ctx.Err() == nil && sub.live.Load() {
+				sub.dropped, sub.droppedAt = true, now // the bus ended the stream mid-step
 			}
 			return
 		}
-		_, sent, ok := delivery.ParseFrom(data, r.src)
-		if !ok || sent < r.s.Warmup {
+		if !sub.live.Load() {
+			if _, _, _, kind, _ := delivery.FindFrom(data, r.src); kind == delivery.Ours || kind == delivery.Other {
+				sub.live.Store(true)
+				r.topics[sub.topic].live.Add(1)
+			} else {
+				sub.pending.got.Add(data)
+			}
 			continue
 		}
-		metrics.RecordDuration(h, now-sent)
-		r.delivered.Add(1)
+		switch delivery.EachFrom(data, r.src, func(pub int, seq uint64, sent time.Duration) { r.delivery(sub, pub, seq, sent, now) }) {
+		case delivery.Foreign:
+			sub.foreign++
+		case delivery.Mangled:
+			sub.mangled++
+		}
 	}
 }
 
+// delivery records one message of the step delivered to sub at now.
+func (r *run) delivery(sub *subscriber, pub int, seq uint64, sent, now time.Duration) {
+	if pub < 0 || pub >= len(r.pubs) || r.pubs[pub].topic != sub.topic {
+		sub.misrouted++
+		return
+	}
+	dup, late := sub.seen[r.pubs[pub].local].observe(seq)
+	if sent < time.Duration(r.t0.Load())+r.s.Warmup {
+		return
+	}
+	if dup {
+		sub.dups++
+		return
+	}
+	if late {
+		sub.reordered++
+	}
+	sub.delivered++
+	d := &r.delays[sub.shard%int32(len(r.delays))]
+	d.mu.Lock()
+	metrics.RecordDuration(d.h, now-sent)
+	d.mu.Unlock()
+	r.delivered.Add(1)
+}
+
 // dispatch publishes one publisher's messages on schedule for warmup+hold.
-func (r *run) dispatch(ctx, pctx context.Context, offset time.Duration, pubs *sync.WaitGroup) {
+func (r *run) dispatch(ctx, pctx context.Context, pb *publisher, offset time.Duration, pubs *sync.WaitGroup) {
 	interval := time.Duration(float64(time.Second) / r.s.Rate)
 	end := r.s.Warmup + r.s.Hold
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for k := 0; ; k++ {
-		intended := offset + time.Duration(k)*interval
+		intended := (offset + time.Duration(k)*interval).Truncate(time.Microsecond)
 		if intended >= end {
 			return
 		}
@@ -372,40 +768,41 @@ func (r *run) dispatch(ctx, pctx context.Context, offset time.Duration, pubs *sy
 		select {
 		case r.sem <- struct{}{}:
 		default:
-			r.outcome(intended, hold, 0, metrics.ClassInflight, false)
+			r.outcome(pb, intended, hold, 0, metrics.ClassInflight, false)
 			continue
 		}
+		// Sequence numbers follow the intended send times.
+		pb.seq++
+		seq := pb.seq
 		pubs.Add(1)
 		go func() {
 			defer pubs.Done()
 			defer func() { <-r.sem }()
-			class, answered := r.publish(pctx, intended)
-			r.outcome(intended, hold, time.Since(r.start)-intended, class, answered)
+			body := pb.body.Append(make([]byte, 0, pb.body.Len()), seq, time.Duration(r.t0.Load())+intended)
+			class, answered := classify(pb.pub.Publish(pctx, body))
+			r.outcome(pb, intended, hold, time.Since(r.start)-intended, class, answered)
 		}()
 	}
 }
 
-// publish sends one message and classifies the outcome ("" for a 2xx).
-func (r *run) publish(ctx context.Context, intended time.Duration) (class string, answered bool) {
-	body := delivery.AppendMessage(make([]byte, 0, max(r.e.cfg.BodyBytes, 64)), delivery.Message{Src: r.src, Seq: r.seq.Add(1), Sent: intended}, r.e.cfg.BodyBytes)
-	ctx, cancel := context.WithTimeout(ctx, r.e.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.e.cfg.Publish, bytes.NewReader(body))
-	if err != nil {
-		return metrics.ClassOther, false
+// classify names a publish's outcome ("" when the bus accepted it) and says
+// whether the bus answered.
+func classify(err error) (class string, answered bool) {
+	if err == nil {
+		return "", true
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.e.cfg.Client.Do(req)
-	if err != nil {
-		return metrics.ErrorClass(err), false
+	var se *delivery.StatusError
+	if errors.As(err, &se) {
+		if c := metrics.StatusClass(se.Code); c != "" {
+			return c, true
+		}
+		return metrics.ClassOther, true
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return metrics.StatusClass(resp.StatusCode), true
+	return metrics.ErrorClass(err), false
 }
 
 // outcome records one publish; lat is from its intended send time.
-func (r *run) outcome(intended time.Duration, hold bool, lat time.Duration, class string, answered bool) {
+func (r *run) outcome(pb *publisher, intended time.Duration, hold bool, lat time.Duration, class string, answered bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sec := &r.secs[r.second(time.Since(r.start))]
@@ -429,6 +826,7 @@ func (r *run) outcome(intended time.Duration, hold bool, lat time.Duration, clas
 		}
 	} else {
 		r.accepted++
+		pb.accepted++
 	}
 	if answered {
 		r.completed++
@@ -436,10 +834,26 @@ func (r *run) outcome(intended time.Duration, hold bool, lat time.Duration, clas
 	}
 }
 
-func (r *run) expected(subscribers int) int64 {
+// expectedTotal is the deliveries the hold's accepted messages owe the live
+// subscriptions: per topic, its messages times its subscribers.
+func (r *run) expectedTotal() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.accepted * int64(subscribers)
+	var n int64
+	for ti := range r.topics {
+		n += r.expectedOf(int32(ti))
+	}
+	return n
+}
+
+// expectedOf is expectedTotal for one topic; r.mu is held.
+func (r *run) expectedOf(ti int32) int64 {
+	t := r.topics[ti]
+	var msgs int64
+	for _, p := range t.pubs {
+		msgs += r.pubs[p].accepted
+	}
+	return msgs * t.live.Load()
 }
 
 // seconds calls OnSecond at the end of each second and returns the series.
@@ -470,7 +884,19 @@ func (r *run) seconds(ctx context.Context, total int) []result.Second {
 	return out
 }
 
-func (r *run) metrics(delays []*hdrhistogram.Histogram, subscribers int, expected int64, holdWall, cpu time.Duration) metrics.Metrics {
+// topicStat is one topic's delivery figures.
+type topicStat struct {
+	subs, expected, delivered, dups, reordered int64
+}
+
+func (t topicStat) lost() float64 {
+	if t.expected == 0 {
+		return 0
+	}
+	return math.Max(0, float64(t.expected-t.delivered)/float64(t.expected))
+}
+
+func (r *run) metrics(holdWall, cpu time.Duration) metrics.Metrics {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := metrics.Metrics{}
@@ -501,31 +927,87 @@ func (r *run) metrics(delays []*hdrhistogram.Histogram, subscribers int, expecte
 	}
 
 	d := metrics.NewHistogram(metrics.HistDigits)
-	for _, h := range delays {
-		d.Merge(h)
+	for i := range r.delays {
+		d.Merge(r.delays[i].h)
 	}
-	delivered := r.delivered.Load()
 	if d.TotalCount() > 0 {
 		m.PutQuantiles(d, deliveryDelay)
 	}
-	m[DeliveredCount] = float64(delivered)
-	m[DeliveredRPS] = float64(delivered) / hold
-	m[ExpectedCount] = float64(expected)
-	if expected > 0 {
-		m[LostRatio] = math.Max(0, float64(expected-delivered)/float64(expected))
-	}
-	m[Subscribers] = float64(subscribers)
-	if r.s.Subscribers > 0 && r.s.Hold > 0 {
-		// Time-weighted: a stream the bus ended mid-hold counts for the part
-		// of the hold it was open; one never opened, for none.
-		end := r.s.Warmup + r.s.Hold
-		held := float64(subscribers) * r.s.Hold.Seconds()
-		for _, at := range r.droppedAt {
-			held -= (end - min(max(at, r.s.Warmup), end)).Seconds() // the part of the hold it missed
+	stats := make([]topicStat, len(r.topics))
+	var all topicStat
+	var foreign, mangled, misrouted, dropped, live int64
+	// Subscribers held: time-weighted over the hold, a stream the bus ended
+	// mid-hold counts for the part it was open, one never live for none.
+	warmEnd, end := time.Duration(r.t0.Load())+r.s.Warmup, time.Duration(r.t0.Load())+r.s.Warmup+r.s.Hold
+	held := 0.0
+	for _, sub := range r.subs {
+		if !sub.live.Load() {
+			continue
 		}
+		live++
+		held += r.s.Hold.Seconds()
+		if sub.dropped {
+			held -= (end - min(max(sub.droppedAt, warmEnd), end)).Seconds() // the part of the hold it missed
+		}
+		ts := &stats[sub.topic]
+		ts.subs++
+		ts.delivered += sub.delivered
+		ts.dups += sub.dups
+		ts.reordered += sub.reordered
+		foreign += sub.foreign
+		mangled += sub.mangled
+		misrouted += sub.misrouted
+		if sub.dropped {
+			dropped++
+		}
+	}
+	for ti := range r.topics {
+		stats[ti].expected = r.expectedOf(int32(ti))
+		all.expected += stats[ti].expected
+		all.delivered += stats[ti].delivered
+		all.dups += stats[ti].dups
+		all.reordered += stats[ti].reordered
+	}
+	m[DeliveredCount] = float64(all.delivered)
+	m[DeliveredRPS] = float64(all.delivered) / hold
+	m[ExpectedCount] = float64(all.expected)
+	if all.expected > 0 {
+		m[LostRatio] = all.lost()
+	}
+	m[DuplicatesCount] = float64(all.dups)
+	m[ReorderedCount] = float64(all.reordered)
+	m[ForeignCount] = float64(foreign)
+	m[MangledCount] = float64(mangled)
+	m[MisroutedCount] = float64(misrouted)
+	m[Subscribers] = float64(live)
+	if r.s.Subscribers > 0 && r.s.Hold > 0 {
 		m[metrics.SubscribersHeldRatio] = max(0, held/(float64(r.s.Subscribers)*r.s.Hold.Seconds()))
 	}
 	m[SubscribeErrors] = float64(r.subErrs.Load())
-	m[SubscribeDropped] = float64(r.dropped.Load())
+	m[SubscribeDropped] = float64(dropped)
+	if r.e.bus.Topics() {
+		m[TopicsCount] = float64(len(r.topics))
+		worst := 0.0
+		for _, ts := range stats {
+			worst = math.Max(worst, ts.lost())
+		}
+		m[WorstTopicLost] = worst
+		if len(r.topics) <= MaxTopicMetrics {
+			names := make([]string, len(r.topics))
+			for i, t := range r.topics {
+				names[i] = t.name
+			}
+			for i, seg := range TopicSegments(names) {
+				ts := stats[i]
+				m[TopicMetric(seg, TopicPublishers)] = float64(len(r.topics[i].pubs))
+				m[TopicMetric(seg, TopicSubscribers)] = float64(ts.subs)
+				m[TopicMetric(seg, TopicExpected)] = float64(ts.expected)
+				m[TopicMetric(seg, TopicDelivered)] = float64(ts.delivered)
+				m[TopicMetric(seg, TopicLost)] = ts.lost()
+				m[TopicMetric(seg, TopicDuplicates)] = float64(ts.dups)
+				m[TopicMetric(seg, TopicReordered)] = float64(ts.reordered)
+			}
+		}
+	}
 	return m
 }

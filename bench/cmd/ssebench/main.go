@@ -23,6 +23,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/loadramp/loadramp/orchestrator/delivery"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/pubsub"
 	"github.com/loadramp/loadramp/orchestrator/result"
@@ -55,8 +56,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e, err := pubsub.New(pubsub.Config{
-		Publish:   *bus + "/publish?topic=ssebench",
-		Subscribe: *bus + "/subscribe?topic=ssebench",
+		Bus: delivery.Bus{
+			Publish:   *bus + "/publish?topic=ssebench",
+			Subscribe: *bus + "/subscribe?topic=ssebench",
+			Confirm:   `comment ": subscribed"`, // the bundled bus confirms each subscription
+		},
 		BodyBytes: 64,
 		Timeout:   30 * time.Second,
 		Log:       zerolog.New(stderr).With().Timestamp().Logger(),
