@@ -31,6 +31,5 @@ if [ ${#need[@]} -gt 0 ]; then
   pkill -f prometheus-node-exporter >/dev/null 2>&1 || true
   pkill -x prometheus >/dev/null 2>&1 || true
   pkill -f prometheus-process-exporter >/dev/null 2>&1 || true
-  pkill -x nats-server >/dev/null 2>&1 || true
 fi
 echo "test-deps: ok"
