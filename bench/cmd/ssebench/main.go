@@ -46,21 +46,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	idle := fs.Duration("idle", 10*time.Second, "how long the subscribers are held idle")
 	rate := fs.Float64("rate", 1, "messages/s published while delivering (each reaches every subscriber)")
 	hold := fs.Duration("hold", 10*time.Second, "how long messages are delivered")
+	// Another server than the bundled bus: its publish and subscribe URLs
+	// (ws:// for WebSocket subscribers) and how it confirms (plan.md).
+	pubURL := fs.String("publish", "", "publish URL instead of the bus's (with -subscribe)")
+	subURL := fs.String("subscribe", "", "subscribe URL instead of the bus's: http(s):// for SSE, ws(s):// for WebSocket")
+	confirm := fs.String("confirm", `comment ": subscribed"`, "confirmation of the subscriptions (none, first-event, comment PREFIX)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *bus == "" || *subs < 1 || *rate <= 0 || *idle < 3*time.Second || *hold < 3*time.Second {
-		fmt.Fprintln(stderr, "ssebench: -bus is required; -subscribers and -rate must be > 0, -idle and -hold >= 3s")
+	if *bus != "" && *pubURL == "" {
+		*pubURL, *subURL = *bus+"/publish?topic=ssebench", *bus+"/subscribe?topic=ssebench"
+	}
+	if *pubURL == "" || *subURL == "" || *subs < 1 || *rate <= 0 || *idle < 3*time.Second || *hold < 3*time.Second {
+		fmt.Fprintln(stderr, "ssebench: -bus (or -publish and -subscribe) is required; -subscribers and -rate must be > 0, -idle and -hold >= 3s")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e, err := pubsub.New(pubsub.Config{
-		Bus: delivery.Bus{
-			Publish:   *bus + "/publish?topic=ssebench",
-			Subscribe: *bus + "/subscribe?topic=ssebench",
-			Confirm:   `comment ": subscribed"`, // the bundled bus confirms each subscription
-		},
+		Bus:       delivery.Bus{Publish: *pubURL, Subscribe: *subURL, Confirm: *confirm, Settle: delivery.DefaultSettle},
 		BodyBytes: 64,
 		Timeout:   30 * time.Second,
 		Log:       zerolog.New(stderr).With().Timestamp().Logger(),
