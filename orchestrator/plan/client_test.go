@@ -69,3 +69,23 @@ func TestDeferClient(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDeferClient: no template crashes the rewrite, and what it rewrites is a
+// plan template that parses.
+func FuzzDeferClient(f *testing.F) {
+	for _, s := range []string{"{{ .fleets.target.endpoint }}/sub/{{ .topic }}", "room-{{ mod .index .static.topics }}",
+		`{"m":"{{ .marker }}","t":{{ json .topic }}}`, "{{ if eq .index 6 }}six{{ else }}{{ .run.id }}{{ end }}",
+		"{{ range .static.rooms }}{{ . }}-{{ $.topic }};{{ end }}", `{{ .topic | printf "%s-%s" .run.id }}`, "{{ with .topic }}[{{ . }}]{{ end }}",
+		"{{{{", "}}{{", `{{ "{{" }}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		d, err := DeferClient(text)
+		if err != nil {
+			return
+		}
+		if _, err := template.New("p").Funcs(funcs(nil)).Parse(d); err != nil {
+			t.Fatalf("DeferClient(%q) = %q, which does not parse: %v", text, d, err)
+		}
+	})
+}
