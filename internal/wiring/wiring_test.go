@@ -18,6 +18,7 @@ import (
 
 	awsinfra "github.com/loadramp/loadramp/infra/aws"
 	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/delivery"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/result"
@@ -236,5 +237,52 @@ func TestProvisionErrorsNameTheField(t *testing.T) {
 		}, RunDir: t.TempDir(), Log: zerolog.Nop()})
 	if err == nil || !strings.Contains(err.Error(), "fleets.target.processes[0].command[0]") {
 		t.Errorf("bad command template: %v", err)
+	}
+}
+
+// The plan's values are rendered into the pub/sub settings once; the
+// client's (.index, .topic, .marker) are left for each subscriber and
+// publisher, which package delivery renders.
+func TestRenderBusDefersClientValues(t *testing.T) {
+	data := plan.TemplateData{Static: map[string]any{"rooms": float64(3)},
+		Fleets: map[string]map[string]string{"target": {"endpoint": "http://127.0.0.1:9", "ws": "ws://127.0.0.1:9"}}}
+	render := func(s string) (string, error) { return plan.Render(s, data, nil) }
+	settle := plan.Duration(0)
+	b, err := renderBus(render, "workload.pubsub", plan.PubSubBus{
+		Publish: "{{ .fleets.target.endpoint }}/pub/{{ .topic }}", Subscribe: "{{ .fleets.target.ws }}/sub/{{ .topic }}",
+		PublishTopic: "room{{ mod .index .static.rooms }}", SubscribeTopic: "room{{ mod .index .static.rooms }}",
+		SubscribeHeaders: map[string]string{"X-Client": "sub-{{ .index }}"},
+		Body:             `{"room":{{ json .topic }},"m":"{{ .marker }}"}`, Settle: &settle,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Settle != 0 || b.Confirm != "" {
+		t.Errorf("settle %v, confirm %q", b.Settle, b.Confirm)
+	}
+	c, err := b.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := c.SubscribeTopic(4)
+	if err != nil || topic != "room1" {
+		t.Fatalf("subscriber 4's topic %q, %v", topic, err)
+	}
+	sub, err := c.Subscription(4, topic, time.Second)
+	if err != nil || sub.URL != "ws://127.0.0.1:9/sub/room1" || sub.Header.Get("X-Client") != "sub-4" {
+		t.Errorf("subscription %+v, %v", sub, err)
+	}
+	body, err := c.Body(2, "room2", "src-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := string(body.Append(nil, 7, time.Second)); !strings.HasPrefix(msg, `{"room":"room2","m":"loadramp:src-1:2:0000000007:`) {
+		t.Errorf("message %s", msg)
+	}
+	if _, err := renderBus(render, "probe", plan.PubSubBus{Publish: "{{ .fleets.nope.x }}"}); err == nil || !strings.HasPrefix(err.Error(), "probe.publish: ") {
+		t.Errorf("a bad reference: %v", err)
+	}
+	if d := delivery.DefaultSettle; d <= 0 {
+		t.Errorf("DefaultSettle %v", d)
 	}
 }
