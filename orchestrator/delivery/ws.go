@@ -26,8 +26,9 @@ const (
 	wsWriteBuffer = 2 << 10
 	// wsMaxMessage bounds one received message.
 	wsMaxMessage = 16 << 20
-	// wsCloseWait bounds sending the close message.
-	wsCloseWait = time.Second
+	// wsCloseWait bounds sending the close message: a connection whose
+	// send buffer is full closes without it.
+	wsCloseWait = 100 * time.Millisecond
 )
 
 var wsWritePool sync.Pool

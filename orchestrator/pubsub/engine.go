@@ -349,9 +349,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	}
 	stopReaders := func() {
 		cancelSubs()
-		for _, sub := range r.subs {
-			_ = sub.st.Close()
-		}
+		r.closeStreams()
 		readers.Wait()
 	}
 	switch confirm := e.bus.Confirm(); {
@@ -587,6 +585,23 @@ func (r *run) subscribe(ctx context.Context) error {
 	}
 	r.subs = kept
 	return lastErr
+}
+
+// closeStreams closes every subscription, a few at a time: a WebSocket
+// says goodbye (a close message) before its connection closes.
+func (r *run) closeStreams() {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, subscribeConcurrency)
+	for _, sub := range r.subs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = sub.st.Close()
+		}()
+	}
+	wg.Wait()
 }
 
 // warmUp publishes warm-up messages (of another source, so never counted)
