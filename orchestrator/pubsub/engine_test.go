@@ -442,3 +442,69 @@ func TestStepValidation(t *testing.T) {
 		}
 	}
 }
+
+// fakeLazyBus is a fake bus that answers a subscription at once but delivers
+// to it only after lag, as a server that registers subscribers in the
+// background: what is published meanwhile never reaches it.
+func fakeLazyBus(t *testing.T, lag time.Duration) string {
+	t.Helper()
+	var mu sync.Mutex
+	var subs []chan string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			for _, c := range subs {
+				select {
+				case c <- string(b):
+				default:
+				}
+			}
+			mu.Unlock()
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.(http.Flusher).Flush()
+		c := make(chan string, 10000)
+		time.AfterFunc(lag, func() {
+			mu.Lock()
+			subs = append(subs, c)
+			mu.Unlock()
+		})
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case m := <-c:
+				_, _ = io.WriteString(w, "data: "+m+"\n\n")
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// With first-event, a subscription is live once a warm-up message reaches
+// it: the messages a lazy bus drops before then are never counted as lost.
+func TestEngineFirstEventWaitsForALazyBus(t *testing.T) {
+	url := fakeLazyBus(t, 700*time.Millisecond)
+	e := newEngineWith(t, delivery.Bus{Publish: url + "/pub", Subscribe: url + "/sub", Confirm: "first-event"})
+	res, err := e.Run(runCtx(t), Step{Publishers: 1, Subscribers: 3, Rate: 50, Hold: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%v", res.Metrics)
+	wantAllDelivered(t, res.Metrics, 3)
+
+	// Trusting the headers (none) with no settle time, the same bus loses
+	// the first 700ms of messages: the fake does drop them.
+	e = newEngineWith(t, delivery.Bus{Publish: url + "/pub", Subscribe: url + "/sub", Confirm: "none"})
+	res, err = e.Run(runCtx(t), Step{Publishers: 1, Subscribers: 3, Rate: 50, Hold: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lost := res.Metrics[LostRatio]; lost < 0.3 {
+		t.Errorf("none without settle: lost %v, want the first 700ms of 1s (0.7)", lost)
+	}
+}
