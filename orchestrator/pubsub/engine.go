@@ -288,7 +288,6 @@ type run struct {
 	completed int64                   // of them, answered by the bus
 	errs      int64
 	genErrs   int64
-	accepted  int64 // accepted, in the hold
 	classes   map[string]int64
 	secs      []secStat
 
@@ -840,7 +839,6 @@ func (r *run) outcome(pb *publisher, intended time.Duration, hold bool, lat time
 			r.errs++
 		}
 	} else {
-		r.accepted++
 		pb.accepted++
 	}
 	if answered {
