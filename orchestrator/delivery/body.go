@@ -23,6 +23,7 @@ type Body struct {
 	src  string
 	pub  int
 	pad  int
+	pads []byte // pad bytes of padByte
 }
 
 // NewBody renders the envelope tmpl for the publisher pub of src (with its
@@ -45,10 +46,11 @@ func NewBody(tmpl *Template, v Vars, src string, pub, size int) (*Body, error) {
 			return nil, err
 		}
 		if n >= size {
-			return b, nil
+			break
 		}
 		b.pad += size - n
 	}
+	b.pads = bytes.Repeat([]byte{padByte}, b.pad)
 	return b, nil
 }
 
@@ -118,9 +120,7 @@ func (b *Body) Append(dst []byte, seq uint64, sent time.Duration) []byte {
 		dst = append(dst, s...)
 		if i < len(b.segs)-1 {
 			dst = AppendMarker(dst, m)
-			for range b.pad {
-				dst = append(dst, padByte)
-			}
+			dst = append(dst, b.pads...)
 		}
 	}
 	return dst
