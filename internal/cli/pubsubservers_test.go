@@ -30,7 +30,7 @@ func serverRun(t *testing.T, plan string, need []string, sets ...string) runOutc
 	args := []string{"../../plans/" + plan,
 		"--set", "ramp.warmup=1s", "--set", "ramp.hold=2s", "--set", "ramp.cooldown=500ms", "--set", "ramp.refine=1",
 		"--set", "parameters.subscribers.max=512",
-		"--set", "generator_health=[generator.lag.p99 < 500ms]",
+		"--set", "generator_health=[generator.lag.p99 < 500ms]", "--set", "default_checks.generator_health=false",
 		"--set", "gates[2]=pubsub.delay.p99 < 1s", "--set", "gates[4]=probe.delay.p99 < 1s",
 	}
 	for _, s := range sets {
