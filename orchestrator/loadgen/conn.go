@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,10 +16,21 @@ import (
 type conn struct {
 	mu      sync.Mutex
 	nc      net.Conn // nil: closed, reopened on the next request
+	raw     *rawSock // nc's raw reader and writer; nil for TLS
 	rr      *respReader
 	served  int  // requests answered on nc
 	wasOpen bool // nc was open once: opening it again is a reopen
+	// deadline is nc's read and write deadline in Unix ns; 0 when none is set or
+	// interrupt moved it.
+	deadline atomic.Int64
 }
+
+// deadlineSlack: a request's deadline is renewed only when less than the timeout
+// is left, to timeout + timeout/deadlineSlack, so a busy connection renews it a few
+// times a second instead of on every request (each renewal resets two runtime
+// timers). A request therefore times out after between 1 and 1+1/deadlineSlack
+// timeouts.
+const deadlineSlack = 8
 
 // dialer opens connections to one endpoint.
 type dialer struct {
@@ -63,12 +76,18 @@ func (c *conn) open(ctx context.Context, d *dialer, bufSize int) (reopened bool,
 	c.mu.Lock()
 	c.nc = nc
 	c.mu.Unlock()
+	c.raw = newRawSock(nc)
+	var rd io.Reader = nc
+	if c.raw != nil {
+		rd = c.raw
+	}
 	if c.rr == nil {
-		c.rr = newRespReader(nc, bufSize)
+		c.rr = newRespReader(rd, bufSize)
 	} else {
-		c.rr.rd, c.rr.r, c.rr.w = nc, 0, 0
+		c.rr.rd, c.rr.r, c.rr.w = rd, 0, 0
 	}
 	c.served = 0
+	c.deadline.Store(0)
 	reopened = c.wasOpen
 	c.wasOpen = true
 	return reopened, nil
@@ -89,6 +108,7 @@ func (c *conn) close() {
 func (c *conn) interrupt() {
 	c.mu.Lock()
 	if c.nc != nil {
+		c.deadline.Store(0)
 		_ = c.nc.SetDeadline(time.Unix(1, 0))
 	}
 	c.mu.Unlock()
@@ -99,10 +119,22 @@ func (c *conn) interrupt() {
 // before any byte of a response arrived after having served requests before (a
 // keep-alive connection the target closed while idle), which is safe to retry once.
 func (c *conn) roundTrip(ep *endpoint, timeout time.Duration) (resp response, stale bool, err error) {
-	if err = c.nc.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return resp, false, err
+	if now := time.Now(); c.deadline.Load()-now.UnixNano() < int64(timeout) {
+		d := now.Add(timeout + timeout/deadlineSlack)
+		if err = c.nc.SetDeadline(d); err != nil {
+			return resp, false, err
+		}
+		c.deadline.Store(d.UnixNano())
 	}
-	if _, err = c.nc.Write(ep.request); err != nil {
+	switch {
+	case c.raw != nil && c.rr.r == c.rr.w:
+		c.raw.send(ep.request) // written by the response's first read
+	case c.raw != nil:
+		_, err = c.raw.Write(ep.request)
+	default:
+		_, err = c.nc.Write(ep.request)
+	}
+	if err != nil {
 		return resp, c.served > 0, err
 	}
 	resp, err = c.rr.read(ep.head)

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	rtmetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +44,13 @@ const (
 	DefaultReadBufferSize = 4096
 	// DefaultQueueSize bounds the requests due but waiting for a free connection.
 	DefaultQueueSize = 1 << 16
+	// MinDispatchTick and MaxDispatchTick bound the dispatcher's tick: the
+	// shortest time between two of its wake-ups (see dispatchTick).
+	MinDispatchTick = 200 * time.Microsecond
+	MaxDispatchTick = time.Millisecond
+	// DispatchBatch is how many requests a tick holds at the offered rate, by
+	// default, within those bounds.
+	DispatchBatch = 8
 )
 
 // Target is the request every connection sends.
@@ -53,7 +59,7 @@ type Target struct {
 	URL      string // http:// or https://
 	Headers  map[string]string
 	Body     []byte
-	Timeout  time.Duration // per request; 0 = DefaultTimeout
+	Timeout  time.Duration // per request (it may run up to 1/8 longer); 0 = DefaultTimeout
 	Insecure bool          // skip TLS verification
 }
 
@@ -86,6 +92,7 @@ type options struct {
 	bufSize    int
 	queueSize  int
 	drainGrace time.Duration
+	tick       time.Duration
 }
 
 // WithLogger sets the logger (default: none).
@@ -100,6 +107,13 @@ func WithReadBufferSize(n int) Option { return func(o *options) { o.bufSize = n 
 // WithQueueSize bounds the requests waiting for a free connection; when it is
 // full the dispatcher waits too (counted as waiting for a connection, not as lag).
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
+
+// WithDispatchTick fixes the shortest time between two dispatcher wake-ups
+// (default: the time DispatchBatch requests take at the offered rate, between
+// MinDispatchTick and MaxDispatchTick). Requests due within a tick are released
+// together, up to a tick late; their latency is still measured from their
+// intended send time.
+func WithDispatchTick(d time.Duration) Option { return func(o *options) { o.tick = d } }
 
 // WithDrainGrace sets how long requests still queued when a hold ends may be sent
 // before the rest count as incomplete (default: the target's timeout).
@@ -129,6 +143,9 @@ func New(target Target, opts ...Option) (*Generator, error) {
 	}
 	if o.bufSize < 256 {
 		return nil, fmt.Errorf("loadgen: read buffer size %d: must be >= 256", o.bufSize)
+	}
+	if o.tick < 0 || o.tick > 100*time.Millisecond {
+		return nil, fmt.Errorf("loadgen: dispatch tick %v: must be >= 0 and <= 100ms", o.tick)
 	}
 	if o.queueSize < 1 {
 		return nil, fmt.Errorf("loadgen: queue size %d: must be >= 1", o.queueSize)
@@ -251,12 +268,18 @@ type run struct {
 	warmup   int64 // ns from start
 	end      int64 // ns from start: warmup + hold
 	closed   bool  // closed loop
+	rate     float64
 	jobs     chan job
 	stopCh   chan struct{} // closed: dispatch no more
 	stop     atomic.Bool   // closed loop: send no more
 	endAt    atomic.Int64  // ns from start when the hold ended
 	canceled atomic.Bool
-	idle     atomic.Int64   // workers waiting for a job
+	// idle is the workers waiting for a job minus the jobs queued: a worker adds
+	// one when it starts waiting, the dispatcher takes one per job it releases. A
+	// job that leaves it below zero found no idle connection. Counting the hand-off
+	// at the dispatcher keeps it exact when a batch is released before the woken
+	// workers run.
+	idle     atomic.Int64
 	offered  []atomic.Int64 // per second: Poisson as scheduled, closed loop as sent
 	constant *constantPacer // the schedule, for a constant rate
 	reopened atomic.Int64
@@ -298,6 +321,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		warmup:  int64(step.Warmup),
 		end:     int64(total),
 		closed:  step.Rate == 0,
+		rate:    step.Rate,
 		stopCh:  make(chan struct{}),
 		offered: make([]atomic.Int64, int(total/time.Second)+2),
 		lag:     metrics.NewHistogram(metrics.HistDigits),
@@ -334,12 +358,11 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	heldStop, heldDone := make(chan struct{}), make(chan heldStats, 1)
 	go func(conns []*conn) { heldDone <- r.sampleHeld(conns, step.Warmup, heldStop) }(append([]*conn(nil), g.conns...))
 
-	series, holdStartNS, cpu0, gc0, err := r.control(step, shards)
+	series, holdStartNS, self0, err := r.control(step, shards)
 	close(heldStop)
 	held := <-heldDone
 	// Self-measurement covers the hold, as the window's duration does.
-	cpu1 := metrics.ProcessCPUTime()
-	gc1 := gcSnapshot()
+	self1 := readSelf()
 
 	// Stop: no new requests; queued ones may still go out for a short grace.
 	close(r.stopCh)
@@ -436,15 +459,16 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	if r.closed && w.Duration > 0 {
 		w.Offered = float64(w.Requests) / w.Duration.Seconds()
 	}
-	w.CPU = metrics.CPUShare(cpu1-cpu0, w.Duration)
-	w.GCPauseP99, w.GCPauseMax = gcPauseStats(gc0, gc1)
+	w.CPU = metrics.CPUShare(self1.cpu-self0.cpu, w.Duration)
+	w.GCPauseP99, w.GCPauseMax = gcPauseStats(self0.gc, self1.gc)
+	w.Starved, w.StarvedKnown = starvedRatio(self0.starve, self1.starve)
 	return w, err
 }
 
 // control paces the step's phases from Run's goroutine: it emits the per-second
 // series, takes the self-measurement snapshot when the hold starts, and returns when
 // the hold ends or ctx is cancelled.
-func (r *run) control(step Step, shards []*shard) (series []result.Second, holdStart int64, cpu0 time.Duration, gc0 *rtmetrics.Float64Histogram, err error) {
+func (r *run) control(step Step, shards []*shard) (series []result.Second, holdStart int64, self0 selfSnap, err error) {
 	agg := metrics.NewHistogram(secondDigits)
 	tick := func(t int) {
 		agg.Reset()
@@ -479,7 +503,7 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 		if holdStart > r.warmup {
 			holdStart = r.warmup // the window is defined by intended times
 		}
-		cpu0, gc0, snapped = metrics.ProcessCPUTime(), gcSnapshot(), true
+		self0, snapped = readSelf(), true
 	}
 	if r.warmup == 0 {
 		snap()
@@ -501,7 +525,7 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 				tick(int(r.end / int64(time.Second))) // the last partial second
 			}
 			r.endAt.Store(r.end)
-			return series, holdStart, cpu0, gc0, nil
+			return series, holdStart, self0, nil
 		}
 		wake := min(nextSec, r.end)
 		if !snapped {
@@ -520,19 +544,21 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 			if nextSec-int64(time.Second) < now {
 				tick(int(nextSec/int64(time.Second)) - 1)
 			}
-			return series, holdStart, cpu0, gc0, r.ctx.Err()
+			return series, holdStart, self0, r.ctx.Err()
 		}
 	}
 }
 
-// Dispatcher sleeps: waits longer than fineSleepMax use a Go timer (which may be up
-// to a millisecond late) and finish on the fine sleeper; shorter ones use the fine
-// sleeper alone, never for less than fineSleepMin so the wake-ups stay few at high
-// rates (each releases every request then due).
-const (
-	fineSleepMax = 2 * time.Millisecond
-	fineSleepMin = 50 * time.Microsecond
-)
+// The dispatcher wakes at most once per tick (see dispatchTick) and releases
+// every request then due, each with its intended time: the cost of a wake-up is
+// fixed, so its cost per request stays flat as the rate grows instead of being a
+// timer wake-up per request. A request released late by up to a tick is measured
+// from its intended time, so the batching shows in generator.lag and in latency,
+// never hides in them.
+//
+// Waits longer than fineSleepMax use a Go timer (which may be up to a millisecond
+// late) and finish on the fine sleeper; shorter ones use the fine sleeper alone.
+const fineSleepMax = 2 * time.Millisecond
 
 // dispatch releases every request that is due at each wake-up, with its intended
 // time, until the hold ends or stopCh closes. Go timers are not reliable below about
@@ -559,15 +585,17 @@ func (r *run) dispatch(p pacer) {
 	}
 	count(next)
 	var unblockedAt int64
+	tick := int64(dispatchTick(r.rate, r.g.opts.tick))
 	for {
 		now := r.now()
+		woke := now
 		for next <= now {
 			if next >= r.end {
 				return
 			}
 			inWindow := next >= r.warmup
 			// Blocked: no idle connection is left for this request.
-			blocked := r.idle.Load() <= int64(len(r.jobs))
+			blocked := r.idle.Add(-1) < 0
 			lag := now - max(next, unblockedAt)
 			select {
 			case r.jobs <- job{intended: next}:
@@ -595,7 +623,10 @@ func (r *run) dispatch(p pacer) {
 		if next >= r.end {
 			return
 		}
-		wait := time.Duration(next - now)
+		wait := time.Duration(nextWake(woke, r.now(), next, tick))
+		if wait <= 0 {
+			continue // more is due already
+		}
 		if fine == nil || wait > fineSleepMax {
 			if fine != nil {
 				wait -= fineSleepMax / 2 // wake early; the fine sleeper does the rest
@@ -608,7 +639,7 @@ func (r *run) dispatch(p pacer) {
 			}
 			continue
 		}
-		if err := fine.sleep(max(wait, fineSleepMin)); err != nil {
+		if err := fine.sleep(wait); err != nil {
 			r.g.opts.log.Warn().Err(err).Msg("fine sleeper failed; falling back to Go timers")
 			fine = nil
 		}
@@ -639,7 +670,6 @@ func (r *run) worker(c *conn, s *shard) {
 	for {
 		r.idle.Add(1)
 		j, ok := <-r.jobs
-		r.idle.Add(-1)
 		if !ok {
 			return
 		}

@@ -69,3 +69,27 @@ func (p constantPacer) countBefore(bound time.Duration) uint64 {
 	}
 	return n
 }
+
+// nextWake returns how long the dispatcher sleeps at now, having woken at woke, when
+// the next request is due at next (all ns from the step's start): until that
+// request is due, but never sooner than tick after the previous wake-up, so a
+// wake-up releases every request due in the tick. Zero or less: do not sleep.
+func nextWake(woke, now, next, tick int64) int64 {
+	return max(next, woke+tick) - now
+}
+
+// dispatchTick returns the dispatcher's tick at rate: fixed if set, else the time
+// DispatchBatch requests take at rate, within [MinDispatchTick, MaxDispatchTick].
+// Each wake-up costs the same whatever it releases, so releasing a few requests
+// per wake-up keeps the cost per request flat, while the bounds keep the lag it
+// adds under a millisecond (wrk2's timers have the same millisecond resolution).
+func dispatchTick(rate float64, fixed time.Duration) time.Duration {
+	if fixed > 0 {
+		return fixed
+	}
+	if rate <= 0 {
+		return MinDispatchTick
+	}
+	t := time.Duration(DispatchBatch / rate * float64(time.Second))
+	return min(max(t, MinDispatchTick), MaxDispatchTick)
+}

@@ -99,3 +99,81 @@ func TestConstantPacerCountBefore(t *testing.T) {
 		}
 	}
 }
+
+func TestDispatchTick(t *testing.T) {
+	tests := []struct {
+		rate  float64
+		fixed time.Duration
+		want  time.Duration
+	}{
+		{rate: 0, want: MinDispatchTick},                        // closed loop: unused
+		{rate: 1, want: MaxDispatchTick},                        // slow: one wake-up per request anyway
+		{rate: 5000, want: MaxDispatchTick},                     // 8 requests take 1.6 ms: capped
+		{rate: 20000, want: 400 * time.Microsecond},             // 8 requests
+		{rate: 40000, want: MinDispatchTick},                    // 8 requests take 200 µs
+		{rate: 1e6, want: MinDispatchTick},                      // floor
+		{rate: 5000, fixed: 50 * time.Microsecond, want: 50000}, // fixed by option
+	}
+	for _, tt := range tests {
+		if got := dispatchTick(tt.rate, tt.fixed); got != tt.want {
+			t.Errorf("dispatchTick(%v, %v) = %v, want %v", tt.rate, tt.fixed, got, tt.want)
+		}
+	}
+}
+
+func TestNextWake(t *testing.T) {
+	const us = int64(time.Microsecond)
+	tests := []struct {
+		name                  string
+		woke, now, next, tick int64
+		want                  int64
+	}{
+		{"next due after the tick: sleep until it", 0, 10 * us, 5000 * us, 250 * us, 4990 * us},
+		{"next due within the tick: wait for the tick", 0, 10 * us, 100 * us, 250 * us, 240 * us},
+		{"releasing took longer than the tick, next due: no sleep", 0, 300 * us, 200 * us, 250 * us, -50 * us},
+		{"releasing took longer than the tick, next later", 0, 300 * us, 400 * us, 250 * us, 100 * us},
+	}
+	for _, tt := range tests {
+		if got := nextWake(tt.woke, tt.now, tt.next, tt.tick); got != tt.want {
+			t.Errorf("%s: nextWake = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// Property: with the dispatcher's sleeps, every request is released at or after
+// its intended time and at most one tick late (a simulated clock, wake-ups exact),
+// and the wake-ups per second never exceed 1/tick.
+func TestNextWakeBatching(t *testing.T) {
+	for _, rate := range []float64{3, 900, 5000, 20000, 40000, 150000} {
+		p := constantPacer{rate: rate}
+		tick := int64(dispatchTick(rate, 0))
+		end := int64(time.Second)
+		var now, maxLate int64
+		var n uint64
+		wakes := 0
+		for {
+			wakes++
+			woke := now
+			for next := int64(p.Intended(n)); next <= now && next < end; next = int64(p.Intended(n)) {
+				maxLate = max(maxLate, now-next)
+				n++
+			}
+			next := int64(p.Intended(n))
+			if next >= end {
+				break
+			}
+			if w := nextWake(woke, now, next, tick); w > 0 {
+				now += w
+			}
+		}
+		if want := p.countBefore(time.Duration(end)); n != want {
+			t.Errorf("rate %v: released %d, want %d", rate, n, want)
+		}
+		if maxLate > tick {
+			t.Errorf("rate %v: a request released %v late, tick %v", rate, time.Duration(maxLate), time.Duration(tick))
+		}
+		if limit := int(end/tick) + 1; wakes > limit {
+			t.Errorf("rate %v: %d wake-ups in a second, want at most %d", rate, wakes, limit)
+		}
+	}
+}

@@ -5,7 +5,9 @@ package loadgen
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,11 +18,21 @@ import (
 // that must release requests within a fraction of a millisecond of their time. A
 // timerfd read through the poller wakes the goroutine as soon as the kernel timer
 // expires, without blocking an OS thread.
+//
+// Its system calls are raw, for the reason rawSock's are: a syscall.Syscall made
+// while every P was idle wakes the runtime's monitor thread, which then polls
+// every 20 µs for a millisecond. The timer is armed from inside the poller's read
+// callback, after the poller has cleared the descriptor's readiness, so the expiry
+// always wakes the waiter and no read is tried before it.
 type fineSleeper struct {
-	fd   int
-	f    *os.File // fd registered with the poller; never call its Fd (it would block)
-	spec unix.ItimerSpec
-	buf  [8]byte
+	fd     int
+	f      *os.File // fd registered with the poller; never call its Fd (it would block)
+	rc     syscall.RawConn
+	spec   unix.ItimerSpec
+	buf    [8]byte
+	armed  bool // this sleep's timer is set
+	err    error
+	readFn func(fd uintptr) bool
 }
 
 func newFineSleeper() (*fineSleeper, error) {
@@ -28,17 +40,50 @@ func newFineSleeper() (*fineSleeper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: timerfd: %w", err)
 	}
-	return &fineSleeper{fd: fd, f: os.NewFile(uintptr(fd), "timerfd")}, nil
+	s := &fineSleeper{fd: fd, f: os.NewFile(uintptr(fd), "timerfd")}
+	if s.rc, err = s.f.SyscallConn(); err != nil {
+		_ = s.f.Close()
+		return nil, fmt.Errorf("loadgen: timerfd: %w", err)
+	}
+	s.readFn = s.wait
+	return s, nil
 }
 
 // sleep blocks for d (> 0).
 func (s *fineSleeper) sleep(d time.Duration) error {
 	s.spec.Value = unix.NsecToTimespec(int64(d))
-	if err := unix.TimerfdSettime(s.fd, 0, &s.spec, nil); err != nil {
-		return fmt.Errorf("loadgen: timerfd settime: %w", err)
+	s.armed, s.err = false, nil
+	if err := s.rc.Read(s.readFn); err != nil {
+		return fmt.Errorf("loadgen: timerfd read: %w", err)
 	}
-	_, err := s.f.Read(s.buf[:])
-	return err
+	return s.err
+}
+
+// wait is the poller's read callback: the first call arms the timer and asks to
+// wait; later calls consume the expiry, or wait again if it has not happened.
+func (s *fineSleeper) wait(fd uintptr) bool {
+	if !s.armed {
+		s.armed = true
+		_, _, e := unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&s.spec)), 0, 0, 0)
+		if e != 0 {
+			s.err = fmt.Errorf("loadgen: timerfd settime: %w", e)
+			return true
+		}
+		return false
+	}
+	for {
+		_, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)))
+		switch e {
+		case 0:
+			return true
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+		default:
+			s.err = fmt.Errorf("loadgen: timerfd read: %w", e)
+			return true
+		}
+	}
 }
 
 func (s *fineSleeper) close() { _ = s.f.Close() }

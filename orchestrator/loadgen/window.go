@@ -50,6 +50,10 @@ type Window struct {
 	CPU        float64 // generator process CPU share, 0..1
 	GCPauseP99 float64 // seconds
 	GCPauseMax float64 // seconds
+	// Starved is the time the generator's threads waited for a CPU per second of
+	// hold (see starvedRatio); StarvedKnown is false where it cannot be read.
+	Starved      float64
+	StarvedKnown bool
 }
 
 // Result is the window as the orchestrator records it.
@@ -93,6 +97,9 @@ func (w *Window) Metrics() metrics.Metrics {
 	m[metrics.GeneratorBlockedRatio] = blocked
 	m[metrics.GeneratorGCPauseP99] = w.GCPauseP99
 	m[metrics.GeneratorGCPauseMax] = w.GCPauseMax
+	if w.StarvedKnown {
+		m[metrics.GeneratorStarvedRatio] = w.Starved
+	}
 	m[metrics.ConnectionsReopened] = float64(w.Reopened)
 	if w.Requests > 0 {
 		m[metrics.ConnectionsReopenedRatio] = float64(w.Reopened) / float64(w.Requests)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -33,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	warmup := fs.Duration("warmup", 0, "warmup before the hold")
 	poisson := fs.Bool("poisson", false, "Poisson arrivals")
 	name := fs.String("name", "loadramp", "label printed first")
+	tick := fs.Duration("tick", 0, "shortest time between two dispatcher wake-ups (0: by the rate)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the step to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -44,12 +47,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	log := zerolog.New(stderr).With().Timestamp().Logger()
-	g, err := loadgen.New(loadgen.Target{URL: *url}, loadgen.WithLogger(log))
+	g, err := loadgen.New(loadgen.Target{URL: *url}, loadgen.WithLogger(log), loadgen.WithDispatchTick(*tick))
 	if err != nil {
 		fmt.Fprintln(stderr, "genbench:", err)
 		return 2
 	}
 	defer g.Close()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "genbench:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "genbench:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	w, err := g.Run(ctx, loadgen.Step{Rate: *rate, Connections: *conns, Warmup: *warmup, Hold: *duration, Poisson: *poisson})
 	if err != nil {
 		fmt.Fprintln(stderr, "genbench:", err)
@@ -62,11 +78,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	fmt.Fprintf(stdout, "%s rps=%.1f offered=%.1f requests=%d errors=%d gen_errors=%d "+
 		"latency_p50_ms=%.3f latency_p99_ms=%.3f service_p99_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f "+
-		"blocked=%.4f cpu=%.3f gc_pause_max_ms=%.3f peak_rss_mb=%.1f\n",
+		"blocked=%.4f cpu=%.3f starved=%.3f gc_pause_max_ms=%.3f peak_rss_mb=%.1f\n",
 		*name, m[metrics.ThroughputRPS], m[metrics.ThroughputOffered], w.Requests, w.Errors, w.GeneratorErrors,
 		m[metrics.LatencyP50]*1e3, m[metrics.LatencyP99]*1e3, m[metrics.ServiceP99]*1e3,
 		m[metrics.GeneratorLagP50]*1e3, m[metrics.GeneratorLagP99]*1e3,
-		m[metrics.GeneratorBlockedRatio], m[metrics.GeneratorCPU], m[metrics.GeneratorGCPauseMax]*1e3,
+		m[metrics.GeneratorBlockedRatio], m[metrics.GeneratorCPU], m[metrics.GeneratorStarvedRatio], m[metrics.GeneratorGCPauseMax]*1e3,
 		float64(ru.Maxrss)/1024)
 	if err != nil {
 		return 1
