@@ -58,7 +58,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(MAKE) bench-generator
 
-## bench-generator: loadramp's generator vs wrk and vegeta against nginx (pinned CPUs)
+## bench-generator: generator and `loadramp run` vs wrk against nginx, held-open SSE subscribers (pinned CPUs); PASS/FAIL per target
 bench-generator: build
 	bash bench/generator.sh
 

@@ -1,54 +1,96 @@
 #!/usr/bin/env bash
-# bench/generator.sh — compare loadramp's builtin generator with wrk and vegeta.
+# bench/generator.sh — loadramp's generator against wrk (and vegeta), through the
+# library and through the product (`loadramp run`), and the cost of held-open SSE
+# subscribers. Every acceptance point of the generator-speed issue is printed with
+# PASS or FAIL against its target, all measured in this one run.
 #
-# Starts nginx on loopback with one worker pinned to CPU 0, then runs each generator
-# pinned to CPU 1 for the same duration:
-#   1. maximum rate over 64 connections: wrk, vegeta, loadramp; prints requests/s and
-#      the ratios loadramp/wrk (target >= 0.8) and loadramp/vegeta (target >= 3);
-#   2. loadramp at fixed offered rates (5,000 and 20,000 req/s): achieved rate (target
-#      within 1% of offered) and schedule lag p99 (target < 1 ms on an idle machine);
-#   3. loadramp at 20,000 req/s for DURATION and for MEM_DURATION: peak RSS (target
-#      < 20% apart).
-# Environment: DURATION (default 10), MEM_DURATION (default 60; 0 skips 3), SKIP_MAX=1
-# skips 1,
-# CONNECTIONS (64), PORT (18089), RATES ("5000 20000").
-# Needs: nginx, wrk, taskset (Debian: nginx wrk util-linux); builds bin/vegeta and
-# bin/genbench if missing. Run from anywhere; uses only 127.0.0.1.
+# Starts nginx on loopback with one worker (and its master) pinned to CPU 0, then
+# runs each generator pinned to CPU 1, one after another, 64 connections:
+#   1. maximum rate: wrk, vegeta, loadramp unpaced (rate 0): requests/s and ratios
+#      (loadramp/wrk >= 0.9, loadramp/vegeta >= 3);
+#   2. loadramp at fixed offered rates 5k, 20k, 50k: achieved rate, schedule lag,
+#      generator CPU and CPU per 1,000 req/s (CPU <= 15 % of a core at 5k, <= 40 %
+#      at 20k), and its starvation (run delay per second: > 0 means it waited
+#      for CPU 1, which other processes share);
+#   3. loadramp at half of wrk's maximum: lag p99 < 1 ms;
+#   4. the product path: `loadramp run` on a plan with the nginx as a static
+#      target, the rate doubling from 5,000 past wrk's maximum, no generator_health
+#      block (the defaults apply): the capacity found and its verdict, and the
+#      capacity / wrk ratio (>= 0.8, or generator-limited at or above 0.8x);
+#   5. the request path's allocations (go test): 0 per request;
+#   6. held-open connections: SUBSCRIBERS SSE subscribers with the pubsub workload
+#      (bench/cmd/ssebench) against the bundled event bus on CPU 0 (its --nofile
+#      raised): generator RSS per subscriber (<= 32 KiB) and its CPU idle and while
+#      delivering;
+#   7. peak RSS at 20k req/s for DURATION and MEM_DURATION (< 20 % apart).
+#
+# Environment: DURATION (10 s per measurement), CONNECTIONS (64), SUBSCRIBERS
+# (20000; clamped to what RLIMIT_NOFILE's hard limit allows, and said so),
+# SSE_RATE (messages/s while delivering, 1), MEM_DURATION (60; 0 skips 7),
+# SKIP_VEGETA=1, SKIP_PRODUCT=1, SKIP_SSE=1.
+# Needs: nginx, wrk, taskset, python3, curl (Debian: nginx wrk util-linux python3
+# curl) and Go; builds bin/loadramp, bin/eventbus, bin/genbench, bin/ssebench and
+# (unless SKIP_VEGETA=1) bin/vegeta. Run as root or as a user nginx accepts. Uses
+# only 127.0.0.1, on free ports. Numbers on a shared machine are disturbed: the
+# header and footer print the load average and the host's CPU pressure.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 MEM_DURATION=${MEM_DURATION:-60}
 CONNECTIONS=${CONNECTIONS:-64}
-PORT=${PORT:-18089}
-RATES=${RATES:-"5000 20000"}
-URL="http://127.0.0.1:${PORT}/"
+SUBSCRIBERS=${SUBSCRIBERS:-20000}
+SSE_RATE=${SSE_RATE:-1}
 
-for tool in nginx wrk taskset; do
-	command -v "$tool" >/dev/null || { echo "generator.sh: $tool not found (apt-get install nginx wrk util-linux)" >&2; exit 1; }
+for tool in nginx wrk taskset python3 curl go; do
+	command -v "$tool" >/dev/null || { echo "generator.sh: $tool not found (apt-get install nginx wrk util-linux python3 curl)" >&2; exit 1; }
 done
 if [ "$(nproc)" -lt 2 ]; then
 	echo "generator.sh: needs 2 CPUs (target on CPU 0, generator on CPU 1)" >&2
 	exit 1
 fi
 mkdir -p bin
-if [ ! -x bin/vegeta ]; then
+if [ "${SKIP_VEGETA:-0}" = 0 ] && [ ! -x bin/vegeta ]; then
 	echo "building vegeta v12.13.0 ..." >&2
 	GOBIN=$PWD/bin go install github.com/tsenart/vegeta/v12@v12.13.0
 fi
+go build -o bin/loadramp ./cmd/loadramp
+go build -o bin/eventbus ./cmd/eventbus
 go build -o bin/genbench ./bench/cmd/genbench
+go build -o bin/ssebench ./bench/cmd/ssebench
 
 TMP=$(mktemp -d)
+PIDS=()
 NGINX_PID=""
 cleanup() {
 	if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
 		kill -QUIT "$NGINX_PID" 2>/dev/null || true
 		for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
 	fi
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+field() { # field KEY LINE: value of KEY=value in a key=value line
+	tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
+}
+RESULTS=() # acceptance lines, printed again at the end
+verdict() { # verdict NAME PASS|FAIL DETAIL
+	local line
+	line=$(printf "%-4s  %s: %s" "$2" "$1" "$3")
+	RESULTS+=("$line")
+	echo "$line"
+}
+pressure() { # the host's CPU pressure (some, avg60) and load average
+	local psi=""
+	[ -r /proc/pressure/cpu ] && psi=$(awk '/^some/ {sub("avg60=", "", $3); print "cpu pressure some avg60 " $3 "%"}' /proc/pressure/cpu)
+	echo "load average $(cut -d' ' -f1-3 /proc/loadavg); $psi"
+}
+
+PORT=$(freeport)
+URL="http://127.0.0.1:${PORT}/"
 mkdir -p "$TMP/logs"
 cat >"$TMP/nginx.conf" <<NGINX
 worker_processes 1;
@@ -80,45 +122,201 @@ for _ in $(seq 50); do [ -s "$TMP/nginx.pid" ] && break; sleep 0.1; done
 NGINX_PID=$(cat "$TMP/nginx.pid")
 for _ in $(seq 50); do curl -fsS -o /dev/null "$URL" 2>/dev/null && break; sleep 0.1; done
 
-field() { # field KEY LINE: value of KEY=value in a genbench line
-	tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
+echo "== generator benchmark: $(nproc) CPUs, $(uname -r), loadramp $(git describe --always --dirty 2>/dev/null || echo dev)"
+echo "   before: $(pressure)"
+genbench() { # genbench RATE: one genbench line, the generator pinned to CPU 1
+	taskset -c 1 bin/genbench -url "$URL" -rate "$1" -connections "$CONNECTIONS" -duration "${DURATION}s"
 }
 
-if [ "${SKIP_MAX:-0}" = 0 ]; then
-echo "== maximum rate, ${CONNECTIONS} connections, ${DURATION}s, target nginx on CPU 0, generator on CPU 1"
+echo "== 1. maximum rate, ${CONNECTIONS} connections, ${DURATION}s, target nginx on CPU 0, generator on CPU 1"
 WRK_OUT=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL")
 WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' <<<"$WRK_OUT")
-echo "wrk      requests/s: $WRK_RPS"
-
-echo "GET $URL" | taskset -c 1 bin/vegeta attack -rate=0 -max-workers="$CONNECTIONS" -workers="$CONNECTIONS" \
-	-connections="$CONNECTIONS" -keepalive=true -duration="${DURATION}s" >"$TMP/vegeta.bin"
-VEG_JSON=$(bin/vegeta report -type=json <"$TMP/vegeta.bin")
-rm -f "$TMP/vegeta.bin"
-VEG_RPS=$(python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["rate"])' <<<"$VEG_JSON")
-echo "vegeta   requests/s: $VEG_RPS"
-
-LR=$(taskset -c 1 bin/genbench -url "$URL" -rate 0 -connections "$CONNECTIONS" -duration "${DURATION}s")
+echo "wrk      requests/s: $WRK_RPS   (wrk's maximum)"
+if [ "${SKIP_VEGETA:-0}" = 0 ]; then
+	echo "GET $URL" | taskset -c 1 bin/vegeta attack -rate=0 -max-workers="$CONNECTIONS" -workers="$CONNECTIONS" \
+		-connections="$CONNECTIONS" -keepalive=true -duration="${DURATION}s" >"$TMP/vegeta.bin"
+	VEG_RPS=$(bin/vegeta report -type=json <"$TMP/vegeta.bin" | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["rate"])')
+	rm -f "$TMP/vegeta.bin"
+	echo "vegeta   requests/s: $VEG_RPS"
+fi
+LR=$(genbench 0)
 LR_RPS=$(field rps "$LR")
-echo "loadramp requests/s: $LR_RPS    ($LR)"
-awk -v l="$LR_RPS" -v w="$WRK_RPS" -v v="$VEG_RPS" 'BEGIN {
-	printf "ratio loadramp/wrk:    %.2f  (target >= 0.80) %s\n", l/w, (l/w >= 0.8 ? "ok" : "BELOW TARGET")
-	printf "ratio loadramp/vegeta: %.2f  (target >= 3.00) %s\n", l/v, (l/v >= 3 ? "ok" : "BELOW TARGET")
-}'
+echo "loadramp requests/s: $LR_RPS   unpaced (rate 0)   ($LR)"
+R=$(awk -v l="$LR_RPS" -v w="$WRK_RPS" 'BEGIN {printf "%.2f", l/w}')
+verdict "unpaced loadramp/wrk >= 0.90" "$(awk -v r="$R" 'BEGIN {print (r >= 0.9 ? "PASS" : "FAIL")}')" "$R ($LR_RPS / $WRK_RPS req/s)"
+if [ "${SKIP_VEGETA:-0}" = 0 ]; then
+	awk -v l="$LR_RPS" -v v="$VEG_RPS" 'BEGIN { printf "ratio loadramp/vegeta: %.2f  (target >= 3.00) %s\n", l/v, (l/v >= 3 ? "ok" : "BELOW TARGET") }'
 fi
 
-echo "== fixed offered rates, ${CONNECTIONS} connections, ${DURATION}s"
-for rate in $RATES; do
-	LR=$(taskset -c 1 bin/genbench -url "$URL" -rate "$rate" -connections "$CONNECTIONS" -duration "${DURATION}s")
-	awk -v o="$rate" -v a="$(field rps "$LR")" -v lag="$(field lag_p99_ms "$LR")" -v p99="$(field latency_p99_ms "$LR")" 'BEGIN {
+echo "== 2. fixed offered rates, ${CONNECTIONS} connections, ${DURATION}s (CPU: share of one core; starved: its threads' run delay per second)"
+declare -A CPU_AT RPS_AT STARVED_AT
+for rate in 5000 20000 50000; do
+	LR=$(genbench "$rate")
+	CPU_AT[$rate]=$(field cpu "$LR")
+	RPS_AT[$rate]=$(field rps "$LR")
+	STARVED_AT[$rate]=$(field starved "$LR")
+	awk -v o="$rate" -v a="$(field rps "$LR")" -v lag="$(field lag_p99_ms "$LR")" -v cpu="$(field cpu "$LR")" \
+		-v st="$(field starved "$LR")" -v p99="$(field latency_p99_ms "$LR")" 'BEGIN {
 		d = (a - o) / o; if (d < 0) d = -d
-		printf "offered %6d  achieved %9.1f  (%+.2f%%, target within 1%%) %s   lag p99 %.3f ms (target < 1 ms) %s   latency p99 %.3f ms\n",
-			o, a, 100 * (a - o) / o, (d <= 0.01 ? "ok" : "OFF TARGET"), lag, (lag < 1 ? "ok" : "OVER TARGET"), p99
+		printf "offered %6d  achieved %9.1f (%+.2f%%, target within 1%%) %s  lag p99 %.3f ms  latency p99 %.3f ms  CPU %.3f = %.4f per 1,000 req/s  starved %.3f\n",
+			o, a, 100 * (a - o) / o, (d <= 0.01 ? "ok" : "OFF TARGET"), lag, p99, cpu, cpu * 1000 / o, st
 	}'
 	echo "    ($LR)"
 done
+cpu_verdict() { # cpu_verdict RATE MAX: the CPU counts only if the rate was achieved (a starved generator uses little CPU)
+	local ok
+	ok=$(awk -v c="${CPU_AT[$1]}" -v m="$2" -v a="${RPS_AT[$1]}" -v o="$1" 'BEGIN {print (c <= m && a >= 0.99 * o ? "PASS" : "FAIL")}')
+	verdict "generator CPU at $1 offered <= $2 of a core, the rate achieved" "$ok" \
+		"${CPU_AT[$1]} ($(awk -v c="${CPU_AT[$1]}" -v o="$1" 'BEGIN {printf "%.4f", c * 1000 / o}') per 1,000 req/s; achieved ${RPS_AT[$1]} req/s; starved ${STARVED_AT[$1]})"
+}
+cpu_verdict 5000 0.15
+cpu_verdict 20000 0.40
+echo "generator CPU per 1,000 req/s: $(for r in 5000 20000 50000; do awk -v c="${CPU_AT[$r]}" -v o="$r" -v a="${RPS_AT[$r]}" 'BEGIN {printf "%dk %.4f (achieved %.0f)   ", o / 1000, c * 1000 / o, a}'; done)"
+
+HALF=$(awk -v w="$WRK_RPS" 'BEGIN {printf "%d", w / 2}')
+echo "== 3. half of wrk's maximum: $HALF req/s"
+LR=$(genbench "$HALF")
+echo "    ($LR)"
+LAG=$(field lag_p99_ms "$LR")
+verdict "lag p99 < 1 ms at half of wrk's maximum ($HALF req/s)" "$(awk -v l="$LAG" 'BEGIN {print (l < 1 ? "PASS" : "FAIL")}')" "$LAG ms (starved $(field starved "$LR"), achieved $(field rps "$LR") req/s)"
+
+if [ "${SKIP_PRODUCT:-0}" = 0 ]; then
+	MAX=$(awk -v w="$WRK_RPS" 'BEGIN {printf "%d", 2 * w}')
+	echo "== 4. product path: loadramp run, static nginx target, rate doubling from 5000 to $MAX, ${CONNECTIONS} connections, loadramp on CPU 1"
+	cat >"$TMP/ramp.yaml" <<PLAN
+version: 1
+name: bench-nginx-ramp
+description: bench/generator.sh - nginx (one worker, CPU 0) as a static target, the rate doubled past wrk's maximum.
+fleets:
+  target:
+    provider: static
+    outputs:
+      endpoint: "http://127.0.0.1:${PORT}"
+  generators:
+    provider: local
+workload:
+  engine: builtin
+  http:
+    url: "{{ .fleets.target.endpoint }}/"
+    timeout: 2s
+parameters:
+  - { name: rate, start: 5000, max: ${MAX} }
+  - { name: connections, start: ${CONNECTIONS}, max: ${CONNECTIONS} }
+ramp:
+  factor: 2
+  order: sequential
+  warmup: 2s
+  hold: 5s
+  cooldown: 1s
+  confirm: 1
+  refine: 3
+  max_steps: 20
+gates:
+  - latency.p99 < 50ms
+  - errors.ratio < 0.001
+  - throughput.ratio > 0.95
+# No generator_health block: the documented defaults apply.
+report:
+  formats: [json, md]
+PLAN
+	set +e
+	taskset -c 1 bin/loadramp run "$TMP/ramp.yaml" --out "$TMP/runs" --progress plain >"$TMP/run.log" 2>&1
+	RC=$?
+	set -e
+	grep -E '^(step|capacity|status|refine)' "$TMP/run.log" | sed 's/^/    /' || true
+	REPORT=$(ls "$TMP"/runs/*/report.json 2>/dev/null | head -1)
+	if [ "$RC" != 0 ] || [ -z "$REPORT" ]; then
+		tail -20 "$TMP/run.log" >&2
+		verdict "loadramp run reaches >= 0.8x wrk's maximum" FAIL "the run failed (exit $RC)"
+	else
+		python3 - "$REPORT" "$WRK_RPS" >"$TMP/product.txt" <<'PY'
+import json, sys
+rep = json.load(open(sys.argv[1])); wrk = float(sys.argv[2])
+steps = rep["steps"]
+cap = (rep.get("capacity") or {}).get("parameters", {}).get("rate", 0)
+cap_rps = (rep.get("capacity") or {}).get("metrics", {}).get("throughput.rps", 0)
+genfail = [s for s in steps if s["verdict"] == "generator-fail"]
+gen_rate = min((s["parameters"]["rate"] for s in genfail), default=0)
+status = rep["status"]
+b = rep.get("bottleneck") or {}
+if status == "generator-limited":
+    verdict = "generator-limited at %.0f req/s (%s)" % (gen_rate, genfail[0].get("reason", "") if genfail else "")
+    reached = gen_rate
+elif status == "bottleneck":
+    verdict = "target-side bottleneck (%s): capacity %.0f req/s offered, %.0f answered; first failure at %.0f" % (
+        b.get("side", "?"), cap, cap_rps, b.get("to", 0))
+    reached = cap
+    if genfail:
+        verdict += "; refinement generator-limited at %.0f req/s (%s)" % (gen_rate, genfail[0].get("reason", ""))
+        reached = max(cap, gen_rate)
+else:
+    verdict = "%s (capacity %.0f req/s)" % (status, cap)
+    reached = cap
+print("VERDICT=" + json.dumps(verdict))
+print("CAPACITY=%.0f" % cap)
+print("REACHED=%.0f" % reached)
+print("RATIO=%.2f" % (reached / wrk if wrk else 0))
+for s in steps:
+    m = s["metrics"]; r = s["parameters"]["rate"]
+    print("STEP %-7s %-8s rate %7.0f  answered %9.1f  p99 %7.2f ms  lag p99 %6.2f ms  gen cpu %.3f (%.4f per 1,000 req/s)  starved %s  -> %s" % (
+        s["kind"], "#%d.%d" % (s["index"], s["attempt"]), r, m.get("throughput.rps", 0), 1e3 * m.get("latency.p99", 0),
+        1e3 * m.get("generator.lag.p99", 0), m.get("generator.cpu", 0), 1000 * m.get("generator.cpu", 0) / r,
+        ("%.3f" % m["generator.starved.ratio"]) if "generator.starved.ratio" in m else "-", s["verdict"]))
+for want in (5000, 20000):
+    cpus = [s["metrics"].get("generator.cpu") for s in steps if s["parameters"]["rate"] == want and s["kind"] == "ramp"]
+    if cpus and cpus[0] is not None:
+        print("CPU%d=%.3f" % (want, cpus[0]))
+PY
+		eval "$(grep -E '^(VERDICT|CAPACITY|REACHED|RATIO|CPU[0-9]+)=' "$TMP/product.txt")"
+		grep '^STEP' "$TMP/product.txt" | sed 's/^STEP /    /'
+		echo "wrk's maximum:      $WRK_RPS req/s"
+		echo "loadramp found:     $VERDICT"
+		echo "generator CPU in the product at 5k: ${CPU5000:-?} ($(awk -v c="${CPU5000:-0}" 'BEGIN {printf "%.4f", c / 5}') per 1,000 req/s), at 20k: ${CPU20000:-?} ($(awk -v c="${CPU20000:-0}" 'BEGIN {printf "%.4f", c / 20}') per 1,000 req/s)"
+		verdict "loadramp run reaches >= 0.8x wrk's maximum" "$(awk -v r="$RATIO" 'BEGIN {print (r >= 0.8 ? "PASS" : "FAIL")}')" \
+			"$RATIO ($REACHED of $WRK_RPS req/s; $VERDICT)"
+	fi
+fi
+
+echo "== 5. the request path's allocations"
+ALLOC_OUT=$(go test -count=1 -run '^TestRequestZeroAlloc$' -bench '^BenchmarkRequest$' -benchmem -benchtime 20000x ./orchestrator/loadgen 2>&1 || true)
+ALLOCS=$(awk '/^BenchmarkRequest/ {for (i = 1; i <= NF; i++) if ($(i) == "allocs/op") print $(i-1)}' <<<"$ALLOC_OUT")
+grep -E '^(Benchmark|ok|FAIL|---)' <<<"$ALLOC_OUT" | sed 's/^/    /'
+if grep -q '^ok' <<<"$ALLOC_OUT" && [ "${ALLOCS:-x}" = 0 ]; then
+	verdict "0 allocations per request" PASS "BenchmarkRequest ${ALLOCS} allocs/op, TestRequestZeroAlloc ok"
+else
+	verdict "0 allocations per request" FAIL "BenchmarkRequest ${ALLOCS:-?} allocs/op"
+fi
+
+if [ "${SKIP_SSE:-0}" = 0 ]; then
+	HARD=$(ulimit -Hn)
+	SUBS=$SUBSCRIBERS
+	if [ "$HARD" != unlimited ] && [ "$((SUBS + 256))" -gt "$HARD" ]; then
+		SUBS=$((HARD - 256))
+		echo "   note: RLIMIT_NOFILE's hard limit is $HARD here (and this user cannot raise it): holding $SUBS subscribers, not $SUBSCRIBERS"
+	fi
+	NOFILE=$((SUBS + 256))
+	echo "== 6. held-open connections: $SUBS SSE subscribers (pubsub workload, bench/cmd/ssebench, CPU 1) on the bundled event bus (CPU 0, --nofile $NOFILE)"
+	BUS_PORT=$(freeport)
+	taskset -c 0 bin/eventbus --listen "127.0.0.1:$BUS_PORT" --nofile "$NOFILE" >"$TMP/bus.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$BUS_PORT/healthz" 2>/dev/null && break; sleep 0.1; done
+	set +e
+	SSE=$(ulimit -n "$NOFILE" && taskset -c 1 bin/ssebench -bus "http://127.0.0.1:$BUS_PORT" -subscribers "$SUBS" \
+		-idle "${DURATION}s" -hold "${DURATION}s" -rate "$SSE_RATE" 2>"$TMP/ssebench.log")
+	set -e
+	echo "    ($SSE)"
+	PER=$(field rss_per_subscriber_kib "$SSE")
+	if [ -n "$PER" ] && [ "$(field held "$SSE")" = "$SUBS" ]; then
+		echo "generator RSS per subscriber: $PER KiB   CPU idle: $(field cpu_idle "$SSE")   CPU delivering $(field deliveries_per_s "$SSE") msg/s: $(field cpu_delivering "$SSE")"
+		verdict "an idle SSE subscriber costs <= 32 KiB of generator RSS" "$(awk -v p="$PER" 'BEGIN {print (p <= 32 ? "PASS" : "FAIL")}')" "$PER KiB ($SUBS subscribers)"
+	else
+		tail -5 "$TMP/ssebench.log" >&2
+		verdict "an idle SSE subscriber costs <= 32 KiB of generator RSS" FAIL "ssebench did not hold $SUBS subscribers"
+	fi
+fi
 
 if [ "$MEM_DURATION" -gt 0 ]; then
-	echo "== memory flat with duration: 20000 req/s"
+	echo "== 7. memory flat with duration: 20000 req/s"
 	A=$(taskset -c 1 bin/genbench -url "$URL" -rate 20000 -connections "$CONNECTIONS" -duration "${DURATION}s")
 	B=$(taskset -c 1 bin/genbench -url "$URL" -rate 20000 -connections "$CONNECTIONS" -duration "${MEM_DURATION}s")
 	awk -v a="$(field peak_rss_mb "$A")" -v b="$(field peak_rss_mb "$B")" -v da="$DURATION" -v db="$MEM_DURATION" 'BEGIN {
@@ -126,3 +324,7 @@ if [ "$MEM_DURATION" -gt 0 ]; then
 		printf "peak RSS %ds: %.1f MB   %ds: %.1f MB   (%.1f%% apart, target < 20%%) %s\n", da, a, db, b, 100 * d, (d < 0.2 ? "ok" : "OVER TARGET")
 	}'
 fi
+
+echo "== acceptance (generator-speed issue), one run"
+for l in "${RESULTS[@]}"; do echo "$l"; done
+echo "   after: $(pressure)"
