@@ -586,9 +586,12 @@ func (r *run) dispatch(p pacer) {
 	count(next)
 	var unblockedAt int64
 	tick := int64(dispatchTick(r.rate, r.g.opts.tick))
+	releasedAt := -tick // the last wake-up that released requests
 	for {
 		now := r.now()
-		woke := now
+		if next <= now {
+			releasedAt = now
+		}
 		for next <= now {
 			if next >= r.end {
 				return
@@ -623,7 +626,9 @@ func (r *run) dispatch(p pacer) {
 		if next >= r.end {
 			return
 		}
-		wait := time.Duration(nextWake(woke, r.now(), next, tick))
+		// An early wake-up of the Go timer below released nothing: it does not
+		// count against the tick.
+		wait := time.Duration(nextWake(releasedAt, r.now(), next, tick))
 		if wait <= 0 {
 			continue // more is due already
 		}

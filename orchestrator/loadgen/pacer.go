@@ -70,12 +70,13 @@ func (p constantPacer) countBefore(bound time.Duration) uint64 {
 	return n
 }
 
-// nextWake returns how long the dispatcher sleeps at now, having woken at woke, when
-// the next request is due at next (all ns from the step's start): until that
-// request is due, but never sooner than tick after the previous wake-up, so a
-// wake-up releases every request due in the tick. Zero or less: do not sleep.
-func nextWake(woke, now, next, tick int64) int64 {
-	return max(next, woke+tick) - now
+// nextWake returns how long the dispatcher sleeps at now, having last released
+// requests at released, when the next request is due at next (all ns from the
+// step's start): until that request is due, but never sooner than tick after the
+// last release, so a wake-up releases every request due in the tick. Zero or
+// less: do not sleep.
+func nextWake(released, now, next, tick int64) int64 {
+	return max(next, released+tick) - now
 }
 
 // dispatchTick returns the dispatcher's tick at rate: fixed if set, else the time

@@ -124,17 +124,18 @@ func TestDispatchTick(t *testing.T) {
 func TestNextWake(t *testing.T) {
 	const us = int64(time.Microsecond)
 	tests := []struct {
-		name                  string
-		woke, now, next, tick int64
-		want                  int64
+		name                      string
+		released, now, next, tick int64
+		want                      int64
 	}{
 		{"next due after the tick: sleep until it", 0, 10 * us, 5000 * us, 250 * us, 4990 * us},
 		{"next due within the tick: wait for the tick", 0, 10 * us, 100 * us, 250 * us, 240 * us},
 		{"releasing took longer than the tick, next due: no sleep", 0, 300 * us, 200 * us, 250 * us, -50 * us},
 		{"releasing took longer than the tick, next later", 0, 300 * us, 400 * us, 250 * us, 100 * us},
+		{"an early wake-up long after the last release: sleep until due", 0, 9000 * us, 9100 * us, 1000 * us, 100 * us},
 	}
 	for _, tt := range tests {
-		if got := nextWake(tt.woke, tt.now, tt.next, tt.tick); got != tt.want {
+		if got := nextWake(tt.released, tt.now, tt.next, tt.tick); got != tt.want {
 			t.Errorf("%s: nextWake = %v, want %v", tt.name, got, tt.want)
 		}
 	}
@@ -149,11 +150,14 @@ func TestNextWakeBatching(t *testing.T) {
 		tick := int64(dispatchTick(rate, 0))
 		end := int64(time.Second)
 		var now, maxLate int64
+		released := -tick
 		var n uint64
 		wakes := 0
 		for {
 			wakes++
-			woke := now
+			if int64(p.Intended(n)) <= now {
+				released = now
+			}
 			for next := int64(p.Intended(n)); next <= now && next < end; next = int64(p.Intended(n)) {
 				maxLate = max(maxLate, now-next)
 				n++
@@ -162,7 +166,7 @@ func TestNextWakeBatching(t *testing.T) {
 			if next >= end {
 				break
 			}
-			if w := nextWake(woke, now, next, tick); w > 0 {
+			if w := nextWake(released, now, next, tick); w > 0 {
 				now += w
 			}
 		}
