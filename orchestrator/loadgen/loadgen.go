@@ -586,11 +586,17 @@ func (r *run) dispatch(p pacer) {
 	count(next)
 	var unblockedAt int64
 	tick := int64(dispatchTick(r.rate, r.g.opts.tick))
-	releasedAt := -tick // the last wake-up that released requests
+	// planned is when the dispatcher meant to wake; releasedAt, when the last
+	// wake-up that released requests was planned. The next one is planned a tick
+	// after it at the soonest: counted from the plan, not from when the wake-up
+	// happened, so one late wake-up does not make the next one late too (unless
+	// it was more than a tick late: then from a tick before now).
+	var planned int64
+	releasedAt := -tick
 	for {
 		now := r.now()
 		if next <= now {
-			releasedAt = now
+			releasedAt = max(planned, now-tick)
 		}
 		for next <= now {
 			if next >= r.end {
@@ -628,7 +634,9 @@ func (r *run) dispatch(p pacer) {
 		}
 		// An early wake-up of the Go timer below released nothing: it does not
 		// count against the tick.
-		wait := time.Duration(nextWake(releasedAt, r.now(), next, tick))
+		now = r.now()
+		wait := time.Duration(nextWake(releasedAt, now, next, tick))
+		planned = now + int64(wait)
 		if wait <= 0 {
 			continue // more is due already
 		}

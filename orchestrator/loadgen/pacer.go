@@ -70,11 +70,11 @@ func (p constantPacer) countBefore(bound time.Duration) uint64 {
 	return n
 }
 
-// nextWake returns how long the dispatcher sleeps at now, having last released
-// requests at released, when the next request is due at next (all ns from the
-// step's start): until that request is due, but never sooner than tick after the
-// last release, so a wake-up releases every request due in the tick. Zero or
-// less: do not sleep.
+// nextWake returns how long the dispatcher sleeps at now when the next request is
+// due at next and the last wake-up that released requests was planned for
+// released (all ns from the step's start): until that request is due, but never
+// sooner than tick after released, so a wake-up releases every request due in
+// the tick. Zero or less: do not sleep.
 func nextWake(released, now, next, tick int64) int64 {
 	return max(next, released+tick) - now
 }

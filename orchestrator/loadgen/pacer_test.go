@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -141,43 +142,53 @@ func TestNextWake(t *testing.T) {
 	}
 }
 
-// Property: with the dispatcher's sleeps, every request is released at or after
-// its intended time and at most one tick late (a simulated clock, wake-ups exact),
-// and the wake-ups per second never exceed 1/tick.
+// Property: with the dispatcher's sleeps (its bookkeeping replayed on a simulated
+// clock, each wake-up late by up to jitter), every request is released at or
+// after its intended time and at most a tick plus the jitter late, and the
+// wake-ups per second do not exceed 1/tick.
 func TestNextWakeBatching(t *testing.T) {
-	for _, rate := range []float64{3, 900, 5000, 20000, 40000, 150000} {
-		p := constantPacer{rate: rate}
-		tick := int64(dispatchTick(rate, 0))
-		end := int64(time.Second)
-		var now, maxLate int64
-		released := -tick
-		var n uint64
-		wakes := 0
-		for {
-			wakes++
-			if int64(p.Intended(n)) <= now {
-				released = now
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, rate := range []float64{3, 900, 1000, 5000, 20000, 40000, 150000} {
+		for _, jitterFrac := range []float64{0, 0.5} {
+			p := constantPacer{rate: rate}
+			tick := int64(dispatchTick(rate, 0))
+			jitter := int64(jitterFrac * float64(tick))
+			end := int64(time.Second)
+			var now, planned, maxLate int64
+			released := -tick
+			var n uint64
+			wakes := 0
+			for {
+				wakes++
+				if next := int64(p.Intended(n)); next <= now {
+					released = max(planned, now-tick)
+				}
+				for next := int64(p.Intended(n)); next <= now && next < end; next = int64(p.Intended(n)) {
+					maxLate = max(maxLate, now-next)
+					n++
+				}
+				next := int64(p.Intended(n))
+				if next >= end {
+					break
+				}
+				w := nextWake(released, now, next, tick)
+				planned = now + w
+				if w > 0 {
+					now += w
+				}
+				if jitter > 0 {
+					now += rng.Int64N(jitter + 1)
+				}
 			}
-			for next := int64(p.Intended(n)); next <= now && next < end; next = int64(p.Intended(n)) {
-				maxLate = max(maxLate, now-next)
-				n++
+			if want := p.countBefore(time.Duration(end)); n != want {
+				t.Errorf("rate %v jitter %v: released %d, want %d", rate, time.Duration(jitter), n, want)
 			}
-			next := int64(p.Intended(n))
-			if next >= end {
-				break
+			if maxLate > tick+jitter {
+				t.Errorf("rate %v jitter %v: a request released %v late, tick %v", rate, time.Duration(jitter), time.Duration(maxLate), time.Duration(tick))
 			}
-			if w := nextWake(released, now, next, tick); w > 0 {
-				now += w
+			if limit := int(end/tick) + 1; wakes > limit {
+				t.Errorf("rate %v jitter %v: %d wake-ups in a second, want at most %d", rate, time.Duration(jitter), wakes, limit)
 			}
-		}
-		if want := p.countBefore(time.Duration(end)); n != want {
-			t.Errorf("rate %v: released %d, want %d", rate, n, want)
-		}
-		if maxLate > tick {
-			t.Errorf("rate %v: a request released %v late, tick %v", rate, time.Duration(maxLate), time.Duration(tick))
-		}
-		if limit := int(end/tick) + 1; wakes > limit {
-			t.Errorf("rate %v: %d wake-ups in a second, want at most %d", rate, wakes, limit)
 		}
 	}
 }
