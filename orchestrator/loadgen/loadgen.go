@@ -11,11 +11,13 @@
 // pre-serialized request and parses the response with a minimal HTTP/1.1 reader.
 //
 // Requests due in a step's hold but still queued for a connection when the hold
-// ends are still sent for up to the target's timeout; those left after that are
-// counted as errors of class "incomplete" with the time they had waited as latency,
-// so a stalled target is visible. Requests in flight when the hold ends are awaited (up to the target's
-// timeout) and counted with their real outcome. When Run's context is cancelled,
-// in-flight requests are interrupted and not counted.
+// ends (or not even released to the queue yet, because it was full or the
+// dispatcher was behind) are still sent for up to the target's timeout; those left
+// after that are counted as errors of class "incomplete" with the time they had
+// waited as latency, so a stalled target is visible and no request due in the hold
+// goes uncounted. Requests in flight when the hold ends are awaited (up to the
+// target's timeout) and counted with their real outcome. When Run's context is
+// cancelled, in-flight requests are interrupted and not counted.
 package loadgen
 
 import (
@@ -287,6 +289,7 @@ type run struct {
 	// Dispatcher-only, read after it exits.
 	lag               *hdrhistogram.Histogram
 	released, blocked int64
+	unsent            []int64 // intended times due in the hold but never released
 }
 
 func (r *run) now() int64 { return int64(time.Since(r.start)) }
@@ -401,6 +404,12 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 			if !r.canceled.Load() {
 				shards[0].record(outcome{intended: j.intended, done: r.now(), cls: clsIncomplete,
 					inWindow: j.intended >= r.warmup})
+			}
+		}
+		if !r.canceled.Load() {
+			done := r.now()
+			for _, at := range r.unsent {
+				shards[0].record(outcome{intended: at, done: done, cls: clsIncomplete, inWindow: at >= r.warmup})
 			}
 		}
 	}
@@ -585,6 +594,59 @@ func (r *run) dispatch(p pacer) {
 	}
 	count(next)
 	var unblockedAt int64
+	// release hands the request due at next to the workers, at now, and moves
+	// next on. When the queue is full it waits for room (that wait is not lag),
+	// unless final: then the request was never sent. It returns the time after
+	// any wait, and false if the dispatch stopped while waiting.
+	release := func(now int64, final bool) (int64, bool) {
+		inWindow := next >= r.warmup
+		// Blocked: no idle connection is left for this request.
+		blocked := r.idle.Add(-1) < 0
+		lag := now - max(next, unblockedAt)
+		select {
+		case r.jobs <- job{intended: next}:
+		default: // queue full
+			blocked = true
+			if final {
+				r.idle.Add(1)
+				r.unsent = append(r.unsent, next)
+				break
+			}
+			select {
+			case r.jobs <- job{intended: next}:
+			case <-r.stopCh:
+				r.idle.Add(1)
+				return now, false
+			}
+			now = r.now()
+			unblockedAt = now
+		}
+		if inWindow {
+			r.released++
+			if blocked {
+				r.blocked++
+			}
+			_ = r.lag.RecordValue(clampUS(lag / 1e3))
+		}
+		n++
+		next = int64(p.Intended(n))
+		count(next)
+		return now, true
+	}
+	// stopped: the hold has ended. Unless the step was cancelled, every request
+	// due in it that is not released yet (the dispatcher slept past the end, or
+	// was behind, starved of CPU or waiting for the queue) is released now, late,
+	// so it is sent in the drain or counted incomplete: a late dispatcher cannot
+	// make requests vanish.
+	stopped := func() {
+		if r.ctx.Err() != nil {
+			return
+		}
+		now := r.now()
+		for next < r.end {
+			now, _ = release(now, true)
+		}
+	}
 	tick := int64(dispatchTick(r.rate, r.g.opts.tick))
 	// planned is when the dispatcher meant to wake; releasedAt, when the last
 	// wake-up that released requests was planned. The next one is planned a tick
@@ -598,36 +660,12 @@ func (r *run) dispatch(p pacer) {
 		if next <= now {
 			releasedAt = max(planned, now-tick)
 		}
-		for next <= now {
-			if next >= r.end {
+		for next <= now && next < r.end {
+			var ok bool
+			if now, ok = release(now, false); !ok {
+				stopped()
 				return
 			}
-			inWindow := next >= r.warmup
-			// Blocked: no idle connection is left for this request.
-			blocked := r.idle.Add(-1) < 0
-			lag := now - max(next, unblockedAt)
-			select {
-			case r.jobs <- job{intended: next}:
-			default: // queue full: wait for a connection, which is not lag
-				blocked = true
-				select {
-				case r.jobs <- job{intended: next}:
-				case <-r.stopCh:
-					return
-				}
-				now = r.now()
-				unblockedAt = now
-			}
-			if inWindow {
-				r.released++
-				if blocked {
-					r.blocked++
-				}
-				_ = r.lag.RecordValue(clampUS(lag / 1e3))
-			}
-			n++
-			next = int64(p.Intended(n))
-			count(next)
 		}
 		if next >= r.end {
 			return
@@ -648,6 +686,7 @@ func (r *run) dispatch(p pacer) {
 			select {
 			case <-timer.C:
 			case <-r.stopCh:
+				stopped()
 				return
 			}
 			continue
@@ -658,6 +697,7 @@ func (r *run) dispatch(p pacer) {
 		}
 		select {
 		case <-r.stopCh:
+			stopped()
 			return
 		default:
 		}

@@ -114,3 +114,21 @@ func TestRunIncompleteAtEnd(t *testing.T) {
 		t.Errorf("latency.max = %v, want >= 1.9s", m[metrics.LatencyMax])
 	}
 }
+
+// A dispatcher that cannot release its requests (here: the queue is full because
+// the target stalled) still accounts for every request due in the hold: those it
+// never released are incomplete, none vanish.
+func TestRunUnreleasedAreIncomplete(t *testing.T) {
+	srv, begin := stallServer(t, 200*time.Millisecond, 5*time.Second) // stalls from 0.2 s on
+	g := newGen(t, Target{URL: srv.URL, Timeout: 2 * time.Second}, WithDrainGrace(50*time.Millisecond), WithQueueSize(1))
+	begin()
+	w := runStep(t, g, Step{Rate: 200, Connections: 2, Hold: time.Second})
+	// About 40 answered before the stall, 2 in flight time out, 1 queued, and the
+	// rest were never released: all 200 are counted.
+	if w.Requests != 200 {
+		t.Errorf("requests %d %v, want all 200 due in the hold", w.Requests, w.ErrorClasses)
+	}
+	if w.ErrorClasses[metrics.ClassIncomplete] < 100 {
+		t.Errorf("classes %v, want >= 100 incomplete", w.ErrorClasses)
+	}
+}
