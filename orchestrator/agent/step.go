@@ -355,42 +355,35 @@ func (s *Server) StopStep(ctx context.Context, req *connect.Request[agentv1.Stop
 	return connect.NewResponse(&agentv1.StopStepResponse{}), nil
 }
 
-// healthProbe measures the agent process's run delay over a step's hold:
-// the engines measure their own CPU share, lag and GC pauses; starvation
-// (waiting for a CPU while the CPU share stays low) only the host shows.
+// healthProbe measures the agent process's starvation over a step's hold (the
+// engines measure their own CPU share, lag and GC pauses): waiting for a CPU while
+// the CPU share stays low, which only the kernel's scheduler statistics show.
 type healthProbe struct {
-	root string
-	mu   sync.Mutex
-	at   time.Time
-	wait time.Duration
-	ok   bool
+	probe hoststat.StarveProbe
+	mu    sync.Mutex
+	start hoststat.Starvation
 }
 
 func newHealthProbe(root string) *healthProbe {
-	p := &healthProbe{root: root}
+	p := &healthProbe{probe: hoststat.StarveProbe{Root: root}}
 	p.holdStarts()
 	return p
 }
 
 func (p *healthProbe) holdStarts() {
+	s := p.probe.Read()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.at = time.Now()
-	var err error
-	p.wait, err = hoststat.RunDelay(p.root, 0)
-	p.ok = err == nil
+	p.start = s
 }
 
 func (p *healthProbe) fill(h *Health) {
+	end := p.probe.Read()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	procs := runtime.GOMAXPROCS(0)
 	h.GOMAXPROCS = procs
-	wall := time.Since(p.at)
-	if !p.ok || wall <= 0 {
-		return
-	}
-	if w, err := hoststat.RunDelay(p.root, 0); err == nil && w >= p.wait {
-		h.Starvation = (w - p.wait).Seconds() / wall.Seconds() / float64(procs)
+	if v, ok := hoststat.StarvedRatio(p.start, end, procs); ok {
+		h.Starvation = v
 	}
 }

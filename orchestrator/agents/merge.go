@@ -176,13 +176,9 @@ func HealthMetrics(h agent.Health) metrics.Metrics {
 		metrics.GeneratorBlockedRatio: h.BlockedRatio,
 		metrics.GeneratorGCPauseP99:   h.GCPauseP99,
 		metrics.GeneratorGCPauseMax:   h.GCPauseMax,
-		GeneratorStarvation:           h.Starvation,
+		metrics.GeneratorStarvedRatio: h.Starvation,
 	}
 }
-
-// GeneratorStarvation is the agents' run-queue wait per second and per CPU
-// (agent.Health.Starvation), for generator_health gates.
-const GeneratorStarvation = "generator.starvation"
 
 // Breach is an agent whose own health failed the generator's health checks:
 // the step is generator-fail, and this agent is why.

@@ -641,7 +641,7 @@ func (d *diag) generatorStarved() {
 		return
 	}
 	s := d.in.Summary
-	ev := []string{fmt.Sprintf("loadramp's threads waited %.2f s for a CPU per second of hold (generator.starved.ratio, the run delay of /proc/self/task/*/schedstat)", r)}
+	ev := []string{fmt.Sprintf("loadramp's threads waited %.2f s for a CPU per second of hold and per CPU it may use (generator.starved.ratio, the run delay of /proc/self/task/*/schedstat)", r)}
 	if cpu, ok := d.in.Engine[metrics.GeneratorCPU]; ok {
 		ev = append(ev, fmt.Sprintf("while it used %.2f of its CPUs: it was not busy, it was waiting", cpu))
 	}

@@ -1,7 +1,8 @@
 package hoststat
 
 import (
-	"fmt"
+	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,44 +10,184 @@ import (
 	"time"
 )
 
-// RunDelay returns the time the threads of process pid (0: this process)
-// have spent runnable but waiting for a CPU, summed over its threads
-// (/proc/PID/task/*/schedstat, second field). A process sharing its CPUs with
-// a busy neighbour shows it here while its own CPU share stays low. Threads
-// that exited take their wait with them, so judge the delta over a window of
-// a process whose threads live on (a Go process's do).
-func RunDelay(root string, pid int) (time.Duration, error) {
+// Starvation: the time a process was runnable but not running. A generator that
+// shares its CPU with another busy process is not at 100 % CPU: it waits for the
+// CPU, its CPU share stays low and the latencies it measures climb. CPU share
+// cannot tell that from a slow target; the kernel's scheduler statistics can.
+
+// StarveProbe reads a process's starvation counters under a procfs root and a
+// cgroup v2 mount, both injectable so tests run on fixture trees.
+type StarveProbe struct {
+	Root   string // procfs; "" = DefaultRoot
+	PID    int    // 0 = this process
+	Cgroup string // the cgroup v2 mount; "" = found in the process's mountinfo
+}
+
+// Starvation is a StarveProbe reading at one instant; StarvedRatio compares two.
+type Starvation struct {
+	At time.Time
+	// delay is each thread's run delay: time spent runnable on a run queue,
+	// waiting for a CPU (the second field of /proc/PID/task/TID/schedstat). nil
+	// when the kernel does not expose schedstat.
+	delay map[string]time.Duration
+	// psi is the process's own cgroup's cpu.pressure "some" total (time at least
+	// one of its tasks waited for a CPU); psiOK is false when the process is in
+	// the root cgroup (whose pressure is the whole host's) or it cannot be read.
+	psi   time.Duration
+	psiOK bool
+}
+
+// SelfStarvation reads this process's starvation counters on the live host.
+func SelfStarvation() Starvation { return StarveProbe{}.Read() }
+
+// Read takes a reading. What cannot be read is left out: StarvedRatio then says
+// it cannot tell.
+func (p StarveProbe) Read() Starvation {
+	s := Starvation{At: time.Now()}
+	task := filepath.Join(p.dir(), "task")
+	if ents, err := os.ReadDir(task); err == nil {
+		s.delay = make(map[string]time.Duration, len(ents))
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(task, e.Name(), "schedstat"))
+			if err != nil {
+				continue // the thread exited
+			}
+			if d, ok := parseSchedstat(b); ok {
+				s.delay[e.Name()] = d
+			}
+		}
+		if len(s.delay) == 0 {
+			s.delay = nil
+		}
+	}
+	if dir := p.cgroupDir(); dir != "" {
+		if b, err := os.ReadFile(filepath.Join(dir, "cpu.pressure")); err == nil {
+			s.psi, s.psiOK = parsePressureSome(b)
+		}
+	}
+	return s
+}
+
+func (p StarveProbe) dir() string {
+	root := p.Root
 	if root == "" {
 		root = DefaultRoot
 	}
-	p := "self"
-	if pid > 0 {
-		p = strconv.Itoa(pid)
+	if p.PID > 0 {
+		return filepath.Join(root, strconv.Itoa(p.PID))
 	}
-	tasks, err := os.ReadDir(filepath.Join(root, p, "task"))
+	return filepath.Join(root, "self")
+}
+
+// cgroupDir returns the process's own cgroup v2 directory, or "" when it is the
+// root cgroup or cannot be found.
+func (p StarveProbe) cgroupDir() string {
+	b, err := os.ReadFile(filepath.Join(p.dir(), "cgroup"))
 	if err != nil {
-		return 0, fmt.Errorf("run delay: %w", err)
+		return ""
 	}
-	var sum int64
-	read := 0
-	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join(root, p, "task", t.Name(), "schedstat"))
-		if err != nil {
-			continue // the thread exited
+	var path string
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "0::"); ok {
+			path = rest
 		}
-		f := strings.Fields(string(b))
-		if len(f) < 2 {
+	}
+	if path == "" || path == "/" {
+		return ""
+	}
+	mount := p.Cgroup
+	if mount == "" {
+		mount = cgroup2Mount(filepath.Join(p.dir(), "mountinfo"))
+	}
+	if mount == "" {
+		return ""
+	}
+	return filepath.Join(mount, path)
+}
+
+// cgroup2Mount returns where the cgroup v2 hierarchy is mounted, from a mountinfo
+// file: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one.
+func cgroup2Mount(mountinfo string) string {
+	f, err := os.Open(mountinfo)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// 36 35 0:30 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
 			continue
 		}
-		v, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil || v < 0 {
+		if fs := strings.Fields(post); len(fs) > 0 && fs[0] == "cgroup2" {
+			if f := strings.Fields(pre); len(f) >= 5 {
+				return f[4]
+			}
+		}
+	}
+	return ""
+}
+
+// parseSchedstat returns the run delay (second field, ns) of a schedstat line:
+// "on-CPU-ns run-delay-ns timeslices".
+func parseSchedstat(b []byte) (time.Duration, bool) {
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(f[1]), 10, 63)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(v), true
+}
+
+// parsePressureSome returns the "some" total (µs) of a PSI file.
+func parsePressureSome(b []byte) (time.Duration, bool) {
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		f := bytes.Fields(l)
+		if len(f) == 0 || string(f[0]) != "some" {
 			continue
 		}
-		sum += v
-		read++
+		for _, kv := range f[1:] {
+			if v, ok := bytes.CutPrefix(kv, []byte("total=")); ok {
+				us, err := strconv.ParseUint(string(v), 10, 63)
+				if err != nil {
+					return 0, false
+				}
+				return time.Duration(us) * time.Microsecond, true
+			}
+		}
 	}
-	if read == 0 {
-		return 0, fmt.Errorf("run delay: no schedstat under %s (kernel without schedstats?)", filepath.Join(root, p, "task"))
+	return 0, false
+}
+
+// StarvedRatio returns how long the process waited for a CPU between two
+// readings, per second and per CPU it may use (cpus, at least 1; GOMAXPROCS for a
+// Go process), like a CPU share; and whether it could tell. From schedstat it is
+// the run delay of its threads summed (threads born between the readings count
+// whole, those that exited are lost): on one CPU, 0.2 means its threads together
+// waited a fifth of the time. Without schedstat it is the share of the time its
+// own cgroup's pressure says some task waited.
+func StarvedRatio(a, b Starvation, cpus int) (float64, bool) {
+	wall := b.At.Sub(a.At)
+	if wall <= 0 {
+		return 0, false
 	}
-	return time.Duration(sum), nil
+	if a.delay != nil && b.delay != nil {
+		var sum time.Duration
+		for tid, d := range b.delay {
+			if d0, ok := a.delay[tid]; !ok {
+				sum += d
+			} else if d0 <= d {
+				sum += d - d0
+			}
+		}
+		return sum.Seconds() / wall.Seconds() / float64(max(cpus, 1)), true
+	}
+	if a.psiOK && b.psiOK && b.psi >= a.psi {
+		return min(1, (b.psi-a.psi).Seconds()/wall.Seconds()), true
+	}
+	return 0, false
 }

@@ -470,7 +470,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	}
 	w.CPU = metrics.CPUShare(self1.cpu-self0.cpu, w.Duration)
 	w.GCPauseP99, w.GCPauseMax = gcPauseStats(self0.gc, self1.gc)
-	w.Starved, w.StarvedKnown = starvedRatio(self0.starve, self1.starve)
+	w.Starved, w.StarvedKnown = starved(self0, self1)
 	return w, err
 }
 

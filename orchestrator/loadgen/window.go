@@ -51,7 +51,8 @@ type Window struct {
 	GCPauseP99 float64 // seconds
 	GCPauseMax float64 // seconds
 	// Starved is the time the generator's threads waited for a CPU per second of
-	// hold (see starvedRatio); StarvedKnown is false where it cannot be read.
+	// hold and per CPU it may use (hoststat.StarvedRatio); StarvedKnown is false
+	// where it cannot be read.
 	Starved      float64
 	StarvedKnown bool
 }

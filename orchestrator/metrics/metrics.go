@@ -53,7 +53,7 @@ const (
 	GeneratorGCPauseP99   = "generator.gc.pause.p99"
 	GeneratorGCPauseMax   = "generator.gc.pause.max"
 	// GeneratorStarvedRatio is the time the generator's threads were runnable
-	// but waiting for a CPU, per second of hold.
+	// but waiting for a CPU, per second of hold and per CPU it may use.
 	GeneratorStarvedRatio = "generator.starved.ratio"
 	// GeneratorErrorsCount counts errors raised by the generator itself (EMFILE,
 	// ENFILE, EADDRNOTAVAIL): they are never the target's fault.

@@ -29,11 +29,11 @@ type DefaultCheck struct {
 // DefaultGeneratorHealth are the generator health checks every plan gets
 // unless it sets default_checks.generator_health: false. Thresholds are
 // explained in docs/metrics.md ("Generator health"). A check whose metric a
-// step did not produce is ignored (the pubsub and Locust engines have no
+// step did not produce is ignored (the Locust engine has no
 // generator.starved.ratio).
 var DefaultGeneratorHealth = []DefaultCheck{
 	{Kind: CheckGeneratorHealth, Metric: "generator.lag.p99", Expr: "generator.lag.p99 < 10ms",
-		Why: "a generator that keeps its schedule releases requests within a tick (1 ms); 10 ms late means the schedule slipped"},
+		Why: "a generator that keeps its schedule releases requests within a tick (at most 0.5 ms); 10 ms late means the schedule slipped"},
 	{Kind: CheckGeneratorHealth, Metric: "generator.starved.ratio", Expr: "generator.starved.ratio < 0.2",
 		Why: "a generator waiting for a CPU adds that wait to every latency it measures; its CPU share stays low, its run delay shows it"},
 	{Kind: CheckGeneratorHealth, Metric: "generator.cpu", Expr: "generator.cpu < 0.9",

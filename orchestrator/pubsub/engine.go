@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/loadramp/loadramp/orchestrator/delivery"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
@@ -383,7 +385,18 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	t0 := time.Since(r.base).Truncate(time.Microsecond)
 	r.start = r.base.Add(t0)
 	r.t0.Store(int64(t0))
-	cpu0 := metrics.ProcessCPUTime()
+	// The generator's own CPU and starvation are measured over the hold, as the
+	// step is judged.
+	var (
+		cpu0    time.Duration
+		st0     hoststat.Starvation
+		snapped = make(chan struct{})
+	)
+	holdStarts := time.AfterFunc(s.Warmup, func() {
+		cpu0, st0 = metrics.ProcessCPUTime(), hoststat.SelfStarvation()
+		close(snapped)
+	})
+	defer holdStarts.Stop()
 
 	secDone := make(chan struct{})
 	var series []result.Second
@@ -409,7 +422,18 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	dispatchers.Wait()
 	pubs.Wait()
 	holdWall := time.Since(r.start) - s.Warmup
-	cpu := metrics.ProcessCPUTime() - cpu0
+	var (
+		cpu      time.Duration
+		starved  float64
+		starveOK bool
+	)
+	if holdStarts.Stop() { // cancelled before the hold began
+		holdWall = 0
+	} else {
+		<-snapped
+		cpu = metrics.ProcessCPUTime() - cpu0
+		starved, starveOK = hoststat.StarvedRatio(st0, hoststat.SelfStarvation(), runtime.GOMAXPROCS(0))
+	}
 
 	// Wait, at most the timeout after the hold, for the hold's deliveries.
 	expected := r.expectedTotal()
@@ -424,6 +448,9 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 
 	res := &result.EngineResult{Series: series, ErrorClasses: r.classes}
 	res.Metrics = r.metrics(holdWall, cpu)
+	if starveOK {
+		res.Metrics[metrics.GeneratorStarvedRatio] = starved
+	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package loadgen
+package hoststat
 
 import "golang.org/x/sys/unix"
 

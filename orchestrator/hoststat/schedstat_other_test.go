@@ -1,6 +1,6 @@
 //go:build !linux
 
-package loadgen
+package hoststat
 
 func firstAllowedCPU() (int, bool) { return 0, false }
 func pin(cpu int) error            { return nil }

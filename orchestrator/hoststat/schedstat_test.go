@@ -1,4 +1,4 @@
-package loadgen
+package hoststat
 
 import (
 	"os"
@@ -71,8 +71,8 @@ func TestStarveProbeFixtures(t *testing.T) {
 			"proc/42/task/44/schedstat": "100 9000000 5\n",
 			"proc/42/cgroup":            "0::/\n",
 		})
-		p := starveProbe{proc: filepath.Join(root, "proc"), pid: "42"}
-		a := p.read()
+		p := StarveProbe{Root: filepath.Join(root, "proc"), PID: 42}
+		a := p.Read()
 		if len(a.delay) != 3 || a.psiOK {
 			t.Fatalf("first read: %+v", a)
 		}
@@ -84,11 +84,15 @@ func TestStarveProbeFixtures(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(root, "proc/42/task/44")); err != nil {
 			t.Fatal(err)
 		}
-		b := p.read()
-		b.at = a.at.Add(time.Second)
-		got, ok := starvedRatio(a, b)
+		b := p.Read()
+		b.At = a.At.Add(time.Second)
+		got, ok := StarvedRatio(a, b, 1)
 		if !ok || got < 0.0799 || got > 0.0801 {
-			t.Errorf("starvedRatio = %v, %v; want 0.08 (80 ms waited in 1 s)", got, ok)
+			t.Errorf("StarvedRatio = %v, %v; want 0.08 (80 ms waited in 1 s)", got, ok)
+		}
+		// Per CPU it may use, like a CPU share.
+		if got, _ := StarvedRatio(a, b, 4); got < 0.0199 || got > 0.0201 {
+			t.Errorf("StarvedRatio on 4 CPUs = %v, want 0.02", got)
 		}
 	})
 	t.Run("no schedstat: the cgroup's cpu pressure", func(t *testing.T) {
@@ -99,18 +103,18 @@ func TestStarveProbeFixtures(t *testing.T) {
 			"proc/7/mountinfo":                         "30 1 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw\n",
 			"cg/system.slice/gen.service/cpu.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
 		})
-		p := starveProbe{proc: filepath.Join(root, "proc"), pid: "7", cgroup: filepath.Join(root, "cg")}
-		a := p.read()
+		p := StarveProbe{Root: filepath.Join(root, "proc"), PID: 7, Cgroup: filepath.Join(root, "cg")}
+		a := p.Read()
 		if a.delay != nil || !a.psiOK || a.psi != time.Second {
 			t.Fatalf("first read: %+v", a)
 		}
 		writeFiles(t, root, map[string]string{
 			"cg/system.slice/gen.service/cpu.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\n",
 		})
-		b := p.read()
-		b.at = a.at.Add(2 * time.Second)
-		if got, ok := starvedRatio(a, b); !ok || got != 0.25 {
-			t.Errorf("starvedRatio = %v, %v; want 0.25 (500 ms of pressure in 2 s)", got, ok)
+		b := p.Read()
+		b.At = a.At.Add(2 * time.Second)
+		if got, ok := StarvedRatio(a, b, 4); !ok || got != 0.25 {
+			t.Errorf("StarvedRatio = %v, %v; want 0.25 (500 ms of pressure in 2 s, a share already)", got, ok)
 		}
 		// The mount point comes from mountinfo when not given.
 		if got := cgroup2Mount(filepath.Join(root, "proc/7/mountinfo")); got != "/sys/fs/cgroup/unified" {
@@ -123,12 +127,12 @@ func TestStarveProbeFixtures(t *testing.T) {
 			"proc/9/cgroup":   "12:cpu:/\n0::/\n",
 			"cg/cpu.pressure": "some avg10=0.00 total=1000\n",
 		})
-		p := starveProbe{proc: filepath.Join(root, "proc"), pid: "9", cgroup: filepath.Join(root, "cg")}
-		a := p.read()
-		b := p.read()
-		b.at = a.at.Add(time.Second)
-		if got, ok := starvedRatio(a, b); ok {
-			t.Errorf("starvedRatio = %v, true; want unknown", got)
+		p := StarveProbe{Root: filepath.Join(root, "proc"), PID: 9, Cgroup: filepath.Join(root, "cg")}
+		a := p.Read()
+		b := p.Read()
+		b.At = a.At.Add(time.Second)
+		if got, ok := StarvedRatio(a, b, 1); ok {
+			t.Errorf("StarvedRatio = %v, true; want unknown", got)
 		}
 	})
 }
@@ -148,7 +152,7 @@ func TestStarvedRatioSeesSharedCPU(t *testing.T) {
 		t.Skip("no CPU affinity")
 	}
 	const spin = 200 * time.Millisecond
-	a := readSelf()
+	a := SelfStarvation()
 	ready := make(chan error, 2)
 	start, release := make(chan struct{}), make(chan struct{})
 	var end time.Time
@@ -176,14 +180,14 @@ func TestStarvedRatioSeesSharedCPU(t *testing.T) {
 	close(start)
 	<-ready
 	<-ready
-	b := readSelf()
+	b := SelfStarvation()
 	close(release)
-	got, ok := starvedRatio(a.starve, b.starve)
-	wall := b.starve.at.Sub(a.starve.at)
+	got, ok := StarvedRatio(a, b, 1)
+	wall := b.At.Sub(a.At)
 	waited := time.Duration(got * float64(wall))
 	t.Logf("starved ratio %.3f over %v: waited %v", got, wall, waited)
 	if !ok || waited < spin*9/10 {
-		t.Errorf("starvedRatio = %v, %v (%v waited); two threads sharing one CPU for %v must wait about %v",
+		t.Errorf("StarvedRatio = %v, %v (%v waited); two threads sharing one CPU for %v must wait about %v",
 			got, ok, waited, spin, spin)
 	}
 }
