@@ -616,6 +616,7 @@ func (r *run) dispatch(p pacer) {
 			case r.jobs <- job{intended: next}:
 			case <-r.stopCh:
 				r.idle.Add(1)
+				unblockedAt = r.now() // the wait for the queue is not lag
 				return now, false
 			}
 			now = r.now()
