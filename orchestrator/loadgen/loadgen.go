@@ -49,7 +49,7 @@ const (
 	// MinDispatchTick and MaxDispatchTick bound the dispatcher's tick: the
 	// shortest time between two of its wake-ups (see dispatchTick).
 	MinDispatchTick = 200 * time.Microsecond
-	MaxDispatchTick = time.Millisecond
+	MaxDispatchTick = 500 * time.Microsecond
 	// DispatchBatch is how many requests a tick holds at the offered rate, by
 	// default, within those bounds.
 	DispatchBatch = 8

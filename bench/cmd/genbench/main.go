@@ -28,6 +28,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("genbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", "", "target URL (http:// or https://)")
+	method := fs.String("method", "", "request method (default GET, or POST with -body)")
+	body := fs.String("body", "", "request body")
 	rate := fs.Float64("rate", 0, "offered requests/s; 0 = as fast as the connections allow")
 	conns := fs.Int("connections", 64, "keep-alive connections")
 	duration := fs.Duration("duration", 10*time.Second, "measured hold")
@@ -43,11 +45,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "genbench: -url is required")
 		return 2
 	}
+	var headers map[string]string
+	if *body != "" {
+		headers = map[string]string{"Content-Type": "application/json"}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	log := zerolog.New(stderr).With().Timestamp().Logger()
-	g, err := loadgen.New(loadgen.Target{URL: *url}, loadgen.WithLogger(log), loadgen.WithDispatchTick(*tick))
+	g, err := loadgen.New(loadgen.Target{URL: *url, Method: *method, Body: []byte(*body), Headers: headers}, loadgen.WithLogger(log), loadgen.WithDispatchTick(*tick))
 	if err != nil {
 		fmt.Fprintln(stderr, "genbench:", err)
 		return 2
