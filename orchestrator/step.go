@@ -108,6 +108,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	rec.Metrics = m
 	rec.Series = res.Series
 	rec.ErrorClasses = res.ErrorClasses
+	rec.Requests = res.Requests
 	if stop != nil {
 		hm, findings := stop(StepFacts{ErrorClasses: res.ErrorClasses, Metrics: rec.Metrics, Params: vals})
 		m.Merge(hm)

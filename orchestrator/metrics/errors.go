@@ -24,6 +24,9 @@ const (
 	ClassIncomplete = "incomplete"
 	// ClassSubscribe: a subscription the target refused or failed.
 	ClassSubscribe = "subscribe"
+	// ClassCheck: an answer that failed its request's response check (an
+	// unexpected status, a body without the expected text or JSON value).
+	ClassCheck = "check"
 
 	ClassEMFILE        = "gen_emfile"
 	ClassENFILE        = "gen_enfile"

@@ -20,8 +20,17 @@ func lastSegment(metric string) string {
 }
 
 // IsRatio reports whether metric is a ratio 0..1 by its name: the last segment
-// is "ratio" (or ends in "_ratio"), or "cpu" (a share of the CPUs available).
+// is "ratio" (or ends in "_ratio"), or "cpu" (a share of the CPUs available),
+// or it is a request's share (request.<name>.share). A request's metrics are
+// judged without their request.<name>. prefix, here and in IsCount and
+// IsDuration.
 func IsRatio(metric string) bool {
+	if _, m, ok := SplitRequestMetric(metric); ok {
+		if m == RequestShare {
+			return true
+		}
+		metric = m
+	}
 	last := lastSegment(metric)
 	return last == "ratio" || strings.HasSuffix(last, "_ratio") || last == "cpu"
 }
@@ -30,7 +39,7 @@ func IsRatio(metric string) bool {
 // "count" (or ends in "_count"), or "out_of_range" (latency.out_of_range counts
 // values a histogram could not hold).
 func IsCount(metric string) bool {
-	last := lastSegment(metric)
+	last := lastSegment(unprefixed(metric))
 	return last == "count" || strings.HasSuffix(last, "_count") || last == "out_of_range"
 }
 
@@ -41,6 +50,7 @@ func IsDuration(metric string) bool {
 	if IsRatio(metric) || IsCount(metric) {
 		return false
 	}
+	metric = unprefixed(metric)
 	for _, w := range durationWords {
 		if strings.Contains(metric, w) {
 			return true

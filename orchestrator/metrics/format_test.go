@@ -62,10 +62,40 @@ func TestKinds(t *testing.T) {
 		{"target.cpu", false, true, false},
 		{"generator.lag.p99", true, false, false},
 		{"throughput.rps", false, false, false},
+		// A request's metrics are judged without their prefix: a request
+		// named after a duration word does not make its counts durations.
+		{"request.checkout.latency.p99", true, false, false},
+		{"request.service_status.throughput.rps", false, false, false},
+		{"request.lag.errors.count", false, false, true},
+		{"request.delay.errors.ratio", false, true, false},
+		{"request.checkout.share", false, true, false},
+		{"share", false, false, false},
 	}
 	for _, tt := range tests {
 		if IsDuration(tt.metric) != tt.duration || IsRatio(tt.metric) != tt.ratio || IsCount(tt.metric) != tt.count {
 			t.Errorf("%s: duration=%v ratio=%v count=%v", tt.metric, IsDuration(tt.metric), IsRatio(tt.metric), IsCount(tt.metric))
 		}
+	}
+}
+
+func TestSplitRequestMetric(t *testing.T) {
+	for _, tt := range []struct {
+		in, name, metric string
+		ok               bool
+	}{
+		{"request.checkout.latency.p99", "checkout", "latency.p99", true},
+		{RequestMetric("a_1", RequestShare), "a_1", "share", true},
+		{"request.checkout", "", "", false},
+		{"request..latency.p99", "", "", false},
+		{"latency.p99", "", "", false},
+		{"requests.count", "", "", false},
+	} {
+		name, metric, ok := SplitRequestMetric(tt.in)
+		if name != tt.name || metric != tt.metric || ok != tt.ok {
+			t.Errorf("SplitRequestMetric(%q) = %q, %q, %v; want %q, %q, %v", tt.in, name, metric, ok, tt.name, tt.metric, tt.ok)
+		}
+	}
+	if !IsRequestMetric("latency.p99") || IsRequestMetric("generator.cpu") {
+		t.Error("IsRequestMetric")
 	}
 }

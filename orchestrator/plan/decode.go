@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -31,7 +32,11 @@ func Load(path string, sets []string) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
-	return Parse(data, path, sets)
+	p, err := Parse(data, path, sets)
+	if p != nil {
+		p.dir = filepath.Dir(path)
+	}
+	return p, err
 }
 
 // Parse decodes a version-1 plan from data; name (usually the file name) only

@@ -55,6 +55,15 @@ func (p *Plan) ApplyDefaults() {
 			*v = def
 		}
 	}
+	// A request's method: POST when it has a body, else GET.
+	setMethod := func(prefix string, m *string, body string) {
+		if *m == "" && !p.given(prefix+".method") {
+			*m = "GET"
+			if body != "" {
+				*m = "POST"
+			}
+		}
+	}
 	setF("ramp.factor", &r.Factor, DefaultFactor)
 	setS("ramp.order", &r.Order, DefaultOrder)
 	setD("ramp.warmup", &r.Warmup, DefaultWarmup)
@@ -70,10 +79,18 @@ func (p *Plan) ApplyDefaults() {
 		setS("workload.arrival", &w.Arrival, DefaultArrival)
 	}
 	if h := w.HTTP; h != nil {
-		if h.Method == "" && !p.given("workload.http.method") {
-			h.Method = "GET"
-			if h.Body != "" {
-				h.Method = "POST"
+		if len(h.Requests) == 0 {
+			setMethod("workload.http", &h.Method, h.Body)
+		}
+		for i := range h.Requests {
+			r := &h.Requests[i]
+			rp := fmt.Sprintf("workload.http.requests[%d]", i)
+			setMethod(rp, &r.Method, r.Body)
+			setI(rp+".weight", &r.Weight, 1)
+		}
+		for name, f := range h.Feeders {
+			if f != nil {
+				setS("workload.http.feeders."+name+".mode", &f.Mode, FeederCircular)
 			}
 		}
 		setD("workload.http.timeout", &h.Timeout, DefaultHTTPTimeout)

@@ -179,6 +179,11 @@ func funcs(ports *Ports) template.FuncMap {
 	fm["raw"] = func(v any) any { return v }
 	// _lit writes a plan value into a per-client template (DeferClient).
 	fm[litFunc] = templateLiteral
+	// The per-request functions parse everywhere and fail outside a request
+	// template (see requestFuncStubs).
+	for name, f := range requestFuncStubs() {
+		fm[name] = f
+	}
 	return fm
 }
 

@@ -49,6 +49,9 @@ type Plan struct {
 	// path set by --set), and the YAML after --set overrides.
 	lines map[string]int
 	raw   []byte
+	// dir is the directory of the plan file (Load), which relative feeder
+	// paths are resolved against; "" for the working directory.
+	dir string
 }
 
 // Fleet is a group of hosts or processes: the target, or the load generators.
@@ -158,15 +161,72 @@ type PubSubBus struct {
 	Settle *Duration `yaml:"settle,omitempty" json:"settle,omitempty"`
 }
 
-// HTTP is the request the builtin engine sends.
+// HTTP is what the builtin engine sends: one request (Method, URL, Body,
+// Headers, Check) or a weighted mix of named Requests.
 type HTTP struct {
+	Method  string            `yaml:"method,omitempty" json:"method,omitempty"`
+	URL     string            `yaml:"url,omitempty" json:"url,omitempty"`
+	Body    string            `yaml:"body,omitempty" json:"body,omitempty"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Check is the single request's response check.
+	Check   *Check   `yaml:"check,omitempty" json:"check,omitempty"`
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Insecure skips TLS certificate verification (test targets only).
+	Insecure bool `yaml:"insecure,omitempty" json:"insecure,omitempty"`
+	// Requests, instead of the single request, is a weighted mix: each
+	// request sent is one of them, in the proportions of their weights.
+	Requests []Request `yaml:"requests,omitempty" json:"requests,omitempty"`
+	// Feeders are data files whose rows request templates read with
+	// {{ feed "NAME" "COLUMN" }}, by name.
+	Feeders map[string]*Feeder `yaml:"feeders,omitempty" json:"feeders,omitempty"`
+}
+
+// Request is one request of a workload.http mix.
+type Request struct {
+	// Name names the request's metrics (request.<name>.latency.p99) and gates.
+	Name string `yaml:"name" json:"name"`
+	// Weight is the request's share of the mix, relative to the others' (default 1).
+	Weight  int               `yaml:"weight,omitempty" json:"weight,omitempty"`
 	Method  string            `yaml:"method,omitempty" json:"method,omitempty"`
 	URL     string            `yaml:"url" json:"url"`
 	Body    string            `yaml:"body,omitempty" json:"body,omitempty"`
 	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
-	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
-	// Insecure skips TLS certificate verification (test targets only).
-	Insecure bool `yaml:"insecure,omitempty" json:"insecure,omitempty"`
+	Check   *Check            `yaml:"check,omitempty" json:"check,omitempty"`
+}
+
+// Check is a response check: an answer that fails it counts as an error of
+// class check (metrics.ClassCheck).
+type Check struct {
+	// Status lists the expected status codes; empty: any status below 400.
+	Status []int `yaml:"status,omitempty" json:"status,omitempty"`
+	// BodyContains is a substring the body must contain.
+	BodyContains string `yaml:"body_contains,omitempty" json:"body_contains,omitempty"`
+	// JSON checks one field of a JSON body.
+	JSON *JSONCheck `yaml:"json,omitempty" json:"json,omitempty"`
+}
+
+// JSONCheck checks one field of a JSON body: it must exist and, when Equals is
+// given, equal it.
+type JSONCheck struct {
+	// Path is the field: object keys and array indexes joined by dots
+	// ("data.items.0.id").
+	Path string `yaml:"path" json:"path"`
+	// Equals is the value the field must have: a string, number, boolean or
+	// null. Absent: the field must only exist.
+	Equals any `yaml:"equals,omitempty" json:"equals,omitempty"`
+}
+
+// Feeder is a data file that request templates read rows from.
+type Feeder struct {
+	// File is the path of the data file, relative to the plan file's directory.
+	File string `yaml:"file" json:"file"`
+	// Format is csv (a header line names the columns) or jsonl (one JSON
+	// object a line); default: from the file's extension.
+	Format string `yaml:"format,omitempty" json:"format,omitempty"`
+	// Mode says which row each request reads: circular (the next, wrapping
+	// at the end; default), random, or unique (each row once; a step that
+	// needs more rows than the file has fails).
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
 }
 
 // Locust configures the locust engine.

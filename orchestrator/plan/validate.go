@@ -349,19 +349,7 @@ func (v *validator) workload() {
 		case w.PubSub != nil:
 			v.pubsub(w.PubSub)
 		default:
-			h := w.HTTP
-			v.checkURL("workload.http.url", h.URL)
-			if h.Method == "" || !httpTokenRe.MatchString(h.Method) {
-				v.add("workload.http.method", "%q is not an HTTP method", h.Method)
-			}
-			if h.Timeout <= 0 {
-				v.add("workload.http.timeout", "must be > 0")
-			}
-			for _, k := range mapKeys(h.Headers) {
-				if !httpTokenRe.MatchString(k) {
-					v.add("workload.http.headers."+k, "%q is not a valid header name", k)
-				}
-			}
+			v.http(w.HTTP)
 		}
 		if w.Arrival != "" {
 			v.choice("workload.arrival", "arrival", w.Arrival, arrivals)
@@ -659,6 +647,9 @@ func (v *validator) templates() {
 				v.add(t.path, "%v", err)
 			}
 		}
+		if names := RequestFuncsIn(t.text); len(names) > 0 && !isRequestField(t.path) {
+			v.add(t.path, "%s is evaluated per request: only workload.http's url, headers and body (and its requests') may use it", names[0])
+		}
 		if !strings.Contains(t.path, ".files.") {
 			continue
 		}
@@ -725,10 +716,8 @@ func (p *Plan) templated() []templated {
 			walkStrings(fp+".terraform.vars", tf.Vars, add)
 		}
 	}
-	if h := p.Workload.HTTP; h != nil {
-		add("workload.http.url", h.URL)
-		add("workload.http.body", h.Body)
-		addMap("workload.http.headers", h.Headers)
+	for _, f := range p.RequestFields() {
+		add(f.Path, f.Text)
 	}
 	if ps := p.Workload.PubSub; ps != nil {
 		out = append(out, ps.clientTemplated("workload.pubsub")...)

@@ -141,9 +141,13 @@ type Step struct {
 	// ErrorClasses counts errors by class (http_4xx, http_5xx, timeout, refused,
 	// reset, gen_emfile, gen_enfile, gen_eaddrnotavail, other).
 	ErrorClasses map[string]int64 `json:"error_classes,omitempty"`
-	Error        string           `json:"error,omitempty"`
-	Start        time.Time        `json:"start"`
-	End          time.Time        `json:"end"`
+	// Requests are the requests of the builtin engine's mix
+	// (workload.http.requests), in plan order; each one's figures are in
+	// Metrics as request.<name>.<metric>.
+	Requests []Request `json:"requests,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
 	// Series is the per-second series of the step, warmup included.
 	Series []Second `json:"series,omitempty"`
 }
@@ -176,6 +180,20 @@ type EngineResult struct {
 	Series []Second
 	// ErrorClasses counts the hold's errors by class (metrics.Class*).
 	ErrorClasses map[string]int64
+	// Requests are the requests of a mix, when the engine sends one.
+	Requests []Request
+}
+
+// Request is one named request of a mix as a step measured it. Its figures
+// (latency, errors, throughput, share) are in the step's metrics under
+// request.<Name>. (metrics.RequestMetric); what is here is what a flat metric
+// cannot say.
+type Request struct {
+	Name   string `json:"name"`
+	Weight int    `json:"weight"`
+	// ErrorClasses counts the request's errors in the hold by class
+	// (metrics.Class*: check, http_5xx, timeout...).
+	ErrorClasses map[string]int64 `json:"error_classes,omitempty"`
 }
 
 // InfraRef says where a fleet's infrastructure lives, so `loadramp destroy`
