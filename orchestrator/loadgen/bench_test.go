@@ -52,3 +52,77 @@ func TestRequestZeroAlloc(t *testing.T) {
 		t.Errorf("%d ok of %d sent, want 2101 each (AllocsPerRun runs once more)", s.classes[clsOK], s.sent)
 	}
 }
+
+// mixTarget is the benchmark's three-request mix against srv, with one
+// template variable (the sequence number in the first request's URL) and a
+// response check on the third.
+func mixTarget(url string) Target {
+	return Target{Requests: []Request{
+		{Name: "item", Weight: 6, URL: Template{Text(url + "item?n="), Seq()}},
+		{Name: "list", Weight: 3, URL: Template{Text(url + "list")}},
+		{Name: "health", Weight: 1, URL: Template{Text(url + "healthz")}, Check: &Check{Status: []int{200}, BodyContains: "ok"}},
+	}}
+}
+
+// newMixBenchRun is newBenchRun for a Target.
+func newMixBenchRun(tb testing.TB, target func(url string) Target) (*run, *conn, *shard) {
+	tb.Helper()
+	srv := newRawServer(tb)
+	g, err := New(target(srv.URL()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = g.Close() })
+	r := &run{g: g, ctx: context.Background(), start: time.Now(), end: int64(time.Hour), closed: true,
+		fail: func(err error) { tb.Errorf("run failed: %v", err) }}
+	c := &conn{}
+	if _, err := c.open(context.Background(), g.dialer, DefaultReadBufferSize); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.close)
+	s := newShard()
+	s.perRequest(len(g.reqs))
+	return r, c, s
+}
+
+// BenchmarkRequestMix is BenchmarkRequest for the three-request mix: the
+// choice of request, the templated URL, the check and the per-request
+// histograms are on the hot path too. allocs/op must be 0.
+func BenchmarkRequestMix(b *testing.B) {
+	r, c, s := newMixBenchRun(b, mixTarget)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.do(c, s, r.now())
+	}
+	if s.classes[clsOK] == 0 || s.classes[clsOK] != s.sent {
+		b.Fatalf("%d ok of %d sent: %v", s.classes[clsOK], s.sent, s.classes)
+	}
+}
+
+// A templated request (every kind of computed part, a feeder, a JSON-free
+// check) allocates nothing per request either, once its buffers have grown.
+func TestTemplatedRequestZeroAlloc(t *testing.T) {
+	r, c, s := newMixBenchRun(t, func(url string) Target {
+		return Target{
+			Feeders: map[string]*Feeder{"u": {Mode: Random, Columns: []string{"id"}, Rows: [][]string{{"a b"}, {"c"}}}},
+			Requests: []Request{
+				{Name: "post", Weight: 2, Method: "POST", URL: Template{Text(url + "p/"), Seq(), Text("?u="), Field("u", "id")},
+					Headers: []Header{{Name: "X-Id", Value: Template{UUID()}}},
+					Body: Template{Text(`{"n":`), RandInt(1, 1000), Text(`,"s":"`), RandString(12), Text(`","t":"`), Now(""),
+						Text(`","u":`), NowUnixMilli(), Text("}")},
+					Check: &Check{Status: []int{200}, BodyContains: "ok"}},
+				{Name: "get", Weight: 1, URL: Template{Text(url + "g")}},
+			}}
+	})
+	for range 100 {
+		r.do(c, s, r.now())
+	}
+	allocs := testing.AllocsPerRun(2000, func() { r.do(c, s, r.now()) })
+	t.Logf("templated mix: %v allocations per request", allocs)
+	if allocs != 0 {
+		t.Errorf("%v allocations per request, want 0", allocs)
+	}
+	if s.classes[clsOK] != 2101 || s.reqs[0].classes[clsOK]+s.reqs[1].classes[clsOK] != 2101 {
+		t.Errorf("%d ok (%d + %d per request), want 2101", s.classes[clsOK], s.reqs[0].classes[clsOK], s.reqs[1].classes[clsOK])
+	}
+}

@@ -10,6 +10,7 @@ const (
 	clsOK class = iota
 	clsHTTP4xx
 	clsHTTP5xx
+	clsCheck // answered, but the request's response check failed
 	clsTimeout
 	clsRefused
 	clsReset
@@ -26,6 +27,7 @@ var classNames = [numClasses]string{
 	clsOK:           "",
 	clsHTTP4xx:      metrics.ClassHTTP4xx,
 	clsHTTP5xx:      metrics.ClassHTTP5xx,
+	clsCheck:        metrics.ClassCheck,
 	clsTimeout:      metrics.ClassTimeout,
 	clsRefused:      metrics.ClassRefused,
 	clsReset:        metrics.ClassReset,
@@ -49,7 +51,7 @@ var classByName = func() map[string]class {
 func (c class) generatorSide() bool { return c >= clsEMFILE }
 
 // answered reports whether the target sent a response (any status).
-func (c class) answered() bool { return c <= clsHTTP5xx }
+func (c class) answered() bool { return c <= clsCheck }
 
 // classifyStatus is the class of an answer: clsOK below 400, at no cost on
 // the hot path.

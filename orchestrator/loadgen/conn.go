@@ -23,6 +23,8 @@ type conn struct {
 	// deadline is nc's read and write deadline in Unix ns; 0 when none is set or
 	// interrupt moved it.
 	deadline atomic.Int64
+	// st builds the requests of a mix or template sent on c (nil until one is).
+	st *reqState
 }
 
 // deadlineSlack: a request's deadline is renewed only when less than the timeout
@@ -114,11 +116,13 @@ func (c *conn) interrupt() {
 	c.mu.Unlock()
 }
 
-// roundTrip sends the endpoint's request on c and reads the response. The error, if
-// any, is from the network or from parsing; stale reports that the connection failed
-// before any byte of a response arrived after having served requests before (a
-// keep-alive connection the target closed while idle), which is safe to retry once.
-func (c *conn) roundTrip(ep *endpoint, timeout time.Duration) (resp response, stale bool, err error) {
+// roundTrip sends req on c and reads the response (to a HEAD request when head
+// is set; keeping the start of its body in c.rr.kept when keep is set). The error,
+// if any, is from the network or from parsing; stale reports that the connection
+// failed before any byte of a response arrived after having served requests before
+// (a keep-alive connection the target closed while idle), which is safe to retry
+// once. req must stay unchanged until roundTrip returns.
+func (c *conn) roundTrip(req []byte, head, keep bool, timeout time.Duration) (resp response, stale bool, err error) {
 	if now := time.Now(); c.deadline.Load()-now.UnixNano() < int64(timeout) {
 		d := now.Add(timeout + timeout/deadlineSlack)
 		if err = c.nc.SetDeadline(d); err != nil {
@@ -128,16 +132,17 @@ func (c *conn) roundTrip(ep *endpoint, timeout time.Duration) (resp response, st
 	}
 	switch {
 	case c.raw != nil && c.rr.r == c.rr.w:
-		c.raw.send(ep.request) // written by the response's first read
+		c.raw.send(req) // written by the response's first read
 	case c.raw != nil:
-		_, err = c.raw.Write(ep.request)
+		_, err = c.raw.Write(req)
 	default:
-		_, err = c.nc.Write(ep.request)
+		_, err = c.nc.Write(req)
 	}
 	if err != nil {
 		return resp, c.served > 0, err
 	}
-	resp, err = c.rr.read(ep.head)
+	c.rr.keep = keep
+	resp, err = c.rr.read(head)
 	if err != nil {
 		return resp, c.served > 0 && c.rr.got == 0 && !isTimeout(err), err
 	}

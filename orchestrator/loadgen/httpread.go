@@ -15,7 +15,8 @@ var errHeaderTooLarge = errors.New("HTTP response header larger than the read bu
 
 // respReader reads HTTP/1.1 responses from one connection without allocating: it
 // parses the status line and the headers that frame the body (Content-Length,
-// Transfer-Encoding: chunked, Connection), and discards the body.
+// Transfer-Encoding: chunked, Connection), and discards the body (keeping its
+// start when asked to, for a response check).
 type respReader struct {
 	rd   io.Reader
 	buf  []byte
@@ -23,6 +24,21 @@ type respReader struct {
 	// got counts bytes read from rd for the current response; zero means the peer
 	// closed or failed before answering at all (a stale keep-alive connection).
 	got int
+	// keep asks read to keep the first MaxCheckedBody bytes of the body in
+	// kept (for a response check), instead of only skipping them.
+	keep bool
+	kept []byte
+}
+
+// capture keeps b, as far as MaxCheckedBody allows, when keep is set.
+func (rr *respReader) capture(b []byte) {
+	if !rr.keep {
+		return
+	}
+	if room := MaxCheckedBody - len(rr.kept); room < len(b) {
+		b = b[:max(room, 0)]
+	}
+	rr.kept = append(rr.kept, b...)
 }
 
 func newRespReader(rd io.Reader, size int) *respReader {
@@ -90,6 +106,7 @@ func (rr *respReader) discard(n int64) error {
 		if k > n {
 			k = n
 		}
+		rr.capture(rr.buf[rr.r : rr.r+int(k)])
 		rr.r += int(k)
 		n -= k
 	}
@@ -100,6 +117,7 @@ func (rr *respReader) discard(n int64) error {
 func (rr *respReader) read(head bool) (response, error) {
 	var resp response
 	rr.got = rr.w - rr.r
+	rr.kept = rr.kept[:0]
 	l, err := rr.line()
 	if err != nil {
 		return resp, err
@@ -163,6 +181,7 @@ func (rr *respReader) read(head bool) (response, error) {
 	default: // body runs to the end of the connection
 		resp.close = true
 		for {
+			rr.capture(rr.buf[rr.r:rr.w])
 			rr.r, rr.w = 0, 0
 			if err := rr.fill(); err != nil {
 				if err == io.EOF {

@@ -116,7 +116,7 @@ func TestNewEndpoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ep, err := newEndpoint(tt.target)
+			ep, reqs, _, err := compileTarget(tt.target)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
@@ -126,9 +126,9 @@ func TestNewEndpoint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ep.addr != tt.addr || ep.tls != tt.tls || string(ep.request) != tt.request {
+			if ep.addr != tt.addr || ep.tls != tt.tls || string(reqs[0].static) != tt.request {
 				t.Errorf("got addr %q tls %v request %q\nwant addr %q tls %v request %q",
-					ep.addr, ep.tls, ep.request, tt.addr, tt.tls, tt.request)
+					ep.addr, ep.tls, reqs[0].static, tt.addr, tt.tls, tt.request)
 			}
 		})
 	}

@@ -22,7 +22,9 @@ package loadgen
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -55,12 +57,20 @@ const (
 	DispatchBatch = 8
 )
 
-// Target is the request every connection sends.
+// Target is what the connections send: one request (Method, URL, Headers,
+// Body, Check), or a weighted mix of Requests to one endpoint.
 type Target struct {
-	Method   string // default GET
-	URL      string // http:// or https://
-	Headers  map[string]string
-	Body     []byte
+	Method  string // default GET
+	URL     string // http:// or https://
+	Headers map[string]string
+	Body    []byte
+	// Check, if set, checks the single request's responses.
+	Check *Check
+	// Requests, if not empty, replace the single request: a mix, every
+	// request of which goes to the same scheme, host and port.
+	Requests []Request
+	// Feeders are the data the requests' Field parts read, by name.
+	Feeders  map[string]*Feeder
 	Timeout  time.Duration // per request (it may run up to 1/8 longer); 0 = DefaultTimeout
 	Insecure bool          // skip TLS verification
 }
@@ -129,6 +139,17 @@ type Generator struct {
 	timeout time.Duration
 	opts    options
 
+	// The mix: its requests, the order they are sent in (one cycle), the
+	// feeders they read, and the requests sent so far (Seq; the position in
+	// the cycle). named: the requests are measured one by one too.
+	reqs     []*compiledRequest
+	schedule []uint8
+	feeders  []*feeder
+	seq      atomic.Uint64
+	named    bool
+	seeds    [2]uint64     // of the connections' random sources
+	streams  atomic.Uint64 // random sources made so far
+
 	mu     sync.Mutex // serializes Run and Close
 	conns  []*conn
 	shards []*shard
@@ -155,11 +176,24 @@ func New(target Target, opts ...Option) (*Generator, error) {
 	if target.Timeout < 0 {
 		return nil, fmt.Errorf("loadgen: timeout %v: must be >= 0", target.Timeout)
 	}
-	ep, err := newEndpoint(target)
+	ep, reqs, feeders, err := compileTarget(target)
 	if err != nil {
 		return nil, err
 	}
-	g := &Generator{ep: ep, timeout: target.Timeout, opts: o}
+	g := &Generator{ep: ep, timeout: target.Timeout, opts: o, reqs: reqs, feeders: feeders,
+		named: len(reqs) > 1 || reqs[0].name != ""}
+	if len(reqs) > 1 {
+		weights := make([]int, len(reqs))
+		for i, r := range reqs {
+			weights[i] = r.weight
+		}
+		if g.schedule, err = mixSchedule(weights); err != nil {
+			return nil, err
+		}
+	}
+	var seed [16]byte
+	_, _ = crand.Read(seed[:]) // UUIDs differ from run to run
+	g.seeds = [2]uint64{binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])}
 	if g.timeout == 0 {
 		g.timeout = DefaultTimeout
 	}
@@ -285,6 +319,8 @@ type run struct {
 	offered  []atomic.Int64 // per second: Poisson as scheduled, closed loop as sent
 	constant *constantPacer // the schedule, for a constant rate
 	reopened atomic.Int64
+	// fail stops the run with a reason (a unique feeder ran dry).
+	fail func(error)
 
 	// Dispatcher-only, read after it exits.
 	lag               *hdrhistogram.Histogram
@@ -308,19 +344,29 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		return nil, errors.New("loadgen: generator is closed")
 	}
 	g.resize(ctx, step.Connections)
+	// A request that cannot be built (a unique feeder ran dry) stops the step
+	// with its reason.
+	parent := ctx
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
 
 	nShards := min(step.Connections, 4*runtime.GOMAXPROCS(0))
 	for len(g.shards) < nShards {
 		g.shards = append(g.shards, newShard())
 	}
 	shards := g.shards[:nShards]
+	perRequest := 0
+	if g.named {
+		perRequest = len(g.reqs)
+	}
 	for _, s := range shards {
+		s.perRequest(perRequest)
 		s.reset()
 	}
 
 	total := step.Warmup + step.Hold
 	r := &run{
-		g: g, ctx: ctx,
+		g: g, ctx: ctx, fail: stopRun,
 		warmup:  int64(step.Warmup),
 		end:     int64(total),
 		closed:  step.Rate == 0,
@@ -403,13 +449,13 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		for j := range r.jobs {
 			if !r.canceled.Load() {
 				shards[0].record(outcome{intended: j.intended, done: r.now(), cls: clsIncomplete,
-					inWindow: j.intended >= r.warmup})
+					inWindow: j.intended >= r.warmup, req: g.nextIndex()})
 			}
 		}
 		if !r.canceled.Load() {
 			done := r.now()
 			for _, at := range r.unsent {
-				shards[0].record(outcome{intended: at, done: done, cls: clsIncomplete, inWindow: at >= r.warmup})
+				shards[0].record(outcome{intended: at, done: done, cls: clsIncomplete, inWindow: at >= r.warmup, req: g.nextIndex()})
 			}
 		}
 	}
@@ -465,8 +511,16 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 			w.ErrorClasses[classNames[c]] = n
 		}
 	}
+	if g.named {
+		w.PerRequest = g.requestWindows(shards)
+	}
 	if r.closed && w.Duration > 0 {
 		w.Offered = float64(w.Requests) / w.Duration.Seconds()
+	}
+	if err != nil && parent.Err() == nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause // the run stopped itself: say why
+		}
 	}
 	w.CPU = metrics.CPUShare(self1.cpu-self0.cpu, w.Duration)
 	w.GCPauseP99, w.GCPauseMax = gcPauseStats(self0.gc, self1.gc)
@@ -734,10 +788,35 @@ func (r *run) worker(c *conn, s *shard) {
 	}
 }
 
-// do sends one request on c and records its outcome.
+// do sends one request on c and records its outcome: the lone static
+// request as it was serialized once, or the mix's next request, built for
+// this send if anything in it varies.
 func (r *run) do(c *conn, s *shard, intended int64) {
+	g := r.g
+	req, idx := g.reqs[0], 0
+	payload := req.static
+	if payload == nil || len(g.reqs) > 1 {
+		if c.st == nil {
+			c.st = newReqState(g.seeds[0], g.seeds[1]+g.streams.Add(1)*0x9e3779b97f4a7c15, len(g.feeders))
+		}
+		if len(g.reqs) > 1 || req.usesSeq {
+			k := g.seq.Add(1)
+			c.st.seq = k
+			if len(g.schedule) > 0 {
+				idx = int(g.schedule[(k-1)%uint64(len(g.schedule))])
+				req = g.reqs[idx]
+			}
+		}
+		if payload = req.static; payload == nil {
+			var err error
+			if payload, err = req.build(c.st, g.feeders); err != nil {
+				r.fail(err)
+				return
+			}
+		}
+	}
 	sent := r.now()
-	o := outcome{intended: intended, sent: sent, inWindow: intended >= r.warmup}
+	o := outcome{intended: intended, sent: sent, inWindow: intended >= r.warmup, req: idx}
 	for attempt := 0; ; attempt++ {
 		if c.nc == nil {
 			reopened, err := c.open(r.ctx, r.g.dialer, r.g.opts.bufSize)
@@ -754,7 +833,7 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 			}
 		}
 		o.wasSent = true
-		resp, stale, err := c.roundTrip(r.g.ep, r.g.timeout)
+		resp, stale, err := c.roundTrip(payload, req.head, req.check != nil && req.check.needBody, g.timeout)
 		if err != nil {
 			c.close()
 			if r.canceled.Load() {
@@ -769,10 +848,59 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 		}
 		o.done = r.now()
 		o.cls = classifyStatus(resp.status)
+		if req.check != nil {
+			o.cls = req.check.judge(resp.status, o.cls, c.rr.kept)
+		}
 		if resp.close {
 			c.close()
 		}
 		s.record(o)
 		return
 	}
+}
+
+// nextIndex is the mix's next request: the one a request due but never sent
+// would have been, so its incomplete outcome is counted against it.
+func (g *Generator) nextIndex() int {
+	if len(g.schedule) == 0 {
+		return 0
+	}
+	k := g.seq.Add(1)
+	return int(g.schedule[(k-1)%uint64(len(g.schedule))])
+}
+
+// requestWindows merges the shards' per-request figures.
+func (g *Generator) requestWindows(shards []*shard) []RequestWindow {
+	out := make([]RequestWindow, len(g.reqs))
+	for i, rq := range g.reqs {
+		rw := RequestWindow{Name: rq.name, Weight: rq.weight, ErrorClasses: map[string]int64{},
+			Latency: metrics.NewHistogram(metrics.HistDigits)}
+		var classes [numClasses]int64
+		for _, s := range shards {
+			if i >= len(s.reqs) {
+				continue
+			}
+			rs := &s.reqs[i]
+			rw.Latency.Merge(rs.lat)
+			rw.Sent += rs.sent
+			for c, n := range rs.classes {
+				classes[c] += n
+			}
+		}
+		for c, n := range classes {
+			cl := class(c)
+			rw.Requests += n
+			if cl.answered() {
+				rw.Completed += n
+			}
+			if cl != clsOK && !cl.generatorSide() {
+				rw.Errors += n
+			}
+			if cl != clsOK && n > 0 {
+				rw.ErrorClasses[classNames[cl]] = n
+			}
+		}
+		out[i] = rw
+	}
+	return out
 }

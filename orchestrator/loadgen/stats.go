@@ -27,7 +27,25 @@ type shard struct {
 	secLat      *hdrhistogram.Histogram
 	secRequests int64
 	secErrors   int64
-	_           [64]byte // keep neighbouring shards' mutexes off one cache line
+	// reqs are the window's figures per request of a named mix (empty for a
+	// lone unnamed request).
+	reqs []reqStats
+	_    [64]byte // keep neighbouring shards' mutexes off one cache line
+}
+
+// reqStats are one request's window figures in one shard.
+type reqStats struct {
+	lat     *hdrhistogram.Histogram
+	classes [numClasses]int64
+	sent    int64
+}
+
+// perRequest sizes s's per-request figures for n requests (0: none).
+func (s *shard) perRequest(n int) {
+	for len(s.reqs) < n {
+		s.reqs = append(s.reqs, reqStats{lat: metrics.NewHistogram(metrics.HistDigits)})
+	}
+	s.reqs = s.reqs[:n]
 }
 
 func newShard() *shard {
@@ -40,6 +58,11 @@ func (s *shard) reset() {
 	s.secLat.Reset()
 	s.classes = [numClasses]int64{}
 	s.sent, s.outOfRange, s.secRequests, s.secErrors = 0, 0, 0, 0
+	for i := range s.reqs {
+		s.reqs[i].lat.Reset()
+		s.reqs[i].classes = [numClasses]int64{}
+		s.reqs[i].sent = 0
+	}
 }
 
 // outcome is one request's result. Times are nanoseconds from the step's start.
@@ -48,6 +71,7 @@ type outcome struct {
 	cls                  class
 	wasSent              bool
 	inWindow             bool
+	req                  int // the request of the mix (index)
 }
 
 func (s *shard) record(o outcome) {
@@ -73,6 +97,16 @@ func (s *shard) record(o outcome) {
 		}
 		if o.cls.answered() {
 			_ = s.svc.RecordValue(clampUS((o.done - o.sent) / 1e3))
+		}
+		if o.req < len(s.reqs) {
+			rs := &s.reqs[o.req]
+			rs.classes[o.cls]++
+			if o.wasSent {
+				rs.sent++
+			}
+			if !o.cls.generatorSide() {
+				_ = rs.lat.RecordValue(clampUS(latUS))
+			}
 		}
 	}
 	s.mu.Unlock()

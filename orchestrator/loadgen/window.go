@@ -55,11 +55,29 @@ type Window struct {
 	// where it cannot be read.
 	Starved      float64
 	StarvedKnown bool
+	// PerRequest are the window's figures per request of a named mix, in
+	// the Target's order (empty for a lone unnamed request).
+	PerRequest []RequestWindow
+}
+
+// RequestWindow is one request of a mix, measured over the hold.
+type RequestWindow struct {
+	Name   string
+	Weight int
+	// Requests, Sent, Completed, Errors and ErrorClasses count as the
+	// Window's do, for this request only.
+	Requests, Sent, Completed, Errors int64
+	ErrorClasses                      map[string]int64
+	Latency                           *hdrhistogram.Histogram // from the intended send time, µs
 }
 
 // Result is the window as the orchestrator records it.
 func (w *Window) Result() *result.EngineResult {
-	return &result.EngineResult{Metrics: w.Metrics(), Series: w.Series, ErrorClasses: w.ErrorClasses}
+	res := &result.EngineResult{Metrics: w.Metrics(), Series: w.Series, ErrorClasses: w.ErrorClasses}
+	for _, rw := range w.PerRequest {
+		res.Requests = append(res.Requests, result.Request{Name: rw.Name, Weight: rw.Weight, ErrorClasses: rw.ErrorClasses})
+	}
+	return res
 }
 
 // Metrics returns the window's measurements by metric name (durations in seconds).
@@ -112,5 +130,33 @@ func (w *Window) Metrics() metrics.Metrics {
 		m[metrics.ConnectionsHeldPeak] = float64(w.HeldPeak)
 	}
 	m[metrics.LatencyOutOfRange] = float64(w.OutOfRange)
+	for _, rw := range w.PerRequest {
+		rw.putMetrics(m, w)
+	}
 	return m
+}
+
+// putMetrics sets the request's metrics (request.<name>.*) in m.
+func (rw RequestWindow) putMetrics(m metrics.Metrics, w *Window) {
+	own := metrics.Metrics{}
+	if rw.Requests > 0 {
+		own.PutQuantiles(rw.Latency, metrics.Latency)
+	}
+	own[metrics.ErrorsCount] = float64(rw.Errors)
+	own[metrics.ErrorsRatio] = 0
+	if rw.Requests > 0 {
+		own[metrics.ErrorsRatio] = float64(rw.Errors) / float64(rw.Requests)
+	}
+	own[metrics.RequestsCount] = float64(rw.Requests)
+	own[metrics.ThroughputRPS] = 0
+	if w.Duration > 0 {
+		own[metrics.ThroughputRPS] = float64(rw.Completed) / w.Duration.Seconds()
+	}
+	own[metrics.RequestShare] = 0
+	if w.Requests > 0 {
+		own[metrics.RequestShare] = float64(rw.Requests) / float64(w.Requests)
+	}
+	for k, v := range own {
+		m[metrics.RequestMetric(rw.Name, k)] = v
+	}
 }
