@@ -65,6 +65,9 @@ func compileGates(p *plan.Plan) (gateSet, []error) {
 		if msg := promGate(p, g.Metric); msg != "" {
 			problem(e, "gate %q: %s", e.Text, msg)
 		}
+		if msg := requestGate(p, g.Metric); msg != "" {
+			problem(e, "gate %q: %s", e.Text, msg)
+		}
 		judged[e.Kind+"\x00"+g.Metric] = true
 		switch e.Kind {
 		case plan.CheckGates:
@@ -165,4 +168,32 @@ func promGate(p *plan.Plan, metric string) string {
 func Checks(p *plan.Plan) result.Checks {
 	gs, _ := compileGates(p)
 	return gs.checks
+}
+
+// requestGate explains a gate on a per-request metric
+// (request.<name>.<metric>) that names no request of the plan's mix, or a
+// figure not measured per request.
+func requestGate(p *plan.Plan, metric string) string {
+	if !strings.HasPrefix(metric, metrics.RequestPrefix) {
+		return ""
+	}
+	name, m, ok := metrics.SplitRequestMetric(metric)
+	if !ok {
+		return fmt.Sprintf("%s: a per-request metric is request.<name>.<metric>, such as request.checkout.latency.p99", metric)
+	}
+	names := p.RequestNames()
+	if len(names) == 0 {
+		return fmt.Sprintf("%s: per-request metrics need a mix of named requests (workload.http.requests)", metric)
+	}
+	found := false
+	for _, n := range names {
+		found = found || n == name
+	}
+	if !found {
+		return fmt.Sprintf("no request is named %q; the plan's requests are %s%s", name, strings.Join(names, ", "), plan.Suggest(name, names))
+	}
+	if !metrics.IsRequestMetric(m) {
+		return fmt.Sprintf("%s is not measured per request; request.%s. takes %s%s", m, name, strings.Join(metrics.RequestMetrics, ", "), plan.Suggest(m, metrics.RequestMetrics))
+	}
+	return ""
 }

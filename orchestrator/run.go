@@ -75,6 +75,10 @@ type Deps struct {
 	LogLevel  zerolog.Level
 	Now       func() time.Time
 	Version   string
+	// LookupEnv reads the environment variables request templates ask for
+	// with {{ env "NAME" }} (nil: os.LookupEnv). Run refuses a plan whose
+	// variables are not set, and keeps their values out of the run directory.
+	LookupEnv func(string) (string, bool)
 }
 
 // ProvisionSpec is what Provision builds a fleet from.
@@ -266,7 +270,11 @@ type namedFleet struct {
 
 func newRunner(p *plan.Plan, deps Deps, opts Options) (*runner, error) {
 	r := &runner{p: p, deps: deps, opts: opts, log: zerolog.Nop(), obs: deps.Observer, states: map[string]FleetState{}}
+	if r.deps.LookupEnv == nil {
+		r.deps.LookupEnv = os.LookupEnv
+	}
 	gs, errs := compileGates(p)
+	errs = append(errs, p.CheckEnv(r.deps.LookupEnv)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -338,6 +346,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	r.dir = dir
 	defer dir.Close()
+	r.envSecrets()
 	var sinks []io.Writer
 	if ev, err := dir.EventsLog(); err == nil {
 		defer ev.Close()
@@ -861,6 +870,19 @@ func hostFacts() result.HostFacts {
 	h, _ := os.Hostname()
 	kernel := hoststat.KernelRelease(hoststat.DefaultRoot)
 	return result.HostFacts{Hostname: h, OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Kernel: kernel, Go: runtime.Version()}
+}
+
+// envSecrets notes the values of the environment variables the request
+// templates read ({{ env "NAME" }}): like sensitive outputs, events.log
+// scrubs them and the upload checks for them. The plan, run.json and the
+// reports only ever hold the reference, {{ env "NAME" }}.
+func (r *runner) envSecrets() {
+	for _, ref := range r.p.EnvRefs() {
+		if v, ok := r.deps.LookupEnv(ref.Name); ok && v != "" {
+			r.dir.Redact(v)
+			r.secrets = append(r.secrets, v)
+		}
+	}
 }
 
 // secret notes the values of a fleet's sensitive outputs: events.log scrubs

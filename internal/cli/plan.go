@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,10 +135,39 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	sort.Strings(fleets)
 	fmt.Fprintf(w, "fleets:      %s\n", strings.Join(fleets, ", "))
 	eng := p.Workload.Engine
-	if p.Workload.HTTP != nil {
-		eng += fmt.Sprintf(": %s %s", p.Workload.HTTP.Method, p.Workload.HTTP.URL)
+	h := p.Workload.HTTP
+	switch {
+	case h != nil && len(h.Requests) > 0:
+		eng += fmt.Sprintf(": a mix of %d requests", len(h.Requests))
+	case h != nil:
+		eng += fmt.Sprintf(": %s %s", h.Method, h.URL)
 	}
 	fmt.Fprintf(w, "engine:      %s\n", eng)
+	if h != nil && len(h.Requests) > 0 {
+		total := 0
+		for _, r := range h.Requests {
+			total += r.Weight
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, r := range h.Requests {
+			fmt.Fprintf(tw, "  %s\tweight %d (%s%%)\t%s %s\t\n", r.Name, r.Weight,
+				strconv.FormatFloat(100*float64(r.Weight)/float64(total), 'f', -1, 64), r.Method, r.URL)
+		}
+		tw.Flush()
+	}
+	if refs := p.EnvRefs(); len(refs) > 0 {
+		var names []string
+		for _, r := range refs {
+			state := "set"
+			if _, ok := os.LookupEnv(r.Name); !ok {
+				state = "NOT SET: loadramp run refuses the plan until it is"
+			}
+			if s := r.Name + " (" + state + ")"; !slices.Contains(names, s) {
+				names = append(names, s)
+			}
+		}
+		fmt.Fprintf(w, "secrets:     from the environment, kept out of the run directory: %s\n", strings.Join(names, ", "))
+	}
 	if len(p.Static) > 0 {
 		var keys []string
 		for k := range p.Static {

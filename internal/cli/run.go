@@ -93,6 +93,15 @@ func (a *app) runPlan(parent context.Context, path string, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	// A secret the request templates read from the environment must be
+	// there before anything starts.
+	if errs := p.CheckEnv(os.LookupEnv); len(errs) > 0 {
+		fmt.Fprintf(a.io.ErrOut, "%s: %d problem(s):\n", path, len(errs))
+		for _, e := range errs {
+			fmt.Fprintf(a.io.ErrOut, "  - %v\n", e)
+		}
+		return &exitError{code: ExitUsage, err: fmt.Errorf("invalid plan %s", path), quiet: true}
+	}
 	out := o.out
 	if out == "" {
 		out = a.v.GetString(keyRunsDir)

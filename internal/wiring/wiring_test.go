@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	awsinfra "github.com/loadramp/loadramp/infra/aws"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/delivery"
+	"github.com/loadramp/loadramp/orchestrator/loadgen"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/result"
@@ -284,5 +287,68 @@ func TestRenderBusDefersClientValues(t *testing.T) {
 	}
 	if d := delivery.DefaultSettle; d <= 0 {
 		t.Errorf("DefaultSettle %v", d)
+	}
+}
+
+// A mix's templates are rendered once into text and per-request parts; an
+// env value is read once; feeders are loaded with their mode.
+func TestHTTPTargetOfAMix(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.csv")
+	if err := os.WriteFile(users, []byte("id,name\n1,ann\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Parse([]byte(`version: 1
+name: mix
+fleets:
+  target: { provider: static, outputs: { endpoint: "http://127.0.0.1:9" } }
+workload:
+  engine: builtin
+  http:
+    feeders: { users: { file: `+users+`, mode: unique } }
+    requests:
+      - name: publish
+        weight: 3
+        url: '{{ .fleets.target.endpoint }}/publish?u={{ feed "users" "name" }}'
+        headers: { Authorization: 'Bearer {{ env "WIRING_TOKEN" }}', X-Id: '{{ uuid }}' }
+        body: '{"n":{{ seq }}}'
+        check: { status: [200], json: { path: receivers, equals: 0 } }
+      - { name: health, url: '{{ .fleets.target.endpoint }}/healthz' }
+parameters:
+  - { name: rate, start: 1, max: 2 }
+gates: [latency.p99 < 1s]
+`), "mix.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(name string) (string, bool) { return map[string]string{"WIRING_TOKEN": "s3cret"}[name], name == "WIRING_TOKEN" }
+	// Around per-request calls, the plan's actions are in canonical form.
+	render := func(s string) (string, error) {
+		s = strings.ReplaceAll(s, "{{.fleets.target.endpoint}}", "http://127.0.0.1:9")
+		return staticRender("http://127.0.0.1:9")(s)
+	}
+	tg, err := httpTarget(p, render, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tg.Requests) != 2 || tg.Feeders["users"].Mode != loadgen.Unique || tg.Feeders["users"].Rows[0][1] != "ann" {
+		t.Fatalf("target %+v", tg)
+	}
+	r := tg.Requests[0]
+	want := loadgen.Request{Name: "publish", Weight: 3, Method: "POST",
+		URL:  loadgen.Template{loadgen.Text("http://127.0.0.1:9/publish?u="), loadgen.Field("users", "name")},
+		Body: loadgen.Template{loadgen.Text(`{"n":`), loadgen.Seq(), loadgen.Text("}")},
+		Headers: []loadgen.Header{{Name: "Authorization", Value: loadgen.Template{loadgen.Text("Bearer "), loadgen.Text("s3cret")}},
+			{Name: "X-Id", Value: loadgen.Template{loadgen.UUID()}}},
+		Check: &loadgen.Check{Status: []int{200}, JSON: &loadgen.JSONCheck{Path: "receivers", Equals: 0}}}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("request\n%#v\nwant\n%#v", r, want)
+	}
+	if _, err := loadgen.New(tg); err != nil {
+		t.Errorf("loadgen.New: %v", err)
+	}
+	if _, err := httpTarget(p, render, func(string) (string, bool) { return "", false }); err == nil ||
+		!strings.Contains(err.Error(), `workload.http.requests[0].headers.Authorization: env "WIRING_TOKEN" is not set`) {
+		t.Errorf("unset env: %v", err)
 	}
 }

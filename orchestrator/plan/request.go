@@ -150,8 +150,10 @@ func (p RequestPart) IntArg(i int) int64 {
 }
 
 // ParseRequestTemplate parses a request template into its parts, in order:
-// runs of text and plan actions, and per-request function calls. Text without
-// "{{" is one text part; "" is no part. It refuses a per-request function
+// runs of text and plan actions, and per-request function calls. A template
+// without per-request calls is one text part, as written; "" is no part.
+// Around calls, the plan's actions are written back in text/template's
+// canonical form ({{.fleets.target.endpoint}}), which renders the same. It refuses a per-request function
 // that is not alone in its action with literal arguments, or that sits inside
 // if, range or with.
 func ParseRequestTemplate(text string) ([]RequestPart, error) {
@@ -178,6 +180,9 @@ func ParseRequestTemplate(text string) ([]RequestPart, error) {
 	}
 	if t.Tree == nil || t.Tree.Root == nil {
 		return nil, nil
+	}
+	if firstRequestFunc(t.Tree.Root) == "" {
+		return []RequestPart{{Text: text}}, nil // rendered once, as written
 	}
 	for _, n := range t.Tree.Root.Nodes {
 		switch x := n.(type) {
@@ -494,3 +499,21 @@ func (p *Plan) CheckEnv(lookup func(string) (string, bool)) []error {
 }
 
 func isControl(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }
+
+// RequestNames are the names of workload.http's requests, in plan order
+// (none for the single request).
+func (p *Plan) RequestNames() []string {
+	h := p.Workload.HTTP
+	if h == nil || p.Workload.Engine != EngineBuiltin {
+		return nil
+	}
+	names := make([]string, 0, len(h.Requests))
+	for _, r := range h.Requests {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
+// Suggest returns `; did you mean "x"?` for the candidate closest to word, or
+// "" when none is close.
+func Suggest(word string, candidates []string) string { return hint(word, candidates) }

@@ -15,7 +15,7 @@ func TestParseRequestTemplate(t *testing.T) {
 	}{
 		{"", nil},
 		{"plain /x?y=1", []RequestPart{{Text: "plain /x?y=1"}}},
-		{"{{ .fleets.target.endpoint }}/items", []RequestPart{{Text: "{{.fleets.target.endpoint}}/items"}}},
+		{"{{ .fleets.target.endpoint }}/items", []RequestPart{{Text: "{{ .fleets.target.endpoint }}/items"}}},
 		{`{{ .fleets.target.endpoint }}/items/{{ seq }}?u={{ feed "users" "id" }}&x=1`, []RequestPart{
 			{Text: "{{.fleets.target.endpoint}}/items/"}, {Func: "seq"}, {Text: "?u="},
 			{Func: "feed", Args: []string{"users", "id"}}, {Text: "&x=1"},

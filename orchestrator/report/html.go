@@ -62,6 +62,30 @@ type htmlView struct {
 	FailedGates []gateRow
 	Findings    []findingView
 	Plots       []svgPlot
+	// Per-request tables of a mix: the bottleneck's, and every attempt's.
+	RequestHeader      []string
+	BottleneckRequests []requestLine
+	StepRequests       []stepRequests
+}
+
+// requestLine is one line of a per-request table; Failed marks a request a
+// gate failed on.
+type requestLine struct {
+	Cells  []string
+	Failed bool
+}
+
+type stepRequests struct {
+	Label, Class, Verdict string
+	Lines                 []requestLine
+}
+
+func requestLines(rows []RequestRow) []requestLine {
+	var out []requestLine
+	for _, r := range rows {
+		out = append(out, requestLine{Cells: requestCells(r), Failed: len(r.FailedGates) > 0})
+	}
+	return out
 }
 
 type kv struct{ K, V string }
@@ -160,6 +184,16 @@ func htmlViewOf(r *Report) htmlView {
 		}
 	}
 	v.Findings = findingsOf(r)
+	v.RequestHeader = requestHeader
+	if b := r.Bottleneck; b != nil {
+		v.BottleneckRequests = requestLines(b.Requests)
+	}
+	for _, s := range r.Steps {
+		if rows := RequestRows(s); len(rows) > 0 {
+			v.StepRequests = append(v.StepRequests, stepRequests{Label: StepName(s, r.Parameters), Class: "v-" + s.Verdict,
+				Verdict: s.Verdict, Lines: requestLines(rows)})
+		}
+	}
 	return v
 }
 
@@ -466,6 +500,17 @@ svg.plot{display:block;width:100%;height:auto}
 {{- else}}
 <p class="none">No gate result was recorded for this step{{with .R.Bottleneck.Reason}}: {{.}}{{end}}.</p>
 {{- end}}
+{{- if .BottleneckRequests}}
+<h3>Requests</h3>
+<table class="requests" id="bottleneck-requests">
+<thead><tr>{{range .RequestHeader}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{- range .BottleneckRequests}}
+<tr{{if .Failed}} class="v-target-fail"{{end}}>{{range $i, $c := .Cells}}<td{{if not $i}} class="mono"{{else if lt $i 8}} class="n"{{end}}>{{$c}}</td>{{end}}</tr>
+{{- end}}
+</tbody>
+</table>
+{{- end}}
 </section>
 {{- end}}
 <section id="findings">
@@ -565,6 +610,22 @@ svg.plot{display:block;width:100%;height:auto}
 <p class="none">No step ran.</p>
 {{- end}}
 </section>
+{{- if .StepRequests}}
+<section id="requests">
+<h2>Requests per step</h2>
+{{- range .StepRequests}}
+<h3 class="{{.Class}}">{{.Label}} <span class="verdict {{.Verdict}}">{{.Verdict}}</span></h3>
+<div class="scroll"><table class="requests">
+<thead><tr>{{range $.RequestHeader}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{- range .Lines}}
+<tr{{if .Failed}} class="v-target-fail"{{end}}>{{range $i, $c := .Cells}}<td{{if not $i}} class="mono"{{else if lt $i 8}} class="n"{{end}}>{{$c}}</td>{{end}}</tr>
+{{- end}}
+</tbody>
+</table></div>
+{{- end}}
+</section>
+{{- end}}
 <section id="plots">
 <h2>Plots</h2>
 {{- if .Plots}}

@@ -65,6 +65,10 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			}
 			p("\n")
 		}
+		if len(b.Requests) > 0 {
+			p("### Requests\n\n")
+			writeRequestTable(bw, b.Requests)
+		}
 	}
 
 	if len(r.Findings) > 0 {
@@ -112,10 +116,14 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if c := r.Capacity; c != nil {
 		p("## Capacity\n\nStep %d attempt %d (%s): `%s`\n\n", c.Step, c.Attempt, mdText(c.Kind), mdCode(ParamString(c.Parameters, r.Parameters)))
 		p("| metric | value |\n|---|---:|\n")
-		for _, m := range sortedKeys(c.Metrics) {
-			p("| %s | %s |\n", m, metrics.FormatValue(m, c.Metrics[m]))
+		own := withoutRequestMetrics(c.Metrics) // per request: the table below
+		for _, m := range sortedKeys(own) {
+			p("| %s | %s |\n", m, metrics.FormatValue(m, own[m]))
 		}
 		p("\n")
+		if len(c.Requests) > 0 {
+			writeRequestTable(bw, c.Requests)
+		}
 	}
 
 	if len(r.Static) > 0 {
@@ -191,6 +199,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		p("\n")
 	}
+	writeStepRequests(bw, r)
 	var notes []string
 	for _, s := range r.Steps {
 		for _, n := range s.NotMeasured {
@@ -201,6 +210,42 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		p("\n## Not measured\n\n%s", strings.Join(notes, ""))
 	}
 	return bw.Flush()
+}
+
+// writeRequestTable writes a per-request table.
+func writeRequestTable(w io.Writer, rows []RequestRow) {
+	fmt.Fprintf(w, "| %s |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n", strings.Join(requestHeader, " | "))
+	for _, r := range rows {
+		cells := requestCells(r)
+		for i := range cells {
+			cells[i] = mdCell(cells[i])
+		}
+		cells[0] = "`" + mdCellCode(r.Name) + "`"
+		var gates []string
+		for _, g := range r.FailedGates {
+			gates = append(gates, "`"+mdCellCode(g)+"`")
+		}
+		cells[len(cells)-1] = strings.Join(gates, "; ")
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+	fmt.Fprintln(w)
+}
+
+// writeStepRequests writes the per-request table of every attempt of a mix.
+func writeStepRequests(w io.Writer, r *Report) {
+	started := false
+	for _, s := range r.Steps {
+		rows := RequestRows(s)
+		if len(rows) == 0 {
+			continue
+		}
+		if !started {
+			fmt.Fprintf(w, "\n## Requests per step\n\n")
+			started = true
+		}
+		fmt.Fprintf(w, "### %s (%s)\n\n", mdText(StepName(s, r.Parameters)), mdText(s.Verdict))
+		writeRequestTable(w, rows)
+	}
 }
 
 // why says in a few words why a step got its verdict.

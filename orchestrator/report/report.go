@@ -149,6 +149,8 @@ type Capacity struct {
 	Kind       string             `json:"kind"`
 	Parameters map[string]float64 `json:"parameters"`
 	Metrics    metrics.Metrics    `json:"metrics"`
+	// Requests is the per-request table of the capacity step, for a mix.
+	Requests []RequestRow `json:"requests,omitempty"`
 }
 
 // Bottleneck is the first ramp step that failed on the target, after its
@@ -168,6 +170,9 @@ type Bottleneck struct {
 	// Refined is the tightest passing and failing value of Parameter after
 	// bisection, when refine attempts ran.
 	Refined *result.Refined `json:"refined,omitempty"`
+	// Requests is the per-request table of the failing step, for a mix: a
+	// failed gate on one request is named on its line.
+	Requests []RequestRow `json:"requests,omitempty"`
 }
 
 // StepName is a step's label in reports: "step 3 attempt 1: rate=1000
@@ -250,7 +255,7 @@ func Build(run *record.Run, steps []result.Step, opts ...Option) *Report {
 	}
 	if c, ok := record.CapacityStep(steps); ok {
 		r.Capacity = &Capacity{Step: c.Index, Attempt: c.Attempt, Kind: c.Kind,
-			Parameters: nonNilParams(c.Parameters), Metrics: nonNilMetrics(c.Metrics)}
+			Parameters: nonNilParams(c.Parameters), Metrics: nonNilMetrics(c.Metrics), Requests: RequestRows(c)}
 	}
 	if b, ok := record.Bottleneck(steps); ok {
 		findings := b.Findings
@@ -262,6 +267,7 @@ func Build(run *record.Run, steps []result.Step, opts ...Option) *Report {
 			Parameter: b.Step.Changed, From: b.Step.From, To: b.Step.To,
 			Side: result.SideTarget, Reason: b.Step.Reason,
 			FailedGates: failedGates(b.Step), Findings: findings, Refined: b.Refined,
+			Requests: RequestRows(stepOf(b.Step)),
 		}
 	}
 	var own []result.Finding
