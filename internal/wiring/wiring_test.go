@@ -321,7 +321,9 @@ gates: [latency.p99 < 1s]
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := func(name string) (string, bool) { return map[string]string{"WIRING_TOKEN": "s3cret"}[name], name == "WIRING_TOKEN" }
+	env := func(name string) (string, bool) {
+		return map[string]string{"WIRING_TOKEN": "s3cret"}[name], name == "WIRING_TOKEN"
+	}
 	// Around per-request calls, the plan's actions are in canonical form.
 	render := func(s string) (string, error) {
 		s = strings.ReplaceAll(s, "{{.fleets.target.endpoint}}", "http://127.0.0.1:9")
