@@ -22,12 +22,18 @@
 #      (bench/cmd/ssebench) against the bundled event bus on CPU 0 (its --nofile
 #      raised): generator RSS per subscriber (<= 32 KiB) and its CPU idle and while
 #      delivering;
-#   7. peak RSS at 20k req/s for DURATION and MEM_DURATION (< 20 % apart).
+#   7. peak RSS at 20k req/s for DURATION and MEM_DURATION (< 20 % apart);
+#   8. a request mix (the real-workloads issue): three requests weighted 6:3:1, one
+#      template variable (a sequence number in the URL) and one response check,
+#      against one static request, both unpaced, alternated MIX_ROUNDS times (the
+#      best of each kept): the mix reaches >= 0.8x the single request's rate, its shares
+#      are within 2 % of the weights; and (with 5) a templated request makes 0
+#      allocations per request.
 #
 # Environment: DURATION (10 s per measurement), CONNECTIONS (64), SUBSCRIBERS
 # (20000; clamped to what RLIMIT_NOFILE's hard limit allows, and said so),
 # SSE_RATE (messages/s while delivering, 1), MEM_DURATION (60; 0 skips 7),
-# SKIP_VEGETA=1, SKIP_PRODUCT=1, SKIP_SSE=1.
+# MIX_ROUNDS (2), SKIP_VEGETA=1, SKIP_PRODUCT=1, SKIP_SSE=1, SKIP_MIX=1.
 # Needs: nginx, wrk, taskset, python3, curl (Debian: nginx wrk util-linux python3
 # curl) and Go; builds bin/loadramp, bin/eventbus, bin/genbench, bin/ssebench and
 # (unless SKIP_VEGETA=1) bin/vegeta. Run as root or as a user nginx accepts. Uses
@@ -41,6 +47,7 @@ MEM_DURATION=${MEM_DURATION:-60}
 CONNECTIONS=${CONNECTIONS:-64}
 SUBSCRIBERS=${SUBSCRIBERS:-20000}
 SSE_RATE=${SSE_RATE:-1}
+MIX_ROUNDS=${MIX_ROUNDS:-2}
 
 for tool in nginx wrk taskset python3 curl go; do
 	command -v "$tool" >/dev/null || { echo "generator.sh: $tool not found (apt-get install nginx wrk util-linux python3 curl)" >&2; exit 1; }
@@ -278,13 +285,21 @@ PY
 fi
 
 echo "== 5. the request path's allocations"
-ALLOC_OUT=$(go test -count=1 -run '^TestRequestZeroAlloc$' -bench '^BenchmarkRequest$' -benchmem -benchtime 20000x ./orchestrator/loadgen 2>&1 || true)
-ALLOCS=$(awk '/^BenchmarkRequest/ {for (i = 1; i <= NF; i++) if ($(i) == "allocs/op") print $(i-1)}' <<<"$ALLOC_OUT")
-grep -E '^(Benchmark|ok|FAIL|---)' <<<"$ALLOC_OUT" | sed 's/^/    /'
+ALLOC_OUT=$(go test -count=1 -v -run '^(TestRequestZeroAlloc|TestTemplatedRequestZeroAlloc)$' -bench '^(BenchmarkRequest|BenchmarkRequestMix)$' \
+	-benchmem -benchtime 20000x ./orchestrator/loadgen 2>&1 || true)
+allocs() { awk -v b="^$1-" '$1 ~ b {for (i = 1; i <= NF; i++) if ($(i) == "allocs/op") print $(i-1)}' <<<"$ALLOC_OUT"; }
+ALLOCS=$(allocs BenchmarkRequest)
+MIX_ALLOCS=$(allocs BenchmarkRequestMix)
+grep -E '^(Benchmark|ok|FAIL|---)|allocations per request' <<<"$ALLOC_OUT" | sed 's/^ *//; s/^/    /'
 if grep -q '^ok' <<<"$ALLOC_OUT" && [ "${ALLOCS:-x}" = 0 ]; then
 	verdict "0 allocations per request" PASS "BenchmarkRequest ${ALLOCS} allocs/op, TestRequestZeroAlloc ok"
 else
 	verdict "0 allocations per request" FAIL "BenchmarkRequest ${ALLOCS:-?} allocs/op"
+fi
+if grep -q '^ok' <<<"$ALLOC_OUT" && [ "${MIX_ALLOCS:-x}" = 0 ]; then
+	verdict "a templated mix makes 0 allocations per request" PASS "BenchmarkRequestMix ${MIX_ALLOCS} allocs/op, TestTemplatedRequestZeroAlloc ok"
+else
+	verdict "a templated mix makes 0 allocations per request" FAIL "BenchmarkRequestMix ${MIX_ALLOCS:-?} allocs/op"
 fi
 
 if [ "${SKIP_SSE:-0}" = 0 ]; then
@@ -325,6 +340,38 @@ if [ "$MEM_DURATION" -gt 0 ]; then
 	}'
 fi
 
-echo "== acceptance (generator-speed issue), one run"
+if [ "${SKIP_MIX:-0}" = 0 ]; then
+	echo "== 8. a request mix: 3 requests 6:3:1 (one template variable, one response check) against one request, unpaced, ${CONNECTIONS} connections, ${DURATION}s each, alternated $MIX_ROUNDS times"
+	best() { # best A B: the genbench output of the two with the higher rps
+		if awk -v a="$(field rps "$1")" -v b="$(field rps "$2")" 'BEGIN {exit !(a >= b)}'; then echo "$1"; else echo "$2"; fi
+	}
+	ONE=""
+	MIX=""
+	for _ in $(seq "$MIX_ROUNDS"); do
+		O=$(taskset -c 1 bin/genbench -name single -url "$URL" -rate 0 -connections "$CONNECTIONS" -duration "${DURATION}s")
+		M=$(taskset -c 1 bin/genbench -name mix -mix -url "$URL" -rate 0 -connections "$CONNECTIONS" -duration "${DURATION}s")
+		sed 's/^/    /' <<<"$O"
+		sed 's/^/    /' <<<"$M"
+		ONE=$(best "${ONE:-$O}" "$O")
+		MIX=$(best "${MIX:-$M}" "$M")
+	done
+	ONE_RPS=$(field rps "$ONE")
+	MIX_RPS=$(field rps "$MIX")
+	awk -v oc="$(field cpu "$ONE")" -v on="$(field requests "$ONE")" -v mc="$(field cpu "$MIX")" -v mn="$(field requests "$MIX")" -v d="$DURATION" \
+		'BEGIN {printf "generator CPU per request: single %.1f us, mix %.1f us\n", 1e6 * oc * d / on, 1e6 * mc * d / mn}'
+	R=$(awk -v m="$MIX_RPS" -v o="$ONE_RPS" 'BEGIN {printf "%.2f", m / o}')
+	verdict "a three-request mix reaches >= 0.8x the single request's unpaced rate" "$(awk -v r="$R" 'BEGIN {print (r >= 0.8 ? "PASS" : "FAIL")}')" \
+		"$R ($MIX_RPS / $ONE_RPS req/s)"
+	SHARES=$(awk -v a="$(field share_item "$MIX")" -v b="$(field share_list "$MIX")" -v c="$(field share_health "$MIX")" 'BEGIN {
+		split(a " " b " " c, s, " "); split("0.6 0.3 0.1", w, " "); d = 0
+		for (i = 1; i <= 3; i++) { x = s[i] - w[i]; if (x < 0) x = -x; if (x > d) d = x }
+		printf "%s item %.4f list %.4f health %.4f (weights 0.6 0.3 0.1)", (d <= 0.02 ? "PASS" : "FAIL"), a, b, c
+	}')
+	ERRS=$(field errors "$MIX")
+	verdict "the mix's shares are within 2% of its weights, without errors" "$([ "${SHARES%% *}" = PASS ] && [ "$ERRS" = 0 ] && echo PASS || echo FAIL)" \
+		"${SHARES#* }, $ERRS errors"
+fi
+
+echo "== acceptance (generator-speed and request-mix issues), one run"
 for l in "${RESULTS[@]}"; do echo "$l"; done
 echo "   after: $(pressure)"

@@ -45,6 +45,7 @@ func TestRequestZeroAlloc(t *testing.T) {
 		r.do(c, s, r.now())
 	}
 	allocs := testing.AllocsPerRun(2000, func() { r.do(c, s, r.now()) })
+	t.Logf("static request: %v allocations per request", allocs)
 	if allocs != 0 {
 		t.Errorf("%v allocations per request, want 0", allocs)
 	}

@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "loadramp", "label printed first")
 	tick := fs.Duration("tick", 0, "shortest time between two dispatcher wake-ups (0: by the rate)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the step to this file")
+	mix := fs.Bool("mix", false, "send a three-request mix (6:3:1, one template variable, one response check) under -url instead of -url itself")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -53,7 +54,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	log := zerolog.New(stderr).With().Timestamp().Logger()
-	g, err := loadgen.New(loadgen.Target{URL: *url, Method: *method, Body: []byte(*body), Headers: headers}, loadgen.WithLogger(log), loadgen.WithDispatchTick(*tick))
+	target := loadgen.Target{URL: *url, Method: *method, Body: []byte(*body), Headers: headers}
+	if *mix {
+		target = mixTarget(*url)
+	}
+	g, err := loadgen.New(target, loadgen.WithLogger(log), loadgen.WithDispatchTick(*tick))
 	if err != nil {
 		fmt.Fprintln(stderr, "genbench:", err)
 		return 2
@@ -90,6 +95,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		m[metrics.GeneratorLagP50]*1e3, m[metrics.GeneratorLagP99]*1e3,
 		m[metrics.GeneratorBlockedRatio], m[metrics.GeneratorCPU], m[metrics.GeneratorStarvedRatio], m[metrics.GeneratorGCPauseMax]*1e3,
 		float64(ru.Maxrss)/1024)
+	if *mix {
+		fmt.Fprintf(stdout, "%s mix%s\n", *name, mixShares(w))
+	}
 	if err != nil {
 		return 1
 	}
