@@ -444,3 +444,27 @@ func checkFeederData(t *testing.T, d *FeederData) {
 		}
 	}
 }
+
+// A plan with a mix marshals (as plan.yaml) to YAML that parses back to the
+// same plan.
+func TestMixPlanMarshalRoundTrip(t *testing.T) {
+	users := writeFeeder(t, "users.csv", "id,name\n1,ann\n")
+	p := mustParse(t, mixPlan, "workload.http.feeders.users.file="+users)
+	if errs := p.Validate(); len(errs) > 0 {
+		t.Fatal(Errors(errs))
+	}
+	out, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := mustParse(t, string(out))
+	if errs := q.Validate(); len(errs) > 0 {
+		t.Fatalf("%v\n%s", Errors(errs), out)
+	}
+	if !reflect.DeepEqual(p.Workload, q.Workload) {
+		t.Errorf("workload differs after a round trip:\n%#v\n%#v", p.Workload.HTTP, q.Workload.HTTP)
+	}
+	if !strings.Contains(string(out), `{{ env "LR_TEST_TOKEN" }}`) {
+		t.Errorf("plan.yaml lost the env reference:\n%s", out)
+	}
+}
