@@ -95,6 +95,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeResult$$' -fuzztime $(FUZZTIME) ./orchestrator/agent
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStepAddr$$' -fuzztime $(FUZZTIME) ./orchestrator/record
 	$(GO) test -run '^$$' -fuzz '^FuzzReadNotes$$' -fuzztime $(FUZZTIME) ./orchestrator/record
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestTemplate$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
+	$(GO) test -run '^$$' -fuzz '^FuzzCSVFeeder$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONLFeeder$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONLookup$$' -fuzztime $(FUZZTIME) ./orchestrator/loadgen
 
 ## schema: regenerate docs/plan.schema.json from the plan's types (a test fails while it is stale)
 schema:
