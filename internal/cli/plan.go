@@ -150,8 +150,8 @@ func printPlan(w io.Writer, p *plan.Plan) {
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, r := range h.Requests {
-			fmt.Fprintf(tw, "  %s\tweight %d (%s%%)\t%s %s\t\n", r.Name, r.Weight,
-				strconv.FormatFloat(100*float64(r.Weight)/float64(total), 'f', -1, 64), r.Method, r.URL)
+			fmt.Fprintf(tw, "  %s\tweight %d (%.3g%%)\t%s %s\t\n", r.Name, r.Weight,
+				100*float64(r.Weight)/float64(total), r.Method, r.URL)
 		}
 		tw.Flush()
 	}
