@@ -82,6 +82,7 @@ const (
 	Unique
 )
 
+// String returns the mode's name in plans: circular, random or unique.
 func (m FeederMode) String() string {
 	switch m {
 	case Circular:
