@@ -244,8 +244,10 @@ func TestMixAgainstAServer(t *testing.T) {
 		{Name: "read", Weight: 3, URL: Template{Text(u + "/read")}},
 		{Name: "health", Weight: 1, URL: Template{Text(u + "/health")}, Check: &Check{BodyContains: "ok"}},
 	}})
-	w := runStep(t, g, Step{Rate: 1000, Connections: 4, Warmup: 200 * time.Millisecond, Hold: time.Second})
-	if w.Errors != 0 || w.Requests < 900 {
+	// A closed loop: every request counted was sent and answered, however
+	// busy the machine is.
+	w := runStep(t, g, Step{Rate: 0, Connections: 4, Warmup: 100 * time.Millisecond, Hold: 500 * time.Millisecond})
+	if w.Errors != 0 || w.Requests < 100 {
 		t.Fatalf("%d requests, %d errors: %v", w.Requests, w.Errors, w.ErrorClasses)
 	}
 	m := w.Metrics()
@@ -278,7 +280,7 @@ func TestMixAgainstAServer(t *testing.T) {
 			t.Fatalf("body %q: %v", b, err)
 		}
 	}
-	if len(seqs) < 500 {
+	if len(seqs) < 50 {
 		t.Errorf("%d bodies", len(seqs))
 	}
 	res := w.Result()
@@ -300,8 +302,8 @@ func TestUniqueFeederRunsDry(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	start := time.Now()
-	w, err := g.Run(ctx, Step{Rate: 200, Connections: 2, Hold: 10 * time.Second})
+	hold := 10 * time.Second // 2,000 requests due for 50 rows: dry a fortieth of the way in
+	w, err := g.Run(ctx, Step{Rate: 200, Connections: 2, Hold: hold})
 	var dry *FeederDryError
 	if !errors.As(err, &dry) || !errors.Is(err, ErrFeederDry) || dry.Feeder != "ids" || dry.Rows != 50 {
 		t.Fatalf("err = %v, want the feeder ran dry", err)
@@ -309,8 +311,10 @@ func TestUniqueFeederRunsDry(t *testing.T) {
 	if !strings.Contains(err.Error(), `feeder "ids" (mode unique) ran dry: all of its 50 rows were used`) {
 		t.Errorf("message: %v", err)
 	}
-	if w == nil || time.Since(start) > 8*time.Second {
-		t.Errorf("the step was not stopped when the feeder ran dry (window %v, %v)", w, time.Since(start))
+	// Stopped, not run to the end of its hold: the window measured ends
+	// when the run stopped.
+	if w == nil || w.Duration >= hold {
+		t.Errorf("the step was not stopped when the feeder ran dry (window %+v)", w)
 	}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
@@ -359,7 +363,7 @@ func TestResponseChecks(t *testing.T) {
 		{Name: "expected_404", URL: Template{Text(u + "/missing")}, Check: &Check{Status: []int{404}}},
 		{Name: "unexpected_404", URL: Template{Text(u + "/missing")}, Check: &Check{Status: []int{200}}},
 	}})
-	w := runStep(t, g, Step{Rate: 600, Connections: 2, Hold: 500 * time.Millisecond})
+	w := runStep(t, g, Step{Rate: 0, Connections: 2, Hold: 300 * time.Millisecond}) // closed loop: all answered
 	want := map[string]string{"good": "", "bad_text": metrics.ClassCheck, "bad_status": metrics.ClassCheck,
 		"bad_json": metrics.ClassCheck, "expected_404": "", "unexpected_404": metrics.ClassHTTP4xx}
 	for _, rw := range w.PerRequest {
