@@ -53,6 +53,9 @@ func schemaEnums() map[string][]any {
 		"probeKinds": anys(probeKinds),
 		"formats":    anys(ReportFormats),
 		"params":     anys(names),
+
+		"feederFormats": anys(feederFormats),
+		"feederModes":   anys(feederModes),
 	}
 }
 
@@ -63,6 +66,8 @@ var schemaPatterns = map[string]*regexp.Regexp{
 	"ident":    identRe,
 	"header":   httpTokenRe,
 	"promName": promNameRe,
+
+	"requestName": requestNameRe,
 }
 
 // durationPattern is what ParseDuration accepts: a Go duration, or a bare 0.

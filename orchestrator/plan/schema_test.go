@@ -233,7 +233,7 @@ func TestSchemaRequiredIsRequired(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"version", "name", "fleets", "parameters", "gates", "parameters.*.name", "fleets.*.processes.*.command", "workload.http.url", "probe.kind", "campaign.variants", "workload.pubsub.publish"} {
+	for _, want := range []string{"version", "name", "fleets", "parameters", "gates", "parameters.*.name", "fleets.*.processes.*.command", "workload.http.requests.*.url", "workload.http.requests.*.name", "workload.http.feeders.users.file", "workload.http.requests.*.check.json.path", "probe.kind", "campaign.variants", "workload.pubsub.publish"} {
 		if !tried[want] {
 			t.Errorf("no example plan tried the required %s (tried %v)", want, triedKeys(tried))
 		}
