@@ -152,4 +152,20 @@ func TestHeldConnections(t *testing.T) {
 			t.Errorf("held ratio %.3f with a close every 20 requests; want most connections held", r)
 		}
 	})
+	// A connection the target closes with its answer (Connection: close) is
+	// replaced at once, not when its next request is due: with a close every
+	// 4th request, waiting for the next request would leave a quarter of the
+	// connections closed at any instant.
+	t.Run("reopened-at-once", func(t *testing.T) {
+		srv := newLimitServer(t, 0, 4)
+		g := newGen(t, Target{URL: srv.URL()})
+		w := runStep(t, g, Step{Rate: 200, Connections: 16, Warmup: 500 * time.Millisecond, Hold: 2 * time.Second})
+		m := w.Metrics()
+		if r := m[metrics.ConnectionsReopenedRatio]; r < 0.2 || r > 0.3 {
+			t.Errorf("reopened ratio %.3f with a close every 4 requests; want about 0.25", r)
+		}
+		if r := m[metrics.ConnectionsHeldRatio]; r < 0.9 {
+			t.Errorf("held ratio %.3f with a close every 4 requests; want the closed connections replaced at once", r)
+		}
+	})
 }

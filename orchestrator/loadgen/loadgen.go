@@ -851,11 +851,27 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 		if req.check != nil {
 			o.cls = req.check.judge(resp.status, o.cls, c.rr.kept)
 		}
-		if resp.close {
-			c.close()
-		}
 		s.record(o)
+		if resp.close {
+			r.reopen(c, o.inWindow)
+		}
 		return
+	}
+}
+
+// reopen replaces c's connection at once when the target said it closes it
+// (Connection: close, keepalive_requests reached), as wrk does: the
+// connection is held again before its next request is due, so a target that
+// recycles connections on purpose is not counted as one that cannot hold
+// them (connections.reopened.ratio still counts it). A dial that fails is
+// left to the next request, which records its error.
+func (r *run) reopen(c *conn, inWindow bool) {
+	c.close()
+	if r.stop.Load() || r.canceled.Load() || r.ctx.Err() != nil {
+		return
+	}
+	if reopened, err := c.open(r.ctx, r.g.dialer, r.g.opts.bufSize); err == nil && reopened && inWindow {
+		r.reopened.Add(1)
 	}
 }
 
