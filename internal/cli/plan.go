@@ -3,21 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"slices"
-	"sort"
-	"strconv"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loadramp/loadramp/internal/wiring"
-	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
-	"github.com/loadramp/loadramp/orchestrator/report"
 )
 
 func (a *app) planCmd() *cobra.Command {
@@ -41,7 +32,7 @@ Exit status: 0 when the plan is valid, 2 when it is not.`,
 			if err != nil {
 				return err
 			}
-			printPlan(a.io.Out, p)
+			wiring.DescribePlan(a.io.Out, p)
 			return nil
 		},
 	}
@@ -114,136 +105,4 @@ func (a *app) ceilings() plan.Ceilings {
 		c[k], _ = toFloat(a.v.Get(k))
 	}
 	return c
-}
-
-func fmtNum(v float64) string {
-	if v == float64(int64(v)) {
-		return strconv.FormatInt(int64(v), 10)
-	}
-	return strconv.FormatFloat(v, 'f', -1, 64)
-}
-
-func printPlan(w io.Writer, p *plan.Plan) {
-	fmt.Fprintf(w, "plan:        %s\n", p.Name)
-	if p.Description != "" {
-		fmt.Fprintf(w, "description: %s\n", strings.TrimSpace(p.Description))
-	}
-	var fleets []string
-	for n, f := range p.Fleets {
-		fleets = append(fleets, fmt.Sprintf("%s (%s)", n, f.Provider))
-	}
-	sort.Strings(fleets)
-	fmt.Fprintf(w, "fleets:      %s\n", strings.Join(fleets, ", "))
-	eng := p.Workload.Engine
-	h := p.Workload.HTTP
-	switch {
-	case h != nil && len(h.Requests) > 0:
-		eng += fmt.Sprintf(": a mix of %d requests", len(h.Requests))
-	case h != nil:
-		eng += fmt.Sprintf(": %s %s", h.Method, h.URL)
-	}
-	fmt.Fprintf(w, "engine:      %s\n", eng)
-	if h != nil && len(h.Requests) > 0 {
-		total := 0
-		for _, r := range h.Requests {
-			total += r.Weight
-		}
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, r := range h.Requests {
-			fmt.Fprintf(tw, "  %s\tweight %d (%.3g%%)\t%s %s\t\n", r.Name, r.Weight,
-				100*float64(r.Weight)/float64(total), r.Method, r.URL)
-		}
-		tw.Flush()
-	}
-	if refs := p.EnvRefs(); len(refs) > 0 {
-		var names []string
-		for _, r := range refs {
-			state := "set"
-			if _, ok := os.LookupEnv(r.Name); !ok {
-				state = "NOT SET: loadramp run refuses the plan until it is"
-			}
-			if s := r.Name + " (" + state + ")"; !slices.Contains(names, s) {
-				names = append(names, s)
-			}
-		}
-		fmt.Fprintf(w, "secrets:     from the environment, kept out of the run directory: %s\n", strings.Join(names, ", "))
-	}
-	if len(p.Static) > 0 {
-		var keys []string
-		for k := range p.Static {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var kv []string
-		for _, k := range keys {
-			kv = append(kv, fmt.Sprintf("%s=%v", k, p.Static[k]))
-		}
-		fmt.Fprintf(w, "static:      %s\n", strings.Join(kv, " "))
-	}
-	for _, ps := range p.PromSources() {
-		names := make([]string, 0, len(ps.Metrics))
-		for n := range ps.Metrics {
-			names = append(names, "prom."+n)
-		}
-		sort.Strings(names)
-		what := "query " + ps.Query
-		if ps.Mode() == plan.PromScrape {
-			what = "scrape " + strings.Join(ps.Scrape, ", ")
-		}
-		if len(names) > 0 {
-			what += ": " + strings.Join(names, ", ")
-		}
-		fmt.Fprintf(w, "%-12s %s (%s)\n", "prometheus:", what, ps.Path)
-	}
-	rp := p.Ramp
-	fmt.Fprintf(w, "ramp:        factor %g, %s, warmup %s, hold %s, cooldown %s, confirm %d, refine %d, max %d steps\n",
-		rp.Factor, rp.Order, rp.Warmup.D(), rp.Hold.D(), rp.Cooldown.D(), rp.Confirm, rp.Refine, rp.MaxSteps)
-	checks := orchestrator.Checks(p)
-	for _, l := range report.CheckLines(&checks) {
-		fmt.Fprintf(w, "%-12s %s\n", l.Label+":", l.Text)
-	}
-	if len(p.Abort) > 0 {
-		fmt.Fprintf(w, "%-12s %s\n", "abort:", strings.Join(p.Abort, ", "))
-	}
-	if c := p.Campaign; c != nil {
-		fmt.Fprintf(w, "campaign:    %d variants, each a full ramp:\n", len(c.Variants))
-		for i := range c.Variants {
-			static := p.VariantStatic(i)
-			var parts []string
-			for _, k := range p.VariantChange(i) {
-				parts = append(parts, fmt.Sprintf("%s=%v", k, static[k]))
-			}
-			if len(parts) == 0 {
-				parts = []string{"(the plan's static parameters)"}
-			}
-			fmt.Fprintf(w, "  variant %d: %s\n", i+1, strings.Join(parts, " "))
-		}
-	}
-	sched := p.Schedule()
-	per := rp.Warmup.D() + rp.Hold.D() + rp.Cooldown.D()
-	fmt.Fprintf(w, "\nschedule: %d steps, at most %s of load before confirm and refine steps\n\n", len(sched), per*time.Duration(len(sched)))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	hdr := []string{"step"}
-	for _, prm := range p.Parameters {
-		hdr = append(hdr, prm.Name)
-	}
-	hdr = append(hdr, "changed")
-	fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
-	for _, s := range sched {
-		row := []string{strconv.Itoa(s.Index)}
-		for _, prm := range p.Parameters {
-			cell := fmtNum(s.Values[prm.Name])
-			if prm.Name == s.Changed {
-				cell = "*" + cell
-			}
-			row = append(row, cell)
-		}
-		ch := "-"
-		if s.Changed != "" {
-			ch = fmt.Sprintf("%s %s -> %s", s.Changed, fmtNum(s.From), fmtNum(s.To))
-		}
-		row = append(row, ch)
-		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
-	}
-	tw.Flush()
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
@@ -66,7 +67,7 @@ func stepLabel(s orchestrator.StepInfo) string {
 		if name == s.Changed {
 			mark = "*"
 		}
-		fmt.Fprintf(&b, " %s%s=%s", mark, name, fmtNum(s.Params[name]))
+		fmt.Fprintf(&b, " %s%s=%s", mark, name, wiring.ParamValue(s.Params[name]))
 	}
 	return b.String()
 }

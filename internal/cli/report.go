@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
 	"github.com/loadramp/loadramp/orchestrator/report"
@@ -94,7 +95,7 @@ runs_dir, "runs"), newest first, with its plan, start time, status, capacity and
 				}
 				bn := "-"
 				if b := s.Bottleneck; b != nil {
-					bn = fmt.Sprintf("step %d %s %s -> %s", b.Index, b.Changed, fmtNum(b.From), fmtNum(b.To))
+					bn = fmt.Sprintf("step %d %s %s -> %s", b.Index, b.Changed, wiring.ParamValue(b.From), wiring.ParamValue(b.To))
 				}
 				status := s.Status
 				if s.Err != nil {
