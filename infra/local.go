@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 )
 
 // Defaults of LocalProcess and LocalConfig.
@@ -263,7 +265,7 @@ func (l *Local) fleet(s *localSession) *Fleet {
 		if p.exited() {
 			continue
 		}
-		f.Processes = append(f.Processes, ProcessInfo{Name: p.name, Pid: p.pid, LogPath: p.logPath})
+		f.Processes = append(f.Processes, ProcessInfo{Name: p.name, Pid: p.pid, Identity: p.id, LogPath: p.logPath})
 		if p.scalable {
 			size++
 		}
@@ -515,8 +517,11 @@ type localProc struct {
 	cmd      *exec.Cmd
 	logPath  string
 	pid      int
-	done     chan struct{} // closed once the process is reaped
-	exit     *ExitError    // how it ended; set before done closes
+	// id is the process's identity, read as soon as it started (it cannot
+	// have been reaped yet): what run.json records for `loadramp destroy`.
+	id   hoststat.Identity
+	done chan struct{} // closed once the process is reaped
+	exit *ExitError    // how it ended; set before done closes
 }
 
 func (s *localSession) start(ctx context.Context, p *localProc) error {
@@ -535,6 +540,10 @@ func (s *localSession) start(ctx context.Context, p *localProc) error {
 		return fmt.Errorf("infra: fleet %s: start process %s: %w", s.fleet, p.name, err)
 	}
 	p.pid = p.cmd.Process.Pid
+	// Read before wait reaps it: until then the pid is this process's.
+	if p.id, err = hoststat.ReadIdentity(hoststat.DefaultRoot, p.pid); err != nil {
+		s.log.Warn().Err(err).Str("process", p.name).Int("pid", p.pid).Msg("cannot read the process's identity; `loadramp destroy` will not signal it")
+	}
 	s.mu.Lock()
 	s.procs = append(s.procs, p)
 	s.mu.Unlock()
@@ -757,11 +766,15 @@ func (s *localSession) stop(ctx context.Context) error {
 // member left in its group is an orphan and is killed.
 func (s *localSession) stopProc(ctx context.Context, p *localProc) error {
 	log := s.log.With().Str("process", p.name).Int("pid", p.pid).Logger()
-	st, err := StopGroup(ctx, p.pid, s.grace, StopOptions{
+	o := StopOptions{
 		Exited: p.done,
 		Signal: func(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }, // a no-op once reaped: the Process is pidfd-backed
 		Log:    log,
-	})
+	}
+	if p.id.Known() {
+		o.Identity = &p.id
+	}
+	st, err := StopGroup(ctx, p.pid, s.grace, o)
 	if err != nil {
 		return fmt.Errorf("infra: fleet %s: process %s (pid %d): %w", s.fleet, p.name, p.pid, err)
 	}

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 )
 
 // newTestLocal returns a Local whose fleet is torn down when the test ends.
@@ -792,5 +794,35 @@ func TestLocalAddressInUseGivesUp(t *testing.T) {
 	}
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("gave up after %s", took)
+	}
+}
+
+// TestLocalRecordsProcessIdentity: each process's identity (pid, start time,
+// boot, executable) is read as it starts, for run.json and destroy.
+func TestLocalRecordsProcessIdentity(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, LocalConfig{Processes: []LocalProcess{shProc("a", "exec sleep 100"), {Name: "b", Command: []string{"sleep", "100"}, Replicas: 2}}})
+	f, err := l.Up(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Processes) != 3 {
+		t.Fatalf("%d processes, want 3", len(f.Processes))
+	}
+	for _, p := range f.Processes {
+		if p.Identity.Pid != p.Pid || !p.Identity.Known() || p.Identity.Boot == "" || p.Identity.Exe == "" {
+			t.Errorf("process %s: identity %+v", p.Name, p.Identity)
+		}
+		if m, why := hoststat.CheckIdentity("", p.Identity); m != hoststat.Same {
+			t.Errorf("process %s: %s", p.Name, why)
+		}
+	}
+	if err := l.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.Processes {
+		if m, why := hoststat.CheckIdentity("", p.Identity); m == hoststat.Same {
+			t.Errorf("process %s after Down: %s", p.Name, why)
+		}
 	}
 }

@@ -17,6 +17,9 @@ const (
 	GroupAlreadyGone = "already gone"
 	GroupStopped     = "stopped (SIGTERM)"
 	GroupKilled      = "killed (SIGKILL)"
+	// GroupReplaced: the recorded process is gone and its pid (or process
+	// group) is another process's now, which is left alone.
+	GroupReplaced = "gone (its pid is another process now; not signalled)"
 )
 
 // StopOptions refine StopGroup for a group whose leader is a child of this
@@ -29,6 +32,14 @@ type StopOptions struct {
 	// Signal, if set, is called with every signal sent to the group (to reach
 	// a leader that left its group with setsid).
 	Signal func(syscall.Signal)
+	// Identity, if set, is the group leader's identity as recorded when it
+	// started: before any signal StopGroup checks that the pid is still that
+	// process (hoststat.CheckIdentity), and leaves the group alone when it is
+	// not (GroupReplaced). Once the leader has exited, what is left in its
+	// group is signalled only if every member started after the leader, in
+	// the same boot: a group whose number was handed to another process
+	// holds members that are not loadramp's.
+	Identity *hoststat.Identity
 	// Log receives what StopGroup had to do beyond SIGTERM.
 	Log zerolog.Logger
 }
@@ -40,16 +51,31 @@ type GroupStop struct {
 	// Leftovers: the leader had exited, and the members it left in its group
 	// were killed.
 	Leftovers bool
+	// Why says what was found at the recorded pid when it was not signalled
+	// (GroupReplaced), or that the leader had exited.
+	Why string
 }
 
 // StopGroup stops process group pgid: SIGTERM to the group, up to grace (or
 // until ctx is done) for it to exit, then SIGKILL and up to killWait more.
-// A group that has no live member is left alone. It is the one way loadramp
+// A group that has no live member is left alone, and so is one that is not
+// the recorded process's any more (o.Identity). It is the one way loadramp
 // stops a process group: local-fleet teardown and `loadramp destroy` both
 // use it.
 func StopGroup(ctx context.Context, pgid int, grace time.Duration, o StopOptions) (GroupStop, error) {
 	if pgid <= 1 {
 		return GroupStop{}, fmt.Errorf("process group %d is not one loadramp started", pgid)
+	}
+	if o.Identity != nil && o.Identity.Pid != pgid {
+		return GroupStop{}, fmt.Errorf("process group %d: the identity given is of pid %d", pgid, o.Identity.Pid)
+	}
+	// Checked before every signal to the group: after SIGTERM the leader may
+	// exit, and its pid be reused, before the SIGKILL.
+	owned := func() (bool, string) {
+		if o.Identity == nil {
+			return true, ""
+		}
+		return groupOwned(pgid, *o.Identity)
 	}
 	gone := func() bool {
 		if o.Exited == nil {
@@ -75,6 +101,10 @@ func StopGroup(ctx context.Context, pgid int, grace time.Duration, o StopOptions
 	if gone() {
 		return GroupStop{How: GroupAlreadyGone, Leftovers: killLeftovers(pgid, o)}, nil
 	}
+	if ok, why := owned(); !ok {
+		o.Log.Warn().Int("pgid", pgid).Str("found", why).Msg("not signalling a process group that is no longer loadramp's")
+		return GroupStop{How: GroupReplaced, Why: why}, nil
+	}
 	if err := signal(syscall.SIGTERM); err != nil {
 		return GroupStop{}, err
 	}
@@ -85,6 +115,11 @@ func StopGroup(ctx context.Context, pgid int, grace time.Duration, o StopOptions
 		o.Log.Warn().Int("pgid", pgid).Msg("stop cancelled; sending SIGKILL")
 	default:
 		o.Log.Warn().Int("pgid", pgid).Dur("stop_timeout", grace).Msg("still running after SIGTERM; sending SIGKILL")
+	}
+	if ok, why := owned(); !ok {
+		// The leader exited after SIGTERM and what is there now is not ours.
+		o.Log.Warn().Int("pgid", pgid).Str("found", why).Msg("not sending SIGKILL to a process group that is no longer loadramp's")
+		return GroupStop{How: GroupStopped, Why: why}, nil
 	}
 	if err := signal(syscall.SIGKILL); err != nil {
 		return GroupStop{}, err
@@ -128,6 +163,12 @@ func killLeftovers(pgid int, o StopOptions) bool {
 	if o.Exited == nil || !groupLive(pgid) {
 		return false
 	}
+	if o.Identity != nil {
+		if ok, why := groupOwned(pgid, *o.Identity); !ok {
+			o.Log.Warn().Int("pgid", pgid).Str("found", why).Msg("the process exited; its group number is another's now: left alone")
+			return false
+		}
+	}
 	o.Log.Warn().Int("pgid", pgid).Msg("process exited but left processes in its group; sending them SIGKILL")
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	waitGroupDead(pgid)
@@ -141,6 +182,35 @@ func waitGroupDead(pgid int) {
 	for groupLive(pgid) && time.Now().Before(end) {
 		time.Sleep(stopPollInterval)
 	}
+}
+
+// groupOwned reports whether process group pgid is still the one whose
+// leader had identity id: the leader itself is there, or it has exited and
+// every live member of the group started after it, in the same boot (the
+// kernel does not hand out a pid that still numbers a group, so a leader's
+// group outlives it only with members it left). Otherwise it says what is
+// there instead.
+func groupOwned(pgid int, id hoststat.Identity) (bool, string) {
+	m, why := hoststat.CheckIdentity(hoststat.DefaultRoot, id)
+	switch m {
+	case hoststat.Same:
+		return true, ""
+	case hoststat.Other:
+		return false, why
+	}
+	if hoststat.BootID(hoststat.DefaultRoot) != id.Boot && id.Boot != "" {
+		return false, why
+	}
+	members, err := hoststat.GroupMembers(hoststat.DefaultRoot, pgid)
+	if err != nil {
+		return false, fmt.Sprintf("%s; its group cannot be listed: %v", why, err)
+	}
+	for _, p := range members {
+		if p.Start < id.Start {
+			return false, fmt.Sprintf("%s; process group %d holds pid %d (%s), which started before it: not the group it led", why, pgid, p.Pid, p.Comm)
+		}
+	}
+	return true, why
 }
 
 // groupLive reports whether process group pgid has a live member. Zombies

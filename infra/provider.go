@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 )
 
 // ErrCannotScale is returned by Scale when a fleet cannot grow (local
@@ -37,9 +39,12 @@ type Fleet struct {
 
 // ProcessInfo identifies one local process of a fleet.
 type ProcessInfo struct {
-	Name    string
-	Pid     int
-	LogPath string // stdout and stderr of the process, appended
+	Name string
+	Pid  int
+	// Identity tells the process apart from a later one reusing its pid
+	// (recorded in run.json and checked before `loadramp destroy` signals).
+	Identity hoststat.Identity
+	LogPath  string // stdout and stderr of the process, appended
 }
 
 // Provider brings a fleet up, scales it and tears it down.

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -504,22 +505,35 @@ func (r *runner) provision(ctx context.Context) error {
 		if name == "generators" {
 			r.genSize = st.Size
 		}
-		ref := st.Ref
-		ref.Fleet = name
-		if ref.Provider == "" {
-			ref.Provider = f.Provider
-		}
-		if ref.Outputs == nil {
-			ref.Outputs = st.Outputs
-		}
-		ref.Outputs = record.RedactOutputs(ref.Outputs, st.Sensitive)
-		r.runRec.Infra = append(r.runRec.Infra, ref)
-		if err := r.dir.WriteRun(r.runRec); err != nil {
+		ref, err := r.recordRef(name, f.Provider, st)
+		if err != nil {
 			return err
 		}
 		r.log.Info().Str("fleet", name).Interface("outputs", ref.Outputs).Msg("fleet up")
 	}
 	return nil
+}
+
+// recordRef writes (or, for a fleet that grew, replaces) fleet name's
+// infrastructure reference in run.json: what `loadramp destroy` tears down
+// after a crash, its processes with their identities included.
+func (r *runner) recordRef(name, provider string, st FleetState) (result.InfraRef, error) {
+	ref := st.Ref
+	ref.Fleet = name
+	if ref.Provider == "" {
+		ref.Provider = provider
+	}
+	if ref.Outputs == nil {
+		ref.Outputs = st.Outputs
+	}
+	ref.Outputs = record.RedactOutputs(ref.Outputs, st.Sensitive)
+	i := slices.IndexFunc(r.runRec.Infra, func(x result.InfraRef) bool { return x.Fleet == name })
+	if i < 0 {
+		r.runRec.Infra = append(r.runRec.Infra, ref)
+	} else {
+		r.runRec.Infra[i] = ref
+	}
+	return ref, r.dir.WriteRun(r.runRec)
 }
 
 func (r *runner) teardown() error {
@@ -861,6 +875,11 @@ func (r *runner) scaleGenerators(ctx context.Context, scales int) (bool, error) 
 		r.tdata.Fleets[f.name] = st.Outputs
 		r.secret(st)
 		r.genSize = st.Size
+		// The new replicas are the fleet's too: a crash from now on leaves
+		// them for `loadramp destroy`.
+		if _, err := r.recordRef(f.name, f.provider, st); err != nil {
+			return false, err
+		}
 		return true, nil
 	}
 	return false, nil

@@ -378,12 +378,25 @@ func TestKill9KeepsStepsAndLeavesNoOrphan(t *testing.T) {
 	}
 	var runJSON struct {
 		Infra []struct {
-			Pids map[string]int `json:"pids"`
+			Pids      map[string]int `json:"pids"`
+			Processes map[string]struct {
+				Pid   int    `json:"pid"`
+				Start uint64 `json:"start"`
+				Boot  string `json:"boot"`
+			} `json:"processes"`
 		} `json:"infra"`
 	}
 	rb, _ := os.ReadFile(filepath.Join(dir, "run.json"))
 	if err := json.Unmarshal(rb, &runJSON); err != nil || len(runJSON.Infra) == 0 {
 		t.Fatalf("run.json has no infra pids: %v %s", err, rb)
+	}
+	// Each process is recorded with its identity, for destroy to check.
+	for _, inf := range runJSON.Infra {
+		for name, pid := range inf.Pids {
+			if id := inf.Processes[name]; id.Pid != pid || id.Start == 0 || id.Boot == "" {
+				t.Errorf("run.json: process %s (pid %d) recorded without its identity: %+v", name, pid, id)
+			}
+		}
 	}
 	// The killed run still gets its report, marked partial, and regenerating
 	// it gives identical files.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/loadramp/loadramp/infra"
 	awsinfra "github.com/loadramp/loadramp/infra/aws"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/record"
 )
@@ -40,12 +41,25 @@ func Destroy(ctx context.Context, cfg Config, runDir string, run *record.Run, ou
 			sort.Strings(names)
 			for _, n := range names {
 				did++
-				st, err := infra.StopGroup(ctx, ref.Pids[n], infra.DefaultStopTimeout, infra.StopOptions{Log: log})
+				pid := ref.Pids[n]
+				rec, ok := ref.Processes[n]
+				if !ok || rec.Pid != pid || rec.Start == 0 {
+					// An older run.json: nothing proves the pid is still
+					// the process loadramp started.
+					fmt.Fprintf(out, "fleet %s: process %s (pid %d): not signalled: run.json records no identity for it (start time), so it cannot be told apart from a process that reused the pid; stop it yourself if it is still the fleet's\n", ref.Fleet, n, pid)
+					continue
+				}
+				id := hoststat.Identity{Pid: rec.Pid, Start: rec.Start, Boot: rec.Boot, Exe: rec.Exe}
+				st, err := infra.StopGroup(ctx, pid, infra.DefaultStopTimeout, infra.StopOptions{Identity: &id, Log: log})
 				if err != nil {
 					errs = append(errs, fmt.Errorf("fleet %s, process %s: %w", ref.Fleet, n, err))
 					continue
 				}
-				fmt.Fprintf(out, "fleet %s: process %s (pid %d): %s\n", ref.Fleet, n, ref.Pids[n], st.How)
+				if st.Why != "" {
+					fmt.Fprintf(out, "fleet %s: process %s (%s): %s: %s\n", ref.Fleet, n, id, st.How, st.Why)
+					continue
+				}
+				fmt.Fprintf(out, "fleet %s: process %s (%s): %s\n", ref.Fleet, n, id, st.How)
 			}
 		}
 	}

@@ -119,11 +119,18 @@ type fleetAdapter struct {
 func (f *fleetAdapter) state(fl *infra.Fleet) orchestrator.FleetState {
 	st := orchestrator.FleetState{Outputs: fl.Outputs, Sensitive: fl.Sensitive, Size: fl.Size}
 	pids := map[string]int{}
+	var ids map[string]result.ProcessID
 	for _, pr := range fl.Processes {
 		st.Processes = append(st.Processes, orchestrator.Process{Name: pr.Name, Pid: pr.Pid, LogPath: pr.LogPath})
 		pids[pr.Name] = pr.Pid
+		if id := pr.Identity; id.Known() {
+			if ids == nil {
+				ids = map[string]result.ProcessID{}
+			}
+			ids[pr.Name] = result.ProcessID{Pid: id.Pid, Start: id.Start, Boot: id.Boot, Exe: id.Exe}
+		}
 	}
-	st.Ref = result.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Outputs: record.RedactOutputs(fl.Outputs, fl.Sensitive),
+	st.Ref = result.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Processes: ids, Outputs: record.RedactOutputs(fl.Outputs, fl.Sensitive),
 		Module: fl.Ref[infra.RefModule], Workspace: fl.Ref[infra.RefWorkspace], State: fl.Ref[infra.RefState]}
 	return st
 }

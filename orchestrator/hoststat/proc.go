@@ -23,6 +23,9 @@ type ProcStat struct {
 	State string // R, S, D, Z, X...
 	PPid  int
 	PGrp  int
+	// Start is when the process started, in clock ticks after boot (field
+	// 22); 0 when the line is too short to hold it.
+	Start uint64
 }
 
 // Gone reports whether the process has exited (a zombie waiting to be reaped,
@@ -51,7 +54,15 @@ func ParseProcStat(b []byte) (ProcStat, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return ProcStat{}, fmt.Errorf("stat: %w", err)
 	}
-	return ProcStat{Pid: pid, Comm: string(b[open+1 : end]), State: f[0], PPid: ppid, PGrp: pgrp}, nil
+	st := ProcStat{Pid: pid, Comm: string(b[open+1 : end]), State: f[0], PPid: ppid, PGrp: pgrp}
+	if len(f) >= 20 {
+		start, err := strconv.ParseUint(f[19], 10, 64)
+		if err != nil {
+			return ProcStat{}, fmt.Errorf("stat: start time: %w", err)
+		}
+		st.Start = start
+	}
+	return st, nil
 }
 
 func truncate(b []byte) []byte {

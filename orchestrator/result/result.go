@@ -199,13 +199,27 @@ type Request struct {
 // InfraRef says where a fleet's infrastructure lives, so `loadramp destroy`
 // can clean up after a crash.
 type InfraRef struct {
-	Fleet     string            `json:"fleet"`
-	Provider  string            `json:"provider"`
-	Module    string            `json:"module,omitempty"`
-	Workspace string            `json:"workspace,omitempty"`
-	State     string            `json:"state,omitempty"`
-	Pids      map[string]int    `json:"pids,omitempty"`
-	Outputs   map[string]string `json:"outputs,omitempty"`
+	Fleet     string         `json:"fleet"`
+	Provider  string         `json:"provider"`
+	Module    string         `json:"module,omitempty"`
+	Workspace string         `json:"workspace,omitempty"`
+	State     string         `json:"state,omitempty"`
+	Pids      map[string]int `json:"pids,omitempty"`
+	// Processes identify the local processes of Pids, by the same names:
+	// `loadramp destroy` signals a process only while its pid is still that
+	// process.
+	Processes map[string]ProcessID `json:"processes,omitempty"`
+	Outputs   map[string]string    `json:"outputs,omitempty"`
+}
+
+// ProcessID identifies one local process for a later teardown: its pid, when
+// it started (clock ticks after boot, /proc/PID/stat field 22), the boot it
+// ran in (the kernel's boot id) and, for messages, its executable.
+type ProcessID struct {
+	Pid   int    `json:"pid"`
+	Start uint64 `json:"start"`
+	Boot  string `json:"boot,omitempty"`
+	Exe   string `json:"exe,omitempty"`
 }
 
 // Policy is the capacity judgement of a run: against a baseline run (capacity

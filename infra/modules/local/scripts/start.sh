@@ -32,6 +32,14 @@ fi
 setsid "$@" >>"$log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$pidfile"
+# Its identity beside the pid: the start time (clock ticks after boot,
+# /proc/PID/stat field 22) and the boot id. stop.sh signals the group only
+# while the pid is still this process (or what it left in its group), never a
+# process that reused the pid. Read now: until this shell waits for it, the
+# pid cannot be reused.
+{ read -r stat <"/proc/$pid/stat"; } 2>/dev/null || stat=""
+read -ra f <<<"${stat##*) }"
+echo "${f[19]:-0} $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" >"$dir/$name.start"
 deadline=$((SECONDS + timeout))
 while :; do
 	if ! alive "$pid"; then
