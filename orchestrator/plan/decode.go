@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -175,6 +177,9 @@ func errLine(err error) int {
 }
 
 type decoder struct {
+	// key is the "GoType.yaml_key" of the value being decoded (Bounds'
+	// names), for the bound an overflowing number is told.
+	key    string
 	lines  map[string]int
 	from   map[string]string // path -> the --set expression that wrote it
 	failed map[string]bool
@@ -373,6 +378,11 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(p, "unknown key", suggest(k.Value, names))
 			continue
 		}
+		owner := v.Type()
+		for _, i := range fi[:len(fi)-1] {
+			owner = owner.Field(i).Type
+		}
+		d.key = owner.Name() + "." + k.Value
 		d.decode(val, v.FieldByIndex(fi), p)
 	}
 }
@@ -462,6 +472,10 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 		d.fail(path, fmt.Sprintf("%q is not %s", n.Value, want), "")
 		return
 	}
+	if msg := d.overflow(k, n.Value, x); msg != "" {
+		d.fail(path, msg, "")
+		return
+	}
 	switch k {
 	case reflect.String:
 		v.SetString(n.Value)
@@ -517,11 +531,63 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	dur, err := ParseDuration(n.Value)
+	if err != nil && durationSyntax.MatchString(n.Value) {
+		d.fail(path, fmt.Sprintf("%q is too long for a duration (at most %s)%s", n.Value, time.Duration(math.MaxInt64), d.boundHint()), "")
+		return
+	}
 	if err != nil {
 		d.fail(path, fmt.Sprintf("%q is not a duration", n.Value), "use e.g. 5s, 250ms")
 		return
 	}
 	v.SetInt(int64(dur))
+}
+
+// durationSyntax matches what time.ParseDuration reads; a string it matches
+// that does not parse overflows (2562048h and more).
+var durationSyntax = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// integerSyntax matches YAML 1.2 integers (as yaml.v3 reads them);
+// floatSyntax its decimal numbers.
+var (
+	integerSyntax = regexp.MustCompile(`^[-+]?([0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+)$`)
+	floatSyntax   = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$`)
+)
+
+// overflow says why a number does not fit a field of kind k: written as an
+// integer but too large for one, or too large for a float64 at all. It is ""
+// for anything else (including what is not a number).
+func (d *decoder) overflow(k reflect.Kind, text string, x any) string {
+	tooLarge := func(what string) string {
+		return fmt.Sprintf("%q is too large for %s%s", text, what, d.boundHint())
+	}
+	switch k {
+	case reflect.Int, reflect.Int64:
+		switch i := x.(type) {
+		case uint64:
+			return tooLarge(fmt.Sprintf("an integer (at most %d)", int64(math.MaxInt64)))
+		case float64:
+			if i == math.Trunc(i) && math.Abs(i) >= 1<<53 {
+				return tooLarge(fmt.Sprintf("an integer (at most %d)", int64(math.MaxInt64)))
+			}
+		case string:
+			if integerSyntax.MatchString(text) {
+				return tooLarge(fmt.Sprintf("an integer (at most %d)", int64(math.MaxInt64)))
+			}
+		}
+	case reflect.Float64:
+		if _, ok := x.(string); ok && (floatSyntax.MatchString(text) || integerSyntax.MatchString(text)) {
+			return tooLarge(fmt.Sprintf("a number (at most %g)", math.MaxFloat64))
+		}
+	}
+	return ""
+}
+
+// boundHint names the bound of the key being decoded, when it has one.
+func (d *decoder) boundHint() string {
+	if b, ok := Bounds[d.key]; ok {
+		return fmt.Sprintf("; allowed here: %s", b)
+	}
+	return ""
 }
 
 // generic decodes a free-form value (static parameters, terraform vars,
@@ -602,4 +668,13 @@ func (d *decoder) generic(n *yaml.Node, path string) (any, bool) {
 // formatNumber renders a number the way a user wrote it: 8000, not 8e+03.
 func formatNumber(f float64) string {
 	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// formatLarge is formatNumber, but in exponent form from 1e15 on (1e+20,
+// not twenty-one digits).
+func formatLarge(f float64) string {
+	if math.Abs(f) >= 1e15 {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return formatNumber(f)
 }

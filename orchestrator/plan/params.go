@@ -48,6 +48,10 @@ type LoadParam struct {
 	// maximum times CeilingPer's (the pub/sub rate is per publisher).
 	Ceiling    string
 	CeilingPer string
+	// Max bounds the parameter's start and max in any plan (a bound of
+	// loadramp's, stated in docs/plan.md; the configuration's Ceiling may
+	// set a lower one).
+	Max float64
 	// Unit is what one unit of the parameter is ("" for a plain count).
 	Unit string
 	// Description says what the parameter is, in a few words.
@@ -60,22 +64,30 @@ type LoadParam struct {
 // LoadParams are every load parameter of every workload, in the order the
 // documentation lists them.
 var LoadParams = []LoadParam{
-	{Name: ParamRate, Workload: WorkloadHTTP, Required: true, Example: 1000, Ceiling: CeilingMaxRate,
+	{Name: ParamRate, Workload: WorkloadHTTP, Required: true, Example: 1000, Ceiling: CeilingMaxRate, Max: 1e8,
 		Unit: "requests/s", Description: "offered requests/s", Achieved: []DefaultCheck{achievedRate}},
-	{Name: ParamConnections, Workload: WorkloadHTTP, Whole: true, Default: 64, Example: 64,
+	{Name: ParamConnections, Workload: WorkloadHTTP, Whole: true, Default: 64, Example: 64, Max: 1e6,
 		Description: "connections the generator keeps open and spreads requests over",
 		Achieved:    []DefaultCheck{achievedConnsHeld, achievedConnsReopened}},
-	{Name: ParamPublishers, Workload: WorkloadPubSub, Whole: true, Default: 1, Example: 4,
+	{Name: ParamPublishers, Workload: WorkloadPubSub, Whole: true, Default: 1, Example: 4, Max: 1e5,
 		Description: "publishers, each publishing rate messages/s", Achieved: []DefaultCheck{achievedRate}},
-	{Name: ParamSubscribers, Workload: WorkloadPubSub, Whole: true, Default: 1, Example: 16,
+	{Name: ParamSubscribers, Workload: WorkloadPubSub, Whole: true, Default: 1, Example: 16, Max: 1e6,
 		Description: "subscribers, each holding a stream open and receiving every message",
 		Achieved:    []DefaultCheck{achievedSubscribers}},
-	{Name: ParamRate, Workload: WorkloadPubSub, Required: true, Example: 10, Ceiling: CeilingMaxRate, CeilingPer: ParamPublishers,
+	{Name: ParamRate, Workload: WorkloadPubSub, Required: true, Example: 10, Ceiling: CeilingMaxRate, CeilingPer: ParamPublishers, Max: 1e6,
 		Unit: "messages/s", Description: "messages/s per publisher", Achieved: []DefaultCheck{achievedRate}},
-	{Name: ParamUsers, Workload: WorkloadLocust, Whole: true, Required: true, Example: 50, Ceiling: CeilingMaxUsers,
+	{Name: ParamUsers, Workload: WorkloadLocust, Whole: true, Required: true, Example: 50, Ceiling: CeilingMaxUsers, Max: 1e6,
 		Description: "simulated users", Achieved: []DefaultCheck{achievedUsers}},
-	{Name: ParamSpawnRate, Workload: WorkloadLocust, Default: 100, Example: 100,
+	{Name: ParamSpawnRate, Workload: WorkloadLocust, Default: 100, Example: 100, Max: 1e5,
 		Unit: "users/s", Description: "users started per second"},
+}
+
+// unitSuffix is " unit" for a unit, "" for a plain count.
+func unitSuffix(unit string) string {
+	if unit == "" {
+		return ""
+	}
+	return " " + unit
 }
 
 // ParamsOf returns the load parameters of workload, in table order.

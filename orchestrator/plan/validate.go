@@ -225,9 +225,11 @@ func (v *validator) processes(fp string, procs []Process) {
 		if pr.ReadyTimeout <= 0 {
 			v.add(pp+".ready_timeout", "must be > 0")
 		}
+		v.atMost(pp+".ready_timeout", "Process.ready_timeout", float64(pr.ReadyTimeout))
 		if pr.Replicas < 1 {
 			v.add(pp+".replicas", "%d: must be >= 1", pr.Replicas)
 		}
+		v.atMost(pp+".replicas", "Process.replicas", float64(pr.Replicas))
 		for _, name := range mapKeys(pr.Files) {
 			clean := path.Clean(name)
 			if name == "" || path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(name, "{{") {
@@ -280,6 +282,16 @@ func (v *validator) parameters() {
 		if par.Max < par.Start {
 			v.add(pp+".max", "must be >= start (%s), got %s", formatNumber(par.Start), formatNumber(par.Max))
 		}
+		if lp, ok := LookupParam(workload, par.Name); ok {
+			for _, x := range []struct {
+				key string
+				val float64
+			}{{"start", par.Start}, {"max", par.Max}} {
+				if x.val > lp.Max {
+					v.add(pp+"."+x.key, "%s is over the bound of %s: at most %s%s (docs/plan.md, parameters)", formatLarge(x.val), par.Name, formatNumber(lp.Max), unitSuffix(lp.Unit))
+				}
+			}
+		}
 		if IntegerParam(par.Name) {
 			if par.Start != math.Trunc(par.Start) {
 				v.add(pp+".start", "%s takes whole numbers, got %s", par.Name, formatNumber(par.Start))
@@ -315,6 +327,14 @@ func (v *validator) ramp() {
 	if r.MaxSteps < 1 || r.MaxSteps > MaxStepsLimit {
 		v.add("ramp.max_steps", "must be between 1 and %d (got %d)", MaxStepsLimit, r.MaxSteps)
 	}
+	if r.Factor > 1 {
+		v.atMost("ramp.factor", "Ramp.factor", r.Factor)
+	}
+	v.atMost("ramp.warmup", "Ramp.warmup", float64(r.Warmup))
+	v.atMost("ramp.hold", "Ramp.hold", float64(r.Hold))
+	v.atMost("ramp.cooldown", "Ramp.cooldown", float64(r.Cooldown))
+	v.atMost("ramp.confirm", "Ramp.confirm", float64(r.Confirm))
+	v.atMost("ramp.refine", "Ramp.refine", float64(r.Refine))
 }
 
 // checkURL checks a literal http(s) URL; templated ones are checked when
@@ -384,6 +404,7 @@ func (v *validator) pubsub(ps *PubSub) {
 	if ps.Timeout < 0 {
 		v.add("workload.pubsub.timeout", "must be >= 0 (0: the default, 5s)")
 	}
+	v.atMost("workload.pubsub.timeout", "PubSub.timeout", float64(ps.Timeout))
 }
 
 // Transports of a pub/sub URL, as far as validation can tell.
@@ -510,12 +531,14 @@ func (v *validator) probe() {
 	if !(pr.Rate > 0) {
 		v.add("probe.rate", "must be > 0 probes/s")
 	}
+	v.atMost("probe.rate", "Probe.rate", pr.Rate)
 	if pr.Expect != "" && pr.Kind != "http" {
 		v.add("probe.expect", "only for probe kind http (a body substring to expect)")
 	}
 	if pr.Timeout < 0 {
 		v.add("probe.timeout", "must be >= 0 (0: the default, 2s)")
 	}
+	v.atMost("probe.timeout", "Probe.timeout", float64(pr.Timeout))
 }
 
 func (v *validator) report() {

@@ -29,6 +29,7 @@ func (v *validator) http(h *HTTP) {
 	if h.Timeout <= 0 {
 		v.add("workload.http.timeout", "must be > 0")
 	}
+	v.atMost("workload.http.timeout", "HTTP.timeout", float64(h.Timeout))
 	if len(h.Requests) == 0 {
 		v.request("workload.http", h.URL, h.Method, h.Headers, h.Check)
 	} else {
