@@ -126,7 +126,6 @@ func TestLoadParamBounds(t *testing.T) {
 	}
 }
 
-
 // TestAbsurdValuesAreRefusedAtPlanTime: the values issue 19 found running
 // (a rate that hung the pacer, a hold that ran out of memory, a billion
 // connections) are refused with their bound.
