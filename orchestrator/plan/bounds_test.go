@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,40 @@ func TestOverflowingNumbersSaySo(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "too") {
 			t.Errorf("--set %s: %v\nwant %q", tc.set, err, tc.want)
 		}
+	}
+}
+
+// TestSchemaStatesTheBounds: the generated schema carries every bound, as
+// minimum/maximum for numbers and in the description of durations and load
+// parameters.
+func TestSchemaStatesTheBounds(t *testing.T) {
+	b, err := JSONSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Definitions map[string]struct {
+			Properties map[string]map[string]any `json:"properties"`
+		} `json:"definitions"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	for key, bd := range Bounds {
+		typ, name, _ := strings.Cut(key, ".")
+		prop := s.Definitions[typ].Properties[name]
+		if prop == nil {
+			t.Errorf("schema has no %s", key)
+			continue
+		}
+		if desc, _ := prop["description"].(string); !strings.Contains(desc, "allowed: "+bd.String()) {
+			t.Errorf("schema %s description %q does not state %s", key, desc, bd)
+		}
+		if !bd.Duration && prop["maximum"] != bd.Max {
+			t.Errorf("schema %s maximum %v, want %g", key, prop["maximum"], bd.Max)
+		}
+	}
+	if desc, _ := s.Definitions["Parameter"].Properties["max"]["description"].(string); !strings.Contains(desc, "rate 100000000 requests/s (builtin/http)") {
+		t.Errorf("schema parameters max: %q", desc)
 	}
 }

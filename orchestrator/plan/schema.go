@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // The plan's JSON Schema is generated, never written by hand: from the Go
@@ -20,8 +21,10 @@ import (
 // values, name rules) is in schemaFields, by "GoType.yaml_key"; the allowed
 // values and name rules it names are validation's own lists and patterns.
 //
-// The schema checks structure, key names, types, enums and names; `loadramp
-// plan` checks everything else (ranges, templates, gates, cross-references).
+// The schema checks structure, key names, types, enums, names and the bounds
+// of numbers (Bounds; a duration's and a load parameter's bound are in its
+// description); `loadramp plan` checks everything else (templates, gates,
+// cross-references).
 
 // SchemaID is the schema's $id: its path in the repository.
 const SchemaID = "https://github.com/loadramp/loadramp/docs/plan.schema.json"
@@ -217,7 +220,14 @@ func (g *schemaGen) object(t reflect.Type, sample reflect.Value) map[string]any 
 			// draft-07 ignores the siblings of a $ref: wrap it.
 			s = map[string]any{"allOf": []any{map[string]any{"$ref": ref}}}
 		}
-		if doc := info.doc; doc != "" {
+		doc := info.doc
+		if b, ok := Bounds[key]; ok {
+			doc = g.bound(s, b, doc)
+		}
+		if key == "Parameter.start" || key == "Parameter.max" {
+			doc += "; at most the parameter's bound: " + paramBounds()
+		}
+		if doc != "" {
 			if d, ok := s["description"].(string); ok {
 				doc += "; " + d
 			}
@@ -293,6 +303,33 @@ func (g *schemaGen) value(t reflect.Type, sample reflect.Value, enum, keys strin
 		s["enum"] = vals
 	}
 	return s
+}
+
+// bound puts b into the schema s of a number (minimum, maximum), and into
+// doc for every key (a duration's range is no JSON Schema keyword).
+func (g *schemaGen) bound(s map[string]any, b Bound, doc string) string {
+	if !b.Duration {
+		if b.MinExclusive {
+			s["exclusiveMinimum"] = b.Min
+		} else {
+			s["minimum"] = b.Min
+		}
+		s["maximum"] = b.Max
+	}
+	if doc != "" {
+		doc += "; "
+	}
+	return doc + "allowed: " + b.String()
+}
+
+// paramBounds lists the load parameters' bounds: "rate 100000000
+// requests/s (builtin/http), ...".
+func paramBounds() string {
+	var out []string
+	for _, lp := range LoadParams {
+		out = append(out, fmt.Sprintf("%s %s%s (%s)", lp.Name, formatLarge(lp.Max), unitSuffix(lp.Unit), lp.Workload))
+	}
+	return strings.Join(out, ", ")
 }
 
 func (g *schemaGen) pattern(name string) string {
