@@ -276,7 +276,6 @@ type run struct {
 	t0     atomic.Int64
 	start  time.Time // base + t0
 	sem    chan struct{}
-	second func(time.Duration) int
 
 	topics []*topic
 	pubs   []*publisher
@@ -291,7 +290,7 @@ type run struct {
 	errs      int64
 	genErrs   int64
 	classes   map[string]int64
-	secs      []secStat
+	secs      *secTable
 
 	delivered atomic.Int64 // deliveries of hold messages
 	subErrs   atomic.Int64
@@ -319,11 +318,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 		classes: map[string]int64{},
 	}
 	total := int((s.Warmup + s.Hold + time.Second - 1) / time.Second)
-	r.secs = make([]secStat, total)
-	for i := range r.secs {
-		r.secs[i].hist = metrics.NewHistogram(2)
-	}
-	r.second = func(d time.Duration) int { return min(max(int(d/time.Second), 0), total-1) }
+	r.secs = newSecTable(total)
 	if err := r.spread(); err != nil {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
@@ -801,7 +796,7 @@ func (r *run) dispatch(ctx, pctx context.Context, pb *publisher, offset time.Dur
 		hold := intended >= r.s.Warmup
 		lateness := time.Since(r.start) - intended
 		r.mu.Lock()
-		r.secs[r.second(intended)].offered++
+		r.secs.at(intended).offered++
 		if hold {
 			metrics.RecordDuration(r.lag, lateness)
 		}
@@ -846,7 +841,7 @@ func classify(err error) (class string, answered bool) {
 func (r *run) outcome(pb *publisher, intended time.Duration, hold bool, lat time.Duration, class string, answered bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sec := &r.secs[r.second(time.Since(r.start))]
+	sec := r.secs.at(time.Since(r.start))
 	sec.requests++
 	if class != "" {
 		sec.errors++
@@ -898,7 +893,7 @@ func (r *run) expectedOf(ti int32) int64 {
 
 // seconds calls OnSecond at the end of each second and returns the series.
 func (r *run) seconds(ctx context.Context, total int) []result.Second {
-	out := make([]result.Second, 0, total)
+	var out []result.Second
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for i := range total {
@@ -912,9 +907,10 @@ func (r *run) seconds(ctx context.Context, total int) []result.Second {
 			}
 		}
 		r.mu.Lock()
-		s := r.secs[i]
+		s := r.secs.take(i)
 		sec := result.Second{T: i, Requests: s.requests, Errors: s.errors, Offered: s.offered}
 		sec.P50, sec.P99 = metrics.SecondQuantiles(s.hist)
+		r.secs.recycle(s)
 		r.mu.Unlock()
 		out = append(out, sec)
 		if r.s.OnSecond != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -506,5 +507,35 @@ func TestEngineFirstEventWaitsForALazyBus(t *testing.T) {
 	}
 	if lost := res.Metrics[LostRatio]; lost < 0.3 {
 		t.Errorf("none without settle: lost %v, want the first 700ms of 1s (0.7)", lost)
+	}
+}
+
+// TestLongHoldAllocatesPerSecondStateLazily: a step's per-second counts are
+// made as its seconds come, not for the whole hold up front (a day's hold
+// was 86,400 histograms, 1.7 GB, before the first message).
+func TestLongHoldAllocatesPerSecondStateLazily(t *testing.T) {
+	url, _ := startBus(t, eventbus.Config{})
+	e := newEngine(t, url)
+	ctx, cancel := context.WithCancel(runCtx(t))
+	var secs atomic.Int64
+	step := Step{Publishers: 1, Subscribers: 1, Rate: 20, Hold: 24 * time.Hour, OnSecond: func(result.Second) {
+		if secs.Add(1) == 2 {
+			cancel()
+		}
+	}}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := e.Run(ctx, step)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("the cancelled step returned no error")
+	}
+	if res == nil || len(res.Series) < 2 {
+		t.Fatalf("cancelled step: %+v", res)
+	}
+	const limit = 64 << 20
+	if n := after.TotalAlloc - before.TotalAlloc; n > limit {
+		t.Errorf("a 24 h step cancelled after 2 s allocated %d MB, want under %d MB", n>>20, limit>>20)
 	}
 }
