@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -80,6 +81,11 @@ type Deps struct {
 	// with {{ env "NAME" }} (nil: os.LookupEnv). Run refuses a plan whose
 	// variables are not set, and keeps their values out of the run directory.
 	LookupEnv func(string) (string, bool)
+	// MemoryLimit bounds loadramp's own memory during the run (zero value:
+	// DefaultMemoryShare of the memory available): over it, the run stops
+	// with a *MemoryError, ends in error and is torn down, before the
+	// machine runs out.
+	MemoryLimit MemoryLimit
 }
 
 // ProvisionSpec is what Provision builds a fleet from.
@@ -194,6 +200,13 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (res *Resul
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopGuard := guardMemory(ctx, deps.MemoryLimit, func(e *MemoryError) {
+		deps.Observer.Message("%v", e)
+		cancel(e)
+	})
+	defer stopGuard()
 	// A panic in the run still tears the fleets down (what it started may
 	// cost money or hold ports), then ends the run with an error.
 	defer func() {
@@ -348,6 +361,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.dir = dir
 	defer dir.Close()
 	r.envSecrets()
+	// A crash Go cannot recover from (a fatal error, a panic in another
+	// goroutine) leaves its stack in the run directory.
+	defer dir.CaptureCrashes()()
 	var sinks []io.Writer
 	if ev, err := dir.EventsLog(); err == nil {
 		defer ev.Close()
@@ -375,7 +391,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	res := &Result{RunID: r.runRec.ID, Dir: dir.Path()}
 	status, runErr := r.ramp(ctx, sched)
 
-	if ctx.Err() != nil {
+	if me := memoryCause(ctx); me != nil {
+		// Not the user's interrupt: the run could not go on.
+		status, runErr = result.StatusError, me
+		r.log.Error().Err(me).Msg("run stopped: memory limit")
+	} else if ctx.Err() != nil {
 		res.Interrupted = true
 		if status == "" || status == result.StatusError {
 			status = result.StatusAborted
@@ -436,6 +456,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	res.Report = rep
 	res.Secrets = r.secrets
 	r.log.Info().Str("status", status).Msg("run finished")
+	if errors.Is(runErr, syscall.ENOSPC) {
+		runErr = fmt.Errorf("the file system of the run directory %s is full: the steps recorded before are kept in %s; free space, then `loadramp report %s` rebuilds the report: %w",
+			dir.Path(), record.StepsFile, dir.Path(), runErr)
+	}
 	return res, runErr
 }
 

@@ -143,6 +143,9 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 // given (it closed held connections, dropped connects, ran out of files).
 func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, aborted string, probeErr error) {
 	switch {
+	case memoryCause(ctx) != nil:
+		rec.Verdict, rec.Reason, rec.Error = result.VerdictError, "stopped: memory limit", memoryCause(ctx).Error()
+		return
 	case ctx.Err() != nil:
 		rec.Verdict, rec.Reason = result.VerdictError, "interrupted"
 		return

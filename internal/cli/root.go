@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loadramp/loadramp/internal/wiring"
+	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -89,6 +90,7 @@ const (
 	// keyCloudWatchSettle bounds how long a step waits, after its hold, for
 	// CloudWatch to publish the hold's last minute (0: do not wait).
 	keyCloudWatchSettle = "cloudwatch_settle"
+	keyMemoryLimit      = "memory_limit" // bounds loadramp's own memory during a run
 )
 
 // Main runs loadramp with args (without the program name) and returns the exit code.
@@ -141,7 +143,7 @@ Configuration comes from a config file (--config, default
 $XDG_CONFIG_HOME/loadramp/config.yaml), then LOADRAMP_* environment variables, then
 flags; each overrides the one before. Keys: runs_dir, terraform_bin, log_level,
 log_format, aws_profile, aws_region, aws_ready_timeout, cloudwatch_settle,
-s3_endpoint, max_rate, max_users (for example
+s3_endpoint, max_rate, max_users, memory_limit (for example
 LOADRAMP_MAX_RATE=20000 refuses plans that would offer more than 20,000 req/s).
 
 Exit codes: 0 the run finished (a bottleneck found is a success), 1 runtime error,
@@ -261,6 +263,10 @@ func (a *app) wiringConfig() (wiring.Config, error) {
 	c.AWSEndpoint = a.getenv("LOADRAMP_AWS_ENDPOINT")
 	c.S3Endpoint = v.GetString(keyS3Endpoint)
 	c.Log = a.log
+	var err error
+	if c.MemoryLimit, err = orchestrator.ParseMemoryLimit(v.GetString(keyMemoryLimit)); err != nil {
+		return c, err
+	}
 	for key, d := range map[string]*time.Duration{keyAWSReadyTimeout: &c.AWSReadyTimeout, keyCloudWatchSettle: &c.CloudWatchSettle} {
 		if !v.IsSet(key) {
 			continue

@@ -42,6 +42,8 @@ type Config struct {
 	S3Endpoint string
 	// Host names this host in findings.
 	Host string
+	// MemoryLimit bounds loadramp's own memory during a run (memory_limit).
+	MemoryLimit orchestrator.MemoryLimit
 	// Log receives what happens outside a run's own log (preflight warnings
 	// before a run logger exists, uploads, destroy).
 	Log zerolog.Logger
@@ -83,8 +85,9 @@ func Deps(cfg Config, obs orchestrator.Observer) orchestrator.Deps {
 		Preflight: func(ctx context.Context, procs []orchestrator.Process) (map[string]any, []string, error) {
 			return host.Audit(ctx, observeProcs(procs))
 		},
-		Locate:   locate(host),
-		Observer: obs,
+		Locate:      locate(host),
+		Observer:    obs,
+		MemoryLimit: cfg.MemoryLimit,
 	}
 }
 

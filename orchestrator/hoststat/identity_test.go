@@ -88,3 +88,32 @@ func TestIdentityUnderAFixtureRoot(t *testing.T) {
 		t.Errorf("GroupMembers = %+v, %v; want 77 and 78 (not the zombie)", ms, err)
 	}
 }
+
+func TestMemoryFor(t *testing.T) {
+	root, cg := t.TempDir(), t.TempDir()
+	write := func(dir, rel, s string) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(root, "meminfo", "MemTotal:       16384 kB\nMemFree:  100 kB\n")
+	if got := MemoryFor(root, cg, 7); got != 16384<<10 {
+		t.Errorf("no cgroup: %d, want MemTotal", got)
+	}
+	write(root, "7/cgroup", "0::/user.slice/run.scope\n")
+	write(cg, "user.slice/run.scope/memory.max", "max\n")
+	if got := MemoryFor(root, cg, 7); got != 16384<<10 {
+		t.Errorf("unlimited cgroup: %d, want MemTotal", got)
+	}
+	write(cg, "user.slice/run.scope/memory.max", "1048576\n")
+	if got := MemoryFor(root, cg, 7); got != 1<<20 {
+		t.Errorf("cgroup limit: %d, want 1 MiB", got)
+	}
+	if got := MemoryFor("", "/sys/fs/cgroup", os.Getpid()); got <= 0 {
+		t.Errorf("this machine: %d", got)
+	}
+}

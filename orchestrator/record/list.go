@@ -24,6 +24,9 @@ type Summary struct {
 	// Owner is the pid of the live process that owns a running run (0 when
 	// none, or unknown).
 	Owner int
+	// Crash is the first line of the crash output of an interrupted run
+	// whose process crashed (CrashFile), "" otherwise.
+	Crash string
 	// Attempts is the number of step attempts logged.
 	Attempts int
 	// Capacity is the highest passing attempt's load parameters (nil when no
@@ -88,6 +91,7 @@ func summarize(dir, name string) Summary {
 			s.Owner = pid
 		} else {
 			s.Status = result.StatusInterrupted
+			s.Crash = Crash(dir)
 		}
 	}
 	d := &Dir{path: dir}

@@ -1,0 +1,170 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
+)
+
+// DefaultMemoryShare is the share of the memory available to loadramp (the
+// machine's, or its cgroup's limit when lower) that a run may use when the
+// configuration does not say (memory_limit).
+const DefaultMemoryShare = 0.9
+
+// memoryPoll is how often the guard reads the runtime's memory figures.
+const memoryPoll = 100 * time.Millisecond
+
+// MemoryLimit bounds the memory loadramp itself uses during a run. Its zero
+// value is DefaultMemoryShare of the memory available.
+type MemoryLimit struct {
+	// Bytes, when > 0, is the limit.
+	Bytes int64
+	// Share, when > 0 (and Bytes is not set), is the limit as a share of the
+	// memory available (0 < Share <= 1).
+	Share float64
+	// Off turns the guard off.
+	Off bool
+}
+
+var memoryLimitRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B|%)?$`)
+
+// ParseMemoryLimit reads a memory_limit setting: "" (the default share),
+// "off", a share of the memory available ("75%") or a size ("512MiB",
+// "2GiB", "1.5GB", "1000000" bytes).
+func ParseMemoryLimit(s string) (MemoryLimit, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "":
+		return MemoryLimit{}, nil
+	case "off":
+		return MemoryLimit{Off: true}, nil
+	}
+	m := memoryLimitRe.FindStringSubmatch(s)
+	if m == nil {
+		return MemoryLimit{}, fmt.Errorf("memory_limit %q: give a size (512MiB, 2GiB), a share of the memory available (75%%) or off", s)
+	}
+	x, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || !(x > 0) {
+		return MemoryLimit{}, fmt.Errorf("memory_limit %q: must be > 0", s)
+	}
+	if m[2] == "%" {
+		if x > 100 {
+			return MemoryLimit{}, fmt.Errorf("memory_limit %q: a share is at most 100%%", s)
+		}
+		return MemoryLimit{Share: x / 100}, nil
+	}
+	unit := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[m[2]]
+	b := x * unit
+	if b >= math.MaxInt64 {
+		return MemoryLimit{}, fmt.Errorf("memory_limit %q: too large", s)
+	}
+	return MemoryLimit{Bytes: int64(b)}, nil
+}
+
+// resolve is the limit in bytes given the memory available (0: unknown),
+// with a sentence saying where it comes from; 0 when there is none.
+func (m MemoryLimit) resolve(available int64) (int64, string) {
+	switch {
+	case m.Off:
+		return 0, ""
+	case m.Bytes > 0:
+		return m.Bytes, "memory_limit"
+	case available <= 0:
+		return 0, ""
+	}
+	share := m.Share
+	if share <= 0 {
+		share = DefaultMemoryShare
+	}
+	return int64(float64(available) * share), fmt.Sprintf("memory_limit: %g%% of the %s available", share*100, formatBytes(available))
+}
+
+// MemoryError stops a run whose loadramp process went over its memory limit.
+type MemoryError struct {
+	Used, Limit int64
+	// From says where the limit comes from.
+	From string
+}
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("loadramp's own memory reached %s, over its limit of %s (%s): the run was stopped before the machine ran out; "+
+		"lower the load one loadramp process generates (connections, subscribers, users), spread it over agents, or raise memory_limit",
+		formatBytes(e.Used), formatBytes(e.Limit), e.From)
+}
+
+func formatBytes(b int64) string {
+	const mib = 1 << 20
+	if b >= 1<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%.0f MiB", math.Ceil(float64(b)/mib))
+}
+
+// memoryInUse is what the Go runtime holds from the OS and has not given
+// back: the process's memory, bar what cgo and the kernel hold for it.
+func memoryInUse() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+}
+
+// guardMemory bounds this process's memory at limit while a run goes on: it
+// sets the runtime's soft limit (debug.SetMemoryLimit), so the collector
+// works harder as the limit nears, and if the memory in use still goes over
+// it calls over once with a *MemoryError. stop restores the soft limit that
+// was set before and ends the watch. A limit <= 0 watches nothing.
+func guardMemory(ctx context.Context, lim MemoryLimit, over func(*MemoryError)) (stop func()) {
+	limit, from := lim.resolve(hoststat.MemoryFor(hoststat.DefaultRoot, "/sys/fs/cgroup", os.Getpid()))
+	if limit <= 0 {
+		return func() {}
+	}
+	prev := debug.SetMemoryLimit(limit)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(memoryPoll)
+		defer t.Stop()
+		for {
+			if used := memoryInUse(); used > limit {
+				over(&MemoryError{Used: used, Limit: limit, From: from})
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		wg.Wait()
+		debug.SetMemoryLimit(prev)
+	}
+}
+
+// memoryCause is the *MemoryError ctx was cancelled with, or nil.
+func memoryCause(ctx context.Context) *MemoryError {
+	var me *MemoryError
+	if errors.As(context.Cause(ctx), &me) {
+		return me
+	}
+	return nil
+}
