@@ -31,10 +31,8 @@ tear down themselves (kill -9, a lost machine, --keep-infra):
 
   terraform fleets   terraform destroy in the run's workspace (with the variables last
                      applied, from RUN_DIR/terraform/<fleet>), then the workspace is deleted
-  local fleets       the recorded process groups still alive get SIGTERM, then SIGKILL,
-                     but only while each pid is still the process the run started
-                     (run.json records its start time and boot): a pid that another
-                     process has now is reported gone and left alone
+  local fleets       the recorded process groups still alive get SIGTERM, then SIGKILL; a pid
+                     that is not the process the run started any more is left alone
 
 It is safe to repeat: what is already gone is skipped.
 
