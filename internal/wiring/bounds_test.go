@@ -5,6 +5,7 @@ import (
 
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/probe"
+	"github.com/loadramp/loadramp/orchestrator/pubsub"
 )
 
 // TestPlanBoundsMatchTheEngines: a bound the plan checks is the one the
@@ -13,5 +14,8 @@ import (
 func TestPlanBoundsMatchTheEngines(t *testing.T) {
 	if plan.Bounds["Probe.rate"].Max != probe.MaxRate {
 		t.Errorf("plan bounds probe.rate at %g, the probe at %d", plan.Bounds["Probe.rate"].Max, probe.MaxRate)
+	}
+	if lp, _ := plan.LookupParam(plan.WorkloadPubSub, plan.ParamRate); lp.Max != pubsub.MaxRate {
+		t.Errorf("plan bounds the pubsub rate at %g, the engine at %d", lp.Max, pubsub.MaxRate)
 	}
 }

@@ -174,8 +174,8 @@ func validateStep(s Step) error {
 		return fmt.Errorf("publishers %d: must be >= 1", s.Publishers)
 	case s.Subscribers < 0:
 		return fmt.Errorf("subscribers %d: must be >= 0", s.Subscribers)
-	case !(s.Rate > 0) || math.IsInf(s.Rate, 0):
-		return fmt.Errorf("rate %g: must be > 0 messages/s per publisher", s.Rate)
+	case !(s.Rate > 0) || s.Rate > MaxRate:
+		return fmt.Errorf("rate %g: must be > 0 and at most %g messages/s per publisher", s.Rate, float64(MaxRate))
 	case s.Hold <= 0:
 		return fmt.Errorf("hold %v: must be > 0", s.Hold)
 	case s.Warmup < 0:
@@ -264,6 +264,21 @@ type delayShard struct {
 	h  *hdrhistogram.Histogram
 }
 
+// MaxRate bounds a publisher's rate (messages/s): plan.LoadParams states the
+// same bound for the pubsub rate.
+const MaxRate = 1_000_000
+
+// saturate converts ns to a Duration, clamped to what a Duration holds.
+func saturate(ns float64) time.Duration {
+	switch {
+	case !(ns < float64(math.MaxInt64)):
+		return math.MaxInt64
+	case ns < 0:
+		return 0
+	}
+	return time.Duration(ns)
+}
+
 // run is one step in progress.
 type run struct {
 	e   *Engine
@@ -272,10 +287,10 @@ type run struct {
 	// base is when the step began (subscriptions included): markers carry
 	// send times from it. t0 is when publishing starts, from base (atomic:
 	// the readers are running when it is set).
-	base   time.Time
-	t0     atomic.Int64
-	start  time.Time // base + t0
-	sem    chan struct{}
+	base  time.Time
+	t0    atomic.Int64
+	start time.Time // base + t0
+	sem   chan struct{}
 
 	topics []*topic
 	pubs   []*publisher
@@ -410,7 +425,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 		go func() {
 			defer dispatchers.Done()
 			// Publishers start evenly spread over one interval.
-			offset := time.Duration(float64(time.Second) / s.Rate * float64(p) / float64(s.Publishers))
+			offset := saturate(float64(time.Second) / s.Rate * float64(p) / float64(s.Publishers))
 			r.dispatch(ctx, pctx, r.pubs[p], offset, &pubs)
 		}()
 	}
@@ -774,12 +789,15 @@ func (r *run) delivery(sub *subscriber, pub int, seq uint64, sent, now time.Dura
 
 // dispatch publishes one publisher's messages on schedule for warmup+hold.
 func (r *run) dispatch(ctx, pctx context.Context, pb *publisher, offset time.Duration, pubs *sync.WaitGroup) {
-	interval := time.Duration(float64(time.Second) / r.s.Rate)
+	// In float64 nanoseconds, saturated: a rate so low that the next
+	// message is due past the end (or past what a Duration holds) ends the
+	// schedule instead of overflowing into the past.
+	interval := float64(time.Second) / r.s.Rate
 	end := r.s.Warmup + r.s.Hold
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for k := 0; ; k++ {
-		intended := (offset + time.Duration(k)*interval).Truncate(time.Microsecond)
+		intended := saturate(float64(offset) + float64(k)*interval).Truncate(time.Microsecond)
 		if intended >= end {
 			return
 		}

@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -437,7 +438,8 @@ func TestEngineSubscribersHeld(t *testing.T) {
 
 func TestStepValidation(t *testing.T) {
 	e := newEngine(t, "http://127.0.0.1:1")
-	for _, s := range []Step{{Publishers: 0, Rate: 1, Hold: time.Second}, {Publishers: 1, Rate: 0, Hold: time.Second}, {Publishers: 1, Rate: 1}} {
+	for _, s := range []Step{{Publishers: 0, Rate: 1, Hold: time.Second}, {Publishers: 1, Rate: 0, Hold: time.Second}, {Publishers: 1, Rate: 1},
+		{Publishers: 1, Rate: 1e20, Hold: time.Second}, {Publishers: 1, Rate: math.Inf(1), Hold: time.Second}} {
 		if _, err := e.Run(runCtx(t), s); err == nil {
 			t.Errorf("Run(%+v) accepted a bad step", s)
 		}
@@ -537,5 +539,21 @@ func TestLongHoldAllocatesPerSecondStateLazily(t *testing.T) {
 	const limit = 64 << 20
 	if n := after.TotalAlloc - before.TotalAlloc; n > limit {
 		t.Errorf("a 24 h step cancelled after 2 s allocated %d MB, want under %d MB", n>>20, limit>>20)
+	}
+}
+
+// TestAVanishingRateSaturates: a rate so low that the time between two
+// messages overflows a Duration publishes the first message and ends with
+// the step, instead of wrapping the schedule into the past and publishing
+// without end.
+func TestAVanishingRateSaturates(t *testing.T) {
+	url, _ := startBus(t, eventbus.Config{})
+	e := newEngine(t, url)
+	res, err := e.Run(runCtx(t), Step{Publishers: 2, Subscribers: 1, Rate: 1e-300, Hold: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := res.Metrics[metrics.RequestsCount]; n > 1 {
+		t.Errorf("requests.count = %v in a 1 s hold at 1e-300 messages/s, want at most the first message", n)
 	}
 }
