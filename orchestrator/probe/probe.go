@@ -141,15 +141,22 @@ func delayMetrics(m metrics.Metrics, h *hdrhistogram.Histogram) {
 // late wake-up sends every message that is due with its own intended time, so
 // a stalled probe still measures from when each message should have left.
 func schedule(ctx context.Context, start time.Time, rate float64, end time.Duration, send func(k uint64, intended time.Duration)) uint64 {
-	interval := time.Duration(float64(time.Second) / rate)
+	// In float64 nanoseconds: a rate so low that the next message is due
+	// past what a Duration holds ends the schedule, never wraps it into the
+	// past.
+	interval := float64(time.Second) / rate
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var k uint64
 	for {
-		intended := time.Duration(k) * interval
-		if intended >= end {
+		at := 0.0 // not 0 x Inf
+		if k > 0 {
+			at = float64(k) * interval
+		}
+		if !(at < float64(end)) {
 			return k
 		}
+		intended := time.Duration(at)
 		if wait := time.Until(start.Add(intended)); wait > 0 {
 			t.Reset(wait)
 			select {

@@ -440,3 +440,21 @@ func TestPubSubProbeOverNchanWebSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleSaturates: a rate so low that the gap between two messages
+// overflows a Duration sends the first one and ends, instead of wrapping
+// the schedule into the past and sending without end; at a normal rate the
+// count is rate x window.
+func TestScheduleSaturates(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		rate float64
+		want uint64
+	}{{1e-300, 1}, {1e-9, 1}, {1000, 100}} {
+		n := schedule(ctx, time.Now().Add(-time.Hour), tc.rate, 100*time.Millisecond, func(uint64, time.Duration) {})
+		if n != tc.want || ctx.Err() != nil {
+			t.Errorf("rate %g over 100 ms: %d sends (ctx %v), want %d", tc.rate, n, ctx.Err(), tc.want)
+		}
+	}
+}

@@ -268,13 +268,14 @@ type delayShard struct {
 // same bound for the pubsub rate.
 const MaxRate = 1_000_000
 
-// saturate converts ns to a Duration, clamped to what a Duration holds.
+// saturate converts ns to a Duration, clamped to what a Duration holds; NaN
+// (0 x Inf, the first gap at a vanishing rate) is 0.
 func saturate(ns float64) time.Duration {
 	switch {
+	case math.IsNaN(ns) || ns < 0:
+		return 0
 	case !(ns < float64(math.MaxInt64)):
 		return math.MaxInt64
-	case ns < 0:
-		return 0
 	}
 	return time.Duration(ns)
 }
@@ -425,7 +426,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 		go func() {
 			defer dispatchers.Done()
 			// Publishers start evenly spread over one interval.
-			offset := saturate(float64(time.Second) / s.Rate * float64(p) / float64(s.Publishers))
+			offset := saturate(float64(time.Second) / s.Rate * float64(p) / float64(s.Publishers)) // 0 for p = 0
 			r.dispatch(ctx, pctx, r.pubs[p], offset, &pubs)
 		}()
 	}
@@ -797,7 +798,10 @@ func (r *run) dispatch(ctx, pctx context.Context, pb *publisher, offset time.Dur
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for k := 0; ; k++ {
-		intended := saturate(float64(offset) + float64(k)*interval).Truncate(time.Microsecond)
+		intended := offset
+		if k > 0 {
+			intended = saturate(float64(offset) + float64(k)*interval).Truncate(time.Microsecond)
+		}
 		if intended >= end {
 			return
 		}
