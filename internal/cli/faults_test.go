@@ -4,7 +4,9 @@ package cli
 // fault injected from outside as an operator or the machine would, every
 // wait bounded. Each test checks what the run leaves: its exit code, the
 // steps it finished, its report, and that nothing it started is still
-// running.
+// running. busPlan turns the default generator health off: these tests are
+// about the target and loadramp, and on a shared machine a starved generator
+// would make a step generator-fail.
 
 import (
 	"bytes"
