@@ -2,6 +2,7 @@ package plan
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +215,40 @@ func TestSchemaStatesTheBounds(t *testing.T) {
 	if desc, _ := s.Definitions["Parameter"].Properties["max"]["description"].(string); !strings.Contains(desc, "rate 100000000 requests/s (builtin/http)") {
 		t.Errorf("schema parameters max: %q", desc)
 	}
+}
+
+// TestEveryNumberHasABound: every number a plan's types hold (an integer, a
+// float or a duration) has a bound in Bounds, or is a load parameter's
+// start and max (LoadParams): a key added without one fails here.
+func TestEveryNumberHasABound(t *testing.T) {
+	loadParams := map[string]bool{"Parameter.start": true, "Parameter.max": true, "Plan.version": true}
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type)
+	walk = func(typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || typ == durationType || seen[typ] {
+			return
+		}
+		seen[typ] = true
+		idx, names := fieldsOf(typ)
+		for _, name := range names {
+			f := typ.Field(idx[name])
+			key := typ.Name() + "." + name
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
+				ft = ft.Elem()
+			}
+			switch {
+			case ft == durationType, ft.Kind() == reflect.Int, ft.Kind() == reflect.Int64, ft.Kind() == reflect.Float64:
+				if _, ok := Bounds[key]; !ok && !loadParams[key] {
+					t.Errorf("%s is a number without a bound: add it to plan.Bounds (and docs/plan.md)", key)
+				}
+			default:
+				walk(f.Type)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Plan{}))
 }
