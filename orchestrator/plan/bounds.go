@@ -34,6 +34,9 @@ var Bounds = map[string]Bound{
 	"Process.ready_timeout": durationBound(0, true, MaxTimeout),
 	"Process.replicas":      {Min: 1, Max: MaxReplicas},
 	"HTTP.timeout":          durationBound(0, true, MaxTimeout),
+	"Request.weight":        {Min: 1, Max: MaxWeight},
+	"Check.status":          {Min: 100, Max: 599},
+	"PubSubBus.settle":      durationBound(0, false, MaxTimeout),
 	"PubSub.body_bytes":     {Min: 0, Max: MaxPubSubBodyBytes},
 	"PubSub.timeout":        durationBound(0, false, MaxTimeout),
 	"Probe.rate":            {Min: 0, MinExclusive: true, Max: MaxProbeRate},
@@ -56,7 +59,7 @@ const (
 	MaxConfirm = 100
 	MaxRefine  = 64
 	// MaxTimeout bounds the timeouts of requests, deliveries, probes and
-	// readiness waits.
+	// readiness waits, and a bus's settle time.
 	MaxTimeout = time.Hour
 	// MaxReplicas bounds a local process's replicas.
 	MaxReplicas = 1000

@@ -36,11 +36,15 @@ var boundCases = map[string]struct {
 	"Process.ready_timeout": {basePlan, "fleets.target.processes[0].ready_timeout", nil},
 	"Process.replicas":      {basePlan, "fleets.target.processes[0].replicas", nil},
 	"HTTP.timeout":          {basePlan, "workload.http.timeout", nil},
-	"PubSub.body_bytes":     {pubsubPlan, "workload.pubsub.body_bytes", nil},
-	"PubSub.timeout":        {pubsubPlan, "workload.pubsub.timeout", nil},
-	"Probe.rate":            {pubsubPlan, "probe.rate", nil},
-	"Probe.timeout":         {pubsubPlan, "probe.timeout", nil},
-	"Prometheus.settle":     {basePlan, "prometheus.settle", []string{`prometheus={query: 'http://h:9090', metrics: {a: up}}`}},
+	"Request.weight": {basePlan, "workload.http.requests[0].weight",
+		[]string{`workload.http={requests: [{name: a, url: "http://127.0.0.1:1/"}]}`}},
+	"Check.status":      {basePlan, "workload.http.check.status[0]", []string{"workload.http.check={status: [200]}"}},
+	"PubSubBus.settle":  {pubsubPlan, "workload.pubsub.settle", nil},
+	"PubSub.body_bytes": {pubsubPlan, "workload.pubsub.body_bytes", nil},
+	"PubSub.timeout":    {pubsubPlan, "workload.pubsub.timeout", nil},
+	"Probe.rate":        {pubsubPlan, "probe.rate", nil},
+	"Probe.timeout":     {pubsubPlan, "probe.timeout", nil},
+	"Prometheus.settle": {basePlan, "prometheus.settle", []string{`prometheus={query: 'http://h:9090', metrics: {a: up}}`}},
 }
 
 // TestBoundsAreWhatValidationChecks: every key of Bounds is refused just
@@ -200,6 +204,9 @@ func TestSchemaStatesTheBounds(t *testing.T) {
 	}
 	for key, bd := range Bounds {
 		typ, name, _ := strings.Cut(key, ".")
+		if typ == "PubSubBus" {
+			typ = "PubSub" // inline in PubSub and Probe
+		}
 		prop := s.Definitions[typ].Properties[name]
 		if prop == nil {
 			t.Errorf("schema has no %s", key)
@@ -208,8 +215,12 @@ func TestSchemaStatesTheBounds(t *testing.T) {
 		if desc, _ := prop["description"].(string); !strings.Contains(desc, "allowed: "+bd.String()) {
 			t.Errorf("schema %s description %q does not state %s", key, desc, bd)
 		}
-		if !bd.Duration && prop["maximum"] != bd.Max {
-			t.Errorf("schema %s maximum %v, want %g", key, prop["maximum"], bd.Max)
+		num := prop
+		if items, ok := prop["items"].(map[string]any); ok {
+			num = items // a list of numbers: each is bounded
+		}
+		if !bd.Duration && num["maximum"] != bd.Max {
+			t.Errorf("schema %s maximum %v, want %g", key, num["maximum"], bd.Max)
 		}
 	}
 	if desc, _ := s.Definitions["Parameter"].Properties["max"]["description"].(string); !strings.Contains(desc, "rate 100000000 requests/s (builtin/http)") {
@@ -234,8 +245,12 @@ func TestEveryNumberHasABound(t *testing.T) {
 		seen[typ] = true
 		idx, names := fieldsOf(typ)
 		for _, name := range names {
-			f := typ.Field(idx[name])
-			key := typ.Name() + "." + name
+			owner := typ // the type declaring the field (an inline one's)
+			for _, i := range idx[name][:len(idx[name])-1] {
+				owner = owner.Field(i).Type
+			}
+			f := typ.FieldByIndex(idx[name])
+			key := owner.Name() + "." + name
 			ft := f.Type
 			for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
 				ft = ft.Elem()

@@ -308,6 +308,9 @@ func (g *schemaGen) value(t reflect.Type, sample reflect.Value, enum, keys strin
 // bound puts b into the schema s of a number (minimum, maximum), and into
 // doc for every key (a duration's range is no JSON Schema keyword).
 func (g *schemaGen) bound(s map[string]any, b Bound, doc string) string {
+	if items, ok := s["items"].(map[string]any); ok && s["type"] == "array" {
+		s = items // a list of numbers (check.status): each is bounded
+	}
 	if !b.Duration {
 		if b.MinExclusive {
 			s["exclusiveMinimum"] = b.Min

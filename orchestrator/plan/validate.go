@@ -501,6 +501,7 @@ func (v *validator) bus(path string, b *PubSubBus) {
 		if *b.Settle < 0 {
 			v.add(path+".settle", "must be >= 0")
 		}
+		v.atMost(path+".settle", "PubSubBus.settle", float64(*b.Settle))
 		if err == nil && mode != ConfirmNone {
 			v.add(path+".settle", "only with confirm none (the wait before publishing); %s confirms each subscription itself", mode)
 		}
