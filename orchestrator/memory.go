@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
 	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,42 +32,6 @@ type MemoryLimit struct {
 	Share float64
 	// Off turns the guard off.
 	Off bool
-}
-
-var memoryLimitRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B|%)?$`)
-
-// ParseMemoryLimit reads a memory_limit setting: "" (the default share),
-// "off", a share of the memory available ("75%") or a size ("512MiB",
-// "2GiB", "1.5GB", "1000000" bytes).
-func ParseMemoryLimit(s string) (MemoryLimit, error) {
-	s = strings.TrimSpace(s)
-	switch strings.ToLower(s) {
-	case "":
-		return MemoryLimit{}, nil
-	case "off":
-		return MemoryLimit{Off: true}, nil
-	}
-	m := memoryLimitRe.FindStringSubmatch(s)
-	if m == nil {
-		return MemoryLimit{}, fmt.Errorf("memory_limit %q: give a size (512MiB, 2GiB), a share of the memory available (75%%) or off", s)
-	}
-	x, err := strconv.ParseFloat(m[1], 64)
-	if err != nil || !(x > 0) {
-		return MemoryLimit{}, fmt.Errorf("memory_limit %q: must be > 0", s)
-	}
-	if m[2] == "%" {
-		if x > 100 {
-			return MemoryLimit{}, fmt.Errorf("memory_limit %q: a share is at most 100%%", s)
-		}
-		return MemoryLimit{Share: x / 100}, nil
-	}
-	unit := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
-		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[m[2]]
-	b := x * unit
-	if b >= math.MaxInt64 {
-		return MemoryLimit{}, fmt.Errorf("memory_limit %q: too large", s)
-	}
-	return MemoryLimit{Bytes: int64(b)}, nil
 }
 
 // resolve is the limit in bytes given the memory available (0: unknown),

@@ -31,8 +31,7 @@ tear down themselves (kill -9, a lost machine, --keep-infra):
 
   terraform fleets   terraform destroy in the run's workspace (with the variables last
                      applied, from RUN_DIR/terraform/<fleet>), then the workspace is deleted
-  local fleets       the recorded process groups still alive get SIGTERM, then SIGKILL; a pid
-                     that is not the process the run started any more is left alone
+  local fleets       the run's own process groups still alive get SIGTERM, then SIGKILL
 
 It is safe to repeat: what is already gone is skipped.
 

@@ -97,10 +97,7 @@ runs_dir, "runs"), newest first, with its plan, start time, status, capacity and
 				if b := s.Bottleneck; b != nil {
 					bn = fmt.Sprintf("step %d %s %s -> %s", b.Index, b.Changed, wiring.ParamValue(b.From), wiring.ParamValue(b.To))
 				}
-				status := s.Status
-				if s.Crash != "" {
-					status += " (crashed: " + s.Crash + ")"
-				}
+				status := s.StatusText()
 				if s.Err != nil {
 					status += " (damaged: " + s.Err.Error() + ")"
 				}

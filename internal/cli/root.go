@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/loadramp/loadramp/internal/wiring"
-	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -90,7 +89,6 @@ const (
 	// keyCloudWatchSettle bounds how long a step waits, after its hold, for
 	// CloudWatch to publish the hold's last minute (0: do not wait).
 	keyCloudWatchSettle = "cloudwatch_settle"
-	keyMemoryLimit      = "memory_limit" // bounds loadramp's own memory during a run
 )
 
 // Main runs loadramp with args (without the program name) and returns the exit code.
@@ -255,18 +253,14 @@ func (a *app) setup(cmd *cobra.Command) error {
 
 // wiringConfig is the configuration of the implementations a run is wired
 // with, from the config file, LOADRAMP_* and flags.
-func (a *app) wiringConfig() (wiring.Config, error) {
+func (a *app) wiringConfig() (c wiring.Config, err error) {
 	v := a.v
-	c := wiring.DefaultConfig()
+	c = wiring.DefaultConfig()
 	c.TerraformBin = v.GetString(keyTerraformBin)
 	c.AWSProfile, c.AWSRegion = v.GetString(keyAWSProfile), v.GetString(keyAWSRegion)
 	c.AWSEndpoint = a.getenv("LOADRAMP_AWS_ENDPOINT")
-	c.S3Endpoint = v.GetString(keyS3Endpoint)
-	c.Log = a.log
-	var err error
-	if c.MemoryLimit, err = orchestrator.ParseMemoryLimit(v.GetString(keyMemoryLimit)); err != nil {
-		return c, err
-	}
+	c.S3Endpoint, c.Log = v.GetString(keyS3Endpoint), a.log
+	c.MemoryLimit, err = wiring.ParseMemoryLimit(v.GetString("memory_limit"))
 	for key, d := range map[string]*time.Duration{keyAWSReadyTimeout: &c.AWSReadyTimeout, keyCloudWatchSettle: &c.CloudWatchSettle} {
 		if !v.IsSet(key) {
 			continue
@@ -277,7 +271,7 @@ func (a *app) wiringConfig() (wiring.Config, error) {
 		}
 		*d = x
 	}
-	return c, nil
+	return c, err // memory_limit's
 }
 
 // explicitLogLevel reports whether the log level was chosen by the user (flag,

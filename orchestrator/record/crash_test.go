@@ -55,6 +55,9 @@ func TestACrashLeavesItsStackInTheRunDirectory(t *testing.T) {
 	if s := list[0]; s.Status != result.StatusInterrupted || !strings.Contains(s.Crash, "assignment to entry in nil map") {
 		t.Errorf("summary status %q, crash %q", s.Status, s.Crash)
 	}
+	if got := list[0].StatusText(); !strings.HasPrefix(got, "interrupted (crashed: ") || !strings.Contains(got, "nil map") {
+		t.Errorf("runs would show %q", got)
+	}
 }
 
 // TestNoCrashLeavesNoCrashFile: released without a crash, crash.log goes.

@@ -131,3 +131,12 @@ func LatestFinished(runsDir, plan string) (s Summary, ok bool, err error) {
 	}
 	return Summary{}, false, nil
 }
+
+// StatusText is the run's status as loadramp runs shows it: Status, and
+// for a run whose process crashed, the first line of its crash output.
+func (s Summary) StatusText() string {
+	if s.Crash != "" {
+		return s.Status + " (crashed: " + s.Crash + ")"
+	}
+	return s.Status
+}
