@@ -23,6 +23,11 @@ type conn struct {
 	// deadline is nc's read and write deadline in Unix ns; 0 when none is set or
 	// interrupt moved it.
 	deadline atomic.Int64
+	// cut is set by interrupt (under mu) until the next Run: no deadline is
+	// set on nc again, so a request that starts after the interruption, or
+	// renews its deadline while it happens, fails at once instead of waiting
+	// out its timeout.
+	cut bool
 	// st builds the requests of a mix or template sent on c (nil until one is).
 	st *reqState
 }
@@ -106,15 +111,42 @@ func (c *conn) close() {
 	}
 }
 
-// interrupt makes any blocked read or write on c return at once.
+// interrupt makes any blocked read or write on c return at once, and any
+// later one until resume.
 func (c *conn) interrupt() {
 	c.mu.Lock()
+	c.cut = true
 	if c.nc != nil {
 		c.deadline.Store(0)
 		_ = c.nc.SetDeadline(time.Unix(1, 0))
 	}
 	c.mu.Unlock()
 }
+
+// resume lets c's requests set deadlines again (at the start of a Run).
+func (c *conn) resume() {
+	c.mu.Lock()
+	c.cut = false
+	c.mu.Unlock()
+}
+
+// renew sets nc's deadline to d, unless c was interrupted: then it is left in
+// the past and renew fails.
+func (c *conn) renew(d time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		return errInterrupted
+	}
+	if err := c.nc.SetDeadline(d); err != nil {
+		return err
+	}
+	c.deadline.Store(d.UnixNano())
+	return nil
+}
+
+// errInterrupted: the request started after its step was cancelled.
+var errInterrupted = errors.New("loadgen: interrupted: the step was cancelled")
 
 // roundTrip sends req on c and reads the response (to a HEAD request when head
 // is set; keeping the start of its body in c.rr.kept when keep is set). The error,
@@ -124,11 +156,9 @@ func (c *conn) interrupt() {
 // once. req must stay unchanged until roundTrip returns.
 func (c *conn) roundTrip(req []byte, head, keep bool, timeout time.Duration) (resp response, stale bool, err error) {
 	if now := time.Now(); c.deadline.Load()-now.UnixNano() < int64(timeout) {
-		d := now.Add(timeout + timeout/deadlineSlack)
-		if err = c.nc.SetDeadline(d); err != nil {
+		if err = c.renew(now.Add(timeout + timeout/deadlineSlack)); err != nil {
 			return resp, false, err
 		}
-		c.deadline.Store(d.UnixNano())
 	}
 	switch {
 	case c.raw != nil && c.rr.r == c.rr.w:

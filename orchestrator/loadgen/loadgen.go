@@ -55,6 +55,9 @@ const (
 	// DispatchBatch is how many requests a tick holds at the offered rate, by
 	// default, within those bounds.
 	DispatchBatch = 8
+	// MaxRate bounds a step's rate (requests/s): plan.LoadParams states the
+	// same bound for the http rate.
+	MaxRate = 1e8
 )
 
 // Target is what the connections send: one request (Method, URL, Headers,
@@ -241,8 +244,8 @@ func (g *Generator) openLocked() int {
 
 func validateStep(s Step) error {
 	var errs []error
-	if s.Rate < 0 {
-		errs = append(errs, fmt.Errorf("rate %v: must be >= 0", s.Rate))
+	if !(s.Rate >= 0) || s.Rate > MaxRate {
+		errs = append(errs, fmt.Errorf("rate %v: must be >= 0 and at most %g requests/s", s.Rate, float64(MaxRate)))
 	}
 	if s.Connections < 1 {
 		errs = append(errs, fmt.Errorf("connections %d: must be >= 1", s.Connections))
@@ -316,7 +319,7 @@ type run struct {
 	// at the dispatcher keeps it exact when a batch is released before the woken
 	// workers run.
 	idle     atomic.Int64
-	offered  []atomic.Int64 // per second: Poisson as scheduled, closed loop as sent
+	offered  secondCounts   // per second: Poisson as scheduled, closed loop as sent
 	constant *constantPacer // the schedule, for a constant rate
 	reopened atomic.Int64
 	// fail stops the run with a reason (a unique feeder ran dry).
@@ -344,6 +347,9 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		return nil, errors.New("loadgen: generator is closed")
 	}
 	g.resize(ctx, step.Connections)
+	for _, c := range g.conns {
+		c.resume() // the last step's cancellation is over
+	}
 	// A request that cannot be built (a unique feeder ran dry) stops the step
 	// with its reason.
 	parent := ctx
@@ -372,7 +378,6 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		closed:  step.Rate == 0,
 		rate:    step.Rate,
 		stopCh:  make(chan struct{}),
-		offered: make([]atomic.Int64, int(total/time.Second)+2),
 		lag:     metrics.NewHistogram(metrics.HistDigits),
 	}
 	if !r.closed {
@@ -552,8 +557,8 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 			from := time.Duration(t) * time.Second
 			to := min(from+time.Second, time.Duration(r.end))
 			sec.Offered = int64(r.constant.countBefore(to) - r.constant.countBefore(from))
-		case t < len(r.offered):
-			sec.Offered = r.offered[t].Load()
+		default:
+			sec.Offered = r.offered.get(int64(t))
 		}
 		series = append(series, sec)
 		if step.OnSecond != nil {
@@ -642,8 +647,8 @@ func (r *run) dispatch(p pacer) {
 	// Count each request in its second as soon as it is scheduled, not when it is
 	// released, so the series is right even while the dispatcher is behind.
 	count := func(at int64) {
-		if sec := at / int64(time.Second); at < r.end && sec < int64(len(r.offered)) {
-			r.offered[sec].Add(1)
+		if at < r.end {
+			r.offered.add(at / int64(time.Second))
 		}
 	}
 	count(next)
@@ -768,9 +773,7 @@ func (r *run) worker(c *conn, s *shard) {
 			if t >= r.end {
 				return
 			}
-			if sec := t / int64(time.Second); sec < int64(len(r.offered)) {
-				r.offered[sec].Add(1)
-			}
+			r.offered.add(t / int64(time.Second))
 			r.do(c, s, t)
 		}
 		return

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -20,9 +21,28 @@ type constantPacer struct {
 }
 
 // Intended returns n/rate. Computed from n rather than accumulated, so rounding never
-// drifts over a long step.
+// drifts over a long step. It saturates: a rate so low that request n is due past
+// what a Duration holds gets the largest Duration, past any step's end.
 func (p constantPacer) Intended(n uint64) time.Duration {
-	return time.Duration(float64(n) * float64(time.Second) / p.rate)
+	if n == 0 {
+		return 0 // not 0 x Inf at a vanishing rate
+	}
+	return saturate(float64(n) * float64(time.Second) / p.rate)
+}
+
+// saturate converts ns to a Duration, clamped to [0, the largest Duration]: an
+// offset past what a Duration holds (a vanishing rate, a gap of +Inf) would
+// otherwise convert to an arbitrary value, on amd64 the most negative one, which
+// wraps the schedule into the past (every request due at once, without end). NaN
+// is 0.
+func saturate(ns float64) time.Duration {
+	switch {
+	case !(ns > 0): // NaN too
+		return 0
+	case ns >= float64(math.MaxInt64):
+		return math.MaxInt64
+	}
+	return time.Duration(ns)
 }
 
 // poissonPacer spaces requests with exponentially distributed gaps of mean 1/rate
@@ -48,9 +68,9 @@ func (p *poissonPacer) Intended(n uint64) time.Duration {
 		at := p.at
 		p.at += p.rng.ExpFloat64() / p.rate
 		p.next++
-		return time.Duration(at * float64(time.Second))
+		return saturate(at * float64(time.Second))
 	}
-	return time.Duration(p.at * float64(time.Second)) // asked for an earlier n: best effort
+	return saturate(p.at * float64(time.Second)) // asked for an earlier n: best effort
 }
 
 // countBefore returns how many requests of the schedule have an intended offset
@@ -60,7 +80,17 @@ func (p constantPacer) countBefore(bound time.Duration) uint64 {
 	if bound <= 0 {
 		return 0
 	}
-	n := uint64(bound.Seconds() * p.rate)
+	// Requests due before bound, in float64 and saturated: a Duration of
+	// seconds times a rate over what a uint64 holds (or NaN) cannot be
+	// converted reliably. The loops below settle the rounding.
+	f := bound.Seconds() * p.rate
+	var n uint64
+	switch {
+	case f >= 1<<63:
+		n = 1 << 63
+	case f > 0:
+		n = uint64(f)
+	}
 	for n > 0 && p.Intended(n-1) >= bound { // float rounding: step back
 		n--
 	}
@@ -94,6 +124,6 @@ func dispatchTick(rate float64, fixed time.Duration) time.Duration {
 	if rate <= 0 {
 		return MinDispatchTick
 	}
-	t := time.Duration(DispatchBatch / rate * float64(time.Second))
+	t := saturate(DispatchBatch / rate * float64(time.Second))
 	return min(max(t, MinDispatchTick), MaxDispatchTick)
 }
