@@ -373,12 +373,12 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	total := step.Warmup + step.Hold
 	r := &run{
 		g: g, ctx: ctx, fail: stopRun,
-		warmup:  int64(step.Warmup),
-		end:     int64(total),
-		closed:  step.Rate == 0,
-		rate:    step.Rate,
-		stopCh:  make(chan struct{}),
-		lag:     metrics.NewHistogram(metrics.HistDigits),
+		warmup: int64(step.Warmup),
+		end:    int64(total),
+		closed: step.Rate == 0,
+		rate:   step.Rate,
+		stopCh: make(chan struct{}),
+		lag:    metrics.NewHistogram(metrics.HistDigits),
 	}
 	if !r.closed {
 		r.jobs = make(chan job, g.opts.queueSize)

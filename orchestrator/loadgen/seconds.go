@@ -15,7 +15,7 @@ type countChunk [countChunkSeconds]atomic.Int64
 // seconds is counted, so memory follows the seconds that went by, not the
 // length of the hold. Adding is lock-free once the chunk exists.
 type secondCounts struct {
-	mu     sync.Mutex                   // serializes growth
+	mu     sync.Mutex                    // serializes growth
 	chunks atomic.Pointer[[]*countChunk] // by second / countChunkSeconds
 }
 
