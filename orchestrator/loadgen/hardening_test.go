@@ -77,6 +77,10 @@ func TestStepRateBounds(t *testing.T) {
 			t.Errorf("rate %g accepted", rate)
 		}
 	}
+	// Intended times are ns from the step's start: warmup + hold must fit.
+	if _, err := g.Run(context.Background(), Step{Rate: 1, Connections: 1, Warmup: time.Hour, Hold: math.MaxInt64 - time.Minute}); err == nil {
+		t.Error("a warmup and hold that overflow a Duration together accepted")
+	}
 }
 
 // TestSecondCounts: counters made as seconds come, counted concurrently.

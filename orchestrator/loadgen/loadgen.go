@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -255,6 +256,9 @@ func validateStep(s Step) error {
 	}
 	if s.Hold <= 0 {
 		errs = append(errs, fmt.Errorf("hold %v: must be > 0", s.Hold))
+	}
+	if s.Warmup >= 0 && s.Hold > math.MaxInt64-s.Warmup {
+		errs = append(errs, fmt.Errorf("warmup %v and hold %v: together longer than a time.Duration holds", s.Warmup, s.Hold))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("loadgen: invalid step: %w", err)

@@ -180,6 +180,8 @@ func validateStep(s Step) error {
 		return fmt.Errorf("hold %v: must be > 0", s.Hold)
 	case s.Warmup < 0:
 		return fmt.Errorf("warmup %v: must be >= 0", s.Warmup)
+	case s.Hold > math.MaxInt64-s.Warmup:
+		return fmt.Errorf("warmup %v and hold %v: together longer than a time.Duration holds", s.Warmup, s.Hold)
 	}
 	return nil
 }

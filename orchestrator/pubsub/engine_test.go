@@ -439,7 +439,8 @@ func TestEngineSubscribersHeld(t *testing.T) {
 func TestStepValidation(t *testing.T) {
 	e := newEngine(t, "http://127.0.0.1:1")
 	for _, s := range []Step{{Publishers: 0, Rate: 1, Hold: time.Second}, {Publishers: 1, Rate: 0, Hold: time.Second}, {Publishers: 1, Rate: 1},
-		{Publishers: 1, Rate: 1e20, Hold: time.Second}, {Publishers: 1, Rate: math.Inf(1), Hold: time.Second}} {
+		{Publishers: 1, Rate: 1e20, Hold: time.Second}, {Publishers: 1, Rate: math.Inf(1), Hold: time.Second},
+		{Publishers: 1, Rate: 1, Warmup: time.Hour, Hold: math.MaxInt64 - time.Minute}} {
 		if _, err := e.Run(runCtx(t), s); err == nil {
 			t.Errorf("Run(%+v) accepted a bad step", s)
 		}
