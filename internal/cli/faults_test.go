@@ -232,13 +232,13 @@ func TestFaultTargetKilledMidStep(t *testing.T) {
 	}
 	plan := busPlan(t, "fault-kill", "",
 		"  - { name: rate, start: 100, max: 100000 }\n  - { name: connections, start: 4, max: 4 }",
-		"ramp:\n  warmup: 0s\n  hold: 2s\n  cooldown: 0s\ngates:\n  - errors.ratio < 0.5\n")
+		"ramp:\n  warmup: 0s\n  hold: 3s\n  cooldown: 0s\ngates:\n  - errors.ratio < 0.5\n")
 	r := startFaultRun(t, plan, t.TempDir())
 	bus := fleetProcess(t, r, "target", "eventbus")
-	if !waitFor(30*time.Second, func() bool { return len(stepsIn(t, r.dir())) >= 1 }) {
+	if !waitFor(60*time.Second, func() bool { return len(stepsIn(t, r.dir())) >= 1 }) {
 		t.Fatalf("no step finished\n%s", r.stderr.String())
 	}
-	time.Sleep(time.Second) // into the next step's hold
+	time.Sleep(1500 * time.Millisecond) // into the next step's 3 s hold, with room either side
 	if err := syscall.Kill(bus, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -276,11 +276,18 @@ func TestFaultTargetStoppedLongerThanTheTimeout(t *testing.T) {
 	// workload.http.timeout is 1s in busPlan.
 	plan := busPlan(t, "fault-stop", "",
 		"  - { name: rate, start: 100, max: 100 }\n  - { name: connections, start: 4, max: 4 }",
-		"ramp:\n  warmup: 0s\n  hold: 6s\n  cooldown: 0s\n  confirm: 0\n  max_steps: 1\ngates:\n  - errors.ratio < 0.01\n")
+		"ramp:\n  warmup: 0s\n  hold: 8s\n  cooldown: 0s\n  confirm: 0\n  max_steps: 1\ngates:\n  - errors.ratio < 0.01\n")
 	r := startFaultRun(t, plan, t.TempDir())
 	bus := fleetProcess(t, r, "target", "eventbus")
-	// Into the hold, then stopped for 3 s.
-	time.Sleep(1500 * time.Millisecond)
+	// Into the hold (once the step's host samples are written: within a
+	// second or two of its start, however slow the machine was to get
+	// there), then stopped for 3 s.
+	if !waitFor(60*time.Second, func() bool {
+		fi, err := os.Stat(filepath.Join(r.dir(), record.SamplesFile))
+		return err == nil && fi.Size() > 0
+	}) {
+		t.Fatalf("the step wrote no samples in 60 s\nstderr:\n%s", r.stderr.String())
+	}
 	if err := syscall.Kill(bus, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
