@@ -276,7 +276,7 @@ func TestFaultTargetStoppedLongerThanTheTimeout(t *testing.T) {
 	// workload.http.timeout is 1s in busPlan.
 	plan := busPlan(t, "fault-stop", "",
 		"  - { name: rate, start: 100, max: 100 }\n  - { name: connections, start: 4, max: 4 }",
-		"ramp:\n  warmup: 0s\n  hold: 8s\n  cooldown: 0s\n  confirm: 0\n  max_steps: 1\ngates:\n  - errors.ratio < 0.01\n")
+		"ramp:\n  warmup: 0s\n  hold: 8s\n  cooldown: 0s\n  confirm: 0\n  max_steps: 1\ngates:\n  - errors.count < 1\n")
 	r := startFaultRun(t, plan, t.TempDir())
 	bus := fleetProcess(t, r, "target", "eventbus")
 	// Into the hold (once the step's host samples are written: within a
