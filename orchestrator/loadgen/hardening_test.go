@@ -224,25 +224,37 @@ func TestInterruptIsNotUndoneByTheNextRequest(t *testing.T) {
 
 // TestCancelledRunAgainstASilentTarget: a step cancelled while its requests
 // wait on a target that never answers returns long before their timeout (a
-// minute), whenever the cancellation comes: at seeded instants from before
-// the first request to the middle of the hold.
+// minute), whenever the cancellation comes: from before the first request to
+// the middle of the hold, and after the hold, while its requests in flight
+// are awaited.
 func TestCancelledRunAgainstASilentTarget(t *testing.T) {
 	url := silentServer(t)
 	g := newGen(t, Target{URL: url, Timeout: time.Minute})
-	for i, at := range []time.Duration{0, 3 * time.Millisecond, 40 * time.Millisecond, 250 * time.Millisecond, 700 * time.Millisecond} {
+	for i, tc := range []struct {
+		at   time.Duration
+		step Step
+	}{
+		{0, Step{Rate: 200, Connections: 8, Hold: 10 * time.Minute}},
+		{3 * time.Millisecond, Step{Rate: 200, Connections: 8, Hold: 10 * time.Minute}},
+		{40 * time.Millisecond, Step{Rate: 200, Connections: 8, Hold: 10 * time.Minute}},
+		{250 * time.Millisecond, Step{Rate: 200, Connections: 8, Hold: 10 * time.Minute}},
+		{700 * time.Millisecond, Step{Rate: 200, Connections: 8, Hold: 10 * time.Minute}},
+		// The hold is over, no request is queued: its 3 requests are in flight.
+		{time.Second, Step{Rate: 10, Connections: 8, Hold: 300 * time.Millisecond}},
+	} {
 		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(at, cancel)
+		time.AfterFunc(tc.at, cancel)
 		start := time.Now()
-		_, err := g.Run(ctx, Step{Rate: 200, Connections: 8, Hold: 10 * time.Minute})
+		_, err := g.Run(ctx, tc.step)
 		took := time.Since(start)
 		cancel()
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("run %d: err = %v, want context.Canceled", i, err)
 		}
 		// Generous for a loaded 2-core machine; the timeout is a minute.
-		if took > at+20*time.Second {
-			t.Errorf("run %d: cancelled after %v, returned after %v", i, at, took)
+		if took > tc.at+20*time.Second {
+			t.Errorf("run %d: cancelled after %v, returned after %v", i, tc.at, took)
 		}
-		t.Logf("run %d: cancelled after %v, returned after %v", i, at, took)
+		t.Logf("run %d: cancelled after %v, returned after %v", i, tc.at, took)
 	}
 }

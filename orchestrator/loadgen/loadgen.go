@@ -468,7 +468,22 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 			}
 		}
 	}
-	wg.Wait()
+	// Requests in flight are awaited (up to the timeout) unless the step is
+	// cancelled meanwhile: then they are cut at once too.
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+	select {
+	case <-workersDone:
+	case <-ctx.Done():
+		r.canceled.Store(true)
+		for _, c := range g.conns {
+			c.interrupt()
+		}
+		<-workersDone
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
 	endNS := r.endAt.Load()
 
 	w := &Window{
