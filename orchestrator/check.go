@@ -30,6 +30,17 @@ type gateSet struct {
 	checks        result.Checks
 }
 
+// starvedAt is the generator.starved.ratio the health checks call starved
+// (StepFacts.StarvedAt): the threshold of the check on it, -1 without one.
+func starvedAt(health []check) float64 {
+	for _, c := range health {
+		if c.Metric == metrics.GeneratorStarvedRatio && (c.Op == gate.Less || c.Op == gate.LessEqual) {
+			return c.Threshold
+		}
+	}
+	return -1
+}
+
 // check is a gate or health check; a default one (def) is ignored on a step
 // that did not produce its metric, since not every engine measures it.
 type check struct {

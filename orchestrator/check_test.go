@@ -114,3 +114,30 @@ func TestCheckRequestGates(t *testing.T) {
 		}
 	}
 }
+
+// The diagnosis calls the generator starved from the plan's threshold of
+// generator.starved.ratio: the default's, the plan's own, or none when the
+// plan turned the default generator health off.
+func TestStarvedAtFromThePlan(t *testing.T) {
+	for _, tt := range []struct {
+		extra string
+		want  float64
+	}{
+		{"gates: [latency.p99 < 1s]", 0.2},
+		{"gates: [latency.p99 < 1s]\ngenerator_health: [generator.starved.ratio < 0.5]", 0.5},
+		{"gates: [latency.p99 < 1s]\ndefault_checks: { generator_health: false }", -1},
+		{"gates: [latency.p99 < 1s]\ndefault_checks: { generator_health: false }\ngenerator_health: [generator.starved.ratio <= 0.3]", 0.3},
+	} {
+		p, err := plan.Parse([]byte(checkPlan+tt.extra+"\n"), "check.yaml", nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.extra, err)
+		}
+		gs, errs := compileGates(p)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", tt.extra, errs)
+		}
+		if got := starvedAt(gs.health); got != tt.want {
+			t.Errorf("%q: starved at %g, want %g", tt.extra, got, tt.want)
+		}
+	}
+}

@@ -148,6 +148,12 @@ type StepFacts struct {
 	ErrorClasses map[string]int64
 	Metrics      map[string]float64
 	Params       map[string]float64
+	// StarvedAt is the generator.starved.ratio from which the plan's
+	// generator health calls the generator starved (its check's threshold,
+	// the default's 0.2 unless the plan sets its own); negative when the
+	// plan judges no starvation (default generator health off and no check
+	// of its own): the diagnosis then names none.
+	StarvedAt float64
 }
 
 // Options are the per-invocation settings of a run.

@@ -110,7 +110,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	rec.ErrorClasses = res.ErrorClasses
 	rec.Requests = res.Requests
 	if stop != nil {
-		hm, findings := stop(StepFacts{ErrorClasses: res.ErrorClasses, Metrics: rec.Metrics, Params: vals})
+		hm, findings := stop(StepFacts{ErrorClasses: res.ErrorClasses, Metrics: rec.Metrics, Params: vals, StarvedAt: starvedAt(r.health)})
 		m.Merge(hm)
 		rec.Findings = append(rec.Findings, findings...)
 	}

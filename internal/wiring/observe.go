@@ -24,7 +24,7 @@ func (s hostSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (f
 		return nil, err
 	}
 	return func(f orchestrator.StepFacts) (map[string]float64, []result.Finding) {
-		return w.StopWith(observe.Facts{ErrorClasses: f.ErrorClasses, Metrics: f.Metrics, Params: f.Params})
+		return w.StopWith(observe.Facts{ErrorClasses: f.ErrorClasses, Metrics: f.Metrics, Params: f.Params, StarvedAt: f.StarvedAt})
 	}, nil
 }
 

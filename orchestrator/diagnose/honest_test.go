@@ -143,6 +143,34 @@ func TestStarvedGeneratorCPUFinding(t *testing.T) {
 	}
 }
 
+// The plan's own threshold of generator.starved.ratio is the diagnosis's; a
+// plan that judges no starvation (default generator health off, no check of
+// its own) gets no starvation finding.
+func TestStarvedAtFollowsThePlan(t *testing.T) {
+	sum := hoststat.Summary{Start: t0, End: t0.Add(5 * time.Second), HostCPUMean: 0.3, HostCPUPeak: 0.4,
+		Deltas: map[string]float64{}, Peaks: map[string]float64{}, Limits: map[string]float64{}}
+	starved := func(ratio, at float64) bool {
+		fs := Diagnose(Input{Host: "local", Summary: sum, StarvedAt: at,
+			Engine: map[string]float64{metrics.GeneratorStarvedRatio: ratio}})
+		return slices.Contains(rulesOf(fs), "cpu-saturation/generator")
+	}
+	for _, c := range []struct {
+		ratio, at float64
+		want      bool
+	}{
+		{0.25, 0, true},    // the default, 0.2
+		{0.15, 0, false},   // below the default
+		{0.25, 0.5, false}, // the plan allows more
+		{0.55, 0.5, true},  // and more is starved
+		{0.15, 0.1, true},  // the plan allows less
+		{0.95, -1, false},  // the plan judges no starvation
+	} {
+		if got := starved(c.ratio, c.at); got != c.want {
+			t.Errorf("starved ratio %g, plan threshold %g: finding %v, want %v", c.ratio, c.at, got, c.want)
+		}
+	}
+}
+
 // nginx at its worker_connections closes idle keep-alive connections and
 // logs it at warn level only: the finding comes from its configuration and
 // the connections the client could not hold.

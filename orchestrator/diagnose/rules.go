@@ -66,6 +66,12 @@ type Input struct {
 	// parameters: what the client saw, beside the host's own evidence.
 	Engine map[string]float64
 	Params map[string]float64
+	// StarvedAt is the generator.starved.ratio from which the generator
+	// counts as starved: the threshold of the plan's generator health check
+	// on it. 0 is the default (GeneratorStarved); negative means the plan
+	// judges no starvation (its generator health defaults off and no check of
+	// its own), and the diagnosis names none.
+	StarvedAt float64
 }
 
 // Diagnose returns the findings the window's evidence supports, in a stable
@@ -636,8 +642,12 @@ func (d *diag) cpuPressure() []string {
 // sees it, but the wait is in every latency it measured: the CPU finding is
 // the generator's, whichever host it runs on and whatever else runs there.
 func (d *diag) generatorStarved() {
+	at := d.in.StarvedAt
+	if at == 0 {
+		at = GeneratorStarved
+	}
 	r, ok := d.in.Engine[metrics.GeneratorStarvedRatio]
-	if !ok || r < GeneratorStarved {
+	if !ok || at < 0 || r < at {
 		return
 	}
 	s := d.in.Summary

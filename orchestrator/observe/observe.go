@@ -65,6 +65,9 @@ type Facts struct {
 	ErrorClasses map[string]int64
 	Metrics      map[string]float64
 	Params       map[string]float64
+	// StarvedAt is diagnose.Input.StarvedAt: the plan's threshold of
+	// generator.starved.ratio (0: the default, negative: none).
+	StarvedAt float64
 }
 
 // Host observes one host. It is safe for one step window at a time.
@@ -241,6 +244,7 @@ func (w *Window) StopWith(f Facts) (map[string]float64, []result.Finding) {
 		NginxPid:        w.nginxPid,
 		Engine:          f.Metrics,
 		Params:          f.Params,
+		StarvedAt:       f.StarvedAt,
 	})
 	return sum.Metrics(), findings
 }
