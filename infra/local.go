@@ -85,6 +85,11 @@ type LocalProcess struct {
 	// ignores it): losing one is a lost generator unit, which the engine sees
 	// and reports, and Scale replaces it.
 	Scalable bool
+	// Address, if set, matches the line of the process's output that says
+	// where it listens (its first group is the address): the process is
+	// ready once it printed it (and Ready holds), and ProcessInfo.Address
+	// holds it. For a server told to listen on port 0.
+	Address *regexp.Regexp
 }
 
 // replicated reports whether the copies of p carry a -N suffix.
@@ -265,7 +270,10 @@ func (l *Local) fleet(s *localSession) *Fleet {
 		if p.exited() {
 			continue
 		}
-		f.Processes = append(f.Processes, ProcessInfo{Name: p.name, Pid: p.pid, Identity: p.id, LogPath: p.logPath})
+		s.mu.Lock()
+		addr := p.addr
+		s.mu.Unlock()
+		f.Processes = append(f.Processes, ProcessInfo{Name: p.name, Pid: p.pid, Identity: p.id, LogPath: p.logPath, Address: addr})
 		if p.scalable {
 			size++
 		}
@@ -522,6 +530,7 @@ type localProc struct {
 	id   hoststat.Identity
 	done chan struct{} // closed once the process is reaped
 	exit *ExitError    // how it ended; set before done closes
+	addr string        // where it listens (LocalProcess.Address); guarded by the session's mu
 }
 
 func (s *localSession) start(ctx context.Context, p *localProc) error {
@@ -567,6 +576,9 @@ func (s *localSession) startReady(ctx context.Context, p *localProc) error {
 			return err
 		}
 		err := s.waitReady(ctx, p)
+		if err == nil && p.spec.Address != nil {
+			err = s.waitAddress(ctx, p, offset)
+		}
 		if err == nil || attempt > bindRetries || !p.exited() || ctx.Err() != nil || !logMatches(p.logPath, offset, addrInUse) {
 			return err
 		}
@@ -586,6 +598,55 @@ func (s *localSession) startReady(ctx context.Context, p *localProc) error {
 		p = &localProc{spec: p.spec, index: p.index, name: p.name, scalable: p.scalable, ready: p.ready,
 			cmd: cmd, logPath: p.logPath, done: make(chan struct{})}
 	}
+}
+
+// waitAddress waits, within the process's ready timeout, for the line of
+// its output (from offset on) that says where it listens.
+func (s *localSession) waitAddress(ctx context.Context, p *localProc, offset int64) error {
+	timeout := p.spec.ReadyTimeout
+	if timeout <= 0 {
+		timeout = DefaultReadyTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(readyPollInterval)
+	defer tick.Stop()
+	for {
+		if m := logSubmatch(p.logPath, offset, p.spec.Address); m != "" {
+			s.mu.Lock()
+			p.addr = m
+			s.mu.Unlock()
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("infra: fleet %s: process %s (pid %d) did not say where it listens within %s (a line matching %s); %s",
+				s.fleet, p.name, p.pid, timeout, p.spec.Address, formatTail(p.logPath, readLogTail(p.logPath, logTailLines)))
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("infra: fleet %s: process %s exited before it said where it listens: %w", s.fleet, p.name, p.exit)
+		case <-ctx.Done():
+			return fmt.Errorf("infra: fleet %s: process %s: waiting for its address: %w", s.fleet, p.name, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// logSubmatch returns the first group of re's first match in the log at
+// path from offset on, or "".
+func logSubmatch(path string, offset int64, re *regexp.Regexp) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	if m := re.FindSubmatch(b); len(m) > 1 {
+		return string(m[1])
+	}
+	return ""
 }
 
 // forget drops a process that exited during startup and will be started

@@ -45,6 +45,8 @@ type ProcessInfo struct {
 	// (recorded in run.json and checked before `loadramp destroy` signals).
 	Identity hoststat.Identity
 	LogPath  string // stdout and stderr of the process, appended
+	// Address is where the process said it listens (LocalProcess.Address).
+	Address string
 }
 
 // Provider brings a fleet up, scales it and tears it down.

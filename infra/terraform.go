@@ -53,6 +53,9 @@ const (
 	VarRunID   = "loadramp_run_id"
 	VarWorkdir = "loadramp_workdir"
 	VarRunDir  = "loadramp_run_dir"
+	// VarAgentToken is the token of the agents the module starts: a
+	// secret, given to terraform in its environment only (Secrets).
+	VarAgentToken = "loadramp_agent_token"
 )
 
 // TerraformConfig configures a fleet provisioned by a Terraform module.
@@ -76,6 +79,11 @@ type TerraformConfig struct {
 	// Builtins are values for the VarRunID, VarWorkdir and VarRunDir
 	// variables, set when the module declares them and Vars does not.
 	Builtins map[string]string
+	// Secrets are values of secret builtin variables (VarAgentToken), set
+	// when the module declares them: given to terraform in its environment
+	// (TF_VAR_<name>), never written to the var file, the run directory or
+	// the log.
+	Secrets map[string]string
 	// ScaleVar names the variable Scale multiplies by its factor ("" = the
 	// fleet cannot scale). Its value is the fleet's Size.
 	ScaleVar string
@@ -196,6 +204,7 @@ func NewTerraform(cfg TerraformConfig) (*Terraform, error) {
 	cfg.Vars = maps.Clone(cfg.Vars)
 	cfg.Env = maps.Clone(cfg.Env)
 	cfg.Builtins = maps.Clone(cfg.Builtins)
+	cfg.Secrets = maps.Clone(cfg.Secrets)
 	return &Terraform{cfg: cfg, log: cfg.Log.With().Str("fleet", cfg.Fleet).Str("workspace", cfg.Workspace).Logger()}, nil
 }
 
@@ -445,6 +454,18 @@ func (t *Terraform) env() (map[string]string, error) {
 		env["TF_CLI_CONFIG_FILE"] = path
 	}
 	maps.Copy(env, t.cfg.Env)
+	if len(t.cfg.Secrets) > 0 {
+		declared, err := t.declared()
+		if err != nil {
+			return nil, err
+		}
+		for name, v := range t.cfg.Secrets {
+			if declared[name] {
+				env["TF_VAR_"+name] = v
+				t.secrets.add(v)
+			}
+		}
+	}
 	return env, nil
 }
 
@@ -559,22 +580,34 @@ func (t *Terraform) withBuiltins(vars map[string]any) (map[string]any, error) {
 	if len(t.cfg.Builtins) == 0 {
 		return out, nil
 	}
+	declared, err := t.declared()
+	if err != nil {
+		return nil, err
+	}
+	for name := range declared {
+		if v, ok := t.cfg.Builtins[name]; ok {
+			if _, set := out[name]; !set {
+				out[name] = v
+			}
+		}
+	}
+	return out, nil
+}
+
+// declared lists the builtin (loadramp_*) variables the module declares.
+func (t *Terraform) declared() (map[string]bool, error) {
 	files, err := filepath.Glob(filepath.Join(t.cfg.Dir, "*.tf"))
 	if err != nil {
 		return nil, fmt.Errorf("infra: terraform fleet %q: %w", t.cfg.Fleet, err)
 	}
+	out := map[string]bool{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("infra: terraform fleet %q: reading module: %w", t.cfg.Fleet, err)
 		}
 		for _, m := range variableRe.FindAllSubmatch(b, -1) {
-			name := string(m[1])
-			if v, ok := t.cfg.Builtins[name]; ok {
-				if _, set := out[name]; !set {
-					out[name] = v
-				}
-			}
+			out[string(m[1])] = true
 		}
 	}
 	return out, nil

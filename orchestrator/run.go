@@ -68,7 +68,8 @@ type Deps struct {
 	// up (like NewEngine: the plan's templates can name the fleets' outputs)
 	// and before the first step; it replaces Sampler for the run. Its error
 	// stops the run before any load (a source the plan names that cannot be
-	// read).
+	// read). A sampler that observes fleet hosts of its own (their agents)
+	// may implement HostAuditor.
 	NewSampler func(ctx context.Context, p *plan.Plan, render Renderer, log zerolog.Logger) (StepSampler, error)
 	Observer   Observer
 	// LogOutput receives the run's log events (besides events.log, which gets
@@ -134,6 +135,22 @@ type SampleSpec struct {
 	// the target here; "" when it runs both. Its host-wide findings take
 	// that side (diagnose.Input.Side).
 	Side string
+	// Host receives each host the sampler observed over the step, with its
+	// own figures, before stop returns (steps.jsonl "hosts"). May be nil.
+	Host func(result.Host)
+}
+
+// HostAuditor is a StepSampler that observes fleet hosts of its own (the
+// agents on them): before the first step it audits each host's limits
+// funnel, recorded in run.json under limits.hosts.<host>.
+type HostAuditor interface {
+	// AuditHosts returns each host's audit as static parameters, and the
+	// funnel's warnings, each naming its host.
+	AuditHosts(ctx context.Context) (hosts map[string]map[string]any, warnings []string, err error)
+	// Local reports whether this machine runs anything of the run; when it
+	// does not, the local preflight audit (Deps.Preflight) is not made: it
+	// would describe the wrong machine.
+	Local() bool
 }
 
 // LogFile is a log file scanned for bottleneck signatures.
@@ -523,6 +540,9 @@ func (r *runner) provision(ctx context.Context) error {
 			side = "generator"
 		}
 		for i, l := range f.Logs {
+			if f.LogsOnAgents() {
+				break // the fleet's agents read them on its hosts
+			}
 			path, err := r.render(l)
 			if err != nil {
 				return fmt.Errorf("fleets.%s.logs[%d]: %w", name, i, err)
@@ -626,20 +646,8 @@ func (r *runner) ramp(ctx context.Context, sched []plan.Step) (string, error) {
 		r.sampler = s
 	}
 	r.locateTarget(ctx)
-	if r.deps.Preflight != nil {
-		limits, warnings, err := r.deps.Preflight(ctx, r.target)
-		if err != nil {
-			r.log.Warn().Err(err).Msg("preflight limits audit failed")
-		}
-		for _, w := range warnings {
-			r.obs.Message("limits: %s", w)
-		}
-		if limits != nil {
-			r.runRec.Limits = limits
-			if err := r.dir.WriteRun(r.runRec); err != nil {
-				return result.StatusError, err
-			}
-		}
+	if err := r.preflight(ctx); err != nil {
+		return result.StatusError, err
 	}
 
 	var lastPass *plan.Step
@@ -748,7 +756,7 @@ func (r *runner) locateTarget(ctx context.Context) {
 	}
 	// The builtin engine generates load inside loadramp; another engine's
 	// generators are the generators fleet's processes.
-	genHere := r.p.Workload.Engine == plan.EngineBuiltin || len(r.processes("generators")) > 0
+	genHere := (r.p.Workload.Engine == plan.EngineBuiltin && !r.p.BuiltinOnAgents()) || len(r.processes("generators")) > 0
 	switch {
 	case known && genHere && !targetHere:
 		r.localSide = result.SideGenerator
@@ -797,6 +805,49 @@ func (r *runner) targetEndpoints() []string {
 		}
 	}
 	return out
+}
+
+// preflight audits the limits funnel of this machine (unless nothing of the
+// run runs on it) and of every host the sampler observes through an agent,
+// into run.json's limits.
+func (r *runner) preflight(ctx context.Context) error {
+	auditor, _ := r.sampler.(HostAuditor)
+	var limits map[string]any
+	if r.deps.Preflight != nil && (auditor == nil || auditor.Local()) {
+		l, warnings, err := r.deps.Preflight(ctx, r.target)
+		if err != nil {
+			r.log.Warn().Err(err).Msg("preflight limits audit failed")
+		}
+		for _, w := range warnings {
+			r.obs.Message("limits: %s", w)
+		}
+		limits = l
+	}
+	if auditor != nil {
+		hosts, warnings, err := auditor.AuditHosts(ctx)
+		if err != nil {
+			r.log.Warn().Err(err).Msg("limits audit of the fleet hosts failed")
+			r.obs.Message("limits: %v", err)
+		}
+		for _, w := range warnings {
+			r.obs.Message("limits: %s", w)
+		}
+		if len(hosts) > 0 {
+			if limits == nil {
+				limits = map[string]any{}
+			}
+			hm := make(map[string]any, len(hosts))
+			for h, l := range hosts {
+				hm[h] = l
+			}
+			limits["hosts"] = hm
+		}
+	}
+	if limits == nil {
+		return nil
+	}
+	r.runRec.Limits = limits
+	return r.dir.WriteRun(r.runRec)
 }
 
 // untilGeneratorHolds reruns a generator-fail attempt on a grown generator

@@ -150,6 +150,7 @@ fleets:
   generators:
     provider: static
     outputs: { master: "http://127.0.0.1:2" }
+    agents: { endpoints: [{ url: "http://127.0.0.1:3" }] }
 workload:
   engine: builtin
   http: { url: "{{ .fleets.target.endpoint }}/" }
@@ -449,6 +450,7 @@ fleets:
   generators:
     provider: static
     outputs: { master: "http://127.0.0.1:2" }
+    agents: { endpoints: [{ url: "http://127.0.0.1:3" }] }
 static: { capacity: 1000, broken: 0 }
 campaign:
   variants:

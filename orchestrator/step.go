@@ -62,6 +62,7 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 
 	var stop func(StepFacts) (map[string]float64, []result.Finding)
 	var notMeasured []string // guarded by mu
+	var hosts []result.Host  // guarded by mu
 	if r.sampler != nil {
 		var err error
 		stop, err = r.sampler.Start(stepCtx, SampleSpec{
@@ -75,6 +76,11 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 			NotMeasured: func(s string) {
 				mu.Lock()
 				notMeasured = append(notMeasured, s)
+				mu.Unlock()
+			},
+			Host: func(h result.Host) {
+				mu.Lock()
+				hosts = append(hosts, h)
 				mu.Unlock()
 			},
 		})
@@ -109,6 +115,8 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	rec.Series = res.Series
 	rec.ErrorClasses = res.ErrorClasses
 	rec.Requests = res.Requests
+	rec.Agents = res.Agents
+	rec.Findings = append(rec.Findings, res.Findings...)
 	if stop != nil {
 		hm, findings := stop(StepFacts{ErrorClasses: res.ErrorClasses, Metrics: rec.Metrics, Params: vals, StarvedAt: starvedAt(r.health)})
 		m.Merge(hm)
@@ -119,9 +127,17 @@ func (r *runner) attempt(ctx context.Context, st plan.Step, vals map[string]floa
 	mu.Lock()
 	aborted := abortReason
 	rec.NotMeasured = notMeasured
+	rec.Hosts = hosts
 	mu.Unlock()
 	for _, n := range rec.NotMeasured {
 		r.log.Warn().Int("step", rec.Index).Msg(n)
+	}
+	for i := range rec.Hosts {
+		for _, f := range rec.Findings {
+			if f.Host == rec.Hosts[i].Host {
+				rec.Hosts[i].Findings++
+			}
+		}
 	}
 	r.judge(ctx, rec, engErr, aborted, probeErr)
 
@@ -178,6 +194,25 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 			genReasons = append(genReasons, h.Explain)
 		}
 	}
+	// Agents that generated the step are judged one by one too, so a
+	// generator-fail names the saturated one.
+	var saturated []result.Finding
+	for _, a := range rec.Agents {
+		if a.Idle || len(a.Metrics) == 0 {
+			continue
+		}
+		var failed []string
+		for _, h := range toResults(r.health, a.Metrics) {
+			if !h.Pass && !h.Missing {
+				failed = append(failed, h.Explain)
+			}
+		}
+		if len(failed) == 0 {
+			continue
+		}
+		genReasons = append(genReasons, fmt.Sprintf("agent %s: %s", a.Agent, strings.Join(failed, ", ")))
+		saturated = append(saturated, agentSaturated(a, failed))
+	}
 	if n := rec.Metrics[metrics.GeneratorErrorsCount]; n > 0 {
 		genReasons = append(genReasons, fmt.Sprintf("%d errors raised by the generator itself (%s)", int64(n), genClasses(rec.ErrorClasses)))
 	}
@@ -194,6 +229,7 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 			genReasons = append(genReasons, fmt.Sprintf("%s: %s", f.Rule, findingWhat(f)))
 		}
 	}
+	rec.Findings = append(rec.Findings, saturated...)
 	if len(genReasons) > 0 {
 		rec.Verdict = result.VerdictGeneratorFail
 		rec.Reason = "generator saturated: " + strings.Join(genReasons, "; ") +
@@ -294,6 +330,49 @@ func achievedFindings(rec *result.Step) []result.Finding {
 		}
 	}
 	return out
+}
+
+// agentSaturated is the finding that names an agent whose own health failed
+// the generator health checks.
+func agentSaturated(a result.AgentShare, failed []string) result.Finding {
+	return result.Finding{
+		Rule: "generator-saturated", Side: result.SideGenerator, Host: a.Agent, Process: "loadramp agent",
+		Resource: "the agent's share of the load", Setting: "the generators fleet's size, or this agent host's CPU",
+		Observed: strings.Join(failed, ", "),
+		Evidence: append([]string{fmt.Sprintf("agent %s (%s) with %s", a.Agent, a.URL, paramList(a.Parameters))}, agentHealthEvidence(a.Metrics)...),
+		Fix:      "add agents to the generators fleet (loadramp grows it and reruns the step), or free this agent's host of what competes for its CPU",
+	}
+}
+
+// agentHealthEvidence lists an agent's generator.* figures.
+func agentHealthEvidence(m map[string]float64) []string {
+	var out []string
+	for _, k := range sortedKeys(m) {
+		if strings.HasPrefix(k, "generator.") {
+			out = append(out, fmt.Sprintf("%s = %s", k, metrics.FormatValue(k, m[k])))
+		}
+	}
+	return out
+}
+
+func paramList(p map[string]float64) string {
+	var parts []string
+	for _, k := range sortedKeys(p) {
+		parts = append(parts, fmt.Sprintf("%s=%s", k, metrics.FormatNumber(p[k])))
+	}
+	if len(parts) == 0 {
+		return "no load parameters"
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (r *runner) generatorProcesses() []Process {

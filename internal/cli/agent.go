@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadramp/loadramp/internal/wiring"
 	"github.com/loadramp/loadramp/orchestrator/agent"
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
 )
@@ -109,10 +110,14 @@ func (a *app) agent(ctx context.Context, o agentOptions) error {
 	}
 	netdev := &hoststat.Ethtool{}
 	defer netdev.Close()
+	name := o.name
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	engines, observer, auditor := wiring.AgentRoles(name, "", a.log)
 	srv, err := agent.New(agent.Config{
-		Name: o.name, Version: Version, Token: token, NetDev: netdev, Log: a.log,
-		// The generator and observer roles are wired in by the orchestrator's
-		// engines and host observer (issue 15, part B).
+		Name: name, Version: Version, Token: token, NetDev: netdev, Log: a.log,
+		Engines: engines, Observer: observer, Auditor: auditor,
 	})
 	if err != nil {
 		return err

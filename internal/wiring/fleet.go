@@ -2,9 +2,14 @@ package wiring
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/loadramp/loadramp/infra"
 	"github.com/loadramp/loadramp/orchestrator"
@@ -22,6 +27,7 @@ func Provision(cfg Config) func(ctx context.Context, spec orchestrator.Provision
 }
 
 func provision(cfg Config, spec orchestrator.ProvisionSpec) (orchestrator.Fleet, error) {
+	wcfg := cfg
 	name, f, render, runDir, log := spec.Name, spec.Fleet, spec.Render, spec.RunDir, spec.Log
 	outputs, err := renderMap(render, f.Outputs, "fleets."+name+".outputs")
 	if err != nil {
@@ -56,7 +62,17 @@ func provision(cfg Config, spec orchestrator.ProvisionSpec) (orchestrator.Fleet,
 			}
 			cfg.Processes = append(cfg.Processes, lp)
 		}
-		return &fleetAdapter{p: infra.NewLocal(cfg), provider: f.Provider}, nil
+		fa := &fleetAdapter{provider: f.Provider}
+		if a := f.Agents; a != nil && a.Local > 0 {
+			lp, err := localAgents(wcfg, name, a.Local)
+			if err != nil {
+				return nil, fmt.Errorf("fleets.%s.agents.local: %w", name, err)
+			}
+			cfg.Processes = append(cfg.Processes, lp)
+			fa.agents = lp.Name
+		}
+		fa.p = infra.NewLocal(cfg)
+		return fa, nil
 	case plan.ProviderTerraform:
 		tf, err := terraformProvider(cfg, spec)
 		if err != nil {
@@ -110,16 +126,49 @@ func renderMap(render orchestrator.Renderer, m map[string]string, path string) (
 	return out, nil
 }
 
+// agentListening is the line `loadramp agent` prints once it listens.
+var agentListening = regexp.MustCompile(`(?m)^agent \S+ listening on (\S+)`)
+
+// localAgents is the local process that runs a local fleet's agents: this
+// loadramp binary (or cfg.Loadramp) as `loadramp agent` on a free loopback
+// port, n replicas, the fleet's unit of growth. Their token is the run's
+// (the configured one, or one of the run's own), given in their
+// environment, never on a command line or in a file.
+func localAgents(cfg Config, fleet string, n int) (infra.LocalProcess, error) {
+	bin := cfg.Loadramp
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return infra.LocalProcess{}, fmt.Errorf("finding the loadramp binary for the agents: %w", err)
+		}
+		bin = exe
+	}
+	return infra.LocalProcess{
+		Name:     "agent",
+		Command:  []string{bin, "agent", "--listen", "127.0.0.1:0", "--name", fleet + "-agent", "--log-format", "json"},
+		Env:      map[string]string{envAgentToken: cfg.runToken},
+		Replicas: n, Scalable: true, Address: agentListening,
+	}, nil
+}
+
+// envAgentToken is the environment variable `loadramp agent` reads its
+// token from.
+const envAgentToken = "LOADRAMP_AGENT_TOKEN"
+
 // fleetAdapter presents an infra.Provider as the orchestrator's Fleet.
 type fleetAdapter struct {
 	p        infra.Provider
 	provider string
+	// agents names the local process that runs the fleet's agents ("" for
+	// none): their addresses become the fleet's agents output.
+	agents string
 }
 
 func (f *fleetAdapter) state(fl *infra.Fleet) orchestrator.FleetState {
 	st := orchestrator.FleetState{Outputs: fl.Outputs, Sensitive: fl.Sensitive, Size: fl.Size}
 	pids := map[string]int{}
 	var ids map[string]result.ProcessID
+	var list []string
 	for _, pr := range fl.Processes {
 		st.Processes = append(st.Processes, orchestrator.Process{Name: pr.Name, Pid: pr.Pid, LogPath: pr.LogPath})
 		pids[pr.Name] = pr.Pid
@@ -129,6 +178,19 @@ func (f *fleetAdapter) state(fl *infra.Fleet) orchestrator.FleetState {
 			}
 			ids[pr.Name] = result.ProcessID{Pid: id.Pid, Start: id.Start, Boot: id.Boot, Exe: id.Exe}
 		}
+		if f.agents != "" && strings.HasPrefix(pr.Name, f.agents+"-") && pr.Address != "" {
+			k, _ := json.Marshal(fl.Name + "-" + pr.Name)
+			v, _ := json.Marshal("http://" + pr.Address)
+			list = append(list, string(k)+":"+string(v))
+		}
+	}
+	if f.agents != "" {
+		// A JSON object from the agents' names to their URLs, in order.
+		st.Outputs = maps.Clone(st.Outputs)
+		if st.Outputs == nil {
+			st.Outputs = map[string]string{}
+		}
+		st.Outputs[plan.AgentsOutput] = "{" + strings.Join(list, ",") + "}"
 	}
 	st.Ref = result.InfraRef{Fleet: fl.Name, Provider: f.provider, Pids: pids, Processes: ids, Outputs: record.RedactOutputs(fl.Outputs, fl.Sensitive),
 		Module: fl.Ref[infra.RefModule], Workspace: fl.Ref[infra.RefWorkspace], State: fl.Ref[infra.RefState]}

@@ -9,7 +9,11 @@ import (
 )
 
 // hostSampler presents a host observer as the orchestrator's StepSampler.
-type hostSampler struct{ host *observe.Host }
+// notGenerator: loadramp generates no load in the run (agents do).
+type hostSampler struct {
+	host         *observe.Host
+	notGenerator bool
+}
 
 func (s hostSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (map[string]float64, []result.Finding), error) {
 	logs := make([]observe.Log, 0, len(spec.Logs))
@@ -18,7 +22,7 @@ func (s hostSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (f
 	}
 	w, err := s.host.Start(ctx, observe.Spec{
 		Target: observeProcs(spec.Target), Generator: observeProcs(spec.Generator),
-		Logs: logs, Warmup: spec.Warmup, Sink: spec.Sink, Side: spec.Side,
+		Logs: logs, Warmup: spec.Warmup, Sink: spec.Sink, Side: spec.Side, NotGenerator: s.notGenerator,
 	})
 	if err != nil {
 		return nil, err

@@ -128,3 +128,20 @@ func (s *promSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (
 func Check(p *plan.Plan, c plan.Ceilings) []error {
 	return append(orchestrator.Check(p, c), prom.CheckPlan(p)...)
 }
+
+// AuditHosts passes the audit of the hosts base observes through its agents
+// (orchestrator.HostAuditor); none when base observes none.
+func (s *promSampler) AuditHosts(ctx context.Context) (map[string]map[string]any, []string, error) {
+	if a, ok := s.base.(orchestrator.HostAuditor); ok {
+		return a.AuditHosts(ctx)
+	}
+	return nil, nil, nil
+}
+
+// Local reports whether base samples this machine.
+func (s *promSampler) Local() bool {
+	if a, ok := s.base.(orchestrator.HostAuditor); ok {
+		return a.Local()
+	}
+	return true
+}

@@ -64,6 +64,7 @@ func terraformProvider(cfg Config, spec orchestrator.ProvisionSpec) (*infra.Terr
 		DataDir:   TerraformDataDir(absRun, name),
 		Vars:      vars,
 		Builtins:  map[string]string{infra.VarRunID: runID, infra.VarWorkdir: wd, infra.VarRunDir: absRun},
+		Secrets:   map[string]string{infra.VarAgentToken: cfg.runToken},
 		ScaleVar:  f.Terraform.ScaleVar,
 		Bin:       bin,
 		Log:       spec.Log,

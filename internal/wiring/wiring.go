@@ -20,6 +20,7 @@ import (
 	awsinfra "github.com/loadramp/loadramp/infra/aws"
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/observe"
+	"github.com/loadramp/loadramp/orchestrator/plan"
 )
 
 // Config is what the wiring needs from loadramp's configuration.
@@ -44,6 +45,24 @@ type Config struct {
 	Host string
 	// MemoryLimit bounds loadramp's own memory during a run (memory_limit).
 	MemoryLimit orchestrator.MemoryLimit
+	// Version is this loadramp's version: the agents a run calls must run
+	// the same one.
+	Version string
+	// AgentToken is the bearer token of the fleets' agents ("": a token of
+	// the run's own for the agents loadramp starts on this machine, and
+	// none for others).
+	AgentToken string
+	// AgentCA is a PEM file of the CA that signed https:// agents'
+	// certificates, when a plan's agents block names none ("": the
+	// system's roots).
+	AgentCA string
+	// Loadramp is the loadramp binary the agents started on this machine
+	// run ("": this process's executable).
+	Loadramp string
+
+	// runToken is the token of the agents a run starts itself (Deps sets
+	// it: AgentToken, or a random one).
+	runToken string
 	// Log receives what happens outside a run's own log (preflight warnings
 	// before a run logger exists, uploads, destroy).
 	Log zerolog.Logger
@@ -72,16 +91,32 @@ func Deps(cfg Config, obs orchestrator.Observer) orchestrator.Deps {
 	if cfg.Host == "" {
 		cfg.Host = "local"
 	}
+	if cfg.runToken == "" {
+		cfg.runToken = runToken(cfg)
+	}
 	host := observe.New(cfg.Host, observe.WithLogger(cfg.Log))
 	target := newAWSTarget(cfg, obs) // an EC2 target: readiness wait and CloudWatch
-	sampler := &awsSampler{local: hostSampler{host}, target: target}
 	return orchestrator.Deps{
 		Provision: awsProvision(target, Provision(cfg)),
-		NewEngine: NewEngine,
-		NewProbe:  NewProbe,
-		Sampler:   sampler,
-		// The plan's Prometheus sources join it once the fleets are up.
-		NewSampler: newSampler(sampler, obs),
+		NewEngine: func(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Engine, error) {
+			if p.BuiltinOnAgents() {
+				return newAgentEngine(cfg, p, render, log)
+			}
+			return NewEngine(ctx, p, render, log)
+		},
+		NewProbe: NewProbe,
+		Sampler:  &awsSampler{local: hostSampler{host: host}, target: target},
+		// The fleets' agents observe their hosts beside this machine's
+		// sampler.
+		// sampler, and the plan's Prometheus sources join them, once the
+		// fleets are up.
+		NewSampler: func(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.StepSampler, error) {
+			var s orchestrator.StepSampler = &awsSampler{local: hostSampler{host: host, notGenerator: p.BuiltinOnAgents()}, target: target}
+			if as := newAgentSampler(cfg, p, render, s, log); len(as.set.fleets()) > 0 {
+				s = as
+			}
+			return newSampler(s, obs)(ctx, p, render, log)
+		},
 		Preflight: func(ctx context.Context, procs []orchestrator.Process) (map[string]any, []string, error) {
 			return host.Audit(ctx, observeProcs(procs))
 		},

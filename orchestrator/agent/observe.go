@@ -141,8 +141,8 @@ func (s *Server) StopObservation(ctx context.Context, req *connect.Request[agent
 func (s *Server) AuditLimits(ctx context.Context, req *connect.Request[agentv1.AuditLimitsRequest]) (*connect.Response[agentv1.AuditLimitsResponse], error) {
 	var procs []hoststat.Proc
 	for _, p := range req.Msg.Processes {
-		if p.Pid <= 0 {
-			return nil, s.errorf(connect.CodeInvalidArgument, "audit process %q: give its pid (> 0)", p.Name)
+		if p.Pid < 0 || (p.Pid == 0 && p.Name == "") {
+			return nil, s.errorf(connect.CodeInvalidArgument, "audit process %q (pid %d): give its command name, or its pid (> 0)", p.Name, p.Pid)
 		}
 		procs = append(procs, hoststat.Proc{Name: p.Name, Pid: int(p.Pid)})
 	}

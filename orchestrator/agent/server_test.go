@@ -255,10 +255,27 @@ func TestAuditLimitsOwnProcess(t *testing.T) {
 	if a.Host != "h" || a.Somaxconn <= 0 || len(a.Procs) != 1 || a.Procs[0].Nofile <= 0 || a.Procs[0].OpenFds <= 0 {
 		t.Errorf("audit %v: want somaxconn and this process's open files", a)
 	}
+	// A process given by name is every process of that command name.
+	comm, err := hoststat.Comm("", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = client(url, "").AuditLimits(context.Background(), connect.NewRequest(&agentv1.AuditLimitsRequest{
+		Processes: []*agentv1.Process{{Name: comm}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range resp.Msg.Procs {
+		found = found || int(p.Pid) == os.Getpid()
+	}
+	if !found {
+		t.Errorf("audit by name %q: %v, want this process among them", comm, resp.Msg.Procs)
+	}
 	_, err = client(url, "").AuditLimits(context.Background(), connect.NewRequest(&agentv1.AuditLimitsRequest{
-		Processes: []*agentv1.Process{{Name: "nginx"}}}))
-	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), `audit process "nginx"`) {
-		t.Errorf("process without pid: %v", err)
+		Processes: []*agentv1.Process{{}}}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "give its command name, or its pid") {
+		t.Errorf("process without name or pid: %v", err)
 	}
 }
 

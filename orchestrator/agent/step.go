@@ -21,6 +21,7 @@ import (
 type stepRun struct {
 	id               string
 	params           map[string]float64
+	first            map[string]int
 	warmup, hold     time.Duration
 	keepalive, grace time.Duration
 	engine           LocalEngine
@@ -163,8 +164,15 @@ func (s *Server) PrepareStep(ctx context.Context, req *connect.Request[agentv1.P
 		}
 		s.engine, s.engineW = e, proto.Clone(m.Workload).(*agentv1.Workload)
 	}
+	first := make(map[string]int, len(m.First))
+	for k, v := range m.First {
+		if v < 0 || v > 1<<31 {
+			return nil, s.errorf(connect.CodeInvalidArgument, "step %s: first %s = %d: must be from 0 to 2^31", m.StepId, k, v)
+		}
+		first[k] = int(v)
+	}
 	s.step = &stepRun{
-		id: m.StepId, params: m.Params, warmup: warmup, hold: hold,
+		id: m.StepId, params: m.Params, first: first, warmup: warmup, hold: hold,
 		keepalive: durOr(m.Keepalive, DefaultKeepalive, MaxKeepalive),
 		grace:     durOr(m.Grace, DefaultGrace, MaxGrace),
 		engine:    s.engine, state: agentv1.StepState_STEP_STATE_PREPARED,
@@ -240,7 +248,7 @@ func (s *Server) run(ctx context.Context, release func(), st *stepRun, wait time
 	probe := newHealthProbe(s.cfg.ProcRoot)
 	holdTimer := time.AfterFunc(st.warmup, probe.holdStarts)
 	res, err := st.engine.Run(ctx, EngineStep{
-		Params: st.params, Warmup: st.warmup, Hold: st.hold,
+		Params: st.params, First: st.first, Warmup: st.warmup, Hold: st.hold,
 		OnSecond: func(sec Second) { st.addSecond(sec) },
 	})
 	holdTimer.Stop()

@@ -102,6 +102,9 @@ type Result struct {
 // EngineStep is one step's share as an engine runs it.
 type EngineStep struct {
 	Params map[string]float64
+	// First numbers this agent's first unit of each whole parameter in the
+	// fleet (publishers, subscribers): its clients are numbered from there.
+	First  map[string]int
 	Warmup time.Duration
 	Hold   time.Duration
 	// OnSecond is called once per elapsed second, from one goroutine; it must
@@ -172,10 +175,22 @@ type Auditor interface {
 }
 
 // ProcAuditor audits the host whose procfs is at Root (default /proc) with
-// diagnose.AuditLimits.
+// diagnose.AuditLimits. A process given by name only (Pid 0) is every
+// process of that command name.
 type ProcAuditor struct{ Root string }
 
 // Audit implements Auditor.
 func (a ProcAuditor) Audit(ctx context.Context, procs []hoststat.Proc, nginxConf string) (diagnose.Audit, error) {
-	return diagnose.AuditLimits(ctx, a.Root, procs, nginxConf)
+	var ps []hoststat.Proc
+	for _, p := range procs {
+		if p.Pid > 0 {
+			ps = append(ps, p)
+			continue
+		}
+		pids, _ := hoststat.PidsByComm(a.Root, p.Name)
+		for _, pid := range pids {
+			ps = append(ps, hoststat.Proc{Name: p.Name, Pid: pid})
+		}
+	}
+	return diagnose.AuditLimits(ctx, a.Root, ps, nginxConf)
 }

@@ -61,6 +61,11 @@ func DialFleet(ctx context.Context, eps []Endpoint, opts Options) (*Fleet, error
 	return &Fleet{clients: cs}, nil
 }
 
+// NewFleet is a fleet of agents already dialed, in this order.
+func NewFleet(clients []*Client) *Fleet {
+	return &Fleet{clients: append([]*Client(nil), clients...)}
+}
+
 // Agents are the fleet's agents, in the order they were given.
 func (f *Fleet) Agents() []*Client { return f.clients }
 
@@ -196,6 +201,7 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 	}
 
 	// Prepare every agent; one that refuses stops the step before any load.
+	firsts := First(shares, spec.Shares)
 	if err := each(part, func(i int, c *Client) error {
 		cctx, cancel := c.call(ctx)
 		defer cancel()
@@ -203,7 +209,7 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 		w := proto.Clone(spec.Workload).(*agentv1.Workload)
 		w.Seed = spec.Workload.GetSeed() + uint64(i)
 		_, err := c.svc.PrepareStep(cctx, connect.NewRequest(&agentv1.PrepareStepRequest{
-			StepId: spec.ID, Workload: w, Params: shares[i],
+			StepId: spec.ID, Workload: w, Params: shares[i], First: firsts[i],
 			Warmup: durationpb.New(spec.Warmup), Hold: durationpb.New(spec.Hold),
 			Keepalive: durationpb.New(spec.Keepalive), Grace: durationpb.New(spec.Grace),
 		}))

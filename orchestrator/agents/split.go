@@ -129,3 +129,25 @@ func Split(params map[string]float64, specs []ParamShare, n int) ([]map[string]f
 	}
 	return out, nil
 }
+
+// First numbers each agent's first unit of every divided whole parameter
+// (publishers, subscribers, connections) in the fleet: agent i's first is
+// the sum of the shares before it, so the agents' clients are numbered once
+// across the fleet (a plan's client templates see one .index per client).
+func First(shares []map[string]float64, specs []ParamShare) []map[string]int64 {
+	out := make([]map[string]int64, len(shares))
+	next := map[string]int64{}
+	for i, sh := range shares {
+		out[i] = map[string]int64{}
+		for _, s := range specs {
+			if s.Mode != Divide || !s.Whole {
+				continue
+			}
+			if v, ok := sh[s.Name]; ok {
+				out[i][s.Name] = next[s.Name]
+				next[s.Name] += int64(v)
+			}
+		}
+	}
+	return out
+}

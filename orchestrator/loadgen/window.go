@@ -73,9 +73,13 @@ type RequestWindow struct {
 
 // Result is the window as the orchestrator records it.
 func (w *Window) Result() *result.EngineResult {
-	res := &result.EngineResult{Metrics: w.Metrics(), Series: w.Series, ErrorClasses: w.ErrorClasses}
+	res := &result.EngineResult{Metrics: w.Metrics(), Series: w.Series, ErrorClasses: w.ErrorClasses,
+		Histograms: map[string]*hdrhistogram.Histogram{metrics.HistLatency: w.Latency, metrics.HistService: w.Service, metrics.HistLag: w.Lag}}
 	for _, rw := range w.PerRequest {
 		res.Requests = append(res.Requests, result.Request{Name: rw.Name, Weight: rw.Weight, ErrorClasses: rw.ErrorClasses})
+		if rw.Latency != nil {
+			res.Histograms[metrics.RequestMetric(rw.Name, metrics.HistLatency)] = rw.Latency
+		}
 	}
 	return res
 }

@@ -15,6 +15,15 @@ const (
 	HistDigits = 3
 )
 
+// Names of the standard histograms in an engine's result
+// (result.EngineResult.Histograms): corrected latency, service time and
+// dispatcher lag.
+const (
+	HistLatency = "latency"
+	HistService = "service"
+	HistLag     = "generator.lag"
+)
+
 // NewHistogram returns a histogram of microseconds from HistMinUS to HistMaxUS
 // at digits significant digits (HistDigits for a step window; 2 is enough for
 // the per-second series).

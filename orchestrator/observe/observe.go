@@ -55,6 +55,10 @@ type Spec struct {
 	// no target process, "target" on one running only the target, "" when it
 	// runs both or the role is unknown. Host-wide findings take this side.
 	Side string
+	// NotGenerator says the process running the observer generates no load
+	// in this run (agents on other hosts do): with no Generator named, the
+	// window then watches no generator process instead of this one.
+	NotGenerator bool
 }
 
 // Facts are what the engine saw during the step: the generator's own error
@@ -136,6 +140,7 @@ type Window struct {
 // Stop. Samples of the warmup are left out of the window but the last one,
 // which gives the first second of the hold its counter baseline.
 func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
+	spec.Target, spec.Generator = h.Resolve(spec.Target), h.Resolve(spec.Generator)
 	w := &Window{
 		h: h, spec: spec,
 		target:  h.withChildren(procs(spec.Target)),
@@ -143,7 +148,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
 		sampler: hoststat.New(h.root, hoststat.WithLogger(h.log)),
 		done:    make(chan struct{}),
 	}
-	if len(w.gen) == 0 {
+	if len(w.gen) == 0 && !spec.NotGenerator {
 		w.gen = procs([]Proc{h.self})
 	}
 	w.sources = sources(spec)
@@ -213,12 +218,37 @@ func (w *Window) Stop(errorClasses map[string]int64) (map[string]float64, []resu
 // StopWith ends the window with one last sample, scans the logs, and
 // diagnoses the hold: its host metrics (target.*, generator.*, host figures)
 // and the findings the evidence supports, weighed against what the engine saw
-// (f). Stop or StopWith may be called once.
+// (f). Stop, StopWith or StopDetail may be called once.
 func (w *Window) StopWith(f Facts) (map[string]float64, []result.Finding) {
+	d, ok := w.StopDetail(f, nil)
+	if !ok {
+		return nil, nil
+	}
+	return d.Metrics, d.Findings
+}
+
+// Detail is a window's whole observation: what StopWith returns, and what
+// it was made from.
+type Detail struct {
+	Summary  hoststat.Summary
+	Metrics  map[string]float64
+	Findings []result.Finding
+	// Logs are the signature matches of the window's log lines (the
+	// warmup's marked), with their lines as evidence; Skipped the logs that
+	// could not be read.
+	Logs    []diagnose.LogMatch
+	Skipped []string
+}
+
+// StopDetail is StopWith with the whole observation; netdev are the host's
+// network devices' counter deltas over the window (ethtool statistics, nil
+// for none), for the rules that read them (ena-allowance). ok is false when
+// the window was already stopped.
+func (w *Window) StopDetail(f Facts, netdev []hoststat.NetDevDelta) (d Detail, ok bool) {
 	w.mu.Lock()
 	if w.stopped {
 		w.mu.Unlock()
-		return nil, nil
+		return Detail{}, false
 	}
 	w.stopped = true
 	w.mu.Unlock()
@@ -230,14 +260,15 @@ func (w *Window) StopWith(f Facts) (map[string]float64, []result.Finding) {
 		w.samples = append(w.samples, smp)
 		w.sink(smp)
 	}
-	sum := hoststat.Window(w.samples)
-	matches, _ := w.h.scanner.Scan(context.Background(), w.sources)
-	matches = append(w.warm, matches...)
-	findings := diagnose.Diagnose(diagnose.Input{
+	d.Summary = hoststat.Window(w.samples)
+	var matches []diagnose.LogMatch
+	matches, d.Skipped = w.h.scanner.Scan(context.Background(), w.sources)
+	d.Logs = append(w.warm, matches...)
+	d.Findings = diagnose.Diagnose(diagnose.Input{
 		Host:            w.h.name,
-		Summary:         sum,
+		Summary:         d.Summary,
 		Settings:        hoststat.Settings(w.h.root),
-		Logs:            matches,
+		Logs:            d.Logs,
 		GeneratorErrors: f.ErrorClasses,
 		Side:            w.spec.Side,
 		Nginx:           w.nginx,
@@ -245,8 +276,23 @@ func (w *Window) StopWith(f Facts) (map[string]float64, []result.Finding) {
 		Engine:          f.Metrics,
 		Params:          f.Params,
 		StarvedAt:       f.StarvedAt,
+		NetDev:          netdev,
 	})
-	return sum.Metrics(), findings
+	d.Metrics = d.Summary.Metrics()
+	return d, true
+}
+
+// Discard ends the window without diagnosing it (its step was abandoned).
+func (w *Window) Discard() {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	w.cancel()
+	<-w.done
 }
 
 // sources are the logs a window scans: every watched process's output, the
@@ -283,12 +329,19 @@ func procs(ps []Proc) []hoststat.Proc {
 // behind a shell wrapper.
 func (h *Host) withChildren(ps []hoststat.Proc) []hoststat.Proc {
 	out := append([]hoststat.Proc(nil), ps...)
+	seen := map[int]bool{}
+	for _, p := range ps {
+		seen[p.Pid] = true
+	}
 	for _, p := range ps {
 		if p.Pid <= 0 {
 			continue
 		}
 		for _, c := range hoststat.Children(h.root, p.Pid) {
-			out = append(out, hoststat.Proc{Name: p.Name, Pid: c})
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, hoststat.Proc{Name: p.Name, Pid: c})
+			}
 		}
 	}
 	return out
@@ -301,27 +354,75 @@ func (h *Host) withChildren(ps []hoststat.Proc) []hoststat.Proc {
 // since worker_rlimit_nofile applies to them only. It returns the audit as
 // static parameters (run.json "limits") and its warnings.
 func (h *Host) Audit(ctx context.Context, target []Proc) (limits map[string]any, warnings []string, err error) {
+	audit, err := h.AuditDetail(ctx, target, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return audit.Static(), audit.Warnings, nil
+}
+
+// AuditDetail is Audit's whole audit. A process given by name only (Pid 0)
+// is every process of that command name on the host (hoststat.PidsByComm).
+// nginxConf, when set, is the nginx configuration to audit; else it is found
+// from the nginx master among the processes.
+func (h *Host) AuditDetail(ctx context.Context, target []Proc, nginxConf string) (diagnose.Audit, error) {
 	var watched []hoststat.Proc
-	for _, p := range target {
-		if p.Pid <= 0 {
+	seen := map[int]bool{}
+	for _, p := range h.Resolve(target) {
+		if p.Pid <= 0 || seen[p.Pid] {
 			continue
 		}
+		seen[p.Pid] = true
 		watched = append(watched, hoststat.Proc{Name: p.Name, Pid: p.Pid})
 		if _, ok, _ := hoststat.NginxConf(h.root, p.Pid); ok {
 			for _, w := range hoststat.Children(h.root, p.Pid) {
-				watched = append(watched, hoststat.Proc{Name: p.Name + " worker", Pid: w})
+				if !seen[w] {
+					seen[w] = true
+					watched = append(watched, hoststat.Proc{Name: p.Name + " worker", Pid: w})
+				}
 			}
 		}
 	}
-	conf, _, err := FindNginxConf(h.root, watched)
-	if err != nil {
-		h.log.Warn().Err(err).Msg("preflight: nginx configuration not readable; auditing without it")
+	conf := nginxConf
+	if conf == "" {
+		var err error
+		if conf, _, err = FindNginxConf(h.root, watched); err != nil {
+			h.log.Warn().Err(err).Msg("limits audit: nginx configuration not readable; auditing without it")
+		}
 	}
 	audit, err := diagnose.AuditLimits(ctx, h.root, watched, conf)
 	if err != nil {
-		return nil, nil, fmt.Errorf("preflight limits audit: %w", err)
+		return diagnose.Audit{}, fmt.Errorf("limits audit: %w", err)
 	}
-	return audit.Static(), audit.Warnings, nil
+	return audit, nil
+}
+
+// Resolve returns ps with every process given by name only (Pid 0) replaced
+// by the processes of that command name on the host (/proc/PID/comm, at
+// most 15 characters, compared in full), each with the name and log path it
+// was given; a name no process has is left out. Processes given by pid stay
+// as they are.
+func (h *Host) Resolve(ps []Proc) []Proc {
+	out := make([]Proc, 0, len(ps))
+	for _, p := range ps {
+		if p.Pid > 0 || p.Name == "" {
+			out = append(out, p)
+			continue
+		}
+		comm := p.Name
+		if len(comm) > 15 {
+			comm = comm[:15] // the kernel keeps 15 characters of a command name
+		}
+		pids, err := hoststat.PidsByComm(h.root, comm)
+		if err != nil {
+			h.log.Debug().Err(err).Str("process", p.Name).Msg("finding processes by name")
+			continue
+		}
+		for _, pid := range pids {
+			out = append(out, Proc{Name: p.Name, Pid: pid, LogPath: p.LogPath})
+		}
+	}
+	return out
 }
 
 // nginxConf reads the configuration of the first nginx master among the

@@ -73,6 +73,12 @@ func (p *Plan) ApplyDefaults() {
 	setI("ramp.refine", &r.Refine, DefaultRefine)
 	setI("ramp.max_steps", &r.MaxSteps, DefaultMaxSteps)
 
+	for _, name := range mapKeys(p.Fleets) {
+		if f := p.Fleets[name]; f != nil && f.Agents != nil {
+			setD("fleets."+name+".agents.max_clock_offset", &f.Agents.MaxClockOffset, DefaultMaxClockOffset)
+		}
+	}
+
 	w := &p.Workload
 	setS("workload.engine", &w.Engine, EngineBuiltin)
 	if w.Engine == EngineBuiltin {

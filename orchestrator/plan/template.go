@@ -482,6 +482,9 @@ func checkRef(ref []string, sc refScope) string {
 		if ref[2] == "size" && fl != nil && hasScalable(fl.Processes) {
 			return "" // a local fleet with scalable processes reports its size
 		}
+		if (ref[2] == "size" || ref[2] == AgentsOutput) && fl != nil && fl.Agents != nil && fl.Agents.Local > 0 {
+			return "" // a local fleet with local agents lists them, and counts them
+		}
 		if _, ok := outs[ref[2]]; !ok {
 			return fmt.Sprintf("%s: fleet %q has no output %q%s", full, ref[1], ref[2], hint(ref[2], mapKeys(outs)))
 		}

@@ -65,6 +65,8 @@ type Fleet struct {
 	Terraform *Terraform `yaml:"terraform,omitempty" json:"terraform,omitempty"`
 	// Prometheus is a Prometheus source of the fleet's hosts (see Prometheus).
 	Prometheus *Prometheus `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	// Agents says where the fleet's agents are (see Agents).
+	Agents *Agents `yaml:"agents,omitempty" json:"agents,omitempty"`
 }
 
 // Process is one process the local provider starts.

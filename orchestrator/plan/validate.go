@@ -178,6 +178,7 @@ func (v *validator) fleets() {
 			v.add(fp+".processes", "only the local provider starts processes (provider is %q)", f.Provider)
 		}
 		v.processes(fp, f.Processes)
+		v.agents(name, f)
 		if f.Provider != ProviderTerraform && f.Terraform != nil {
 			v.add(fp+".terraform", "only for provider terraform (provider is %q)", f.Provider)
 		}
@@ -185,7 +186,7 @@ func (v *validator) fleets() {
 		case ProviderLocal:
 			// The generators fleet may be empty: the builtin engine then
 			// runs inside loadramp on this machine.
-			if len(f.Processes) == 0 && name != "generators" {
+			if len(f.Processes) == 0 && name != "generators" && (f.Agents == nil || f.Agents.Local == 0) {
 				v.add(fp+".processes", "missing; a local fleet needs processes to start")
 			}
 		case ProviderTerraform:
@@ -738,6 +739,12 @@ func (p *Plan) templated() []templated {
 		if tf := f.Terraform; tf != nil {
 			add(fp+".terraform.dir", tf.Dir)
 			walkStrings(fp+".terraform.vars", tf.Vars, add)
+		}
+		if a := f.Agents; a != nil {
+			for i, e := range a.Endpoints {
+				add(fmt.Sprintf("%s.agents.endpoints[%d].url", fp, i), e.URL)
+			}
+			add(fp+".agents.ca", a.CA)
 		}
 	}
 	for _, f := range p.RequestFields() {

@@ -87,8 +87,12 @@ const (
 	TopicReordered   = "reordered.count"
 )
 
-// deliveryDelay are the quantiles of the delivery delay histogram.
-var deliveryDelay = []metrics.Quantile{{Name: DelayP50, Percent: 50}, {Name: DelayP95, Percent: 95}, {Name: DelayP99, Percent: 99}, {Name: DelayMax, Percent: metrics.QuantileMax}}
+// HistDelay names the delivery delay histogram in the engine's result
+// (result.EngineResult.Histograms), for a merge across agents.
+const HistDelay = "pubsub.delay"
+
+// DeliveryDelay are the quantiles of the delivery delay histogram.
+var DeliveryDelay = []metrics.Quantile{{Name: DelayP50, Percent: 50}, {Name: DelayP95, Percent: 95}, {Name: DelayP99, Percent: 99}, {Name: DelayMax, Percent: metrics.QuantileMax}}
 
 // Config says how the workload reaches the bus. It is plain data but for
 // Client and Log.
@@ -111,9 +115,14 @@ type Config struct {
 type Step struct {
 	Publishers  int
 	Subscribers int
-	Rate        float64 // messages/s per publisher
-	Warmup      time.Duration
-	Hold        time.Duration
+	// PublisherFirst and SubscriberFirst number this engine's first
+	// publisher and subscriber in the client templates (.index), when it
+	// runs a share of a larger fleet's (an agent's): the fleet's clients are
+	// then numbered once.
+	PublisherFirst, SubscriberFirst int
+	Rate                            float64 // messages/s per publisher
+	Warmup                          time.Duration
+	Hold                            time.Duration
 	// OnSecond, if set, is called once per elapsed second (warmup included),
 	// from one goroutine; it must not block.
 	OnSecond func(result.Second)
@@ -464,6 +473,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	if starveOK {
 		res.Metrics[metrics.GeneratorStarvedRatio] = starved
 	}
+	res.Histograms = r.histograms()
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -485,7 +495,7 @@ func (r *run) spread() error {
 	}
 	r.pubs = make([]*publisher, r.s.Publishers)
 	for p := range r.pubs {
-		name, err := bus.PublishTopic(p)
+		name, err := bus.PublishTopic(r.s.PublisherFirst + p)
 		if err != nil {
 			return fmt.Errorf("publisher %d: %w", p, err)
 		}
@@ -495,7 +505,7 @@ func (r *run) spread() error {
 	}
 	r.subs = make([]*subscriber, 0, r.s.Subscribers)
 	for i := range r.s.Subscribers {
-		name, err := bus.SubscribeTopic(i)
+		name, err := bus.SubscribeTopic(r.s.SubscriberFirst + i)
 		if err != nil {
 			return fmt.Errorf("subscriber %d: %w", i, err)
 		}
@@ -516,11 +526,11 @@ func (r *run) connect(ctx context.Context) error {
 	var lastErr error
 	for p, pb := range r.pubs {
 		name := r.topics[pb.topic].name
-		pub, err := bus.Publication(p, name, cfg.Timeout)
+		pub, err := bus.Publication(r.s.PublisherFirst+p, name, cfg.Timeout)
 		if err != nil {
 			return fmt.Errorf("pubsub: publisher %d: %w", p, err)
 		}
-		if pb.body, err = bus.Body(p, name, r.src, cfg.BodyBytes); err != nil {
+		if pb.body, err = bus.Body(r.s.PublisherFirst+p, name, r.src, cfg.BodyBytes); err != nil {
 			return fmt.Errorf("pubsub: publisher %d: %w", p, err)
 		}
 		if pb.pub, err = delivery.NewPublisher(cfg.Client, pub); err != nil {
@@ -588,7 +598,7 @@ func (r *run) subscribe(ctx context.Context) error {
 	firstEvent := bus.Confirm().Mode == delivery.ConfirmFirstEvent
 	for i, sub := range r.subs {
 		t := r.topics[sub.topic]
-		spec, err := bus.Subscription(i, t.name, cfg.Timeout)
+		spec, err := bus.Subscription(r.s.SubscriberFirst+i, t.name, cfg.Timeout)
 		if err != nil {
 			fail(fmt.Errorf("subscriber %d: %w", i, err))
 			continue
@@ -658,7 +668,7 @@ func (r *run) warmUp(ctx context.Context) error {
 			noPub = fmt.Errorf("confirmation first-event: no publisher publishes to topic %q, so no warm-up message can reach its %d subscribers", t.name, t.subs)
 			continue
 		}
-		b, err := r.e.bus.Body(t.pubs[0], t.name, r.src+"w", 0)
+		b, err := r.e.bus.Body(r.s.PublisherFirst+t.pubs[0], t.name, r.src+"w", 0)
 		if err != nil {
 			return err
 		}
@@ -956,6 +966,18 @@ func (t topicStat) lost() float64 {
 	return math.Max(0, float64(t.expected-t.delivered)/float64(t.expected))
 }
 
+// histograms are the hold's distributions, for a merge across agents:
+// publish latency, dispatch lag and delivery delay.
+func (r *run) histograms() map[string]*hdrhistogram.Histogram {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := metrics.NewHistogram(metrics.HistDigits)
+	for i := range r.delays {
+		d.Merge(r.delays[i].h)
+	}
+	return map[string]*hdrhistogram.Histogram{metrics.HistLatency: r.latency, metrics.HistLag: r.lag, HistDelay: d}
+}
+
 func (r *run) metrics(holdWall, cpu time.Duration) metrics.Metrics {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -991,7 +1013,7 @@ func (r *run) metrics(holdWall, cpu time.Duration) metrics.Metrics {
 		d.Merge(r.delays[i].h)
 	}
 	if d.TotalCount() > 0 {
-		m.PutQuantiles(d, deliveryDelay)
+		m.PutQuantiles(d, DeliveryDelay)
 	}
 	stats := make([]topicStat, len(r.topics))
 	var all topicStat

@@ -10,7 +10,11 @@
 // and from map[string]float64.
 package result
 
-import "time"
+import (
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
 
 // Verdicts of a step attempt.
 const (
@@ -138,6 +142,14 @@ type Step struct {
 	// ("prom.queue not measured: no data (...)"), so a gate on such a
 	// metric is explained.
 	NotMeasured []string `json:"not_measured,omitempty"`
+	// Agents are the agents that generated the step's load, each with its
+	// share of the load parameters and its own measurement, when agents ran
+	// it (docs/agents.md).
+	Agents []AgentShare `json:"agents,omitempty"`
+	// Hosts are the hosts observed over the step's hold, each with its own
+	// figures: the fleet hosts through their agents, and this machine when
+	// something of the run runs on it.
+	Hosts []Host `json:"hosts,omitempty"`
 	// ErrorClasses counts errors by class (http_4xx, http_5xx, timeout, refused,
 	// reset, gen_emfile, gen_enfile, gen_eaddrnotavail, other).
 	ErrorClasses map[string]int64 `json:"error_classes,omitempty"`
@@ -182,6 +194,62 @@ type EngineResult struct {
 	ErrorClasses map[string]int64
 	// Requests are the requests of a mix, when the engine sends one.
 	Requests []Request
+	// Histograms are the hold's distributions by name (metrics.Hist*, and
+	// engine-specific ones such as pubsub.delay), in microseconds, for a
+	// result merged with others' (an agent's share of a step): percentiles
+	// are then taken from the merged histograms, never averaged. Optional.
+	Histograms map[string]*hdrhistogram.Histogram
+	// Findings are what the engine itself names (a saturated agent).
+	Findings []Finding
+	// Agents are the agents' shares of the step, when agents ran it.
+	Agents []AgentShare
+}
+
+// AgentShare is one agent's part of a step that several agents generated
+// (steps.jsonl "agents").
+type AgentShare struct {
+	// Agent names the agent as the plan or its fleet's output does.
+	Agent string `json:"agent"`
+	URL   string `json:"url,omitempty"`
+	// Parameters are the agent's share of the step's load parameters.
+	Parameters map[string]float64 `json:"parameters,omitempty"`
+	// Idle is true for an agent that sat the step out (a needed count, such
+	// as connections, smaller than the number of agents).
+	Idle bool `json:"idle,omitempty"`
+	// Metrics are the agent's own measurement of the hold: its counts,
+	// latencies and generator.* health, judged by the generator health
+	// checks on their own so that a generator-fail names the agent.
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// ClockOffset is the agent's clock minus the coordinator's, in seconds,
+	// and StartLead how long before the agreed start instant the agent was
+	// told (negative: it started late by that much).
+	ClockOffset float64 `json:"clock_offset"`
+	StartLead   float64 `json:"start_lead"`
+	// Error says why the agent's part ended early.
+	Error string `json:"error,omitempty"`
+}
+
+// Host is one host observed over a step's hold (steps.jsonl "hosts"): a
+// fleet host through its agent, or the machine running loadramp.
+type Host struct {
+	// Host names the host as its findings do.
+	Host string `json:"host"`
+	// Side is the side the host serves (target or generator), Fleet the
+	// plan's fleet it belongs to.
+	Side  string `json:"side,omitempty"`
+	Fleet string `json:"fleet,omitempty"`
+	// Source says what observed it: "agent http://10.0.0.5:7070", "/proc".
+	Source  string `json:"source"`
+	Samples int    `json:"samples,omitempty"`
+	// Metrics are the host's figures over the hold (host.*, target.*,
+	// generator.* of its processes).
+	Metrics map[string]float64 `json:"metrics"`
+	// Findings counts the step's findings on this host.
+	Findings int `json:"findings,omitempty"`
+	// Unavailable says what could not be read on the host, and why.
+	Unavailable []string `json:"unavailable,omitempty"`
+	// Error says why the host could not be observed over the step.
+	Error string `json:"error,omitempty"`
 }
 
 // Request is one named request of a mix as a step measured it. Its figures

@@ -737,11 +737,15 @@ func (x *HttpWorkload) GetInsecure() bool {
 }
 
 type PubSubWorkload struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Publish       string                 `protobuf:"bytes,1,opt,name=publish,proto3" json:"publish,omitempty"`
-	Subscribe     string                 `protobuf:"bytes,2,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
-	BodyBytes     int32                  `protobuf:"varint,3,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`
-	Timeout       *durationpb.Duration   `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	BodyBytes int32                  `protobuf:"varint,3,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`
+	Timeout   *durationpb.Duration   `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// How the pub/sub server is reached, as the JSON of loadramp's
+	// delivery.Bus: URLs (http, https, ws, wss), methods, headers, the
+	// envelope, topics, WebSocket open messages and replies, confirmation and
+	// settle. Its strings are client templates, rendered by the agent for each
+	// of its subscribers and publishers.
+	BusJson       string `protobuf:"bytes,5,opt,name=bus_json,json=busJson,proto3" json:"bus_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -776,20 +780,6 @@ func (*PubSubWorkload) Descriptor() ([]byte, []int) {
 	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
-func (x *PubSubWorkload) GetPublish() string {
-	if x != nil {
-		return x.Publish
-	}
-	return ""
-}
-
-func (x *PubSubWorkload) GetSubscribe() string {
-	if x != nil {
-		return x.Subscribe
-	}
-	return ""
-}
-
 func (x *PubSubWorkload) GetBodyBytes() int32 {
 	if x != nil {
 		return x.BodyBytes
@@ -802,6 +792,13 @@ func (x *PubSubWorkload) GetTimeout() *durationpb.Duration {
 		return x.Timeout
 	}
 	return nil
+}
+
+func (x *PubSubWorkload) GetBusJson() string {
+	if x != nil {
+		return x.BusJson
+	}
+	return ""
 }
 
 type PrepareStepRequest struct {
@@ -819,7 +816,12 @@ type PrepareStepRequest struct {
 	Keepalive *durationpb.Duration `protobuf:"bytes,6,opt,name=keepalive,proto3" json:"keepalive,omitempty"`
 	// How long past warmup+hold the step may run (draining requests in flight);
 	// the agent cancels it then (default 30s).
-	Grace         *durationpb.Duration `protobuf:"bytes,7,opt,name=grace,proto3" json:"grace,omitempty"`
+	Grace *durationpb.Duration `protobuf:"bytes,7,opt,name=grace,proto3" json:"grace,omitempty"`
+	// The fleet-wide number of this agent's first unit of each whole
+	// parameter it shares (publishers, subscribers, connections): its clients
+	// are numbered from there, so the plan's client templates (.index) number
+	// the whole fleet's clients once.
+	First         map[string]int64 `protobuf:"bytes,8,rep,name=first,proto3" json:"first,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -899,6 +901,13 @@ func (x *PrepareStepRequest) GetKeepalive() *durationpb.Duration {
 func (x *PrepareStepRequest) GetGrace() *durationpb.Duration {
 	if x != nil {
 		return x.Grace
+	}
+	return nil
+}
+
+func (x *PrepareStepRequest) GetFirst() map[string]int64 {
+	if x != nil {
+		return x.First
 	}
 	return nil
 }
@@ -3093,13 +3102,12 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\binsecure\x18\x06 \x01(\bR\binsecure\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x01\n" +
-	"\x0ePubSubWorkload\x12\x18\n" +
-	"\apublish\x18\x01 \x01(\tR\apublish\x12\x1c\n" +
-	"\tsubscribe\x18\x02 \x01(\tR\tsubscribe\x12\x1d\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x01\n" +
+	"\x0ePubSubWorkload\x12\x1d\n" +
 	"\n" +
 	"body_bytes\x18\x03 \x01(\x05R\tbodyBytes\x123\n" +
-	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xb8\x03\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x19\n" +
+	"\bbus_json\x18\x05 \x01(\tR\abusJsonJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03R\apublishR\tsubscribe\"\xba\x04\n" +
 	"\x12PrepareStepRequest\x12\x17\n" +
 	"\astep_id\x18\x01 \x01(\tR\x06stepId\x127\n" +
 	"\bworkload\x18\x02 \x01(\v2\x1b.loadramp.agent.v1.WorkloadR\bworkload\x12I\n" +
@@ -3107,10 +3115,15 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x06warmup\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06warmup\x12-\n" +
 	"\x04hold\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04hold\x127\n" +
 	"\tkeepalive\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\tkeepalive\x12/\n" +
-	"\x05grace\x18\a \x01(\v2\x19.google.protobuf.DurationR\x05grace\x1a9\n" +
+	"\x05grace\x18\a \x01(\v2\x19.google.protobuf.DurationR\x05grace\x12F\n" +
+	"\x05first\x18\b \x03(\v20.loadramp.agent.v1.PrepareStepRequest.FirstEntryR\x05first\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x15\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a8\n" +
+	"\n" +
+	"FirstEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x15\n" +
 	"\x13PrepareStepResponse\"S\n" +
 	"\x10StartStepRequest\x12\x17\n" +
 	"\astep_id\x18\x01 \x01(\tR\x06stepId\x12&\n" +
@@ -3365,7 +3378,7 @@ func file_loadramp_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_loadramp_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loadramp_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_loadramp_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_loadramp_agent_v1_agent_proto_goTypes = []any{
 	(Role)(0),                        // 0: loadramp.agent.v1.Role
 	(StepState)(0),                   // 1: loadramp.agent.v1.StepState
@@ -3410,99 +3423,101 @@ var file_loadramp_agent_v1_agent_proto_goTypes = []any{
 	(*NetDevCounters)(nil),           // 40: loadramp.agent.v1.NetDevCounters
 	nil,                              // 41: loadramp.agent.v1.HttpWorkload.HeadersEntry
 	nil,                              // 42: loadramp.agent.v1.PrepareStepRequest.ParamsEntry
-	nil,                              // 43: loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
-	nil,                              // 44: loadramp.agent.v1.GeneratorResult.MetricsEntry
-	nil,                              // 45: loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
-	nil,                              // 46: loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
-	nil,                              // 47: loadramp.agent.v1.HostObservation.MetricsEntry
-	nil,                              // 48: loadramp.agent.v1.HostObservation.DeltasEntry
-	nil,                              // 49: loadramp.agent.v1.HostObservation.PeaksEntry
-	nil,                              // 50: loadramp.agent.v1.HostObservation.MinsEntry
-	nil,                              // 51: loadramp.agent.v1.HostObservation.LimitsEntry
-	nil,                              // 52: loadramp.agent.v1.NetDevDelta.DeltasEntry
-	nil,                              // 53: loadramp.agent.v1.NetDevDelta.LastEntry
-	nil,                              // 54: loadramp.agent.v1.NetDevCounters.CountersEntry
-	(*timestamppb.Timestamp)(nil),    // 55: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 56: google.protobuf.Duration
+	nil,                              // 43: loadramp.agent.v1.PrepareStepRequest.FirstEntry
+	nil,                              // 44: loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
+	nil,                              // 45: loadramp.agent.v1.GeneratorResult.MetricsEntry
+	nil,                              // 46: loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
+	nil,                              // 47: loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
+	nil,                              // 48: loadramp.agent.v1.HostObservation.MetricsEntry
+	nil,                              // 49: loadramp.agent.v1.HostObservation.DeltasEntry
+	nil,                              // 50: loadramp.agent.v1.HostObservation.PeaksEntry
+	nil,                              // 51: loadramp.agent.v1.HostObservation.MinsEntry
+	nil,                              // 52: loadramp.agent.v1.HostObservation.LimitsEntry
+	nil,                              // 53: loadramp.agent.v1.NetDevDelta.DeltasEntry
+	nil,                              // 54: loadramp.agent.v1.NetDevDelta.LastEntry
+	nil,                              // 55: loadramp.agent.v1.NetDevCounters.CountersEntry
+	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 57: google.protobuf.Duration
 }
 var file_loadramp_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: loadramp.agent.v1.HelloResponse.roles:type_name -> loadramp.agent.v1.Role
-	55, // 1: loadramp.agent.v1.HelloResponse.started:type_name -> google.protobuf.Timestamp
+	56, // 1: loadramp.agent.v1.HelloResponse.started:type_name -> google.protobuf.Timestamp
 	9,  // 2: loadramp.agent.v1.Workload.http:type_name -> loadramp.agent.v1.HttpWorkload
 	10, // 3: loadramp.agent.v1.Workload.pubsub:type_name -> loadramp.agent.v1.PubSubWorkload
 	41, // 4: loadramp.agent.v1.HttpWorkload.headers:type_name -> loadramp.agent.v1.HttpWorkload.HeadersEntry
-	56, // 5: loadramp.agent.v1.HttpWorkload.timeout:type_name -> google.protobuf.Duration
-	56, // 6: loadramp.agent.v1.PubSubWorkload.timeout:type_name -> google.protobuf.Duration
+	57, // 5: loadramp.agent.v1.HttpWorkload.timeout:type_name -> google.protobuf.Duration
+	57, // 6: loadramp.agent.v1.PubSubWorkload.timeout:type_name -> google.protobuf.Duration
 	8,  // 7: loadramp.agent.v1.PrepareStepRequest.workload:type_name -> loadramp.agent.v1.Workload
 	42, // 8: loadramp.agent.v1.PrepareStepRequest.params:type_name -> loadramp.agent.v1.PrepareStepRequest.ParamsEntry
-	56, // 9: loadramp.agent.v1.PrepareStepRequest.warmup:type_name -> google.protobuf.Duration
-	56, // 10: loadramp.agent.v1.PrepareStepRequest.hold:type_name -> google.protobuf.Duration
-	56, // 11: loadramp.agent.v1.PrepareStepRequest.keepalive:type_name -> google.protobuf.Duration
-	56, // 12: loadramp.agent.v1.PrepareStepRequest.grace:type_name -> google.protobuf.Duration
-	56, // 13: loadramp.agent.v1.StartStepResponse.lead:type_name -> google.protobuf.Duration
-	1,  // 14: loadramp.agent.v1.PollStepResponse.state:type_name -> loadramp.agent.v1.StepState
-	17, // 15: loadramp.agent.v1.PollStepResponse.seconds:type_name -> loadramp.agent.v1.Second
-	20, // 16: loadramp.agent.v1.FinishStepResponse.result:type_name -> loadramp.agent.v1.GeneratorResult
-	55, // 17: loadramp.agent.v1.GeneratorResult.hold_start:type_name -> google.protobuf.Timestamp
-	56, // 18: loadramp.agent.v1.GeneratorResult.hold:type_name -> google.protobuf.Duration
-	43, // 19: loadramp.agent.v1.GeneratorResult.error_classes:type_name -> loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
-	44, // 20: loadramp.agent.v1.GeneratorResult.metrics:type_name -> loadramp.agent.v1.GeneratorResult.MetricsEntry
-	45, // 21: loadramp.agent.v1.GeneratorResult.histograms_hdr:type_name -> loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
-	21, // 22: loadramp.agent.v1.GeneratorResult.health:type_name -> loadramp.agent.v1.AgentHealth
-	17, // 23: loadramp.agent.v1.GeneratorResult.series:type_name -> loadramp.agent.v1.Second
-	24, // 24: loadramp.agent.v1.StartObservationRequest.processes:type_name -> loadramp.agent.v1.Process
-	25, // 25: loadramp.agent.v1.StartObservationRequest.logs:type_name -> loadramp.agent.v1.LogFile
-	56, // 26: loadramp.agent.v1.StartObservationRequest.warmup:type_name -> google.protobuf.Duration
-	56, // 27: loadramp.agent.v1.StartObservationRequest.hold:type_name -> google.protobuf.Duration
-	56, // 28: loadramp.agent.v1.StartObservationRequest.keepalive:type_name -> google.protobuf.Duration
-	46, // 29: loadramp.agent.v1.StopObservationRequest.generator_error_classes:type_name -> loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
-	30, // 30: loadramp.agent.v1.StopObservationResponse.observation:type_name -> loadramp.agent.v1.HostObservation
-	55, // 31: loadramp.agent.v1.HostObservation.start:type_name -> google.protobuf.Timestamp
-	55, // 32: loadramp.agent.v1.HostObservation.end:type_name -> google.protobuf.Timestamp
-	47, // 33: loadramp.agent.v1.HostObservation.metrics:type_name -> loadramp.agent.v1.HostObservation.MetricsEntry
-	48, // 34: loadramp.agent.v1.HostObservation.deltas:type_name -> loadramp.agent.v1.HostObservation.DeltasEntry
-	49, // 35: loadramp.agent.v1.HostObservation.peaks:type_name -> loadramp.agent.v1.HostObservation.PeaksEntry
-	50, // 36: loadramp.agent.v1.HostObservation.mins:type_name -> loadramp.agent.v1.HostObservation.MinsEntry
-	51, // 37: loadramp.agent.v1.HostObservation.limits:type_name -> loadramp.agent.v1.HostObservation.LimitsEntry
-	31, // 38: loadramp.agent.v1.HostObservation.findings:type_name -> loadramp.agent.v1.Finding
-	32, // 39: loadramp.agent.v1.HostObservation.log_matches:type_name -> loadramp.agent.v1.LogMatch
-	33, // 40: loadramp.agent.v1.HostObservation.netdev:type_name -> loadramp.agent.v1.NetDevDelta
-	52, // 41: loadramp.agent.v1.NetDevDelta.deltas:type_name -> loadramp.agent.v1.NetDevDelta.DeltasEntry
-	53, // 42: loadramp.agent.v1.NetDevDelta.last:type_name -> loadramp.agent.v1.NetDevDelta.LastEntry
-	24, // 43: loadramp.agent.v1.AuditLimitsRequest.processes:type_name -> loadramp.agent.v1.Process
-	36, // 44: loadramp.agent.v1.AuditLimitsResponse.nginx:type_name -> loadramp.agent.v1.NginxConf
-	37, // 45: loadramp.agent.v1.AuditLimitsResponse.procs:type_name -> loadramp.agent.v1.ProcLimit
-	40, // 46: loadramp.agent.v1.NetDevCountersResponse.devices:type_name -> loadramp.agent.v1.NetDevCounters
-	54, // 47: loadramp.agent.v1.NetDevCounters.counters:type_name -> loadramp.agent.v1.NetDevCounters.CountersEntry
-	2,  // 48: loadramp.agent.v1.AgentService.Hello:input_type -> loadramp.agent.v1.HelloRequest
-	4,  // 49: loadramp.agent.v1.AgentService.Health:input_type -> loadramp.agent.v1.HealthRequest
-	6,  // 50: loadramp.agent.v1.AgentService.Clock:input_type -> loadramp.agent.v1.ClockRequest
-	11, // 51: loadramp.agent.v1.AgentService.PrepareStep:input_type -> loadramp.agent.v1.PrepareStepRequest
-	13, // 52: loadramp.agent.v1.AgentService.StartStep:input_type -> loadramp.agent.v1.StartStepRequest
-	15, // 53: loadramp.agent.v1.AgentService.PollStep:input_type -> loadramp.agent.v1.PollStepRequest
-	18, // 54: loadramp.agent.v1.AgentService.FinishStep:input_type -> loadramp.agent.v1.FinishStepRequest
-	22, // 55: loadramp.agent.v1.AgentService.StopStep:input_type -> loadramp.agent.v1.StopStepRequest
-	26, // 56: loadramp.agent.v1.AgentService.StartObservation:input_type -> loadramp.agent.v1.StartObservationRequest
-	28, // 57: loadramp.agent.v1.AgentService.StopObservation:input_type -> loadramp.agent.v1.StopObservationRequest
-	34, // 58: loadramp.agent.v1.AgentService.AuditLimits:input_type -> loadramp.agent.v1.AuditLimitsRequest
-	38, // 59: loadramp.agent.v1.AgentService.NetDevCounters:input_type -> loadramp.agent.v1.NetDevCountersRequest
-	3,  // 60: loadramp.agent.v1.AgentService.Hello:output_type -> loadramp.agent.v1.HelloResponse
-	5,  // 61: loadramp.agent.v1.AgentService.Health:output_type -> loadramp.agent.v1.HealthResponse
-	7,  // 62: loadramp.agent.v1.AgentService.Clock:output_type -> loadramp.agent.v1.ClockResponse
-	12, // 63: loadramp.agent.v1.AgentService.PrepareStep:output_type -> loadramp.agent.v1.PrepareStepResponse
-	14, // 64: loadramp.agent.v1.AgentService.StartStep:output_type -> loadramp.agent.v1.StartStepResponse
-	16, // 65: loadramp.agent.v1.AgentService.PollStep:output_type -> loadramp.agent.v1.PollStepResponse
-	19, // 66: loadramp.agent.v1.AgentService.FinishStep:output_type -> loadramp.agent.v1.FinishStepResponse
-	23, // 67: loadramp.agent.v1.AgentService.StopStep:output_type -> loadramp.agent.v1.StopStepResponse
-	27, // 68: loadramp.agent.v1.AgentService.StartObservation:output_type -> loadramp.agent.v1.StartObservationResponse
-	29, // 69: loadramp.agent.v1.AgentService.StopObservation:output_type -> loadramp.agent.v1.StopObservationResponse
-	35, // 70: loadramp.agent.v1.AgentService.AuditLimits:output_type -> loadramp.agent.v1.AuditLimitsResponse
-	39, // 71: loadramp.agent.v1.AgentService.NetDevCounters:output_type -> loadramp.agent.v1.NetDevCountersResponse
-	60, // [60:72] is the sub-list for method output_type
-	48, // [48:60] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	57, // 9: loadramp.agent.v1.PrepareStepRequest.warmup:type_name -> google.protobuf.Duration
+	57, // 10: loadramp.agent.v1.PrepareStepRequest.hold:type_name -> google.protobuf.Duration
+	57, // 11: loadramp.agent.v1.PrepareStepRequest.keepalive:type_name -> google.protobuf.Duration
+	57, // 12: loadramp.agent.v1.PrepareStepRequest.grace:type_name -> google.protobuf.Duration
+	43, // 13: loadramp.agent.v1.PrepareStepRequest.first:type_name -> loadramp.agent.v1.PrepareStepRequest.FirstEntry
+	57, // 14: loadramp.agent.v1.StartStepResponse.lead:type_name -> google.protobuf.Duration
+	1,  // 15: loadramp.agent.v1.PollStepResponse.state:type_name -> loadramp.agent.v1.StepState
+	17, // 16: loadramp.agent.v1.PollStepResponse.seconds:type_name -> loadramp.agent.v1.Second
+	20, // 17: loadramp.agent.v1.FinishStepResponse.result:type_name -> loadramp.agent.v1.GeneratorResult
+	56, // 18: loadramp.agent.v1.GeneratorResult.hold_start:type_name -> google.protobuf.Timestamp
+	57, // 19: loadramp.agent.v1.GeneratorResult.hold:type_name -> google.protobuf.Duration
+	44, // 20: loadramp.agent.v1.GeneratorResult.error_classes:type_name -> loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
+	45, // 21: loadramp.agent.v1.GeneratorResult.metrics:type_name -> loadramp.agent.v1.GeneratorResult.MetricsEntry
+	46, // 22: loadramp.agent.v1.GeneratorResult.histograms_hdr:type_name -> loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
+	21, // 23: loadramp.agent.v1.GeneratorResult.health:type_name -> loadramp.agent.v1.AgentHealth
+	17, // 24: loadramp.agent.v1.GeneratorResult.series:type_name -> loadramp.agent.v1.Second
+	24, // 25: loadramp.agent.v1.StartObservationRequest.processes:type_name -> loadramp.agent.v1.Process
+	25, // 26: loadramp.agent.v1.StartObservationRequest.logs:type_name -> loadramp.agent.v1.LogFile
+	57, // 27: loadramp.agent.v1.StartObservationRequest.warmup:type_name -> google.protobuf.Duration
+	57, // 28: loadramp.agent.v1.StartObservationRequest.hold:type_name -> google.protobuf.Duration
+	57, // 29: loadramp.agent.v1.StartObservationRequest.keepalive:type_name -> google.protobuf.Duration
+	47, // 30: loadramp.agent.v1.StopObservationRequest.generator_error_classes:type_name -> loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
+	30, // 31: loadramp.agent.v1.StopObservationResponse.observation:type_name -> loadramp.agent.v1.HostObservation
+	56, // 32: loadramp.agent.v1.HostObservation.start:type_name -> google.protobuf.Timestamp
+	56, // 33: loadramp.agent.v1.HostObservation.end:type_name -> google.protobuf.Timestamp
+	48, // 34: loadramp.agent.v1.HostObservation.metrics:type_name -> loadramp.agent.v1.HostObservation.MetricsEntry
+	49, // 35: loadramp.agent.v1.HostObservation.deltas:type_name -> loadramp.agent.v1.HostObservation.DeltasEntry
+	50, // 36: loadramp.agent.v1.HostObservation.peaks:type_name -> loadramp.agent.v1.HostObservation.PeaksEntry
+	51, // 37: loadramp.agent.v1.HostObservation.mins:type_name -> loadramp.agent.v1.HostObservation.MinsEntry
+	52, // 38: loadramp.agent.v1.HostObservation.limits:type_name -> loadramp.agent.v1.HostObservation.LimitsEntry
+	31, // 39: loadramp.agent.v1.HostObservation.findings:type_name -> loadramp.agent.v1.Finding
+	32, // 40: loadramp.agent.v1.HostObservation.log_matches:type_name -> loadramp.agent.v1.LogMatch
+	33, // 41: loadramp.agent.v1.HostObservation.netdev:type_name -> loadramp.agent.v1.NetDevDelta
+	53, // 42: loadramp.agent.v1.NetDevDelta.deltas:type_name -> loadramp.agent.v1.NetDevDelta.DeltasEntry
+	54, // 43: loadramp.agent.v1.NetDevDelta.last:type_name -> loadramp.agent.v1.NetDevDelta.LastEntry
+	24, // 44: loadramp.agent.v1.AuditLimitsRequest.processes:type_name -> loadramp.agent.v1.Process
+	36, // 45: loadramp.agent.v1.AuditLimitsResponse.nginx:type_name -> loadramp.agent.v1.NginxConf
+	37, // 46: loadramp.agent.v1.AuditLimitsResponse.procs:type_name -> loadramp.agent.v1.ProcLimit
+	40, // 47: loadramp.agent.v1.NetDevCountersResponse.devices:type_name -> loadramp.agent.v1.NetDevCounters
+	55, // 48: loadramp.agent.v1.NetDevCounters.counters:type_name -> loadramp.agent.v1.NetDevCounters.CountersEntry
+	2,  // 49: loadramp.agent.v1.AgentService.Hello:input_type -> loadramp.agent.v1.HelloRequest
+	4,  // 50: loadramp.agent.v1.AgentService.Health:input_type -> loadramp.agent.v1.HealthRequest
+	6,  // 51: loadramp.agent.v1.AgentService.Clock:input_type -> loadramp.agent.v1.ClockRequest
+	11, // 52: loadramp.agent.v1.AgentService.PrepareStep:input_type -> loadramp.agent.v1.PrepareStepRequest
+	13, // 53: loadramp.agent.v1.AgentService.StartStep:input_type -> loadramp.agent.v1.StartStepRequest
+	15, // 54: loadramp.agent.v1.AgentService.PollStep:input_type -> loadramp.agent.v1.PollStepRequest
+	18, // 55: loadramp.agent.v1.AgentService.FinishStep:input_type -> loadramp.agent.v1.FinishStepRequest
+	22, // 56: loadramp.agent.v1.AgentService.StopStep:input_type -> loadramp.agent.v1.StopStepRequest
+	26, // 57: loadramp.agent.v1.AgentService.StartObservation:input_type -> loadramp.agent.v1.StartObservationRequest
+	28, // 58: loadramp.agent.v1.AgentService.StopObservation:input_type -> loadramp.agent.v1.StopObservationRequest
+	34, // 59: loadramp.agent.v1.AgentService.AuditLimits:input_type -> loadramp.agent.v1.AuditLimitsRequest
+	38, // 60: loadramp.agent.v1.AgentService.NetDevCounters:input_type -> loadramp.agent.v1.NetDevCountersRequest
+	3,  // 61: loadramp.agent.v1.AgentService.Hello:output_type -> loadramp.agent.v1.HelloResponse
+	5,  // 62: loadramp.agent.v1.AgentService.Health:output_type -> loadramp.agent.v1.HealthResponse
+	7,  // 63: loadramp.agent.v1.AgentService.Clock:output_type -> loadramp.agent.v1.ClockResponse
+	12, // 64: loadramp.agent.v1.AgentService.PrepareStep:output_type -> loadramp.agent.v1.PrepareStepResponse
+	14, // 65: loadramp.agent.v1.AgentService.StartStep:output_type -> loadramp.agent.v1.StartStepResponse
+	16, // 66: loadramp.agent.v1.AgentService.PollStep:output_type -> loadramp.agent.v1.PollStepResponse
+	19, // 67: loadramp.agent.v1.AgentService.FinishStep:output_type -> loadramp.agent.v1.FinishStepResponse
+	23, // 68: loadramp.agent.v1.AgentService.StopStep:output_type -> loadramp.agent.v1.StopStepResponse
+	27, // 69: loadramp.agent.v1.AgentService.StartObservation:output_type -> loadramp.agent.v1.StartObservationResponse
+	29, // 70: loadramp.agent.v1.AgentService.StopObservation:output_type -> loadramp.agent.v1.StopObservationResponse
+	35, // 71: loadramp.agent.v1.AgentService.AuditLimits:output_type -> loadramp.agent.v1.AuditLimitsResponse
+	39, // 72: loadramp.agent.v1.AgentService.NetDevCounters:output_type -> loadramp.agent.v1.NetDevCountersResponse
+	61, // [61:73] is the sub-list for method output_type
+	49, // [49:61] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_loadramp_agent_v1_agent_proto_init() }
@@ -3520,7 +3535,7 @@ func file_loadramp_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loadramp_agent_v1_agent_proto_rawDesc), len(file_loadramp_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   53,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
