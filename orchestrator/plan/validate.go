@@ -194,7 +194,7 @@ func (v *validator) fleets() {
 				v.add(fp+".terraform.dir", "missing; a terraform fleet needs the module directory")
 			}
 		case ProviderStatic:
-			if len(f.Outputs) == 0 {
+			if len(f.Outputs) == 0 && !f.HasAgents() {
 				v.add(fp+".outputs", "missing; a static fleet is its outputs (e.g. endpoint: http://host:port)")
 			}
 		}
