@@ -557,10 +557,15 @@ generator_health: [generator.lag.p99 < 250ms, generator.starvation < 0.9]
 		if named == nil || !strings.Contains(evidence(named), "generator.starvation") {
 			t.Errorf("no generator-saturated finding on gen-a-starved with its starvation: %v", first["findings"])
 		}
-		for _, f := range first["findings"].([]any) {
-			if fm := f.(map[string]any); fm["rule"] == "generator-saturated" && fm["host"] != "gen-a-starved" && fm["process"] == "loadramp agent" {
-				t.Errorf("a healthy agent was named: %v", fm)
-			}
+		// The starved agent waited on the run queue more than the other
+		// one (which, on a busy machine, may lag too).
+		starvation := map[string]float64{}
+		for _, a := range first["agents"].([]any) {
+			am := a.(map[string]any)
+			starvation[am["agent"].(string)] = am["metrics"].(map[string]any)["generator.starvation"].(float64)
+		}
+		if starvation["gen-a-starved"] <= starvation["generators-agent-1"] {
+			t.Errorf("starvation %v: the starved agent's is not the larger", starvation)
 		}
 		if n := len(first["agents"].([]any)); n != 2 {
 			t.Errorf("first attempt on %d agents, want 2", n)
