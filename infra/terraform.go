@@ -80,9 +80,10 @@ type TerraformConfig struct {
 	// variables, set when the module declares them and Vars does not.
 	Builtins map[string]string
 	// Secrets are values of secret builtin variables (VarAgentToken), set
-	// when the module declares them: given to terraform in its environment
-	// (TF_VAR_<name>), never written to the var file, the run directory or
-	// the log.
+	// when the module declares them: given to terraform apply in a var file
+	// of their own, private (0600 in a 0700 directory outside the run
+	// directory) and removed as soon as the command ends, never written to
+	// the var file, the run directory or the log.
 	Secrets map[string]string
 	// ScaleVar names the variable Scale multiplies by its factor ("" = the
 	// fleet cannot scale). Its value is the fleet's Size.
@@ -454,19 +455,40 @@ func (t *Terraform) env() (map[string]string, error) {
 		env["TF_CLI_CONFIG_FILE"] = path
 	}
 	maps.Copy(env, t.cfg.Env)
+	return env, nil
+}
+
+// secretVars writes the Secrets the module declares to a private var file
+// for one command, and returns its option and the function that removes it
+// (no option when there is none to give).
+func (t *Terraform) secretVars() ([]tfexec.ApplyOption, func(), error) {
+	vals := map[string]string{}
 	if len(t.cfg.Secrets) > 0 {
 		declared, err := t.declared()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for name, v := range t.cfg.Secrets {
-			if declared[name] {
-				env["TF_VAR_"+name] = v
+			if declared[name] && v != "" {
+				vals[name] = v
 				t.secrets.add(v)
 			}
 		}
 	}
-	return env, nil
+	if len(vals) == 0 {
+		return nil, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "loadramp-secret-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("infra: terraform fleet %q: secret variables: %w", t.cfg.Fleet, err)
+	}
+	cleanup := func() { _ = os.RemoveAll(dir) }
+	path := filepath.Join(dir, "secret.tfvars.json")
+	if err := writeJSONFile(path, vals); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("infra: terraform fleet %q: secret variables: %w", t.cfg.Fleet, err)
+	}
+	return []tfexec.ApplyOption{tfexec.VarFile(path)}, cleanup, nil
 }
 
 // apply writes vars to the var file, applies and reads the outputs.
@@ -475,8 +497,13 @@ func (t *Terraform) apply(ctx context.Context, vars map[string]any) (*Fleet, err
 		return nil, err
 	}
 	t.log.Info().Msg("terraform apply")
-	varFile := tfexec.VarFile(filepath.Join(t.cfg.DataDir, TerraformVarFile))
-	if err := t.run("apply", func() error { return t.tf.Apply(ctx, varFile) }); err != nil {
+	opts, cleanup, err := t.secretVars()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	opts = append([]tfexec.ApplyOption{tfexec.VarFile(filepath.Join(t.cfg.DataDir, TerraformVarFile))}, opts...)
+	if err := t.run("apply", func() error { return t.tf.Apply(ctx, opts...) }); err != nil {
 		return nil, err
 	}
 	t.vars = vars

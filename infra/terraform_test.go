@@ -74,6 +74,66 @@ func eventbusBin(t *testing.T) string {
 	return busPath
 }
 
+var (
+	lrOnce sync.Once
+	lrPath string
+	lrErr  error
+)
+
+// loadrampBin builds loadramp once (local-generators runs its agents).
+func loadrampBin(t *testing.T) string {
+	t.Helper()
+	lrOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "loadramp-infra-lr-")
+		if err != nil {
+			lrErr = err
+			return
+		}
+		lrPath = filepath.Join(dir, "loadramp")
+		out, err := exec.Command("go", "build", "-o", lrPath, "github.com/loadramp/loadramp/cmd/loadramp").CombinedOutput()
+		if err != nil {
+			lrErr = errors.New(string(out))
+		}
+	})
+	if lrErr != nil {
+		t.Fatal(lrErr)
+	}
+	return lrPath
+}
+
+// agentsOf reads local-generators' agents output (worker -> URL) and checks
+// that each agent answers its health endpoint.
+func agentsOf(t *testing.T, fl *Fleet) map[string]string {
+	t.Helper()
+	var agents map[string]string
+	if err := json.Unmarshal([]byte(fl.Outputs["agents"]), &agents); err != nil {
+		t.Fatalf("agents output %q: %v", fl.Outputs["agents"], err)
+	}
+	for w, u := range agents {
+		resp, err := http.Get(u + "/healthz")
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("agent %s at %q does not answer: %v", w, u, err)
+			continue
+		}
+		resp.Body.Close()
+	}
+	return agents
+}
+
+// agentPids are the pids local-generators recorded under dir.
+func agentPids(t *testing.T, dir string) []int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(globEscape(dir), "worker-*", "agent.pid"))
+	var out []int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // copyModule copies a module of infra/modules into a temporary directory, so
 // tests running at once never share a module directory's files.
 func copyModule(t *testing.T, name string) string {
@@ -206,8 +266,9 @@ func TestTerraformScaleGenerators(t *testing.T) {
 	run := t.TempDir()
 	cfg := TerraformConfig{
 		Fleet: "generators", Dir: mod, Workspace: "loadramp-test-scale", DataDir: filepath.Join(run, "tf"),
-		Vars: map[string]any{"workers": 1}, ScaleVar: "workers",
-		Builtins: map[string]string{VarRunDir: run}, Bin: bin, Log: zerolog.Nop(),
+		Vars: map[string]any{"workers": 1, "loadramp": loadrampBin(t)}, ScaleVar: "workers",
+		Builtins: map[string]string{VarRunDir: run}, Secrets: map[string]string{VarAgentToken: "a-token-for-the-agents"},
+		Bin: bin, Log: zerolog.Nop(),
 	}
 	tf, err := NewTerraform(cfg)
 	if err != nil {
@@ -222,25 +283,50 @@ func TestTerraformScaleGenerators(t *testing.T) {
 	if fl.Size != 1 || fl.Outputs["size"] != "1" {
 		t.Fatalf("up: size %d, outputs %v", fl.Size, fl.Outputs)
 	}
+	if a := agentsOf(t, fl); len(a) != 1 {
+		t.Errorf("up: agents %v, want 1", a)
+	}
 	for _, want := range []int{2, 4} {
 		fl, err = tf.Scale(ctx, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fl.Size != want || fl.Outputs["size"] != strconv.Itoa(want) || len(strings.Split(fl.Outputs["workers"], ",")) != want {
+		if fl.Size != want || fl.Outputs["size"] != strconv.Itoa(want) {
 			t.Errorf("after scale: size %d, outputs %v; want %d", fl.Size, fl.Outputs, want)
 		}
-		markers, _ := filepath.Glob(filepath.Join(run, "generators", "worker-*"))
-		if len(markers) != want {
-			t.Errorf("%d worker markers, want %d", len(markers), want)
+		if a := agentsOf(t, fl); len(a) != want {
+			t.Errorf("after scale: agents %v, want %d", a, want)
 		}
+	}
+	pids := agentPids(t, filepath.Join(run, "generators"))
+	if len(pids) != 4 {
+		t.Fatalf("agent pids %v, want 4", pids)
+	}
+	// The token reached the agents, in their environment only.
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))
+	if err != nil || !strings.Contains(string(env), "LOADRAMP_AGENT_TOKEN=a-token-for-the-agents\x00") {
+		t.Errorf("agent %d's environment lacks the token (%v)", pids[0], err)
 	}
 	if err := tf.Down(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if markers, _ := filepath.Glob(filepath.Join(run, "generators", "worker-*")); len(markers) != 0 {
-		t.Errorf("markers left after Down: %v", markers)
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("agent %d still runs after Down", pid)
+		}
 	}
+	if p := agentPids(t, filepath.Join(run, "generators")); len(p) != 0 {
+		t.Errorf("pid files left after Down: %v", p)
+	}
+	// The token is in no file of the run directory, terraform's included.
+	_ = filepath.WalkDir(run, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(path); strings.Contains(string(b), "a-token-for-the-agents") {
+				t.Errorf("%s holds the agents' token", path)
+			}
+		}
+		return nil
+	})
 }
 
 func TestTerraformFailingProvisionerLeavesNothing(t *testing.T) {
@@ -287,7 +373,7 @@ func TestTerraformDownFromAFreshProvider(t *testing.T) {
 	run := t.TempDir()
 	cfg := TerraformConfig{
 		Fleet: "generators", Dir: mod, Workspace: "loadramp-test-fresh", DataDir: filepath.Join(run, "tf"),
-		Vars: map[string]any{"workers": 2, "state_dir": filepath.Join(run, "g")}, ScaleVar: "workers", Bin: bin, Log: zerolog.Nop(),
+		Vars: map[string]any{"workers": 2, "state_dir": filepath.Join(run, "g"), "loadramp": loadrampBin(t)}, ScaleVar: "workers", Bin: bin, Log: zerolog.Nop(),
 	}
 	up, err := NewTerraform(cfg)
 	if err != nil {
@@ -298,6 +384,17 @@ func TestTerraformDownFromAFreshProvider(t *testing.T) {
 		up.Down(ctx)
 		t.Fatal(err)
 	}
+	pids := agentPids(t, filepath.Join(run, "g"))
+	if len(pids) != 2 {
+		t.Fatalf("agent pids %v, want 2", pids)
+	}
+	defer func() {
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				t.Errorf("agent %d still runs after the fresh provider's Down", pid)
+			}
+		}
+	}()
 	// What `loadramp destroy` does: the references and the data directory,
 	// no variables (they are in the var file).
 	ref, err := ReadTerraformRef(cfg.DataDir)
@@ -311,8 +408,8 @@ func TestTerraformDownFromAFreshProvider(t *testing.T) {
 	if err := fresh.Down(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(run, "g", "worker-*")); len(m) != 0 {
-		t.Errorf("markers left: %v", m)
+	if p := agentPids(t, filepath.Join(run, "g")); len(p) != 0 {
+		t.Errorf("agents left: %v", p)
 	}
 	if err := up.Down(ctx); err != nil {
 		t.Errorf("Down of the first provider after the workspace is gone: %v", err)
@@ -601,7 +698,7 @@ func TestTerraformLocalGeneratorsHostileStateDir(t *testing.T) {
 	mod := copyModule(t, "local-generators")
 	run, markers := hostileDir(t)
 	tf, err := NewTerraform(TerraformConfig{Fleet: "generators", Dir: mod, Workspace: "loadramp-test-hostile-gen", DataDir: filepath.Join(run, "tf"),
-		Vars: map[string]any{"workers": 1}, ScaleVar: "workers", Builtins: map[string]string{VarRunDir: run}, Bin: bin, Log: zerolog.Nop()})
+		Vars: map[string]any{"workers": 1, "loadramp": loadrampBin(t)}, ScaleVar: "workers", Builtins: map[string]string{VarRunDir: run}, Bin: bin, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,14 +710,14 @@ func TestTerraformLocalGeneratorsHostileStateDir(t *testing.T) {
 	if _, err := tf.Scale(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(globEscape(run), "generators", "worker-*")); len(m) != 2 {
-		t.Errorf("%d worker markers in the hostile directory, want 2", len(m))
+	if p := agentPids(t, filepath.Join(run, "generators")); len(p) != 2 {
+		t.Errorf("%d agents in the hostile directory, want 2", len(p))
 	}
 	if err := tf.Down(ctx); err != nil {
 		t.Fatalf("Down: %v", err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(globEscape(run), "generators", "worker-*")); len(m) != 0 {
-		t.Errorf("markers left after Down: %v", m)
+	if p := agentPids(t, filepath.Join(run, "generators")); len(p) != 0 {
+		t.Errorf("agents left after Down: %v", p)
 	}
 	assertNotExecuted(t, markers)
 }

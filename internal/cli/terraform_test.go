@@ -205,9 +205,12 @@ func TestTerraformGeneratorFailScalesTheFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A Terraform generator fleet, and a lag gate no generator meets.
+	// A Terraform generator fleet of real agents, and a lag gate no
+	// generator meets.
+	lr, _ := binaries(t)
 	body := strings.Replace(string(b), "  generators:\n    provider: local                     # the builtin engine, inside loadramp\n",
-		"  generators:\n    provider: terraform\n    terraform:\n      dir: "+gen+"\n      vars: { workers: 1 }\n      scale_var: workers\n", 1)
+		"  generators:\n    provider: terraform\n    terraform:\n      dir: "+gen+"\n      vars: { workers: 1, loadramp: "+lr+" }\n      scale_var: workers\n"+
+			"    agents: { output: agents }\n", 1)
 	if body == string(b) {
 		t.Fatal("plans/local-terraform.yaml changed: cannot swap in the generator fleet")
 	}
@@ -234,6 +237,18 @@ func TestTerraformGeneratorFailScalesTheFleet(t *testing.T) {
 		if sm["index"] != float64(1) || sm["attempt"] != float64(i+1) || sm["verdict"] != "generator-fail" {
 			t.Errorf("attempt %d: index %v attempt %v verdict %v", i+1, sm["index"], sm["attempt"], sm["verdict"])
 		}
+		// Each attempt ran on the module's agents, one more doubling each
+		// time, every agent named in the generator-fail.
+		as, _ := sm["agents"].([]any)
+		if want := 1 << i; len(as) != want {
+			t.Errorf("attempt %d ran on %d agents, want %d", i+1, len(as), want)
+		}
+		for _, a := range as {
+			name := a.(map[string]any)["agent"].(string)
+			if !strings.HasPrefix(name, "worker-") || !strings.Contains(sm["reason"].(string), "agent "+name+":") {
+				t.Errorf("attempt %d: agent %q not named in %q", i+1, name, sm["reason"])
+			}
+		}
 	}
 	sj, _ := os.ReadFile(filepath.Join(o.dir, "steps.jsonl"))
 	if n := bytes.Count(bytes.TrimSpace(sj), []byte("\n")) + 1; n != 4 {
@@ -252,8 +267,20 @@ func TestTerraformGeneratorFailScalesTheFleet(t *testing.T) {
 			t.Errorf("events.log lacks the scaling %s", to)
 		}
 	}
-	if m, _ := filepath.Glob(filepath.Join(o.dir, "generators", "worker-*")); len(m) != 0 {
-		t.Errorf("generator workers left: %v", m)
+	// Eight agents ran, each with its log; they are stopped: their pid
+	// files are gone, and no process runs the agents' binary as a worker.
+	if logs, _ := filepath.Glob(filepath.Join(o.dir, "generators", "worker-*", "agent.log")); len(logs) != 8 {
+		t.Errorf("%d agent logs, want 8", len(logs))
+	}
+	if m, _ := filepath.Glob(filepath.Join(o.dir, "generators", "worker-*", "agent.pid")); len(m) != 0 {
+		t.Errorf("agents' pid files left: %v", m)
+	}
+	pids, _ := hoststat.Pids("")
+	for _, pid := range pids {
+		args, _ := hoststat.Cmdline("", pid)
+		if len(args) > 4 && args[0] == lr && args[1] == "agent" && strings.HasPrefix(args[5], "worker-") {
+			t.Errorf("agent %v (pid %d) still runs", args, pid)
+		}
 	}
 	assertCleanedUp(t, mod)
 	assertCleanedUp(t, gen)
