@@ -69,9 +69,11 @@ func TestAWSModuleVariables(t *testing.T) {
 	t.Parallel()
 	sha := strings.Repeat("ab", 32)
 	target := map[string]any{"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-1"}, "operator_cidr": "203.0.113.7/32",
-		"ami": "ami-1", "app_url": "https://example.com/eventbus", "app_sha256": sha, "loadramp_run_id": "r"}
+		"ami": "ami-1", "app_url": "https://example.com/eventbus", "app_sha256": sha, "loadramp_run_id": "r",
+		"agent_url": "https://example.com/loadramp", "agent_sha256": sha, "loadramp_agent_token": "t0ken"}
 	generators := map[string]any{"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-1"}, "operator_cidr": "203.0.113.0/24",
-		"generator_security_group_id": "sg-1", "ami": "ami-1", "locustfile": "from locust import User\n", "loadramp_run_id": "r"}
+		"generator_security_group_id": "sg-1", "ami": "ami-1", "locustfile": "from locust import User\n", "loadramp_run_id": "r",
+		"agent_url": "https://example.com/loadramp", "agent_sha256": sha}
 	with := func(base map[string]any, kv ...any) map[string]any {
 		m := maps.Clone(base)
 		for i := 0; i < len(kv); i += 2 {
@@ -98,7 +100,12 @@ func TestAWSModuleVariables(t *testing.T) {
 		{"not http", "target", with(target, "app_url", "file:///etc/passwd"), "app_url must be an http:// or https:// URL"},
 		{"fractional port", "target", with(target, "load_port", 80.5), "load_port must be a whole number from 1 to 65535"},
 		{"no instances", "target", with(target, "instance_count", 0), "instance_count must be a whole number >= 1"},
+		{"no agent checksum", "target", with(target, "agent_sha256", "abc"), "agent_sha256 must be 64 lowercase hex digits"},
+		{"agent url not http", "target", with(target, "agent_url", "ftp://example.com/loadramp"), "agent_url must be an http:// or https:// URL"},
+		{"agent port 0", "target", with(target, "agent_port", 0), "agent_port must be a whole number from 1 to 65535"},
 		{"generators", "generators", generators, ""},
+		{"generators agent url with a newline", "generators", with(generators, "agent_url", "https://example.com/a\nb"), "agent_url must be an http:// or https:// URL"},
+		{"generators no agent", "generators", func() map[string]any { m := maps.Clone(generators); delete(m, "agent_url"); return m }(), "agent_url"},
 		{"generators anyone", "generators", with(generators, "operator_cidr", "0.0.0.0/0"), "opens SSH and the Locust web API to the whole internet"},
 		{"no workers", "generators", with(generators, "workers", 0), "workers must be a whole number >= 1"},
 		{"empty locustfile", "generators", with(generators, "locustfile", " \n"), "locustfile must not be empty"},
@@ -349,11 +356,13 @@ func TestAWSTargetUserDataKeepsHostileValuesData(t *testing.T) {
 	app := []byte("#!/bin/sh\necho eventbus\n")
 	appSum := s.serve(t, "app", appURL, app)
 	neSum := s.serve(t, "ne", neURL, nodeExporterTarball(t))
+	agentSum := s.serve(t, "agent", agentURL, agentBinary)
 	vars := map[string]any{"load_port": 80, "app_port": 8080, "app_url": appURL, "app_sha256": appSum,
-		"node_exporter_url": neURL, "node_exporter_sha256": neSum, "nofile": 65536, "nginx_worker_conns": 16384}
+		"node_exporter_url": neURL, "node_exporter_sha256": neSum, "nofile": 65536, "nginx_worker_conns": 16384,
+		"agent_url": agentURL, "agent_sha256": agentSum, "agent_port": 7070, "agent_token": agentToken}
 	script := renderTemplate(t, bin, awsModule(t, "target"), vars)
 	bashSyntax(t, script)
-	for _, v := range []string{appURL, neURL, "touch"} {
+	for _, v := range []string{appURL, neURL, "touch", agentToken} {
 		if strings.Contains(script, v) {
 			t.Errorf("the rendered script holds %q in clear", v)
 		}
@@ -372,9 +381,10 @@ func TestAWSTargetUserDataKeepsHostileValuesData(t *testing.T) {
 			urls = append(urls, c[len(c)-1])
 		}
 	}
-	if !slices.Equal(urls, []string{appURL, neURL}) {
-		t.Errorf("curl fetched %q, want the two URLs each as one argument", urls)
+	if !slices.Equal(urls, []string{appURL, neURL, agentURL}) {
+		t.Errorf("curl fetched %q, want the three URLs each as one argument", urls)
 	}
+	checkAgentInstalled(t, s)
 	if got := s.read("root/usr/local/bin/eventbus"); got != string(app) {
 		t.Errorf("installed app %q, want the download", got)
 	}
@@ -398,11 +408,61 @@ func TestAWSTargetUserDataKeepsHostileValuesData(t *testing.T) {
 	if rc := bad.run(t, script); rc == 0 {
 		t.Errorf("user_data accepted an app whose sha256 does not match")
 	}
+	// So is a tampered agent.
+	badAgent := newSandbox(t)
+	badAgent.serve(t, "app", appURL, app)
+	badAgent.serve(t, "ne", neURL, nodeExporterTarball(t))
+	badAgent.serve(t, "agent", agentURL, []byte("#!/bin/sh\necho tampered agent\n"))
+	if rc := badAgent.run(t, script); rc == 0 {
+		t.Errorf("user_data accepted an agent whose sha256 does not match")
+	}
+	if got := badAgent.read("root/usr/local/bin/loadramp"); got != "" {
+		t.Errorf("the tampered agent was installed: %q", got)
+	}
 	if got := bad.read("root/usr/local/bin/eventbus"); got != "" {
 		t.Errorf("the tampered app was installed: %q", got)
 	}
 	if !strings.Contains(bad.read("stderr"), "did NOT match") {
 		t.Errorf("sha256sum's refusal is not in the log:\n%s", bad.read("stderr"))
+	}
+}
+
+// The agent every AWS host runs: a binary (here a script) from a URL with
+// shell in it, a token with quotes and a newline.
+var (
+	agentURL    = "https://example.com/loadramp'$(touch /tmp/pwned-agent)`id`"
+	agentBinary = []byte("#!/bin/sh\necho loadramp agent\n")
+	agentToken  = "tok'en\"$(id)`id`\nSECOND"
+)
+
+// checkAgentInstalled checks that user_data installed the agent's binary,
+// its token in a root-only file, and its systemd unit, and traced no token.
+func checkAgentInstalled(t *testing.T, s *sandbox) {
+	t.Helper()
+	if got := s.read("root/usr/local/bin/loadramp"); got != string(agentBinary) {
+		t.Errorf("installed agent %q, want the download", got)
+	}
+	if got := s.read("root/opt/loadramp/agent.token"); got != agentToken+"\n" {
+		t.Errorf("agent.token %q, want the token", got)
+	}
+	if st, err := os.Stat(filepath.Join(s.dir, "out", "root", "opt", "loadramp", "agent.token")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("agent.token mode: %v %v, want 0600", st, err)
+	}
+	unit := s.read("root/etc/systemd/system/loadramp-agent.service")
+	if !strings.Contains(unit, "ExecStart=/usr/local/bin/loadramp agent --listen 0.0.0.0:7070 --token-file /opt/loadramp/agent.token --name %H\n") {
+		t.Errorf("loadramp-agent.service:\n%s", unit)
+	}
+	enabled := false
+	for _, c := range s.calls() {
+		enabled = enabled || slices.Equal(c, []string{"systemctl", "enable", "--now", "loadramp-agent"})
+	}
+	if !enabled {
+		t.Error("user_data did not enable the agent")
+	}
+	for _, f := range []string{"stdout", "stderr"} {
+		if strings.Contains(s.read(f), "SECOND") || strings.Contains(s.read(f), "tok'en") {
+			t.Errorf("user_data's %s holds the token", f)
+		}
 	}
 }
 
@@ -426,14 +486,17 @@ func TestAWSGeneratorsUserDataKeepsTheLocustfileData(t *testing.T) {
 			if role == "worker" {
 				master = "10.0.0.5"
 			}
-			script := renderTemplate(t, bin, module, map[string]any{"role": role, "master_ip": master, "locustfile": locustfile, "workers": 3})
+			sum := s.serve(t, "agent", agentURL, agentBinary)
+			script := renderTemplate(t, bin, module, map[string]any{"role": role, "master_ip": master, "locustfile": locustfile, "workers": 3,
+				"agent_url": agentURL, "agent_sha256": sum, "agent_port": 7070, "agent_token": agentToken})
 			bashSyntax(t, script)
-			if strings.Contains(script, "touch") {
-				t.Errorf("the rendered script holds the locustfile in clear")
+			if strings.Contains(script, "touch") || strings.Contains(script, "SECOND") {
+				t.Errorf("the rendered script holds the locustfile or the token in clear")
 			}
 			if rc := s.run(t, script); rc != 0 {
 				t.Fatal("user_data failed")
 			}
+			checkAgentInstalled(t, s)
 			for _, m := range []string{out1, out2, out3} {
 				if _, err := os.Stat(m); err == nil {
 					t.Errorf("a line of the locustfile ran: %s exists", m)
@@ -455,7 +518,9 @@ func TestAWSGeneratorsUserDataKeepsTheLocustfileData(t *testing.T) {
 		t.Parallel()
 		s := newSandbox(t)
 		in, out := s.marker("master-ip")
-		script := renderTemplate(t, bin, module, map[string]any{"role": "worker", "master_ip": "10.0.0.5\nExecStartPre=/bin/touch " + in, "locustfile": "x\n", "workers": 1})
+		sum := s.serve(t, "agent", agentURL, agentBinary)
+		script := renderTemplate(t, bin, module, map[string]any{"role": "worker", "master_ip": "10.0.0.5\nExecStartPre=/bin/touch " + in, "locustfile": "x\n", "workers": 1,
+			"agent_url": agentURL, "agent_sha256": sum, "agent_port": 7070, "agent_token": agentToken})
 		bashSyntax(t, script)
 		if rc := s.run(t, script); rc == 0 {
 			t.Error("user_data accepted a master address that is not one")

@@ -1,6 +1,8 @@
-# The generator fleet on AWS: workers instances running loadramp's Locust
-# workers, the first also the Locust master. They join the target module's
-# generator security group (the only source the target's load port accepts).
+# The generator fleet on AWS: workers instances running Locust workers and
+# loadramp's agent (the builtin engine runs on the agents:
+# fleets.generators.agents: { output: agents }), and one more instance, the
+# Locust master. They join the target module's generator security group (the
+# only source the target's load port accepts).
 # Locust has no authentication between master and workers: its ports are open
 # only inside the group, and the master's web API only to operator_cidr.
 
@@ -44,6 +46,14 @@ resource "aws_security_group" "control" {
   }
 
   ingress {
+    description = "loadramp agent, from the operator"
+    from_port   = var.agent_port
+    to_port     = var.agent_port
+    protocol    = "tcp"
+    cidr_blocks = [var.operator_cidr]
+  }
+
+  ingress {
     description = "SSH, from the operator"
     from_port   = 22
     to_port     = 22
@@ -63,10 +73,14 @@ resource "aws_security_group" "control" {
 locals {
   # Strings go into the template as they are: it encodes them itself.
   master_user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    role       = "master"
-    master_ip  = ""
-    locustfile = var.locustfile
-    workers    = var.workers
+    role         = "master"
+    master_ip    = ""
+    locustfile   = var.locustfile
+    workers      = var.workers
+    agent_url    = var.agent_url
+    agent_sha256 = var.agent_sha256
+    agent_port   = var.agent_port
+    agent_token  = var.loadramp_agent_token
   })
 }
 
@@ -86,7 +100,7 @@ resource "aws_instance" "master" {
     precondition {
       # EC2 takes at most 16 KiB of user_data; the locustfile is most of it.
       condition     = length(local.master_user_data) <= 16384
-      error_message = "user_data would be ${length(local.master_user_data)} bytes with this locustfile (gzipped and base64-encoded); EC2 takes at most 16384. Shorten the locustfile or install it from an image."
+      error_message = "user_data would be ${nonsensitive(length(local.master_user_data))} bytes with this locustfile (gzipped and base64-encoded); EC2 takes at most 16384. Shorten the locustfile or install it from an image."
     }
   }
 
@@ -101,10 +115,14 @@ resource "aws_instance" "worker" {
   vpc_security_group_ids = [aws_security_group.control.id, var.generator_security_group_id]
   key_name               = var.key_name != "" ? var.key_name : null
   user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    role       = "worker"
-    master_ip  = aws_instance.master.private_ip
-    locustfile = var.locustfile
-    workers    = var.workers
+    role         = "worker"
+    master_ip    = aws_instance.master.private_ip
+    locustfile   = var.locustfile
+    workers      = var.workers
+    agent_url    = var.agent_url
+    agent_sha256 = var.agent_sha256
+    agent_port   = var.agent_port
+    agent_token  = var.loadramp_agent_token
   })
 
   metadata_options {

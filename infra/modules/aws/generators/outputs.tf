@@ -17,3 +17,8 @@ output "size" {
   description = "Number of worker hosts."
   value       = length(aws_instance.worker)
 }
+
+output "agents" {
+  description = "The worker hosts' agents (private addresses), for fleets.generators.agents.output: the builtin engine runs on them."
+  value       = [for ip in aws_instance.worker[*].private_ip : "http://${ip}:${var.agent_port}"]
+}

@@ -1,5 +1,6 @@
 # The target fleet on AWS: instance_count instances running nginx in front of
-# the app (the bundled event bus) and node_exporter. The load port is open
+# the app (the bundled event bus), node_exporter and loadramp's agent (which
+# observes the host every step and audits its limits). The load port is open
 # only to the generator security group this module creates (the generators
 # module joins it); SSH and node_exporter only to operator_cidr (checks.tf
 # refuses 0.0.0.0/0 unless allow_any_operator). Downloads are checked
@@ -67,6 +68,14 @@ resource "aws_security_group" "target" {
     cidr_blocks = [var.operator_cidr]
   }
 
+  ingress {
+    description = "loadramp agent, from the operator"
+    from_port   = var.agent_port
+    to_port     = var.agent_port
+    protocol    = "tcp"
+    cidr_blocks = [var.operator_cidr]
+  }
+
   egress {
     description = "anything out (package installs)"
     from_port   = 0
@@ -95,6 +104,10 @@ resource "aws_instance" "target" {
     node_exporter_sha256 = var.node_exporter_sha256
     nofile               = var.nofile
     nginx_worker_conns   = var.nginx_worker_connections
+    agent_url            = var.agent_url
+    agent_sha256         = var.agent_sha256
+    agent_port           = var.agent_port
+    agent_token          = var.loadramp_agent_token
   })
   user_data_replace_on_change = true
 

@@ -22,3 +22,8 @@ output "generator_security_group_id" {
   description = "Security group the generators must join to reach the load port."
   value       = aws_security_group.generators.id
 }
+
+output "agents" {
+  description = "The hosts' agents (private addresses), for fleets.target.agents.output."
+  value       = [for ip in aws_instance.target[*].private_ip : "http://${ip}:${var.agent_port}"]
+}

@@ -148,3 +148,41 @@ variable "loadramp_run_id" {
   description = "Run id, tagged loadramp:run-id (set by loadramp)."
   type        = string
 }
+
+variable "agent_url" {
+  description = "Where user_data downloads the loadramp binary the host's agent runs (loadramp agent, docs/agents.md): an http(s) URL."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https?://[^[:space:][:cntrl:]]+$", var.agent_url))
+    error_message = "agent_url must be an http:// or https:// URL without spaces or control characters."
+  }
+}
+
+variable "agent_sha256" {
+  description = "SHA-256 of the file at agent_url (64 hex digits, as sha256sum prints it): user_data refuses a download that does not match."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.agent_sha256))
+    error_message = "agent_sha256 must be 64 lowercase hex digits (sha256sum's output)."
+  }
+}
+
+variable "agent_port" {
+  description = "Port the host's agent listens on, open to operator_cidr only."
+  type        = number
+  default     = 7070
+
+  validation {
+    condition     = var.agent_port >= 1 && var.agent_port <= 65535 && floor(var.agent_port) == var.agent_port
+    error_message = "agent_port must be a whole number from 1 to 65535."
+  }
+}
+
+variable "loadramp_agent_token" {
+  description = "The agents' bearer token (set by loadramp: the agent_token configuration key, or a token of the run's own). An agent without one does not start on a host address."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
