@@ -101,3 +101,34 @@ func TestAgentCommandServes(t *testing.T) {
 		t.Fatalf("agent exit after SIGTERM: %v (stderr %s)", err, stderr.String())
 	}
 }
+
+// A builtin-engine plan whose generators fleet is not local names its
+// agents, or is refused before anything starts.
+func TestPlanWithoutAgentsIsRefused(t *testing.T) {
+	plan := filepath.Join(t.TempDir(), "plan.yaml")
+	body := `version: 1
+name: no-agents
+fleets:
+  target:
+    provider: static
+    outputs: { endpoint: "http://10.0.0.1:80" }
+  generators:
+    provider: terraform
+    terraform: { dir: infra/modules/aws/generators, vars: { workers: 2 }, scale_var: workers }
+workload:
+  engine: builtin
+  http: { url: "{{ .fleets.target.endpoint }}/" }
+parameters:
+  - { name: rate, start: 25000, max: 200000 }
+gates: [latency.p99 < 100ms]
+`
+	if err := os.WriteFile(plan, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"plan", "run"} {
+		code, _, errOut := runArgs(t, nil, cmd, plan)
+		if code != ExitUsage || !strings.Contains(errOut, "fleets.generators.agents (line 7): the builtin engine runs inside loadramp on this machine, or on the agents of a terraform generators fleet") {
+			t.Errorf("loadramp %s: exit %d, stderr %q: want 2 and the missing agents", cmd, code, errOut)
+		}
+	}
+}

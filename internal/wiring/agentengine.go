@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -160,9 +161,21 @@ func (e *agentEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*res
 	if res == nil {
 		return nil, err
 	}
-	out := &result.EngineResult{
-		Metrics: e.metrics([]*agent.Result{res.Merged}), ErrorClasses: res.Merged.ErrorClasses,
-		Histograms: res.Merged.Histograms,
+	rs := make([]*agent.Result, 0, len(res.Agents))
+	for _, a := range res.Agents {
+		if a.Result != nil {
+			rs = append(rs, a.Result)
+		}
+	}
+	out := &result.EngineResult{Metrics: e.metrics(res.Merged, rs), ErrorClasses: res.Merged.ErrorClasses,
+		Histograms: maps.Clone(res.Merged.Histograms)}
+	if out.Histograms == nil {
+		out.Histograms = map[string]*hdrhistogram.Histogram{}
+	}
+	for k, h := range map[string]*hdrhistogram.Histogram{metrics.HistLatency: res.Merged.Latency, metrics.HistService: res.Merged.Service, metrics.HistLag: res.Merged.Lag} {
+		if h != nil {
+			out.Histograms[k] = h
+		}
 	}
 	for _, sec := range res.Merged.Series {
 		out.Series = append(out.Series, sec.Second)
@@ -172,7 +185,7 @@ func (e *agentEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*res
 		share := result.AgentShare{Agent: a.Agent, URL: c.Endpoint().URL, Parameters: a.Params,
 			ClockOffset: c.Clock().Offset.Seconds(), StartLead: a.Lead.Seconds()}
 		if a.Result != nil {
-			share.Metrics = e.metrics([]*agent.Result{a.Result})
+			share.Metrics = e.metrics(a.Result, []*agent.Result{a.Result})
 			share.Error = a.Result.Err
 		}
 		out.Agents = append(out.Agents, share)
@@ -189,20 +202,12 @@ func (e *agentEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*res
 	return out, err
 }
 
-// metrics are the step metrics of agents' results merged: their counts
-// summed, their histograms merged (percentiles of every request of every
-// agent), the generator's health the worst agent's. The http workload's
-// metrics come from loadgen's own formula, the pubsub workload's from the
-// engine's metric names.
-func (e *agentEngine) metrics(rs []*agent.Result) metrics.Metrics {
-	merged := rs[0]
-	if len(rs) > 1 {
-		names := make([]string, len(rs))
-		var err error
-		if merged, err = agents.Merge(names, rs); err != nil {
-			return metrics.Metrics{}
-		}
-	}
+// metrics are the step metrics of agents' results rs, merged into merged
+// (agents.Merge): their counts summed, their histograms merged
+// (percentiles of every request of every agent), the generator's health the
+// worst agent's. The http workload's metrics come from loadgen's own
+// formula, the pubsub workload's from the engine's metric names.
+func (e *agentEngine) metrics(merged *agent.Result, rs []*agent.Result) metrics.Metrics {
 	var m metrics.Metrics
 	if e.kind == plan.WorkloadPubSub {
 		m = pubsubMetrics(merged, rs)

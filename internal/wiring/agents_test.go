@@ -1,0 +1,281 @@
+package wiring
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/internal/eventbus"
+	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/agent"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
+	"github.com/loadramp/loadramp/orchestrator/plan"
+	"github.com/loadramp/loadramp/orchestrator/pubsub"
+	"github.com/loadramp/loadramp/orchestrator/result"
+)
+
+// The agents of these tests are real agent servers in this process, with
+// the real roles (AgentRoles: loadgen, pubsub, observe), on loopback,
+// against a real event bus.
+
+const testVersion = "v-wiring-test"
+
+// serveAgent serves an agent named name with the real roles until the test
+// ends and returns its URL.
+func serveAgent(t *testing.T, name, token string) string {
+	t.Helper()
+	engines, observer, auditor := AgentRoles(name, "", zerolog.Nop())
+	srv, err := agent.New(agent.Config{Name: name, Version: testVersion, Token: token, Engines: engines, Observer: observer,
+		Auditor: auditor, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// serveBus serves a real event bus until the test ends.
+func serveBus(t *testing.T) string {
+	t.Helper()
+	srv, err := eventbus.New(eventbus.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+// agentsPlan parses a plan whose generators are the agents at urls, with
+// the workload block given.
+func agentsPlan(t *testing.T, bus string, urls []string, target, workload, params string) (*plan.Plan, orchestrator.Renderer) {
+	t.Helper()
+	var eps []string
+	for i, u := range urls {
+		eps = append(eps, fmt.Sprintf("{ name: g%d, url: %q }", i+1, u))
+	}
+	src := fmt.Sprintf(`version: 1
+name: agents
+fleets:
+  target:
+    provider: static
+    outputs: { endpoint: %q }
+%s
+  generators:
+    provider: static
+    agents: { endpoints: [%s] }
+workload:
+  engine: builtin
+%s
+parameters:
+%s
+ramp: { warmup: 1s, hold: 2s }
+gates: [latency.p99 < 1s]
+`, bus, target, strings.Join(eps, ", "), workload, params)
+	p, err := plan.Parse([]byte(src), "agents.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := p.Validate(); len(errs) > 0 {
+		t.Fatalf("plan: %v", errs)
+	}
+	data := plan.TemplateData{Static: p.Static, Fleets: map[string]map[string]string{"target": {"endpoint": bus}, "generators": {}}}
+	return p, func(s string) (string, error) { return plan.Render(s, data, nil) }
+}
+
+func agentsConfig(token string) Config {
+	cfg := DefaultConfig()
+	cfg.Version, cfg.AgentToken, cfg.runToken = testVersion, token, token
+	return cfg
+}
+
+func TestAgentEngineHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	bus := serveBus(t)
+	urls := []string{serveAgent(t, "a1", "tok"), serveAgent(t, "a2", "tok")}
+	p, render := agentsPlan(t, bus, urls, "", "  http: { method: GET, url: '{{ .fleets.target.endpoint }}/healthz' }",
+		"  - { name: rate, start: 200, max: 200 }")
+	e, err := newAgentEngine(agentsConfig("tok"), p, render, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var seconds int
+	res, err := e.Step(ctx, orchestrator.EngineStep{Params: map[string]float64{"rate": 200}, Warmup: time.Second, Hold: 2 * time.Second,
+		OnSecond: func(result.Second) { seconds++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Agents) != 2 {
+		t.Fatalf("agents %v, want 2", res.Agents)
+	}
+	var requests float64
+	conns := 0.0
+	for _, a := range res.Agents {
+		requests += a.Metrics[metrics.RequestsCount]
+		conns += a.Parameters[plan.ParamConnections]
+		if a.Parameters[plan.ParamRate] != 100 || a.URL == "" {
+			t.Errorf("agent %s: share %v url %q, want rate 100", a.Agent, a.Parameters, a.URL)
+		}
+	}
+	// connections is not ramped: the fleet's default is split, not each
+	// agent's.
+	if def := plan.ParamValue(plan.WorkloadHTTP, nil, plan.ParamConnections); conns != def {
+		t.Errorf("the agents' connections add up to %g, want the default %g", conns, def)
+	}
+	m := res.Metrics
+	if m[metrics.RequestsCount] != requests || requests < 300 {
+		t.Errorf("merged requests %g, the agents' sum %g (want about 400)", m[metrics.RequestsCount], requests)
+	}
+	if m[metrics.ErrorsRatio] != 0 || m[metrics.ThroughputOffered] != 200 || m[metrics.LatencyP99] <= 0 {
+		t.Errorf("merged metrics %v", m)
+	}
+	if res.Histograms[metrics.HistLatency] == nil || res.Histograms[metrics.HistLatency].TotalCount() != int64(requests) {
+		t.Errorf("merged latency histogram missing or not every request's")
+	}
+	if seconds < 2 || len(res.Series) < 2 {
+		t.Errorf("%d seconds seen, series %v", seconds, res.Series)
+	}
+
+	// With one connection, one agent sits the step out.
+	res, err = e.Step(ctx, orchestrator.EngineStep{Params: map[string]float64{"rate": 50, "connections": 1}, Warmup: 0, Hold: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Agents) != 2 || res.Agents[0].Idle || !res.Agents[1].Idle || res.Agents[1].URL != urls[1] {
+		t.Errorf("shares %+v: want g1 running, g2 idle", res.Agents)
+	}
+}
+
+func TestAgentEnginePubSub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	bus := serveBus(t)
+	urls := []string{serveAgent(t, "a1", "tok"), serveAgent(t, "a2", "tok")}
+	p, render := agentsPlan(t, bus, urls, "",
+		"  pubsub: { publish: '{{ .fleets.target.endpoint }}/publish?topic=t', subscribe: '{{ .fleets.target.endpoint }}/subscribe?topic=t', timeout: 2s }",
+		"  - { name: publishers, start: 2, max: 2 }\n  - { name: subscribers, start: 4, max: 4 }\n  - { name: rate, start: 20, max: 20 }")
+	e, err := newAgentEngine(agentsConfig("tok"), p, render, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := e.Step(ctx, orchestrator.EngineStep{Params: map[string]float64{"publishers": 2, "subscribers": 4, "rate": 20},
+		Warmup: time.Second, Hold: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Metrics
+	var delivered, expected float64
+	for _, a := range res.Agents {
+		delivered += a.Metrics[pubsub.DeliveredCount]
+		expected += a.Metrics[pubsub.ExpectedCount]
+		if a.Parameters[plan.ParamRate] != 20 || a.Parameters[plan.ParamPublishers] != 1 || a.Parameters[plan.ParamSubscribers] != 2 {
+			t.Errorf("agent %s share %v: want 1 publisher, 2 subscribers, rate 20 each", a.Agent, a.Parameters)
+		}
+	}
+	if m[pubsub.Subscribers] != 4 || m[pubsub.DeliveredCount] != delivered || m[pubsub.ExpectedCount] != expected || expected == 0 {
+		t.Errorf("merged subscribers %g delivered %g expected %g; agents' %g %g", m[pubsub.Subscribers], m[pubsub.DeliveredCount], m[pubsub.ExpectedCount], delivered, expected)
+	}
+	if m[pubsub.LostRatio] > 0.01 || m[pubsub.DelayP99] <= 0 || m[metrics.ThroughputOffered] != 40 {
+		t.Errorf("merged pubsub metrics %v", m)
+	}
+}
+
+func TestAgentSamplerObservesTheTargetHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	bus := serveBus(t)
+	gen := serveAgent(t, "gen", "tok")
+	tgt := serveAgent(t, "tgt", "tok")
+	comm, err := hoststat.Comm("", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The target host is this process (its agent's observer finds it by
+	// name); its log is a file the agent scans.
+	logFile := t.TempDir() + "/app.log"
+	if err := os.WriteFile(logFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, render := agentsPlan(t, bus, []string{gen},
+		fmt.Sprintf("    agents: { endpoints: [{ name: target-host, url: %q }], processes: [%q] }\n    logs: [%q]", tgt, comm, logFile),
+		"  http: { method: GET, url: '{{ .fleets.target.endpoint }}/healthz' }", "  - { name: rate, start: 50, max: 50 }")
+	s := newAgentSampler(agentsConfig("tok"), p, render, nil, zerolog.Nop())
+	if s.Local() {
+		t.Error("nothing of the run runs here, yet the sampler samples this machine")
+	}
+	ctx := context.Background()
+	limits, warnings, err := s.AuditHosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := limits["target-host"]; l == nil || l["nofile."+comm] == nil || limits["g1"] == nil {
+		t.Errorf("audits %v (warnings %v): want target-host with %s's open files, and gen", limits, warnings, comm)
+	}
+	var hosts []result.Host
+	stop, err := s.Start(ctx, orchestrator.SampleSpec{Warmup: 0, Host: func(h result.Host) { hosts = append(hosts, h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	f, _ := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintln(f, "2026/11/30 12:00:00 http: Accept error: accept tcp 127.0.0.1:8080: accept4: too many open files; retrying in 5ms")
+	f.Close()
+	m, findings := stop(orchestrator.StepFacts{})
+	if _, ok := m[metrics.TargetCPU]; !ok {
+		t.Errorf("step metrics %v: want the target host's target.cpu", m)
+	}
+	byHost := map[string]result.Host{}
+	for _, h := range hosts {
+		byHost[h.Host] = h
+	}
+	if h := byHost["target-host"]; h.Side != "target" || h.Samples < 2 || h.Metrics[metrics.TargetCPU] != m[metrics.TargetCPU] {
+		t.Errorf("target host %+v", h)
+	}
+	if h := byHost["g1"]; h.Side != "generator" || h.Error != "" {
+		t.Errorf("generator host %+v", h)
+	}
+	found := false
+	for _, fd := range findings {
+		if fd.Rule == "fd-process" && fd.Host == "target-host" && strings.Contains(strings.Join(fd.Evidence, "\n"), "accept4: too many open files") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("findings %+v: want fd-process on target-host with the log line as evidence", findings)
+	}
+}
