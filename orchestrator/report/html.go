@@ -61,6 +61,7 @@ type htmlView struct {
 	Rows        []stepRow
 	FailedGates []gateRow
 	Findings    []findingView
+	Hosts       hostsView
 	Plots       []svgPlot
 	// Per-request tables of a mix: the bottleneck's, and every attempt's.
 	RequestHeader      []string
@@ -194,6 +195,7 @@ func htmlViewOf(r *Report) htmlView {
 				Verdict: s.Verdict, Lines: requestLines(rows)})
 		}
 	}
+	v.Hosts = hostsOf(r)
 	return v
 }
 
@@ -554,6 +556,34 @@ svg.plot{display:block;width:100%;height:auto}
 {{- end}}
 </tbody>
 </table>
+</section>
+{{- end}}
+{{- if .Hosts.HasHosts}}
+<section id="hosts">
+<h2>Hosts</h2>
+<p class="legend">Each host observed over the hold of {{.Hosts.Step}}.</p>
+<div class="scroll"><table class="steps">
+<thead><tr><th>host</th><th>side</th><th>observed by</th><th>samples</th><th>findings</th>{{range .Hosts.HostCols}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{- range .Hosts.Hosts}}
+<tr><td class="mono">{{.Host}}</td><td>{{.Side}}</td><td>{{.Source}}{{with .Error}}<br><span class="why">not observed: {{.}}</span>{{end}}</td><td class="n">{{.Samples}}</td><td class="n">{{.Findings}}</td>{{range .Values}}<td class="n">{{.}}</td>{{end}}</tr>
+{{- end}}
+</tbody>
+</table></div>
+</section>
+{{- end}}
+{{- if .Hosts.HasAgents}}
+<section id="agents">
+<h2>Agents</h2>
+<p class="legend">Each agent's share and measurement of {{.Hosts.AgentStep}}.</p>
+<div class="scroll"><table class="steps">
+<thead><tr><th>agent</th><th>share</th>{{range .Hosts.AgentCols}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{- range .Hosts.Agents}}
+<tr><td class="mono">{{.Agent}}</td><td>{{.Params}}{{with .Error}}<br><span class="why">{{.}}</span>{{end}}</td>{{range .Values}}<td class="n">{{.}}</td>{{end}}</tr>
+{{- end}}
+</tbody>
+</table></div>
 </section>
 {{- end}}
 <section id="parameters" class="kv">

@@ -126,6 +126,8 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 	}
 
+	markdownHosts(p, r)
+
 	if len(r.Static) > 0 {
 		p("## Static parameters\n\n| parameter | value |\n|---|---|\n")
 		static := flatten(r.Static)
