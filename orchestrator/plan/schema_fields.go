@@ -52,6 +52,16 @@ var schemaFields = map[string]fieldInfo{
 	"Fleet.logs":       {doc: "extra log files scanned for bottleneck signatures (templates)"},
 	"Fleet.terraform":  {doc: "terraform provider: the module and its variables"},
 	"Fleet.prometheus": {doc: "a Prometheus source of the fleet's hosts"},
+	"Fleet.agents":     {doc: "where the fleet's agents (loadramp agent) are: they generate the builtin engine's load on the generators fleet, and observe every step of their hosts; logs are then files on those hosts"},
+
+	"Agents.output":           {pattern: "ident", doc: "the fleet output listing the agents' URLs (a JSON list or object, or URLs separated by commas or spaces); read again after the fleet grows"},
+	"Agents.endpoints":        {doc: "agents written in the plan"},
+	"Agents.local":            {doc: "local provider: start this many agents on this machine, the fleet's unit of growth"},
+	"Agents.ca":               {doc: "PEM file of the CA of https:// agents (default: the agent_ca configuration key, then the system's roots) (template)"},
+	"Agents.processes":        {doc: "processes the agents watch on their hosts, by command name (ps -o comm)"},
+	"Agents.max_clock_offset": {doc: "refuse an agent whose clock is further than this from loadramp's (0: no bound)"},
+	"AgentEndpoint.name":      {pattern: "planName", doc: "the agent's name in findings, steps and messages (default: the URL's host:port)"},
+	"AgentEndpoint.url":       {required: true, doc: "http://HOST:PORT or https://HOST:PORT (template)"},
 
 	"Process.name":          {pattern: "planName", required: true, doc: "unique in the fleet; its output goes to <run dir>/<fleet>-<name>.log"},
 	"Process.command":       {required: true, doc: "argv (templates); a bare argv[0] is looked up in PATH"},
