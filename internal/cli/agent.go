@@ -110,13 +110,9 @@ func (a *app) agent(ctx context.Context, o agentOptions) error {
 	}
 	netdev := &hoststat.Ethtool{}
 	defer netdev.Close()
-	name := o.name
-	if name == "" {
-		name, _ = os.Hostname()
-	}
-	engines, observer, auditor := wiring.AgentRoles(name, "", a.log)
+	engines, observer, auditor := wiring.AgentRoles(o.name, "", a.log) // findings named by the server
 	srv, err := agent.New(agent.Config{
-		Name: name, Version: Version, Token: token, NetDev: netdev, Log: a.log,
+		Name: o.name, Version: Version, Token: token, NetDev: netdev, Log: a.log,
 		Engines: engines, Observer: observer, Auditor: auditor,
 	})
 	if err != nil {

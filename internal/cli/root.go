@@ -89,13 +89,10 @@ const (
 	// keyCloudWatchSettle bounds how long a step waits, after its hold, for
 	// CloudWatch to publish the hold's last minute (0: do not wait).
 	keyCloudWatchSettle = "cloudwatch_settle"
-	// keyAgentToken is the fleets' agents' bearer token
-	// (LOADRAMP_AGENT_TOKEN, which `loadramp agent` reads too);
-	// keyAgentTokenFile a file holding it; keyAgentCA the CA of https://
-	// agents when a plan names none.
-	keyAgentToken     = "agent_token"
-	keyAgentTokenFile = "agent_token_file"
-	keyAgentCA        = "agent_ca"
+	// keyAgentToken is the agents' token (LOADRAMP_AGENT_TOKEN, as for
+	// loadramp agent); keyAgentCA the CA of https:// agents.
+	keyAgentToken = "agent_token"
+	keyAgentCA    = "agent_ca"
 )
 
 // Main runs loadramp with args (without the program name) and returns the exit code.
@@ -148,7 +145,7 @@ Configuration comes from a config file (--config, default
 $XDG_CONFIG_HOME/loadramp/config.yaml), then LOADRAMP_* environment variables, then
 flags; each overrides the one before. Keys: runs_dir, terraform_bin, log_level,
 log_format, aws_profile, aws_region, aws_ready_timeout, cloudwatch_settle,
-s3_endpoint, max_rate, max_users, memory_limit, agent_token, agent_token_file, agent_ca (for example
+s3_endpoint, max_rate, max_users, memory_limit, agent_token, agent_ca (for example
 LOADRAMP_MAX_RATE=20000 refuses plans that would offer more than 20,000 req/s).
 
 Exit codes: 0 the run finished (a bottleneck found is a success), 1 runtime error,
@@ -268,18 +265,7 @@ func (a *app) wiringConfig() (c wiring.Config, err error) {
 	c.AWSEndpoint = a.getenv("LOADRAMP_AWS_ENDPOINT")
 	c.S3Endpoint, c.Log = v.GetString(keyS3Endpoint), a.log
 	c.MemoryLimit, err = wiring.ParseMemoryLimit(v.GetString("memory_limit"))
-	c.Version = Version
-	c.AgentCA = v.GetString(keyAgentCA)
-	c.AgentToken = strings.TrimSpace(v.GetString(keyAgentToken))
-	if f := v.GetString(keyAgentTokenFile); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return c, fmt.Errorf("%s: %w", keyAgentTokenFile, err)
-		}
-		if c.AgentToken = strings.TrimSpace(string(b)); c.AgentToken == "" {
-			return c, fmt.Errorf("%s %s is empty", keyAgentTokenFile, f)
-		}
-	}
+	c.Version, c.AgentCA, c.AgentToken = Version, v.GetString(keyAgentCA), strings.TrimSpace(v.GetString(keyAgentToken))
 	for key, d := range map[string]*time.Duration{keyAWSReadyTimeout: &c.AWSReadyTimeout, keyCloudWatchSettle: &c.CloudWatchSettle} {
 		if !v.IsSet(key) {
 			continue
