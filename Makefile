@@ -6,7 +6,7 @@ PKGS    := ./...
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build demo test test-deps lint vet fmt-check tf-fmt-check bench bench-generator fuzz schema proto proto-check clean
+.PHONY: all build demo test test-deps lint vet fmt-check tf-fmt-check bench bench-agents bench-generator fuzz schema proto proto-check clean
 
 all: build
 
@@ -56,10 +56,14 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
-## bench: Go benchmarks, then the generator comparison against wrk and vegeta
+## bench: Go benchmarks (the agents' among them), then the generator comparison against wrk and vegeta
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(MAKE) bench-generator
+
+## bench-agents: the coordinator's overhead per step (split, prepare, start, finish, merge) with 2 and 16 agents, in-process and as real loadramp agent processes, and the merged p99's accuracy
+bench-agents: build
+	$(GO) test -run '^$$' -bench 'CoordinatorStep|AgentProcesses' -benchtime 20x ./orchestrator/agents ./internal/cli
 
 ## bench-generator: generator and `loadramp run` vs wrk against nginx, held-open SSE subscribers (pinned CPUs); PASS/FAIL per target
 bench-generator: build

@@ -25,7 +25,7 @@ var (
 )
 
 // binaries builds loadramp and the event bus once per test binary.
-func binaries(t *testing.T) (loadramp, eventbus string) {
+func binaries(t testing.TB) (loadramp, eventbus string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "loadramp-bin-")

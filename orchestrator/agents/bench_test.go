@@ -63,6 +63,7 @@ func BenchmarkCoordinatorStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			var merged *hdrhistogram.Histogram
+			var ov Overhead
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				res, err := f.RunStep(ctx, StepSpec{ID: fmt.Sprintf("b%d", i), Workload: httpWorkload(),
@@ -72,9 +73,11 @@ func BenchmarkCoordinatorStep(b *testing.B) {
 					b.Fatal(err)
 				}
 				merged = res.Merged.Latency
+				ov = addOverhead(ov, res.Overhead)
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/step")
+			ReportOverhead(b, ov, b.N)
 			b.ReportMetric(float64(merged.ValueAtQuantile(99))/float64(single.ValueAtQuantile(99)), "p99-merged/single")
 		})
 	}
@@ -95,4 +98,9 @@ func BenchmarkMerge(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func addOverhead(a, b Overhead) Overhead {
+	return Overhead{Split: a.Split + b.Split, Prepare: a.Prepare + b.Prepare, Start: a.Start + b.Start,
+		Finish: a.Finish + b.Finish, Merge: a.Merge + b.Merge}
 }

@@ -135,7 +135,25 @@ type StepResult struct {
 	// Idle names the agents that sat the step out (a needed count smaller
 	// than the fleet).
 	Idle []string
+	// Overhead is the coordinator's own time on the step.
+	Overhead Overhead
 }
+
+// Overhead is the time the coordinator spends on a step around the agents'
+// load: splitting it, preparing and starting the agents (the start lead
+// excepted), collecting and decoding their measurements once the step ended,
+// and merging them.
+type Overhead struct {
+	Split   time.Duration
+	Prepare time.Duration
+	Start   time.Duration
+	// Finish is from the last agent's end to every measurement decoded.
+	Finish time.Duration
+	Merge  time.Duration
+}
+
+// Total is the whole overhead.
+func (o Overhead) Total() time.Duration { return o.Split + o.Prepare + o.Start + o.Finish + o.Merge }
 
 // LostError is an agent lost during a step: the step is an error naming
 // it, never a verdict on the target.
@@ -169,10 +187,13 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 	if spec.ID == "" {
 		return nil, errors.New("agents: step id is empty")
 	}
+	t0 := time.Now()
 	shares, err := Split(spec.Params, spec.Shares, len(f.clients))
 	if err != nil {
 		return nil, fmt.Errorf("step %s: %w", spec.ID, err)
 	}
+	var ov Overhead
+	ov.Split = time.Since(t0)
 	if spec.PollEvery <= 0 {
 		spec.PollEvery = DefaultPollEvery
 	}
@@ -202,6 +223,7 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 
 	// Prepare every agent; one that refuses stops the step before any load.
 	firsts := First(shares, spec.Shares)
+	t0 = time.Now()
 	if err := each(part, func(i int, c *Client) error {
 		cctx, cancel := c.call(ctx)
 		defer cancel()
@@ -219,7 +241,9 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 		return nil, err
 	}
 
+	ov.Prepare = time.Since(t0)
 	// One instant for all, in each agent's clock.
+	t0 = time.Now()
 	lead := spec.Lead
 	if lead <= 0 {
 		lead = minLead
@@ -242,6 +266,7 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 		f.stop(part, spec.ID, "another agent could not start the step")
 		return nil, err
 	}
+	ov.Start = time.Since(t0)
 
 	if err := f.collect(ctx, part, spec); err != nil {
 		f.stop(part, spec.ID, err.Error())
@@ -251,10 +276,13 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 	if ctx.Err() != nil {
 		f.stop(part, spec.ID, "the coordinator stopped the step: "+context.Cause(ctx).Error())
 	}
+	t0 = time.Now()
 	errs := f.finish(context.WithoutCancel(ctx), part, spec, res)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	ov.Finish = time.Since(t0)
+	t0 = time.Now()
 	names := make([]string, len(res.Agents))
 	rs := make([]*agent.Result, len(res.Agents))
 	for i, a := range res.Agents {
@@ -263,6 +291,8 @@ func (f *Fleet) RunStep(ctx context.Context, spec StepSpec) (*StepResult, error)
 	if res.Merged, err = Merge(names, rs); err != nil {
 		return nil, fmt.Errorf("step %s: %w", spec.ID, err)
 	}
+	ov.Merge = time.Since(t0)
+	res.Overhead = ov
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -487,4 +517,17 @@ func each(cs []*Client, fn func(i int, c *Client) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// ReportOverhead reports the mean overhead per step of b.N steps whose
+// overheads add up to sum, part by part, in milliseconds (a benchmark's
+// split-ms, prepare-ms, start-ms, finish-ms, merge-ms and overhead-ms).
+func ReportOverhead(b interface{ ReportMetric(float64, string) }, sum Overhead, steps int) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(max(steps, 1)) }
+	b.ReportMetric(ms(sum.Split), "split-ms")
+	b.ReportMetric(ms(sum.Prepare), "prepare-ms")
+	b.ReportMetric(ms(sum.Start), "start-ms")
+	b.ReportMetric(ms(sum.Finish), "finish-ms")
+	b.ReportMetric(ms(sum.Merge), "merge-ms")
+	b.ReportMetric(ms(sum.Total()), "overhead-ms")
 }
