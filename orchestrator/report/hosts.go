@@ -48,9 +48,11 @@ type hostsView struct {
 
 type hostRow struct {
 	Host, Side, Source string
-	Samples, Findings  int
-	Values             []string
-	Error              string
+	// Samples is the count of samples, "" when the observer does not say.
+	Samples  string
+	Findings int
+	Values   []string
+	Error    string
 }
 
 type agentRow struct {
@@ -97,7 +99,10 @@ func hostsOf(r *Report) hostsView {
 			}
 		}
 		for _, h := range s.Hosts {
-			row := hostRow{Host: h.Host, Side: h.Side, Source: h.Source, Samples: h.Samples, Findings: h.Findings, Error: h.Error}
+			row := hostRow{Host: h.Host, Side: h.Side, Source: h.Source, Findings: h.Findings, Error: h.Error}
+			if h.Samples > 0 {
+				row.Samples = fmt.Sprint(h.Samples)
+			}
 			for _, m := range cols {
 				cell := ""
 				if x, ok := h.Metrics[m]; ok {
@@ -154,7 +159,7 @@ func markdownHosts(p func(string, ...any), r *Report) {
 		}
 		p("\n")
 		for _, h := range v.Hosts {
-			p("| %s | %s | %s | %d | %d |", mdCell(h.Host), mdCell(h.Side), mdCell(hostSource(h)), h.Samples, h.Findings)
+			p("| %s | %s | %s | %s | %d |", mdCell(h.Host), mdCell(h.Side), mdCell(hostSource(h)), h.Samples, h.Findings)
 			for _, x := range h.Values {
 				p(" %s |", x)
 			}

@@ -36,7 +36,7 @@ func TestReportShowsHostsAndAgents(t *testing.T) {
 		"## Hosts", "Each host observed over the hold of " + StepName(*failing, rep.Parameters),
 		"| host | side | observed by | samples | findings | host cpu | target cpu | listen overflows |",
 		"| target-host | target | agent http://10.0.0.2:7070 | 6 | 1 | 50% | 25% | 700 |",
-		"| gen-a | generator | agent http://10.0.0.3:7070 (not observed: agent gen-a unreachable &lt;x>) |",
+		"| gen-a | generator | agent http://10.0.0.3:7070 (not observed: agent gen-a unreachable &lt;x>) |  | 0 |",
 		"## Agents", "| agent | share | requests | p99 | starvation |",
 		"| gen-a | rate=100 | 500 | 12 ms | 1.5 |", "| gen-b | (sat the step out) |",
 	}
