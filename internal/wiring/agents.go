@@ -7,7 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
+	"maps"
+	"slices"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -179,10 +180,10 @@ func (s *agentSet) dial(ctx context.Context, fleet string) ([]*agents.Client, er
 	return out, nil
 }
 
-// localObserved reports whether the hosts of fleet are observed by its
-// agents: a fleet of remote hosts; the agents a local fleet starts share
-// this machine, which the local sampler observes.
-func localObserved(f *plan.Fleet) bool { return !f.LogsOnAgents() }
+// observedHere reports whether a fleet's hosts are this machine's, which
+// the local sampler observes: any fleet but one of remote hosts with agents
+// (the agents a local fleet starts share this machine).
+func observedHere(f *plan.Fleet) bool { return !f.LogsOnAgents() }
 
 // runsHere reports whether anything of the run runs on this machine: the
 // engine (the builtin one inside loadramp, a local generators fleet), a
@@ -213,15 +214,4 @@ func runToken(cfg Config) string {
 	return hex.EncodeToString(b)
 }
 
-func sortedNames(m map[string]*plan.Fleet) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && strings.Compare(out[j-1], out[j]) > 0; j-- {
-			out[j-1], out[j] = out[j], out[j-1]
-		}
-	}
-	return out
-}
+func sortedNames(m map[string]*plan.Fleet) []string { return slices.Sorted(maps.Keys(m)) }

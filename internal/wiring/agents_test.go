@@ -279,3 +279,33 @@ func TestAgentSamplerObservesTheTargetHost(t *testing.T) {
 		t.Errorf("findings %+v: want fd-process on target-host with the log line as evidence", findings)
 	}
 }
+
+// A target host whose agent cannot be reached is recorded, with why; the
+// step goes on.
+func TestAgentSamplerRecordsAnUnreachableHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "http://" + ln.Addr().String()
+	ln.Close()
+	p, render := agentsPlan(t, "http://127.0.0.1:1", []string{serveAgent(t, "g", "tok")},
+		fmt.Sprintf("    agents: { endpoints: [{ name: target-host, url: %q }] }", gone),
+		"  http: { method: GET, url: '{{ .fleets.target.endpoint }}/' }", "  - { name: rate, start: 10, max: 10 }")
+	s := newAgentSampler(agentsConfig("tok"), p, render, nil, zerolog.Nop())
+	var hosts []result.Host
+	stop, err := s.Start(context.Background(), orchestrator.SampleSpec{Host: func(h result.Host) { hosts = append(hosts, h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop(orchestrator.StepFacts{})
+	var target *result.Host
+	for i := range hosts {
+		if hosts[i].Host == "target-host" {
+			target = &hosts[i]
+		}
+	}
+	if target == nil || target.Side != "target" || !strings.Contains(target.Error, "agent target-host ("+gone+") unreachable") {
+		t.Errorf("hosts %+v: want target-host recorded as unreachable", hosts)
+	}
+}

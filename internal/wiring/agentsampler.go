@@ -55,7 +55,7 @@ func newAgentSampler(cfg Config, p *plan.Plan, render orchestrator.Renderer, bas
 func (s *agentSampler) observed() []string {
 	var out []string
 	for _, name := range s.set.fleets() {
-		if !localObserved(s.set.p.Fleets[name]) {
+		if !observedHere(s.set.p.Fleets[name]) {
 			out = append(out, name)
 		}
 	}
@@ -123,8 +123,17 @@ func auditFromWire(a *agentv1.AuditLimitsResponse) diagnose.Audit {
 type observing struct {
 	fleet, side string
 	clients     []*agents.Client
-	o           *agents.Observing
-	err         error
+	// names are the fleet's agents when they could not be dialed.
+	names []agents.Endpoint
+	o     *agents.Observing
+	err   error
+}
+
+// names lists a fleet's agents as the plan and its outputs name them, for
+// the record of hosts that could not be observed.
+func (s *agentSampler) names(fleet string) []agents.Endpoint {
+	eps, _ := s.set.endpoints(fleet)
+	return eps
 }
 
 func (s *agentSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (func(orchestrator.StepFacts) (map[string]float64, []result.Finding), error) {
@@ -163,6 +172,9 @@ func (s *agentSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 	for _, ob := range opens {
 		if ob.err != nil {
 			s.log.Warn().Err(ob.err).Str("fleet", ob.fleet).Msg("the fleet's agents did not open their sampling windows")
+			if ob.clients == nil {
+				ob.names = s.names(ob.fleet)
+			}
 		}
 	}
 	return func(f orchestrator.StepFacts) (map[string]float64, []result.Finding) {
@@ -187,6 +199,11 @@ func (s *agentSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 		}
 		worst := metrics.Metrics{}
 		for _, ob := range opens {
+			for _, e := range ob.names {
+				if spec.Host != nil {
+					spec.Host(result.Host{Host: e.Name, Side: ob.side, Fleet: ob.fleet, Source: "agent " + e.URL, Error: ob.err.Error()})
+				}
+			}
 			var hosts []*agentv1.HostObservation
 			err := ob.err
 			if ob.o != nil {
