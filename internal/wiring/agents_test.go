@@ -232,7 +232,7 @@ func TestAgentSamplerObservesTheTargetHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, render := agentsPlan(t, bus, []string{gen},
-		fmt.Sprintf("    agents: { endpoints: [{ name: target-host, url: %q }], processes: [%q] }\n    logs: [%q]", tgt, comm, logFile),
+		fmt.Sprintf("    agents: { endpoints: [{ name: target-host, url: %q }], processes: [%q, no-such-proc] }\n    logs: [%q]", tgt, comm, logFile),
 		"  http: { method: GET, url: '{{ .fleets.target.endpoint }}/healthz' }", "  - { name: rate, start: 50, max: 50 }")
 	s := newAgentSampler(agentsConfig("tok"), p, render, nil, zerolog.Nop())
 	if s.Local() {
@@ -265,6 +265,9 @@ func TestAgentSamplerObservesTheTargetHost(t *testing.T) {
 	}
 	if h := byHost["target-host"]; h.Side != "target" || h.Samples < 2 || h.Metrics[metrics.TargetCPU] != m[metrics.TargetCPU] {
 		t.Errorf("target host %+v", h)
+	}
+	if u := byHost["target-host"].Unavailable; len(u) != 1 || !strings.Contains(u[0], `process "no-such-proc": no process of that command name`) {
+		t.Errorf("target host's unavailable %q: want the process named but not found", u)
 	}
 	if h := byHost["g1"]; h.Side != "generator" || h.Error != "" {
 		t.Errorf("generator host %+v", h)

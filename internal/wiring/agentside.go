@@ -196,11 +196,18 @@ func (o *agentObserver) Start(ctx context.Context, spec agent.ObserveSpec) (agen
 	// On a generator host the agent is the generator (its engine runs the
 	// host's share of the load); elsewhere nothing of loadramp's generates.
 	ws.NotGenerator = spec.Side != hoststat.SideGenerator
-	w, err := o.host().Start(ctx, ws)
+	h := o.host()
+	var missing []string
+	for _, p := range append(append([]observe.Proc{}, ws.Target...), ws.Generator...) {
+		if p.Pid <= 0 && len(h.Resolve([]observe.Proc{p})) == 0 {
+			missing = append(missing, fmt.Sprintf("process %q: no process of that command name on this host", p.Name))
+		}
+	}
+	w, err := h.Start(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
-	return &agentWindow{w: w, side: spec.Side}, nil
+	return &agentWindow{w: w, side: spec.Side, missing: missing}, nil
 }
 
 // Audit implements agent.Auditor.
@@ -213,8 +220,9 @@ func (o *agentObserver) Audit(ctx context.Context, procs []hoststat.Proc, nginxC
 }
 
 type agentWindow struct {
-	w    *observe.Window
-	side string
+	w       *observe.Window
+	side    string
+	missing []string // the processes named but not found
 }
 
 func (a *agentWindow) Stop(_ context.Context, generatorErrors map[string]int64) (*agent.Observation, error) {
@@ -222,7 +230,8 @@ func (a *agentWindow) Stop(_ context.Context, generatorErrors map[string]int64) 
 	if !ok {
 		return nil, errors.New("the window was already closed")
 	}
-	return &agent.Observation{Summary: d.Summary, Metrics: d.Metrics, Findings: d.Findings, Logs: d.Logs, Unavailable: d.Skipped}, nil
+	return &agent.Observation{Summary: d.Summary, Metrics: d.Metrics, Findings: d.Findings, Logs: d.Logs,
+		Unavailable: append(a.missing, d.Skipped...)}, nil
 }
 
 func (a *agentWindow) Discard() { a.w.Discard() }
