@@ -33,6 +33,7 @@ if [ -s "$pidfile" ] && alive "$(cat "$pidfile")"; then
 	echo "$name: an agent already runs with pid $(cat "$pidfile") ($pidfile)" >&2
 	exit 1
 fi
+: >>"$log" # exists before the agent writes to it: the loop reads it at once
 setsid "$loadramp" agent --listen 127.0.0.1:0 --name "$name" --log-format json >>"$log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$pidfile"
