@@ -120,6 +120,22 @@ func agentsOf(t *testing.T, fl *Fleet) map[string]string {
 	return agents
 }
 
+// running reports whether pid is a live process (not a zombie waiting for
+// its new parent to reap it), within a second.
+func running(pid int) bool {
+	for range 20 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
 // agentPids are the pids local-generators recorded under dir.
 func agentPids(t *testing.T, dir string) []int {
 	t.Helper()
@@ -311,7 +327,7 @@ func TestTerraformScaleGenerators(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range pids {
-		if syscall.Kill(pid, 0) == nil {
+		if running(pid) {
 			t.Errorf("agent %d still runs after Down", pid)
 		}
 	}
@@ -390,7 +406,7 @@ func TestTerraformDownFromAFreshProvider(t *testing.T) {
 	}
 	defer func() {
 		for _, pid := range pids {
-			if syscall.Kill(pid, 0) == nil {
+			if running(pid) {
 				t.Errorf("agent %d still runs after the fresh provider's Down", pid)
 			}
 		}
