@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -167,7 +168,13 @@ func (e *agentEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*res
 			rs = append(rs, a.Result)
 		}
 	}
-	out := &result.EngineResult{Metrics: e.metrics(res.Merged, rs), ErrorClasses: res.Merged.ErrorClasses,
+	subs := make([]float64, 0, len(res.Agents))
+	for _, a := range res.Agents {
+		if a.Result != nil {
+			subs = append(subs, a.Params[plan.ParamSubscribers])
+		}
+	}
+	out := &result.EngineResult{Metrics: e.metrics(res.Merged, rs, subs), ErrorClasses: res.Merged.ErrorClasses,
 		Histograms: maps.Clone(res.Merged.Histograms)}
 	if out.Histograms == nil {
 		out.Histograms = map[string]*hdrhistogram.Histogram{}
@@ -185,7 +192,7 @@ func (e *agentEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*res
 		share := result.AgentShare{Agent: a.Agent, URL: c.Endpoint().URL, Parameters: a.Params,
 			ClockOffset: c.Clock().Offset.Seconds(), StartLead: a.Lead.Seconds()}
 		if a.Result != nil {
-			share.Metrics = e.metrics(a.Result, []*agent.Result{a.Result})
+			share.Metrics = e.metrics(a.Result, []*agent.Result{a.Result}, nil)
 			share.Error = a.Result.Err
 		}
 		out.Agents = append(out.Agents, share)
@@ -207,10 +214,10 @@ func (e *agentEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*res
 // (percentiles of every request of every agent), the generator's health the
 // worst agent's. The http workload's metrics come from loadgen's own
 // formula, the pubsub workload's from the engine's metric names.
-func (e *agentEngine) metrics(merged *agent.Result, rs []*agent.Result) metrics.Metrics {
+func (e *agentEngine) metrics(merged *agent.Result, rs []*agent.Result, subs []float64) metrics.Metrics {
 	var m metrics.Metrics
 	if e.kind == plan.WorkloadPubSub {
-		m = pubsubMetrics(merged, rs)
+		m = pubsubMetrics(merged, rs, subs)
 	} else {
 		w := &loadgen.Window{Start: merged.HoldStart, Duration: merged.Hold, Offered: merged.Offered,
 			Requests: merged.Requests, Sent: merged.Sent, Completed: merged.Completed,
@@ -219,6 +226,15 @@ func (e *agentEngine) metrics(merged *agent.Result, rs []*agent.Result) metrics.
 			Released: merged.Released, Blocked: merged.Blocked, Reopened: merged.Reopened,
 			Open: merged.Open, Connections: merged.Connections,
 			CPU: merged.Health.CPU, GCPauseP99: merged.Health.GCPauseP99, GCPauseMax: merged.Health.GCPauseMax}
+		// The connections held add up (their peaks too: an upper bound, the
+		// agents' peaks need not coincide).
+		w.HeldKnown = len(rs) > 0
+		for _, r := range rs {
+			held, ok := r.Metrics[metrics.ConnectionsHeld]
+			w.HeldKnown = w.HeldKnown && ok
+			w.Held += held
+			w.HeldPeak += int(r.Metrics[metrics.ConnectionsHeldPeak])
+		}
 		if w.Latency == nil {
 			w.Latency = metrics.NewHistogram(metrics.HistDigits)
 		}
@@ -234,22 +250,25 @@ func (e *agentEngine) metrics(merged *agent.Result, rs []*agent.Result) metrics.
 	return m
 }
 
-// pubsubMetrics are the pubsub workload's metrics of agents' results: counts
-// and rates summed, ratios recomputed, percentiles from the merged
-// histograms.
-func pubsubMetrics(merged *agent.Result, rs []*agent.Result) metrics.Metrics {
+// pubsubMetrics are the pubsub workload's metrics of agents' results: counts,
+// rates, the offered rate and the subscribers summed, ratios recomputed
+// (per topic too), percentiles from the merged histograms, the subscribers
+// held weighted by each agent's share of them (subs).
+func pubsubMetrics(merged *agent.Result, rs []*agent.Result, subs []float64) metrics.Metrics {
 	m := metrics.Metrics{}
-	sum := func(name string) float64 {
-		t := 0.0
-		for _, r := range rs {
-			t += r.Metrics[name]
-		}
-		return t
+	summed := func(k string) bool {
+		return strings.HasSuffix(k, ".count") || strings.HasSuffix(k, ".rps") || k == metrics.ThroughputOffered || k == pubsub.Subscribers
 	}
-	for _, k := range []string{metrics.RequestsCount, metrics.ErrorsCount, metrics.GeneratorErrorsCount, metrics.ThroughputRPS,
-		metrics.ThroughputOffered, pubsub.DeliveredCount, pubsub.DeliveredRPS, pubsub.ExpectedCount, pubsub.Subscribers,
-		pubsub.SubscribeErrors, pubsub.SubscribeDropped} {
-		m[k] = sum(k)
+	for _, r := range rs {
+		for k, v := range r.Metrics {
+			if summed(k) {
+				m[k] += v
+			}
+		}
+		m[pubsub.TopicsCount] = max(m[pubsub.TopicsCount], r.Metrics[pubsub.TopicsCount])
+	}
+	if m[pubsub.TopicsCount] == 0 {
+		delete(m, pubsub.TopicsCount)
 	}
 	ratio := func(n, d float64) float64 {
 		if d == 0 {
@@ -260,8 +279,40 @@ func pubsubMetrics(merged *agent.Result, rs []*agent.Result) metrics.Metrics {
 	m[metrics.ErrorsRatio] = ratio(m[metrics.ErrorsCount], m[metrics.RequestsCount])
 	m[metrics.GeneratorErrorsRatio] = ratio(m[metrics.GeneratorErrorsCount], m[metrics.RequestsCount])
 	m[metrics.ThroughputRatio] = ratio(m[metrics.ThroughputRPS], m[metrics.ThroughputOffered])
+	lost := func(expected, delivered float64) float64 { return max(0, ratio(expected-delivered, expected)) }
 	if exp := m[pubsub.ExpectedCount]; exp > 0 {
-		m[pubsub.LostRatio] = max(0, (exp-m[pubsub.DeliveredCount])/exp)
+		m[pubsub.LostRatio] = lost(exp, m[pubsub.DeliveredCount])
+	}
+	// Per topic: its loss from its summed counts, and the worst topic's.
+	worst, topics := 0.0, false
+	for k := range m {
+		seg, ok := strings.CutPrefix(k, "pubsub.topic.")
+		if !ok {
+			continue
+		}
+		if seg, ok = strings.CutSuffix(seg, "."+pubsub.TopicExpected); !ok {
+			continue
+		}
+		l := lost(m[k], m[pubsub.TopicMetric(seg, pubsub.TopicDelivered)])
+		m[pubsub.TopicMetric(seg, pubsub.TopicLost)] = l
+		worst, topics = max(worst, l), true
+	}
+	if topics {
+		m[pubsub.WorstTopicLost] = worst
+	}
+	var held, weight float64
+	for i, r := range rs {
+		if v, ok := r.Metrics[metrics.SubscribersHeldRatio]; ok {
+			w := 1.0
+			if i < len(subs) {
+				w = subs[i]
+			}
+			held += v * w
+			weight += w
+		}
+	}
+	if weight > 0 {
+		m[metrics.SubscribersHeldRatio] = held / weight
 	}
 	if h := merged.Latency; h != nil && h.TotalCount() > 0 {
 		m.PutQuantiles(h, metrics.Latency)

@@ -207,7 +207,7 @@ func (o *agentObserver) Start(ctx context.Context, spec agent.ObserveSpec) (agen
 	if err != nil {
 		return nil, err
 	}
-	return &agentWindow{w: w, side: spec.Side, missing: missing}, nil
+	return &agentWindow{w: w, missing: missing}, nil
 }
 
 // Audit implements agent.Auditor.
@@ -221,7 +221,6 @@ func (o *agentObserver) Audit(ctx context.Context, procs []hoststat.Proc, nginxC
 
 type agentWindow struct {
 	w       *observe.Window
-	side    string
 	missing []string // the processes named but not found
 }
 
