@@ -775,8 +775,11 @@ func (r *run) read(ctx context.Context, sub *subscriber) {
 	}
 }
 
-// delivery records one message of the step delivered to sub at now.
+// delivery records one message of the step delivered to sub at now. pub is
+// the publisher's number in the message, counted across the agents of a
+// fleet (Step.PublisherFirst on): this engine's publishers are from there.
 func (r *run) delivery(sub *subscriber, pub int, seq uint64, sent, now time.Duration) {
+	pub -= r.s.PublisherFirst
 	if pub < 0 || pub >= len(r.pubs) || r.pubs[pub].topic != sub.topic {
 		sub.misrouted++
 		return

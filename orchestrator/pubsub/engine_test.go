@@ -194,6 +194,31 @@ func TestEngineTopics(t *testing.T) {
 	}
 }
 
+// An agent's share of a fleet's publishers and subscribers is numbered from
+// PublisherFirst and SubscriberFirst: its messages carry those numbers, and
+// its subscribers count them as its own, on the topics those numbers give.
+func TestEngineNumbersFromFirst(t *testing.T) {
+	url, _ := startBus(t, eventbus.Config{})
+	bus := delivery.Bus{Publish: url + "/publish?topic={{ .topic }}", Subscribe: url + "/subscribe?topic={{ .topic }}",
+		PublishTopic: "room.{{ mod .index 2 }}", SubscribeTopic: "room.{{ mod .index 2 }}", Confirm: `comment ": subscribed"`}
+	res, err := newEngineWith(t, bus).Run(runCtx(t), Step{Publishers: 2, Subscribers: 2, PublisherFirst: 3, SubscriberFirst: 5,
+		Rate: 20, Warmup: 300 * time.Millisecond, Hold: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Metrics
+	if m[MisroutedCount] != 0 || m[LostRatio] != 0 || m[ExpectedCount] == 0 || m[DeliveredCount] != m[ExpectedCount] {
+		t.Errorf("misrouted %v, lost %v, delivered %v of %v: want every message delivered as its own", m[MisroutedCount], m[LostRatio],
+			m[DeliveredCount], m[ExpectedCount])
+	}
+	// Publisher 3 and subscriber 5 are on room.1, publisher 4 and subscriber 6 on room.0.
+	for _, seg := range []string{"room_0", "room_1"} {
+		if m[TopicMetric(seg, TopicPublishers)] != 1 || m[TopicMetric(seg, TopicSubscribers)] != 1 {
+			t.Errorf("%s: %v publishers, %v subscribers; want 1 and 1", seg, m[TopicMetric(seg, TopicPublishers)], m[TopicMetric(seg, TopicSubscribers)])
+		}
+	}
+}
+
 // Events without a marker are foreign and events with a broken one mangled:
 // counted, never errors, never losses.
 func TestEngineCountsForeignAndMangled(t *testing.T) {
