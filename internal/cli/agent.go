@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -17,9 +15,6 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/agent"
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
 )
-
-// envAgentToken holds the agent's bearer token when --token-file is not given.
-const envAgentToken = "LOADRAMP_AGENT_TOKEN"
 
 type agentOptions struct {
 	listen    string
@@ -64,26 +59,10 @@ Stop the agent with SIGINT or SIGTERM: it stops any step's load first.`,
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "", "address to listen on, HOST:PORT (required)")
 	f.StringVar(&o.name, "name", "", "the agent's name in findings and messages (default: the host name)")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token (default: $"+envAgentToken+")")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token (default: $"+wiring.EnvAgentToken+")")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve TLS with this PEM certificate (with --tls-key)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the PEM key of --tls-cert")
 	return cmd
-}
-
-// agentToken reads the token from the file, else from the environment.
-func (a *app) agentToken(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		t := strings.TrimSpace(string(b))
-		if t == "" {
-			return "", fmt.Errorf("--token-file %s is empty", file)
-		}
-		return t, nil
-	}
-	return strings.TrimSpace(a.getenv(envAgentToken)), nil
 }
 
 func (a *app) agent(ctx context.Context, o agentOptions) error {
@@ -93,20 +72,13 @@ func (a *app) agent(ctx context.Context, o agentOptions) error {
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return usageErr(fmt.Errorf("--listen %q: want HOST:PORT (%v)", o.listen, err))
 	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return usageErr(errors.New("--tls-cert and --tls-key go together"))
-	}
-	token, err := a.agentToken(o.tokenFile)
+	token, err := wiring.AgentToken(o.tokenFile, a.getenv)
 	if err != nil {
 		return usageErr(err)
 	}
-	var tlsConf *tls.Config
-	if o.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
-		if err != nil {
-			return usageErr(fmt.Errorf("--tls-cert/--tls-key: %w", err))
-		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConf, err := wiring.AgentTLS(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return usageErr(err)
 	}
 	netdev := &hoststat.Ethtool{}
 	defer netdev.Close()

@@ -14,13 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadramp/loadramp/internal/wiring"
+
 	"connectrpc.com/connect"
 
 	"github.com/loadramp/loadramp/orchestrator/agents"
 )
 
 func TestAgentRefusesNonLoopbackWithoutToken(t *testing.T) {
-	code, _, errOut := runArgs(t, map[string]string{envAgentToken: ""}, "agent", "--listen", "0.0.0.0:0")
+	code, _, errOut := runArgs(t, map[string]string{wiring.EnvAgentToken: ""}, "agent", "--listen", "0.0.0.0:0")
 	if code != ExitUsage || !strings.Contains(errOut, "refusing to listen on every address") || !strings.Contains(errOut, "without a token") {
 		t.Fatalf("exit %d, stderr %q: want 2 and the refusal", code, errOut)
 	}
@@ -52,7 +54,7 @@ func TestAgentCommandServes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "agent", "--listen", "127.0.0.1:0", "--name", "cli-agent", "--log-format", "json")
-	cmd.Env = append(os.Environ(), envAgentToken+"=t0ken", "XDG_CONFIG_HOME="+t.TempDir())
+	cmd.Env = append(os.Environ(), wiring.EnvAgentToken+"=t0ken", "XDG_CONFIG_HOME="+t.TempDir())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

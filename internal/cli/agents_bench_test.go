@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadramp/loadramp/internal/wiring"
+
 	"github.com/loadramp/loadramp/orchestrator/agents"
 )
 
@@ -39,7 +41,7 @@ func BenchmarkAgentProcesses(b *testing.B) {
 			var eps []agents.Endpoint
 			for i := range n {
 				cmd := exec.Command(lr, "agent", "--listen", "127.0.0.1:0", "--name", fmt.Sprintf("b%d", i), "--log-level", "warn")
-				cmd.Env = append(os.Environ(), envAgentToken+"=bench-token", "XDG_CONFIG_HOME="+b.TempDir())
+				cmd.Env = append(os.Environ(), wiring.EnvAgentToken+"=bench-token", "XDG_CONFIG_HOME="+b.TempDir())
 				out, err := cmd.StdoutPipe()
 				if err != nil {
 					b.Fatal(err)

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadramp/loadramp/internal/wiring"
+
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -181,7 +183,7 @@ func (tp *topo) startAgentOn(host string, port int, name, token string, wrap ...
 		}
 		args = append(args, "--token-file", f)
 	}
-	cmd := tp.start(host, []string{"XDG_CONFIG_HOME=" + tp.t.TempDir(), envAgentToken + "="}, args...)
+	cmd := tp.start(host, []string{"XDG_CONFIG_HOME=" + tp.t.TempDir(), wiring.EnvAgentToken + "="}, args...)
 	a := &agentProc{name: name, url: "http://" + addr, cmd: cmd, stderr: &bytes.Buffer{}}
 	cmd.Stderr = a.stderr
 	out, err := cmd.StdoutPipe()
@@ -334,14 +336,14 @@ func TestNetnsAgentsAcrossHosts(t *testing.T) {
 		gens[g] = tp.startAgent(g, g, token)
 	}
 	waitHTTP(t, "http://"+tp.addrs["target"]+":8081/healthz")
-	tokenEnv := []string{envAgentToken + "=" + token}
+	tokenEnv := []string{wiring.EnvAgentToken + "=" + token}
 
 	t.Run("token refused", func(t *testing.T) {
 		plan := tp.agentsPlan("netns-token", "http://"+tp.addrs["target"]+":8081/healthz", []string{"gen-a", "gen-b"},
 			"  - { name: rate, start: 100, max: 100 }", "ramp: { warmup: 0s, hold: 1s }\ngates: [latency.p99 < 1s]\n")
 		for _, c := range []struct{ env, why string }{
-			{envAgentToken + "=wrong", "agent gen-a: wrong bearer token"},
-			{envAgentToken + "=", "agent gen-a: no bearer token in the call"},
+			{wiring.EnvAgentToken + "=wrong", "agent gen-a: wrong bearer token"},
+			{wiring.EnvAgentToken + "=", "agent gen-a: no bearer token in the call"},
 		} {
 			o := runLoadramp(t, plan, []string{c.env}, nil)
 			if o.code != 1 {
@@ -361,7 +363,7 @@ func TestNetnsAgentsAcrossHosts(t *testing.T) {
 	t.Run("no token on a host address", func(t *testing.T) {
 		lr, _ := binaries(t)
 		cmd := exec.Command("ip", "netns", "exec", tp.ns["gen-a"], lr, "agent", "--listen", tp.addrs["gen-a"]+":7071")
-		cmd.Env = append(os.Environ(), envAgentToken+"=", "XDG_CONFIG_HOME="+t.TempDir())
+		cmd.Env = append(os.Environ(), wiring.EnvAgentToken+"=", "XDG_CONFIG_HOME="+t.TempDir())
 		out, err := cmd.CombinedOutput()
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "refusing to listen on "+tp.addrs["gen-a"]+" without a token") {
@@ -752,7 +754,7 @@ func httpGet(url string) (int, error) {
 }
 
 func httpWorkload(url string) *agentv1.Workload {
-	return &agentv1.Workload{Kind: &agentv1.Workload_Http{Http: &agentv1.HttpWorkload{Method: "GET", Url: url, Timeout: durationpb.New(3 * time.Second)}}}
+	return &agentv1.Workload{Kind: &agentv1.Workload_Http{Http: &agentv1.HttpWorkload{Requests: []*agentv1.HttpRequest{{Method: "GET", Url: []*agentv1.TemplatePart{{Text: url}}}}, Timeout: durationpb.New(3 * time.Second)}}}
 }
 
 // union is a histogram of every value of other histograms, rebuilt value by

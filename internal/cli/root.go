@@ -88,11 +88,8 @@ const (
 	keyAWSReadyTimeout = "aws_ready_timeout"
 	// keyCloudWatchSettle bounds how long a step waits, after its hold, for
 	// CloudWatch to publish the hold's last minute (0: do not wait).
-	keyCloudWatchSettle = "cloudwatch_settle"
-	// keyAgentToken is the agents' token (LOADRAMP_AGENT_TOKEN, as for
-	// loadramp agent); keyAgentCA the CA of https:// agents.
-	keyAgentToken = "agent_token"
-	keyAgentCA    = "agent_ca"
+	keyCloudWatchSettle       = "cloudwatch_settle"
+	keyAgentToken, keyAgentCA = "agent_token", "agent_ca" // the agents' token (as LOADRAMP_AGENT_TOKEN for agents), https:// agents' CA
 )
 
 // Main runs loadramp with args (without the program name) and returns the exit code.

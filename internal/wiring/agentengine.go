@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	agentv1 "github.com/loadramp/loadramp/gen/loadramp/agent/v1"
@@ -57,22 +59,30 @@ func agentWorkload(p *plan.Plan, render orchestrator.Renderer) (*agentv1.Workloa
 	w := &agentv1.Workload{Arrival: p.Workload.Arrival, Seed: 1}
 	switch p.WorkloadKind() {
 	case plan.WorkloadHTTP:
-		h := p.Workload.HTTP
-		var url, body string
-		if err := renderFields(render, field{"workload.http.url", h.URL, &url}, field{"workload.http.body", h.Body, &body}); err != nil {
-			return nil, err
-		}
-		headers, err := renderMap(render, h.Headers, "workload.http.headers")
+		h, err := httpWorkload(p, render, os.LookupEnv)
 		if err != nil {
 			return nil, err
 		}
-		// The agents check the target themselves; a bad URL is refused here
-		// already, before any agent is called.
-		if _, err := loadgen.New(loadgen.Target{Method: h.Method, URL: url, Headers: headers, Body: []byte(body)}); err != nil {
+		// A unique feeder gives each row once a run: agents cannot share
+		// that (the plan refuses it; this is the engine's own guard).
+		for name, f := range h.Feeders {
+			if f.GetMode() == plan.FeederUnique {
+				return nil, fmt.Errorf("workload.http.feeders.%s.mode: unique cannot be shared by the generators fleet's agents: use circular or random", name)
+			}
+		}
+		// The agents check the target themselves; a bad request is refused
+		// here already, before any agent is called.
+		target, err := targetOf(h)
+		if err == nil {
+			_, err = loadgen.New(target)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("workload.http: %w", err)
 		}
-		w.Kind = &agentv1.Workload_Http{Http: &agentv1.HttpWorkload{Method: h.Method, Url: url, Headers: headers, Body: []byte(body),
-			Timeout: durationpb.New(h.Timeout.D()), Insecure: h.Insecure}}
+		w.Kind = &agentv1.Workload_Http{Http: h}
+		if n := proto.Size(w); n > agent.MaxMessageBytes/2 {
+			return nil, fmt.Errorf("workload.http.feeders: the workload agents receive would be %d bytes with its feeders' rows; at most %d travel to agents: use smaller feeders", n, agent.MaxMessageBytes/2)
+		}
 	case plan.WorkloadPubSub:
 		ps := p.Workload.PubSub
 		bus, err := renderBus(render, "workload.pubsub", ps.PubSubBus)
@@ -175,7 +185,7 @@ func (e *agentEngine) Step(ctx context.Context, s orchestrator.EngineStep) (*res
 		}
 	}
 	out := &result.EngineResult{Metrics: e.metrics(res.Merged, rs, subs), ErrorClasses: res.Merged.ErrorClasses,
-		Histograms: maps.Clone(res.Merged.Histograms)}
+		Histograms: maps.Clone(res.Merged.Histograms), Requests: res.Merged.Mix}
 	if out.Histograms == nil {
 		out.Histograms = map[string]*hdrhistogram.Histogram{}
 	}
@@ -239,6 +249,9 @@ func (e *agentEngine) metrics(merged *agent.Result, rs []*agent.Result, subs []f
 			w.Latency = metrics.NewHistogram(metrics.HistDigits)
 		}
 		m = w.Metrics()
+		for _, q := range merged.Mix {
+			putRequestMetrics(m, q.Name, merged)
+		}
 	}
 	// The generator's health is the worst agent's, figure by figure.
 	for k, v := range agents.HealthMetrics(merged.Health) {
@@ -248,6 +261,31 @@ func (e *agentEngine) metrics(merged *agent.Result, rs []*agent.Result, subs []f
 		m[k] = v
 	}
 	return m
+}
+
+// putRequestMetrics sets a mix's request's metrics (request.<name>.*) of
+// agents' merged results: its counts and rate summed (by agents.Merge), its
+// ratios recomputed, its percentiles from its merged latencies.
+func putRequestMetrics(m metrics.Metrics, name string, merged *agent.Result) {
+	key := func(k string) string { return metrics.RequestMetric(name, k) }
+	ratio := func(n, d float64) float64 {
+		if d == 0 {
+			return 0
+		}
+		return n / d
+	}
+	n, errs := merged.Metrics[key(metrics.RequestsCount)], merged.Metrics[key(metrics.ErrorsCount)]
+	m[key(metrics.RequestsCount)], m[key(metrics.ErrorsCount)] = n, errs
+	m[key(metrics.ErrorsRatio)] = ratio(errs, n)
+	m[key(metrics.ThroughputRPS)] = merged.Metrics[key(metrics.ThroughputRPS)]
+	m[key(metrics.RequestShare)] = ratio(n, float64(merged.Requests))
+	if h := merged.Histograms[key(metrics.HistLatency)]; n > 0 && h != nil {
+		own := metrics.Metrics{}
+		own.PutQuantiles(h, metrics.Latency)
+		for k, v := range own {
+			m[key(k)] = v
+		}
+	}
 }
 
 // pubsubMetrics are the pubsub workload's metrics of agents' results: counts,

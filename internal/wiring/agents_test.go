@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +175,109 @@ func TestAgentEngineHTTP(t *testing.T) {
 	}
 	if len(res.Agents) != 2 || res.Agents[0].Idle || !res.Agents[1].Idle || res.Agents[1].URL != urls[1] {
 		t.Errorf("shares %+v: want g1 running, g2 idle", res.Agents)
+	}
+}
+
+// A mix runs on agents as it runs here: its templates, feeders and checks
+// travel to them, and each request's figures are merged from every agent's
+// (counts summed, percentiles from the merged latencies).
+func TestAgentEngineMix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	bus := serveBus(t)
+	urls := []string{serveAgent(t, "a1", "tok"), serveAgent(t, "a2", "tok")}
+	users := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(users, []byte("name\nann\nbob\ncid\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WIRING_MIX_TOKEN", "s3cret")
+	workload := fmt.Sprintf(`  http:
+    feeders: { users: { file: %q, mode: circular } }
+    requests:
+      - name: ok
+        weight: 3
+        url: '{{ .fleets.target.endpoint }}/healthz?u={{ feed "users" "name" }}&n={{ seq }}&id={{ uuid }}'
+        headers: { Authorization: 'Bearer {{ env "WIRING_MIX_TOKEN" }}' }
+        check: { status: [200] }
+      - name: bad
+        weight: 1
+        url: '{{ .fleets.target.endpoint }}/healthz'
+        check: { body_contains: no-such-text }`, users)
+	p, render := agentsPlan(t, bus, urls, "", workload, "  - { name: rate, start: 200, max: 200 }")
+	e, err := newAgentEngine(agentsConfig("tok"), p, render, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := e.Step(ctx, orchestrator.EngineStep{Params: map[string]float64{"rate": 200}, Warmup: time.Second, Hold: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Metrics
+	key := metrics.RequestMetric
+	var ok, bad float64
+	for _, a := range res.Agents {
+		ok += a.Metrics[key("ok", metrics.RequestsCount)]
+		bad += a.Metrics[key("bad", metrics.RequestsCount)]
+		if a.Metrics[key("ok", metrics.RequestsCount)] == 0 {
+			t.Errorf("agent %s sent no request ok: %v", a.Agent, a.Metrics)
+		}
+	}
+	if m[key("ok", metrics.RequestsCount)] != ok || m[key("bad", metrics.RequestsCount)] != bad || ok+bad != m[metrics.RequestsCount] || ok+bad < 300 {
+		t.Fatalf("merged ok %g bad %g of %g, the agents' ok %g bad %g", m[key("ok", metrics.RequestsCount)], m[key("bad", metrics.RequestsCount)],
+			m[metrics.RequestsCount], ok, bad)
+	}
+	if m[key("ok", metrics.ErrorsRatio)] != 0 || m[key("bad", metrics.ErrorsRatio)] != 1 {
+		t.Errorf("errors ratio ok %g (want 0), bad %g (want 1: the check fails every answer)", m[key("ok", metrics.ErrorsRatio)], m[key("bad", metrics.ErrorsRatio)])
+	}
+	if share := m[key("ok", metrics.RequestShare)]; share < 0.65 || share > 0.85 {
+		t.Errorf("ok's share %g, want about 0.75 (weight 3 of 4)", share)
+	}
+	h := res.Histograms[key("ok", metrics.HistLatency)]
+	if h == nil || float64(h.TotalCount()) != ok {
+		t.Fatalf("ok's merged latency histogram %v, want %g values", h, ok)
+	}
+	if p99 := float64(h.ValueAtQuantile(99)) / 1e6; m[key("ok", metrics.LatencyP99)] != p99 {
+		t.Errorf("request.ok.latency.p99 %g, the merged histogram's %g", m[key("ok", metrics.LatencyP99)], p99)
+	}
+	if len(res.Requests) != 2 || res.Requests[1].Name != "bad" || float64(res.Requests[1].ErrorClasses[metrics.ClassCheck]) != bad {
+		t.Errorf("requests %+v: want ok and bad, bad's %g errors of class %s", res.Requests, bad, metrics.ClassCheck)
+	}
+	if _, ok := m[metrics.GeneratorStarvedRatio]; !ok {
+		t.Errorf("no %s in %v", metrics.GeneratorStarvedRatio, m)
+	}
+}
+
+// A unique feeder cannot be shared by agents: the plan says so, naming the
+// field.
+func TestAgentsRefuseAUniqueFeeder(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(users, []byte("name\nann\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf(`version: 1
+name: unique
+fleets:
+  target: { provider: static, outputs: { endpoint: "http://127.0.0.1:9" } }
+  generators: { provider: static, agents: { endpoints: [{ url: "http://127.0.0.1:7070" }] } }
+workload:
+  engine: builtin
+  http:
+    feeders: { users: { file: %q, mode: unique } }
+    url: '{{ .fleets.target.endpoint }}/?u={{ feed "users" "name" }}'
+parameters: [{ name: rate, start: 10, max: 10 }]
+ramp: { warmup: 1s, hold: 2s }
+gates: [latency.p99 < 1s]
+`, users)
+	p, err := plan.Parse([]byte(src), "unique.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := p.Validate()
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "workload.http.feeders.users.mode") || !strings.Contains(errs[0].Error(), "circular or random") {
+		t.Errorf("errors %v: want one on workload.http.feeders.users.mode", errs)
 	}
 }
 

@@ -2,10 +2,13 @@ package wiring
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -23,6 +26,39 @@ import (
 	"github.com/loadramp/loadramp/orchestrator/pubsub"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
+
+// AgentToken is the token of `loadramp agent`: the content of file (--token-file),
+// else the environment's EnvAgentToken (read with getenv); "" is no token.
+func AgentToken(file string, getenv func(string) string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(getenv(EnvAgentToken)), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("--token-file %s is empty", file)
+	}
+	return t, nil
+}
+
+// AgentTLS is the TLS configuration of `loadramp agent` serving the PEM
+// certificate and key given (--tls-cert, --tls-key); nil when neither is.
+func AgentTLS(certFile, keyFile string) (*tls.Config, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if certFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
 
 // AgentRoles are what `loadramp agent` serves on its host: the builtin
 // engine for the generator role (loadgen for the http workload, pubsub for
@@ -47,10 +83,11 @@ func agentEngines(log zerolog.Logger) agent.EngineFactory {
 		}
 		switch k := w.GetKind().(type) {
 		case *agentv1.Workload_Http:
-			h := k.Http
-			g, err := loadgen.New(loadgen.Target{Method: h.GetMethod(), URL: h.GetUrl(), Headers: h.GetHeaders(), Body: h.GetBody(),
-				Timeout: h.GetTimeout().AsDuration(), Insecure: h.GetInsecure()},
-				loadgen.WithSeed(max(w.GetSeed(), 1)), loadgen.WithLogger(log))
+			target, err := targetOf(k.Http)
+			if err != nil {
+				return nil, err
+			}
+			g, err := loadgen.New(target, loadgen.WithSeed(max(w.GetSeed(), 1)), loadgen.WithLogger(log))
 			if err != nil {
 				return nil, err
 			}
@@ -105,6 +142,16 @@ func windowResult(w *loadgen.Window) *agent.Result {
 		Latency: w.Latency, Service: w.Service, Lag: w.Lag, OutOfRange: w.OutOfRange,
 		Released: w.Released, Blocked: w.Blocked, Reopened: w.Reopened, Open: w.Open, Connections: w.Connections,
 		Metrics: w.Metrics(),
+	}
+	// A mix's requests: their error classes, and their latencies to merge.
+	for _, rw := range w.PerRequest {
+		r.Mix = append(r.Mix, result.Request{Name: rw.Name, Weight: rw.Weight, ErrorClasses: rw.ErrorClasses})
+		if rw.Latency != nil {
+			if r.Histograms == nil {
+				r.Histograms = map[string]*hdrhistogram.Histogram{}
+			}
+			r.Histograms[metrics.RequestMetric(rw.Name, metrics.HistLatency)] = rw.Latency
+		}
 	}
 	r.Health = agent.Health{CPU: w.CPU, GCPauseP99: w.GCPauseP99, GCPauseMax: w.GCPauseMax,
 		LagP99: r.Metrics[metrics.GeneratorLagP99], BlockedRatio: r.Metrics[metrics.GeneratorBlockedRatio]}

@@ -2,11 +2,15 @@ package wiring
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
 
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	agentv1 "github.com/loadramp/loadramp/gen/loadramp/agent/v1"
 
 	"github.com/loadramp/loadramp/orchestrator"
 	"github.com/loadramp/loadramp/orchestrator/loadgen"
@@ -44,22 +48,38 @@ func newHTTPEngine(p *plan.Plan, render orchestrator.Renderer, lookupEnv func(st
 	return &httpEngine{g: g, poisson: p.Workload.Arrival == plan.ArrivalPoisson}, nil
 }
 
-// httpTarget maps workload.http onto a loadgen.Target.
+// httpTarget maps workload.http onto a loadgen.Target, through the form the
+// agents receive it in (httpWorkload), so both run the same requests.
 func httpTarget(p *plan.Plan, render orchestrator.Renderer, lookupEnv func(string) (string, bool)) (loadgen.Target, error) {
+	w, err := httpWorkload(p, render, lookupEnv)
+	if err != nil {
+		return loadgen.Target{}, err
+	}
+	return targetOf(w)
+}
+
+// httpWorkload renders workload.http once on this machine: its templates'
+// text parts and env values rendered, its per-request functions kept as
+// parts, its feeders loaded.
+func httpWorkload(p *plan.Plan, render orchestrator.Renderer, lookupEnv func(string) (string, bool)) (*agentv1.HttpWorkload, error) {
 	h := p.Workload.HTTP
 	if h == nil {
-		return loadgen.Target{}, fmt.Errorf("workload.http: missing")
+		return nil, fmt.Errorf("workload.http: missing")
 	}
-	target := loadgen.Target{Timeout: h.Timeout.D(), Insecure: h.Insecure}
+	w := &agentv1.HttpWorkload{Timeout: durationpb.New(h.Timeout.D()), Insecure: h.Insecure}
 	for name, f := range h.Feeders {
 		d, err := p.LoadFeeder(name)
 		if err != nil {
-			return target, fmt.Errorf("workload.http.feeders.%s.file: %w", name, err)
+			return nil, fmt.Errorf("workload.http.feeders.%s.file: %w", name, err)
 		}
-		if target.Feeders == nil {
-			target.Feeders = map[string]*loadgen.Feeder{}
+		if w.Feeders == nil {
+			w.Feeders = map[string]*agentv1.Feeder{}
 		}
-		target.Feeders[name] = &loadgen.Feeder{Mode: feederMode(f.Mode), Columns: d.Columns, Rows: d.Rows}
+		pf := &agentv1.Feeder{Mode: f.Mode, Columns: d.Columns, Rows: make([]*agentv1.FeederRow, len(d.Rows))}
+		for i, r := range d.Rows {
+			pf.Rows[i] = &agentv1.FeederRow{Values: r}
+		}
+		w.Feeders[name] = pf
 	}
 	type source struct {
 		prefix, name      string
@@ -77,13 +97,16 @@ func httpTarget(p *plan.Plan, render orchestrator.Renderer, lookupEnv func(strin
 		}
 	}
 	for _, src := range sources {
-		req := loadgen.Request{Name: src.name, Weight: src.weight, Method: src.method, Check: loadgenCheck(src.check)}
+		req := &agentv1.HttpRequest{Name: src.name, Weight: int32(src.weight), Method: src.method}
 		var err error
-		if req.URL, err = requestTemplate(render, lookupEnv, src.prefix+".url", src.url); err != nil {
-			return target, err
+		if req.Check, err = checkOf(src.prefix+".check", src.check); err != nil {
+			return nil, err
+		}
+		if req.Url, err = requestTemplate(render, lookupEnv, src.prefix+".url", src.url); err != nil {
+			return nil, err
 		}
 		if req.Body, err = requestTemplate(render, lookupEnv, src.prefix+".body", src.body); err != nil {
-			return target, err
+			return nil, err
 		}
 		keys := make([]string, 0, len(src.headers))
 		for k := range src.headers {
@@ -93,24 +116,24 @@ func httpTarget(p *plan.Plan, render orchestrator.Renderer, lookupEnv func(strin
 		for _, k := range keys {
 			v, err := requestTemplate(render, lookupEnv, src.prefix+".headers."+k, src.headers[k])
 			if err != nil {
-				return target, err
+				return nil, err
 			}
-			req.Headers = append(req.Headers, loadgen.Header{Name: k, Value: v})
+			req.Headers = append(req.Headers, &agentv1.HttpHeader{Name: k, Value: v})
 		}
-		target.Requests = append(target.Requests, req)
+		w.Requests = append(w.Requests, req)
 	}
-	return target, nil
+	return w, nil
 }
 
 // requestTemplate parses a request template once and renders its text parts:
 // what remains for each request are its per-request parts. An env value is
 // read here, once.
-func requestTemplate(render orchestrator.Renderer, lookupEnv func(string) (string, bool), path, text string) (loadgen.Template, error) {
+func requestTemplate(render orchestrator.Renderer, lookupEnv func(string) (string, bool), path, text string) ([]*agentv1.TemplatePart, error) {
 	parts, err := plan.ParseRequestTemplate(text)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var t loadgen.Template
+	var t []*agentv1.TemplatePart
 	for _, part := range parts {
 		switch part.Func {
 		case "":
@@ -118,7 +141,98 @@ func requestTemplate(render orchestrator.Renderer, lookupEnv func(string) (strin
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			t = append(t, loadgen.Text(s))
+			t = append(t, &agentv1.TemplatePart{Text: s})
+		case plan.FuncEnv:
+			v, ok := lookupEnv(part.Args[0])
+			if !ok {
+				return nil, fmt.Errorf("%s: env %q is not set", path, part.Args[0])
+			}
+			t = append(t, &agentv1.TemplatePart{Text: v})
+		default:
+			t = append(t, &agentv1.TemplatePart{Func: part.Func, Args: part.Args})
+		}
+	}
+	return t, nil
+}
+
+// checkOf is a response check as it travels.
+func checkOf(path string, c *plan.Check) (*agentv1.ResponseCheck, error) {
+	if c == nil {
+		return nil, nil
+	}
+	out := &agentv1.ResponseCheck{BodyContains: c.BodyContains}
+	for _, s := range c.Status {
+		out.Status = append(out.Status, int32(s))
+	}
+	if c.JSON != nil {
+		out.JsonPath = c.JSON.Path
+		if c.JSON.Equals != nil {
+			b, err := json.Marshal(c.JSON.Equals)
+			if err != nil {
+				return nil, fmt.Errorf("%s.json.equals: %w", path, err)
+			}
+			out.JsonEqualsJson = string(b)
+		}
+	}
+	return out, nil
+}
+
+// targetOf is the loadgen.Target of a rendered http workload: on this
+// machine, or on an agent from what the coordinator sent it.
+func targetOf(w *agentv1.HttpWorkload) (loadgen.Target, error) {
+	target := loadgen.Target{Timeout: w.GetTimeout().AsDuration(), Insecure: w.GetInsecure()}
+	for name, f := range w.GetFeeders() {
+		lf := &loadgen.Feeder{Mode: feederMode(f.GetMode()), Columns: f.GetColumns(), Rows: make([][]string, len(f.GetRows()))}
+		for i, r := range f.GetRows() {
+			lf.Rows[i] = r.GetValues()
+		}
+		if target.Feeders == nil {
+			target.Feeders = map[string]*loadgen.Feeder{}
+		}
+		target.Feeders[name] = lf
+	}
+	if len(w.GetRequests()) == 0 {
+		return target, fmt.Errorf("workload.http: no request")
+	}
+	for _, r := range w.GetRequests() {
+		req := loadgen.Request{Name: r.GetName(), Weight: int(r.GetWeight()), Method: r.GetMethod()}
+		var err error
+		if req.Check, err = loadgenCheck(r.GetCheck()); err != nil {
+			return target, err
+		}
+		if req.URL, err = loadgenTemplate(r.GetUrl()); err != nil {
+			return target, fmt.Errorf("request %q url: %w", r.GetName(), err)
+		}
+		if req.Body, err = loadgenTemplate(r.GetBody()); err != nil {
+			return target, fmt.Errorf("request %q body: %w", r.GetName(), err)
+		}
+		for _, h := range r.GetHeaders() {
+			v, err := loadgenTemplate(h.GetValue())
+			if err != nil {
+				return target, fmt.Errorf("request %q header %s: %w", r.GetName(), h.GetName(), err)
+			}
+			req.Headers = append(req.Headers, loadgen.Header{Name: h.GetName(), Value: v})
+		}
+		target.Requests = append(target.Requests, req)
+	}
+	return target, nil
+}
+
+// partArgs are the arguments the per-request functions need (what an agent
+// receives is checked before it is used).
+var partArgs = map[string]int{plan.FuncRandInt: 2, plan.FuncRandString: 1, plan.FuncFeed: 2}
+
+// loadgenTemplate maps rendered template parts onto loadgen's.
+func loadgenTemplate(parts []*agentv1.TemplatePart) (loadgen.Template, error) {
+	var t loadgen.Template
+	for _, p := range parts {
+		part := plan.RequestPart{Text: p.GetText(), Func: p.GetFunc(), Args: p.GetArgs()}
+		if n := partArgs[part.Func]; len(part.Args) < n {
+			return nil, fmt.Errorf("%s: wants %d arguments, has %d", part.Func, n, len(part.Args))
+		}
+		switch part.Func {
+		case "":
+			t = append(t, loadgen.Text(part.Text))
 		case plan.FuncSeq:
 			t = append(t, loadgen.Seq())
 		case plan.FuncUUID:
@@ -139,14 +253,8 @@ func requestTemplate(render orchestrator.Renderer, lookupEnv func(string) (strin
 			t = append(t, loadgen.NowUnixMilli())
 		case plan.FuncFeed:
 			t = append(t, loadgen.Field(part.Args[0], part.Args[1]))
-		case plan.FuncEnv:
-			v, ok := lookupEnv(part.Args[0])
-			if !ok {
-				return nil, fmt.Errorf("%s: env %q is not set", path, part.Args[0])
-			}
-			t = append(t, loadgen.Text(v))
 		default:
-			return nil, fmt.Errorf("%s: unknown per-request function %q", path, part.Func)
+			return nil, fmt.Errorf("unknown per-request function %q", part.Func)
 		}
 	}
 	return t, nil
@@ -162,15 +270,23 @@ func feederMode(mode string) loadgen.FeederMode {
 	return loadgen.Circular
 }
 
-func loadgenCheck(c *plan.Check) *loadgen.Check {
+func loadgenCheck(c *agentv1.ResponseCheck) (*loadgen.Check, error) {
 	if c == nil {
-		return nil
+		return nil, nil
 	}
-	out := &loadgen.Check{Status: c.Status, BodyContains: c.BodyContains}
-	if c.JSON != nil {
-		out.JSON = &loadgen.JSONCheck{Path: c.JSON.Path, Equals: c.JSON.Equals}
+	out := &loadgen.Check{BodyContains: c.GetBodyContains()}
+	for _, s := range c.GetStatus() {
+		out.Status = append(out.Status, int(s))
 	}
-	return out
+	if c.GetJsonPath() != "" {
+		out.JSON = &loadgen.JSONCheck{Path: c.GetJsonPath()}
+		if e := c.GetJsonEqualsJson(); e != "" {
+			if err := json.Unmarshal([]byte(e), &out.JSON.Equals); err != nil {
+				return nil, fmt.Errorf("check: json equals: %w", err)
+			}
+		}
+	}
+	return out, nil
 }
 
 // httpEngine adapts loadgen.Generator to the orchestrator's Engine.

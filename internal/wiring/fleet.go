@@ -146,14 +146,14 @@ func localAgents(cfg Config, fleet string, n int) (infra.LocalProcess, error) {
 	return infra.LocalProcess{
 		Name:     "agent",
 		Command:  []string{bin, "agent", "--listen", "127.0.0.1:0", "--name", fleet + "-agent", "--log-format", "json"},
-		Env:      map[string]string{envAgentToken: cfg.runToken},
+		Env:      map[string]string{EnvAgentToken: cfg.runToken},
 		Replicas: n, Scalable: true, Address: agentListening,
 	}, nil
 }
 
-// envAgentToken is the environment variable `loadramp agent` reads its
-// token from.
-const envAgentToken = "LOADRAMP_AGENT_TOKEN"
+// EnvAgentToken is the environment variable `loadramp agent` reads its
+// token from when it is given no token file.
+const EnvAgentToken = "LOADRAMP_AGENT_TOKEN"
 
 // fleetAdapter presents an infra.Provider as the orchestrator's Fleet.
 type fleetAdapter struct {

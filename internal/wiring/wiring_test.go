@@ -342,7 +342,7 @@ gates: [latency.p99 < 1s]
 		Body: loadgen.Template{loadgen.Text(`{"n":`), loadgen.Seq(), loadgen.Text("}")},
 		Headers: []loadgen.Header{{Name: "Authorization", Value: loadgen.Template{loadgen.Text("Bearer "), loadgen.Text("s3cret")}},
 			{Name: "X-Id", Value: loadgen.Template{loadgen.UUID()}}},
-		Check: &loadgen.Check{Status: []int{200}, JSON: &loadgen.JSONCheck{Path: "receivers", Equals: 0}}}
+		Check: &loadgen.Check{Status: []int{200}, JSON: &loadgen.JSONCheck{Path: "receivers", Equals: float64(0)}}} // through JSON, as agents receive it
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("request\n%#v\nwant\n%#v", r, want)
 	}

@@ -37,6 +37,9 @@ func encodeResult(r *Result, seconds []*agentv1.Second) (*agentv1.GeneratorResul
 	if !r.HoldStart.IsZero() {
 		out.HoldStart = timestamppb.New(r.HoldStart)
 	}
+	for _, q := range r.Mix {
+		out.Mix = append(out.Mix, &agentv1.RequestResult{Name: q.Name, Weight: int32(q.Weight), ErrorClasses: q.ErrorClasses})
+	}
 	var err error
 	for _, h := range []struct {
 		dst *string
@@ -73,6 +76,9 @@ func DecodeResult(g *agentv1.GeneratorResult) (*Result, error) {
 	}
 	if g.HoldStart != nil {
 		r.HoldStart = g.HoldStart.AsTime()
+	}
+	for _, q := range g.Mix {
+		r.Mix = append(r.Mix, result.Request{Name: q.GetName(), Weight: int(q.GetWeight()), ErrorClasses: maps.Clone(q.GetErrorClasses())})
 	}
 	if h := g.Health; h != nil {
 		r.Health = Health{CPU: h.Cpu, LagP99: h.LagP99Seconds, BlockedRatio: h.BlockedRatio,

@@ -95,6 +95,10 @@ type Result struct {
 	Histograms                  map[string]*hdrhistogram.Histogram // engine-specific, HistDigits
 	Health                      Health
 	Series                      []Second
+	// Mix are the requests of a mix with their error classes; their
+	// figures are in Metrics (request.<name>.*), their latencies in
+	// Histograms (request.<name>.latency).
+	Mix []result.Request
 	// Err says why the step ended early; the result is then partial.
 	Err string
 }

@@ -19,7 +19,7 @@ import (
 )
 
 func httpWorkload() *agentv1.Workload {
-	return &agentv1.Workload{Kind: &agentv1.Workload_Http{Http: &agentv1.HttpWorkload{Url: "http://127.0.0.1:1/"}}}
+	return &agentv1.Workload{Kind: &agentv1.Workload_Http{Http: &agentv1.HttpWorkload{Requests: []*agentv1.HttpRequest{{Url: []*agentv1.TemplatePart{{Text: "http://127.0.0.1:1/"}}}}}}}
 }
 
 func TestTokenRefused(t *testing.T) {

@@ -3,6 +3,7 @@ package agents
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -84,6 +85,7 @@ func Merge(names []string, rs []*agent.Result) (*agent.Result, error) {
 		h.GCPauseMax = max(h.GCPauseMax, r.Health.GCPauseMax)
 		h.Starvation = max(h.Starvation, r.Health.Starvation)
 		h.GOMAXPROCS += r.Health.GOMAXPROCS
+		out.Mix = mergeRequests(out.Mix, r.Mix)
 		if r.Err != "" {
 			errs = append(errs, fmt.Sprintf("agent %s: %s", name, r.Err))
 		}
@@ -95,6 +97,25 @@ func Merge(names []string, rs []*agent.Result) (*agent.Result, error) {
 	}
 	out.Series = MergeSeries(series)
 	return out, nil
+}
+
+// mergeRequests adds the requests of b to a, by name: their error classes
+// summed.
+func mergeRequests(a, b []result.Request) []result.Request {
+	for _, q := range b {
+		i := slices.IndexFunc(a, func(x result.Request) bool { return x.Name == q.Name })
+		if i < 0 {
+			a = append(a, result.Request{Name: q.Name, Weight: q.Weight})
+			i = len(a) - 1
+		}
+		for k, v := range q.ErrorClasses {
+			if a[i].ErrorClasses == nil {
+				a[i].ErrorClasses = map[string]int64{}
+			}
+			a[i].ErrorClasses[k] += v
+		}
+	}
+	return a
 }
 
 // mergeHist adds b into a copy of a (a nil side is nothing). Merging

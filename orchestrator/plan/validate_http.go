@@ -184,6 +184,10 @@ func (v *validator) feeders(h *HTTP) map[string]*FeederData {
 		if f.Mode != "" {
 			v.choice(fp+".mode", "mode", f.Mode, feederModes)
 		}
+		if f.Mode == FeederUnique && v.p.BuiltinOnAgents() {
+			v.add(fp+".mode", "unique gives each row once a run, which the generators fleet's agents cannot share: "+
+				"use circular or random, or run the builtin engine on this machine (no agents)")
+		}
 		switch {
 		case f.File == "":
 			v.add(fp+".file", "missing; the feeder's data file (CSV or JSON Lines)")

@@ -653,13 +653,14 @@ func (*Workload_Http) isWorkload_Kind() {}
 func (*Workload_Pubsub) isWorkload_Kind() {}
 
 type HttpWorkload struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Method        string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
-	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
-	Headers       map[string]string      `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Body          []byte                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
-	Timeout       *durationpb.Duration   `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	Insecure      bool                   `protobuf:"varint,6,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Timeout  *durationpb.Duration   `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Insecure bool                   `protobuf:"varint,6,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	// The requests sent: one unnamed request (workload.http's own), or a
+	// weighted mix of named ones (workload.http.requests).
+	Requests []*HttpRequest `protobuf:"bytes,7,rep,name=requests,proto3" json:"requests,omitempty"`
+	// The data the requests' feed parts read, by feeder name.
+	Feeders       map[string]*Feeder `protobuf:"bytes,8,rep,name=feeders,proto3" json:"feeders,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -694,34 +695,6 @@ func (*HttpWorkload) Descriptor() ([]byte, []int) {
 	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
-func (x *HttpWorkload) GetMethod() string {
-	if x != nil {
-		return x.Method
-	}
-	return ""
-}
-
-func (x *HttpWorkload) GetUrl() string {
-	if x != nil {
-		return x.Url
-	}
-	return ""
-}
-
-func (x *HttpWorkload) GetHeaders() map[string]string {
-	if x != nil {
-		return x.Headers
-	}
-	return nil
-}
-
-func (x *HttpWorkload) GetBody() []byte {
-	if x != nil {
-		return x.Body
-	}
-	return nil
-}
-
 func (x *HttpWorkload) GetTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.Timeout
@@ -734,6 +707,406 @@ func (x *HttpWorkload) GetInsecure() bool {
 		return x.Insecure
 	}
 	return false
+}
+
+func (x *HttpWorkload) GetRequests() []*HttpRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *HttpWorkload) GetFeeders() map[string]*Feeder {
+	if x != nil {
+		return x.Feeders
+	}
+	return nil
+}
+
+// HttpRequest is one request of the http workload: its fields as template
+// parts, the coordinator's parts already rendered (the plan's values, env
+// values), the per-request functions left for the agent to compute.
+type HttpRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Weight  int32                  `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	Method  string                 `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
+	Url     []*TemplatePart        `protobuf:"bytes,4,rep,name=url,proto3" json:"url,omitempty"`
+	Headers []*HttpHeader          `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body    []*TemplatePart        `protobuf:"bytes,6,rep,name=body,proto3" json:"body,omitempty"`
+	// The response check; absent: any status below 400.
+	Check         *ResponseCheck `protobuf:"bytes,7,opt,name=check,proto3" json:"check,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HttpRequest) Reset() {
+	*x = HttpRequest{}
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HttpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HttpRequest) ProtoMessage() {}
+
+func (x *HttpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HttpRequest.ProtoReflect.Descriptor instead.
+func (*HttpRequest) Descriptor() ([]byte, []int) {
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HttpRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HttpRequest) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *HttpRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HttpRequest) GetUrl() []*TemplatePart {
+	if x != nil {
+		return x.Url
+	}
+	return nil
+}
+
+func (x *HttpRequest) GetHeaders() []*HttpHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HttpRequest) GetBody() []*TemplatePart {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *HttpRequest) GetCheck() *ResponseCheck {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+type HttpHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         []*TemplatePart        `protobuf:"bytes,2,rep,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HttpHeader) Reset() {
+	*x = HttpHeader{}
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HttpHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HttpHeader) ProtoMessage() {}
+
+func (x *HttpHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HttpHeader.ProtoReflect.Descriptor instead.
+func (*HttpHeader) Descriptor() ([]byte, []int) {
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *HttpHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HttpHeader) GetValue() []*TemplatePart {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// TemplatePart is text (func empty) or a per-request function of loadramp's
+// request templates (seq, uuid, randInt, feed...) with its literal arguments.
+type TemplatePart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	Func          string                 `protobuf:"bytes,2,opt,name=func,proto3" json:"func,omitempty"`
+	Args          []string               `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplatePart) Reset() {
+	*x = TemplatePart{}
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplatePart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplatePart) ProtoMessage() {}
+
+func (x *TemplatePart) ProtoReflect() protoreflect.Message {
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplatePart.ProtoReflect.Descriptor instead.
+func (*TemplatePart) Descriptor() ([]byte, []int) {
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TemplatePart) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *TemplatePart) GetFunc() string {
+	if x != nil {
+		return x.Func
+	}
+	return ""
+}
+
+func (x *TemplatePart) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type ResponseCheck struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Status       []int32                `protobuf:"varint,1,rep,packed,name=status,proto3" json:"status,omitempty"`
+	BodyContains string                 `protobuf:"bytes,2,opt,name=body_contains,json=bodyContains,proto3" json:"body_contains,omitempty"`
+	// A JSON field that must exist; equals_json, when set, is the JSON of the
+	// value it must equal.
+	JsonPath       string `protobuf:"bytes,3,opt,name=json_path,json=jsonPath,proto3" json:"json_path,omitempty"`
+	JsonEqualsJson string `protobuf:"bytes,4,opt,name=json_equals_json,json=jsonEqualsJson,proto3" json:"json_equals_json,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResponseCheck) Reset() {
+	*x = ResponseCheck{}
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseCheck) ProtoMessage() {}
+
+func (x *ResponseCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseCheck.ProtoReflect.Descriptor instead.
+func (*ResponseCheck) Descriptor() ([]byte, []int) {
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ResponseCheck) GetStatus() []int32 {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *ResponseCheck) GetBodyContains() string {
+	if x != nil {
+		return x.BodyContains
+	}
+	return ""
+}
+
+func (x *ResponseCheck) GetJsonPath() string {
+	if x != nil {
+		return x.JsonPath
+	}
+	return ""
+}
+
+func (x *ResponseCheck) GetJsonEqualsJson() string {
+	if x != nil {
+		return x.JsonEqualsJson
+	}
+	return ""
+}
+
+// Feeder is a feeder's data. Its mode is circular or random: a unique
+// feeder is not run on agents.
+type Feeder struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mode          string                 `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	Columns       []string               `protobuf:"bytes,2,rep,name=columns,proto3" json:"columns,omitempty"`
+	Rows          []*FeederRow           `protobuf:"bytes,3,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Feeder) Reset() {
+	*x = Feeder{}
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Feeder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Feeder) ProtoMessage() {}
+
+func (x *Feeder) ProtoReflect() protoreflect.Message {
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Feeder.ProtoReflect.Descriptor instead.
+func (*Feeder) Descriptor() ([]byte, []int) {
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Feeder) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Feeder) GetColumns() []string {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *Feeder) GetRows() []*FeederRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+type FeederRow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeederRow) Reset() {
+	*x = FeederRow{}
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeederRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeederRow) ProtoMessage() {}
+
+func (x *FeederRow) ProtoReflect() protoreflect.Message {
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeederRow.ProtoReflect.Descriptor instead.
+func (*FeederRow) Descriptor() ([]byte, []int) {
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FeederRow) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
 }
 
 type PubSubWorkload struct {
@@ -752,7 +1125,7 @@ type PubSubWorkload struct {
 
 func (x *PubSubWorkload) Reset() {
 	*x = PubSubWorkload{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +1137,7 @@ func (x *PubSubWorkload) String() string {
 func (*PubSubWorkload) ProtoMessage() {}
 
 func (x *PubSubWorkload) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +1150,7 @@ func (x *PubSubWorkload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubSubWorkload.ProtoReflect.Descriptor instead.
 func (*PubSubWorkload) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PubSubWorkload) GetBodyBytes() int32 {
@@ -828,7 +1201,7 @@ type PrepareStepRequest struct {
 
 func (x *PrepareStepRequest) Reset() {
 	*x = PrepareStepRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1213,7 @@ func (x *PrepareStepRequest) String() string {
 func (*PrepareStepRequest) ProtoMessage() {}
 
 func (x *PrepareStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1226,7 @@ func (x *PrepareStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareStepRequest.ProtoReflect.Descriptor instead.
 func (*PrepareStepRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PrepareStepRequest) GetStepId() string {
@@ -920,7 +1293,7 @@ type PrepareStepResponse struct {
 
 func (x *PrepareStepResponse) Reset() {
 	*x = PrepareStepResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1305,7 @@ func (x *PrepareStepResponse) String() string {
 func (*PrepareStepResponse) ProtoMessage() {}
 
 func (x *PrepareStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1318,7 @@ func (x *PrepareStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareStepResponse.ProtoReflect.Descriptor instead.
 func (*PrepareStepResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 type StartStepRequest struct {
@@ -960,7 +1333,7 @@ type StartStepRequest struct {
 
 func (x *StartStepRequest) Reset() {
 	*x = StartStepRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1345,7 @@ func (x *StartStepRequest) String() string {
 func (*StartStepRequest) ProtoMessage() {}
 
 func (x *StartStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1358,7 @@ func (x *StartStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartStepRequest.ProtoReflect.Descriptor instead.
 func (*StartStepRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartStepRequest) GetStepId() string {
@@ -1013,7 +1386,7 @@ type StartStepResponse struct {
 
 func (x *StartStepResponse) Reset() {
 	*x = StartStepResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1398,7 @@ func (x *StartStepResponse) String() string {
 func (*StartStepResponse) ProtoMessage() {}
 
 func (x *StartStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1411,7 @@ func (x *StartStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartStepResponse.ProtoReflect.Descriptor instead.
 func (*StartStepResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartStepResponse) GetLead() *durationpb.Duration {
@@ -1059,7 +1432,7 @@ type PollStepRequest struct {
 
 func (x *PollStepRequest) Reset() {
 	*x = PollStepRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1444,7 @@ func (x *PollStepRequest) String() string {
 func (*PollStepRequest) ProtoMessage() {}
 
 func (x *PollStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1457,7 @@ func (x *PollStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollStepRequest.ProtoReflect.Descriptor instead.
 func (*PollStepRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PollStepRequest) GetStepId() string {
@@ -1113,7 +1486,7 @@ type PollStepResponse struct {
 
 func (x *PollStepResponse) Reset() {
 	*x = PollStepResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1498,7 @@ func (x *PollStepResponse) String() string {
 func (*PollStepResponse) ProtoMessage() {}
 
 func (x *PollStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1511,7 @@ func (x *PollStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollStepResponse.ProtoReflect.Descriptor instead.
 func (*PollStepResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PollStepResponse) GetState() StepState {
@@ -1181,7 +1554,7 @@ type Second struct {
 
 func (x *Second) Reset() {
 	*x = Second{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1566,7 @@ func (x *Second) String() string {
 func (*Second) ProtoMessage() {}
 
 func (x *Second) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1579,7 @@ func (x *Second) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Second.ProtoReflect.Descriptor instead.
 func (*Second) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Second) GetT() int32 {
@@ -1267,7 +1640,7 @@ type FinishStepRequest struct {
 
 func (x *FinishStepRequest) Reset() {
 	*x = FinishStepRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1652,7 @@ func (x *FinishStepRequest) String() string {
 func (*FinishStepRequest) ProtoMessage() {}
 
 func (x *FinishStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1665,7 @@ func (x *FinishStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishStepRequest.ProtoReflect.Descriptor instead.
 func (*FinishStepRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FinishStepRequest) GetStepId() string {
@@ -1311,7 +1684,7 @@ type FinishStepResponse struct {
 
 func (x *FinishStepResponse) Reset() {
 	*x = FinishStepResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1696,7 @@ func (x *FinishStepResponse) String() string {
 func (*FinishStepResponse) ProtoMessage() {}
 
 func (x *FinishStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1709,7 @@ func (x *FinishStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishStepResponse.ProtoReflect.Descriptor instead.
 func (*FinishStepResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FinishStepResponse) GetResult() *GeneratorResult {
@@ -1382,14 +1755,18 @@ type GeneratorResult struct {
 	Series        []*Second          `protobuf:"bytes,22,rep,name=series,proto3" json:"series,omitempty"`
 	// Set when the step ended early (stopped, abandoned, engine error): the
 	// result is partial.
-	Error         string `protobuf:"bytes,23,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,23,opt,name=error,proto3" json:"error,omitempty"`
+	// The requests of a mix, with each one's error classes (its figures are
+	// in metrics under request.<name>., its latency in histograms_hdr under
+	// request.<name>.latency).
+	Mix           []*RequestResult `protobuf:"bytes,24,rep,name=mix,proto3" json:"mix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GeneratorResult) Reset() {
 	*x = GeneratorResult{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1778,7 @@ func (x *GeneratorResult) String() string {
 func (*GeneratorResult) ProtoMessage() {}
 
 func (x *GeneratorResult) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1791,7 @@ func (x *GeneratorResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GeneratorResult.ProtoReflect.Descriptor instead.
 func (*GeneratorResult) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GeneratorResult) GetHoldStart() *timestamppb.Timestamp {
@@ -1578,6 +1955,73 @@ func (x *GeneratorResult) GetError() string {
 	return ""
 }
 
+func (x *GeneratorResult) GetMix() []*RequestResult {
+	if x != nil {
+		return x.Mix
+	}
+	return nil
+}
+
+type RequestResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Weight        int32                  `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	ErrorClasses  map[string]int64       `protobuf:"bytes,3,rep,name=error_classes,json=errorClasses,proto3" json:"error_classes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestResult) Reset() {
+	*x = RequestResult{}
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestResult) ProtoMessage() {}
+
+func (x *RequestResult) ProtoReflect() protoreflect.Message {
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestResult.ProtoReflect.Descriptor instead.
+func (*RequestResult) Descriptor() ([]byte, []int) {
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RequestResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RequestResult) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *RequestResult) GetErrorClasses() map[string]int64 {
+	if x != nil {
+		return x.ErrorClasses
+	}
+	return nil
+}
+
 // AgentHealth is the agent process's own health over the hold: a saturated
 // or starved agent makes the step generator-fail, never a target verdict.
 type AgentHealth struct {
@@ -1599,7 +2043,7 @@ type AgentHealth struct {
 
 func (x *AgentHealth) Reset() {
 	*x = AgentHealth{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +2055,7 @@ func (x *AgentHealth) String() string {
 func (*AgentHealth) ProtoMessage() {}
 
 func (x *AgentHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +2068,7 @@ func (x *AgentHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentHealth.ProtoReflect.Descriptor instead.
 func (*AgentHealth) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AgentHealth) GetCpu() float64 {
@@ -1686,7 +2130,7 @@ type StopStepRequest struct {
 
 func (x *StopStepRequest) Reset() {
 	*x = StopStepRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +2142,7 @@ func (x *StopStepRequest) String() string {
 func (*StopStepRequest) ProtoMessage() {}
 
 func (x *StopStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +2155,7 @@ func (x *StopStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopStepRequest.ProtoReflect.Descriptor instead.
 func (*StopStepRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StopStepRequest) GetStepId() string {
@@ -1736,7 +2180,7 @@ type StopStepResponse struct {
 
 func (x *StopStepResponse) Reset() {
 	*x = StopStepResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +2192,7 @@ func (x *StopStepResponse) String() string {
 func (*StopStepResponse) ProtoMessage() {}
 
 func (x *StopStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +2205,7 @@ func (x *StopStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopStepResponse.ProtoReflect.Descriptor instead.
 func (*StopStepResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 // Process names a process to watch on the agent's host: by pid, or by name
@@ -1780,7 +2224,7 @@ type Process struct {
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2236,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2249,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Process) GetName() string {
@@ -1846,7 +2290,7 @@ type LogFile struct {
 
 func (x *LogFile) Reset() {
 	*x = LogFile{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2302,7 @@ func (x *LogFile) String() string {
 func (*LogFile) ProtoMessage() {}
 
 func (x *LogFile) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2315,7 @@ func (x *LogFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogFile.ProtoReflect.Descriptor instead.
 func (*LogFile) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LogFile) GetPath() string {
@@ -1907,7 +2351,7 @@ type StartObservationRequest struct {
 
 func (x *StartObservationRequest) Reset() {
 	*x = StartObservationRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2363,7 @@ func (x *StartObservationRequest) String() string {
 func (*StartObservationRequest) ProtoMessage() {}
 
 func (x *StartObservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2376,7 @@ func (x *StartObservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartObservationRequest.ProtoReflect.Descriptor instead.
 func (*StartObservationRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StartObservationRequest) GetWindowId() string {
@@ -1999,7 +2443,7 @@ type StartObservationResponse struct {
 
 func (x *StartObservationResponse) Reset() {
 	*x = StartObservationResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2455,7 @@ func (x *StartObservationResponse) String() string {
 func (*StartObservationResponse) ProtoMessage() {}
 
 func (x *StartObservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2468,7 @@ func (x *StartObservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartObservationResponse.ProtoReflect.Descriptor instead.
 func (*StartObservationResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 type StopObservationRequest struct {
@@ -2039,7 +2483,7 @@ type StopObservationRequest struct {
 
 func (x *StopObservationRequest) Reset() {
 	*x = StopObservationRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2495,7 @@ func (x *StopObservationRequest) String() string {
 func (*StopObservationRequest) ProtoMessage() {}
 
 func (x *StopObservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2508,7 @@ func (x *StopObservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopObservationRequest.ProtoReflect.Descriptor instead.
 func (*StopObservationRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StopObservationRequest) GetWindowId() string {
@@ -2090,7 +2534,7 @@ type StopObservationResponse struct {
 
 func (x *StopObservationResponse) Reset() {
 	*x = StopObservationResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2546,7 @@ func (x *StopObservationResponse) String() string {
 func (*StopObservationResponse) ProtoMessage() {}
 
 func (x *StopObservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2559,7 @@ func (x *StopObservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopObservationResponse.ProtoReflect.Descriptor instead.
 func (*StopObservationResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StopObservationResponse) GetObservation() *HostObservation {
@@ -2151,7 +2595,7 @@ type HostObservation struct {
 
 func (x *HostObservation) Reset() {
 	*x = HostObservation{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2163,7 +2607,7 @@ func (x *HostObservation) String() string {
 func (*HostObservation) ProtoMessage() {}
 
 func (x *HostObservation) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2176,7 +2620,7 @@ func (x *HostObservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostObservation.ProtoReflect.Descriptor instead.
 func (*HostObservation) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HostObservation) GetHost() string {
@@ -2295,7 +2739,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2751,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2764,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Finding) GetRule() string {
@@ -2401,7 +2845,7 @@ type LogMatch struct {
 
 func (x *LogMatch) Reset() {
 	*x = LogMatch{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +2857,7 @@ func (x *LogMatch) String() string {
 func (*LogMatch) ProtoMessage() {}
 
 func (x *LogMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +2870,7 @@ func (x *LogMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogMatch.ProtoReflect.Descriptor instead.
 func (*LogMatch) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogMatch) GetRule() string {
@@ -2487,7 +2931,7 @@ type NetDevDelta struct {
 
 func (x *NetDevDelta) Reset() {
 	*x = NetDevDelta{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2943,7 @@ func (x *NetDevDelta) String() string {
 func (*NetDevDelta) ProtoMessage() {}
 
 func (x *NetDevDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2956,7 @@ func (x *NetDevDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetDevDelta.ProtoReflect.Descriptor instead.
 func (*NetDevDelta) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *NetDevDelta) GetDevice() string {
@@ -2561,7 +3005,7 @@ type AuditLimitsRequest struct {
 
 func (x *AuditLimitsRequest) Reset() {
 	*x = AuditLimitsRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +3017,7 @@ func (x *AuditLimitsRequest) String() string {
 func (*AuditLimitsRequest) ProtoMessage() {}
 
 func (x *AuditLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +3030,7 @@ func (x *AuditLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditLimitsRequest.ProtoReflect.Descriptor instead.
 func (*AuditLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AuditLimitsRequest) GetProcesses() []*Process {
@@ -2622,7 +3066,7 @@ type AuditLimitsResponse struct {
 
 func (x *AuditLimitsResponse) Reset() {
 	*x = AuditLimitsResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2634,7 +3078,7 @@ func (x *AuditLimitsResponse) String() string {
 func (*AuditLimitsResponse) ProtoMessage() {}
 
 func (x *AuditLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2647,7 +3091,7 @@ func (x *AuditLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditLimitsResponse.ProtoReflect.Descriptor instead.
 func (*AuditLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AuditLimitsResponse) GetHost() string {
@@ -2735,7 +3179,7 @@ type NginxConf struct {
 
 func (x *NginxConf) Reset() {
 	*x = NginxConf{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +3191,7 @@ func (x *NginxConf) String() string {
 func (*NginxConf) ProtoMessage() {}
 
 func (x *NginxConf) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +3204,7 @@ func (x *NginxConf) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NginxConf.ProtoReflect.Descriptor instead.
 func (*NginxConf) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *NginxConf) GetPath() string {
@@ -2825,7 +3269,7 @@ type ProcLimit struct {
 
 func (x *ProcLimit) Reset() {
 	*x = ProcLimit{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +3281,7 @@ func (x *ProcLimit) String() string {
 func (*ProcLimit) ProtoMessage() {}
 
 func (x *ProcLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +3294,7 @@ func (x *ProcLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcLimit.ProtoReflect.Descriptor instead.
 func (*ProcLimit) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ProcLimit) GetName() string {
@@ -2898,7 +3342,7 @@ type NetDevCountersRequest struct {
 
 func (x *NetDevCountersRequest) Reset() {
 	*x = NetDevCountersRequest{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +3354,7 @@ func (x *NetDevCountersRequest) String() string {
 func (*NetDevCountersRequest) ProtoMessage() {}
 
 func (x *NetDevCountersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +3367,7 @@ func (x *NetDevCountersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetDevCountersRequest.ProtoReflect.Descriptor instead.
 func (*NetDevCountersRequest) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NetDevCountersRequest) GetDevices() []string {
@@ -2942,7 +3386,7 @@ type NetDevCountersResponse struct {
 
 func (x *NetDevCountersResponse) Reset() {
 	*x = NetDevCountersResponse{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3398,7 @@ func (x *NetDevCountersResponse) String() string {
 func (*NetDevCountersResponse) ProtoMessage() {}
 
 func (x *NetDevCountersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3411,7 @@ func (x *NetDevCountersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetDevCountersResponse.ProtoReflect.Descriptor instead.
 func (*NetDevCountersResponse) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NetDevCountersResponse) GetDevices() []*NetDevCounters {
@@ -2989,7 +3433,7 @@ type NetDevCounters struct {
 
 func (x *NetDevCounters) Reset() {
 	*x = NetDevCounters{}
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3001,7 +3445,7 @@ func (x *NetDevCounters) String() string {
 func (*NetDevCounters) ProtoMessage() {}
 
 func (x *NetDevCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_loadramp_agent_v1_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3014,7 +3458,7 @@ func (x *NetDevCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetDevCounters.ProtoReflect.Descriptor instead.
 func (*NetDevCounters) Descriptor() ([]byte, []int) {
-	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NetDevCounters) GetDevice() string {
@@ -3092,17 +3536,42 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x06pubsub\x18\x02 \x01(\v2!.loadramp.agent.v1.PubSubWorkloadH\x00R\x06pubsub\x12\x18\n" +
 	"\aarrival\x18\x03 \x01(\tR\aarrival\x12\x12\n" +
 	"\x04seed\x18\x04 \x01(\x04R\x04seedB\x06\n" +
-	"\x04kind\"\xa1\x02\n" +
-	"\fHttpWorkload\x12\x16\n" +
-	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
-	"\x03url\x18\x02 \x01(\tR\x03url\x12F\n" +
-	"\aheaders\x18\x03 \x03(\v2,.loadramp.agent.v1.HttpWorkload.HeadersEntryR\aheaders\x12\x12\n" +
-	"\x04body\x18\x04 \x01(\fR\x04body\x123\n" +
+	"\x04kind\"\xdc\x02\n" +
+	"\fHttpWorkload\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1a\n" +
-	"\binsecure\x18\x06 \x01(\bR\binsecure\x1a:\n" +
-	"\fHeadersEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x01\n" +
+	"\binsecure\x18\x06 \x01(\bR\binsecure\x12:\n" +
+	"\brequests\x18\a \x03(\v2\x1e.loadramp.agent.v1.HttpRequestR\brequests\x12F\n" +
+	"\afeeders\x18\b \x03(\v2,.loadramp.agent.v1.HttpWorkload.FeedersEntryR\afeeders\x1aU\n" +
+	"\fFeedersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
+	"\x05value\x18\x02 \x01(\v2\x19.loadramp.agent.v1.FeederR\x05value:\x028\x01J\x04\b\x01\x10\x05R\x06methodR\x03urlR\aheadersR\x04body\"\xaa\x02\n" +
+	"\vHttpRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12\x16\n" +
+	"\x06method\x18\x03 \x01(\tR\x06method\x121\n" +
+	"\x03url\x18\x04 \x03(\v2\x1f.loadramp.agent.v1.TemplatePartR\x03url\x127\n" +
+	"\aheaders\x18\x05 \x03(\v2\x1d.loadramp.agent.v1.HttpHeaderR\aheaders\x123\n" +
+	"\x04body\x18\x06 \x03(\v2\x1f.loadramp.agent.v1.TemplatePartR\x04body\x126\n" +
+	"\x05check\x18\a \x01(\v2 .loadramp.agent.v1.ResponseCheckR\x05check\"W\n" +
+	"\n" +
+	"HttpHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
+	"\x05value\x18\x02 \x03(\v2\x1f.loadramp.agent.v1.TemplatePartR\x05value\"J\n" +
+	"\fTemplatePart\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x12\n" +
+	"\x04func\x18\x02 \x01(\tR\x04func\x12\x12\n" +
+	"\x04args\x18\x03 \x03(\tR\x04args\"\x93\x01\n" +
+	"\rResponseCheck\x12\x16\n" +
+	"\x06status\x18\x01 \x03(\x05R\x06status\x12#\n" +
+	"\rbody_contains\x18\x02 \x01(\tR\fbodyContains\x12\x1b\n" +
+	"\tjson_path\x18\x03 \x01(\tR\bjsonPath\x12(\n" +
+	"\x10json_equals_json\x18\x04 \x01(\tR\x0ejsonEqualsJson\"h\n" +
+	"\x06Feeder\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x18\n" +
+	"\acolumns\x18\x02 \x03(\tR\acolumns\x120\n" +
+	"\x04rows\x18\x03 \x03(\v2\x1c.loadramp.agent.v1.FeederRowR\x04rows\"#\n" +
+	"\tFeederRow\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\x9f\x01\n" +
 	"\x0ePubSubWorkload\x12\x1d\n" +
 	"\n" +
 	"body_bytes\x18\x03 \x01(\x05R\tbodyBytes\x123\n" +
@@ -3152,7 +3621,7 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x11FinishStepRequest\x12\x17\n" +
 	"\astep_id\x18\x01 \x01(\tR\x06stepId\"P\n" +
 	"\x12FinishStepResponse\x12:\n" +
-	"\x06result\x18\x01 \x01(\v2\".loadramp.agent.v1.GeneratorResultR\x06result\"\xef\b\n" +
+	"\x06result\x18\x01 \x01(\v2\".loadramp.agent.v1.GeneratorResultR\x06result\"\xa3\t\n" +
 	"\x0fGeneratorResult\x129\n" +
 	"\n" +
 	"hold_start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tholdStart\x12-\n" +
@@ -3181,7 +3650,8 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x0ehistograms_hdr\x18\x14 \x03(\v25.loadramp.agent.v1.GeneratorResult.HistogramsHdrEntryR\rhistogramsHdr\x126\n" +
 	"\x06health\x18\x15 \x01(\v2\x1e.loadramp.agent.v1.AgentHealthR\x06health\x121\n" +
 	"\x06series\x18\x16 \x03(\v2\x19.loadramp.agent.v1.SecondR\x06series\x12\x14\n" +
-	"\x05error\x18\x17 \x01(\tR\x05error\x1a?\n" +
+	"\x05error\x18\x17 \x01(\tR\x05error\x122\n" +
+	"\x03mix\x18\x18 \x03(\v2 .loadramp.agent.v1.RequestResultR\x03mix\x1a?\n" +
 	"\x11ErrorClassesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a:\n" +
@@ -3190,7 +3660,14 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a@\n" +
 	"\x12HistogramsHdrEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd5\x01\n" +
+	"\rRequestResult\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12W\n" +
+	"\rerror_classes\x18\x03 \x03(\v22.loadramp.agent.v1.RequestResult.ErrorClassesEntryR\ferrorClasses\x1a?\n" +
+	"\x11ErrorClassesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x8e\x02\n" +
 	"\vAgentHealth\x12\x10\n" +
 	"\x03cpu\x18\x01 \x01(\x01R\x03cpu\x12&\n" +
 	"\x0flag_p99_seconds\x18\x02 \x01(\x01R\rlagP99Seconds\x12#\n" +
@@ -3378,7 +3855,7 @@ func file_loadramp_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_loadramp_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loadramp_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_loadramp_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_loadramp_agent_v1_agent_proto_goTypes = []any{
 	(Role)(0),                        // 0: loadramp.agent.v1.Role
 	(StepState)(0),                   // 1: loadramp.agent.v1.StepState
@@ -3390,134 +3867,152 @@ var file_loadramp_agent_v1_agent_proto_goTypes = []any{
 	(*ClockResponse)(nil),            // 7: loadramp.agent.v1.ClockResponse
 	(*Workload)(nil),                 // 8: loadramp.agent.v1.Workload
 	(*HttpWorkload)(nil),             // 9: loadramp.agent.v1.HttpWorkload
-	(*PubSubWorkload)(nil),           // 10: loadramp.agent.v1.PubSubWorkload
-	(*PrepareStepRequest)(nil),       // 11: loadramp.agent.v1.PrepareStepRequest
-	(*PrepareStepResponse)(nil),      // 12: loadramp.agent.v1.PrepareStepResponse
-	(*StartStepRequest)(nil),         // 13: loadramp.agent.v1.StartStepRequest
-	(*StartStepResponse)(nil),        // 14: loadramp.agent.v1.StartStepResponse
-	(*PollStepRequest)(nil),          // 15: loadramp.agent.v1.PollStepRequest
-	(*PollStepResponse)(nil),         // 16: loadramp.agent.v1.PollStepResponse
-	(*Second)(nil),                   // 17: loadramp.agent.v1.Second
-	(*FinishStepRequest)(nil),        // 18: loadramp.agent.v1.FinishStepRequest
-	(*FinishStepResponse)(nil),       // 19: loadramp.agent.v1.FinishStepResponse
-	(*GeneratorResult)(nil),          // 20: loadramp.agent.v1.GeneratorResult
-	(*AgentHealth)(nil),              // 21: loadramp.agent.v1.AgentHealth
-	(*StopStepRequest)(nil),          // 22: loadramp.agent.v1.StopStepRequest
-	(*StopStepResponse)(nil),         // 23: loadramp.agent.v1.StopStepResponse
-	(*Process)(nil),                  // 24: loadramp.agent.v1.Process
-	(*LogFile)(nil),                  // 25: loadramp.agent.v1.LogFile
-	(*StartObservationRequest)(nil),  // 26: loadramp.agent.v1.StartObservationRequest
-	(*StartObservationResponse)(nil), // 27: loadramp.agent.v1.StartObservationResponse
-	(*StopObservationRequest)(nil),   // 28: loadramp.agent.v1.StopObservationRequest
-	(*StopObservationResponse)(nil),  // 29: loadramp.agent.v1.StopObservationResponse
-	(*HostObservation)(nil),          // 30: loadramp.agent.v1.HostObservation
-	(*Finding)(nil),                  // 31: loadramp.agent.v1.Finding
-	(*LogMatch)(nil),                 // 32: loadramp.agent.v1.LogMatch
-	(*NetDevDelta)(nil),              // 33: loadramp.agent.v1.NetDevDelta
-	(*AuditLimitsRequest)(nil),       // 34: loadramp.agent.v1.AuditLimitsRequest
-	(*AuditLimitsResponse)(nil),      // 35: loadramp.agent.v1.AuditLimitsResponse
-	(*NginxConf)(nil),                // 36: loadramp.agent.v1.NginxConf
-	(*ProcLimit)(nil),                // 37: loadramp.agent.v1.ProcLimit
-	(*NetDevCountersRequest)(nil),    // 38: loadramp.agent.v1.NetDevCountersRequest
-	(*NetDevCountersResponse)(nil),   // 39: loadramp.agent.v1.NetDevCountersResponse
-	(*NetDevCounters)(nil),           // 40: loadramp.agent.v1.NetDevCounters
-	nil,                              // 41: loadramp.agent.v1.HttpWorkload.HeadersEntry
-	nil,                              // 42: loadramp.agent.v1.PrepareStepRequest.ParamsEntry
-	nil,                              // 43: loadramp.agent.v1.PrepareStepRequest.FirstEntry
-	nil,                              // 44: loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
-	nil,                              // 45: loadramp.agent.v1.GeneratorResult.MetricsEntry
-	nil,                              // 46: loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
-	nil,                              // 47: loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
-	nil,                              // 48: loadramp.agent.v1.HostObservation.MetricsEntry
-	nil,                              // 49: loadramp.agent.v1.HostObservation.DeltasEntry
-	nil,                              // 50: loadramp.agent.v1.HostObservation.PeaksEntry
-	nil,                              // 51: loadramp.agent.v1.HostObservation.MinsEntry
-	nil,                              // 52: loadramp.agent.v1.HostObservation.LimitsEntry
-	nil,                              // 53: loadramp.agent.v1.NetDevDelta.DeltasEntry
-	nil,                              // 54: loadramp.agent.v1.NetDevDelta.LastEntry
-	nil,                              // 55: loadramp.agent.v1.NetDevCounters.CountersEntry
-	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 57: google.protobuf.Duration
+	(*HttpRequest)(nil),              // 10: loadramp.agent.v1.HttpRequest
+	(*HttpHeader)(nil),               // 11: loadramp.agent.v1.HttpHeader
+	(*TemplatePart)(nil),             // 12: loadramp.agent.v1.TemplatePart
+	(*ResponseCheck)(nil),            // 13: loadramp.agent.v1.ResponseCheck
+	(*Feeder)(nil),                   // 14: loadramp.agent.v1.Feeder
+	(*FeederRow)(nil),                // 15: loadramp.agent.v1.FeederRow
+	(*PubSubWorkload)(nil),           // 16: loadramp.agent.v1.PubSubWorkload
+	(*PrepareStepRequest)(nil),       // 17: loadramp.agent.v1.PrepareStepRequest
+	(*PrepareStepResponse)(nil),      // 18: loadramp.agent.v1.PrepareStepResponse
+	(*StartStepRequest)(nil),         // 19: loadramp.agent.v1.StartStepRequest
+	(*StartStepResponse)(nil),        // 20: loadramp.agent.v1.StartStepResponse
+	(*PollStepRequest)(nil),          // 21: loadramp.agent.v1.PollStepRequest
+	(*PollStepResponse)(nil),         // 22: loadramp.agent.v1.PollStepResponse
+	(*Second)(nil),                   // 23: loadramp.agent.v1.Second
+	(*FinishStepRequest)(nil),        // 24: loadramp.agent.v1.FinishStepRequest
+	(*FinishStepResponse)(nil),       // 25: loadramp.agent.v1.FinishStepResponse
+	(*GeneratorResult)(nil),          // 26: loadramp.agent.v1.GeneratorResult
+	(*RequestResult)(nil),            // 27: loadramp.agent.v1.RequestResult
+	(*AgentHealth)(nil),              // 28: loadramp.agent.v1.AgentHealth
+	(*StopStepRequest)(nil),          // 29: loadramp.agent.v1.StopStepRequest
+	(*StopStepResponse)(nil),         // 30: loadramp.agent.v1.StopStepResponse
+	(*Process)(nil),                  // 31: loadramp.agent.v1.Process
+	(*LogFile)(nil),                  // 32: loadramp.agent.v1.LogFile
+	(*StartObservationRequest)(nil),  // 33: loadramp.agent.v1.StartObservationRequest
+	(*StartObservationResponse)(nil), // 34: loadramp.agent.v1.StartObservationResponse
+	(*StopObservationRequest)(nil),   // 35: loadramp.agent.v1.StopObservationRequest
+	(*StopObservationResponse)(nil),  // 36: loadramp.agent.v1.StopObservationResponse
+	(*HostObservation)(nil),          // 37: loadramp.agent.v1.HostObservation
+	(*Finding)(nil),                  // 38: loadramp.agent.v1.Finding
+	(*LogMatch)(nil),                 // 39: loadramp.agent.v1.LogMatch
+	(*NetDevDelta)(nil),              // 40: loadramp.agent.v1.NetDevDelta
+	(*AuditLimitsRequest)(nil),       // 41: loadramp.agent.v1.AuditLimitsRequest
+	(*AuditLimitsResponse)(nil),      // 42: loadramp.agent.v1.AuditLimitsResponse
+	(*NginxConf)(nil),                // 43: loadramp.agent.v1.NginxConf
+	(*ProcLimit)(nil),                // 44: loadramp.agent.v1.ProcLimit
+	(*NetDevCountersRequest)(nil),    // 45: loadramp.agent.v1.NetDevCountersRequest
+	(*NetDevCountersResponse)(nil),   // 46: loadramp.agent.v1.NetDevCountersResponse
+	(*NetDevCounters)(nil),           // 47: loadramp.agent.v1.NetDevCounters
+	nil,                              // 48: loadramp.agent.v1.HttpWorkload.FeedersEntry
+	nil,                              // 49: loadramp.agent.v1.PrepareStepRequest.ParamsEntry
+	nil,                              // 50: loadramp.agent.v1.PrepareStepRequest.FirstEntry
+	nil,                              // 51: loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
+	nil,                              // 52: loadramp.agent.v1.GeneratorResult.MetricsEntry
+	nil,                              // 53: loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
+	nil,                              // 54: loadramp.agent.v1.RequestResult.ErrorClassesEntry
+	nil,                              // 55: loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
+	nil,                              // 56: loadramp.agent.v1.HostObservation.MetricsEntry
+	nil,                              // 57: loadramp.agent.v1.HostObservation.DeltasEntry
+	nil,                              // 58: loadramp.agent.v1.HostObservation.PeaksEntry
+	nil,                              // 59: loadramp.agent.v1.HostObservation.MinsEntry
+	nil,                              // 60: loadramp.agent.v1.HostObservation.LimitsEntry
+	nil,                              // 61: loadramp.agent.v1.NetDevDelta.DeltasEntry
+	nil,                              // 62: loadramp.agent.v1.NetDevDelta.LastEntry
+	nil,                              // 63: loadramp.agent.v1.NetDevCounters.CountersEntry
+	(*timestamppb.Timestamp)(nil),    // 64: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 65: google.protobuf.Duration
 }
 var file_loadramp_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: loadramp.agent.v1.HelloResponse.roles:type_name -> loadramp.agent.v1.Role
-	56, // 1: loadramp.agent.v1.HelloResponse.started:type_name -> google.protobuf.Timestamp
+	64, // 1: loadramp.agent.v1.HelloResponse.started:type_name -> google.protobuf.Timestamp
 	9,  // 2: loadramp.agent.v1.Workload.http:type_name -> loadramp.agent.v1.HttpWorkload
-	10, // 3: loadramp.agent.v1.Workload.pubsub:type_name -> loadramp.agent.v1.PubSubWorkload
-	41, // 4: loadramp.agent.v1.HttpWorkload.headers:type_name -> loadramp.agent.v1.HttpWorkload.HeadersEntry
-	57, // 5: loadramp.agent.v1.HttpWorkload.timeout:type_name -> google.protobuf.Duration
-	57, // 6: loadramp.agent.v1.PubSubWorkload.timeout:type_name -> google.protobuf.Duration
-	8,  // 7: loadramp.agent.v1.PrepareStepRequest.workload:type_name -> loadramp.agent.v1.Workload
-	42, // 8: loadramp.agent.v1.PrepareStepRequest.params:type_name -> loadramp.agent.v1.PrepareStepRequest.ParamsEntry
-	57, // 9: loadramp.agent.v1.PrepareStepRequest.warmup:type_name -> google.protobuf.Duration
-	57, // 10: loadramp.agent.v1.PrepareStepRequest.hold:type_name -> google.protobuf.Duration
-	57, // 11: loadramp.agent.v1.PrepareStepRequest.keepalive:type_name -> google.protobuf.Duration
-	57, // 12: loadramp.agent.v1.PrepareStepRequest.grace:type_name -> google.protobuf.Duration
-	43, // 13: loadramp.agent.v1.PrepareStepRequest.first:type_name -> loadramp.agent.v1.PrepareStepRequest.FirstEntry
-	57, // 14: loadramp.agent.v1.StartStepResponse.lead:type_name -> google.protobuf.Duration
-	1,  // 15: loadramp.agent.v1.PollStepResponse.state:type_name -> loadramp.agent.v1.StepState
-	17, // 16: loadramp.agent.v1.PollStepResponse.seconds:type_name -> loadramp.agent.v1.Second
-	20, // 17: loadramp.agent.v1.FinishStepResponse.result:type_name -> loadramp.agent.v1.GeneratorResult
-	56, // 18: loadramp.agent.v1.GeneratorResult.hold_start:type_name -> google.protobuf.Timestamp
-	57, // 19: loadramp.agent.v1.GeneratorResult.hold:type_name -> google.protobuf.Duration
-	44, // 20: loadramp.agent.v1.GeneratorResult.error_classes:type_name -> loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
-	45, // 21: loadramp.agent.v1.GeneratorResult.metrics:type_name -> loadramp.agent.v1.GeneratorResult.MetricsEntry
-	46, // 22: loadramp.agent.v1.GeneratorResult.histograms_hdr:type_name -> loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
-	21, // 23: loadramp.agent.v1.GeneratorResult.health:type_name -> loadramp.agent.v1.AgentHealth
-	17, // 24: loadramp.agent.v1.GeneratorResult.series:type_name -> loadramp.agent.v1.Second
-	24, // 25: loadramp.agent.v1.StartObservationRequest.processes:type_name -> loadramp.agent.v1.Process
-	25, // 26: loadramp.agent.v1.StartObservationRequest.logs:type_name -> loadramp.agent.v1.LogFile
-	57, // 27: loadramp.agent.v1.StartObservationRequest.warmup:type_name -> google.protobuf.Duration
-	57, // 28: loadramp.agent.v1.StartObservationRequest.hold:type_name -> google.protobuf.Duration
-	57, // 29: loadramp.agent.v1.StartObservationRequest.keepalive:type_name -> google.protobuf.Duration
-	47, // 30: loadramp.agent.v1.StopObservationRequest.generator_error_classes:type_name -> loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
-	30, // 31: loadramp.agent.v1.StopObservationResponse.observation:type_name -> loadramp.agent.v1.HostObservation
-	56, // 32: loadramp.agent.v1.HostObservation.start:type_name -> google.protobuf.Timestamp
-	56, // 33: loadramp.agent.v1.HostObservation.end:type_name -> google.protobuf.Timestamp
-	48, // 34: loadramp.agent.v1.HostObservation.metrics:type_name -> loadramp.agent.v1.HostObservation.MetricsEntry
-	49, // 35: loadramp.agent.v1.HostObservation.deltas:type_name -> loadramp.agent.v1.HostObservation.DeltasEntry
-	50, // 36: loadramp.agent.v1.HostObservation.peaks:type_name -> loadramp.agent.v1.HostObservation.PeaksEntry
-	51, // 37: loadramp.agent.v1.HostObservation.mins:type_name -> loadramp.agent.v1.HostObservation.MinsEntry
-	52, // 38: loadramp.agent.v1.HostObservation.limits:type_name -> loadramp.agent.v1.HostObservation.LimitsEntry
-	31, // 39: loadramp.agent.v1.HostObservation.findings:type_name -> loadramp.agent.v1.Finding
-	32, // 40: loadramp.agent.v1.HostObservation.log_matches:type_name -> loadramp.agent.v1.LogMatch
-	33, // 41: loadramp.agent.v1.HostObservation.netdev:type_name -> loadramp.agent.v1.NetDevDelta
-	53, // 42: loadramp.agent.v1.NetDevDelta.deltas:type_name -> loadramp.agent.v1.NetDevDelta.DeltasEntry
-	54, // 43: loadramp.agent.v1.NetDevDelta.last:type_name -> loadramp.agent.v1.NetDevDelta.LastEntry
-	24, // 44: loadramp.agent.v1.AuditLimitsRequest.processes:type_name -> loadramp.agent.v1.Process
-	36, // 45: loadramp.agent.v1.AuditLimitsResponse.nginx:type_name -> loadramp.agent.v1.NginxConf
-	37, // 46: loadramp.agent.v1.AuditLimitsResponse.procs:type_name -> loadramp.agent.v1.ProcLimit
-	40, // 47: loadramp.agent.v1.NetDevCountersResponse.devices:type_name -> loadramp.agent.v1.NetDevCounters
-	55, // 48: loadramp.agent.v1.NetDevCounters.counters:type_name -> loadramp.agent.v1.NetDevCounters.CountersEntry
-	2,  // 49: loadramp.agent.v1.AgentService.Hello:input_type -> loadramp.agent.v1.HelloRequest
-	4,  // 50: loadramp.agent.v1.AgentService.Health:input_type -> loadramp.agent.v1.HealthRequest
-	6,  // 51: loadramp.agent.v1.AgentService.Clock:input_type -> loadramp.agent.v1.ClockRequest
-	11, // 52: loadramp.agent.v1.AgentService.PrepareStep:input_type -> loadramp.agent.v1.PrepareStepRequest
-	13, // 53: loadramp.agent.v1.AgentService.StartStep:input_type -> loadramp.agent.v1.StartStepRequest
-	15, // 54: loadramp.agent.v1.AgentService.PollStep:input_type -> loadramp.agent.v1.PollStepRequest
-	18, // 55: loadramp.agent.v1.AgentService.FinishStep:input_type -> loadramp.agent.v1.FinishStepRequest
-	22, // 56: loadramp.agent.v1.AgentService.StopStep:input_type -> loadramp.agent.v1.StopStepRequest
-	26, // 57: loadramp.agent.v1.AgentService.StartObservation:input_type -> loadramp.agent.v1.StartObservationRequest
-	28, // 58: loadramp.agent.v1.AgentService.StopObservation:input_type -> loadramp.agent.v1.StopObservationRequest
-	34, // 59: loadramp.agent.v1.AgentService.AuditLimits:input_type -> loadramp.agent.v1.AuditLimitsRequest
-	38, // 60: loadramp.agent.v1.AgentService.NetDevCounters:input_type -> loadramp.agent.v1.NetDevCountersRequest
-	3,  // 61: loadramp.agent.v1.AgentService.Hello:output_type -> loadramp.agent.v1.HelloResponse
-	5,  // 62: loadramp.agent.v1.AgentService.Health:output_type -> loadramp.agent.v1.HealthResponse
-	7,  // 63: loadramp.agent.v1.AgentService.Clock:output_type -> loadramp.agent.v1.ClockResponse
-	12, // 64: loadramp.agent.v1.AgentService.PrepareStep:output_type -> loadramp.agent.v1.PrepareStepResponse
-	14, // 65: loadramp.agent.v1.AgentService.StartStep:output_type -> loadramp.agent.v1.StartStepResponse
-	16, // 66: loadramp.agent.v1.AgentService.PollStep:output_type -> loadramp.agent.v1.PollStepResponse
-	19, // 67: loadramp.agent.v1.AgentService.FinishStep:output_type -> loadramp.agent.v1.FinishStepResponse
-	23, // 68: loadramp.agent.v1.AgentService.StopStep:output_type -> loadramp.agent.v1.StopStepResponse
-	27, // 69: loadramp.agent.v1.AgentService.StartObservation:output_type -> loadramp.agent.v1.StartObservationResponse
-	29, // 70: loadramp.agent.v1.AgentService.StopObservation:output_type -> loadramp.agent.v1.StopObservationResponse
-	35, // 71: loadramp.agent.v1.AgentService.AuditLimits:output_type -> loadramp.agent.v1.AuditLimitsResponse
-	39, // 72: loadramp.agent.v1.AgentService.NetDevCounters:output_type -> loadramp.agent.v1.NetDevCountersResponse
-	61, // [61:73] is the sub-list for method output_type
-	49, // [49:61] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	16, // 3: loadramp.agent.v1.Workload.pubsub:type_name -> loadramp.agent.v1.PubSubWorkload
+	65, // 4: loadramp.agent.v1.HttpWorkload.timeout:type_name -> google.protobuf.Duration
+	10, // 5: loadramp.agent.v1.HttpWorkload.requests:type_name -> loadramp.agent.v1.HttpRequest
+	48, // 6: loadramp.agent.v1.HttpWorkload.feeders:type_name -> loadramp.agent.v1.HttpWorkload.FeedersEntry
+	12, // 7: loadramp.agent.v1.HttpRequest.url:type_name -> loadramp.agent.v1.TemplatePart
+	11, // 8: loadramp.agent.v1.HttpRequest.headers:type_name -> loadramp.agent.v1.HttpHeader
+	12, // 9: loadramp.agent.v1.HttpRequest.body:type_name -> loadramp.agent.v1.TemplatePart
+	13, // 10: loadramp.agent.v1.HttpRequest.check:type_name -> loadramp.agent.v1.ResponseCheck
+	12, // 11: loadramp.agent.v1.HttpHeader.value:type_name -> loadramp.agent.v1.TemplatePart
+	15, // 12: loadramp.agent.v1.Feeder.rows:type_name -> loadramp.agent.v1.FeederRow
+	65, // 13: loadramp.agent.v1.PubSubWorkload.timeout:type_name -> google.protobuf.Duration
+	8,  // 14: loadramp.agent.v1.PrepareStepRequest.workload:type_name -> loadramp.agent.v1.Workload
+	49, // 15: loadramp.agent.v1.PrepareStepRequest.params:type_name -> loadramp.agent.v1.PrepareStepRequest.ParamsEntry
+	65, // 16: loadramp.agent.v1.PrepareStepRequest.warmup:type_name -> google.protobuf.Duration
+	65, // 17: loadramp.agent.v1.PrepareStepRequest.hold:type_name -> google.protobuf.Duration
+	65, // 18: loadramp.agent.v1.PrepareStepRequest.keepalive:type_name -> google.protobuf.Duration
+	65, // 19: loadramp.agent.v1.PrepareStepRequest.grace:type_name -> google.protobuf.Duration
+	50, // 20: loadramp.agent.v1.PrepareStepRequest.first:type_name -> loadramp.agent.v1.PrepareStepRequest.FirstEntry
+	65, // 21: loadramp.agent.v1.StartStepResponse.lead:type_name -> google.protobuf.Duration
+	1,  // 22: loadramp.agent.v1.PollStepResponse.state:type_name -> loadramp.agent.v1.StepState
+	23, // 23: loadramp.agent.v1.PollStepResponse.seconds:type_name -> loadramp.agent.v1.Second
+	26, // 24: loadramp.agent.v1.FinishStepResponse.result:type_name -> loadramp.agent.v1.GeneratorResult
+	64, // 25: loadramp.agent.v1.GeneratorResult.hold_start:type_name -> google.protobuf.Timestamp
+	65, // 26: loadramp.agent.v1.GeneratorResult.hold:type_name -> google.protobuf.Duration
+	51, // 27: loadramp.agent.v1.GeneratorResult.error_classes:type_name -> loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
+	52, // 28: loadramp.agent.v1.GeneratorResult.metrics:type_name -> loadramp.agent.v1.GeneratorResult.MetricsEntry
+	53, // 29: loadramp.agent.v1.GeneratorResult.histograms_hdr:type_name -> loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
+	28, // 30: loadramp.agent.v1.GeneratorResult.health:type_name -> loadramp.agent.v1.AgentHealth
+	23, // 31: loadramp.agent.v1.GeneratorResult.series:type_name -> loadramp.agent.v1.Second
+	27, // 32: loadramp.agent.v1.GeneratorResult.mix:type_name -> loadramp.agent.v1.RequestResult
+	54, // 33: loadramp.agent.v1.RequestResult.error_classes:type_name -> loadramp.agent.v1.RequestResult.ErrorClassesEntry
+	31, // 34: loadramp.agent.v1.StartObservationRequest.processes:type_name -> loadramp.agent.v1.Process
+	32, // 35: loadramp.agent.v1.StartObservationRequest.logs:type_name -> loadramp.agent.v1.LogFile
+	65, // 36: loadramp.agent.v1.StartObservationRequest.warmup:type_name -> google.protobuf.Duration
+	65, // 37: loadramp.agent.v1.StartObservationRequest.hold:type_name -> google.protobuf.Duration
+	65, // 38: loadramp.agent.v1.StartObservationRequest.keepalive:type_name -> google.protobuf.Duration
+	55, // 39: loadramp.agent.v1.StopObservationRequest.generator_error_classes:type_name -> loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
+	37, // 40: loadramp.agent.v1.StopObservationResponse.observation:type_name -> loadramp.agent.v1.HostObservation
+	64, // 41: loadramp.agent.v1.HostObservation.start:type_name -> google.protobuf.Timestamp
+	64, // 42: loadramp.agent.v1.HostObservation.end:type_name -> google.protobuf.Timestamp
+	56, // 43: loadramp.agent.v1.HostObservation.metrics:type_name -> loadramp.agent.v1.HostObservation.MetricsEntry
+	57, // 44: loadramp.agent.v1.HostObservation.deltas:type_name -> loadramp.agent.v1.HostObservation.DeltasEntry
+	58, // 45: loadramp.agent.v1.HostObservation.peaks:type_name -> loadramp.agent.v1.HostObservation.PeaksEntry
+	59, // 46: loadramp.agent.v1.HostObservation.mins:type_name -> loadramp.agent.v1.HostObservation.MinsEntry
+	60, // 47: loadramp.agent.v1.HostObservation.limits:type_name -> loadramp.agent.v1.HostObservation.LimitsEntry
+	38, // 48: loadramp.agent.v1.HostObservation.findings:type_name -> loadramp.agent.v1.Finding
+	39, // 49: loadramp.agent.v1.HostObservation.log_matches:type_name -> loadramp.agent.v1.LogMatch
+	40, // 50: loadramp.agent.v1.HostObservation.netdev:type_name -> loadramp.agent.v1.NetDevDelta
+	61, // 51: loadramp.agent.v1.NetDevDelta.deltas:type_name -> loadramp.agent.v1.NetDevDelta.DeltasEntry
+	62, // 52: loadramp.agent.v1.NetDevDelta.last:type_name -> loadramp.agent.v1.NetDevDelta.LastEntry
+	31, // 53: loadramp.agent.v1.AuditLimitsRequest.processes:type_name -> loadramp.agent.v1.Process
+	43, // 54: loadramp.agent.v1.AuditLimitsResponse.nginx:type_name -> loadramp.agent.v1.NginxConf
+	44, // 55: loadramp.agent.v1.AuditLimitsResponse.procs:type_name -> loadramp.agent.v1.ProcLimit
+	47, // 56: loadramp.agent.v1.NetDevCountersResponse.devices:type_name -> loadramp.agent.v1.NetDevCounters
+	63, // 57: loadramp.agent.v1.NetDevCounters.counters:type_name -> loadramp.agent.v1.NetDevCounters.CountersEntry
+	14, // 58: loadramp.agent.v1.HttpWorkload.FeedersEntry.value:type_name -> loadramp.agent.v1.Feeder
+	2,  // 59: loadramp.agent.v1.AgentService.Hello:input_type -> loadramp.agent.v1.HelloRequest
+	4,  // 60: loadramp.agent.v1.AgentService.Health:input_type -> loadramp.agent.v1.HealthRequest
+	6,  // 61: loadramp.agent.v1.AgentService.Clock:input_type -> loadramp.agent.v1.ClockRequest
+	17, // 62: loadramp.agent.v1.AgentService.PrepareStep:input_type -> loadramp.agent.v1.PrepareStepRequest
+	19, // 63: loadramp.agent.v1.AgentService.StartStep:input_type -> loadramp.agent.v1.StartStepRequest
+	21, // 64: loadramp.agent.v1.AgentService.PollStep:input_type -> loadramp.agent.v1.PollStepRequest
+	24, // 65: loadramp.agent.v1.AgentService.FinishStep:input_type -> loadramp.agent.v1.FinishStepRequest
+	29, // 66: loadramp.agent.v1.AgentService.StopStep:input_type -> loadramp.agent.v1.StopStepRequest
+	33, // 67: loadramp.agent.v1.AgentService.StartObservation:input_type -> loadramp.agent.v1.StartObservationRequest
+	35, // 68: loadramp.agent.v1.AgentService.StopObservation:input_type -> loadramp.agent.v1.StopObservationRequest
+	41, // 69: loadramp.agent.v1.AgentService.AuditLimits:input_type -> loadramp.agent.v1.AuditLimitsRequest
+	45, // 70: loadramp.agent.v1.AgentService.NetDevCounters:input_type -> loadramp.agent.v1.NetDevCountersRequest
+	3,  // 71: loadramp.agent.v1.AgentService.Hello:output_type -> loadramp.agent.v1.HelloResponse
+	5,  // 72: loadramp.agent.v1.AgentService.Health:output_type -> loadramp.agent.v1.HealthResponse
+	7,  // 73: loadramp.agent.v1.AgentService.Clock:output_type -> loadramp.agent.v1.ClockResponse
+	18, // 74: loadramp.agent.v1.AgentService.PrepareStep:output_type -> loadramp.agent.v1.PrepareStepResponse
+	20, // 75: loadramp.agent.v1.AgentService.StartStep:output_type -> loadramp.agent.v1.StartStepResponse
+	22, // 76: loadramp.agent.v1.AgentService.PollStep:output_type -> loadramp.agent.v1.PollStepResponse
+	25, // 77: loadramp.agent.v1.AgentService.FinishStep:output_type -> loadramp.agent.v1.FinishStepResponse
+	30, // 78: loadramp.agent.v1.AgentService.StopStep:output_type -> loadramp.agent.v1.StopStepResponse
+	34, // 79: loadramp.agent.v1.AgentService.StartObservation:output_type -> loadramp.agent.v1.StartObservationResponse
+	36, // 80: loadramp.agent.v1.AgentService.StopObservation:output_type -> loadramp.agent.v1.StopObservationResponse
+	42, // 81: loadramp.agent.v1.AgentService.AuditLimits:output_type -> loadramp.agent.v1.AuditLimitsResponse
+	46, // 82: loadramp.agent.v1.AgentService.NetDevCounters:output_type -> loadramp.agent.v1.NetDevCountersResponse
+	71, // [71:83] is the sub-list for method output_type
+	59, // [59:71] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_loadramp_agent_v1_agent_proto_init() }
@@ -3535,7 +4030,7 @@ func file_loadramp_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loadramp_agent_v1_agent_proto_rawDesc), len(file_loadramp_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
