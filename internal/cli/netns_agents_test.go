@@ -523,7 +523,7 @@ parameters:
   - { name: connections, start: 8, max: 8 }
 ramp: { warmup: 1s, hold: 3s, cooldown: 0s, confirm: 0, refine: 0 }
 gates: [latency.p99 < 2s, errors.ratio < 0.01]
-generator_health: [generator.lag.p99 < 250ms, generator.starvation < 0.9]
+generator_health: [generator.lag.p99 < 250ms, generator.starved.ratio < 0.9]
 `, tp.addrs["target"], starved.url)
 		if err := os.WriteFile(plan, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -556,7 +556,7 @@ generator_health: [generator.lag.p99 < 250ms, generator.starvation < 0.9]
 				named = fm
 			}
 		}
-		if named == nil || !strings.Contains(evidence(named), "generator.starvation") {
+		if named == nil || !strings.Contains(evidence(named), "generator.starved.ratio") {
 			t.Errorf("no generator-saturated finding on gen-a-starved with its starvation: %v", first["findings"])
 		}
 		// The starved agent waited on the run queue more than the other
@@ -564,7 +564,7 @@ generator_health: [generator.lag.p99 < 250ms, generator.starvation < 0.9]
 		starvation := map[string]float64{}
 		for _, a := range first["agents"].([]any) {
 			am := a.(map[string]any)
-			starvation[am["agent"].(string)] = am["metrics"].(map[string]any)["generator.starvation"].(float64)
+			starvation[am["agent"].(string)] = am["metrics"].(map[string]any)["generator.starved.ratio"].(float64)
 		}
 		if starvation["gen-a-starved"] <= starvation["generators-agent-1"] {
 			t.Errorf("starvation %v: the starved agent's is not the larger", starvation)

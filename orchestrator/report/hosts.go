@@ -29,7 +29,7 @@ var agentColumns = []struct{ metric, label string }{
 	{metrics.ErrorsRatio, "errors"},
 	{metrics.GeneratorCPU, "gen cpu"},
 	{metrics.GeneratorLagP99, "lag p99"},
-	{"generator.starvation", "starvation"},
+	{metrics.GeneratorStarvedRatio, "starvation"},
 }
 
 // hostsView is one attempt's hosts and agents, each with its own figures.

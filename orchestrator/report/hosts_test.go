@@ -19,7 +19,7 @@ func TestReportShowsHostsAndAgents(t *testing.T) {
 			{Host: "gen-a", Side: "generator", Fleet: "generators", Source: "agent http://10.0.0.3:7070", Error: "agent gen-a unreachable <x>"},
 		}
 		steps[i].Agents = []result.AgentShare{
-			{Agent: "gen-a", Parameters: map[string]float64{"rate": 100}, Metrics: map[string]float64{"requests.count": 500, "latency.p99": 0.012, "generator.starvation": 1.5}},
+			{Agent: "gen-a", Parameters: map[string]float64{"rate": 100}, Metrics: map[string]float64{"requests.count": 500, "latency.p99": 0.012, "generator.starved.ratio": 0.15}},
 			{Agent: "gen-b", Idle: true},
 		}
 	}
@@ -38,7 +38,7 @@ func TestReportShowsHostsAndAgents(t *testing.T) {
 		"| target-host | target | agent http://10.0.0.2:7070 | 6 | 1 | 50% | 25% | 700 |",
 		"| gen-a | generator | agent http://10.0.0.3:7070 (not observed: agent gen-a unreachable &lt;x>) |  | 0 |",
 		"## Agents", "| agent | share | requests | p99 | starvation |",
-		"| gen-a | rate=100 | 500 | 12 ms | 1.5 |", "| gen-b | (sat the step out) |",
+		"| gen-a | rate=100 | 500 | 12 ms | 15% |", "| gen-b | (sat the step out) |",
 	}
 	for _, w := range want {
 		if !strings.Contains(md.String(), w) {
