@@ -250,6 +250,17 @@ func TestAgentEngineMix(t *testing.T) {
 	}
 }
 
+// loadramp plan says whose agents a run calls and what for.
+func TestDescribePlanNamesTheAgents(t *testing.T) {
+	p, _ := agentsPlan(t, "http://127.0.0.1:9", []string{"http://127.0.0.1:7070", "http://127.0.0.1:7071"}, "",
+		"  http: { url: '{{ .fleets.target.endpoint }}/' }", "  - { name: rate, start: 10, max: 10 }")
+	var b strings.Builder
+	DescribePlan(&b, p)
+	if want := "agents:      fleet generators: 2 listed, to run the builtin engine and observe their hosts\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("loadramp plan says\n%s\nwant the line %q", b.String(), want)
+	}
+}
+
 // A unique feeder cannot be shared by agents: the plan says so, naming the
 // field.
 func TestAgentsRefuseAUniqueFeeder(t *testing.T) {

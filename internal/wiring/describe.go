@@ -48,6 +48,9 @@ func DescribePlan(w io.Writer, p *plan.Plan) {
 		eng += fmt.Sprintf(": %s %s", h.Method, h.URL)
 	}
 	fmt.Fprintf(w, "engine:      %s\n", eng)
+	if line := agentsLine(p); line != "" {
+		fmt.Fprintf(w, "agents:      %s\n", line)
+	}
 	if h != nil && len(h.Requests) > 0 {
 		total := 0
 		for _, r := range h.Requests {
@@ -151,4 +154,37 @@ func DescribePlan(w io.Writer, p *plan.Plan) {
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()
+}
+
+// agentsLine says which fleets' agents a run calls, and what for.
+func agentsLine(p *plan.Plan) string {
+	var parts []string
+	names := make([]string, 0, len(p.Fleets))
+	for n := range p.Fleets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := p.Fleets[n]
+		if !f.HasAgents() {
+			continue
+		}
+		a := f.Agents
+		var where []string
+		if a.Output != "" {
+			where = append(where, "output "+a.Output)
+		}
+		if len(a.Endpoints) > 0 {
+			where = append(where, fmt.Sprintf("%d listed", len(a.Endpoints)))
+		}
+		if a.Local > 0 {
+			where = append(where, fmt.Sprintf("%d started here", a.Local))
+		}
+		role := "observe their hosts"
+		if n == "generators" && p.BuiltinOnAgents() {
+			role = "run the builtin engine and observe their hosts"
+		}
+		parts = append(parts, fmt.Sprintf("fleet %s: %s, to %s", n, strings.Join(where, ", "), role))
+	}
+	return strings.Join(parts, "; ")
 }
