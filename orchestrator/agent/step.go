@@ -391,6 +391,7 @@ func (p *healthProbe) fill(h *Health) {
 	defer p.mu.Unlock()
 	procs := runtime.GOMAXPROCS(0)
 	h.GOMAXPROCS = procs
+	h.Starvation = -1 // not measured, unless the kernel shows it
 	if v, ok := hoststat.StarvedRatio(p.start, end, procs); ok {
 		h.Starvation = v
 	}

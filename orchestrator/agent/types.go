@@ -73,7 +73,8 @@ type Health struct {
 	GCPauseMax   float64 // seconds
 	// Starvation is the run-queue wait of the agent's threads per second of
 	// wall time and per CPU it may use: a starved agent waits for a CPU while
-	// its CPU share stays low.
+	// its CPU share stays low. Negative: not measured (the agent's kernel
+	// shows no run delay).
 	Starvation float64
 	GOMAXPROCS int
 }

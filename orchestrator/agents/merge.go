@@ -26,6 +26,7 @@ func Merge(names []string, rs []*agent.Result) (*agent.Result, error) {
 		return nil, fmt.Errorf("merge: no agent results")
 	}
 	out := &agent.Result{ErrorClasses: map[string]int64{}, Metrics: metrics.Metrics{}}
+	out.Health.Starvation = -1 // the worst measured, if any agent measured it
 	var errs []string
 	for i, r := range rs {
 		name := fmt.Sprint(i)
@@ -191,7 +192,7 @@ func MergeSeries(series [][]agent.Second) []agent.Second {
 // HealthMetrics names an agent's health as the generator.* metrics that
 // generator_health gates judge.
 func HealthMetrics(h agent.Health) metrics.Metrics {
-	return metrics.Metrics{
+	m := metrics.Metrics{
 		metrics.GeneratorCPU:          h.CPU,
 		metrics.GeneratorLagP99:       h.LagP99,
 		metrics.GeneratorBlockedRatio: h.BlockedRatio,
@@ -199,6 +200,10 @@ func HealthMetrics(h agent.Health) metrics.Metrics {
 		metrics.GeneratorGCPauseMax:   h.GCPauseMax,
 		metrics.GeneratorStarvedRatio: h.Starvation,
 	}
+	if h.Starvation < 0 {
+		delete(m, metrics.GeneratorStarvedRatio) // not measured: a check on it says so
+	}
+	return m
 }
 
 // Breach is an agent whose own health failed the generator's health checks:

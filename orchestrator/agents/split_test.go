@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"testing/quick"
+
+	"github.com/loadramp/loadramp/orchestrator/agent"
+	"github.com/loadramp/loadramp/orchestrator/metrics"
 )
 
 func TestSplit(t *testing.T) {
@@ -79,5 +82,27 @@ func TestSplitProperties(t *testing.T) {
 	}
 	if err := quick.Check(f, &quick.Config{MaxCount: 2000}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An agent whose kernel shows no run delay reports its starvation as not
+// measured (negative): the merge keeps the worst measured one, and with none
+// measured the step has no generator.starved.ratio rather than a 0.
+func TestMergeStarvationNotMeasured(t *testing.T) {
+	measured := &agent.Result{Health: agent.Health{Starvation: 0.3}}
+	unknown := &agent.Result{Health: agent.Health{Starvation: -1}}
+	m, err := Merge([]string{"a", "b"}, []*agent.Result{unknown, measured})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := HealthMetrics(m.Health)[metrics.GeneratorStarvedRatio]; got != 0.3 {
+		t.Errorf("merged starvation %v, want the measured agent's 0.3", got)
+	}
+	m, err = Merge([]string{"a", "b"}, []*agent.Result{unknown, unknown})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := HealthMetrics(m.Health)[metrics.GeneratorStarvedRatio]; ok {
+		t.Errorf("starvation %v reported although no agent measured it", v)
 	}
 }
