@@ -51,6 +51,9 @@ type AgentEndpoint struct {
 const (
 	// MaxLocalAgents bounds agents.local.
 	MaxLocalAgents = 64
+	// MaxAgentClockOffset bounds agents.max_clock_offset: agents further
+	// apart than this cannot start a step together.
+	MaxAgentClockOffset = 10 * time.Second
 	// DefaultMaxClockOffset is agents.max_clock_offset's default.
 	DefaultMaxClockOffset = Duration(100 * time.Millisecond)
 	// AgentsOutput is the output through which a local fleet with local
@@ -156,6 +159,7 @@ func (v *validator) agents(name string, f *Fleet) {
 	if a.MaxClockOffset < 0 {
 		v.add(ap+".max_clock_offset", "must be >= 0")
 	}
+	v.atMost(ap+".max_clock_offset", "Agents.max_clock_offset", float64(a.MaxClockOffset))
 }
 
 // CheckAgentURL checks an agent's address: http://HOST:PORT or

@@ -38,13 +38,15 @@ var boundCases = map[string]struct {
 	"HTTP.timeout":          {basePlan, "workload.http.timeout", nil},
 	"Request.weight": {basePlan, "workload.http.requests[0].weight",
 		[]string{`workload.http={requests: [{name: a, url: "http://127.0.0.1:1/"}]}`}},
-	"Check.status":      {basePlan, "workload.http.check.status[0]", []string{"workload.http.check={status: [200]}"}},
-	"PubSubBus.settle":  {pubsubPlan, "workload.pubsub.settle", nil},
-	"PubSub.body_bytes": {pubsubPlan, "workload.pubsub.body_bytes", nil},
-	"PubSub.timeout":    {pubsubPlan, "workload.pubsub.timeout", nil},
-	"Probe.rate":        {pubsubPlan, "probe.rate", nil},
-	"Probe.timeout":     {pubsubPlan, "probe.timeout", nil},
-	"Prometheus.settle": {basePlan, "prometheus.settle", []string{`prometheus={query: 'http://h:9090', metrics: {a: up}}`}},
+	"Check.status":            {basePlan, "workload.http.check.status[0]", []string{"workload.http.check={status: [200]}"}},
+	"PubSubBus.settle":        {pubsubPlan, "workload.pubsub.settle", nil},
+	"PubSub.body_bytes":       {pubsubPlan, "workload.pubsub.body_bytes", nil},
+	"PubSub.timeout":          {pubsubPlan, "workload.pubsub.timeout", nil},
+	"Probe.rate":              {pubsubPlan, "probe.rate", nil},
+	"Probe.timeout":           {pubsubPlan, "probe.timeout", nil},
+	"Prometheus.settle":       {basePlan, "prometheus.settle", []string{`prometheus={query: 'http://h:9090', metrics: {a: up}}`}},
+	"Agents.local":            {basePlan, "fleets.target.agents.local", nil},
+	"Agents.max_clock_offset": {basePlan, "fleets.target.agents.max_clock_offset", []string{"fleets.target.agents.local=1"}},
 }
 
 // TestBoundsAreWhatValidationChecks: every key of Bounds is refused just
