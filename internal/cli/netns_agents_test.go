@@ -571,6 +571,13 @@ generator_health: [generator.lag.p99 < 250ms, generator.starved.ratio < 0.9]
 		if named == nil || !strings.Contains(evidence(named), "generator.starved.ratio") {
 			t.Errorf("no generator-saturated finding on gen-a-starved with its starvation: %v", first["findings"])
 		}
+		// The starvation was gen-a-starved's: this machine's diagnosis does
+		// not read the agents' generator figures as its own threads'.
+		for _, f := range first["findings"].([]any) {
+			if fm := f.(map[string]any); strings.Contains(evidence(fm), "loadramp's threads waited") {
+				t.Errorf("finding %v on host %v blames this machine's loadramp for an agent's starvation", fm["rule"], fm["host"])
+			}
+		}
 		// The starved agent waited on the run queue more than the other
 		// one (which, on a busy machine, may lag too).
 		starvation := map[string]float64{}

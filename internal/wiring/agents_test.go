@@ -400,6 +400,15 @@ func TestAgentSamplerObservesTheTargetHost(t *testing.T) {
 
 // A target host whose agent cannot be reached is recorded, with why; the
 // step goes on.
+// Agents of both sides on one kernel (network namespaces, containers) share
+// a machine: its host-wide findings are neither side's.
+func TestSharedMachines(t *testing.T) {
+	got := sharedMachines(map[string][]string{"target": {"a", "b", ""}, "generator": {"b", "c", "c", ""}})
+	if len(got) != 1 || !got["b"] {
+		t.Errorf("shared %v, want only b (c is two generator agents, \"\" unknown)", got)
+	}
+}
+
 func TestAgentSamplerRecordsAnUnreachableHost(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -129,6 +129,28 @@ type observing struct {
 	err   error
 }
 
+// sharedMachines are the boot ids of the machines whose agents serve both
+// sides (a target fleet's agent and a generators fleet's on one kernel:
+// containers or network namespaces of one machine), from the boot ids of
+// each side's agents: such a machine's CPUs and kernel tables are both
+// sides', so its host-wide findings are given to neither.
+func sharedMachines(bySide map[string][]string) map[string]bool {
+	first := map[string]string{}
+	shared := map[string]bool{}
+	for side, ids := range bySide {
+		for _, id := range ids {
+			if id == "" {
+				continue
+			}
+			if s, ok := first[id]; ok && s != side {
+				shared[id] = true
+			}
+			first[id] = side
+		}
+	}
+	return shared
+}
+
 // names lists a fleet's agents as the plan and its outputs name them, for
 // the record of hosts that could not be observed.
 func (s *agentSampler) names(fleet string) []agents.Endpoint {
@@ -153,9 +175,20 @@ func (s *agentSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 	for _, fleet := range s.observed() {
 		ob := &observing{fleet: fleet, side: plan.FleetSide(fleet)}
 		opens = append(opens, ob)
-		if ob.clients, ob.err = s.set.dial(ctx, fleet); ob.err != nil {
+		ob.clients, ob.err = s.set.dial(ctx, fleet)
+	}
+	bySide := map[string][]string{}
+	for _, ob := range opens {
+		for _, c := range ob.clients {
+			bySide[ob.side] = append(bySide[ob.side], c.Hello().GetBootId())
+		}
+	}
+	shared := sharedMachines(bySide)
+	for _, ob := range opens {
+		if ob.err != nil {
 			continue
 		}
+		fleet := ob.fleet
 		logs, err := s.logs(fleet)
 		if err != nil {
 			ob.err = err
@@ -165,8 +198,9 @@ func (s *agentSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 		for _, name := range s.set.p.Fleets[fleet].Agents.Processes {
 			procs = append(procs, &agentv1.Process{Name: name, Side: ob.side})
 		}
-		ob.o, ob.err = agents.Observe(ctx, ob.clients, id, agent.DefaultKeepalive, func(*agents.Client) *agentv1.StartObservationRequest {
-			return &agentv1.StartObservationRequest{Side: ob.side, Processes: procs, Logs: logs, Warmup: durationpb.New(spec.Warmup)}
+		ob.o, ob.err = agents.Observe(ctx, ob.clients, id, agent.DefaultKeepalive, func(c *agents.Client) *agentv1.StartObservationRequest {
+			return &agentv1.StartObservationRequest{Side: ob.side, SharedMachine: shared[c.Hello().GetBootId()], Processes: procs, Logs: logs,
+				Warmup: durationpb.New(spec.Warmup)}
 		})
 	}
 	for _, ob := range opens {
@@ -181,7 +215,15 @@ func (s *agentSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) 
 		m := metrics.Metrics{}
 		var findings []result.Finding
 		if stopBase != nil {
-			bm, bf := stopBase(f)
+			lf := f
+			if s.set.p.BuiltinOnAgents() {
+				// The engine ran on the agents: its generator.* figures are
+				// theirs (the worst agent's), which this machine's diagnosis
+				// must not read as its own threads'.
+				lf.Metrics = maps.Clone(f.Metrics)
+				maps.DeleteFunc(lf.Metrics, func(k string, _ float64) bool { return strings.HasPrefix(k, "generator.") })
+			}
+			bm, bf := stopBase(lf)
 			if spec.Host != nil {
 				spec.Host(result.Host{Host: s.host, Source: "this machine (/proc)", Metrics: maps.Clone(bm)})
 			}

@@ -240,6 +240,9 @@ func (o *agentObserver) Start(ctx context.Context, spec agent.ObserveSpec) (agen
 	// The host serves its fleet's side: its host-wide findings are that
 	// side's (a host of generators only is the generator's).
 	ws.Side = spec.Side
+	if spec.SharedMachine {
+		ws.Side = "" // both sides run on this machine
+	}
 	// On a generator host the agent is the generator (its engine runs the
 	// host's share of the load); elsewhere nothing of loadramp's generates.
 	ws.NotGenerator = spec.Side != hoststat.SideGenerator

@@ -80,7 +80,7 @@ func (s *Server) StartObservation(ctx context.Context, req *connect.Request[agen
 		w.before = hoststat.ReadNetDevs(s.cfg.NetDev, w.devs)
 	}
 	if s.cfg.Observer != nil {
-		spec := ObserveSpec{WindowID: m.WindowId, Side: m.Side, Warmup: warmup, Hold: hold}
+		spec := ObserveSpec{WindowID: m.WindowId, Side: m.Side, SharedMachine: m.SharedMachine, Warmup: warmup, Hold: hold}
 		for _, p := range m.Processes {
 			spec.Processes = append(spec.Processes, ProcessRef{Name: p.Name, Pid: int(p.Pid), LogPath: p.LogPath, Side: p.Side})
 		}

@@ -358,7 +358,7 @@ func (s *Server) Hello(ctx context.Context, req *connect.Request[agentv1.HelloRe
 		AgentVersion: s.cfg.Version, Protocol: Protocol, Name: s.cfg.Name, Hostname: host,
 		Roles: roles, Pid: int32(os.Getpid()), Gomaxprocs: int32(runtime.GOMAXPROCS(0)),
 		HostCpus: int32(runtime.NumCPU()), Os: runtime.GOOS, Arch: runtime.GOARCH,
-		Started: timestamppb.New(s.started),
+		Started: timestamppb.New(s.started), BootId: hoststat.BootID(s.cfg.ProcRoot),
 	}), nil
 }
 

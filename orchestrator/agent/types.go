@@ -143,12 +143,15 @@ type LogRef struct{ Path, Side string }
 
 // ObserveSpec is one sampling window on the agent's host.
 type ObserveSpec struct {
-	WindowID  string
-	Side      string
-	Processes []ProcessRef
-	Logs      []LogRef
-	Warmup    time.Duration
-	Hold      time.Duration
+	WindowID string
+	Side     string
+	// SharedMachine: another side's agent runs on this kernel, so the
+	// host's host-wide findings are neither side's.
+	SharedMachine bool
+	Processes     []ProcessRef
+	Logs          []LogRef
+	Warmup        time.Duration
+	Hold          time.Duration
 }
 
 // Observation is the host over one window.

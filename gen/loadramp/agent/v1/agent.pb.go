@@ -224,11 +224,14 @@ type HelloResponse struct {
 	Roles    []Role `protobuf:"varint,5,rep,packed,name=roles,proto3,enum=loadramp.agent.v1.Role" json:"roles,omitempty"`
 	Pid      int32  `protobuf:"varint,6,opt,name=pid,proto3" json:"pid,omitempty"`
 	// CPUs the agent may use (GOMAXPROCS) and the host's CPUs.
-	Gomaxprocs    int32                  `protobuf:"varint,7,opt,name=gomaxprocs,proto3" json:"gomaxprocs,omitempty"`
-	HostCpus      int32                  `protobuf:"varint,8,opt,name=host_cpus,json=hostCpus,proto3" json:"host_cpus,omitempty"`
-	Os            string                 `protobuf:"bytes,9,opt,name=os,proto3" json:"os,omitempty"`
-	Arch          string                 `protobuf:"bytes,10,opt,name=arch,proto3" json:"arch,omitempty"`
-	Started       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=started,proto3" json:"started,omitempty"`
+	Gomaxprocs int32                  `protobuf:"varint,7,opt,name=gomaxprocs,proto3" json:"gomaxprocs,omitempty"`
+	HostCpus   int32                  `protobuf:"varint,8,opt,name=host_cpus,json=hostCpus,proto3" json:"host_cpus,omitempty"`
+	Os         string                 `protobuf:"bytes,9,opt,name=os,proto3" json:"os,omitempty"`
+	Arch       string                 `protobuf:"bytes,10,opt,name=arch,proto3" json:"arch,omitempty"`
+	Started    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=started,proto3" json:"started,omitempty"`
+	// The running kernel's boot id (/proc/sys/kernel/random/boot_id): agents
+	// with the same one share a machine, its CPUs and its kernel tables.
+	BootId        string `protobuf:"bytes,12,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,6 +341,13 @@ func (x *HelloResponse) GetStarted() *timestamppb.Timestamp {
 		return x.Started
 	}
 	return nil
+}
+
+func (x *HelloResponse) GetBootId() string {
+	if x != nil {
+		return x.BootId
+	}
+	return ""
 }
 
 type HealthRequest struct {
@@ -2341,10 +2351,14 @@ type StartObservationRequest struct {
 	Logs      []*LogFile `protobuf:"bytes,4,rep,name=logs,proto3" json:"logs,omitempty"`
 	// Network devices whose counters are read at both ends of the window (empty:
 	// every device but loopback).
-	Devices       []string             `protobuf:"bytes,5,rep,name=devices,proto3" json:"devices,omitempty"`
-	Warmup        *durationpb.Duration `protobuf:"bytes,6,opt,name=warmup,proto3" json:"warmup,omitempty"`
-	Hold          *durationpb.Duration `protobuf:"bytes,7,opt,name=hold,proto3" json:"hold,omitempty"`
-	Keepalive     *durationpb.Duration `protobuf:"bytes,8,opt,name=keepalive,proto3" json:"keepalive,omitempty"`
+	Devices   []string             `protobuf:"bytes,5,rep,name=devices,proto3" json:"devices,omitempty"`
+	Warmup    *durationpb.Duration `protobuf:"bytes,6,opt,name=warmup,proto3" json:"warmup,omitempty"`
+	Hold      *durationpb.Duration `protobuf:"bytes,7,opt,name=hold,proto3" json:"hold,omitempty"`
+	Keepalive *durationpb.Duration `protobuf:"bytes,8,opt,name=keepalive,proto3" json:"keepalive,omitempty"`
+	// The machine serves both sides: another fleet's agent runs on the same
+	// kernel (containers, network namespaces). Its host-wide findings are
+	// then neither side's, whatever side this agent's fleet serves.
+	SharedMachine bool `protobuf:"varint,9,opt,name=shared_machine,json=sharedMachine,proto3" json:"shared_machine,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2433,6 +2447,13 @@ func (x *StartObservationRequest) GetKeepalive() *durationpb.Duration {
 		return x.Keepalive
 	}
 	return nil
+}
+
+func (x *StartObservationRequest) GetSharedMachine() bool {
+	if x != nil {
+		return x.SharedMachine
+	}
+	return false
 }
 
 type StartObservationResponse struct {
@@ -3498,7 +3519,7 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x13coordinator_version\x18\x01 \x01(\tR\x12coordinatorVersion\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\x12\x1d\n" +
 	"\n" +
-	"agent_name\x18\x03 \x01(\tR\tagentName\"\xd8\x02\n" +
+	"agent_name\x18\x03 \x01(\tR\tagentName\"\xf1\x02\n" +
 	"\rHelloResponse\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\x12\x12\n" +
@@ -3513,7 +3534,8 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x02os\x18\t \x01(\tR\x02os\x12\x12\n" +
 	"\x04arch\x18\n" +
 	" \x01(\tR\x04arch\x124\n" +
-	"\astarted\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\astarted\"\x0f\n" +
+	"\astarted\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12\x17\n" +
+	"\aboot_id\x18\f \x01(\tR\x06bootId\"\x0f\n" +
 	"\rHealthRequest\"\x82\x01\n" +
 	"\x0eHealthResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x1d\n" +
@@ -3691,7 +3713,7 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x04side\x18\x04 \x01(\tR\x04side\"1\n" +
 	"\aLogFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
-	"\x04side\x18\x02 \x01(\tR\x04side\"\xe9\x02\n" +
+	"\x04side\x18\x02 \x01(\tR\x04side\"\x90\x03\n" +
 	"\x17StartObservationRequest\x12\x1b\n" +
 	"\twindow_id\x18\x01 \x01(\tR\bwindowId\x12\x12\n" +
 	"\x04side\x18\x02 \x01(\tR\x04side\x128\n" +
@@ -3700,7 +3722,8 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\adevices\x18\x05 \x03(\tR\adevices\x121\n" +
 	"\x06warmup\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x06warmup\x12-\n" +
 	"\x04hold\x18\a \x01(\v2\x19.google.protobuf.DurationR\x04hold\x127\n" +
-	"\tkeepalive\x18\b \x01(\v2\x19.google.protobuf.DurationR\tkeepalive\"\x1a\n" +
+	"\tkeepalive\x18\b \x01(\v2\x19.google.protobuf.DurationR\tkeepalive\x12%\n" +
+	"\x0eshared_machine\x18\t \x01(\bR\rsharedMachine\"\x1a\n" +
 	"\x18StartObservationResponse\"\xfd\x01\n" +
 	"\x16StopObservationRequest\x12\x1b\n" +
 	"\twindow_id\x18\x01 \x01(\tR\bwindowId\x12|\n" +
