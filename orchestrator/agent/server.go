@@ -362,10 +362,10 @@ func (s *Server) Hello(ctx context.Context, req *connect.Request[agentv1.HelloRe
 	}), nil
 }
 
-// Health implements the service: readiness and the current step.
+// Health implements the service: readiness, the current step, and the
+// answer of the URL the caller asked the agent to check (check.go).
 func (s *Server) Health(ctx context.Context, req *connect.Request[agentv1.HealthRequest]) (*connect.Response[agentv1.HealthResponse], error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r := &agentv1.HealthResponse{Ready: !s.shutting.Load(), StepState: "idle"}
 	if s.step != nil {
 		r.StepId = s.step.id
@@ -374,6 +374,8 @@ func (s *Server) Health(ctx context.Context, req *connect.Request[agentv1.Health
 	for id := range s.windows {
 		r.Observations = append(r.Observations, id)
 	}
+	s.mu.Unlock()
+	s.check(ctx, req.Msg, r)
 	return connect.NewResponse(r), nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	agentv1 "github.com/loadramp/loadramp/gen/loadramp/agent/v1"
 	"github.com/loadramp/loadramp/gen/loadramp/agent/v1/agentv1connect"
@@ -312,6 +313,27 @@ func (c *Client) Health(ctx context.Context) (*agentv1.HealthResponse, error) {
 	resp, err := c.svc.Health(cctx, connect.NewRequest(&agentv1.HealthRequest{}))
 	if err != nil {
 		return nil, c.wrap("health", err)
+	}
+	return resp.Msg, nil
+}
+
+// CheckURL asks the agent to GET rawURL from its own host (a service's
+// health endpoint beside it) within timeout, and returns its Health answer
+// with the check's status. An agent that did not check (one without the
+// check) answers with neither a status nor a reason: that is an error.
+func (c *Client) CheckURL(ctx context.Context, rawURL string, timeout time.Duration) (*agentv1.HealthResponse, error) {
+	if timeout <= 0 {
+		timeout = agent.DefaultCheckTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, max(c.opts.CallTimeout, timeout+2*time.Second))
+	defer cancel()
+	resp, err := c.svc.Health(cctx, connect.NewRequest(&agentv1.HealthRequest{CheckUrl: rawURL, CheckTimeout: durationpb.New(timeout)}))
+	if err != nil {
+		return nil, c.wrap("health", err)
+	}
+	if resp.Msg.CheckStatus == 0 && resp.Msg.CheckError == "" {
+		return nil, &Error{Agent: c.ep.Name, URL: c.ep.URL, Op: "health", Code: connect.CodeUnimplemented,
+			Err: errors.New("the agent did not check the URL it was given (an agent without URL checks)")}
 	}
 	return resp.Msg, nil
 }

@@ -351,7 +351,14 @@ func (x *HelloResponse) GetBootId() string {
 }
 
 type HealthRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// If set, the agent GETs this URL from its own host (the health endpoint
+	// of the service beside it, e.g. http://127.0.0.1:80/healthz) and says how
+	// it answered: readiness of the app, seen where it runs. Only http and
+	// https; no redirect is followed and no body is returned.
+	CheckUrl string `protobuf:"bytes,1,opt,name=check_url,json=checkUrl,proto3" json:"check_url,omitempty"`
+	// Bounds the check (default 5s, at most 30s).
+	CheckTimeout  *durationpb.Duration `protobuf:"bytes,2,opt,name=check_timeout,json=checkTimeout,proto3" json:"check_timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,13 +393,34 @@ func (*HealthRequest) Descriptor() ([]byte, []int) {
 	return file_loadramp_agent_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
+func (x *HealthRequest) GetCheckUrl() string {
+	if x != nil {
+		return x.CheckUrl
+	}
+	return ""
+}
+
+func (x *HealthRequest) GetCheckTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.CheckTimeout
+	}
+	return nil
+}
+
 type HealthResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ready bool                   `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
 	// idle | prepared | running | done (of the current or last step).
-	StepState     string   `protobuf:"bytes,2,opt,name=step_state,json=stepState,proto3" json:"step_state,omitempty"`
-	StepId        string   `protobuf:"bytes,3,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
-	Observations  []string `protobuf:"bytes,4,rep,name=observations,proto3" json:"observations,omitempty"`
+	StepState    string   `protobuf:"bytes,2,opt,name=step_state,json=stepState,proto3" json:"step_state,omitempty"`
+	StepId       string   `protobuf:"bytes,3,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	Observations []string `protobuf:"bytes,4,rep,name=observations,proto3" json:"observations,omitempty"`
+	// The answer to check_url: its HTTP status (0 when it did not answer),
+	// and why it is not healthy when it is not (no answer, or a status
+	// outside 200-399). Both empty when no check_url was given.
+	CheckStatus int32  `protobuf:"varint,5,opt,name=check_status,json=checkStatus,proto3" json:"check_status,omitempty"`
+	CheckError  string `protobuf:"bytes,6,opt,name=check_error,json=checkError,proto3" json:"check_error,omitempty"`
+	// Whether the URL answered with a status from 200 to 399.
+	CheckOk       bool `protobuf:"varint,7,opt,name=check_ok,json=checkOk,proto3" json:"check_ok,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -453,6 +481,27 @@ func (x *HealthResponse) GetObservations() []string {
 		return x.Observations
 	}
 	return nil
+}
+
+func (x *HealthResponse) GetCheckStatus() int32 {
+	if x != nil {
+		return x.CheckStatus
+	}
+	return 0
+}
+
+func (x *HealthResponse) GetCheckError() string {
+	if x != nil {
+		return x.CheckError
+	}
+	return ""
+}
+
+func (x *HealthResponse) GetCheckOk() bool {
+	if x != nil {
+		return x.CheckOk
+	}
+	return false
 }
 
 type ClockRequest struct {
@@ -3535,14 +3584,20 @@ const file_loadramp_agent_v1_agent_proto_rawDesc = "" +
 	"\x04arch\x18\n" +
 	" \x01(\tR\x04arch\x124\n" +
 	"\astarted\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12\x17\n" +
-	"\aboot_id\x18\f \x01(\tR\x06bootId\"\x0f\n" +
-	"\rHealthRequest\"\x82\x01\n" +
+	"\aboot_id\x18\f \x01(\tR\x06bootId\"l\n" +
+	"\rHealthRequest\x12\x1b\n" +
+	"\tcheck_url\x18\x01 \x01(\tR\bcheckUrl\x12>\n" +
+	"\rcheck_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fcheckTimeout\"\xe1\x01\n" +
 	"\x0eHealthResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x1d\n" +
 	"\n" +
 	"step_state\x18\x02 \x01(\tR\tstepState\x12\x17\n" +
 	"\astep_id\x18\x03 \x01(\tR\x06stepId\x12\"\n" +
-	"\fobservations\x18\x04 \x03(\tR\fobservations\"0\n" +
+	"\fobservations\x18\x04 \x03(\tR\fobservations\x12!\n" +
+	"\fcheck_status\x18\x05 \x01(\x05R\vcheckStatus\x12\x1f\n" +
+	"\vcheck_error\x18\x06 \x01(\tR\n" +
+	"checkError\x12\x19\n" +
+	"\bcheck_ok\x18\a \x01(\bR\acheckOk\"0\n" +
 	"\fClockRequest\x12 \n" +
 	"\ft1_unix_nano\x18\x01 \x01(\x03R\n" +
 	"t1UnixNano\"u\n" +
@@ -3950,92 +4005,93 @@ var file_loadramp_agent_v1_agent_proto_goTypes = []any{
 var file_loadramp_agent_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: loadramp.agent.v1.HelloResponse.roles:type_name -> loadramp.agent.v1.Role
 	64, // 1: loadramp.agent.v1.HelloResponse.started:type_name -> google.protobuf.Timestamp
-	9,  // 2: loadramp.agent.v1.Workload.http:type_name -> loadramp.agent.v1.HttpWorkload
-	16, // 3: loadramp.agent.v1.Workload.pubsub:type_name -> loadramp.agent.v1.PubSubWorkload
-	65, // 4: loadramp.agent.v1.HttpWorkload.timeout:type_name -> google.protobuf.Duration
-	10, // 5: loadramp.agent.v1.HttpWorkload.requests:type_name -> loadramp.agent.v1.HttpRequest
-	48, // 6: loadramp.agent.v1.HttpWorkload.feeders:type_name -> loadramp.agent.v1.HttpWorkload.FeedersEntry
-	12, // 7: loadramp.agent.v1.HttpRequest.url:type_name -> loadramp.agent.v1.TemplatePart
-	11, // 8: loadramp.agent.v1.HttpRequest.headers:type_name -> loadramp.agent.v1.HttpHeader
-	12, // 9: loadramp.agent.v1.HttpRequest.body:type_name -> loadramp.agent.v1.TemplatePart
-	13, // 10: loadramp.agent.v1.HttpRequest.check:type_name -> loadramp.agent.v1.ResponseCheck
-	12, // 11: loadramp.agent.v1.HttpHeader.value:type_name -> loadramp.agent.v1.TemplatePart
-	15, // 12: loadramp.agent.v1.Feeder.rows:type_name -> loadramp.agent.v1.FeederRow
-	65, // 13: loadramp.agent.v1.PubSubWorkload.timeout:type_name -> google.protobuf.Duration
-	8,  // 14: loadramp.agent.v1.PrepareStepRequest.workload:type_name -> loadramp.agent.v1.Workload
-	49, // 15: loadramp.agent.v1.PrepareStepRequest.params:type_name -> loadramp.agent.v1.PrepareStepRequest.ParamsEntry
-	65, // 16: loadramp.agent.v1.PrepareStepRequest.warmup:type_name -> google.protobuf.Duration
-	65, // 17: loadramp.agent.v1.PrepareStepRequest.hold:type_name -> google.protobuf.Duration
-	65, // 18: loadramp.agent.v1.PrepareStepRequest.keepalive:type_name -> google.protobuf.Duration
-	65, // 19: loadramp.agent.v1.PrepareStepRequest.grace:type_name -> google.protobuf.Duration
-	50, // 20: loadramp.agent.v1.PrepareStepRequest.first:type_name -> loadramp.agent.v1.PrepareStepRequest.FirstEntry
-	65, // 21: loadramp.agent.v1.StartStepResponse.lead:type_name -> google.protobuf.Duration
-	1,  // 22: loadramp.agent.v1.PollStepResponse.state:type_name -> loadramp.agent.v1.StepState
-	23, // 23: loadramp.agent.v1.PollStepResponse.seconds:type_name -> loadramp.agent.v1.Second
-	26, // 24: loadramp.agent.v1.FinishStepResponse.result:type_name -> loadramp.agent.v1.GeneratorResult
-	64, // 25: loadramp.agent.v1.GeneratorResult.hold_start:type_name -> google.protobuf.Timestamp
-	65, // 26: loadramp.agent.v1.GeneratorResult.hold:type_name -> google.protobuf.Duration
-	51, // 27: loadramp.agent.v1.GeneratorResult.error_classes:type_name -> loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
-	52, // 28: loadramp.agent.v1.GeneratorResult.metrics:type_name -> loadramp.agent.v1.GeneratorResult.MetricsEntry
-	53, // 29: loadramp.agent.v1.GeneratorResult.histograms_hdr:type_name -> loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
-	28, // 30: loadramp.agent.v1.GeneratorResult.health:type_name -> loadramp.agent.v1.AgentHealth
-	23, // 31: loadramp.agent.v1.GeneratorResult.series:type_name -> loadramp.agent.v1.Second
-	27, // 32: loadramp.agent.v1.GeneratorResult.mix:type_name -> loadramp.agent.v1.RequestResult
-	54, // 33: loadramp.agent.v1.RequestResult.error_classes:type_name -> loadramp.agent.v1.RequestResult.ErrorClassesEntry
-	31, // 34: loadramp.agent.v1.StartObservationRequest.processes:type_name -> loadramp.agent.v1.Process
-	32, // 35: loadramp.agent.v1.StartObservationRequest.logs:type_name -> loadramp.agent.v1.LogFile
-	65, // 36: loadramp.agent.v1.StartObservationRequest.warmup:type_name -> google.protobuf.Duration
-	65, // 37: loadramp.agent.v1.StartObservationRequest.hold:type_name -> google.protobuf.Duration
-	65, // 38: loadramp.agent.v1.StartObservationRequest.keepalive:type_name -> google.protobuf.Duration
-	55, // 39: loadramp.agent.v1.StopObservationRequest.generator_error_classes:type_name -> loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
-	37, // 40: loadramp.agent.v1.StopObservationResponse.observation:type_name -> loadramp.agent.v1.HostObservation
-	64, // 41: loadramp.agent.v1.HostObservation.start:type_name -> google.protobuf.Timestamp
-	64, // 42: loadramp.agent.v1.HostObservation.end:type_name -> google.protobuf.Timestamp
-	56, // 43: loadramp.agent.v1.HostObservation.metrics:type_name -> loadramp.agent.v1.HostObservation.MetricsEntry
-	57, // 44: loadramp.agent.v1.HostObservation.deltas:type_name -> loadramp.agent.v1.HostObservation.DeltasEntry
-	58, // 45: loadramp.agent.v1.HostObservation.peaks:type_name -> loadramp.agent.v1.HostObservation.PeaksEntry
-	59, // 46: loadramp.agent.v1.HostObservation.mins:type_name -> loadramp.agent.v1.HostObservation.MinsEntry
-	60, // 47: loadramp.agent.v1.HostObservation.limits:type_name -> loadramp.agent.v1.HostObservation.LimitsEntry
-	38, // 48: loadramp.agent.v1.HostObservation.findings:type_name -> loadramp.agent.v1.Finding
-	39, // 49: loadramp.agent.v1.HostObservation.log_matches:type_name -> loadramp.agent.v1.LogMatch
-	40, // 50: loadramp.agent.v1.HostObservation.netdev:type_name -> loadramp.agent.v1.NetDevDelta
-	61, // 51: loadramp.agent.v1.NetDevDelta.deltas:type_name -> loadramp.agent.v1.NetDevDelta.DeltasEntry
-	62, // 52: loadramp.agent.v1.NetDevDelta.last:type_name -> loadramp.agent.v1.NetDevDelta.LastEntry
-	31, // 53: loadramp.agent.v1.AuditLimitsRequest.processes:type_name -> loadramp.agent.v1.Process
-	43, // 54: loadramp.agent.v1.AuditLimitsResponse.nginx:type_name -> loadramp.agent.v1.NginxConf
-	44, // 55: loadramp.agent.v1.AuditLimitsResponse.procs:type_name -> loadramp.agent.v1.ProcLimit
-	47, // 56: loadramp.agent.v1.NetDevCountersResponse.devices:type_name -> loadramp.agent.v1.NetDevCounters
-	63, // 57: loadramp.agent.v1.NetDevCounters.counters:type_name -> loadramp.agent.v1.NetDevCounters.CountersEntry
-	14, // 58: loadramp.agent.v1.HttpWorkload.FeedersEntry.value:type_name -> loadramp.agent.v1.Feeder
-	2,  // 59: loadramp.agent.v1.AgentService.Hello:input_type -> loadramp.agent.v1.HelloRequest
-	4,  // 60: loadramp.agent.v1.AgentService.Health:input_type -> loadramp.agent.v1.HealthRequest
-	6,  // 61: loadramp.agent.v1.AgentService.Clock:input_type -> loadramp.agent.v1.ClockRequest
-	17, // 62: loadramp.agent.v1.AgentService.PrepareStep:input_type -> loadramp.agent.v1.PrepareStepRequest
-	19, // 63: loadramp.agent.v1.AgentService.StartStep:input_type -> loadramp.agent.v1.StartStepRequest
-	21, // 64: loadramp.agent.v1.AgentService.PollStep:input_type -> loadramp.agent.v1.PollStepRequest
-	24, // 65: loadramp.agent.v1.AgentService.FinishStep:input_type -> loadramp.agent.v1.FinishStepRequest
-	29, // 66: loadramp.agent.v1.AgentService.StopStep:input_type -> loadramp.agent.v1.StopStepRequest
-	33, // 67: loadramp.agent.v1.AgentService.StartObservation:input_type -> loadramp.agent.v1.StartObservationRequest
-	35, // 68: loadramp.agent.v1.AgentService.StopObservation:input_type -> loadramp.agent.v1.StopObservationRequest
-	41, // 69: loadramp.agent.v1.AgentService.AuditLimits:input_type -> loadramp.agent.v1.AuditLimitsRequest
-	45, // 70: loadramp.agent.v1.AgentService.NetDevCounters:input_type -> loadramp.agent.v1.NetDevCountersRequest
-	3,  // 71: loadramp.agent.v1.AgentService.Hello:output_type -> loadramp.agent.v1.HelloResponse
-	5,  // 72: loadramp.agent.v1.AgentService.Health:output_type -> loadramp.agent.v1.HealthResponse
-	7,  // 73: loadramp.agent.v1.AgentService.Clock:output_type -> loadramp.agent.v1.ClockResponse
-	18, // 74: loadramp.agent.v1.AgentService.PrepareStep:output_type -> loadramp.agent.v1.PrepareStepResponse
-	20, // 75: loadramp.agent.v1.AgentService.StartStep:output_type -> loadramp.agent.v1.StartStepResponse
-	22, // 76: loadramp.agent.v1.AgentService.PollStep:output_type -> loadramp.agent.v1.PollStepResponse
-	25, // 77: loadramp.agent.v1.AgentService.FinishStep:output_type -> loadramp.agent.v1.FinishStepResponse
-	30, // 78: loadramp.agent.v1.AgentService.StopStep:output_type -> loadramp.agent.v1.StopStepResponse
-	34, // 79: loadramp.agent.v1.AgentService.StartObservation:output_type -> loadramp.agent.v1.StartObservationResponse
-	36, // 80: loadramp.agent.v1.AgentService.StopObservation:output_type -> loadramp.agent.v1.StopObservationResponse
-	42, // 81: loadramp.agent.v1.AgentService.AuditLimits:output_type -> loadramp.agent.v1.AuditLimitsResponse
-	46, // 82: loadramp.agent.v1.AgentService.NetDevCounters:output_type -> loadramp.agent.v1.NetDevCountersResponse
-	71, // [71:83] is the sub-list for method output_type
-	59, // [59:71] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	65, // 2: loadramp.agent.v1.HealthRequest.check_timeout:type_name -> google.protobuf.Duration
+	9,  // 3: loadramp.agent.v1.Workload.http:type_name -> loadramp.agent.v1.HttpWorkload
+	16, // 4: loadramp.agent.v1.Workload.pubsub:type_name -> loadramp.agent.v1.PubSubWorkload
+	65, // 5: loadramp.agent.v1.HttpWorkload.timeout:type_name -> google.protobuf.Duration
+	10, // 6: loadramp.agent.v1.HttpWorkload.requests:type_name -> loadramp.agent.v1.HttpRequest
+	48, // 7: loadramp.agent.v1.HttpWorkload.feeders:type_name -> loadramp.agent.v1.HttpWorkload.FeedersEntry
+	12, // 8: loadramp.agent.v1.HttpRequest.url:type_name -> loadramp.agent.v1.TemplatePart
+	11, // 9: loadramp.agent.v1.HttpRequest.headers:type_name -> loadramp.agent.v1.HttpHeader
+	12, // 10: loadramp.agent.v1.HttpRequest.body:type_name -> loadramp.agent.v1.TemplatePart
+	13, // 11: loadramp.agent.v1.HttpRequest.check:type_name -> loadramp.agent.v1.ResponseCheck
+	12, // 12: loadramp.agent.v1.HttpHeader.value:type_name -> loadramp.agent.v1.TemplatePart
+	15, // 13: loadramp.agent.v1.Feeder.rows:type_name -> loadramp.agent.v1.FeederRow
+	65, // 14: loadramp.agent.v1.PubSubWorkload.timeout:type_name -> google.protobuf.Duration
+	8,  // 15: loadramp.agent.v1.PrepareStepRequest.workload:type_name -> loadramp.agent.v1.Workload
+	49, // 16: loadramp.agent.v1.PrepareStepRequest.params:type_name -> loadramp.agent.v1.PrepareStepRequest.ParamsEntry
+	65, // 17: loadramp.agent.v1.PrepareStepRequest.warmup:type_name -> google.protobuf.Duration
+	65, // 18: loadramp.agent.v1.PrepareStepRequest.hold:type_name -> google.protobuf.Duration
+	65, // 19: loadramp.agent.v1.PrepareStepRequest.keepalive:type_name -> google.protobuf.Duration
+	65, // 20: loadramp.agent.v1.PrepareStepRequest.grace:type_name -> google.protobuf.Duration
+	50, // 21: loadramp.agent.v1.PrepareStepRequest.first:type_name -> loadramp.agent.v1.PrepareStepRequest.FirstEntry
+	65, // 22: loadramp.agent.v1.StartStepResponse.lead:type_name -> google.protobuf.Duration
+	1,  // 23: loadramp.agent.v1.PollStepResponse.state:type_name -> loadramp.agent.v1.StepState
+	23, // 24: loadramp.agent.v1.PollStepResponse.seconds:type_name -> loadramp.agent.v1.Second
+	26, // 25: loadramp.agent.v1.FinishStepResponse.result:type_name -> loadramp.agent.v1.GeneratorResult
+	64, // 26: loadramp.agent.v1.GeneratorResult.hold_start:type_name -> google.protobuf.Timestamp
+	65, // 27: loadramp.agent.v1.GeneratorResult.hold:type_name -> google.protobuf.Duration
+	51, // 28: loadramp.agent.v1.GeneratorResult.error_classes:type_name -> loadramp.agent.v1.GeneratorResult.ErrorClassesEntry
+	52, // 29: loadramp.agent.v1.GeneratorResult.metrics:type_name -> loadramp.agent.v1.GeneratorResult.MetricsEntry
+	53, // 30: loadramp.agent.v1.GeneratorResult.histograms_hdr:type_name -> loadramp.agent.v1.GeneratorResult.HistogramsHdrEntry
+	28, // 31: loadramp.agent.v1.GeneratorResult.health:type_name -> loadramp.agent.v1.AgentHealth
+	23, // 32: loadramp.agent.v1.GeneratorResult.series:type_name -> loadramp.agent.v1.Second
+	27, // 33: loadramp.agent.v1.GeneratorResult.mix:type_name -> loadramp.agent.v1.RequestResult
+	54, // 34: loadramp.agent.v1.RequestResult.error_classes:type_name -> loadramp.agent.v1.RequestResult.ErrorClassesEntry
+	31, // 35: loadramp.agent.v1.StartObservationRequest.processes:type_name -> loadramp.agent.v1.Process
+	32, // 36: loadramp.agent.v1.StartObservationRequest.logs:type_name -> loadramp.agent.v1.LogFile
+	65, // 37: loadramp.agent.v1.StartObservationRequest.warmup:type_name -> google.protobuf.Duration
+	65, // 38: loadramp.agent.v1.StartObservationRequest.hold:type_name -> google.protobuf.Duration
+	65, // 39: loadramp.agent.v1.StartObservationRequest.keepalive:type_name -> google.protobuf.Duration
+	55, // 40: loadramp.agent.v1.StopObservationRequest.generator_error_classes:type_name -> loadramp.agent.v1.StopObservationRequest.GeneratorErrorClassesEntry
+	37, // 41: loadramp.agent.v1.StopObservationResponse.observation:type_name -> loadramp.agent.v1.HostObservation
+	64, // 42: loadramp.agent.v1.HostObservation.start:type_name -> google.protobuf.Timestamp
+	64, // 43: loadramp.agent.v1.HostObservation.end:type_name -> google.protobuf.Timestamp
+	56, // 44: loadramp.agent.v1.HostObservation.metrics:type_name -> loadramp.agent.v1.HostObservation.MetricsEntry
+	57, // 45: loadramp.agent.v1.HostObservation.deltas:type_name -> loadramp.agent.v1.HostObservation.DeltasEntry
+	58, // 46: loadramp.agent.v1.HostObservation.peaks:type_name -> loadramp.agent.v1.HostObservation.PeaksEntry
+	59, // 47: loadramp.agent.v1.HostObservation.mins:type_name -> loadramp.agent.v1.HostObservation.MinsEntry
+	60, // 48: loadramp.agent.v1.HostObservation.limits:type_name -> loadramp.agent.v1.HostObservation.LimitsEntry
+	38, // 49: loadramp.agent.v1.HostObservation.findings:type_name -> loadramp.agent.v1.Finding
+	39, // 50: loadramp.agent.v1.HostObservation.log_matches:type_name -> loadramp.agent.v1.LogMatch
+	40, // 51: loadramp.agent.v1.HostObservation.netdev:type_name -> loadramp.agent.v1.NetDevDelta
+	61, // 52: loadramp.agent.v1.NetDevDelta.deltas:type_name -> loadramp.agent.v1.NetDevDelta.DeltasEntry
+	62, // 53: loadramp.agent.v1.NetDevDelta.last:type_name -> loadramp.agent.v1.NetDevDelta.LastEntry
+	31, // 54: loadramp.agent.v1.AuditLimitsRequest.processes:type_name -> loadramp.agent.v1.Process
+	43, // 55: loadramp.agent.v1.AuditLimitsResponse.nginx:type_name -> loadramp.agent.v1.NginxConf
+	44, // 56: loadramp.agent.v1.AuditLimitsResponse.procs:type_name -> loadramp.agent.v1.ProcLimit
+	47, // 57: loadramp.agent.v1.NetDevCountersResponse.devices:type_name -> loadramp.agent.v1.NetDevCounters
+	63, // 58: loadramp.agent.v1.NetDevCounters.counters:type_name -> loadramp.agent.v1.NetDevCounters.CountersEntry
+	14, // 59: loadramp.agent.v1.HttpWorkload.FeedersEntry.value:type_name -> loadramp.agent.v1.Feeder
+	2,  // 60: loadramp.agent.v1.AgentService.Hello:input_type -> loadramp.agent.v1.HelloRequest
+	4,  // 61: loadramp.agent.v1.AgentService.Health:input_type -> loadramp.agent.v1.HealthRequest
+	6,  // 62: loadramp.agent.v1.AgentService.Clock:input_type -> loadramp.agent.v1.ClockRequest
+	17, // 63: loadramp.agent.v1.AgentService.PrepareStep:input_type -> loadramp.agent.v1.PrepareStepRequest
+	19, // 64: loadramp.agent.v1.AgentService.StartStep:input_type -> loadramp.agent.v1.StartStepRequest
+	21, // 65: loadramp.agent.v1.AgentService.PollStep:input_type -> loadramp.agent.v1.PollStepRequest
+	24, // 66: loadramp.agent.v1.AgentService.FinishStep:input_type -> loadramp.agent.v1.FinishStepRequest
+	29, // 67: loadramp.agent.v1.AgentService.StopStep:input_type -> loadramp.agent.v1.StopStepRequest
+	33, // 68: loadramp.agent.v1.AgentService.StartObservation:input_type -> loadramp.agent.v1.StartObservationRequest
+	35, // 69: loadramp.agent.v1.AgentService.StopObservation:input_type -> loadramp.agent.v1.StopObservationRequest
+	41, // 70: loadramp.agent.v1.AgentService.AuditLimits:input_type -> loadramp.agent.v1.AuditLimitsRequest
+	45, // 71: loadramp.agent.v1.AgentService.NetDevCounters:input_type -> loadramp.agent.v1.NetDevCountersRequest
+	3,  // 72: loadramp.agent.v1.AgentService.Hello:output_type -> loadramp.agent.v1.HelloResponse
+	5,  // 73: loadramp.agent.v1.AgentService.Health:output_type -> loadramp.agent.v1.HealthResponse
+	7,  // 74: loadramp.agent.v1.AgentService.Clock:output_type -> loadramp.agent.v1.ClockResponse
+	18, // 75: loadramp.agent.v1.AgentService.PrepareStep:output_type -> loadramp.agent.v1.PrepareStepResponse
+	20, // 76: loadramp.agent.v1.AgentService.StartStep:output_type -> loadramp.agent.v1.StartStepResponse
+	22, // 77: loadramp.agent.v1.AgentService.PollStep:output_type -> loadramp.agent.v1.PollStepResponse
+	25, // 78: loadramp.agent.v1.AgentService.FinishStep:output_type -> loadramp.agent.v1.FinishStepResponse
+	30, // 79: loadramp.agent.v1.AgentService.StopStep:output_type -> loadramp.agent.v1.StopStepResponse
+	34, // 80: loadramp.agent.v1.AgentService.StartObservation:output_type -> loadramp.agent.v1.StartObservationResponse
+	36, // 81: loadramp.agent.v1.AgentService.StopObservation:output_type -> loadramp.agent.v1.StopObservationResponse
+	42, // 82: loadramp.agent.v1.AgentService.AuditLimits:output_type -> loadramp.agent.v1.AuditLimitsResponse
+	46, // 83: loadramp.agent.v1.AgentService.NetDevCounters:output_type -> loadramp.agent.v1.NetDevCountersResponse
+	72, // [72:84] is the sub-list for method output_type
+	60, // [60:72] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_loadramp_agent_v1_agent_proto_init() }
