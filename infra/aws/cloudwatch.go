@@ -35,6 +35,13 @@ const (
 	MetricTargetLBResponseAvg  = "target.lb.response_time.avg"
 	MetricTargetLB5xxCount     = "target.lb.5xx.count"
 	MetricTargetLBRejectedConn = "target.lb.rejected.count"
+	// A Network Load Balancer's: the most flows open at once in a period,
+	// flows opened, and resets sent by the targets and by the load balancer
+	// itself, summed over the window.
+	MetricTargetLBFlowsPeak    = "target.lb.flows.peak"
+	MetricTargetLBFlowsNew     = "target.lb.flows.new.count"
+	MetricTargetLBTargetResets = "target.lb.target_reset.count"
+	MetricTargetLBResets       = "target.lb.reset.count"
 )
 
 // CloudWatchAPI is the part of the CloudWatch client loadramp calls
@@ -56,8 +63,9 @@ func NewCloudWatch(cfg sdkaws.Config, c ClientConfig) *cloudwatch.Client {
 type TargetQuery struct {
 	// InstanceIDs are the target's EC2 instances (AWS/EC2, dimension InstanceId).
 	InstanceIDs []string
-	// LoadBalancer is the target's Application Load Balancer: its ARN or its
-	// CloudWatch dimension value "app/NAME/ID"; "" measures no load balancer.
+	// LoadBalancer is the target's Application or Network Load Balancer: its
+	// ARN or its CloudWatch dimension value ("app/NAME/ID", "net/NAME/ID");
+	// "" measures no load balancer.
 	LoadBalancer string
 	// Start and End are the step's hold window.
 	Start, End time.Time
@@ -81,24 +89,40 @@ type TargetSample struct {
 	Missing []string
 }
 
-// LoadBalancerDimension returns the AWS/ApplicationELB LoadBalancer
-// dimension value of an ALB given by ARN
-// (arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID) or
-// already as "app/NAME/ID".
-func LoadBalancerDimension(lb string) (string, error) {
+// LoadBalancer is a load balancer as CloudWatch knows it.
+type LoadBalancer struct {
+	// Dimension is the LoadBalancer dimension's value: app/NAME/ID or
+	// net/NAME/ID.
+	Dimension string
+	// Network is true for a Network Load Balancer (AWS/NetworkELB), false
+	// for an Application Load Balancer (AWS/ApplicationELB).
+	Network bool
+}
+
+// ParseLoadBalancer reads a load balancer given by ARN
+// (arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID, or
+// .../net/NAME/ID) or already as its dimension value.
+func ParseLoadBalancer(lb string) (LoadBalancer, error) {
 	lb = strings.TrimSpace(lb)
 	if strings.HasPrefix(lb, "arn:") {
 		_, rest, ok := strings.Cut(lb, ":loadbalancer/")
 		if !ok {
-			return "", fmt.Errorf("load balancer %q: an ARN must hold :loadbalancer/app/NAME/ID", lb)
+			return LoadBalancer{}, fmt.Errorf("load balancer %q: an ARN must hold :loadbalancer/app/NAME/ID or :loadbalancer/net/NAME/ID", lb)
 		}
 		lb = rest
 	}
 	parts := strings.Split(lb, "/")
-	if len(parts) != 3 || parts[0] != "app" || parts[1] == "" || parts[2] == "" {
-		return "", fmt.Errorf("load balancer %q: want an Application Load Balancer ARN or app/NAME/ID (network load balancers, net/..., are not measured)", lb)
+	if len(parts) != 3 || (parts[0] != "app" && parts[0] != "net") || parts[1] == "" || parts[2] == "" {
+		return LoadBalancer{}, fmt.Errorf("load balancer %q: want an Application or Network Load Balancer's ARN, app/NAME/ID or net/NAME/ID", lb)
 	}
-	return lb, nil
+	return LoadBalancer{Dimension: lb, Network: parts[0] == "net"}, nil
+}
+
+// LoadBalancerDimension returns the LoadBalancer dimension value of a load
+// balancer given by ARN or dimension value (ParseLoadBalancer).
+func LoadBalancerDimension(lb string) (string, error) {
+	l, err := ParseLoadBalancer(lb)
+	return l.Dimension, err
 }
 
 // query is one GetMetricData query and how its datapoints fold into metrics.
@@ -111,7 +135,7 @@ type query struct {
 	needsLast, countOK bool   // completeness marker; no data means zero
 }
 
-func (q TargetQuery) queries(lbDim string) []query {
+func (q TargetQuery) queries(lb LoadBalancer) []query {
 	var qs []query
 	for i, id := range q.InstanceIDs {
 		for _, m := range []struct{ key, name, stat string }{
@@ -126,7 +150,20 @@ func (q TargetQuery) queries(lbDim string) []query {
 			})
 		}
 	}
-	if lbDim != "" {
+	if lb.Network {
+		for _, m := range []struct{ id, name, stat string }{
+			{"lb_flows", "ActiveFlowCount", "Maximum"},
+			{"lb_flows_new", "NewFlowCount", "Sum"},
+			{"lb_target_reset", "TCP_Target_Reset_Count", "Sum"},
+			{"lb_reset", "TCP_ELB_Reset_Count", "Sum"},
+		} {
+			qs = append(qs, query{
+				id: m.id, label: m.id, namespace: "AWS/NetworkELB", metric: m.name,
+				dimName: "LoadBalancer", dimValue: lb.Dimension, stat: m.stat,
+				countOK: m.stat == "Sum",
+			})
+		}
+	} else if lb.Dimension != "" {
 		for _, m := range []struct{ id, name, stat string }{
 			{"lb_rt_p99", "TargetResponseTime", "p99"},
 			{"lb_rt_avg", "TargetResponseTime", "Average"},
@@ -135,7 +172,7 @@ func (q TargetQuery) queries(lbDim string) []query {
 		} {
 			qs = append(qs, query{
 				id: m.id, label: m.id, namespace: "AWS/ApplicationELB", metric: m.name,
-				dimName: "LoadBalancer", dimValue: lbDim, stat: m.stat,
+				dimName: "LoadBalancer", dimValue: lb.Dimension, stat: m.stat,
 				// The ALB publishes its counts only when they are not zero.
 				countOK: m.stat == "Sum",
 			})
@@ -157,6 +194,11 @@ func (q TargetQuery) queries(lbDim string) []query {
 //   - target.lb.5xx.count, target.lb.rejected.count: HTTPCode_Target_5XX_Count
 //     and RejectedConnectionCount summed (0 when CloudWatch has no datapoint,
 //     as the ALB publishes none for a zero count)
+//   - with a Network Load Balancer instead: target.lb.flows.peak (the most
+//     ActiveFlowCount of a period), target.lb.flows.new.count
+//     (NewFlowCount), target.lb.target_reset.count (TCP_Target_Reset_Count:
+//     the targets refused or dropped connections) and target.lb.reset.count
+//     (TCP_ELB_Reset_Count: the load balancer reset them), summed
 //
 // A metric without datapoints is left out and named in Missing.
 func TargetMetrics(ctx context.Context, api CloudWatchAPI, q TargetQuery) (*TargetSample, error) {
@@ -173,10 +215,10 @@ func TargetMetrics(ctx context.Context, api CloudWatchAPI, q TargetQuery) (*Targ
 	if period < time.Second || period%time.Second != 0 {
 		return nil, fmt.Errorf("cloudwatch: period %s: want whole seconds", period)
 	}
-	lbDim := ""
+	var lb LoadBalancer
 	if q.LoadBalancer != "" {
 		var err error
-		if lbDim, err = LoadBalancerDimension(q.LoadBalancer); err != nil {
+		if lb, err = ParseLoadBalancer(q.LoadBalancer); err != nil {
 			return nil, fmt.Errorf("cloudwatch: %w", err)
 		}
 	}
@@ -187,7 +229,7 @@ func TargetMetrics(ctx context.Context, api CloudWatchAPI, q TargetQuery) (*Targ
 	if end.Before(q.End) {
 		end = end.Add(period)
 	}
-	qs := q.queries(lbDim)
+	qs := q.queries(lb)
 	points := map[string][]point{}
 	messages := map[string]string{}
 	for from := 0; from < len(qs); from += maxQueries {
@@ -235,6 +277,8 @@ func TargetMetrics(ctx context.Context, api CloudWatchAPI, q TargetQuery) (*Targ
 			_, s.Metrics[MetricTargetLBResponseP99] = meanMax(ps)
 		case qu.id == "lb_rt_avg":
 			s.Metrics[MetricTargetLBResponseAvg], _ = meanMax(ps)
+		case qu.id == "lb_flows":
+			_, s.Metrics[MetricTargetLBFlowsPeak] = meanMax(ps)
 		default:
 			s.Metrics[lbMetric(qu.id)] = sum(ps)
 		}
@@ -258,6 +302,12 @@ func lbMetric(id string) string {
 		return MetricTargetLB5xxCount
 	case "lb_rejected":
 		return MetricTargetLBRejectedConn
+	case "lb_flows_new":
+		return MetricTargetLBFlowsNew
+	case "lb_target_reset":
+		return MetricTargetLBTargetResets
+	case "lb_reset":
+		return MetricTargetLBResets
 	}
 	return ""
 }

@@ -245,11 +245,22 @@ func targetSeries(namespace, metric, dim, stat string, t time.Time) (float64, bo
 		if k == 1 {
 			return 3, true
 		}
+	case "AWS/NetworkELB ActiveFlowCount net/bus/7a3e0d1c2b4f5a69 Maximum":
+		return pick(900, 4100, 2500)
+	case "AWS/NetworkELB NewFlowCount net/bus/7a3e0d1c2b4f5a69 Sum":
+		return pick(600, 700, 800)
+	case "AWS/NetworkELB TCP_Target_Reset_Count net/bus/7a3e0d1c2b4f5a69 Sum":
+		if k == 2 {
+			return 42, true
+		}
 	}
 	return 0, false // HTTPCode_Target_5XX_Count: the ALB publishes no zero counts
 }
 
-const testALB = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188"
+const (
+	testALB = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188"
+	testNLB = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/bus/7a3e0d1c2b4f5a69"
+)
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
@@ -331,6 +342,47 @@ func TestCloudWatchTargetMetricsRoundTrip(t *testing.T) {
 	}
 }
 
+// A Network Load Balancer (the AWS target module's) is measured in
+// AWS/NetworkELB: flows and resets, the zero counts it does not publish
+// read as zero.
+func TestCloudWatchNetworkLoadBalancer(t *testing.T) {
+	f := &fakeCloudWatch{series: targetSeries, published: t0.Add(time.Hour), pageSize: 100}
+	api := newFakeCloudWatch(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := TargetMetrics(ctx, api, TargetQuery{InstanceIDs: []string{"i-0aaa"}, LoadBalancer: testNLB,
+		Start: t0.Add(20 * time.Second), End: t0.Add(2*time.Minute + 40*time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := metrics.Metrics{
+		metrics.TargetCPU: 0.4, MetricTargetCPUPeak: 0.6, MetricTargetNetInBytes: 3000, MetricTargetNetOutBytes: 6000,
+		MetricTargetLBFlowsPeak: 4100, MetricTargetLBFlowsNew: 2100, MetricTargetLBTargetResets: 42, MetricTargetLBResets: 0,
+	}
+	for k, v := range want {
+		if got, ok := s.Metrics[k]; !ok || !near(got, v) {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	if len(s.Metrics) != len(want) || !s.Complete {
+		t.Errorf("metrics %v (complete %v), want exactly %v", s.Metrics, s.Complete, want)
+	}
+	for _, q := range f.requests[0].MetricDataQueries {
+		if d := q.MetricStat.Metric.Dimensions[0]; strings.HasPrefix(q.Id, "lb_") &&
+			(q.MetricStat.Metric.Namespace != "AWS/NetworkELB" || d.Name != "LoadBalancer" || d.Value != "net/bus/7a3e0d1c2b4f5a69") {
+			t.Errorf("query %s: %s %s=%s", q.Id, q.MetricStat.Metric.Namespace, d.Name, d.Value)
+		}
+	}
+	for k := range s.Metrics {
+		if !strings.HasPrefix(k, "target.lb.") {
+			continue
+		}
+		if metrics.IsRatio(k) || (strings.HasSuffix(k, ".count") != metrics.IsCount(k)) {
+			t.Errorf("%s: its name says the wrong kind", k)
+		}
+	}
+}
+
 func TestCloudWatchLateAndMissingData(t *testing.T) {
 	// CloudWatch has published only up to 12:02: the hold's last minute is
 	// missing, and i-0ccc has no datapoints at all.
@@ -380,7 +432,7 @@ func TestCloudWatchErrors(t *testing.T) {
 		{Start: t0, End: t0.Add(time.Minute)},
 		{InstanceIDs: []string{"i-0aaa"}, Start: t0, End: t0},
 		{InstanceIDs: []string{"i-0aaa"}, Start: t0, End: t0.Add(time.Minute), Period: 1500 * time.Millisecond},
-		{LoadBalancer: "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/net/x/1", Start: t0, End: t0.Add(time.Minute)},
+		{LoadBalancer: "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/gwy/x/1", Start: t0, End: t0.Add(time.Minute)},
 	} {
 		if _, err := TargetMetrics(ctx, api, q); err == nil {
 			t.Errorf("query %+v: no error", q)
@@ -396,7 +448,9 @@ func TestLoadBalancerDimension(t *testing.T) {
 		testALB:             "app/web/50dc6c495c0c9188",
 		"app/web/1234":      "app/web/1234",
 		" app/web/1234\n":   "app/web/1234",
-		"net/nlb/1234":      "",
+		"net/nlb/1234":      "net/nlb/1234",
+		testNLB:             "net/bus/7a3e0d1c2b4f5a69",
+		"gwy/g/1234":        "",
 		"arn:aws:s3:::b":    "",
 		"app/web":           "",
 		"my-load-balancer":  "",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -131,6 +132,20 @@ type ReadyState struct {
 	NotReady map[string]string
 }
 
+// String lists the instances not ready with why, by id.
+func (st ReadyState) String() string {
+	ids := make([]string, 0, len(st.NotReady))
+	for id := range st.NotReady {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = id + ": " + st.NotReady[id]
+	}
+	return strings.Join(parts, "; ")
+}
+
 // WaitInstancesReady waits until at least want instances tagged runID run
 // and pass both status checks (DescribeInstanceStatus: system and instance
 // status "ok"). want <= 0 waits for every tagged instance, at least one. It
@@ -143,8 +158,8 @@ func WaitInstancesReady(ctx context.Context, api EC2API, runID string, want int,
 	var last ReadyState
 	need := want
 	notReady := func() error {
-		return fmt.Errorf("aws: instances of run %s not ready (%d of %d ready, %d wanted; %v): %w",
-			runID, last.Ready, last.Total, need, last.NotReady, ctx.Err())
+		return fmt.Errorf("aws: instances of run %s not ready (%d of %d ready, %d wanted; %s): %w",
+			runID, last.Ready, last.Total, need, last, ctx.Err())
 	}
 	for {
 		ids, st, err := readyOnce(ctx, api, runID)

@@ -2,12 +2,16 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/loadramp/loadramp/orchestrator/agents"
 )
 
 // Defaults of TargetConfig.
@@ -25,12 +29,16 @@ const (
 	DefaultProgressEvery = time.Minute
 )
 
-// Outputs of a target fleet a Target reads: the AWS modules' instance ids
-// (comma-joined by the Terraform provider) and an Application Load Balancer
-// (ARN or app/NAME/ID) in front of them.
+// Outputs of a fleet a Target reads: the AWS modules' instance ids
+// (comma-joined by the Terraform provider), the load balancer in front of
+// them (an ARN, or the CloudWatch dimension app/NAME/ID or net/NAME/ID; ""
+// for none), the health URL of the service as its own host sees it
+// (checked through each host's agent), and the hosts' agents.
 const (
 	OutputInstanceIDs  = "instance_ids"
 	OutputLoadBalancer = "load_balancer"
+	OutputHealthURL    = "health_url"
+	OutputAgents       = "agents"
 )
 
 // TargetClients are the AWS APIs a Target calls.
@@ -65,6 +73,14 @@ type TargetConfig struct {
 	Now func() time.Time
 	// Notify, if set, receives progress messages for the user.
 	Notify func(format string, args ...any)
+	// Agents, if set, returns a fleet's agents from its outputs, and how to
+	// reach them (version, token, CA): readiness then waits until each
+	// answers and, for the target, until its health_url answers through it.
+	// No agents: no such wait.
+	Agents func(fleet string, outputs map[string]string) ([]agents.Endpoint, agents.Options, error)
+	// AgentPoll is how often the agents are asked again (0:
+	// agents.DefaultReadyPoll).
+	AgentPoll time.Duration
 }
 
 // Target is one run's EC2 target fleet. When the fleet outputs instance_ids,
@@ -140,39 +156,72 @@ func splitList(s string) []string {
 	return out
 }
 
-// Ready waits until the target's instances run and pass their status checks,
-// then remembers them (and the load balancer) for Window. The instances are
-// the instance_ids output or, with aws_region set, the instances tagged with
-// runID and role target. planLB is the load balancer the plan names when the
-// fleet's outputs do not.
+// Ready waits until the target is ready, bounded by ReadyTimeout: its
+// instances run and pass their status checks, then (with TargetConfig.Agents)
+// each instance's agent answers and the target's health_url answers through
+// it. It then remembers the instances (and the load balancer) for Window.
+// The instances are the instance_ids output or, with aws_region set, the
+// instances tagged with runID and role target. planLB is the load balancer
+// the plan names when the fleet's outputs do not.
 func (t *Target) Ready(ctx context.Context, runID string, outputs map[string]string, planLB string) error {
-	ids := splitList(outputs[OutputInstanceIDs])
 	lb := outputs[OutputLoadBalancer]
 	if lb == "" {
 		lb = planLB
 	}
 	if lb != "" {
-		if _, err := LoadBalancerDimension(lb); err != nil {
+		if _, err := ParseLoadBalancer(lb); err != nil {
 			return fmt.Errorf("fleet target: output %s: %w", OutputLoadBalancer, err)
 		}
 	}
+	start := t.cfg.Now()
+	wctx, cancel := context.WithTimeout(ctx, t.cfg.ReadyTimeout)
+	defer cancel()
+	cw, ids, err := t.instancesReady(ctx, wctx, runID, outputs)
+	if err != nil {
+		return err
+	}
+	if err := t.agentsReady(ctx, wctx, start, "target", outputs); err != nil {
+		return err
+	}
+	if ids != nil {
+		t.mu.Lock()
+		t.cw, t.instances, t.lb = cw, ids, lb
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// ReadyAgents waits, bounded by ReadyTimeout, until each of a fleet's agents
+// (TargetConfig.Agents) answers: a generators fleet is ready when its agents
+// are. A fleet without agents is ready at once.
+func (t *Target) ReadyAgents(ctx context.Context, fleet string, outputs map[string]string) error {
+	wctx, cancel := context.WithTimeout(ctx, t.cfg.ReadyTimeout)
+	defer cancel()
+	return t.agentsReady(ctx, wctx, t.cfg.Now(), fleet, outputs)
+}
+
+// instancesReady is Ready's first wait: the target's EC2 instances running
+// and passing their status checks, within wctx. It returns the CloudWatch
+// client and the instances to watch; none when the target is not on EC2.
+func (t *Target) instancesReady(ctx, wctx context.Context, runID string, outputs map[string]string) (CloudWatchAPI, []string, error) {
+	ids := splitList(outputs[OutputInstanceIDs])
 	if len(ids) == 0 && t.cfg.Region == "" {
-		return nil // not an EC2 fleet, or AWS not configured: no AWS calls
+		return nil, nil, nil // not an EC2 fleet, or AWS not configured: no AWS calls
 	}
 	notify := t.cfg.Notify
 	cl, err := t.cfg.Clients(ctx)
 	if err != nil {
 		if len(ids) == 0 {
 			notify("aws_region is set but AWS is not usable (%v): the target fleet is not checked on EC2 and CloudWatch is not sampled", err)
-			return nil
+			return nil, nil, nil
 		}
-		return fmt.Errorf("fleet target outputs %s, but AWS is not configured: %w", OutputInstanceIDs, err)
+		return nil, nil, fmt.Errorf("fleet target outputs %s, but AWS is not configured: %w", OutputInstanceIDs, err)
 	}
 	if len(ids) == 0 {
 		insts, err := TaggedInstances(ctx, cl.EC2, runID)
 		if err != nil {
 			notify("aws_region is set but listing the run's EC2 instances failed (%v): no readiness wait, no CloudWatch", err)
-			return nil
+			return nil, nil, nil
 		}
 		for _, in := range insts {
 			if in.Role == "" || in.Role == "target" {
@@ -181,13 +230,11 @@ func (t *Target) Ready(ctx context.Context, runID string, outputs map[string]str
 		}
 		if len(ids) == 0 {
 			notify("no EC2 instance is tagged %s=%s: the target fleet is not on EC2; no readiness wait, no CloudWatch", TagRunID, runID)
-			return nil
+			return nil, nil, nil
 		}
 	}
 	timeout := t.cfg.ReadyTimeout
 	notify("waiting up to %s for %d target instance(s) to run and pass status checks (%s)", timeout, len(ids), strings.Join(ids, ", "))
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	log := t.logger()
 	start := t.cfg.Now()
 	var last string
@@ -205,9 +252,9 @@ func (t *Target) Ready(ctx context.Context, runID string, outputs map[string]str
 	ready, err := WaitInstancesReady(wctx, cl.EC2, runID, len(ids), t.cfg.ReadyPoll, log, progress)
 	if err != nil {
 		if ctx.Err() != nil {
-			return err
+			return nil, nil, err
 		}
-		return fmt.Errorf("fleet target: instances not ready within aws_ready_timeout %s (tagged %s=%s): %w", timeout, TagRunID, runID, err)
+		return nil, nil, fmt.Errorf("fleet target: instances not ready within aws_ready_timeout %s (tagged %s=%s): %w", timeout, TagRunID, runID, err)
 	}
 	readySet := map[string]bool{}
 	for _, id := range ready {
@@ -219,10 +266,77 @@ func (t *Target) Ready(ctx context.Context, runID string, outputs map[string]str
 		}
 	}
 	notify("target instances ready after %s: %s", t.cfg.Now().Sub(start).Round(time.Second), strings.Join(ready, ", "))
-	t.mu.Lock()
-	t.cw, t.instances, t.lb = cl.CloudWatch, ids, lb
-	t.mu.Unlock()
+	return cl.CloudWatch, ids, nil
+}
+
+// agentsReady waits within wctx until every agent of the fleet answers and,
+// for the target, its health_url answers through it.
+func (t *Target) agentsReady(ctx, wctx context.Context, start time.Time, fleet string, outputs map[string]string) error {
+	if t.cfg.Agents == nil {
+		return nil
+	}
+	eps, opts, err := t.cfg.Agents(fleet, outputs)
+	if err != nil {
+		return fmt.Errorf("fleet %s: %w", fleet, err)
+	}
+	if len(eps) == 0 {
+		return nil
+	}
+	health := ""
+	if fleet == "target" {
+		health = outputs[OutputHealthURL]
+	}
+	timeout := t.cfg.ReadyTimeout
+	what := "their agents to answer"
+	if health != "" {
+		what = fmt.Sprintf("their agents to answer and %s to answer through each", health)
+	}
+	notify := t.cfg.Notify
+	notify("fleet %s: waiting up to %s (from its apply) for %s on %d host(s)", fleet, timeout, what, len(eps))
+	var last string
+	var lastTime time.Time
+	err = agents.WaitReady(wctx, eps, agents.WaitOptions{Options: opts, HealthURL: health, Poll: t.cfg.AgentPoll,
+		Progress: func(st agents.ReadyState) {
+			now := t.cfg.Now()
+			state := st.String()
+			if state == last && now.Sub(lastTime) < t.cfg.ProgressEvery {
+				return
+			}
+			last, lastTime = state, now
+			notify("fleet %s: %d of %d host(s) ready (%s; %s of %s waited)", fleet, len(st.Ready), len(eps), state,
+				now.Sub(start).Round(time.Second), timeout)
+		}})
+	var nr *agents.NotReadyError
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return err
+	case errors.As(err, &nr):
+		return fmt.Errorf("fleet %s: not ready within aws_ready_timeout %s: %s%s", fleet, timeout, nr.State, consoleHint(nr.State))
+	default:
+		return fmt.Errorf("fleet %s: %w", fleet, err)
+	}
+	log := t.logger()
+	log.Info().Str("fleet", fleet).Int("agents", len(eps)).Str("health_url", health).Msg("fleet ready")
+	notify("fleet %s ready after %s: %d agent(s) answer%s", fleet, t.cfg.Now().Sub(start).Round(time.Second), len(eps),
+		map[bool]string{true: ", and so does " + health, false: ""}[health != ""])
 	return nil
+}
+
+// consoleHint says where to look when an EC2 instance is not ready: its
+// console output holds user_data's log.
+func consoleHint(st agents.ReadyState) string {
+	var ids []string
+	for name := range st.NotReady {
+		if strings.HasPrefix(name, "i-") {
+			ids = append(ids, name)
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	slices.Sort(ids)
+	return fmt.Sprintf(" (user_data's log is in the instance's console output: aws ec2 get-console-output --latest --output text --instance-id %s)", ids[0])
 }
 
 // Window returns CloudWatch's target.* figures of a step's hold, from start

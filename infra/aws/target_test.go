@@ -120,10 +120,11 @@ func TestTargetReadyTimeoutAndTags(t *testing.T) {
 		t.Errorf("an unwatched target measured %v", m)
 	}
 
-	// A load balancer that is not an ALB is refused with the output's name.
+	// A load balancer that is neither an ALB nor an NLB is refused with the
+	// output's name.
 	tg = testTarget(t, &notes{}, nil, nil)
-	if err := tg.Ready(ctx, "run-e", map[string]string{OutputLoadBalancer: "net/nlb/1"}, ""); err == nil || !strings.Contains(err.Error(), "output load_balancer") {
-		t.Errorf("network load balancer: %v", err)
+	if err := tg.Ready(ctx, "run-e", map[string]string{OutputLoadBalancer: "gwy/g/1"}, ""); err == nil || !strings.Contains(err.Error(), "output load_balancer") {
+		t.Errorf("gateway load balancer: %v", err)
 	}
 }
 
