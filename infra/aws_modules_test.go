@@ -69,46 +69,68 @@ func TestAWSModuleVariables(t *testing.T) {
 	t.Parallel()
 	sha := strings.Repeat("ab", 32)
 	target := map[string]any{"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-1"}, "operator_cidr": "203.0.113.7/32",
-		"ami": "ami-1", "app_url": "https://example.com/eventbus", "app_sha256": sha, "loadramp_run_id": "r",
+		"app_url": "https://example.com/eventbus", "app_sha256": sha, "loadramp_run_id": "r",
 		"agent_url": "https://example.com/loadramp", "agent_sha256": sha, "loadramp_agent_token": "t0ken"}
 	generators := map[string]any{"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-1"}, "operator_cidr": "203.0.113.0/24",
-		"generator_security_group_id": "sg-1", "ami": "ami-1", "locustfile": "from locust import User\n", "loadramp_run_id": "r",
+		"generator_security_group_id": "sg-1", "locustfile": "from locust import User\n", "loadramp_run_id": "r",
 		"agent_url": "https://example.com/loadramp", "agent_sha256": sha}
 	with := func(base map[string]any, kv ...any) map[string]any {
 		m := maps.Clone(base)
 		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(m, kv[i].(string))
+				continue
+			}
 			m[kv[i].(string)] = kv[i+1]
 		}
 		return m
 	}
+	const image = "ami-0123456789abcdef0"
 	for _, c := range []struct {
 		name, module string
 		vars         map[string]any
 		want         string // "" means the plan succeeds
+		warn         string // a warning the plan prints
 	}{
-		{"target", "target", target, ""},
-		{"anyone", "target", with(target, "operator_cidr", "0.0.0.0/0"), "operator_cidr 0.0.0.0/0 opens SSH and node_exporter to the whole internet"},
-		{"anyone, opted in", "target", with(target, "operator_cidr", "0.0.0.0/0", "allow_any_operator", true), ""},
-		{"host bits", "target", with(target, "operator_cidr", "203.0.113.7/24"), "written with its network address"},
-		{"no prefix", "target", with(target, "operator_cidr", "203.0.113.7"), "operator_cidr must be an IPv4 network in CIDR notation"},
-		{"ipv6", "target", with(target, "operator_cidr", "::/0"), "operator_cidr must be an IPv4 network"},
-		{"no checksum", "target", with(target, "app_sha256", "abc"), "app_sha256 must be 64 lowercase hex digits"},
-		{"upper-case checksum", "target", with(target, "app_sha256", strings.ToUpper(sha)), "app_sha256 must be 64 lowercase hex digits"},
-		{"bad node_exporter checksum", "target", with(target, "node_exporter_sha256", "x"), "node_exporter_sha256 must be 64"},
-		{"url with a space", "target", with(target, "app_url", "https://example.com/a b"), "app_url must be an http:// or https:// URL"},
-		{"url with a newline", "target", with(target, "app_url", "https://example.com/a\nb"), "app_url must be an http:// or https:// URL"},
-		{"not http", "target", with(target, "app_url", "file:///etc/passwd"), "app_url must be an http:// or https:// URL"},
-		{"fractional port", "target", with(target, "load_port", 80.5), "load_port must be a whole number from 1 to 65535"},
-		{"no instances", "target", with(target, "instance_count", 0), "instance_count must be a whole number >= 1"},
-		{"no agent checksum", "target", with(target, "agent_sha256", "abc"), "agent_sha256 must be 64 lowercase hex digits"},
-		{"agent url not http", "target", with(target, "agent_url", "ftp://example.com/loadramp"), "agent_url must be an http:// or https:// URL"},
-		{"agent port 0", "target", with(target, "agent_port", 0), "agent_port must be a whole number from 1 to 65535"},
-		{"generators", "generators", generators, ""},
-		{"generators agent url with a newline", "generators", with(generators, "agent_url", "https://example.com/a\nb"), "agent_url must be an http:// or https:// URL"},
-		{"generators no agent", "generators", func() map[string]any { m := maps.Clone(generators); delete(m, "agent_url"); return m }(), "agent_url"},
-		{"generators anyone", "generators", with(generators, "operator_cidr", "0.0.0.0/0"), "opens SSH and the Locust web API to the whole internet"},
-		{"no workers", "generators", with(generators, "workers", 0), "workers must be a whole number >= 1"},
-		{"empty locustfile", "generators", with(generators, "locustfile", " \n"), "locustfile must not be empty"},
+		{"target", "target", target, "", ""},
+		{"anyone", "target", with(target, "operator_cidr", "0.0.0.0/0"), "operator_cidr 0.0.0.0/0 opens the agent port, node_exporter and SSH to the whole internet", ""},
+		{"anyone, opted in", "target", with(target, "operator_cidr", "0.0.0.0/0", "allow_any_operator", true), "", ""},
+		{"host bits", "target", with(target, "operator_cidr", "203.0.113.7/24"), "written with its network address", ""},
+		{"no prefix", "target", with(target, "operator_cidr", "203.0.113.7"), "operator_cidr must be an IPv4 network in CIDR notation", ""},
+		{"ipv6", "target", with(target, "operator_cidr", "::/0"), "operator_cidr must be an IPv4 network", ""},
+		{"load from the operator", "target", with(target, "load_from_operator", true, "load_balancer", true, "instance_count", 3), "", ""},
+		{"no checksum", "target", with(target, "app_sha256", "abc"), "app_sha256 must be 64 lowercase hex digits", ""},
+		{"app without checksum", "target", with(target, "app_sha256", nil), "app_url is set without app_sha256", ""},
+		{"upper-case checksum", "target", with(target, "app_sha256", strings.ToUpper(sha)), "app_sha256 must be 64 lowercase hex digits", ""},
+		{"bad node_exporter checksum", "target", with(target, "node_exporter_sha256", "x"), "node_exporter_sha256 must be 64", ""},
+		{"url with a space", "target", with(target, "app_url", "https://example.com/a b"), "app_url must be an http:// or https:// URL", ""},
+		{"url with a newline", "target", with(target, "app_url", "https://example.com/a\nb"), "app_url must be an http:// or https:// URL", ""},
+		{"not http", "target", with(target, "app_url", "file:///etc/passwd"), "app_url must be an http:// or https:// URL", ""},
+		{"nothing serves", "target", with(target, "app_url", nil, "app_sha256", nil), "Nothing would serve the load", ""},
+		{"your service from an image", "target", with(target, "app_url", nil, "app_sha256", nil, "ami", image, "nginx", false, "load_port", 8080), "", ""},
+		{"your service from user_data", "target", with(target, "app_url", nil, "app_sha256", nil, "app_user_data", "apt-get install -y my-service\n"), "", ""},
+		{"not an ami", "target", with(target, "ami", "ami-1"), "ami must be an AMI id", ""},
+		{"not a parameter", "target", with(target, "image_parameter", "debian 12"), "image_parameter must be an SSM parameter name", ""},
+		{"app args", "target", with(target, "app_args", []string{"--capacity", "8000", "--work=200us"}), "", ""},
+		{"app args with a space", "target", with(target, "app_args", []string{"--work 1ms"}), "app_args: each argument must be", ""},
+		{"app args with a specifier", "target", with(target, "app_args", []string{"%H"}), "app_args: each argument must be", ""},
+		{"nginx on the app's port", "target", with(target, "app_port", 80), "app_port 80 is load_port", ""},
+		{"health path", "target", with(target, "health_path", "healthz"), "health_path must be a URL path", ""},
+		{"fractional port", "target", with(target, "load_port", 80.5), "load_port must be a whole number from 1 to 65535", ""},
+		{"no instances", "target", with(target, "instance_count", 0), "instance_count must be a whole number >= 1", ""},
+		{"horizontal without a load balancer", "target", with(target, "instance_count", 2), "", "instance_count is 2 without load_balancer"},
+		{"no subnet", "target", with(target, "subnet_ids", []string{}), "subnet_ids must list at least one subnet", ""},
+		{"no agent checksum", "target", with(target, "agent_sha256", "abc"), "agent_sha256 must be 64 lowercase hex digits", ""},
+		{"agent url not http", "target", with(target, "agent_url", "ftp://example.com/loadramp"), "agent_url must be an http:// or https:// URL", ""},
+		{"agent port 0", "target", with(target, "agent_port", 0), "agent_port must be a whole number from 1 to 65535", ""},
+		{"generators", "generators", generators, "", ""},
+		{"generators for the builtin engine", "generators", with(generators, "locustfile", nil, "workers", 8), "", ""},
+		{"generators own image", "generators", with(generators, "ami", image), "", ""},
+		{"generators agent url with a newline", "generators", with(generators, "agent_url", "https://example.com/a\nb"), "agent_url must be an http:// or https:// URL", ""},
+		{"generators no agent", "generators", with(generators, "agent_url", nil), "agent_url", ""},
+		{"generators anyone", "generators", with(generators, "operator_cidr", "0.0.0.0/0"), "opens the agent port, SSH and the Locust web API to the whole internet", ""},
+		{"no workers", "generators", with(generators, "workers", 0), "workers must be a whole number >= 1", ""},
+		{"blank locustfile", "generators", with(generators, "locustfile", " \n"), "locustfile is only white space", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -116,6 +138,12 @@ func TestAWSModuleVariables(t *testing.T) {
 			if c.want == "" {
 				if err != nil {
 					t.Fatalf("plan refused good values: %v\n%s", err, out)
+				}
+				if c.warn != "" && !strings.Contains(out, c.warn) {
+					t.Errorf("plan does not warn %q:\n%s", c.warn, out)
+				}
+				if c.warn == "" && strings.Contains(out, "Warning: Check block assertion failed") {
+					t.Errorf("plan warns:\n%s", out)
 				}
 				return
 			}
@@ -315,6 +343,32 @@ func (s *sandbox) calls() [][]string {
 	return calls
 }
 
+// curled returns the URLs curl was asked for, in order.
+func (s *sandbox) curled() []string {
+	var urls []string
+	for _, c := range s.calls() {
+		if c[0] == "curl" {
+			urls = append(urls, c[len(c)-1])
+		}
+	}
+	return urls
+}
+
+// enabled returns the services systemctl enable was asked for, in order.
+func (s *sandbox) enabled() []string {
+	var units []string
+	for _, c := range s.calls() {
+		if len(c) > 2 && c[0] == "systemctl" && c[1] == "enable" {
+			for _, u := range c[2:] {
+				if !strings.HasPrefix(u, "-") {
+					units = append(units, u)
+				}
+			}
+		}
+	}
+	return units
+}
+
 func bashSyntax(t *testing.T, script string) {
 	t.Helper()
 	cmd := exec.Command("bash", "-n")
@@ -357,9 +411,8 @@ func TestAWSTargetUserDataKeepsHostileValuesData(t *testing.T) {
 	appSum := s.serve(t, "app", appURL, app)
 	neSum := s.serve(t, "ne", neURL, nodeExporterTarball(t))
 	agentSum := s.serve(t, "agent", agentURL, agentBinary)
-	vars := map[string]any{"load_port": 80, "app_port": 8080, "app_url": appURL, "app_sha256": appSum,
-		"node_exporter_url": neURL, "node_exporter_sha256": neSum, "nofile": 65536, "nginx_worker_conns": 16384,
-		"agent_url": agentURL, "agent_sha256": agentSum, "agent_port": 7070, "agent_token": agentToken}
+	vars := targetVars(map[string]any{"app_url": appURL, "app_sha256": appSum, "app_args": []string{"--capacity", "8000"},
+		"node_exporter_url": neURL, "node_exporter_sha256": neSum, "agent_sha256": agentSum})
 	script := renderTemplate(t, bin, awsModule(t, "target"), vars)
 	bashSyntax(t, script)
 	for _, v := range []string{appURL, neURL, "touch", agentToken} {
@@ -375,14 +428,12 @@ func TestAWSTargetUserDataKeepsHostileValuesData(t *testing.T) {
 			t.Errorf("a command inside a URL ran: %s exists", inside[i])
 		}
 	}
-	var urls []string
-	for _, c := range s.calls() {
-		if c[0] == "curl" {
-			urls = append(urls, c[len(c)-1])
-		}
+	// The agent first: it answers while the rest installs.
+	if urls := s.curled(); !slices.Equal(urls, []string{agentURL, neURL, appURL}) {
+		t.Errorf("curl fetched %q, want the three URLs each as one argument, the agent's first", urls)
 	}
-	if !slices.Equal(urls, []string{appURL, neURL, agentURL}) {
-		t.Errorf("curl fetched %q, want the three URLs each as one argument", urls)
+	if got := s.enabled(); !slices.Equal(got, []string{"loadramp-agent", "node_exporter", "eventbus", "nginx"}) {
+		t.Errorf("services enabled %v, want the agent, node_exporter, the app, then nginx", got)
 	}
 	checkAgentInstalled(t, s)
 	if got := s.read("root/usr/local/bin/eventbus"); got != string(app) {
@@ -392,21 +443,31 @@ func TestAWSTargetUserDataKeepsHostileValuesData(t *testing.T) {
 		t.Errorf("node_exporter not installed: %q", got)
 	}
 	unit := s.read("root/etc/systemd/system/eventbus.service")
-	if !strings.Contains(unit, "ExecStart=/usr/local/bin/eventbus --listen 127.0.0.1:8080\n") || !strings.Contains(unit, "LimitNOFILE=65536\n") {
+	if !strings.Contains(unit, "ExecStart=/usr/local/bin/eventbus --listen 127.0.0.1:8080 --capacity 8000\n") || !strings.Contains(unit, "LimitNOFILE=65536\n") {
 		t.Errorf("eventbus.service:\n%s", unit)
 	}
 	conf := s.read("root/etc/nginx/nginx.conf")
 	if !strings.Contains(conf, "worker_connections 16384;") || !strings.HasPrefix(conf, "worker_rlimit_nofile 65536;") {
 		t.Errorf("nginx.conf:\n%s", conf)
 	}
+	if lr := s.read("root/etc/nginx/conf.d/loadramp.conf"); !strings.Contains(lr, "server 127.0.0.1:8080;") || !strings.Contains(lr, "listen 80 backlog=4096;") {
+		t.Errorf("loadramp.conf:\n%s", lr)
+	}
 
 	// A download that does not match its checksum is refused, and nothing
 	// is installed from it.
 	bad := newSandbox(t)
+	bad.serve(t, "agent", agentURL, agentBinary)
 	bad.serve(t, "app", appURL, []byte("#!/bin/sh\necho tampered\n"))
 	bad.serve(t, "ne", neURL, nodeExporterTarball(t))
 	if rc := bad.run(t, script); rc == 0 {
 		t.Errorf("user_data accepted an app whose sha256 does not match")
+	}
+	if got := bad.read("root/usr/local/bin/eventbus"); got != "" {
+		t.Errorf("the tampered app was installed: %q", got)
+	}
+	if !strings.Contains(bad.read("stderr"), "did NOT match") {
+		t.Errorf("sha256sum's refusal is not in the log:\n%s", bad.read("stderr"))
 	}
 	// So is a tampered agent.
 	badAgent := newSandbox(t)
@@ -419,12 +480,86 @@ func TestAWSTargetUserDataKeepsHostileValuesData(t *testing.T) {
 	if got := badAgent.read("root/usr/local/bin/loadramp"); got != "" {
 		t.Errorf("the tampered agent was installed: %q", got)
 	}
-	if got := bad.read("root/usr/local/bin/eventbus"); got != "" {
-		t.Errorf("the tampered app was installed: %q", got)
-	}
-	if !strings.Contains(bad.read("stderr"), "did NOT match") {
-		t.Errorf("sha256sum's refusal is not in the log:\n%s", bad.read("stderr"))
-	}
+}
+
+// targetVars are the target's template variables: the module's defaults,
+// the test's agent, and over.
+func targetVars(over map[string]any) map[string]any {
+	vars := map[string]any{"load_port": 80, "app_port": 8080, "nginx": true, "app_url": "", "app_sha256": "", "app_args": []string{},
+		"app_user_data": "", "node_exporter_url": "", "node_exporter_sha256": strings.Repeat("0", 64), "nofile": 65536,
+		"nginx_worker_conns": 16384, "agent_url": agentURL, "agent_sha256": "", "agent_port": 7070, "agent_token": agentToken}
+	maps.Copy(vars, over)
+	return vars
+}
+
+// The user's own service: from app_user_data (run as written, as root,
+// once the agent is up), or from the image (nothing installed but the agent
+// and nginx); without nginx the bus serves the load port itself.
+func TestAWSTargetUserDataYourService(t *testing.T) {
+	bin := terraformBin(t)
+	t.Parallel()
+	t.Run("app_user_data", func(t *testing.T) {
+		t.Parallel()
+		s := newSandbox(t)
+		sum := s.serve(t, "agent", agentURL, agentBinary)
+		in, out := s.marker("your-service")
+		// Your script is code: it runs, quotes, heredocs and all.
+		fragment := "#!/bin/bash\nset -eu\ncat >" + in + " <<'EOF'\nmy service's unit, $(not expanded)\nEOF\nsystemctl enable --now my-service\n"
+		script := renderTemplate(t, bin, awsModule(t, "target"), targetVars(map[string]any{"app_user_data": fragment, "agent_sha256": sum}))
+		bashSyntax(t, script)
+		if rc := s.run(t, script); rc != 0 {
+			t.Fatal("user_data failed")
+		}
+		if b, err := os.ReadFile(out); err != nil || string(b) != "my service's unit, $(not expanded)\n" {
+			t.Errorf("app_user_data did not run as written: %q %v", b, err)
+		}
+		if got := s.read("root/opt/loadramp/app-user-data.sh"); got != fragment {
+			t.Errorf("app-user-data.sh %q, want the fragment", got)
+		}
+		if got := s.enabled(); !slices.Equal(got, []string{"loadramp-agent", "my-service", "nginx"}) {
+			t.Errorf("services enabled %v, want the agent, your service, then nginx", got)
+		}
+		if s.read("root/etc/systemd/system/eventbus.service") != "" {
+			t.Error("the bundled bus was installed beside your service")
+		}
+		checkAgentInstalled(t, s)
+	})
+	t.Run("image without nginx", func(t *testing.T) {
+		t.Parallel()
+		s := newSandbox(t)
+		sum := s.serve(t, "agent", agentURL, agentBinary)
+		script := renderTemplate(t, bin, awsModule(t, "target"), targetVars(map[string]any{"nginx": false, "load_port": 8080, "agent_sha256": sum}))
+		bashSyntax(t, script)
+		if rc := s.run(t, script); rc != 0 {
+			t.Fatal("user_data failed")
+		}
+		if got := s.enabled(); !slices.Equal(got, []string{"loadramp-agent"}) {
+			t.Errorf("services enabled %v, want the agent only: the image runs your service", got)
+		}
+		for _, c := range s.calls() {
+			if c[0] == "apt-get" {
+				t.Errorf("user_data installed packages on your image: %q", c)
+			}
+		}
+		checkAgentInstalled(t, s)
+	})
+	t.Run("bus without nginx", func(t *testing.T) {
+		t.Parallel()
+		s := newSandbox(t)
+		sum := s.serve(t, "agent", agentURL, agentBinary)
+		appSum := s.serve(t, "app", "https://example.com/eventbus", []byte("#!/bin/sh\n"))
+		script := renderTemplate(t, bin, awsModule(t, "target"), targetVars(map[string]any{"nginx": false, "load_port": 8080,
+			"app_url": "https://example.com/eventbus", "app_sha256": appSum, "agent_sha256": sum}))
+		if rc := s.run(t, script); rc != 0 {
+			t.Fatal("user_data failed")
+		}
+		if unit := s.read("root/etc/systemd/system/eventbus.service"); !strings.Contains(unit, "ExecStart=/usr/local/bin/eventbus --listen 0.0.0.0:8080\n") {
+			t.Errorf("eventbus.service:\n%s", unit)
+		}
+		if got := s.enabled(); !slices.Equal(got, []string{"loadramp-agent", "eventbus"}) {
+			t.Errorf("services enabled %v", got)
+		}
+	})
 }
 
 // The agent every AWS host runs: a binary (here a script) from a URL with
@@ -487,7 +622,7 @@ func TestAWSGeneratorsUserDataKeepsTheLocustfileData(t *testing.T) {
 				master = "10.0.0.5"
 			}
 			sum := s.serve(t, "agent", agentURL, agentBinary)
-			script := renderTemplate(t, bin, module, map[string]any{"role": role, "master_ip": master, "locustfile": locustfile, "workers": 3,
+			script := renderTemplate(t, bin, module, map[string]any{"role": role, "master_ip": master, "locustfile": locustfile,
 				"agent_url": agentURL, "agent_sha256": sum, "agent_port": 7070, "agent_token": agentToken})
 			bashSyntax(t, script)
 			if strings.Contains(script, "touch") || strings.Contains(script, "SECOND") {
@@ -506,7 +641,10 @@ func TestAWSGeneratorsUserDataKeepsTheLocustfileData(t *testing.T) {
 				t.Errorf("locustfile.py differs from the plan's:\n got %q\nwant %q", got, locustfile)
 			}
 			if role == "master" {
-				if unit := s.read("root/etc/systemd/system/locust.service"); !strings.Contains(unit, "--expect-workers 3\n") {
+				// Workers join the master: its command names no worker
+				// count, so growing the fleet leaves it alone.
+				if unit := s.read("root/etc/systemd/system/locust.service"); !strings.Contains(unit,
+					"ExecStart=/usr/bin/locust --master -f /opt/loadramp/locustfile.py --web-host 0.0.0.0\n") || strings.Contains(unit, "expect-workers") {
 					t.Errorf("locust.service:\n%s", unit)
 				}
 			} else if unit := s.read("root/etc/systemd/system/locust-worker-1.service"); !strings.Contains(unit, "--master-host 10.0.0.5\n") {
@@ -519,7 +657,7 @@ func TestAWSGeneratorsUserDataKeepsTheLocustfileData(t *testing.T) {
 		s := newSandbox(t)
 		in, out := s.marker("master-ip")
 		sum := s.serve(t, "agent", agentURL, agentBinary)
-		script := renderTemplate(t, bin, module, map[string]any{"role": "worker", "master_ip": "10.0.0.5\nExecStartPre=/bin/touch " + in, "locustfile": "x\n", "workers": 1,
+		script := renderTemplate(t, bin, module, map[string]any{"role": "worker", "master_ip": "10.0.0.5\nExecStartPre=/bin/touch " + in, "locustfile": "x\n",
 			"agent_url": agentURL, "agent_sha256": sum, "agent_port": 7070, "agent_token": agentToken})
 		bashSyntax(t, script)
 		if rc := s.run(t, script); rc == 0 {
@@ -530,6 +668,28 @@ func TestAWSGeneratorsUserDataKeepsTheLocustfileData(t *testing.T) {
 		}
 		if strings.Contains(s.read("root/etc/systemd/system/locust-worker-1.service"), "ExecStartPre") {
 			t.Error("the master address wrote a unit directive")
+		}
+	})
+	// Without a locustfile a generator host runs the agent only: the
+	// builtin engine's share of each step.
+	t.Run("builtin engine", func(t *testing.T) {
+		t.Parallel()
+		s := newSandbox(t)
+		sum := s.serve(t, "agent", agentURL, agentBinary)
+		script := renderTemplate(t, bin, module, map[string]any{"role": "worker", "master_ip": "", "locustfile": "",
+			"agent_url": agentURL, "agent_sha256": sum, "agent_port": 7070, "agent_token": agentToken})
+		bashSyntax(t, script)
+		if rc := s.run(t, script); rc != 0 {
+			t.Fatal("user_data failed")
+		}
+		checkAgentInstalled(t, s)
+		if got := s.enabled(); !slices.Equal(got, []string{"loadramp-agent"}) {
+			t.Errorf("services enabled %v, want the agent only", got)
+		}
+		for _, c := range s.calls() {
+			if c[0] == "apt-get" {
+				t.Errorf("user_data installed packages without Locust: %q", c)
+			}
 		}
 	})
 }

@@ -1,3 +1,5 @@
+# Where the fleet runs, and who may reach it.
+
 variable "vpc_id" {
   description = "VPC the fleet runs in (the target's)."
   type        = string
@@ -6,10 +8,15 @@ variable "vpc_id" {
 variable "subnet_ids" {
   description = "Subnets the instances are spread over."
   type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) >= 1
+    error_message = "subnet_ids must list at least one subnet."
+  }
 }
 
 variable "operator_cidr" {
-  description = "IPv4 CIDR allowed to SSH and the Locust web API (where loadramp runs), e.g. 203.0.113.7/32. 0.0.0.0/0 (anyone) needs allow_any_operator = true."
+  description = "IPv4 CIDR of the host loadramp runs on (e.g. 203.0.113.7/32): the only source of the agent port, the Locust web API and SSH. 0.0.0.0/0 (anyone) needs allow_any_operator = true."
   type        = string
 
   validation {
@@ -19,7 +26,7 @@ variable "operator_cidr" {
 }
 
 variable "allow_any_operator" {
-  description = "Let operator_cidr be 0.0.0.0/0: SSH and the operator ports open to the whole internet."
+  description = "Let operator_cidr be 0.0.0.0/0: the agent port, the Locust web API and SSH open to the whole internet."
   type        = bool
   default     = false
 }
@@ -29,9 +36,28 @@ variable "generator_security_group_id" {
   type        = string
 }
 
+# The hosts.
+
 variable "ami" {
-  description = "AMI of the instances (Debian or Ubuntu: user_data uses apt-get)."
+  description = "Image of the instances (\"\": the current image image_parameter names; Locust needs Debian's python3-locust)."
   type        = string
+  default     = ""
+
+  validation {
+    condition     = var.ami == "" || can(regex("^ami-[0-9a-f]{8,17}$", var.ami))
+    error_message = "ami must be an AMI id (ami-0123456789abcdef0), or \"\" to look the image up through image_parameter."
+  }
+}
+
+variable "image_parameter" {
+  description = "Public SSM parameter holding the current image when ami is \"\" (Debian 12 for x86_64; /aws/service/debian/release/12/latest/arm64 for Graviton types). Looked up once per workspace."
+  type        = string
+  default     = "/aws/service/debian/release/12/latest/amd64"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9_./-]+$", var.image_parameter))
+    error_message = "image_parameter must be an SSM parameter name such as /aws/service/debian/release/12/latest/amd64."
+  }
 }
 
 variable "instance_type" {
@@ -41,7 +67,7 @@ variable "instance_type" {
 }
 
 variable "workers" {
-  description = "Number of Locust worker hosts (the plan's scale_var)."
+  description = "Number of generator hosts (the plan's scale_var: growing the fleet changes only this). Each runs an agent (the builtin engine) and, with a locustfile, one Locust worker per CPU."
   type        = number
   default     = 2
 
@@ -51,35 +77,35 @@ variable "workers" {
   }
 }
 
-variable "locustfile" {
-  description = "Content of the locustfile the workers run (any text: it reaches the hosts gzipped and base64-encoded)."
-  type        = string
+variable "root_volume_gb" {
+  description = "Size of each host's root volume (gp3, encrypted), in GiB."
+  type        = number
+  default     = 16
 
   validation {
-    condition     = trimspace(var.locustfile) != ""
-    error_message = "locustfile must not be empty."
+    condition     = var.root_volume_gb >= 8 && floor(var.root_volume_gb) == var.root_volume_gb
+    error_message = "root_volume_gb must be a whole number >= 8."
   }
 }
 
 variable "key_name" {
-  description = "EC2 key pair for SSH (\"\" = none)."
+  description = "EC2 key pair for SSH (\"\": none, and port 22 stays closed)."
   type        = string
   default     = ""
 }
 
-variable "tags" {
-  description = "Extra tags on every resource."
-  type        = map(string)
-  default     = {}
+# Locust, for the locust engine.
+
+variable "locustfile" {
+  description = "Content of the locustfile (any text: it reaches the hosts gzipped and base64-encoded). \"\": no Locust (the builtin engine runs on the agents); else one more instance runs the Locust master, whose command does not depend on workers."
+  type        = string
+  default     = ""
 }
 
-variable "loadramp_run_id" {
-  description = "Run id, tagged loadramp:run-id (set by loadramp)."
-  type        = string
-}
+# loadramp's agent on every generator host.
 
 variable "agent_url" {
-  description = "Where user_data downloads the loadramp binary the host's agent runs (loadramp agent, docs/agents.md): an http(s) URL."
+  description = "Where user_data downloads the loadramp binary the host's agent runs (loadramp agent, docs/agents.md): an http(s) URL. The same version as the loadramp that runs the plan."
   type        = string
 
   validation {
@@ -114,4 +140,15 @@ variable "loadramp_agent_token" {
   type        = string
   default     = ""
   sensitive   = true
+}
+
+variable "tags" {
+  description = "Extra tags on every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "loadramp_run_id" {
+  description = "Run id, tagged loadramp:run-id (set by loadramp)."
+  type        = string
 }
