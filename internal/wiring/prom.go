@@ -122,11 +122,12 @@ func (s *promSampler) Start(ctx context.Context, spec orchestrator.SampleSpec) (
 }
 
 // Check returns every problem of plan p, as `loadramp plan` lists them:
-// orchestrator.Check's (the plan's validation, gates, ceilings) and the
+// orchestrator.Check's (the plan's validation, gates, ceilings), the
 // samplers' own checks of what the plan gives them (the PromQL of its
-// prometheus blocks, by Prometheus's parser).
+// prometheus blocks, by Prometheus's parser), and the Terraform fleets'
+// variables and outputs against their modules (checkModules).
 func Check(p *plan.Plan, c plan.Ceilings) []error {
-	return append(orchestrator.Check(p, c), prom.CheckPlan(p)...)
+	return append(append(orchestrator.Check(p, c), prom.CheckPlan(p)...), checkModules(p)...)
 }
 
 // AuditHosts passes the audit of the hosts base observes through its agents
