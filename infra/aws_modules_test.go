@@ -17,13 +17,86 @@ import (
 	"testing"
 )
 
-// The AWS modules cannot be initialised here: the AWS provider cannot be
-// downloaded. What can run without it runs with the real terraform binary:
-// each module's variables.tf and checks.tf (built-in terraform_data only)
-// are planned with good and bad values, and its user_data template is
-// rendered by templatefile with hostile values, checked by bash -n, and run
-// in a sandbox (its own mount and network namespaces, stub apt-get, curl and
-// systemctl) to see that the values stay data.
+// The AWS provider cannot be downloaded here, and there is no account. A
+// copy of the provider's release in a plugin directory (awsPluginDir) lets
+// every module be initialised from it and validated (TestModulesValidate).
+// Without an account nothing is planned against AWS: each module's
+// variables.tf and checks.tf (built-in terraform_data only) are planned with
+// good and bad values, and its user_data template is rendered by
+// templatefile with hostile values, checked by bash -n, and run in a sandbox
+// (its own mount and network namespaces, stub apt-get, curl and systemctl)
+// to see that the values stay data.
+
+// awsPluginDir is a Terraform plugin directory holding the AWS provider
+// (registry.terraform.io/hashicorp/aws/<version>/<os>_<arch>/), from
+// LOADRAMP_TF_PLUGIN_DIR, else /opt/tf-plugins; "" when it holds none.
+func awsPluginDir() string {
+	dir := os.Getenv("LOADRAMP_TF_PLUGIN_DIR")
+	if dir == "" {
+		dir = "/opt/tf-plugins"
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "registry.terraform.io", "hashicorp", "aws", "*", "*", "terraform-provider-aws*")); len(m) == 0 {
+		return ""
+	}
+	return dir
+}
+
+// TestModulesValidate runs terraform init (from the plugin directory, no
+// download) and terraform validate on a copy of every module under
+// infra/modules. Without the AWS provider the AWS modules are skipped with
+// a note; their variables, checks and user_data are still tested below, and
+// internal/wiring's contract test parses them without any provider.
+func TestModulesValidate(t *testing.T) {
+	bin := terraformBin(t)
+	plugins := awsPluginDir()
+	root := filepath.Join(repoRoot(t), "infra", "modules")
+	for _, module := range []string{"local", "local-generators", "aws/target", "aws/generators"} {
+		t.Run(module, func(t *testing.T) {
+			t.Parallel()
+			aws := strings.HasPrefix(module, "aws/")
+			if aws && plugins == "" {
+				t.Skip("the AWS provider is not in LOADRAMP_TF_PLUGIN_DIR or /opt/tf-plugins (it cannot be downloaded here): not validated")
+			}
+			dir := t.TempDir()
+			files, _ := filepath.Glob(filepath.Join(root, module, "*"))
+			for _, f := range files {
+				if st, err := os.Stat(f); err != nil || st.IsDir() {
+					continue
+				}
+				b, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600)
+			}
+			args := []string{"init", "-backend=false", "-input=false", "-no-color"}
+			if aws {
+				args = append(args, "-plugin-dir="+plugins)
+			}
+			if out, err := tfCmd(t, bin, dir, args...); err != nil {
+				t.Fatalf("terraform init: %v\n%s", err, out)
+			}
+			out, err := tfCmd(t, bin, dir, "validate", "-json", "-no-color")
+			var v struct {
+				Valid       bool `json:"valid"`
+				Diagnostics []struct {
+					Severity, Summary, Detail string
+				} `json:"diagnostics"`
+			}
+			if jerr := json.Unmarshal([]byte(out), &v); jerr != nil {
+				t.Fatalf("terraform validate: %v, %v\n%s", err, jerr, out)
+			}
+			if !v.Valid || err != nil {
+				t.Errorf("terraform validate of %s: not valid (%v)", module, err)
+			}
+			for _, d := range v.Diagnostics {
+				// A warning is a deprecation or a check that will fail: as
+				// much a defect here as an error.
+				t.Errorf("%s: %s: %s", d.Severity, d.Summary, d.Detail)
+			}
+		})
+	}
+}
 
 // tfCmd runs the terraform binary in dir and returns its combined output.
 func tfCmd(t *testing.T, bin, dir string, args ...string) (string, error) {
