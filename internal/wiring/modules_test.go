@@ -1,8 +1,10 @@
 package wiring
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -274,4 +276,98 @@ func TestCheckModuleNamesTheProblem(t *testing.T) {
 	if strings.Contains(all, "vpc_id") || strings.Contains(all, infra.VarRunID) || strings.Contains(all, `"endpoint"`) {
 		t.Errorf("a template value, a variable loadramp sets or an output the module has was refused:\n%s", all)
 	}
+}
+
+// sampleStatics fill the values an AWS example plan marks REQUIRED, as a
+// user would.
+var sampleStatics = map[string]any{
+	"vpc": "vpc-0123456789abcdef0", "subnet_a": "subnet-0aaa", "subnet_b": "subnet-0bbb",
+	"operator_cidr": "10.0.1.25/32", "ami": "ami-0123456789abcdef0",
+	"agent_url": "https://example-bucket.s3.amazonaws.com/loadramp?X-Amz-Signature=abc&X-Amz-Expires=14400", "agent_sha256": strings.Repeat("1f", 32),
+	"eventbus_url": "https://example-bucket.s3.amazonaws.com/eventbus", "eventbus_sha256": strings.Repeat("2e", 32),
+}
+
+// TestExampleAWSPlansPassTheModulesChecks renders each AWS example plan's
+// Terraform variables, for every campaign variant, with the REQUIRED values
+// filled in, and plans them with the real terraform against the module's
+// variables.tf and checks.tf (its validations and cross-variable checks,
+// which need no provider): the examples must not fail the modules they use.
+func TestExampleAWSPlansPassTheModulesChecks(t *testing.T) {
+	root := repoRoot(t)
+	bin := filepath.Join(root, "bin", "terraform")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("%s missing: run make bin/terraform", bin)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "plans", "aws-*.yaml"))
+	if len(files) < 2 {
+		t.Fatalf("AWS example plans: %v", files)
+	}
+	for _, f := range files {
+		p, err := plan.Load(f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		variants := 1
+		if p.Campaign != nil {
+			variants = len(p.Campaign.Variants)
+		}
+		for i := range variants {
+			static := p.VariantStatic(i)
+			for k, v := range static {
+				if v == "REQUIRED" {
+					s, ok := sampleStatics[k]
+					if !ok {
+						t.Fatalf("%s: no sample value for static.%s", f, k)
+					}
+					static[k] = s
+				}
+			}
+			data := plan.TemplateData{Static: static, Fleets: map[string]map[string]string{
+				"target": {"generator_security_group_id": "sg-0123456789abcdef0"}}}
+			render := func(s string) (string, error) { return plan.Render(s, data, nil) }
+			for _, name := range []string{"target", "generators"} {
+				fl := p.Fleets[name]
+				t.Run(fmt.Sprintf("%s/variant-%d/%s", filepath.Base(f), i+1, name), func(t *testing.T) {
+					vars, err := renderVars(render, fl.Terraform.Vars, "vars")
+					if err != nil {
+						t.Fatal(err)
+					}
+					vars[infra.VarRunID] = "20261130T080000Z-" + p.Name
+					out, err := planChecks(t, bin, filepath.Join(root, fl.Terraform.Dir), vars)
+					if err != nil || strings.Contains(out, "Warning") {
+						t.Errorf("terraform plan of the module's variables and checks: %v\n%s", err, out)
+					}
+				})
+			}
+		}
+	}
+}
+
+// planChecks plans a copy of module's variables.tf and checks.tf with vars.
+func planChecks(t *testing.T, bin, module string, vars map[string]any) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"variables.tf", "checks.tf"} {
+		b, err := os.ReadFile(filepath.Join(module, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o600)
+	}
+	b, err := json.Marshal(vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "vars.tfvars.json"), b, 0o600)
+	os.WriteFile(filepath.Join(dir, "empty.tfrc"), nil, 0o600)
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"-chdir=" + dir}, args...)...)
+		cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+filepath.Join(dir, "empty.tfrc"), "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("init", "-input=false", "-no-color"); err != nil {
+		return out, err
+	}
+	return run("plan", "-input=false", "-no-color", "-var-file=vars.tfvars.json")
 }
