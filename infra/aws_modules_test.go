@@ -15,6 +15,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // The AWS provider cannot be downloaded here, and there is no account. A
@@ -765,4 +768,106 @@ func TestAWSGeneratorsUserDataKeepsTheLocustfileData(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAWSModulesSecurityInvariants reads the AWS modules' resources (HCL,
+// no provider) and checks what must stay on whatever else changes: every
+// instance requires IMDSv2 tokens and has an encrypted root volume, and a
+// security group admits a CIDR only if it is operator_cidr (the agent port,
+// node_exporter, SSH, Locust's web API, and the load port only when asked),
+// never the whole internet; the rest of its ingress names security groups.
+func TestAWSModulesSecurityInvariants(t *testing.T) {
+	for _, module := range []string{"target", "generators"} {
+		t.Run(module, func(t *testing.T) {
+			files, _ := filepath.Glob(filepath.Join(awsModule(t, module), "*.tf"))
+			instances, groups := 0, 0
+			for _, f := range files {
+				src, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				file, diags := hclsyntax.ParseConfig(src, f, hcl.InitialPos)
+				if diags.HasErrors() {
+					t.Fatal(diags)
+				}
+				text := func(e hclsyntax.Expression) string {
+					return strings.Join(strings.Fields(string(e.Range().SliceBytes(src))), " ")
+				}
+				for _, b := range file.Body.(*hclsyntax.Body).Blocks {
+					if b.Type != "resource" || len(b.Labels) != 2 {
+						continue
+					}
+					name := strings.Join(b.Labels, ".")
+					switch b.Labels[0] {
+					case "aws_instance":
+						instances++
+						if got := nestedAttr(b.Body, "metadata_options", "http_tokens", text); got != `"required"` {
+							t.Errorf("%s: metadata_options.http_tokens = %s, want \"required\" (IMDSv2)", name, got)
+						}
+						if got := nestedAttr(b.Body, "root_block_device", "encrypted", text); got != "true" {
+							t.Errorf("%s: root_block_device.encrypted = %s, want true", name, got)
+						}
+					case "aws_security_group":
+						groups++
+						for _, in := range b.Body.Blocks {
+							body, forEach := in.Body, ""
+							switch {
+							case in.Type == "ingress":
+							case in.Type == "dynamic" && len(in.Labels) == 1 && in.Labels[0] == "ingress":
+								if fe, ok := in.Body.Attributes["for_each"]; ok {
+									forEach = text(fe.Expr)
+								}
+								body = nil
+								for _, c := range in.Body.Blocks {
+									if c.Type == "content" {
+										body = c.Body
+									}
+								}
+								if body == nil {
+									t.Errorf("%s: a dynamic ingress without content", name)
+									continue
+								}
+							default:
+								continue
+							}
+							if a, ok := body.Attributes["ipv6_cidr_blocks"]; ok {
+								t.Errorf("%s: ingress from %s", name, text(a.Expr))
+							}
+							a, ok := body.Attributes["cidr_blocks"]
+							if !ok {
+								if _, sg := body.Attributes["security_groups"]; !sg {
+									if _, self := body.Attributes["self"]; !self {
+										t.Errorf("%s: an ingress from neither a CIDR nor a security group", name)
+									}
+								}
+								continue
+							}
+							switch cidr := text(a.Expr); {
+							case cidr == "[var.operator_cidr]":
+							case cidr == "[ingress.value]" && strings.Contains(forEach, "[var.operator_cidr]") && !strings.Contains(forEach, "0.0.0.0"):
+							default:
+								t.Errorf("%s: an ingress from %s (for_each %q); a CIDR ingress may only be operator_cidr", name, cidr, forEach)
+							}
+						}
+					}
+				}
+			}
+			if instances == 0 || groups == 0 {
+				t.Errorf("%d instances and %d security groups found: the test reads nothing", instances, groups)
+			}
+		})
+	}
+}
+
+// nestedAttr is the source text of attribute attr of the first nested block
+// of type block in body ("" when there is none).
+func nestedAttr(body *hclsyntax.Body, block, attr string, text func(hclsyntax.Expression) string) string {
+	for _, b := range body.Blocks {
+		if b.Type == block {
+			if a, ok := b.Body.Attributes[attr]; ok {
+				return text(a.Expr)
+			}
+		}
+	}
+	return ""
 }
