@@ -7,13 +7,19 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -870,4 +876,255 @@ func nestedAttr(body *hclsyntax.Body, block, attr string, text func(hclsyntax.Ex
 		}
 	}
 	return ""
+}
+
+// fakeAWS is a fake of the two AWS read APIs the modules call while
+// planning: SSM GetParameter (the default image) and EC2
+// DescribeInstanceTypes (the generators' CPUs). Anything else is refused and
+// recorded, so a module that starts calling another API at plan time is seen.
+type fakeAWS struct {
+	mu         sync.Mutex
+	parameters []string // names asked of GetParameter
+	types      []string // instance types asked of DescribeInstanceTypes
+	unexpected []string
+}
+
+const fakeImage = "ami-0fa4e0000000000aa"
+
+func (f *fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if target := r.Header.Get("X-Amz-Target"); target == "AmazonSSM.GetParameter" {
+		var in struct{ Name string }
+		json.Unmarshal(body, &in)
+		f.parameters = append(f.parameters, in.Name)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		json.NewEncoder(w).Encode(map[string]any{"Parameter": map[string]any{
+			"Name": in.Name, "Type": "String", "Value": fakeImage, "Version": 1, "DataType": "aws:ec2:image",
+			"ARN": "arn:aws:ssm:us-east-1::parameter" + in.Name}})
+		return
+	} else if target != "" {
+		f.unexpected = append(f.unexpected, target)
+		http.Error(w, `{"__type":"UnknownOperationException"}`, http.StatusBadRequest)
+		return
+	}
+	form, _ := url.ParseQuery(string(body))
+	if form.Get("Action") == "DescribeInstanceTypes" {
+		f.types = append(f.types, form.Get("InstanceType.1"))
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<DescribeInstanceTypesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>fake</requestId><instanceTypeSet><item><instanceType>%s</instanceType><currentGeneration>true</currentGeneration><vCpuInfo><defaultVCpus>2</defaultVCpus><defaultCores>1</defaultCores><defaultThreadsPerCore>2</defaultThreadsPerCore></vCpuInfo><memoryInfo><sizeInMiB>4096</sizeInMiB></memoryInfo></item></instanceTypeSet></DescribeInstanceTypesResponse>`, form.Get("InstanceType.1"))
+		return
+	}
+	f.unexpected = append(f.unexpected, r.Method+" "+r.URL.Path+" "+form.Get("Action"))
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprint(w, `<Response><Errors><Error><Code>InvalidAction</Code><Message>not faked</Message></Error></Errors><RequestID>fake</RequestID></Response>`)
+}
+
+// planAgainstFake copies module into a directory with a provider block whose
+// endpoints are the fake, plans it with vars, and returns the plan as
+// terraform show -json prints it, or terraform's output when the plan fails.
+func planAgainstFake(t *testing.T, bin, plugins, module, endpoint string, vars map[string]any) (map[string]any, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	files, _ := filepath.Glob(filepath.Join(module, "*"))
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600)
+		}
+	}
+	provider := `provider "aws" {
+  region                      = "us-east-1"
+  access_key                  = "fake"
+  secret_key                  = "fake"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  endpoints {
+    ssm   = "` + endpoint + `"
+    ec2   = "` + endpoint + `"
+    elbv2 = "` + endpoint + `"
+    sts   = "` + endpoint + `"
+  }
+}
+`
+	os.WriteFile(filepath.Join(dir, "fake_provider.tf"), []byte(provider), 0o600)
+	b, _ := json.Marshal(vars)
+	os.WriteFile(filepath.Join(dir, "test.tfvars.json"), b, 0o600)
+	if out, err := tfCmd(t, bin, dir, "init", "-backend=false", "-input=false", "-no-color", "-plugin-dir="+plugins); err != nil {
+		t.Fatalf("terraform init: %v\n%s", err, out)
+	}
+	if out, err := tfCmd(t, bin, dir, "plan", "-input=false", "-no-color", "-var-file=test.tfvars.json", "-out=plan.bin"); err != nil {
+		return nil, strings.Join(strings.Fields(strings.ReplaceAll(out, "│", " ")), " "), err
+	}
+	out, err := tfCmd(t, bin, dir, "show", "-json", "plan.bin")
+	if err != nil {
+		t.Fatalf("terraform show: %v\n%s", err, out)
+	}
+	var plan map[string]any
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("terraform show -json: %v", err)
+	}
+	return plan, "", nil
+}
+
+// planned returns the planned resources of type typ, by address.
+func planned(plan map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	root, _ := plan["planned_values"].(map[string]any)["root_module"].(map[string]any)
+	rs, _ := root["resources"].([]any)
+	for _, r := range rs {
+		m := r.(map[string]any)
+		if m["type"] == typ && m["mode"] == "managed" {
+			out[m["address"].(string)], _ = m["values"].(map[string]any)
+		}
+	}
+	return out
+}
+
+// plannedOutput returns an output's planned value (nil when unknown).
+func plannedOutput(plan map[string]any, name string) any {
+	oc, _ := plan["output_changes"].(map[string]any)[name].(map[string]any)
+	return oc["after"]
+}
+
+// TestAWSModulesPlanAgainstFakeAWS plans each AWS module with the real AWS
+// provider against fakeAWS (nothing is created: a plan reads only the image
+// parameter and the instance type) and checks what would be created.
+func TestAWSModulesPlanAgainstFakeAWS(t *testing.T) {
+	bin := terraformBin(t)
+	plugins := awsPluginDir()
+	if plugins == "" {
+		t.Skip("the AWS provider is not in LOADRAMP_TF_PLUGIN_DIR or /opt/tf-plugins: not planned")
+	}
+	sha := strings.Repeat("ab", 32)
+	t.Run("target behind a load balancer", func(t *testing.T) {
+		t.Parallel()
+		fake := &fakeAWS{}
+		srv := httptest.NewServer(fake)
+		defer srv.Close()
+		plan, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "target"), srv.URL, map[string]any{
+			"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-a", "subnet-b"}, "operator_cidr": "10.0.1.25/32",
+			"app_url": "https://example.com/eventbus", "app_sha256": sha, "loadramp_run_id": "run-1",
+			"agent_url": "https://example.com/loadramp", "agent_sha256": sha, "loadramp_agent_token": "t0ken",
+			"instance_count": 3, "load_balancer": true})
+		if err != nil {
+			t.Fatalf("plan: %v\n%s", err, out)
+		}
+		fake.mu.Lock()
+		if strings.Join(fake.parameters, ",") != "/aws/service/debian/release/12/latest/amd64" || len(fake.unexpected) > 0 {
+			t.Errorf("GetParameter %v, unexpected calls %v", fake.parameters, fake.unexpected)
+		}
+		fake.mu.Unlock()
+		if img := planned(plan, "terraform_data")["terraform_data.image"]; img["input"] != fakeImage {
+			t.Errorf("the image: %v, want the parameter's %s", img["input"], fakeImage)
+		}
+		instances := planned(plan, "aws_instance")
+		if len(instances) != 3 {
+			t.Fatalf("%d instances planned, want 3", len(instances))
+		}
+		subnets := map[any]int{}
+		for addr, v := range instances {
+			subnets[v["subnet_id"]]++
+			md := v["metadata_options"].([]any)[0].(map[string]any)
+			rv := v["root_block_device"].([]any)[0].(map[string]any)
+			if md["http_tokens"] != "required" || rv["encrypted"] != true || v["monitoring"] != true {
+				t.Errorf("%s: metadata %v, root volume %v, monitoring %v", addr, md, rv, v["monitoring"])
+			}
+			if tags := v["tags"].(map[string]any); tags["loadramp:run-id"] != "run-1" || tags["loadramp:role"] != "target" {
+				t.Errorf("%s: tags %v", addr, tags)
+			}
+		}
+		if subnets["subnet-a"] != 2 || subnets["subnet-b"] != 1 {
+			t.Errorf("instances over subnets: %v", subnets)
+		}
+		lbs := planned(plan, "aws_lb")
+		if lb := lbs["aws_lb.target[0]"]; len(lbs) != 1 || lb["load_balancer_type"] != "network" || lb["internal"] != true {
+			t.Errorf("load balancers %v", lbs)
+		}
+		if n := len(planned(plan, "aws_lb_target_group_attachment")); n != 3 {
+			t.Errorf("%d target group attachments, want 3", n)
+		}
+		// The agent port admits operator_cidr alone.
+		sg := planned(plan, "aws_security_group")["aws_security_group.target"]
+		agent := false
+		for _, r := range sg["ingress"].([]any) {
+			in := r.(map[string]any)
+			cidrs, _ := in["cidr_blocks"].([]any)
+			if in["from_port"] == float64(7070) {
+				agent = true
+				if len(cidrs) != 1 || cidrs[0] != "10.0.1.25/32" {
+					t.Errorf("agent port ingress %v", in)
+				}
+			}
+			if in["from_port"] == float64(80) && len(cidrs) > 0 {
+				t.Errorf("the load port admits %v behind a load balancer", cidrs)
+			}
+		}
+		if !agent {
+			t.Errorf("no ingress on the agent port: %v", sg["ingress"])
+		}
+		if got := plannedOutput(plan, "health_url"); got != "http://127.0.0.1:80/healthz" {
+			t.Errorf("health_url %v", got)
+		}
+	})
+	// Generators for the builtin engine: agents only, no Locust master.
+	// (With a locustfile the module reads the instance type's CPUs from
+	// DescribeInstanceTypes; the provider finds no type in fakeAWS's answer,
+	// which the SDK itself decodes, for a reason not found yet: that case
+	// is validated, not planned.)
+	t.Run("generators for the builtin engine", func(t *testing.T) {
+		t.Parallel()
+		fake := &fakeAWS{}
+		srv := httptest.NewServer(fake)
+		defer srv.Close()
+		plan, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "generators"), srv.URL, map[string]any{
+			"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-a"}, "operator_cidr": "10.0.1.25/32",
+			"generator_security_group_id": "sg-1", "loadramp_run_id": "run-1",
+			"agent_url": "https://example.com/loadramp", "agent_sha256": sha, "workers": 3})
+		if err != nil {
+			t.Fatalf("plan: %v\n%s", err, out)
+		}
+		fake.mu.Lock()
+		if len(fake.types) != 0 || len(fake.parameters) != 1 || len(fake.unexpected) > 0 {
+			t.Errorf("instance types %v, parameters %v, unexpected calls %v", fake.types, fake.parameters, fake.unexpected)
+		}
+		fake.mu.Unlock()
+		instances := planned(plan, "aws_instance")
+		if len(instances) != 3 || instances["aws_instance.master[0]"] != nil {
+			t.Errorf("instances %v, want 3 workers and no master", slices.Sorted(maps.Keys(instances)))
+		}
+		for addr, v := range instances {
+			sgs, _ := v["vpc_security_group_ids"].([]any)
+			if v["vpc_security_group_ids"] != nil && !slices.Contains(sgs, any("sg-1")) {
+				t.Errorf("%s: security groups %v lack the target's generator group", addr, sgs)
+			}
+		}
+		if got := plannedOutput(plan, "locust_workers"); got != float64(0) {
+			t.Errorf("locust_workers %v, want 0 without a locustfile", got)
+		}
+		if got := plannedOutput(plan, "master"); got != "" {
+			t.Errorf("master %q, want none", got)
+		}
+	})
+	t.Run("user_data over 16 KiB", func(t *testing.T) {
+		t.Parallel()
+		fake := &fakeAWS{}
+		srv := httptest.NewServer(fake)
+		defer srv.Close()
+		_, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "target"), srv.URL, map[string]any{
+			"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-a"}, "operator_cidr": "10.0.1.25/32", "ami": "ami-0123456789abcdef0",
+			"app_user_data": strings.Repeat("echo 'your service, at length'\n", 600), "loadramp_run_id": "run-1",
+			"agent_url": "https://example.com/loadramp", "agent_sha256": sha})
+		if err == nil || !strings.Contains(out, "EC2 takes at most 16384") {
+			t.Errorf("plan: %v, want the 16 KiB precondition:\n%s", err, out)
+		}
+		fake.mu.Lock()
+		if len(fake.parameters) != 0 {
+			t.Errorf("with ami set, the parameter was asked: %v", fake.parameters)
+		}
+		fake.mu.Unlock()
+	})
 }
