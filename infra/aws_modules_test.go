@@ -28,8 +28,10 @@ import (
 
 // The AWS provider cannot be downloaded here, and there is no account. A
 // copy of the provider's release in a plugin directory (awsPluginDir) lets
-// every module be initialised from it and validated (TestModulesValidate).
-// Without an account nothing is planned against AWS: each module's
+// every module be initialised from it, validated (TestModulesValidate) and
+// planned against a fake of the APIs a plan reads
+// (TestAWSModulesPlanAgainstFakeAWS). Without an account nothing is planned
+// against AWS itself, or applied. Each module's
 // variables.tf and checks.tf (built-in terraform_data only) are planned with
 // good and bad values, and its user_data template is rendered by
 // templatefile with hostile values, checked by bash -n, and run in a sandbox
