@@ -4,18 +4,59 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	awsinfra "github.com/loadramp/loadramp/infra/aws"
 	"github.com/loadramp/loadramp/orchestrator"
+	"github.com/loadramp/loadramp/orchestrator/agents"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/plan"
 	"github.com/loadramp/loadramp/orchestrator/result"
 )
 
+// fleetAgents are the Terraform fleets provisioned so far, by name, so that
+// the readiness wait finds each one's agents in the outputs of its apply.
+type fleetAgents struct {
+	cfg   Config
+	mu    sync.Mutex
+	specs map[string]orchestrator.ProvisionSpec
+}
+
+func (a *fleetAgents) add(spec orchestrator.ProvisionSpec) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.specs[spec.Name] = spec
+}
+
+// of returns the agents a fleet's outputs list (its agents.output) and how
+// to reach them (the token, the CA): awsinfra.TargetConfig.Agents. A fleet
+// that declares no agents output has none to wait for.
+func (a *fleetAgents) of(fleet string, outputs map[string]string) ([]agents.Endpoint, agents.Options, error) {
+	a.mu.Lock()
+	spec, ok := a.specs[fleet]
+	a.mu.Unlock()
+	if !ok || !spec.Fleet.HasAgents() || spec.Fleet.Agents.Output == "" {
+		return nil, agents.Options{}, nil
+	}
+	set := newAgentSet(a.cfg, &plan.Plan{Fleets: map[string]*plan.Fleet{fleet: spec.Fleet}}, spec.Render, spec.Log)
+	opts, err := set.options(fleet)
+	if err != nil {
+		return nil, opts, err
+	}
+	out := spec.Fleet.Agents.Output
+	eps, err := agents.ParseList(outputs[out])
+	if err != nil {
+		return nil, opts, fmt.Errorf("fleets.%s.agents.output: fleets.%s.%s: %w", fleet, fleet, out, err)
+	}
+	return eps, opts, nil
+}
+
 // newAWSTarget is the watch of a run's EC2 target (awsinfra.Target): it
 // calls AWS only for a Terraform target fleet that outputs instance_ids, or
-// with aws_region configured.
-func newAWSTarget(cfg Config, obs orchestrator.Observer) *awsinfra.Target {
+// with aws_region configured. A Terraform fleet whose agents its outputs
+// list is ready once they answer (the target's once its health_url answers
+// through them too), within aws_ready_timeout.
+func newAWSTarget(cfg Config, obs orchestrator.Observer, fa *fleetAgents) *awsinfra.Target {
 	cc := awsClientConfig(cfg)
 	t := awsinfra.NewTarget(awsinfra.TargetConfig{
 		Region: cfg.AWSRegion,
@@ -30,6 +71,7 @@ func newAWSTarget(cfg Config, obs orchestrator.Observer) *awsinfra.Target {
 		ProgressEvery: awsinfra.DefaultProgressEvery,
 		Settle:        cfg.CloudWatchSettle,
 		Notify:        obs.Message,
+		Agents:        fa.of,
 	})
 	t.SetLog(cfg.Log)
 	return t
@@ -39,12 +81,20 @@ func newAWSTarget(cfg Config, obs orchestrator.Observer) *awsinfra.Target {
 type provisionFunc func(ctx context.Context, spec orchestrator.ProvisionSpec) (orchestrator.Fleet, error)
 
 // awsProvision wraps next: a Terraform target fleet comes back as an
-// awsFleet, every other fleet as next built it.
-func awsProvision(t *awsinfra.Target, next provisionFunc) provisionFunc {
+// awsFleet, another Terraform fleet whose outputs list its agents as an
+// agentsFleet, every other fleet as next built it.
+func awsProvision(t *awsinfra.Target, fa *fleetAgents, next provisionFunc) provisionFunc {
 	return func(ctx context.Context, spec orchestrator.ProvisionSpec) (orchestrator.Fleet, error) {
 		fl, err := next(ctx, spec)
-		if err != nil || spec.Name != "target" || spec.Fleet.Provider != plan.ProviderTerraform {
+		if err != nil || spec.Fleet.Provider != plan.ProviderTerraform {
 			return fl, err
+		}
+		fa.add(spec)
+		if spec.Name != "target" {
+			if !spec.Fleet.HasAgents() || spec.Fleet.Agents.Output == "" {
+				return fl, nil
+			}
+			return &agentsFleet{Fleet: fl, t: t, name: spec.Name}, nil
 		}
 		lb := ""
 		if tmpl, ok := spec.Fleet.Outputs[awsinfra.OutputLoadBalancer]; ok {
@@ -84,6 +134,30 @@ func (f *awsFleet) Scale(ctx context.Context, factor float64) (orchestrator.Flee
 		return st, ok, err
 	}
 	return st, ok, f.t.Ready(ctx, f.runID, st.Outputs, f.planLB)
+}
+
+// agentsFleet is a Terraform fleet (the generators) whose Up (and Scale)
+// returns once the agents its outputs list answer.
+type agentsFleet struct {
+	orchestrator.Fleet
+	t    *awsinfra.Target
+	name string
+}
+
+func (f *agentsFleet) Up(ctx context.Context) (orchestrator.FleetState, error) {
+	st, err := f.Fleet.Up(ctx)
+	if err != nil {
+		return st, err
+	}
+	return st, f.t.ReadyAgents(ctx, f.name, st.Outputs)
+}
+
+func (f *agentsFleet) Scale(ctx context.Context, factor float64) (orchestrator.FleetState, bool, error) {
+	st, ok, err := f.Fleet.Scale(ctx, factor)
+	if err != nil || !ok {
+		return st, ok, err
+	}
+	return st, ok, f.t.ReadyAgents(ctx, f.name, st.Outputs)
 }
 
 // awsSampler is the run's StepSampler: the local sampler, plus CloudWatch's

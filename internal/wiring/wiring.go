@@ -95,9 +95,10 @@ func Deps(cfg Config, obs orchestrator.Observer) orchestrator.Deps {
 		cfg.runToken = runToken(cfg)
 	}
 	host := observe.New(cfg.Host, observe.WithLogger(cfg.Log))
-	target := newAWSTarget(cfg, obs) // an EC2 target: readiness wait and CloudWatch
+	fa := &fleetAgents{cfg: cfg, specs: map[string]orchestrator.ProvisionSpec{}}
+	target := newAWSTarget(cfg, obs, fa) // an EC2 target: readiness wait (instances, agents, health) and CloudWatch
 	return orchestrator.Deps{
-		Provision: awsProvision(target, Provision(cfg)),
+		Provision: awsProvision(target, fa, Provision(cfg)),
 		NewEngine: func(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Engine, error) {
 			if p.BuiltinOnAgents() {
 				return newAgentEngine(cfg, p, render, log)

@@ -175,7 +175,8 @@ func TestAWSTargetHooks(t *testing.T) {
 	next := func(_ context.Context, spec orchestrator.ProvisionSpec) (orchestrator.Fleet, error) {
 		return &fakeFleet{outputs: map[string]string{"endpoint": "http://127.0.0.1:1"}}, nil
 	}
-	provision := awsProvision(tg, next)
+	fa := &fleetAgents{cfg: DefaultConfig(), specs: map[string]orchestrator.ProvisionSpec{}}
+	provision := awsProvision(tg, fa, next)
 	spec := func(name, provider string) orchestrator.ProvisionSpec {
 		return orchestrator.ProvisionSpec{Name: name, Fleet: &plan.Fleet{Provider: provider}, Render: noRender,
 			RunDir: filepath.Join(t.TempDir(), "run-a"), Log: zerolog.Nop()}
@@ -212,7 +213,7 @@ func TestAWSTargetHooks(t *testing.T) {
 	next = func(_ context.Context, spec orchestrator.ProvisionSpec) (orchestrator.Fleet, error) {
 		return &fakeFleet{outputs: map[string]string{awsinfra.OutputInstanceIDs: "i-0aaa"}}, nil
 	}
-	fl, err = awsProvision(tg, next)(ctx, spec("target", plan.ProviderTerraform))
+	fl, err = awsProvision(tg, fa, next)(ctx, spec("target", plan.ProviderTerraform))
 	if err != nil {
 		t.Fatal(err)
 	}
