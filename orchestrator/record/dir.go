@@ -200,6 +200,12 @@ func openAppendRepaired(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s for appending: %w", filepath.Base(path), err)
 	}
+	return repairTail(f, path)
+}
+
+// repairTail cuts a truncated last line off f (opened on path), closing f
+// if it cannot.
+func repairTail(f *os.File, path string) (*os.File, error) {
 	keep, err := completeLength(f)
 	if err == nil {
 		var st os.FileInfo

@@ -174,18 +174,7 @@ func openAppendRepairedLocked(path string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", filepath.Base(path), err)
 	}
-	keep, err := completeLength(f)
-	if err == nil {
-		var st os.FileInfo
-		if st, err = f.Stat(); err == nil && st.Size() != keep {
-			err = f.Truncate(keep)
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cut the truncated last line of %s: %w", filepath.Base(path), err)
-	}
-	return f, nil
+	return repairTail(f, path)
 }
 
 // ReadNotes reads dir's notes.jsonl in the order the notes were written. A
