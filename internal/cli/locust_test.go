@@ -111,8 +111,11 @@ func TestLocustRampFindsCapacity(t *testing.T) {
 	if users < 8 || users >= 32 {
 		t.Errorf("capacity at %g users, want 8..31 (32 users offer 300/s to a bus serving 150/s)", users)
 	}
-	if rps <= 0 || rps > 150*1.15 {
-		t.Errorf("capacity throughput %.1f/s, want > 0 and at most the bus capacity 150/s (+15%%)", rps)
+	// The window's edges are as sharp as the workers' report interval (1 s
+	// in eventbus.py, the engine's documented caveat): over a 4 s hold a
+	// worker's report from before the reset can add up to a second's worth.
+	if limit := 150 * (4.0 + 1) / 4; rps <= 0 || rps > limit {
+		t.Errorf("capacity throughput %.1f/s, want > 0 and at most the bus capacity 150/s and a report interval's worth (%.1f/s)", rps, limit)
 	}
 	// Every measured step carries Locust's own per-request metrics and the
 	// delivery delay the subscribers reported.

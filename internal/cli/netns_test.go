@@ -171,9 +171,25 @@ parameters:
 // runInNetns runs bin/loadramp (built for the test) inside ns and reads its report.
 func runInNetns(t *testing.T, ns, plan string) runOutcome {
 	t.Helper()
+	return runInNetnsWrapped(t, ns, plan)
+}
+
+// runOnGeneratorHost is runInNetns for a namespace that plays a host running
+// only the generator. The namespaces share one kernel, so one kernel log: the
+// target's "SYN flooding" would show there too, where a host of its own has
+// none of the target's messages. loadramp reads an empty kernel log
+// (/dev/null over /dev/kmsg, in a mount namespace of its own).
+func runOnGeneratorHost(t *testing.T, ns, plan string) runOutcome {
+	t.Helper()
+	return runInNetnsWrapped(t, ns, plan, "unshare", "-m", "--propagation", "private", "sh", "-c", `mount --bind /dev/null /dev/kmsg && exec "$@"`, "sh")
+}
+
+func runInNetnsWrapped(t *testing.T, ns, plan string, wrap ...string) runOutcome {
+	t.Helper()
 	lr, _ := binaries(t)
 	out := t.TempDir()
-	cmd := exec.Command("ip", "netns", "exec", ns, lr, "run", plan, "--out", out, "--progress", "plain", "--log-level", "warn")
+	args := append(append([]string{"netns", "exec", ns}, wrap...), lr, "run", plan, "--out", out, "--progress", "plain", "--log-level", "warn")
+	cmd := exec.Command("ip", args...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
