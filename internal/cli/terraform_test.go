@@ -292,10 +292,20 @@ func TestTerraformErrorEndsTheRun(t *testing.T) {
 	}
 	tfBin(t)
 	t.Parallel()
+	// A value of the wrong type is the plan's error, found against the
+	// module's variables before anything starts.
+	t.Run("wrong type", func(t *testing.T) {
+		mod := tfModule(t, "local")
+		o := runCLI(t, append(tfPlanArgs(t, mod), "--set", "fleets.target.terraform.vars.port=not-a-port")...)
+		msg := strings.Join(strings.Fields(o.stderr), " ")
+		if o.code != 2 || o.dir != "" || !strings.Contains(msg, "fleets.target.terraform.vars.port: port takes number") {
+			t.Errorf("exit %d, run directory %q: want exit 2 naming the variable and its type, nothing started\n%s", o.code, o.dir, o.stderr)
+		}
+	})
 	for _, c := range []struct {
 		name, set, want string
 	}{
-		{"bad variable", "fleets.target.terraform.vars.port=not-a-port", "Invalid value for input variable"},
+		{"failing precondition", "fleets.target.terraform.vars.nginx=/usr/sbin/nginx", "nginx_port must be set"},
 		{"failing provisioner", "fleets.target.terraform.vars.eventbus=/nonexistent/eventbus", "exited during startup"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
