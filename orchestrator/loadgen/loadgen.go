@@ -841,17 +841,13 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 	o := outcome{intended: intended, sent: sent, inWindow: intended >= r.warmup, req: idx}
 	for attempt := 0; ; attempt++ {
 		if c.nc == nil {
-			reopened, err := c.open(r.ctx, r.g.dialer, r.g.opts.bufSize)
-			if err != nil {
+			if err := r.open(c, o.inWindow); err != nil {
 				if r.canceled.Load() || r.ctx.Err() != nil {
 					return
 				}
 				o.cls, o.done = classifyErr(err), r.now()
 				s.record(o)
 				return
-			}
-			if reopened && o.inWindow {
-				r.reopened.Add(1)
 			}
 		}
 		o.wasSent = true
@@ -892,9 +888,17 @@ func (r *run) reopen(c *conn, inWindow bool) {
 	if r.stop.Load() || r.canceled.Load() || r.ctx.Err() != nil {
 		return
 	}
-	if reopened, err := c.open(r.ctx, r.g.dialer, r.g.opts.bufSize); err == nil && reopened && inWindow {
+	_ = r.open(c, inWindow)
+}
+
+// open dials c's connection if it has none, counting a reopened one against
+// the window when the request it serves is in it.
+func (r *run) open(c *conn, inWindow bool) error {
+	reopened, err := c.open(r.ctx, r.g.dialer, r.g.opts.bufSize)
+	if err == nil && reopened && inWindow {
 		r.reopened.Add(1)
 	}
+	return err
 }
 
 // nextIndex is the mix's next request: the one a request due but never sent
