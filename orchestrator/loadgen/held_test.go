@@ -131,8 +131,11 @@ func TestHeldConnections(t *testing.T) {
 		g := newGen(t, Target{URL: srv.URL()})
 		w := runStep(t, g, Step{Rate: 400, Connections: 32, Warmup: 500 * time.Millisecond, Hold: 2 * time.Second})
 		m := w.Metrics()
-		if r, peak := m[metrics.ConnectionsHeldRatio], m[metrics.ConnectionsHeldPeak]; r > 0.5 || peak >= 16 {
-			t.Errorf("held ratio %.3f, peak %g of 32 asked from a server holding 8; want at most 0.5 and about 8 (under 16)", r, peak)
+		// The peak is about 8, plus the dials the server has not accepted
+		// yet (the kernel completes them before it does, and a busy
+		// machine delays its accept loop): well under 32 all the same.
+		if r, peak := m[metrics.ConnectionsHeldRatio], m[metrics.ConnectionsHeldPeak]; r > 0.5 || peak >= 24 {
+			t.Errorf("held ratio %.3f, peak %g of 32 asked from a server holding 8; want at most 0.5 and about 8 (under 24)", r, peak)
 		}
 		if r := m[metrics.ConnectionsReopenedRatio]; r < 0.5 {
 			t.Errorf("reopened ratio %.3f against a server holding 8 of 32; want most requests on reopened connections", r)
