@@ -312,8 +312,13 @@ func readSteps(t *testing.T, dir string) []map[string]any {
 }
 
 func TestNetnsAgentsAcrossHosts(t *testing.T) {
+	// Without SYN cookies a full queue drops SYNs (the client retries the
+	// SYN at 1 s and 3 s, within the warmup), as the test's timing expects.
+	// With them, a burst of dials can complete on the client's side while
+	// the server drops their ACKs, and their requests then wait out data
+	// retransmits into the hold.
 	tp := newTopo(t, []string{"target", "gen-a", "gen-b"}, map[string]map[string]string{
-		"target": {"net.core.somaxconn": "16"},
+		"target": {"net.core.somaxconn": "16", "net.ipv4.tcp_syncookies": "0"},
 	})
 	const token = "s3cret-token-of-the-fleet"
 	self, err := os.Executable()
@@ -406,6 +411,8 @@ func TestNetnsAgentsAcrossHosts(t *testing.T) {
 		}
 		if found == nil {
 			for _, s := range readSteps(t, o.dir) {
+				t.Logf("step %v (%v %v) %v: failed gates %v, failed health %v, metrics %v", s["index"], s["kind"], s["parameters"], s["verdict"],
+					s["failed_gates"], s["failed_health"], s["metrics"])
 				t.Logf("step %v hosts: %v", s["index"], s["hosts"])
 			}
 			t.Fatalf("no listen-overflow finding at the bottleneck: %v", b["findings"])
