@@ -109,6 +109,7 @@ type options struct {
 	queueSize  int
 	drainGrace time.Duration
 	tick       time.Duration
+	eagerReads bool
 }
 
 // WithLogger sets the logger (default: none).
@@ -130,6 +131,11 @@ func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
 // together, up to a tick late; their latency is still measured from their
 // intended send time.
 func WithDispatchTick(d time.Duration) Option { return func(o *options) { o.tick = d } }
+
+// WithEagerReads makes every connection wait for its response on the network
+// poller, woken as it arrives, instead of reading it at the dispatcher's next
+// tick when the step allows (see gate.go). For benchmarks comparing the two.
+func WithEagerReads() Option { return func(o *options) { o.eagerReads = true } }
 
 // WithDrainGrace sets how long requests still queued when a hold ends may be sent
 // before the rest count as incomplete (default: the target's timeout).
@@ -326,6 +332,10 @@ type run struct {
 	offered  secondCounts   // per second: Poisson as scheduled, closed loop as sent
 	constant *constantPacer // the schedule, for a constant rate
 	reopened atomic.Int64
+	// gate, when not nil, is the tick the connections read their responses
+	// at (see gate.go); tick is the dispatcher's.
+	gate *readGate
+	tick int64
 	// fail stops the run with a reason (a unique feeder ran dry).
 	fail func(error)
 
@@ -336,6 +346,20 @@ type run struct {
 }
 
 func (r *run) now() int64 { return int64(time.Since(r.start)) }
+
+// doneAt is when c's response was complete, on the run's clock: when the
+// kernel received its last bytes if it said so (a response read at a tick
+// arrived before it), else now. Never before sent.
+func (r *run) doneAt(c *conn, sent int64) int64 {
+	now := time.Now()
+	done := int64(now.Sub(r.start))
+	if c.raw != nil && c.raw.arrived > 0 {
+		if age := now.UnixNano() - c.raw.arrived; age > 0 && age < done-sent {
+			done -= age
+		}
+	}
+	return done
+}
 
 // Run sends the step's load and returns what it measured over the hold. It blocks
 // for Warmup+Hold plus the time to finish requests in flight. When ctx is
@@ -386,6 +410,10 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	}
 	if !r.closed {
 		r.jobs = make(chan job, g.opts.queueSize)
+		r.tick = int64(dispatchTick(r.rate, g.opts.tick))
+		if !g.opts.eagerReads && lazyReads(r.rate, step.Connections, time.Duration(r.tick).Seconds()) {
+			r.gate = newReadGate()
+		}
 	}
 	var p pacer
 	switch {
@@ -652,6 +680,9 @@ const fineSleepMax = 2 * time.Millisecond
 // a millisecond, so a wake-up may release several requests at once.
 func (r *run) dispatch(p pacer) {
 	defer close(r.jobs)
+	if r.gate != nil {
+		defer r.gate.off() // what is still in flight is read as it arrives
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	fine, err := newFineSleeper()
@@ -726,7 +757,7 @@ func (r *run) dispatch(p pacer) {
 			now, _ = release(now, true)
 		}
 	}
-	tick := int64(dispatchTick(r.rate, r.g.opts.tick))
+	tick := r.tick
 	// planned is when the dispatcher meant to wake; releasedAt, when the last
 	// wake-up that released requests was planned. The next one is planned a tick
 	// after it at the soonest: counted from the plan, not from when the wake-up
@@ -735,6 +766,9 @@ func (r *run) dispatch(p pacer) {
 	var planned int64
 	releasedAt := -tick
 	for {
+		if r.gate != nil {
+			r.gate.tick() // the responses that arrived since the last wake-up are read
+		}
 		now := r.now()
 		if next <= now {
 			releasedAt = max(planned, now-tick)
@@ -753,6 +787,9 @@ func (r *run) dispatch(p pacer) {
 		// count against the tick.
 		now = r.now()
 		wait := time.Duration(nextWake(releasedAt, now, next, tick))
+		if r.gate != nil && r.gate.waiting.Load() > 0 {
+			wait = min(wait, time.Duration(tick)) // no response waits more than a tick to be read
+		}
 		planned = now + int64(wait)
 		if wait <= 0 {
 			continue // more is due already
@@ -851,6 +888,9 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 			}
 		}
 		o.wasSent = true
+		if c.raw != nil {
+			c.raw.gate, c.raw.arrived = r.gate, 0
+		}
 		resp, stale, err := c.roundTrip(payload, req.head, req.check != nil && req.check.needBody, g.timeout)
 		if err != nil {
 			c.close()
@@ -864,7 +904,7 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 			s.record(o)
 			return
 		}
-		o.done = r.now()
+		o.done = r.doneAt(c, o.sent)
 		o.cls = classifyStatus(resp.status)
 		if req.check != nil {
 			o.cls = req.check.judge(resp.status, o.cls, c.rr.kept)

@@ -38,8 +38,29 @@ type rawSock struct {
 	pending []byte // send's request, written by the next Read before it waits
 	partial bool   // the pending write filled the socket buffer
 
-	readFn, writeFn func(fd uintptr) bool
+	// gate, when on, makes Read wait for the dispatcher's ticks instead of the
+	// poller (see gate.go); lowat is set while the socket's SO_RCVLOWAT keeps
+	// the kernel from signalling a response's arrival, again when the last
+	// try found nothing to read.
+	gate  *readGate
+	lowat bool
+	again bool
+	// arrived is the kernel's receive time (Unix ns) of the bytes the last
+	// read returned, 0 when it gave none.
+	arrived int64
+
+	msg  unix.Msghdr
+	iov  unix.Iovec
+	cmsg [64]byte
+
+	readFn, writeFn, tryFn func(fd uintptr) bool
 }
+
+// lazyLowat is the SO_RCVLOWAT of a socket read at ticks: more than any
+// response holds, so its arrival does not signal the poller (the kernel caps
+// it at half of net.ipv4.tcp_rmem's maximum; a larger response signals as
+// usual). A non-blocking read returns what has arrived whatever the mark.
+const lazyLowat = 1 << 30
 
 // newRawSock returns a rawSock for nc, or nil when nc is not a plain TCP
 // connection (TLS goes through crypto/tls).
@@ -53,8 +74,22 @@ func newRawSock(nc net.Conn) *rawSock {
 		return nil
 	}
 	s := &rawSock{rc: rc}
-	s.readFn, s.writeFn = s.doRead, s.doWrite
+	s.readFn, s.writeFn, s.tryFn = s.doRead, s.doWrite, s.tryRead
+	s.msg.Iov = &s.iov
+	s.msg.SetIovlen(1)
+	// Receive timestamps, so a response read late is timed when it arrived.
+	// Without them (an old kernel) a response is timed when it is read.
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	})
 	return s
+}
+
+// setLowat sets the socket's SO_RCVLOWAT to v.
+func (s *rawSock) setLowat(v int) {
+	_ = s.rc.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, v)
+	})
 }
 
 // send makes the next Read write req first, then wait for the response. The
@@ -67,6 +102,15 @@ func (s *rawSock) send(req []byte) { s.pending = req }
 func (s *rawSock) Read(p []byte) (int, error) {
 	if len(p) == 0 && s.pending == nil {
 		return 0, nil
+	}
+	if g := s.gate; g != nil && g.on.Load() {
+		if n, err, done := s.readAtTicks(g, p); done {
+			return n, err
+		}
+	}
+	if s.lowat { // the gate turned off: the poller must hear of arrivals again
+		s.setLowat(1)
+		s.lowat = false
 	}
 	s.buf, s.n, s.err, s.partial = p, 0, nil, false
 	err := s.rc.Read(s.readFn)
@@ -85,6 +129,97 @@ func (s *rawSock) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return s.n, s.err
+}
+
+// readAtTicks writes a request left by send, then reads p at the gate's
+// ticks until something arrives (done), or until the gate turns off (not
+// done: the caller waits on the poller). A deadline that has passed, or an
+// interruption, fails the next try.
+func (s *rawSock) readAtTicks(g *readGate, p []byte) (n int, err error, done bool) {
+	gen := g.generation()
+	try := s.pending == nil // right after a request its response cannot be there yet
+	if s.pending != nil {
+		req := s.pending
+		s.pending = nil
+		if _, err := s.Write(req); err != nil {
+			return 0, err, true
+		}
+	}
+	if !s.lowat {
+		s.setLowat(lazyLowat)
+		s.lowat = true
+	}
+	for {
+		if try {
+			s.buf, s.n, s.err = p, 0, nil
+			err := s.rc.Read(s.tryFn)
+			s.buf = nil
+			switch {
+			case err != nil:
+				return 0, err, true
+			case !s.again:
+				return s.n, s.err, true
+			}
+		}
+		try = true
+		if !g.wait(gen) {
+			return 0, nil, false
+		}
+		gen = g.generation()
+	}
+}
+
+// tryRead reads once without waiting; again reports that nothing had arrived.
+func (s *rawSock) tryRead(fd uintptr) bool {
+	s.again = !s.recv(fd)
+	return true
+}
+
+// recv reads into s.buf with the arrival timestamp; false: nothing has
+// arrived (EAGAIN).
+func (s *rawSock) recv(fd uintptr) bool {
+	s.iov.Base = unsafe.SliceData(s.buf)
+	s.iov.SetLen(len(s.buf))
+	s.msg.Control = &s.cmsg[0]
+	s.msg.SetControllen(len(s.cmsg))
+	s.msg.Flags = 0
+	for {
+		n, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&s.msg)), 0)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
+			return false
+		case e != 0:
+			s.err = e
+		case n == 0:
+			s.err = io.EOF
+		default:
+			s.n = int(n)
+			if at := rxTimestamp(s.cmsg[:s.msg.Controllen]); at > 0 {
+				s.arrived = at
+			}
+		}
+		return true
+	}
+}
+
+// rxTimestamp returns the SCM_TIMESTAMPNS of a control message buffer (Unix
+// ns), or 0.
+func rxTimestamp(b []byte) int64 {
+	for len(b) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(b) {
+			return 0
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&b[unix.CmsgLen(0)]))
+			return ts.Nano()
+		}
+		b = b[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(b)):]
+	}
+	return 0
 }
 
 func (s *rawSock) doRead(fd uintptr) bool {
@@ -107,22 +242,7 @@ func (s *rawSock) doRead(fd uintptr) bool {
 		s.pending = nil
 		return false // the response cannot be there yet: wait for it
 	}
-	for {
-		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.buf))), uintptr(len(s.buf)))
-		switch {
-		case e == unix.EINTR:
-			continue
-		case e == unix.EAGAIN:
-			return false
-		case e != 0:
-			s.err = e
-		case n == 0:
-			s.err = io.EOF
-		default:
-			s.n = int(n)
-		}
-		return true
-	}
+	return s.recv(fd)
 }
 
 // Write writes all of p, waiting on the poller while the socket buffer is full.

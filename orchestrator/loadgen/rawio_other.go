@@ -5,7 +5,10 @@ package loadgen
 import "net"
 
 // rawSock is Linux-only; elsewhere connections use net.Conn's Read and Write.
-type rawSock struct{}
+type rawSock struct {
+	gate    *readGate
+	arrived int64
+}
 
 func newRawSock(net.Conn) *rawSock { return nil }
 

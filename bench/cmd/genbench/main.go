@@ -37,6 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	poisson := fs.Bool("poisson", false, "Poisson arrivals")
 	name := fs.String("name", "loadramp", "label printed first")
 	tick := fs.Duration("tick", 0, "shortest time between two dispatcher wake-ups (0: by the rate)")
+	eager := fs.Bool("eager", false, "read every response as it arrives, never at the dispatcher's ticks")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the step to this file")
 	mix := fs.Bool("mix", false, "send a three-request mix (6:3:1, one template variable, one response check) under -url instead of -url itself")
 	if err := fs.Parse(args); err != nil {
@@ -58,7 +59,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *mix {
 		target = mixTarget(*url)
 	}
-	g, err := loadgen.New(target, loadgen.WithLogger(log), loadgen.WithDispatchTick(*tick))
+	opts := []loadgen.Option{loadgen.WithLogger(log), loadgen.WithDispatchTick(*tick)}
+	if *eager {
+		opts = append(opts, loadgen.WithEagerReads())
+	}
+	g, err := loadgen.New(target, opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, "genbench:", err)
 		return 2

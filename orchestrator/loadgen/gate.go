@@ -1,0 +1,79 @@
+package loadgen
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Reading responses at the dispatcher's wake-ups. Between two of its ticks an
+// open-loop generator at a few thousand requests per second has a few
+// responses in flight, and each arriving on its own wakes the process: a
+// core's idle exit, a context switch and a pass of the Go scheduler, several
+// times the cost of the request's own system calls, and most of the CPU the
+// generator spends below its saturation. The dispatcher wakes every tick
+// anyway, so a connection with a request in flight can instead ask the kernel
+// not to signal its response (SO_RCVLOWAT above any response) and read it at
+// the next tick, its arrival time read from the kernel's receive timestamp:
+// the latency is the same, measured without the generator's own wake-up in it.
+// The price is that a connection stays busy up to a tick longer, so a step
+// reads this way only when its connections have room to spare (lazyReads).
+
+// readGate is a step's tick broadcast: connections waiting for their
+// responses wait on it, the dispatcher ticks it at each wake-up and turns it
+// off when it stops (the waiters then wait on the network poller as usual).
+type readGate struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	gen     atomic.Uint64 // ticks so far
+	on      atomic.Bool
+	waiting atomic.Int32 // connections waiting for the next tick
+}
+
+func newReadGate() *readGate {
+	g := &readGate{}
+	g.cond.L = &g.mu
+	g.on.Store(true)
+	return g
+}
+
+// generation is the tick count, to pass to wait.
+func (g *readGate) generation() uint64 { return g.gen.Load() }
+
+// wait blocks until the gate ticks past gen or turns off; false: it is off.
+func (g *readGate) wait(gen uint64) bool {
+	g.waiting.Add(1)
+	g.mu.Lock()
+	for g.gen.Load() == gen && g.on.Load() {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
+	g.waiting.Add(-1)
+	return g.on.Load()
+}
+
+// tick wakes every waiter to read what has arrived.
+func (g *readGate) tick() {
+	g.mu.Lock()
+	g.gen.Add(1)
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+// off ends the gate: every waiter, and every later read, waits on the poller.
+func (g *readGate) off() {
+	g.mu.Lock()
+	g.on.Store(false)
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+// lazyReads reports whether a step reads its responses at the dispatcher's
+// ticks: an open-loop step (rate > 0) with at least one request per tick on
+// average (below that the dispatcher sleeps past a tick between requests, and
+// a response would wait for the next one), and at most one request per tick
+// for every 8 connections, so holding each connection up to a tick longer
+// leaves the pool room.
+func lazyReads(rate float64, connections int, tick float64) bool {
+	perTick := rate * tick
+	return rate > 0 && perTick >= 1 && perTick*8 <= float64(connections)
+}

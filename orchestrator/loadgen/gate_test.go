@@ -1,0 +1,214 @@
+//go:build linux
+
+package loadgen
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pollIn returns the readiness poll(2) reports at once for s's socket.
+func pollIn(t *testing.T, s *rawSock) int16 {
+	t.Helper()
+	var ev int16
+	if err := s.rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, 0); err != nil {
+			t.Error(err)
+		}
+		ev = fds[0].Revents
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestLazyReads(t *testing.T) {
+	for _, c := range []struct {
+		rate  float64
+		conns int
+		tick  time.Duration
+		want  bool
+	}{
+		{5000, 64, 500 * time.Microsecond, true},     // 2.5 a tick, 64 >= 20
+		{20000, 64, 400 * time.Microsecond, true},    // 8 a tick, 64 >= 64
+		{50000, 64, 200 * time.Microsecond, false},   // 10 a tick: too few connections to hold longer
+		{50000, 128, 200 * time.Microsecond, true},   // ... unless there are more
+		{1000, 64, 500 * time.Microsecond, false},    // under one a tick: the dispatcher sleeps past ticks
+		{5000, 16, 500 * time.Microsecond, false},    // 2.5 a tick needs 20 connections
+		{0, 64, 500 * time.Microsecond, false},       // a closed loop
+		{2000, 8, 500 * time.Microsecond, true},      // exactly one a tick, and 8 connections
+		{1e8, 1 << 20, 200 * time.Microsecond, true}, // the bounds
+	} {
+		if got := lazyReads(c.rate, c.conns, c.tick.Seconds()); got != c.want {
+			t.Errorf("lazyReads(%v req/s, %d connections, tick %v) = %v, want %v", c.rate, c.conns, c.tick, got, c.want)
+		}
+	}
+}
+
+// rawPair is a rawSock on a loopback connection and its peer's end.
+func rawPair(t *testing.T) (*rawSock, net.Conn, net.Conn) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("rawSock is Linux's")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	p, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = p.SetDeadline(time.Now().Add(20 * time.Second))
+	s := newRawSock(nc)
+	if s == nil {
+		t.Fatal("newRawSock(TCP) = nil")
+	}
+	return s, nc, p
+}
+
+// answer makes the peer read a 5-byte request and answer it, and reports
+// when it wrote the answer.
+func answer(p net.Conn) <-chan time.Time {
+	wrote := make(chan time.Time, 1)
+	go func() {
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(p, buf); err != nil {
+			close(wrote)
+			return
+		}
+		at := time.Now()
+		if _, err := p.Write([]byte("pong\n")); err != nil {
+			close(wrote)
+			return
+		}
+		wrote <- at
+	}()
+	return wrote
+}
+
+type readResult struct {
+	s   string
+	err error
+	at  time.Time
+}
+
+func readAsync(s *rawSock) <-chan readResult {
+	out := make(chan readResult, 1)
+	go func() {
+		buf := make([]byte, 64)
+		n, err := s.Read(buf)
+		out <- readResult{string(buf[:n]), err, time.Now()}
+	}()
+	return out
+}
+
+// A connection read at ticks: its response's arrival does not wake it, the
+// next tick does, and the kernel's receive time says when it arrived. When
+// the gate turns off, a waiting read falls back to the poller at once.
+func TestReadAtTicks(t *testing.T) {
+	s, _, p := rawPair(t)
+	g := newReadGate()
+	s.gate = g
+
+	wrote := answer(p)
+	s.send([]byte("ping\n"))
+	got := readAsync(s)
+	at, ok := <-wrote
+	if !ok {
+		t.Fatal("the peer did not answer")
+	}
+	select {
+	case r := <-got:
+		t.Fatalf("read %q, %v before any tick: the response's arrival woke it", r.s, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// The kernel does not call the socket readable (so the poller, and the
+	// process, sleep on), though the response is there.
+	if ev := pollIn(t, s); ev != 0 {
+		t.Errorf("poll says %#x for a socket read at ticks with its response arrived; want nothing", ev)
+	}
+	ticked := time.Now()
+	g.tick()
+	r := <-got
+	if r.err != nil || r.s != "pong\n" {
+		t.Fatalf("read at the tick = %q, %v", r.s, r.err)
+	}
+	// Arrived after the peer wrote (give the clocks a millisecond) and long
+	// before the tick read it.
+	if a := s.arrived; a < at.UnixNano()-int64(time.Millisecond) || a > ticked.UnixNano()-int64(50*time.Millisecond) {
+		t.Errorf("arrival %v; the peer wrote at %v, the tick read it at %v", time.Unix(0, a), at, ticked)
+	}
+	if !s.lowat {
+		t.Error("the socket's receive low-water mark was not raised")
+	}
+
+	// The gate turns off while a read waits: it reads at once.
+	wrote = answer(p)
+	s.send([]byte("ping\n"))
+	got = readAsync(s)
+	if _, ok := <-wrote; !ok {
+		t.Fatal("the peer did not answer")
+	}
+	time.Sleep(50 * time.Millisecond)
+	off := time.Now()
+	g.off()
+	select {
+	case r := <-got:
+		if r.err != nil || r.s != "pong\n" {
+			t.Fatalf("read after off = %q, %v", r.s, r.err)
+		}
+		if d := r.at.Sub(off); d > time.Second {
+			t.Errorf("read %v after the gate turned off", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a read still waits 5 s after the gate turned off")
+	}
+	if s.lowat {
+		t.Error("the low-water mark is still raised after the gate turned off")
+	}
+	// And the next response wakes its reader as it arrives.
+	wrote = answer(p)
+	s.send([]byte("ping\n"))
+	if r := <-readAsync(s); r.err != nil || r.s != "pong\n" {
+		t.Fatalf("eager read = %q, %v", r.s, r.err)
+	}
+}
+
+// A read at ticks honours its deadline: the first tick after it fails the read.
+func TestReadAtTicksDeadline(t *testing.T) {
+	s, nc, _ := rawPair(t)
+	g := newReadGate()
+	s.gate = g
+	_ = nc.SetDeadline(time.Now().Add(50 * time.Millisecond))
+	s.send([]byte("ping\n")) // the peer never answers
+	got := readAsync(s)
+	for i := 0; i < 200; i++ {
+		select {
+		case r := <-got:
+			if !errors.Is(r.err, os.ErrDeadlineExceeded) {
+				t.Fatalf("read = %q, %v; want a deadline error", r.s, r.err)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+			g.tick()
+		}
+	}
+	t.Fatal("the read outlived its deadline by 2 s of ticks")
+}
