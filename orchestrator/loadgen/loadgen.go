@@ -766,8 +766,12 @@ func (r *run) dispatch(p pacer) {
 	var planned int64
 	releasedAt := -tick
 	for {
-		if r.gate != nil {
-			r.gate.tick() // the responses that arrived since the last wake-up are read
+		if r.gate != nil && r.gate.waiting.Load() > 0 {
+			// The responses that arrived since the last wake-up are read
+			// first, so their connections are idle again for what is
+			// released now.
+			r.gate.tick()
+			runtime.Gosched()
 		}
 		now := r.now()
 		if next <= now {
