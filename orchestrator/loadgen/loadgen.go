@@ -721,6 +721,12 @@ func (r *run) dispatch(p pacer) {
 				r.unsent = append(r.unsent, next)
 				break
 			}
+			if r.gate != nil {
+				// No tick comes while the dispatcher waits for room, and
+				// the room comes from connections reading their
+				// responses: they read them as they arrive from now on.
+				r.gate.off()
+			}
 			select {
 			case r.jobs <- job{intended: next}:
 			case <-r.stopCh:

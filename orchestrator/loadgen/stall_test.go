@@ -132,3 +132,24 @@ func TestRunUnreleasedAreIncomplete(t *testing.T) {
 		t.Errorf("classes %v, want >= 100 incomplete", w.ErrorClasses)
 	}
 }
+
+// A step that reads its responses at the dispatcher's ticks (2,000 req/s and
+// more, connections to spare) must not stop reading them while the dispatcher
+// waits for room in a full queue: no tick comes then, and the room comes
+// from the connections' answers. After a stall the target answers again and
+// the step goes on.
+func TestRunRecoversWhileTheQueueIsFull(t *testing.T) {
+	srv, begin := stallServer(t, 200*time.Millisecond, 300*time.Millisecond) // stalls from 0.2 s to 0.5 s
+	g := newGen(t, Target{URL: srv.URL, Timeout: 5 * time.Second}, WithDrainGrace(50*time.Millisecond), WithQueueSize(1))
+	begin()
+	step := Step{Rate: 2000, Connections: 16, Hold: 1500 * time.Millisecond}
+	if !lazyReads(step.Rate, step.Connections, dispatchTick(step.Rate, 0).Seconds()) {
+		t.Fatal("the step does not read at ticks: the test tests nothing")
+	}
+	w := runStep(t, g, step)
+	// 3,000 due; those due in the stall wait and go late. Stuck readers
+	// would answer nothing after 0.2 s: about 400.
+	if w.Completed < 2000 {
+		t.Errorf("answered %d of %d (classes %v); want the step to go on after the stall", w.Completed, w.Requests, w.ErrorClasses)
+	}
+}
