@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -51,36 +50,6 @@ func TestLazyReads(t *testing.T) {
 			t.Errorf("lazyReads(%v req/s, %d connections, tick %v) = %v, want %v", c.rate, c.conns, c.tick, got, c.want)
 		}
 	}
-}
-
-// rawPair is a rawSock on a loopback connection and its peer's end.
-func rawPair(t *testing.T) (*rawSock, net.Conn, net.Conn) {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("rawSock is Linux's")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	p, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	_ = p.SetDeadline(time.Now().Add(20 * time.Second))
-	s := newRawSock(nc)
-	if s == nil {
-		t.Fatal("newRawSock(TCP) = nil")
-	}
-	return s, nc, p
 }
 
 // answer makes the peer read a 5-byte request and answer it, and reports

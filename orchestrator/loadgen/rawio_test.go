@@ -35,39 +35,7 @@ func TestRunLargeBody(t *testing.T) {
 // rawSock against a real TCP peer: a request written by the read that waits for
 // its response, plain reads and writes, and the end of the stream.
 func TestRawSock(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("rawSock is Linux's")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(peer)
-			return
-		}
-		peer <- c
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	p, ok := <-peer
-	if !ok {
-		t.Fatal("accept failed")
-	}
-	defer p.Close()
-	s := newRawSock(nc)
-	if s == nil {
-		t.Fatal("newRawSock(TCP) = nil")
-	}
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	_ = p.SetDeadline(time.Now().Add(10 * time.Second))
+	s, _, p := rawPair(t)
 
 	// The peer answers only after it has read the request, so the read must have
 	// written it before waiting.
@@ -103,4 +71,34 @@ func TestRawSock(t *testing.T) {
 	if newRawSock(a) != nil {
 		t.Error("newRawSock(pipe) != nil")
 	}
+}
+
+// rawPair is a rawSock on a loopback connection and its peer's end.
+func rawPair(t *testing.T) (*rawSock, net.Conn, net.Conn) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("rawSock is Linux's")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	p, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = p.SetDeadline(time.Now().Add(20 * time.Second))
+	s := newRawSock(nc)
+	if s == nil {
+		t.Fatal("newRawSock(TCP) = nil")
+	}
+	return s, nc, p
 }
