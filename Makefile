@@ -106,6 +106,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCSVFeeder$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONLFeeder$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONLookup$$' -fuzztime $(FUZZTIME) ./orchestrator/loadgen
+	$(GO) test -run '^$$' -fuzz '^FuzzRxTimestamp$$' -fuzztime $(FUZZTIME) ./orchestrator/loadgen
 	$(GO) test -run '^$$' -fuzz '^FuzzParseList$$' -fuzztime $(FUZZTIME) ./orchestrator/agents
 
 ## schema: regenerate docs/plan.schema.json from the plan's types (a test fails while it is stale)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -180,4 +181,52 @@ func TestReadAtTicksDeadline(t *testing.T) {
 		}
 	}
 	t.Fatal("the read outlived its deadline by 2 s of ticks")
+}
+
+// cmsgTimestamp is a control message buffer as recvmsg fills it: other
+// messages first, then SCM_TIMESTAMPNS with ts.
+func cmsgTimestamp(others int, ts unix.Timespec) []byte {
+	var b []byte
+	put := func(level, typ int32, data []byte) {
+		h := unix.Cmsghdr{Level: level, Type: typ}
+		h.SetLen(unix.CmsgLen(len(data)))
+		m := make([]byte, unix.CmsgSpace(len(data)))
+		copy(m, unsafe.Slice((*byte)(unsafe.Pointer(&h)), unsafe.Sizeof(h)))
+		copy(m[unix.CmsgLen(0):], data)
+		b = append(b, m...)
+	}
+	for range others {
+		put(unix.SOL_IP, unix.IP_TTL, []byte{64, 0, 0, 0})
+	}
+	put(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts)))
+	return b
+}
+
+func TestRxTimestamp(t *testing.T) {
+	ts := unix.NsecToTimespec(1_764_500_000_123_456_789)
+	for others := range 3 {
+		b := cmsgTimestamp(others, ts)
+		if got := rxTimestamp(b); got != ts.Nano() {
+			t.Errorf("%d other messages first: %d, want %d", others, got, ts.Nano())
+		}
+		// Unaligned, cut short, or empty: no timestamp, no panic.
+		if got := rxTimestamp(append([]byte{0}, b...)[1:]); got != ts.Nano() {
+			t.Errorf("unaligned copy: %d", got)
+		}
+		if got := rxTimestamp(b[:len(b)-1]); got != 0 {
+			t.Errorf("cut short: %d, want 0", got)
+		}
+	}
+	if got := rxTimestamp(nil); got != 0 {
+		t.Errorf("empty: %d", got)
+	}
+}
+
+func FuzzRxTimestamp(f *testing.F) {
+	f.Add(cmsgTimestamp(0, unix.NsecToTimespec(1)))
+	f.Add(cmsgTimestamp(2, unix.NsecToTimespec(42)))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = rxTimestamp(b) // never panics, never reads past b
+	})
 }

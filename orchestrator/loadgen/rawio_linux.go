@@ -205,16 +205,20 @@ func (s *rawSock) recv(fd uintptr) bool {
 }
 
 // rxTimestamp returns the SCM_TIMESTAMPNS of a control message buffer (Unix
-// ns), or 0.
+// ns), or 0. The headers are copied out, so b needs no alignment.
 func rxTimestamp(b []byte) int64 {
-	for len(b) >= unix.SizeofCmsghdr {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	var h unix.Cmsghdr
+	var ts unix.Timespec
+	hb := unsafe.Slice((*byte)(unsafe.Pointer(&h)), unsafe.Sizeof(h))
+	tb := unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts))
+	for len(b) >= len(hb) {
+		copy(hb, b)
 		l := int(h.Len)
-		if l < unix.SizeofCmsghdr || l > len(b) {
+		if l < len(hb) || l > len(b) {
 			return 0
 		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
-			ts := (*unix.Timespec)(unsafe.Pointer(&b[unix.CmsgLen(0)]))
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(len(tb)) {
+			copy(tb, b[unix.CmsgLen(0):])
 			return ts.Nano()
 		}
 		b = b[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(b)):]
