@@ -924,11 +924,16 @@ func (f *fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, `<Response><Errors><Error><Code>InvalidAction</Code><Message>not faked</Message></Error></Errors><RequestID>fake</RequestID></Response>`)
 }
 
-// planAgainstFake copies module into a directory with a provider block whose
-// endpoints are the fake, plans it with vars, and returns the plan as
-// terraform show -json prints it, or terraform's output when the plan fails.
-func planAgainstFake(t *testing.T, bin, plugins, module, endpoint string, vars map[string]any) (map[string]any, string, error) {
+// planAgainstFake serves a new fakeAWS, copies module into a directory with a
+// provider block whose endpoints are the fake, plans it with vars, and
+// returns the fake (what it was asked) and the plan as terraform show -json
+// prints it, or terraform's output when the plan fails.
+func planAgainstFake(t *testing.T, bin, plugins, module string, vars map[string]any) (*fakeAWS, map[string]any, string, error) {
 	t.Helper()
+	fake := &fakeAWS{}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	endpoint := srv.URL
 	dir := t.TempDir()
 	files, _ := filepath.Glob(filepath.Join(module, "*"))
 	for _, f := range files {
@@ -959,7 +964,7 @@ func planAgainstFake(t *testing.T, bin, plugins, module, endpoint string, vars m
 		t.Fatalf("terraform init: %v\n%s", err, out)
 	}
 	if out, err := tfCmd(t, bin, dir, "plan", "-input=false", "-no-color", "-var-file=test.tfvars.json", "-out=plan.bin"); err != nil {
-		return nil, strings.Join(strings.Fields(strings.ReplaceAll(out, "│", " ")), " "), err
+		return fake, nil, strings.Join(strings.Fields(strings.ReplaceAll(out, "│", " ")), " "), err
 	}
 	out, err := tfCmd(t, bin, dir, "show", "-json", "plan.bin")
 	if err != nil {
@@ -969,7 +974,7 @@ func planAgainstFake(t *testing.T, bin, plugins, module, endpoint string, vars m
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
 		t.Fatalf("terraform show -json: %v", err)
 	}
-	return plan, "", nil
+	return fake, plan, "", nil
 }
 
 // planned returns the planned resources of type typ, by address.
@@ -1004,10 +1009,7 @@ func TestAWSModulesPlanAgainstFakeAWS(t *testing.T) {
 	sha := strings.Repeat("ab", 32)
 	t.Run("target behind a load balancer", func(t *testing.T) {
 		t.Parallel()
-		fake := &fakeAWS{}
-		srv := httptest.NewServer(fake)
-		defer srv.Close()
-		plan, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "target"), srv.URL, map[string]any{
+		fake, plan, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "target"), map[string]any{
 			"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-a", "subnet-b"}, "operator_cidr": "10.0.1.25/32",
 			"app_url": "https://example.com/eventbus", "app_sha256": sha, "loadramp_run_id": "run-1",
 			"agent_url": "https://example.com/loadramp", "agent_sha256": sha, "loadramp_agent_token": "t0ken",
@@ -1074,10 +1076,7 @@ func TestAWSModulesPlanAgainstFakeAWS(t *testing.T) {
 	})
 	t.Run("generators with Locust", func(t *testing.T) {
 		t.Parallel()
-		fake := &fakeAWS{}
-		srv := httptest.NewServer(fake)
-		defer srv.Close()
-		plan, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "generators"), srv.URL, map[string]any{
+		fake, plan, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "generators"), map[string]any{
 			"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-a"}, "operator_cidr": "10.0.1.25/32",
 			"generator_security_group_id": "sg-1", "locustfile": "from locust import User\n", "loadramp_run_id": "run-1",
 			"agent_url": "https://example.com/loadramp", "agent_sha256": sha, "workers": 3, "instance_type": "c6i.large"})
@@ -1100,10 +1099,7 @@ func TestAWSModulesPlanAgainstFakeAWS(t *testing.T) {
 	// Generators for the builtin engine: agents only, no Locust master.
 	t.Run("generators for the builtin engine", func(t *testing.T) {
 		t.Parallel()
-		fake := &fakeAWS{}
-		srv := httptest.NewServer(fake)
-		defer srv.Close()
-		plan, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "generators"), srv.URL, map[string]any{
+		fake, plan, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "generators"), map[string]any{
 			"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-a"}, "operator_cidr": "10.0.1.25/32",
 			"generator_security_group_id": "sg-1", "loadramp_run_id": "run-1",
 			"agent_url": "https://example.com/loadramp", "agent_sha256": sha, "workers": 3})
@@ -1134,10 +1130,7 @@ func TestAWSModulesPlanAgainstFakeAWS(t *testing.T) {
 	})
 	t.Run("user_data over 16 KiB", func(t *testing.T) {
 		t.Parallel()
-		fake := &fakeAWS{}
-		srv := httptest.NewServer(fake)
-		defer srv.Close()
-		_, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "target"), srv.URL, map[string]any{
+		fake, _, out, err := planAgainstFake(t, bin, plugins, awsModule(t, "target"), map[string]any{
 			"vpc_id": "vpc-1", "subnet_ids": []string{"subnet-a"}, "operator_cidr": "10.0.1.25/32", "ami": "ami-0123456789abcdef0",
 			"app_user_data": strings.Repeat("echo 'your service, at length'\n", 600), "loadramp_run_id": "run-1",
 			"agent_url": "https://example.com/loadramp", "agent_sha256": sha})
