@@ -150,30 +150,27 @@ func (q TargetQuery) queries(lb LoadBalancer) []query {
 			})
 		}
 	}
-	if lb.Network {
-		for _, m := range []struct{ id, name, stat string }{
-			{"lb_flows", "ActiveFlowCount", "Maximum"},
-			{"lb_flows_new", "NewFlowCount", "Sum"},
-			{"lb_target_reset", "TCP_Target_Reset_Count", "Sum"},
-			{"lb_reset", "TCP_ELB_Reset_Count", "Sum"},
-		} {
-			qs = append(qs, query{
-				id: m.id, label: m.id, namespace: "AWS/NetworkELB", metric: m.name,
-				dimName: "LoadBalancer", dimValue: lb.Dimension, stat: m.stat,
-				countOK: m.stat == "Sum",
-			})
-		}
-	} else if lb.Dimension != "" {
-		for _, m := range []struct{ id, name, stat string }{
+	if lb.Network || lb.Dimension != "" {
+		namespace, ms := "AWS/ApplicationELB", []struct{ id, name, stat string }{
 			{"lb_rt_p99", "TargetResponseTime", "p99"},
 			{"lb_rt_avg", "TargetResponseTime", "Average"},
 			{"lb_5xx", "HTTPCode_Target_5XX_Count", "Sum"},
 			{"lb_rejected", "RejectedConnectionCount", "Sum"},
-		} {
+		}
+		if lb.Network {
+			namespace, ms = "AWS/NetworkELB", []struct{ id, name, stat string }{
+				{"lb_flows", "ActiveFlowCount", "Maximum"},
+				{"lb_flows_new", "NewFlowCount", "Sum"},
+				{"lb_target_reset", "TCP_Target_Reset_Count", "Sum"},
+				{"lb_reset", "TCP_ELB_Reset_Count", "Sum"},
+			}
+		}
+		for _, m := range ms {
 			qs = append(qs, query{
-				id: m.id, label: m.id, namespace: "AWS/ApplicationELB", metric: m.name,
+				id: m.id, label: m.id, namespace: namespace, metric: m.name,
 				dimName: "LoadBalancer", dimValue: lb.Dimension, stat: m.stat,
-				// The ALB publishes its counts only when they are not zero.
+				// A load balancer publishes its counts only when they are
+				// not zero.
 				countOK: m.stat == "Sum",
 			})
 		}
