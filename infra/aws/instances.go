@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/loadramp/loadramp/orchestrator/agents"
 	"github.com/rs/zerolog"
 )
 
@@ -133,18 +133,7 @@ type ReadyState struct {
 }
 
 // String lists the instances not ready with why, by id.
-func (st ReadyState) String() string {
-	ids := make([]string, 0, len(st.NotReady))
-	for id := range st.NotReady {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = id + ": " + st.NotReady[id]
-	}
-	return strings.Join(parts, "; ")
-}
+func (st ReadyState) String() string { return agents.JoinReasons(st.NotReady) }
 
 // WaitInstancesReady waits until at least want instances tagged runID run
 // and pass both status checks (DescribeInstanceStatus: system and instance

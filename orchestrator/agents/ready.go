@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -43,15 +44,15 @@ type ReadyState struct {
 }
 
 // String lists the agents not ready with why, in name order.
-func (s ReadyState) String() string {
-	names := make([]string, 0, len(s.NotReady))
-	for n := range s.NotReady {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = n + ": " + s.NotReady[n]
+func (s ReadyState) String() string { return JoinReasons(s.NotReady) }
+
+// JoinReasons lists what is not ready with why ("a: why; b: why"), in key
+// order.
+func JoinReasons(why map[string]string) string {
+	keys := slices.Sorted(maps.Keys(why))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + why[k]
 	}
 	return strings.Join(parts, "; ")
 }
