@@ -11,7 +11,9 @@
 #   2. loadramp at fixed offered rates 5k, 20k, 50k: achieved rate, schedule lag,
 #      generator CPU and CPU per 1,000 req/s (CPU <= 15 % of a core at 5k, <= 40 %
 #      at 20k), and its starvation (run delay per second: > 0 means it waited
-#      for CPU 1, which other processes share);
+#      for CPU 1, which other processes share); then the floor at 5k and 20k
+#      (bench/cmd/floorbench: one thread writing the due requests and reading at
+#      500 µs ticks, nothing else) and loadramp's CPU as a multiple of it;
 #   3. loadramp at half of wrk's maximum: lag p99 < 1 ms;
 #   4. the product path: `loadramp run` on a plan with the nginx as a static
 #      target, the rate doubling from 5,000 past wrk's maximum, no generator_health
@@ -35,7 +37,7 @@
 # SSE_RATE (messages/s while delivering, 1), MEM_DURATION (60; 0 skips 7),
 # MIX_ROUNDS (2), SKIP_VEGETA=1, SKIP_PRODUCT=1, SKIP_SSE=1, SKIP_MIX=1.
 # Needs: nginx, wrk, taskset, python3, curl (Debian: nginx wrk util-linux python3
-# curl) and Go; builds bin/loadramp, bin/eventbus, bin/genbench, bin/ssebench and
+# curl) and Go; builds bin/loadramp, bin/eventbus, bin/genbench, bin/ssebench, bin/floorbench and
 # (unless SKIP_VEGETA=1) bin/vegeta. Run as root or as a user nginx accepts. Uses
 # only 127.0.0.1, on free ports. Numbers on a shared machine are disturbed: the
 # header and footer print the load average and the host's CPU pressure.
@@ -65,6 +67,7 @@ go build -o bin/loadramp ./cmd/loadramp
 go build -o bin/eventbus ./cmd/eventbus
 go build -o bin/genbench ./bench/cmd/genbench
 go build -o bin/ssebench ./bench/cmd/ssebench
+go build -o bin/floorbench ./bench/cmd/floorbench
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -170,11 +173,25 @@ for rate in 5000 20000 50000; do
 	}'
 	echo "    ($LR)"
 done
+# The floor: bin/floorbench, one thread that only writes the due requests at 500 µs
+# ticks and reads what has arrived (no goroutines, no parsing, no latency), at the
+# same rates. On loopback the sender's write also runs the target's TCP receive and
+# wakes the target, so this is what the kernel alone costs here per request.
+declare -A FLOOR_AT
+echo "   the floor at the same rates (bin/floorbench: one thread, raw write(2) and read(2) at 500 µs ticks, nothing else):"
+for rate in 5000 20000; do
+	FL=$(taskset -c 1 bin/floorbench -addr "127.0.0.1:${PORT}" -rate "$rate" -connections "$CONNECTIONS" -duration "${DURATION}s")
+	FLOOR_AT[$rate]=$(field cpu "$FL")
+	awk -v o="$rate" -v f="${FLOOR_AT[$rate]}" -v c="${CPU_AT[$rate]}" 'BEGIN {
+		printf "offered %6d  floor CPU %.3f = %.4f per 1,000 req/s; loadramp %.3f = %.2fx the floor\n", o, f, f * 1000 / o, c, c / f
+	}'
+	echo "    ($FL)"
+done
 cpu_verdict() { # cpu_verdict RATE MAX: the CPU counts only if the rate was achieved (a starved generator uses little CPU)
 	local ok
 	ok=$(awk -v c="${CPU_AT[$1]}" -v m="$2" -v a="${RPS_AT[$1]}" -v o="$1" 'BEGIN {print (c <= m && a >= 0.99 * o ? "PASS" : "FAIL")}')
 	verdict "generator CPU at $1 offered <= $2 of a core, the rate achieved" "$ok" \
-		"${CPU_AT[$1]} ($(awk -v c="${CPU_AT[$1]}" -v o="$1" 'BEGIN {printf "%.4f", c * 1000 / o}') per 1,000 req/s; achieved ${RPS_AT[$1]} req/s; starved ${STARVED_AT[$1]})"
+		"${CPU_AT[$1]} ($(awk -v c="${CPU_AT[$1]}" -v o="$1" 'BEGIN {printf "%.4f", c * 1000 / o}') per 1,000 req/s; achieved ${RPS_AT[$1]} req/s; starved ${STARVED_AT[$1]}; the floor ${FLOOR_AT[$1]}, so $(awk -v c="${CPU_AT[$1]}" -v f="${FLOOR_AT[$1]}" 'BEGIN {printf "%.2f", c / f}')x)"
 }
 cpu_verdict 5000 0.15
 cpu_verdict 20000 0.40

@@ -1,0 +1,104 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// serveHTTP answers every request line on every connection with a 200 "ok\n", as
+// the benchmark's nginx does, until the listener closes.
+func serveHTTP(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if line == "\r\n" {
+						if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")); err != nil {
+							return
+						}
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+func field(t *testing.T, line, key string) float64 {
+	t.Helper()
+	for _, kv := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s in %q: %v", key, line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in %q", key, line)
+	return 0
+}
+
+func TestFloorOffersTheRateAndCountsResponses(t *testing.T) {
+	addr := serveHTTP(t)
+	var out, errOut bytes.Buffer
+	code := run([]string{"-addr", addr, "-rate", "2000", "-connections", "4", "-duration", "500ms", "-warmup", "100ms"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	line := out.String()
+	// The rate is kept by the clock (requests due by now are written at each
+	// tick), so it is within a few ticks' worth of the offered rate; responses
+	// trail by at most the requests of the last tick or two.
+	if rps := field(t, line, "rps"); rps < 1800 || rps > 2200 {
+		t.Errorf("rps %v, want about 2000: %s", rps, line)
+	}
+	if resp := field(t, line, "responses"); resp < 1700 || resp > 2200 {
+		t.Errorf("responses/s %v, want about 2000: %s", resp, line)
+	}
+	if cpu := field(t, line, "cpu"); cpu <= 0 || cpu > 2 {
+		t.Errorf("cpu %v, want a share of a core: %s", cpu, line)
+	}
+}
+
+func TestFloorRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-addr", "10.0.0.1:80"}, "only an IPv4 loopback address"},
+		{[]string{"-addr", "localhost"}, "want 127.0.0.1:PORT"},
+		{[]string{"-addr", "127.0.0.1:80", "-rate", "0"}, "-rate 0: must be > 0"},
+		{[]string{"-addr", "127.0.0.1:80", "-connections", "0"}, "-connections 0: must be 1..10000"},
+		{[]string{"-addr", "127.0.0.1:80", "-tick", "1s"}, "-tick 1s: must be 10µs..100ms"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(tc.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+}
