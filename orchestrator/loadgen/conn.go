@@ -20,6 +20,10 @@ type conn struct {
 	rr      *respReader
 	served  int  // requests answered on nc
 	wasOpen bool // nc was open once: opening it again is a reopen
+	// openedAt is when nc was opened (Unix ns): a connection that has served
+	// nothing yet may have been closed by the target's idle timeout only if it
+	// has been open a while (see staleAfter).
+	openedAt int64
 	// deadline is nc's read and write deadline in Unix ns; 0 when none is set or
 	// interrupt moved it.
 	deadline atomic.Int64
@@ -94,6 +98,7 @@ func (c *conn) open(ctx context.Context, d *dialer, bufSize int) (reopened bool,
 		c.rr.rd, c.rr.r, c.rr.w = rd, 0, 0
 	}
 	c.served = 0
+	c.openedAt = time.Now().UnixNano()
 	c.deadline.Store(0)
 	reopened = c.wasOpen
 	c.wasOpen = true
@@ -151,10 +156,13 @@ var errInterrupted = errors.New("loadgen: interrupted: the step was cancelled")
 // roundTrip sends req on c and reads the response (to a HEAD request when head
 // is set; keeping the start of its body in c.rr.kept when keep is set). The error,
 // if any, is from the network or from parsing; stale reports that the connection
-// failed before any byte of a response arrived after having served requests before
-// (a keep-alive connection the target closed while idle), which is safe to retry
-// once. req must stay unchanged until roundTrip returns.
-func (c *conn) roundTrip(req []byte, head, keep bool, timeout time.Duration) (resp response, stale bool, err error) {
+// failed before any byte of a response arrived after it had served requests, or
+// after it had waited unused in the pool for staleAfter or longer: a keep-alive
+// connection the target closed while idle, which is safe to retry once on a new
+// connection. A connection that fails on its first request soon after it was
+// opened is not stale: that is the target refusing it. req must stay unchanged
+// until roundTrip returns.
+func (c *conn) roundTrip(req []byte, head, keep bool, timeout, staleAfter time.Duration) (resp response, stale bool, err error) {
 	if now := time.Now(); c.deadline.Load()-now.UnixNano() < int64(timeout) {
 		if err = c.renew(now.Add(timeout + timeout/deadlineSlack)); err != nil {
 			return resp, false, err
@@ -169,15 +177,21 @@ func (c *conn) roundTrip(req []byte, head, keep bool, timeout time.Duration) (re
 		_, err = c.nc.Write(req)
 	}
 	if err != nil {
-		return resp, c.served > 0, err
+		return resp, c.idle(staleAfter), err
 	}
 	c.rr.keep = keep
 	resp, err = c.rr.read(head)
 	if err != nil {
-		return resp, c.served > 0 && c.rr.got == 0 && !isTimeout(err), err
+		return resp, c.idle(staleAfter) && c.rr.got == 0 && !isTimeout(err), err
 	}
 	c.served++
 	return resp, false, nil
+}
+
+// idle reports whether the target may have closed c as an idle keep-alive
+// connection: it served requests before, or it has been open for staleAfter.
+func (c *conn) idle(staleAfter time.Duration) bool {
+	return c.served > 0 || time.Now().UnixNano()-c.openedAt >= int64(staleAfter)
 }
 
 func isTimeout(err error) bool {

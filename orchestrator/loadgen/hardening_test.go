@@ -203,7 +203,7 @@ func TestInterruptIsNotUndoneByTheNextRequest(t *testing.T) {
 	c.interrupt()
 	errc := make(chan error, 1)
 	go func() {
-		_, _, err := c.roundTrip([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false, false, time.Minute)
+		_, _, err := c.roundTrip([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false, false, time.Minute, DefaultStaleAfter)
 		errc <- err
 	}()
 	select {

@@ -79,15 +79,22 @@ type rawServer struct {
 	ln   net.Listener
 	wg   sync.WaitGroup
 	resp []byte
+	idle time.Duration // > 0: a connection that sends nothing for this long is closed; < 0: every one at once
 }
 
-func newRawServer(tb testing.TB) *rawServer {
+func newRawServer(tb testing.TB) *rawServer { return newIdleClosingServer(tb, 0) }
+
+// newIdleClosingServer is a rawServer that closes a connection on which no
+// request arrives for idle (0: never), as servers close idle keep-alive
+// connections, one never used included; with idle < 0 it closes every
+// connection as soon as it accepts it.
+func newIdleClosingServer(tb testing.TB, idle time.Duration) *rawServer {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &rawServer{ln: ln, resp: []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")}
+	s := &rawServer{ln: ln, resp: []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), idle: idle}
 	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -106,8 +113,14 @@ func (s *rawServer) URL() string { return "http://" + s.ln.Addr().String() + "/"
 func (s *rawServer) serve(c net.Conn) {
 	defer c.Close()
 	buf := make([]byte, 4096)
+	if s.idle < 0 {
+		return
+	}
 	n := 0
 	for {
+		if s.idle > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(s.idle))
+		}
 		k, err := c.Read(buf[n:])
 		if err != nil {
 			return

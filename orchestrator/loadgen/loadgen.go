@@ -49,6 +49,12 @@ const (
 	DefaultReadBufferSize = 4096
 	// DefaultQueueSize bounds the requests due but waiting for a free connection.
 	DefaultQueueSize = 1 << 16
+	// DefaultStaleAfter: a connection that fails its first request, before any
+	// byte of the response, after waiting unused in the pool this long, is taken
+	// for one the target closed at its idle timeout, and the request is retried
+	// once on a new connection (as one that has served requests is). One that
+	// fails sooner after it was opened is the target refusing it: an error.
+	DefaultStaleAfter = time.Second
 	// MinDispatchTick and MaxDispatchTick bound the dispatcher's tick: the
 	// shortest time between two of its wake-ups (see dispatchTick).
 	MinDispatchTick = 200 * time.Microsecond
@@ -110,6 +116,7 @@ type options struct {
 	drainGrace time.Duration
 	tick       time.Duration
 	eagerReads bool
+	staleAfter time.Duration
 }
 
 // WithLogger sets the logger (default: none).
@@ -170,7 +177,7 @@ type Generator struct {
 // before the first Run.
 func New(target Target, opts ...Option) (*Generator, error) {
 	o := options{log: zerolog.Nop(), seed: 1, bufSize: DefaultReadBufferSize,
-		queueSize: DefaultQueueSize}
+		queueSize: DefaultQueueSize, staleAfter: DefaultStaleAfter}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -901,7 +908,7 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 		if c.raw != nil {
 			c.raw.gate, c.raw.arrived = r.gate, 0
 		}
-		resp, stale, err := c.roundTrip(payload, req.head, req.check != nil && req.check.needBody, g.timeout)
+		resp, stale, err := c.roundTrip(payload, req.head, req.check != nil && req.check.needBody, g.timeout, g.opts.staleAfter)
 		if err != nil {
 			c.close()
 			if r.canceled.Load() {

@@ -196,6 +196,32 @@ func TestRunTargetClosesConnections(t *testing.T) {
 	}
 }
 
+// A keep-alive connection the target closed while it was idle is retried on a
+// new one, not counted as the target's failure, whether it had served requests
+// or waited unused in the pool (staleAfter or longer); a connection the target
+// closes at once is its failure, retry or not.
+func TestRunStaleConnections(t *testing.T) {
+	staleAfter := func(o *options) { o.staleAfter = 150 * time.Millisecond }
+	t.Run("closed while idle", func(t *testing.T) {
+		// At 10 req/s on 8 connections each waits 0.8 s between requests,
+		// and most wait more than the server's 300 ms for their first.
+		srv := newIdleClosingServer(t, 300*time.Millisecond)
+		g := newGen(t, Target{URL: srv.URL()}, staleAfter)
+		w := runStep(t, g, Step{Rate: 10, Connections: 8, Hold: 2 * time.Second})
+		if w.Requests != 20 || w.Errors != 0 || w.Reopened < 8 {
+			t.Errorf("requests %d errors %d %v reopened %d; want 20, 0, >= 8", w.Requests, w.Errors, w.ErrorClasses, w.Reopened)
+		}
+	})
+	t.Run("closed at once", func(t *testing.T) {
+		srv := newIdleClosingServer(t, -1)
+		g := newGen(t, Target{URL: srv.URL()}, staleAfter)
+		w := runStep(t, g, Step{Rate: 10, Connections: 8, Hold: 2 * time.Second})
+		if w.Requests != 20 || w.Errors != 20 {
+			t.Errorf("requests %d errors %d %v; want 20 failed", w.Requests, w.Errors, w.ErrorClasses)
+		}
+	})
+}
+
 func TestRunCancel(t *testing.T) {
 	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select { // the target stalls: requests are in flight when the run is cancelled
