@@ -58,6 +58,10 @@ func ConnectionsClosed(params, m map[string]float64) (result.Finding, bool) {
 		ev = append(ev, fmt.Sprintf("%.0f connections reopened for %.0f requests (%.2f per request)", m[metrics.ConnectionsReopened], req, m[metrics.ConnectionsReopenedRatio]))
 	}
 	observed := fmt.Sprintf("held %.0f of %.0f connections on average (%.0f%%)", held, asked, 100*ratio)
+	if re, ok := m[metrics.ConnectionsReopenedRatio]; ok && ratio >= HeldShare && re >= ReopenedPerRequest {
+		// Held, but only by reopening them: the reopening is the finding.
+		observed = fmt.Sprintf("%.2f connections reopened per request, to hold %.0f of %.0f on average", re, held, asked)
+	}
 	if peak < asked {
 		ev = append(ev, fmt.Sprintf("the churn began at about %.0f connections: the target closes (or refuses) what it holds beyond that", peak))
 		observed += fmt.Sprintf("; the churn began at about %.0f", peak)

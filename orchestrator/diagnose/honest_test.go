@@ -231,6 +231,15 @@ func TestAchievedFindings(t *testing.T) {
 		!strings.Contains(strings.Join(f.Evidence, "\n"), "7750 connections reopened for 8000 requests (0.97 per request)") {
 		t.Errorf("connections-closed %+v", f)
 	}
+	// Every connection held, but only by reopening one for almost every request:
+	// the finding leads with the reopening, not with a full hold.
+	f, ok = ConnectionsClosed(map[string]float64{"connections": 16}, map[string]float64{
+		metrics.ConnectionsHeld: 16, metrics.ConnectionsHeldRatio: 1, metrics.ConnectionsHeldPeak: 16,
+		metrics.ConnectionsReopened: 960, metrics.RequestsCount: 1000, metrics.ConnectionsReopenedRatio: 0.96})
+	if !ok || f.Observed != "0.96 connections reopened per request, to hold 16 of 16 on average" ||
+		!strings.Contains(strings.Join(f.Evidence, "\n"), "the target closed them between requests") {
+		t.Errorf("connections-closed, held by reopening: %+v", f)
+	}
 	if _, ok := ConnectionsClosed(map[string]float64{"rate": 10}, map[string]float64{}); ok {
 		t.Error("a finding without connections asked or measured")
 	}
