@@ -3,49 +3,23 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
-// serveHTTP answers every request line on every connection with a 200 "ok\n", as
-// the benchmark's nginx does, until the listener closes.
+// serveHTTP is a real HTTP/1.1 server on loopback answering every request with
+// a 200 "ok\n", as the benchmark's nginx does.
 func serveHTTP(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line == "\r\n" {
-						if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")); err != nil {
-							return
-						}
-					}
-				}
-			})
-		}
-	})
-	return ln.Addr().String()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
 }
 
 func field(t *testing.T, line, key string) float64 {
