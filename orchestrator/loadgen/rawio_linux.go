@@ -228,23 +228,17 @@ func rxTimestamp(b []byte) int64 {
 
 func (s *rawSock) doRead(fd uintptr) bool {
 	if s.pending != nil {
-		req := s.pending
-		for len(req) > 0 {
-			n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(req))), uintptr(len(req)))
-			switch e {
-			case 0:
-				req = req[n:]
-			case unix.EINTR:
-			case unix.EAGAIN:
-				s.pending, s.partial = req, true
-				return true
-			default:
-				s.pending, s.err = nil, e
-				return true
-			}
+		n, e := writeFD(fd, s.pending)
+		switch e {
+		case 0:
+			s.pending = nil
+			return false // the response cannot be there yet: wait for it
+		case unix.EAGAIN:
+			s.pending, s.partial = s.pending[n:], true
+		default:
+			s.pending, s.err = nil, e
 		}
-		s.pending = nil
-		return false // the response cannot be there yet: wait for it
+		return true
 	}
 	return s.recv(fd)
 }
@@ -261,19 +255,31 @@ func (s *rawSock) Write(p []byte) (int, error) {
 }
 
 func (s *rawSock) doWrite(fd uintptr) bool {
-	for s.n < len(s.buf) {
-		rest := s.buf[s.n:]
-		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
-		switch e {
-		case 0:
-			s.n += int(n)
-		case unix.EAGAIN:
-			return false
-		case unix.EINTR:
-		default:
-			s.err = e
-			return true
-		}
+	n, e := writeFD(fd, s.buf[s.n:])
+	s.n += n
+	switch e {
+	case 0:
+	case unix.EAGAIN:
+		return false // wait on the poller for room
+	default:
+		s.err = e
 	}
 	return true
+}
+
+// writeFD writes p to fd until all of it is written (e is 0), the socket
+// buffer is full (EAGAIN) or the write fails; n is what was written.
+func writeFD(fd uintptr, p []byte) (n int, e unix.Errno) {
+	for n < len(p) {
+		rest := p[n:]
+		k, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
+		switch e {
+		case 0:
+			n += int(k)
+		case unix.EINTR:
+		default:
+			return n, e
+		}
+	}
+	return n, 0
 }
