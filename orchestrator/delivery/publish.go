@@ -156,7 +156,7 @@ func (w *wsPublisher) read(c *websocket.Conn) {
 		if buf, err = readAll(buf[:0], r); err != nil {
 			return
 		}
-		if _, err := reply(c, w.p.Replies, buf, &w.mu); err != nil {
+		if _, _, err := reply(c, w.p.Replies, buf, &w.mu); err != nil {
 			return
 		}
 	}

@@ -25,8 +25,9 @@ type Subscription struct {
 	Timeout time.Duration
 }
 
-// Reply answers, on a WebSocket, every message that starts with On by
-// sending Send (a NATS PING with a PONG, say). Such messages are not events.
+// Reply answers, on a WebSocket, every message or line of a message that
+// starts with On by sending Send (a NATS PING with a PONG, say). Such lines
+// are not events; the rest of their message is.
 type Reply struct{ On, Send string }
 
 // Stream is one subscription, read by one goroutine.

@@ -127,7 +127,8 @@ func subscribeWS(ctx context.Context, s Subscription) (Stream, error) {
 	return st, nil
 }
 
-// Next implements Stream: messages answered by a Reply are skipped.
+// Next implements Stream. Lines answered by a Reply are taken out of a
+// message; a message that held nothing else is skipped.
 func (st *wsStream) Next() ([]byte, error) {
 	for {
 		msg, err := st.read()
@@ -137,10 +138,12 @@ func (st *wsStream) Next() ([]byte, error) {
 			}
 			return nil, err
 		}
-		if replied, err := reply(st.c, st.replies, msg, nil); err != nil {
+		rest, replied, err := reply(st.c, st.replies, msg, nil)
+		if err != nil {
 			return nil, err
-		} else if !replied {
-			return msg, nil
+		}
+		if !replied || len(bytes.TrimSpace(rest)) > 0 {
+			return rest, nil
 		}
 	}
 }
@@ -171,23 +174,47 @@ func readAll(b []byte, r io.Reader) ([]byte, error) {
 	}
 }
 
-// reply answers msg when a Reply matches it, under mu when one is given.
-func reply(c *websocket.Conn, replies []Reply, msg []byte, mu *sync.Mutex) (bool, error) {
-	for _, r := range replies {
-		if !bytes.HasPrefix(msg, []byte(r.On)) {
+// reply answers every line of msg that starts with a Reply's On (the whole
+// message, or a line of it after "\n": a server may send its keep-alive in
+// the same WebSocket message as events, as nats-server does with "PING\r\n"
+// and a MSG) with its Send, and returns msg without those lines, in place;
+// replied says whether it answered any. mu, when set, serializes the writes
+// with the connection's other writers.
+func reply(c *websocket.Conn, replies []Reply, msg []byte, mu *sync.Mutex) (rest []byte, replied bool, err error) {
+	if len(replies) == 0 {
+		return msg, false, nil
+	}
+	out := msg[:0]
+	for line := range bytes.Lines(msg) {
+		r, ok := replyFor(replies, line)
+		if !ok {
+			out = append(out, line...) // never ahead of line: msg is rewritten in place
 			continue
 		}
-		if mu != nil {
-			mu.Lock()
-			defer mu.Unlock()
+		replied = true
+		if err := send(c, r.Send, mu); err != nil {
+			return nil, true, fmt.Errorf("reply %q: %w", clip(r.Send, 40), err)
 		}
-		_ = c.SetWriteDeadline(time.Now().Add(DefaultSubscribeTimeout))
-		if err := c.WriteMessage(websocket.TextMessage, []byte(r.Send)); err != nil {
-			return true, fmt.Errorf("reply %q: %w", clip(r.Send, 40), err)
-		}
-		return true, nil
 	}
-	return false, nil
+	return out, replied, nil
+}
+
+func replyFor(replies []Reply, line []byte) (Reply, bool) {
+	for _, r := range replies {
+		if bytes.HasPrefix(line, []byte(r.On)) {
+			return r, true
+		}
+	}
+	return Reply{}, false
+}
+
+func send(c *websocket.Conn, text string, mu *sync.Mutex) error {
+	if mu != nil {
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(DefaultSubscribeTimeout))
+	return c.WriteMessage(websocket.TextMessage, []byte(text))
 }
 
 // Close implements Stream.
