@@ -319,3 +319,47 @@ func FuzzParseNetstat(f *testing.F) {
 		}
 	})
 }
+
+// TestWindowFromLeavesTheBaselineOutOfGauges: the warmup's last sample is
+// where counters and CPU start, but a gauge it shows (a target at its
+// open-file limit while it drains the step before's connections) is not the
+// hold's.
+func TestWindowFromLeavesTheBaselineOutOfGauges(t *testing.T) {
+	at := func(sec float64, fds int, overflows, tw, cpu float64) Sample {
+		return Sample{
+			Time: t0.Add(time.Duration(sec * float64(time.Second))),
+			Host: map[string]float64{HostListenOverflows: overflows, HostTCPTW: tw},
+			Procs: []ProcSample{{Name: "bus", Pid: 7, Side: SideTarget, CPUSeconds: cpu, CPUs: 1,
+				FDs: fds, FDLimit: 128, RSS: int64(fds) << 20}},
+		}
+	}
+	samples := []Sample{at(0.9, 128, 10, 500, 1), at(1.9, 106, 12, 20, 1.5), at(2.9, 107, 15, 30, 2)}
+	hold := t0.Add(time.Second)
+
+	w := WindowFrom(samples, hold)
+	if p := w.Procs[0]; p.FDPeak != 107 || p.RSSPeak != 107<<20 {
+		t.Errorf("hold: fd peak %d, rss peak %d; want 107 and 107 MiB, the baseline's 128 left out", p.FDPeak, p.RSSPeak)
+	}
+	if w.Peaks[HostTCPTW] != 30 || w.Mins[HostTCPTW] != 20 {
+		t.Errorf("hold: tcp.tw peak %v min %v; want 30 and 20", w.Peaks[HostTCPTW], w.Mins[HostTCPTW])
+	}
+	if w.Deltas[HostListenOverflows] != 5 {
+		t.Errorf("hold: overflows delta %v; want 5, counted from the baseline", w.Deltas[HostListenOverflows])
+	}
+	if p := w.Procs[0]; !near(p.CPUMean, 0.5) {
+		t.Errorf("hold: cpu mean %v; want 0.5, counted from the baseline", p.CPUMean)
+	}
+	if w.Target.RSSPeak != 107<<20 {
+		t.Errorf("hold: target rss peak %d", w.Target.RSSPeak)
+	}
+
+	all := Window(samples)
+	if all.Procs[0].FDPeak != 128 || all.Peaks[HostTCPTW] != 500 {
+		t.Errorf("Window: fd peak %d, tw peak %v; want every sample's", all.Procs[0].FDPeak, all.Peaks[HostTCPTW])
+	}
+	// A window with no sample in the hold keeps every gauge.
+	early := WindowFrom(samples, t0.Add(time.Hour))
+	if early.Procs[0].FDPeak != 128 {
+		t.Errorf("no sample in the hold: fd peak %d, want 128", early.Procs[0].FDPeak)
+	}
+}

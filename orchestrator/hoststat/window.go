@@ -75,7 +75,15 @@ type Summary struct {
 }
 
 // Window summarises samples taken during one step window (in time order).
-func Window(samples []Sample) Summary {
+func Window(samples []Sample) Summary { return WindowFrom(samples, time.Time{}) }
+
+// WindowFrom is Window over a hold that starts at from: samples taken before
+// it (the warmup's last, kept as the counters' baseline) give counters and CPU
+// their starting point but no gauge, so a peak (open files, tcp sockets, RSS)
+// is one the hold reached, not one left over from the step before or the
+// warmup's connection setup. A zero from, or a window with no sample at or
+// after it, counts every sample's gauges.
+func WindowFrom(samples []Sample, from time.Time) Summary {
 	s := Summary{
 		Deltas: map[string]float64{}, Peaks: map[string]float64{}, Mins: map[string]float64{},
 		Limits: map[string]float64{}, HostCPUMean: -1, HostCPUPeak: -1, GenCPUsMean: -1, GenCPUsPeak: -1,
@@ -87,6 +95,10 @@ func Window(samples []Sample) Summary {
 	samples = append([]Sample(nil), samples...)
 	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Time.Before(samples[j].Time) })
 	s.Start, s.End = samples[0].Time, samples[len(samples)-1].Time
+	if samples[len(samples)-1].Time.Before(from) {
+		from = time.Time{} // no sample in the hold: every sample's gauges count
+	}
+	gauge := func(smp Sample) bool { return !smp.Time.Before(from) }
 
 	first, last := map[string]float64{}, map[string]float64{}
 	for _, smp := range samples {
@@ -102,7 +114,7 @@ func Window(samples []Sample) Summary {
 				last[k] = v
 			case limitKeys[k]:
 				s.Limits[k] = v
-			default:
+			case gauge(smp):
 				if p, ok := s.Peaks[k]; !ok || v > p {
 					s.Peaks[k] = v
 				}
@@ -123,9 +135,9 @@ func Window(samples []Sample) Summary {
 		s.GenCPUs = int(s.Limits[HostGenCPUs])
 	}
 
-	s.Procs = procSummaries(samples)
-	s.Target = sideSummary(samples, s.Procs, SideTarget)
-	s.Generator = sideSummary(samples, s.Procs, SideGenerator)
+	s.Procs = procSummaries(samples, gauge)
+	s.Target = sideSummary(samples, s.Procs, SideTarget, gauge)
+	s.Generator = sideSummary(samples, s.Procs, SideGenerator, gauge)
 	return s
 }
 
@@ -166,7 +178,7 @@ type procKey struct {
 	name string
 }
 
-func procSummaries(samples []Sample) []ProcSummary {
+func procSummaries(samples []Sample, gauge func(Sample) bool) []ProcSummary {
 	idx := map[procKey]int{}
 	var out []ProcSummary
 	prev := map[procKey]struct {
@@ -199,10 +211,10 @@ func procSummaries(samples []Sample) []ProcSummary {
 			if p.CPUs > 0 {
 				ps.CPUs = p.CPUs
 			}
-			if p.RSS > ps.RSSPeak {
+			if p.RSS > ps.RSSPeak && gauge(smp) {
 				ps.RSSPeak = p.RSS
 			}
-			if p.FDs > ps.FDPeak {
+			if p.FDs > ps.FDPeak && gauge(smp) {
 				ps.FDPeak = p.FDs
 			}
 			if p.FDLimit > 0 {
@@ -236,7 +248,7 @@ func procSummaries(samples []Sample) []ProcSummary {
 // sideSummary sums one side's processes. Its CPU share is over the largest CPU
 // count any of its processes may use, so two single-threaded generators pinned to
 // different CPUs of a 2-CPU host count against 2 CPUs.
-func sideSummary(samples []Sample, procs []ProcSummary, side string) SideSummary {
+func sideSummary(samples []Sample, procs []ProcSummary, side string, gauge func(Sample) bool) SideSummary {
 	var ss SideSummary
 	cpus := 0
 	for _, p := range procs {
@@ -269,7 +281,7 @@ func sideSummary(samples []Sample, procs []ProcSummary, side string) SideSummary
 		}
 		if pt.n > 0 {
 			pts = append(pts, pt)
-			if pt.rss > ss.RSSPeak {
+			if pt.rss > ss.RSSPeak && gauge(smp) {
 				ss.RSSPeak = pt.rss
 			}
 		}

@@ -128,6 +128,7 @@ type Window struct {
 
 	// warmDone closes once the warmup's log lines were read (warm).
 	warmDone chan struct{}
+	holdFrom time.Time
 
 	mu      sync.Mutex
 	samples []hoststat.Sample
@@ -138,7 +139,8 @@ type Window struct {
 // Start begins a step window: it marks where every log ends, so the window's
 // scan reads only what the step appends, and samples every second until
 // Stop. Samples of the warmup are left out of the window but the last one,
-// which gives the first second of the hold its counter baseline.
+// which gives the first second of the hold its counter baseline and no gauge
+// (hoststat.WindowFrom).
 func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
 	spec.Target, spec.Generator = h.Resolve(spec.Target), h.Resolve(spec.Generator)
 	w := &Window{
@@ -156,6 +158,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
 	w.nginx, w.nginxPid = h.nginxConf(spec.Target)
 
 	holdFrom := time.Now().Add(spec.Warmup)
+	w.holdFrom = holdFrom
 	var last *hoststat.Sample
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancel = cancel
@@ -260,7 +263,7 @@ func (w *Window) StopDetail(f Facts, netdev []hoststat.NetDevDelta) (d Detail, o
 		w.samples = append(w.samples, smp)
 		w.sink(smp)
 	}
-	d.Summary = hoststat.Window(w.samples)
+	d.Summary = hoststat.WindowFrom(w.samples, w.holdFrom)
 	var matches []diagnose.LogMatch
 	matches, d.Skipped = w.h.scanner.Scan(context.Background(), w.sources)
 	d.Logs = append(w.warm, matches...)

@@ -37,6 +37,9 @@ type scrapeRec struct {
 	kind string // pageKind
 	// settings are the kernel settings of node_exporter's sysctl collector.
 	settings map[string]any
+	// baseline marks the warmup's last record at the head of a hold window:
+	// counters start from it, gauges leave it out.
+	baseline bool
 }
 
 // recordPage turns a page into what a step keeps of it.
@@ -60,8 +63,9 @@ func recordPage(p *Page, selectors map[string][]*labels.Matcher, side string) sc
 }
 
 // holdWindow returns the records of the hold: those at or after from, led by
-// the last good one before it, so the first hold second has a counter
-// baseline (as the procfs sampler's window).
+// the last good one before it (marked baseline), so the first hold second has
+// a counter baseline (as the procfs sampler's window). Gauges leave the
+// baseline out: what the warmup reached is not the hold's.
 func holdWindow(recs []scrapeRec, from time.Time) []scrapeRec {
 	var out []scrapeRec
 	var base *scrapeRec
@@ -75,7 +79,9 @@ func holdWindow(recs []scrapeRec, from time.Time) []scrapeRec {
 			continue
 		}
 		if base != nil {
-			out = append(out, *base)
+			b := *base
+			b.baseline = true
+			out = append(out, b)
 			base = nil
 		}
 		out = append(out, r)
@@ -191,7 +197,7 @@ func gaugeFigures(name string, recs []scrapeRec) (Figures, bool) {
 	n := 0
 	for _, r := range recs {
 		ss := r.sel[name]
-		if len(ss) == 0 {
+		if len(ss) == 0 || r.baseline {
 			continue
 		}
 		var v float64
@@ -240,7 +246,11 @@ func hostOf(u, side string, recs []scrapeRec) (Host, bool) {
 	}
 	samples := make([]hoststat.Sample, 0, len(recs))
 	useful := false
+	var from time.Time // the hold's first record: gauges start there
 	for _, r := range recs {
+		if !r.baseline && from.IsZero() {
+			from = r.host.Time
+		}
 		samples = append(samples, r.host)
 		useful = useful || len(r.host.Host) > 0 || len(r.host.Procs) > 0
 	}
@@ -249,7 +259,7 @@ func hostOf(u, side string, recs []scrapeRec) (Host, bool) {
 	}
 	inst, _ := Instance(u)
 	last := recs[len(recs)-1]
-	return Host{Instance: inst, URL: u, Source: fmt.Sprintf("%s at %s", last.kind, inst), Summary: hoststat.Window(samples), Settings: last.settings, Side: side}, true
+	return Host{Instance: inst, URL: u, Source: fmt.Sprintf("%s at %s", last.kind, inst), Summary: hoststat.WindowFrom(samples, from), Settings: last.settings, Side: side}, true
 }
 
 // problem joins a metric name and why it was not measured.

@@ -72,8 +72,11 @@ func TestFiguresCountersAndGauges(t *testing.T) {
 		t.Errorf("all = %+v", f)
 	}
 	f, ok, _ = figuresOf("queue", windows)
-	if !ok || !near(f.Mean, 3) || f.Peak != 5 || f.Min != 1 {
-		t.Errorf("queue = %+v (the warmup's 99 must not count)", f)
+	if !ok || !near(f.Mean, 4) || f.Peak != 5 || f.Min != 3 {
+		t.Errorf("queue = %+v (the warmup's 99, and the baseline's 1, must not count)", f)
+	}
+	if !w[0].baseline || w[1].baseline {
+		t.Errorf("baseline marks %v %v: want the first record only", w[0].baseline, w[1].baseline)
 	}
 	if _, ok, why := figuresOf("mixed", windows); ok || !strings.Contains(why, "counters and gauges") {
 		t.Errorf("mixed: %v %s", ok, why)
@@ -87,7 +90,7 @@ func TestFiguresCountersAndGauges(t *testing.T) {
 	}
 	// Two pages add up.
 	two := map[string][]scrapeRec{"a": w, "b": w}
-	if f, ok, _ := figuresOf("queue", two); !ok || !near(f.Mean, 6) || f.Peak != 10 {
+	if f, ok, _ := figuresOf("queue", two); !ok || !near(f.Mean, 8) || f.Peak != 10 {
 		t.Errorf("two pages: %+v", f)
 	}
 }
