@@ -29,7 +29,8 @@ func TestLocalCampaign(t *testing.T) {
 		// Other tests share this machine's cores; the verdicts under test are the target's.
 		"--set", "default_checks.generator_health=false"},
 		IO{In: strings.NewReader(""), Out: &so, ErrOut: &se}, emptyEnv)
-	t.Logf("exit %d\n%s\n%s", code, so.String(), se.String())
+	// Logged after the test's own messages: a failure's reason leads the log.
+	t.Cleanup(func() { t.Logf("exit %d\n%s\n%s", code, so.String(), se.String()) })
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}

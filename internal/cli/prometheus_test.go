@@ -542,7 +542,7 @@ func runCLIIn(t *testing.T, out string, args ...string) runOutcome {
 			}
 		}
 	}
-	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, o.stdout, o.stderr)
+	t.Cleanup(func() { t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, o.stdout, o.stderr) })
 	return o
 }
 

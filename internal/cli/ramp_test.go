@@ -133,7 +133,9 @@ func runCLI(t *testing.T, args ...string) runOutcome {
 			}
 		}
 	}
-	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, o.stdout, o.stderr)
+	// The run's output is logged after the test's own messages, so that a
+	// failure's reason leads the log instead of following pages of steps.
+	t.Cleanup(func() { t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, o.stdout, o.stderr) })
 	return o
 }
 
