@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loadramp/loadramp/internal/wiring"
@@ -101,7 +102,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return run(args, IO{In: stdin, Out: stdout, ErrOut: stderr, IsTerminal: isTTY}, os.Getenv)
 }
 
+// inherited marks loadramp's inherited descriptors close-on-exec, once per process.
+var inherited sync.Once
+
 func run(args []string, streams IO, getenv func(string) string) int {
+	inherited.Do(markInheritedCloseOnExec)
 	a := &app{io: streams, v: viper.New(), getenv: getenv}
 	root := a.rootCmd()
 	root.SetArgs(args)
