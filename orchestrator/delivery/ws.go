@@ -184,19 +184,29 @@ func reply(c *websocket.Conn, replies []Reply, msg []byte, mu *sync.Mutex) (rest
 	if len(replies) == 0 {
 		return msg, false, nil
 	}
-	out := msg[:0]
+	// Most messages hold no keep-alive: they are returned as they are, and
+	// msg is rewritten only from its first answered line on.
+	var out []byte
+	at := 0 // where the line being read starts in msg
 	for line := range bytes.Lines(msg) {
 		r, ok := replyFor(replies, line)
-		if !ok {
+		switch {
+		case !ok && replied:
 			out = append(out, line...) // never ahead of line: msg is rewritten in place
-			continue
+		case ok:
+			if !replied {
+				out, replied = msg[:at], true
+			}
+			if err := send(c, r.Send, mu); err != nil {
+				return nil, true, fmt.Errorf("reply %q: %w", clip(r.Send, 40), err)
+			}
 		}
-		replied = true
-		if err := send(c, r.Send, mu); err != nil {
-			return nil, true, fmt.Errorf("reply %q: %w", clip(r.Send, 40), err)
-		}
+		at += len(line)
 	}
-	return out, replied, nil
+	if !replied {
+		return msg, false, nil
+	}
+	return out, true, nil
 }
 
 func replyFor(replies []Reply, line []byte) (Reply, bool) {

@@ -128,7 +128,7 @@ type Window struct {
 
 	// warmDone closes once the warmup's log lines were read (warm).
 	warmDone chan struct{}
-	holdFrom time.Time
+	holdFrom time.Time // the hold starts: samples before it are the baseline (hoststat.WindowFrom)
 
 	mu      sync.Mutex
 	samples []hoststat.Sample
@@ -157,8 +157,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
 	h.scanner.Mark(ctx, w.sources)
 	w.nginx, w.nginxPid = h.nginxConf(spec.Target)
 
-	holdFrom := time.Now().Add(spec.Warmup)
-	w.holdFrom = holdFrom
+	w.holdFrom = time.Now().Add(spec.Warmup)
 	var last *hoststat.Sample
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancel = cancel
@@ -192,7 +191,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) (*Window, error) {
 			w.sink(smp)
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			if smp.Time.Before(holdFrom) {
+			if smp.Time.Before(w.holdFrom) {
 				c := smp
 				last = &c
 				return
