@@ -94,6 +94,7 @@ func readAsync(s *rawSock) <-chan readResult {
 // the gate turns off, a waiting read falls back to the poller at once.
 func TestReadAtTicks(t *testing.T) {
 	s, _, p := rawPair(t)
+	waitForTimestamps(t, s, p)
 	g := newReadGate()
 	s.gate = g
 
@@ -230,3 +231,32 @@ func FuzzRxTimestamp(f *testing.F) {
 		_ = rxTimestamp(b) // never panics, never reads past b
 	})
 }
+
+// waitForTimestamps exchanges pings on s, without a gate, until the kernel
+// gives a response its receive time (at most 2 s). The kernel turns packet
+// timestamps on for the whole host in a deferred work item when the first
+// socket asks for them (after the last one closed, say): the first packets
+// after that may have none, and a response without one is timed when read.
+func waitForTimestamps(t *testing.T, s *rawSock, p net.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	buf := make([]byte, 64)
+	for {
+		wrote := answer(p)
+		s.send([]byte("ping\n"))
+		if _, err := s.Read(buf); err != nil {
+			t.Fatalf("warm-up ping: %v", err)
+		}
+		if _, ok := <-wrote; !ok {
+			t.Fatal("the peer did not answer the warm-up ping")
+		}
+		if s.arrived > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no response got a kernel receive time within 2 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
