@@ -259,4 +259,3 @@ func waitForTimestamps(t *testing.T, s *rawSock, p net.Conn) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
