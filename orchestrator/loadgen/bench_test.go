@@ -127,3 +127,55 @@ func TestTemplatedRequestZeroAlloc(t *testing.T) {
 		t.Errorf("%d ok (%d + %d per request), want 2101", s.classes[clsOK], s.reqs[0].classes[clsOK], s.reqs[1].classes[clsOK])
 	}
 }
+
+// loopOne sends one request through the dispatcher's loop l and reads its
+// response at ticks 10 µs apart (as the sleep goes: often longer).
+func loopOne(tb testing.TB, r *run, l *loop) {
+	l.start(r.now())
+	for ticks := 0; ; ticks++ {
+		if l.poll(); len(l.busy) == 0 {
+			return
+		}
+		if ticks > 1e5 {
+			tb.Fatal("no response after 10^5 ticks")
+		}
+		time.Sleep(10 * time.Microsecond)
+	}
+}
+
+// newLoopBenchRun is newBenchRun with the dispatcher's loop over its
+// connection.
+func newLoopBenchRun(tb testing.TB) (*run, *loop, *shard) {
+	r, c, s := newBenchRun(tb)
+	r.closed = false
+	return r, newLoop(r, []*conn{c}, []*shard{s}), s
+}
+
+// BenchmarkLoopRequest is BenchmarkRequest on the dispatcher's loop: the hot
+// path of the steps that read at the dispatcher's ticks. allocs/op must be 0.
+func BenchmarkLoopRequest(b *testing.B) {
+	r, l, s := newLoopBenchRun(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		loopOne(b, r, l)
+	}
+	if s.classes[clsOK] == 0 || s.classes[clsOK] != s.sent {
+		b.Fatalf("%d ok of %d sent: %v", s.classes[clsOK], s.sent, s.classes)
+	}
+}
+
+// The loop's hot path allocates nothing in steady state either.
+func TestLoopRequestZeroAlloc(t *testing.T) {
+	r, l, s := newLoopBenchRun(t)
+	for range 100 {
+		loopOne(t, r, l)
+	}
+	allocs := testing.AllocsPerRun(2000, func() { loopOne(t, r, l) })
+	t.Logf("static request on the loop: %v allocations per request", allocs)
+	if allocs != 0 {
+		t.Errorf("%v allocations per request, want 0", allocs)
+	}
+	if s.classes[clsOK] != 2101 || s.sent != 2101 {
+		t.Errorf("%d ok of %d sent, want 2101 each", s.classes[clsOK], s.sent)
+	}
+}

@@ -163,10 +163,8 @@ var errInterrupted = errors.New("loadgen: interrupted: the step was cancelled")
 // opened is not stale: that is the target refusing it. req must stay unchanged
 // until roundTrip returns.
 func (c *conn) roundTrip(req []byte, head, keep bool, timeout, staleAfter time.Duration) (resp response, stale bool, err error) {
-	if now := time.Now(); c.deadline.Load()-now.UnixNano() < int64(timeout) {
-		if err = c.renew(now.Add(timeout + timeout/deadlineSlack)); err != nil {
-			return resp, false, err
-		}
+	if err = c.arm(timeout); err != nil {
+		return resp, false, err
 	}
 	switch {
 	case c.raw != nil && c.rr.r == c.rr.w:
@@ -186,6 +184,15 @@ func (c *conn) roundTrip(req []byte, head, keep bool, timeout, staleAfter time.D
 	}
 	c.served++
 	return resp, false, nil
+}
+
+// arm makes sure c's deadline leaves at least timeout, renewing it (to
+// timeout + timeout/deadlineSlack) when less is left.
+func (c *conn) arm(timeout time.Duration) error {
+	if now := time.Now(); c.deadline.Load()-now.UnixNano() < int64(timeout) {
+		return c.renew(now.Add(timeout + timeout/deadlineSlack))
+	}
+	return nil
 }
 
 // idle reports whether the target may have closed c as an idle keep-alive

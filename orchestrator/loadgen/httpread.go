@@ -28,6 +28,13 @@ type respReader struct {
 	// kept (for a response check), instead of only skipping them.
 	keep bool
 	kept []byte
+	// pinned keeps the bytes from pin on in the buffer while a response is
+	// parsed from what has arrived so far (the dispatcher's loop, see
+	// loop.go): when the parse runs out of bytes it is started again from pin
+	// once more have arrived, so nothing before the response's end may be
+	// dropped. fill moves pin with the bytes it compacts.
+	pinned bool
+	pin    int
 }
 
 // capture keeps b, as far as MaxCheckedBody allows, when keep is set.
@@ -53,9 +60,14 @@ type response struct {
 
 // fill reads more bytes into the buffer, compacting it first if needed.
 func (rr *respReader) fill() error {
-	if rr.r > 0 {
-		n := copy(rr.buf, rr.buf[rr.r:rr.w])
-		rr.r, rr.w = 0, n
+	from := rr.r
+	if rr.pinned {
+		from = rr.pin
+	}
+	if from > 0 {
+		n := copy(rr.buf, rr.buf[from:rr.w])
+		rr.r, rr.w = rr.r-from, n
+		rr.pin = 0
 	}
 	if rr.w == len(rr.buf) {
 		return errHeaderTooLarge
@@ -90,11 +102,21 @@ func (rr *respReader) line() ([]byte, error) {
 	}
 }
 
+// consumed marks every buffered byte read; unless pinned, the buffer is
+// empty again.
+func (rr *respReader) consumed() {
+	if rr.pinned {
+		rr.r = rr.w
+		return
+	}
+	rr.r, rr.w = 0, 0
+}
+
 // discard skips n body bytes.
 func (rr *respReader) discard(n int64) error {
 	for n > 0 {
 		if rr.r == rr.w {
-			rr.r, rr.w = 0, 0
+			rr.consumed()
 			if err := rr.fill(); err != nil {
 				if err == io.EOF {
 					return io.ErrUnexpectedEOF
@@ -182,7 +204,7 @@ func (rr *respReader) read(head bool) (response, error) {
 		resp.close = true
 		for {
 			rr.capture(rr.buf[rr.r:rr.w])
-			rr.r, rr.w = 0, 0
+			rr.consumed()
 			if err := rr.fill(); err != nil {
 				if err == io.EOF {
 					return resp, nil

@@ -133,3 +133,63 @@ func TestNewEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// piecesReader returns its pieces one per Read, with errWouldBlock between
+// two of them, as the dispatcher's loop finds a response arriving over
+// several ticks.
+type piecesReader struct {
+	pieces []string
+	wait   bool
+}
+
+func (p *piecesReader) Read(b []byte) (int, error) {
+	if p.wait {
+		p.wait = false
+		return 0, errWouldBlock
+	}
+	if len(p.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, p.pieces[0])
+	if p.pieces[0] = p.pieces[0][n:]; p.pieces[0] == "" {
+		p.pieces = p.pieces[1:]
+		p.wait = true
+	}
+	return n, nil
+}
+
+// TestRespReaderPinnedRestart parses responses the loop's way: pinned at the
+// response's start, started again from there after each errWouldBlock, and
+// pipelined behind bytes already read, in a buffer small enough that the
+// restarts compact it.
+func TestRespReaderPinnedRestart(t *testing.T) {
+	body := strings.Repeat("b", 120)
+	first := "HTTP/1.1 200 OK\r\nContent-Length: 120\r\n\r\n" + body
+	second := "HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbusy\r\n0\r\n\r\n"
+	all := first + second
+	for cut := 1; cut < len(all); cut += 7 {
+		pr := &piecesReader{pieces: []string{all[:cut], all[cut:]}}
+		rr := newRespReader(pr, 256)
+		rr.r, rr.w = 100, 100 // bytes of an earlier response, read: compaction moves the pin
+		var got []int
+		for tries := 0; len(got) < 2 && tries < 10; tries++ {
+			rr.pinned, rr.pin = true, rr.r
+			resp, err := rr.read(false)
+			rr.pinned = false
+			switch {
+			case errors.Is(err, errWouldBlock):
+				rr.r = rr.pin
+			case err != nil:
+				t.Fatalf("cut %d: %v", cut, err)
+			default:
+				got = append(got, resp.status)
+			}
+		}
+		if len(got) != 2 || got[0] != 200 || got[1] != 503 {
+			t.Fatalf("cut %d: statuses %v, want [200 503]", cut, got)
+		}
+		if rr.r != rr.w {
+			t.Fatalf("cut %d: %d bytes left unread", cut, rr.w-rr.r)
+		}
+	}
+}

@@ -109,14 +109,15 @@ type Step struct {
 type Option func(*options)
 
 type options struct {
-	log        zerolog.Logger
-	seed       uint64
-	bufSize    int
-	queueSize  int
-	drainGrace time.Duration
-	tick       time.Duration
-	eagerReads bool
-	staleAfter time.Duration
+	log         zerolog.Logger
+	seed        uint64
+	bufSize     int
+	queueSize   int
+	drainGrace  time.Duration
+	tick        time.Duration
+	eagerReads  bool
+	workerReads bool
+	staleAfter  time.Duration
 }
 
 // WithLogger sets the logger (default: none).
@@ -143,6 +144,11 @@ func WithDispatchTick(d time.Duration) Option { return func(o *options) { o.tick
 // poller, woken as it arrives, instead of reading it at the dispatcher's next
 // tick when the step allows (see gate.go). For benchmarks comparing the two.
 func WithEagerReads() Option { return func(o *options) { o.eagerReads = true } }
+
+// WithWorkerReads keeps the dispatcher's loop out of steps that read their
+// responses at its ticks: each connection's goroutine sends and reads, and
+// waits for the ticks (see gate.go). For benchmarks comparing the two.
+func WithWorkerReads() Option { return func(o *options) { o.workerReads = true } }
 
 // WithDrainGrace sets how long requests still queued when a hold ends may be sent
 // before the rest count as incomplete (default: the target's timeout).
@@ -340,8 +346,10 @@ type run struct {
 	constant *constantPacer // the schedule, for a constant rate
 	reopened atomic.Int64
 	// gate, when not nil, is the tick the connections read their responses
-	// at (see gate.go); tick is the dispatcher's.
+	// at (see gate.go); tick is the dispatcher's. loop, when not nil, is the
+	// dispatcher's loop, which sends and reads itself (see loop.go).
 	gate *readGate
+	loop *loop
 	tick int64
 	// fail stops the run with a reason (a unique feeder ran dry).
 	fail func(error)
@@ -419,7 +427,11 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		r.jobs = make(chan job, g.opts.queueSize)
 		r.tick = int64(dispatchTick(r.rate, g.opts.tick))
 		if !g.opts.eagerReads && lazyReads(r.rate, step.Connections, time.Duration(r.tick).Seconds()) {
-			r.gate = newReadGate()
+			if !g.opts.workerReads && eligible(g) {
+				r.loop = newLoop(r, g.conns, shards)
+			} else {
+				r.gate = newReadGate()
+			}
 		}
 	}
 	var p pacer
@@ -436,7 +448,12 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	var wg sync.WaitGroup
 	for i, c := range g.conns {
 		s := shards[i%nShards]
-		wg.Go(func() { r.worker(c, s) })
+		wg.Go(func() {
+			if r.loop != nil {
+				r.loop.serve(i) // until the dispatch ends
+			}
+			r.worker(c, s)
+		})
 	}
 	dispatched := make(chan struct{})
 	if r.closed {
@@ -538,6 +555,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		Held:         held.mean(),
 		HeldPeak:     held.peak,
 		HeldKnown:    held.looks > 0,
+		looped:       r.loop != nil,
 	}
 	if w.Duration < 0 {
 		w.Duration = 0
@@ -687,6 +705,9 @@ const fineSleepMax = 2 * time.Millisecond
 // a millisecond, so a wake-up may release several requests at once.
 func (r *run) dispatch(p pacer) {
 	defer close(r.jobs)
+	if r.loop != nil {
+		defer r.loop.end() // before the jobs queue closes: it takes the queued requests
+	}
 	if r.gate != nil {
 		defer r.gate.off() // what is still in flight is read as it arrives
 	}
@@ -710,39 +731,22 @@ func (r *run) dispatch(p pacer) {
 	}
 	count(next)
 	var unblockedAt int64
-	// release hands the request due at next to the workers, at now, and moves
-	// next on. When the queue is full it waits for room (that wait is not lag),
-	// unless final: then the request was never sent. It returns the time after
-	// any wait, and false if the dispatch stopped while waiting.
+	// release hands the request due at next to the workers (or the loop), at
+	// now, and moves next on. When the queue is full it waits for room (that
+	// wait is not lag), unless final: then the request was never sent. It
+	// returns the time after any wait, and false if the dispatch stopped while
+	// waiting.
 	release := func(now int64, final bool) (int64, bool) {
 		inWindow := next >= r.warmup
-		// Blocked: no idle connection is left for this request.
-		blocked := r.idle.Add(-1) < 0
 		lag := now - max(next, unblockedAt)
-		select {
-		case r.jobs <- job{intended: next}:
-		default: // queue full
-			blocked = true
-			if final {
-				r.idle.Add(1)
-				r.unsent = append(r.unsent, next)
-				break
-			}
-			if r.gate != nil {
-				// No tick comes while the dispatcher waits for room, and
-				// the room comes from connections reading their
-				// responses: they read them as they arrive from now on.
-				r.gate.off()
-			}
-			select {
-			case r.jobs <- job{intended: next}:
-			case <-r.stopCh:
-				r.idle.Add(1)
-				unblockedAt = r.now() // the wait for the queue is not lag
+		var blocked bool
+		if r.loop != nil {
+			blocked = r.loopRelease(next)
+		} else {
+			var ok bool
+			if now, blocked, ok = r.queueRelease(next, now, final, &unblockedAt); !ok {
 				return now, false
 			}
-			now = r.now()
-			unblockedAt = now
 		}
 		if inWindow {
 			r.released++
@@ -778,8 +782,19 @@ func (r *run) dispatch(p pacer) {
 	// it was more than a tick late: then from a tick before now).
 	var planned int64
 	releasedAt := -tick
+	// roomWait: the loop's queue is full; nothing is released until the
+	// responses read at the next ticks free connections for it.
+	roomWait := false
 	for {
-		if r.gate != nil && r.gate.waiting.Load() > 0 {
+		if r.loop != nil {
+			r.loop.poll()
+			if full := r.loop.full(); full != roomWait {
+				roomWait = full
+				if !full {
+					unblockedAt = r.now() // the wait for room is not lag
+				}
+			}
+		} else if r.gate != nil && r.gate.waiting.Load() > 0 {
 			// The responses that arrived since the last wake-up are read
 			// first, so their connections are idle again for what is
 			// released now.
@@ -790,12 +805,13 @@ func (r *run) dispatch(p pacer) {
 		if next <= now {
 			releasedAt = max(planned, now-tick)
 		}
-		for next <= now && next < r.end {
+		for next <= now && next < r.end && !roomWait {
 			var ok bool
 			if now, ok = release(now, false); !ok {
 				stopped()
 				return
 			}
+			roomWait = r.loop != nil && r.loop.full()
 		}
 		if next >= r.end {
 			return
@@ -804,8 +820,11 @@ func (r *run) dispatch(p pacer) {
 		// count against the tick.
 		now = r.now()
 		wait := time.Duration(nextWake(releasedAt, now, next, tick))
-		if r.gate != nil && r.gate.waiting.Load() > 0 {
+		if (r.gate != nil && r.gate.waiting.Load() > 0) || (r.loop != nil && r.loop.waiting()) {
 			wait = min(wait, time.Duration(tick)) // no response waits more than a tick to be read
+		}
+		if roomWait {
+			wait = time.Duration(tick)
 		}
 		planned = now + int64(wait)
 		if wait <= 0 {
@@ -835,6 +854,53 @@ func (r *run) dispatch(p pacer) {
 		default:
 		}
 	}
+}
+
+// queueRelease hands the request due at next to the workers' queue, at now.
+// Blocked: no idle connection was left for it. When the queue is full it waits
+// for room (that wait is not lag: unblockedAt is moved to its end), unless
+// final: then the request is never sent. It returns the time after any wait,
+// and false if the dispatch stopped while waiting.
+func (r *run) queueRelease(next, now int64, final bool, unblockedAt *int64) (int64, bool, bool) {
+	blocked := r.idle.Add(-1) < 0
+	select {
+	case r.jobs <- job{intended: next}:
+		return now, blocked, true
+	default: // queue full
+	}
+	if final {
+		r.idle.Add(1)
+		r.unsent = append(r.unsent, next)
+		return now, true, true
+	}
+	if r.gate != nil {
+		// No tick comes while the dispatcher waits for room, and the room
+		// comes from connections reading their responses: they read them
+		// as they arrive from now on.
+		r.gate.off()
+	}
+	select {
+	case r.jobs <- job{intended: next}:
+	case <-r.stopCh:
+		r.idle.Add(1)
+		*unblockedAt = r.now() // the wait for the queue is not lag
+		return now, true, false
+	}
+	now = r.now()
+	*unblockedAt = now
+	return now, true, true
+}
+
+// loopRelease sends the request due at next on an idle connection of the
+// loop, or queues it (blocked). The dispatch waits for room before it
+// releases into a full queue, but when it releases what the hold left at its
+// end: then the request is never sent.
+func (r *run) loopRelease(next int64) (blocked bool) {
+	if r.loop.full() {
+		r.unsent = append(r.unsent, next)
+		return true
+	}
+	return r.loop.start(next)
 }
 
 // worker drives one connection: in the open model it sends each job it takes from
@@ -868,9 +934,21 @@ func (r *run) worker(c *conn, s *shard) {
 // request as it was serialized once, or the mix's next request, built for
 // this send if anything in it varies.
 func (r *run) do(c *conn, s *shard, intended int64) {
+	req, idx, payload, ok := r.build(c)
+	if !ok {
+		return
+	}
+	o := outcome{intended: intended, sent: r.now(), inWindow: intended >= r.warmup, req: idx}
+	r.exchange(c, s, req, payload, o, 0)
+}
+
+// build returns the request to send next on c, its index in the mix and its
+// bytes; false when it cannot be built (a unique feeder ran dry: the run is
+// failed with the reason).
+func (r *run) build(c *conn) (req *compiledRequest, idx int, payload []byte, ok bool) {
 	g := r.g
-	req, idx := g.reqs[0], 0
-	payload := req.static
+	req = g.reqs[0]
+	payload = req.static
 	if payload == nil || len(g.reqs) > 1 {
 		if c.st == nil {
 			c.st = newReqState(g.seeds[0], g.seeds[1]+g.streams.Add(1)*0x9e3779b97f4a7c15, len(g.feeders))
@@ -887,13 +965,19 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 			var err error
 			if payload, err = req.build(c.st, g.feeders); err != nil {
 				r.fail(err)
-				return
+				return nil, 0, nil, false
 			}
 		}
 	}
-	sent := r.now()
-	o := outcome{intended: intended, sent: sent, inWindow: intended >= r.warmup, req: idx}
-	for attempt := 0; ; attempt++ {
+	return req, idx, payload, true
+}
+
+// exchange sends payload (req's bytes) on c, reads the response and records
+// o's outcome, from attempt (1: the first found the connection stale, and
+// this is its one retry on a new connection).
+func (r *run) exchange(c *conn, s *shard, req *compiledRequest, payload []byte, o outcome, attempt int) {
+	g := r.g
+	for ; ; attempt++ {
 		if c.nc == nil {
 			if err := r.open(c, o.inWindow); err != nil {
 				if r.canceled.Load() || r.ctx.Err() != nil {
@@ -908,7 +992,7 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 		if c.raw != nil {
 			c.raw.gate, c.raw.arrived = r.gate, 0
 		}
-		resp, stale, err := c.roundTrip(payload, req.head, req.check != nil && req.check.needBody, g.timeout, g.opts.staleAfter)
+		resp, stale, err := c.roundTrip(payload, req.head, req.keepBody(), g.timeout, g.opts.staleAfter)
 		if err != nil {
 			c.close()
 			if r.canceled.Load() {
@@ -921,16 +1005,23 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 			s.record(o)
 			return
 		}
-		o.done = r.doneAt(c, o.sent)
-		o.cls = classifyStatus(resp.status)
-		if req.check != nil {
-			o.cls = req.check.judge(resp.status, o.cls, c.rr.kept)
-		}
-		s.record(o)
-		if resp.close {
-			r.reopen(c, o.inWindow)
-		}
+		r.answered(c, s, req, o, resp, true)
 		return
+	}
+}
+
+// answered records the response resp to o, read on c. When the target
+// closes the connection after it, reopen replaces it at once (the
+// dispatcher's loop leaves that to the connection's goroutine).
+func (r *run) answered(c *conn, s *shard, req *compiledRequest, o outcome, resp response, reopen bool) {
+	o.done = r.doneAt(c, o.sent)
+	o.cls = classifyStatus(resp.status)
+	if req.check != nil {
+		o.cls = req.check.judge(resp.status, o.cls, c.rr.kept)
+	}
+	s.record(o)
+	if resp.close && reopen {
+		r.reopen(c, o.inWindow)
 	}
 }
 

@@ -3,6 +3,7 @@
 package loadgen
 
 import (
+	"errors"
 	"io"
 	"net"
 	"syscall"
@@ -54,6 +55,12 @@ type rawSock struct {
 	cmsg [64]byte
 
 	readFn, writeFn, tryFn func(fd uintptr) bool
+
+	// fd is the socket's descriptor, for the dispatcher's loop (loop.go),
+	// which reads and writes it directly while it owns the connection: no
+	// one closes it meanwhile. nowRd reads it without waiting.
+	fd    uintptr
+	nowRd io.Reader
 }
 
 // lazyLowat is the SO_RCVLOWAT of a socket read at ticks: more than any
@@ -80,9 +87,52 @@ func newRawSock(nc net.Conn) *rawSock {
 	// Receive timestamps, so a response read late is timed when it arrived.
 	// Without them (an old kernel) a response is timed when it is read.
 	_ = rc.Control(func(fd uintptr) {
+		s.fd = fd
 		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	})
+	s.nowRd = nowReader{s}
 	return s
+}
+
+// errWouldBlock: nothing more has arrived yet (a read of the dispatcher's
+// loop, which never waits).
+var errWouldBlock = errors.New("loadgen: nothing to read yet")
+
+// nowReader reads its socket without waiting.
+type nowReader struct{ s *rawSock }
+
+func (nr nowReader) Read(p []byte) (int, error) {
+	s := nr.s
+	s.buf, s.n, s.err = p, 0, nil
+	got := s.recv(s.fd)
+	s.buf = nil
+	if !got {
+		return 0, errWouldBlock
+	}
+	return s.n, s.err
+}
+
+// writeNow writes p without waiting: n is what was written; full, that the
+// socket buffer filled first.
+func (s *rawSock) writeNow(p []byte) (n int, full bool, err error) {
+	n, e := writeFD(s.fd, p)
+	switch e {
+	case 0:
+		return n, false, nil
+	case unix.EAGAIN:
+		return n, true, nil
+	default:
+		return n, false, e
+	}
+}
+
+// quiet keeps the socket's arrivals from waking the poller (see lazyLowat),
+// for a connection the dispatcher's loop reads at its ticks.
+func (s *rawSock) quiet() {
+	if !s.lowat {
+		s.setLowat(lazyLowat)
+		s.lowat = true
+	}
 }
 
 // setLowat sets the socket's SO_RCVLOWAT to v.

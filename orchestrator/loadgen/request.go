@@ -401,3 +401,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// keepBody reports whether the start of a response's body must be kept for
+// the request's check.
+func (r *compiledRequest) keepBody() bool { return r.check != nil && r.check.needBody }

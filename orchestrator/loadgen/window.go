@@ -58,6 +58,8 @@ type Window struct {
 	// PerRequest are the window's figures per request of a named mix, in
 	// the Target's order (empty for a lone unnamed request).
 	PerRequest []RequestWindow
+
+	looped bool // the dispatcher's loop sent and read the step (for tests)
 }
 
 // RequestWindow is one request of a mix, measured over the hold.

@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "loadramp", "label printed first")
 	tick := fs.Duration("tick", 0, "shortest time between two dispatcher wake-ups (0: by the rate)")
 	eager := fs.Bool("eager", false, "read every response as it arrives, never at the dispatcher's ticks")
+	workers := fs.Bool("workers", false, "each connection's goroutine sends and reads (at the dispatcher's ticks), not the dispatcher's loop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the step to this file")
 	mix := fs.Bool("mix", false, "send a three-request mix (6:3:1, one template variable, one response check) under -url instead of -url itself")
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +63,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opts := []loadgen.Option{loadgen.WithLogger(log), loadgen.WithDispatchTick(*tick)}
 	if *eager {
 		opts = append(opts, loadgen.WithEagerReads())
+	}
+	if *workers {
+		opts = append(opts, loadgen.WithWorkerReads())
 	}
 	g, err := loadgen.New(target, opts...)
 	if err != nil {

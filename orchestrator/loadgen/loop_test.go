@@ -1,0 +1,141 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// awkwardHandler answers most requests with "ok", and some the hard way, by
+// the order they arrive in: Connection: close (every 10th, from the 3rd), a
+// body larger than the generator's read buffer (from the 5th), no answer at all
+// on a connection it then closes (every 50th, from the 7th: the generator finds
+// the keep-alive connection stale and retries once), and an answer after the
+// request's timeout (every 100th, from the 11th). Its request count is n.
+func awkwardHandler(n *atomic.Int64, slow time.Duration) http.Handler {
+	big := strings.Repeat("x", 3*DefaultReadBufferSize)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := n.Add(1)
+		switch {
+		case i%100 == 11:
+			select {
+			case <-time.After(slow):
+			case <-r.Context().Done():
+			}
+		case i%50 == 7:
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					_ = c.Close()
+					return
+				}
+			}
+		case i%10 == 3:
+			w.Header().Set("Connection", "close")
+		case i%10 == 5:
+			_, _ = w.Write([]byte(big))
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+}
+
+// TestLoopMatchesWorkers runs the same awkward target with the dispatcher's
+// loop and with the connections' goroutines: every path the loop hands to a
+// goroutine (reopening a closed connection, a large response, a stale
+// connection's retry) and the timeouts it counts itself must come out as the
+// workers' do, and every request released must have an outcome.
+func TestLoopMatchesWorkers(t *testing.T) {
+	const timeout = 150 * time.Millisecond
+	step := Step{Rate: 2000, Connections: 64, Warmup: 200 * time.Millisecond, Hold: time.Second}
+	if !lazyReads(step.Rate, step.Connections, dispatchTick(step.Rate, 0).Seconds()) {
+		t.Fatal("the step does not read at ticks: the loop would not run")
+	}
+	for _, loop := range []bool{true, false} {
+		var n atomic.Int64
+		srv := newCountingServer(t, awkwardHandler(&n, 4*timeout), false)
+		var opts []Option
+		if !loop {
+			opts = append(opts, WithWorkerReads())
+		}
+		g := newGen(t, Target{URL: srv.URL, Timeout: timeout}, opts...)
+		w := runStep(t, g, step)
+		if w.looped != loop {
+			t.Fatalf("loop %v: the step ran with looped = %v", loop, w.looped)
+		}
+		if w.Requests != w.Released || w.Released < 1800 {
+			t.Errorf("loop %v: %d requests with an outcome, %d released; want all of about 2,000", loop, w.Requests, w.Released)
+		}
+		if w.Reopened == 0 {
+			t.Errorf("loop %v: no connection reopened, but the target closed some", loop)
+		}
+		// Every 100th request times out; the retried stale ones succeed.
+		if got, want := w.ErrorClasses["timeout"], w.Requests/100; got < want/2 || got > 2*want+2 {
+			t.Errorf("loop %v: %d timeouts, want about %d; classes %v", loop, got, want, w.ErrorClasses)
+		}
+		// A connection closed unanswered soon after it was opened (a
+		// reopened one) is the target refusing it, not stale: reset.
+		for c := range w.ErrorClasses {
+			if c != "timeout" && c != "reset" {
+				t.Errorf("loop %v: class %s, want only timeout and reset; classes %v", loop, c, w.ErrorClasses)
+			}
+		}
+		if w.Completed+w.Errors != w.Requests || w.ErrorClasses["reset"] > w.Requests/50 {
+			t.Errorf("loop %v: %d completed and %d errors of %d; classes %v", loop, w.Completed, w.Errors, w.Requests, w.ErrorClasses)
+		}
+	}
+}
+
+// TestLoopCancelled cancels a step whose requests the loop has in flight on a
+// target that never answers: Run returns at once, the requests in flight
+// handed to the connections' goroutines and cut there.
+func TestLoopCancelled(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}), false)
+	g := newGen(t, Target{URL: srv.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	start := time.Now()
+	w, err := g.Run(ctx, Step{Rate: 2000, Connections: 64, Hold: 10 * time.Second})
+	took := time.Since(start)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if !w.looped {
+		t.Fatal("the step did not run on the loop")
+	}
+	if took > time.Second {
+		t.Errorf("Run returned %v after it started, cancelled at 500ms", took)
+	}
+	if w.Released == 0 || w.Blocked == 0 {
+		t.Errorf("released %d, blocked %d: want requests queued behind the 64 in flight", w.Released, w.Blocked)
+	}
+}
+
+// TestLoopSendsAMix sends the benchmark's mix (a template and a response
+// check) through the loop: each request is built on the dispatcher and its
+// check judged on the body the loop kept.
+func TestLoopSendsAMix(t *testing.T) {
+	srv := newRawServer(t)
+	g := newGen(t, mixTarget(srv.URL()))
+	w := runStep(t, g, Step{Rate: 2000, Connections: 64, Warmup: 100 * time.Millisecond, Hold: 500 * time.Millisecond})
+	if !w.looped {
+		t.Fatal("the step did not run on the loop")
+	}
+	if w.Requests < 900 || w.Completed != w.Requests || len(w.ErrorClasses) != 0 {
+		t.Fatalf("%d requests, %d completed, classes %v; want about 1,000, all answered and passing", w.Requests, w.Completed, w.ErrorClasses)
+	}
+	for i, want := range []float64{0.6, 0.3, 0.1} {
+		rw := w.PerRequest[i]
+		if share := float64(rw.Requests) / float64(w.Requests); share < want-0.02 || share > want+0.02 {
+			t.Errorf("%s: %d of %d requests (%.3f), want %.1f of them", rw.Name, rw.Requests, w.Requests, share, want)
+		}
+	}
+}
