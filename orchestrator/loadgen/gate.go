@@ -17,6 +17,10 @@ import (
 // the latency is the same, measured without the generator's own wake-up in it.
 // The price is that a connection stays busy up to a tick longer, so a step
 // reads this way only when its connections have room to spare (lazyReads).
+//
+// The dispatcher's loop (loop.go) reads those steps itself on plain TCP; the
+// gate is for the connections' goroutines when they read at the ticks
+// instead (WithWorkerReads, for comparison).
 
 // readGate is a step's tick broadcast: connections waiting for their
 // responses wait on it, the dispatcher ticks it at each wake-up and turns it

@@ -427,7 +427,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		r.jobs = make(chan job, g.opts.queueSize)
 		r.tick = int64(dispatchTick(r.rate, g.opts.tick))
 		if !g.opts.eagerReads && lazyReads(r.rate, step.Connections, time.Duration(r.tick).Seconds()) {
-			if !g.opts.workerReads && eligible(g) {
+			if !g.opts.workerReads && g.loopable(r.rate, runtime.GOMAXPROCS(0)) {
 				r.loop = newLoop(r, g.conns, shards)
 			} else {
 				r.gate = newReadGate()

@@ -139,3 +139,26 @@ func TestLoopSendsAMix(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopable: the loop runs plain TCP steps, on one CPU at any rate that
+// reads at the ticks, on more only up to loopMaxRate; never TLS.
+func TestLoopable(t *testing.T) {
+	plain := newGen(t, Target{URL: "http://127.0.0.1:9/"})
+	tlsGen := newGen(t, Target{URL: "https://127.0.0.1:9/"})
+	for _, tc := range []struct {
+		g     *Generator
+		rate  float64
+		procs int
+		want  bool
+	}{
+		{plain, 5000, 1, true},
+		{plain, 40000, 1, true},
+		{plain, loopMaxRate, 4, true},
+		{plain, loopMaxRate + 1, 2, false},
+		{tlsGen, 5000, 1, false},
+	} {
+		if got := tc.g.loopable(tc.rate, tc.procs); got != tc.want {
+			t.Errorf("tls %v, rate %v, %d CPUs: loopable %v, want %v", tc.g.dialer.tls != nil, tc.rate, tc.procs, got, tc.want)
+		}
+	}
+}
