@@ -8,8 +8,8 @@ package loadgen
 // still arriving stays in flight until a later tick; nothing waits. Each
 // request then costs its write, one read and the parse, and no goroutine is
 // woken for it: the per-connection goroutines of the worker design (a channel
-// hand-off to send, a wake-up at a tick to read) cost about a quarter of the
-// generator's CPU at a few thousand requests per second.
+// hand-off to send, a wake-up at a tick to read) cost about an eighth of the
+// generator's CPU at 5,000 to 20,000 requests per second (docs/metrics.md).
 //
 // Whatever would make the loop wait is handed to the connection's goroutine,
 // which does it the usual way (exchange) and gives the connection back:
