@@ -51,6 +51,16 @@ func okHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 }
 
+// stallingHandler answers nothing for d, or until the client goes away.
+func stallingHandler(d time.Duration) http.Handler {
+	return http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+		}
+	})
+}
+
 func newGen(t *testing.T, target Target, opts ...Option) *Generator {
 	t.Helper()
 	opts = append([]Option{WithLogger(zerolog.Nop())}, opts...)

@@ -223,12 +223,8 @@ func TestRunStaleConnections(t *testing.T) {
 }
 
 func TestRunCancel(t *testing.T) {
-	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select { // the target stalls: requests are in flight when the run is cancelled
-		case <-time.After(3 * time.Second):
-		case <-r.Context().Done():
-		}
-	}), false)
+	// The target stalls: requests are in flight when the run is cancelled.
+	srv := newCountingServer(t, stallingHandler(3*time.Second), false)
 	g := newGen(t, Target{URL: srv.URL})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(700*time.Millisecond, cancel)

@@ -93,12 +93,7 @@ func TestLoopMatchesWorkers(t *testing.T) {
 // target that never answers: Run returns at once, the requests in flight
 // handed to the connections' goroutines and cut there.
 func TestLoopCancelled(t *testing.T) {
-	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(5 * time.Second):
-		case <-r.Context().Done():
-		}
-	}), false)
+	srv := newCountingServer(t, stallingHandler(5*time.Second), false)
 	g := newGen(t, Target{URL: srv.URL})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(500*time.Millisecond, cancel)
