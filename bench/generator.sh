@@ -22,7 +22,8 @@
 #      target, the rate doubling from 5,000 past wrk's maximum, no generator_health
 #      block (the defaults apply): the capacity found and its verdict, and the
 #      capacity / wrk ratio (>= 0.8, or generator-limited at or above 0.8x);
-#   5. the request path's allocations (go test): 0 per request;
+#   5. the request path's allocations (go test): 0 per request, on the
+#      connections' goroutines and on the dispatcher's loop;
 #   6. held-open connections: SUBSCRIBERS SSE subscribers with the pubsub workload
 #      (bench/cmd/ssebench) against the bundled event bus on CPU 0 (its --nofile
 #      raised): generator RSS per subscriber (<= 32 KiB) and its CPU idle and while
