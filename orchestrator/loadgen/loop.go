@@ -57,7 +57,6 @@ type loopConn struct {
 	c    *conn
 	s    *shard
 	hand chan handoff // to the connection's goroutine; room for one
-	out  bool         // with its goroutine until it comes back on loop.back
 
 	// The request in flight.
 	req     *compiledRequest
@@ -95,26 +94,16 @@ func newLoop(r *run, conns []*conn, shards []*shard) *loop {
 }
 
 // loopable reports whether the loop may run a step at rate (one that reads
-// at the ticks) when the generator may use procs CPUs: the loop can own every
-// connection (plain TCP, each read and written with raw system calls), and
-// one CPU is all there is or enough for the rate (loopMaxRate).
+// at the ticks) when the generator may use procs CPUs: its connections are
+// plain TCP read and written with raw system calls (rawIO), and one CPU is all
+// there is or enough for the rate (loopMaxRate).
 func (g *Generator) loopable(rate float64, procs int) bool {
-	if g.dialer.tls != nil || (procs > 1 && rate > loopMaxRate) {
-		return false
-	}
-	for _, c := range g.conns {
-		if c.nc != nil && c.raw == nil {
-			return false
-		}
-	}
-	return true
+	return rawIO && g.dialer.tls == nil && (procs == 1 || rate <= loopMaxRate)
 }
 
 // adopt makes connection i idle in the loop, which reads it at its ticks.
 func (l *loop) adopt(i int) {
-	lc := &l.conns[i]
-	lc.out = false
-	if c := lc.c; c.nc != nil && c.raw != nil {
+	if c := l.conns[i].c; c.nc != nil && c.raw != nil {
 		c.raw.gate = nil
 		c.raw.quiet()
 	}
@@ -158,7 +147,7 @@ func (l *loop) send(i int, intended int64) {
 		return
 	}
 	o := outcome{intended: intended, sent: r.now(), inWindow: intended >= r.warmup, req: idx}
-	if c.nc == nil {
+	if c.nc == nil || c.raw == nil { // closed (or, never seen, without raw I/O)
 		l.handOff(i, handoff{kind: handSend, req: req, payload: payload, o: o})
 		return
 	}
@@ -187,7 +176,6 @@ func (l *loop) send(i int, intended int64) {
 // handOff gives connection i to its goroutine.
 func (l *loop) handOff(i int, h handoff) {
 	lc := &l.conns[i]
-	lc.out = true
 	lc.req, lc.payload = nil, nil
 	lc.hand <- h
 }

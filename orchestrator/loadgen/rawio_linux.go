@@ -333,3 +333,6 @@ func writeFD(fd uintptr, p []byte) (n int, e unix.Errno) {
 	}
 	return n, 0
 }
+
+// rawIO reports whether plain TCP connections get a rawSock here.
+const rawIO = true

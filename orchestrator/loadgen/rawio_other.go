@@ -25,3 +25,6 @@ func (s *rawSock) quiet()                             { panic("unreachable") }
 
 // errWouldBlock is never returned: there is no dispatcher's loop here.
 var errWouldBlock = errors.New("loadgen: nothing to read yet")
+
+// rawIO reports whether plain TCP connections get a rawSock here.
+const rawIO = false
