@@ -84,6 +84,19 @@ func (rr *respReader) fill() error {
 	return err
 }
 
+// grow doubles the buffer, up to limit bytes, keeping what it holds; false if
+// it is that large already.
+func (rr *respReader) grow(limit int) bool {
+	n := min(2*len(rr.buf), limit)
+	if n <= len(rr.buf) {
+		return false
+	}
+	b := make([]byte, n)
+	copy(b, rr.buf[:rr.w])
+	rr.buf = b
+	return true
+}
+
 // line returns the next CRLF- (or LF-) terminated line without its terminator. The
 // slice is valid until the next read.
 func (rr *respReader) line() ([]byte, error) {

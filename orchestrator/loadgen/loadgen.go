@@ -557,6 +557,9 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 		HeldKnown:    held.looks > 0,
 		looped:       r.loop != nil,
 	}
+	if r.loop != nil {
+		w.tooLarge = r.loop.tooLarge
+	}
 	if w.Duration < 0 {
 		w.Duration = 0
 	}

@@ -89,6 +89,62 @@ func TestLoopMatchesWorkers(t *testing.T) {
 	}
 }
 
+// TestLoopGrowsItsBuffers: a response larger than the read buffer is read on
+// the loop, in a buffer grown to hold it; one larger than loopBufferMax is
+// handed to the connection's goroutine, and answered all the same.
+func TestLoopGrowsItsBuffers(t *testing.T) {
+	for _, tt := range []struct {
+		size     int
+		tooLarge bool
+	}{
+		{size: 3 * DefaultReadBufferSize},
+		{size: loopBufferMax + DefaultReadBufferSize, tooLarge: true},
+	} {
+		body := strings.Repeat("x", tt.size)
+		srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(body))
+		}), false)
+		g := newGen(t, Target{URL: srv.URL})
+		w := runStep(t, g, Step{Rate: 2000, Connections: 64, Warmup: 100 * time.Millisecond, Hold: 500 * time.Millisecond})
+		if !w.looped {
+			t.Fatalf("%d-byte bodies: the step did not run on the loop", tt.size)
+		}
+		if w.Requests < 900 || w.Completed != w.Requests {
+			t.Errorf("%d-byte bodies: %d requests, %d completed, classes %v; want about 1,000, all answered", tt.size, w.Requests, w.Completed, w.ErrorClasses)
+		}
+		if tt.tooLarge != (w.tooLarge > 0) {
+			t.Errorf("%d-byte bodies: %d responses handed over as too large for the loop; want them handed over: %v", tt.size, w.tooLarge, tt.tooLarge)
+		}
+	}
+}
+
+// TestLoopGrowBounds: a buffer doubles up to loopBufferMax, and the loop's
+// buffers grow by loopGrowBudget bytes at most; the bytes held are kept.
+func TestLoopGrowBounds(t *testing.T) {
+	l := &loop{}
+	rr := newRespReader(nil, DefaultReadBufferSize)
+	copy(rr.buf, "HTTP/1.1 200 OK\r\n")
+	rr.w = 17
+	for _, want := range []int{8 << 10, 16 << 10, 32 << 10, 64 << 10} {
+		if !l.grow(rr) || len(rr.buf) != want {
+			t.Fatalf("grow: buffer of %d bytes, want %d", len(rr.buf), want)
+		}
+	}
+	if l.grow(rr) || len(rr.buf) != loopBufferMax {
+		t.Errorf("grew past loopBufferMax: %d bytes", len(rr.buf))
+	}
+	if got := string(rr.buf[:rr.w]); got != "HTTP/1.1 200 OK\r\n" {
+		t.Errorf("kept %q", got)
+	}
+	if l.grown != loopBufferMax-DefaultReadBufferSize {
+		t.Errorf("grown = %d, want %d", l.grown, loopBufferMax-DefaultReadBufferSize)
+	}
+	l.grown = loopGrowBudget - DefaultReadBufferSize + 1
+	if rr := newRespReader(nil, DefaultReadBufferSize); l.grow(rr) || len(rr.buf) != DefaultReadBufferSize {
+		t.Errorf("grew past loopGrowBudget: %d bytes", len(rr.buf))
+	}
+}
+
 // TestLoopCancelled cancels a step whose requests the loop has in flight on a
 // target that never answers: Run returns at once, the requests in flight
 // handed to the connections' goroutines and cut there.

@@ -60,6 +60,9 @@ type Window struct {
 	PerRequest []RequestWindow
 
 	looped bool // the dispatcher's loop sent and read the step (for tests)
+	// tooLarge counts the responses the loop handed over as too large for its
+	// buffers (for tests).
+	tooLarge int
 }
 
 // RequestWindow is one request of a mix, measured over the hold.
