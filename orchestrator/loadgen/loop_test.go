@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -142,6 +143,42 @@ func TestLoopGrowBounds(t *testing.T) {
 	l.grown = loopGrowBudget - DefaultReadBufferSize + 1
 	if rr := newRespReader(nil, DefaultReadBufferSize); l.grow(rr) || len(rr.buf) != DefaultReadBufferSize {
 		t.Errorf("grew past loopGrowBudget: %d bytes", len(rr.buf))
+	}
+}
+
+// TestLoopTargetResets: a target that resets each connection right after its
+// answer. The loop's next write on the connection fails; a connection that
+// has served requests is taken for one the target closed, and the request is
+// retried once on a new connection, as the workers do: every request is
+// answered, each on a reopened connection.
+func TestLoopTargetResets(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		_, _ = w.Write([]byte("ok"))
+		w.(http.Flusher).Flush()
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			return
+		}
+		c, _, err := hj.Hijack()
+		if err != nil {
+			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // close with a reset
+		}
+		_ = c.Close()
+	}), false)
+	g := newGen(t, Target{URL: srv.URL})
+	w := runStep(t, g, Step{Rate: 2000, Connections: 64, Warmup: 200 * time.Millisecond, Hold: 500 * time.Millisecond})
+	if !w.looped {
+		t.Fatal("the step did not run on the loop")
+	}
+	if w.Requests < 900 || w.Completed != w.Requests {
+		t.Errorf("%d requests, %d completed, classes %v; want about 1,000, all answered", w.Requests, w.Completed, w.ErrorClasses)
+	}
+	if w.Reopened < w.Requests*9/10 {
+		t.Errorf("%d connections reopened for %d requests; want one for about each", w.Reopened, w.Requests)
 	}
 }
 
