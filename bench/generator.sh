@@ -39,7 +39,7 @@
 # Environment: DURATION (10 s per measurement), CONNECTIONS (64), SUBSCRIBERS
 # (20000; clamped to what RLIMIT_NOFILE's hard limit allows, and said so),
 # SSE_RATE (messages/s while delivering, 1), MEM_DURATION (60; 0 skips 7),
-# MIX_ROUNDS (2), MAX_ROUNDS (3), RATE_ROUNDS (3), SKIP_VEGETA=1, SKIP_PRODUCT=1, SKIP_SSE=1, SKIP_MIX=1.
+# MIX_ROUNDS (3), MAX_ROUNDS (3), RATE_ROUNDS (3), SKIP_VEGETA=1, SKIP_PRODUCT=1, SKIP_SSE=1, SKIP_MIX=1.
 # Needs: nginx, wrk, taskset, python3, curl (Debian: nginx wrk util-linux python3
 # curl) and Go; builds bin/loadramp, bin/eventbus, bin/genbench, bin/ssebench, bin/floorbench and
 # (unless SKIP_VEGETA=1) bin/vegeta. Run as root or as a user nginx accepts. Uses
@@ -53,7 +53,7 @@ MEM_DURATION=${MEM_DURATION:-60}
 CONNECTIONS=${CONNECTIONS:-64}
 SUBSCRIBERS=${SUBSCRIBERS:-20000}
 SSE_RATE=${SSE_RATE:-1}
-MIX_ROUNDS=${MIX_ROUNDS:-2}
+MIX_ROUNDS=${MIX_ROUNDS:-3}
 MAX_ROUNDS=${MAX_ROUNDS:-3}
 RATE_ROUNDS=${RATE_ROUNDS:-3}
 
