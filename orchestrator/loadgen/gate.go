@@ -72,12 +72,15 @@ func (g *readGate) off() {
 }
 
 // lazyReads reports whether a step reads its responses at the dispatcher's
-// ticks: an open-loop step (rate > 0) with at least one request per tick on
-// average (below that the dispatcher sleeps past a tick between requests, and
-// a response would wait for the next one), and at most one request per tick
-// for every 8 connections, so holding each connection up to a tick longer
-// leaves the pool room.
+// ticks: an open-loop step (rate > 0) with at least one request every other
+// tick on average, and at most one request per tick for every 8 connections,
+// so holding each connection up to a tick longer leaves the pool room. While
+// any response is awaited the dispatcher wakes every tick to read: that is
+// no more wake-ups than the poller's two a request (the dispatcher's, to
+// send, and the response's) from one request every other tick on, and fewer
+// above. Below, a slow target's responses would cost more wake-ups than they
+// save.
 func lazyReads(rate float64, connections int, tick float64) bool {
 	perTick := rate * tick
-	return rate > 0 && perTick >= 1 && perTick*8 <= float64(connections)
+	return rate > 0 && perTick >= 0.5 && perTick*8 <= float64(connections)
 }

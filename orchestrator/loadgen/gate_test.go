@@ -41,7 +41,8 @@ func TestLazyReads(t *testing.T) {
 		{20000, 64, 400 * time.Microsecond, true},    // 8 a tick, 64 >= 64
 		{50000, 64, 200 * time.Microsecond, false},   // 10 a tick: too few connections to hold longer
 		{50000, 128, 200 * time.Microsecond, true},   // ... unless there are more
-		{1000, 64, 500 * time.Microsecond, false},    // under one a tick: the dispatcher sleeps past ticks
+		{1000, 64, 500 * time.Microsecond, true},     // one every other tick
+		{900, 64, 500 * time.Microsecond, false},     // fewer: a tick's wake-ups would outnumber the poller's
 		{5000, 16, 500 * time.Microsecond, false},    // 2.5 a tick needs 20 connections
 		{0, 64, 500 * time.Microsecond, false},       // a closed loop
 		{2000, 8, 500 * time.Microsecond, true},      // exactly one a tick, and 8 connections

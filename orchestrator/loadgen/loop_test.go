@@ -182,6 +182,28 @@ func TestLoopTargetResets(t *testing.T) {
 	}
 }
 
+// TestLoopEveryOtherTick: at one request every other tick (1,000 req/s) the
+// loop runs the step, and a response slower than a tick is read at a later
+// one, timed when it arrived.
+func TestLoopEveryOtherTick(t *testing.T) {
+	const slow = 5 * time.Millisecond
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(slow)
+		_, _ = w.Write([]byte("ok"))
+	}), false)
+	g := newGen(t, Target{URL: srv.URL})
+	w := runStep(t, g, Step{Rate: 1000, Connections: 64, Warmup: 100 * time.Millisecond, Hold: 500 * time.Millisecond})
+	if !w.looped {
+		t.Fatal("the step did not run on the loop")
+	}
+	if w.Requests < 450 || w.Completed != w.Requests {
+		t.Errorf("%d requests, %d completed, classes %v; want about 500, all answered", w.Requests, w.Completed, w.ErrorClasses)
+	}
+	if p50 := time.Duration(w.Service.ValueAtQuantile(50)) * time.Microsecond; p50 < slow {
+		t.Errorf("service p50 %v, want at least the target's %v", p50, slow)
+	}
+}
+
 // TestLoopCancelled cancels a step whose requests the loop has in flight on a
 // target that never answers: Run returns at once, the requests in flight
 // handed to the connections' goroutines and cut there.

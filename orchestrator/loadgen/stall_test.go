@@ -133,7 +133,7 @@ func TestRunUnreleasedAreIncomplete(t *testing.T) {
 	}
 }
 
-// A step that reads its responses at the dispatcher's ticks (2,000 req/s and
+// A step that reads its responses at the dispatcher's ticks (1,000 req/s and
 // more, connections to spare) must not stop reading them while the dispatcher
 // waits for room in a full queue: no tick comes then, and the room comes
 // from the connections' answers. After a stall the target answers again and
