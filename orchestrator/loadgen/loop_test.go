@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -90,6 +91,22 @@ func TestLoopMatchesWorkers(t *testing.T) {
 	}
 }
 
+// runOnLoop runs step against a server with handler h and checks that the
+// dispatcher's loop ran it and that every request of the hold was answered.
+func runOnLoop(t *testing.T, h http.Handler, step Step) *Window {
+	t.Helper()
+	srv := newCountingServer(t, h, false)
+	w := runStep(t, newGen(t, Target{URL: srv.URL}), step)
+	if !w.looped {
+		t.Fatal("the step did not run on the loop")
+	}
+	want := int64(step.Rate * step.Hold.Seconds())
+	if w.Requests < want*9/10 || w.Completed != w.Requests {
+		t.Errorf("%d requests, %d completed, classes %v; want about %d, all answered", w.Requests, w.Completed, w.ErrorClasses, want)
+	}
+	return w
+}
+
 // TestLoopGrowsItsBuffers: a response larger than the read buffer is read on
 // the loop, in a buffer grown to hold it; one larger than loopBufferMax is
 // handed to the connection's goroutine, and answered all the same.
@@ -102,20 +119,14 @@ func TestLoopGrowsItsBuffers(t *testing.T) {
 		{size: loopBufferMax + DefaultReadBufferSize, tooLarge: true},
 	} {
 		body := strings.Repeat("x", tt.size)
-		srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			_, _ = w.Write([]byte(body))
-		}), false)
-		g := newGen(t, Target{URL: srv.URL})
-		w := runStep(t, g, Step{Rate: 2000, Connections: 64, Warmup: 100 * time.Millisecond, Hold: 500 * time.Millisecond})
-		if !w.looped {
-			t.Fatalf("%d-byte bodies: the step did not run on the loop", tt.size)
-		}
-		if w.Requests < 900 || w.Completed != w.Requests {
-			t.Errorf("%d-byte bodies: %d requests, %d completed, classes %v; want about 1,000, all answered", tt.size, w.Requests, w.Completed, w.ErrorClasses)
-		}
-		if tt.tooLarge != (w.tooLarge > 0) {
-			t.Errorf("%d-byte bodies: %d responses handed over as too large for the loop; want them handed over: %v", tt.size, w.tooLarge, tt.tooLarge)
-		}
+		t.Run(fmt.Sprintf("%d bytes", tt.size), func(t *testing.T) {
+			w := runOnLoop(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = w.Write([]byte(body))
+			}), Step{Rate: 2000, Connections: 64, Warmup: 100 * time.Millisecond, Hold: 500 * time.Millisecond})
+			if tt.tooLarge != (w.tooLarge > 0) {
+				t.Errorf("%d responses handed over as too large for the loop; want them handed over: %v", w.tooLarge, tt.tooLarge)
+			}
+		})
 	}
 }
 
@@ -152,7 +163,7 @@ func TestLoopGrowBounds(t *testing.T) {
 // retried once on a new connection, as the workers do: every request is
 // answered, each on a reopened connection.
 func TestLoopTargetResets(t *testing.T) {
-	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w := runOnLoop(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", "2")
 		_, _ = w.Write([]byte("ok"))
 		w.(http.Flusher).Flush()
@@ -168,15 +179,7 @@ func TestLoopTargetResets(t *testing.T) {
 			_ = tc.SetLinger(0) // close with a reset
 		}
 		_ = c.Close()
-	}), false)
-	g := newGen(t, Target{URL: srv.URL})
-	w := runStep(t, g, Step{Rate: 2000, Connections: 64, Warmup: 200 * time.Millisecond, Hold: 500 * time.Millisecond})
-	if !w.looped {
-		t.Fatal("the step did not run on the loop")
-	}
-	if w.Requests < 900 || w.Completed != w.Requests {
-		t.Errorf("%d requests, %d completed, classes %v; want about 1,000, all answered", w.Requests, w.Completed, w.ErrorClasses)
-	}
+	}), Step{Rate: 2000, Connections: 64, Warmup: 200 * time.Millisecond, Hold: 500 * time.Millisecond})
 	if w.Reopened < w.Requests*9/10 {
 		t.Errorf("%d connections reopened for %d requests; want one for about each", w.Reopened, w.Requests)
 	}
@@ -187,18 +190,10 @@ func TestLoopTargetResets(t *testing.T) {
 // one, timed when it arrived.
 func TestLoopEveryOtherTick(t *testing.T) {
 	const slow = 5 * time.Millisecond
-	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w := runOnLoop(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		time.Sleep(slow)
 		_, _ = w.Write([]byte("ok"))
-	}), false)
-	g := newGen(t, Target{URL: srv.URL})
-	w := runStep(t, g, Step{Rate: 1000, Connections: 64, Warmup: 100 * time.Millisecond, Hold: 500 * time.Millisecond})
-	if !w.looped {
-		t.Fatal("the step did not run on the loop")
-	}
-	if w.Requests < 450 || w.Completed != w.Requests {
-		t.Errorf("%d requests, %d completed, classes %v; want about 500, all answered", w.Requests, w.Completed, w.ErrorClasses)
-	}
+	}), Step{Rate: 1000, Connections: 64, Warmup: 100 * time.Millisecond, Hold: 500 * time.Millisecond})
 	if p50 := time.Duration(w.Service.ValueAtQuantile(50)) * time.Microsecond; p50 < slow {
 		t.Errorf("service p50 %v, want at least the target's %v", p50, slow)
 	}
