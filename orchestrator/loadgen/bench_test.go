@@ -18,7 +18,7 @@ func newBenchRun(tb testing.TB) (*run, *conn, *shard) {
 	tb.Cleanup(func() { _ = g.Close() })
 	r := &run{g: g, ctx: context.Background(), start: time.Now(), end: int64(time.Hour), closed: true}
 	c := &conn{}
-	if _, err := c.open(context.Background(), g.dialer, DefaultReadBufferSize); err != nil {
+	if _, err := c.open(context.Background(), g.dialer, DefaultReadBufferSize, &g.room); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(c.close)
@@ -77,7 +77,7 @@ func newMixBenchRun(tb testing.TB, target func(url string) Target) (*run, *conn,
 	r := &run{g: g, ctx: context.Background(), start: time.Now(), end: int64(time.Hour), closed: true,
 		fail: func(err error) { tb.Errorf("run failed: %v", err) }}
 	c := &conn{}
-	if _, err := c.open(context.Background(), g.dialer, DefaultReadBufferSize); err != nil {
+	if _, err := c.open(context.Background(), g.dialer, DefaultReadBufferSize, &g.room); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(c.close)

@@ -74,9 +74,10 @@ func (d *dialer) dial(ctx context.Context) (net.Conn, error) {
 	return tc, nil
 }
 
-// open dials c's connection if it has none. reopened reports that it replaced a
-// connection that had been open before.
-func (c *conn) open(ctx context.Context, d *dialer, bufSize int) (reopened bool, err error) {
+// open dials c's connection if it has none, with a response buffer of bufSize
+// bytes that may grow as far as room allows (see maxReadBuffer). reopened
+// reports that it replaced a connection that had been open before.
+func (c *conn) open(ctx context.Context, d *dialer, bufSize int, room *atomic.Int64) (reopened bool, err error) {
 	if c.nc != nil {
 		return false, nil
 	}
@@ -94,6 +95,7 @@ func (c *conn) open(ctx context.Context, d *dialer, bufSize int) (reopened bool,
 	}
 	if c.rr == nil {
 		c.rr = newRespReader(rd, bufSize)
+		c.rr.room = room
 	} else {
 		c.rr.rd, c.rr.r, c.rr.w = rd, 0, 0
 	}

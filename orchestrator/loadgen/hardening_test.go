@@ -196,7 +196,7 @@ func TestInterruptIsNotUndoneByTheNextRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &conn{}
-	if _, err := c.open(context.Background(), &dialer{ep: ep, timeout: 5 * time.Second}, DefaultReadBufferSize); err != nil {
+	if _, err := c.open(context.Background(), &dialer{ep: ep, timeout: 5 * time.Second}, DefaultReadBufferSize, nil); err != nil {
 		t.Fatal(err)
 	}
 	defer c.close()

@@ -5,13 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // errMalformed is returned for a response this reader cannot parse.
 var errMalformed = errors.New("malformed HTTP/1.1 response")
 
-// errHeaderTooLarge is returned when the status line and headers do not fit the buffer.
-var errHeaderTooLarge = errors.New("HTTP response header larger than the read buffer")
+// errHeaderTooLarge is returned when the buffer is full and cannot grow: a
+// header line (or, pinned, a whole response) is longer than maxReadBuffer, or
+// the generator's buffers have used up growBudget.
+var errHeaderTooLarge = errors.New("HTTP response header line longer than the read buffer can hold (64 KiB at most)")
+
+// A connection's response buffer starts at the configured size and doubles
+// when a header line fills it (or, pinned, a response that is still
+// arriving), up to maxReadBuffer; a generator's buffers grow by growBudget
+// bytes at most over all its connections. Grown, a buffer stays so for the
+// connection's life, so growing costs an allocation once, not per request.
+const (
+	maxReadBuffer = 64 << 10
+	growBudget    = 16 << 20
+)
 
 // respReader reads HTTP/1.1 responses from one connection without allocating: it
 // parses the status line and the headers that frame the body (Content-Length,
@@ -35,6 +48,9 @@ type respReader struct {
 	// dropped. fill moves pin with the bytes it compacts.
 	pinned bool
 	pin    int
+	// room is how many bytes the generator's buffers may still grow by
+	// (shared by its connections); nil: this buffer does not grow.
+	room *atomic.Int64
 }
 
 // capture keeps b, as far as MaxCheckedBody allows, when keep is set.
@@ -69,7 +85,7 @@ func (rr *respReader) fill() error {
 		rr.r, rr.w = rr.r-from, n
 		rr.pin = 0
 	}
-	if rr.w == len(rr.buf) {
+	if rr.w == len(rr.buf) && !rr.grow() {
 		return errHeaderTooLarge
 	}
 	n, err := rr.rd.Read(rr.buf[rr.w:])
@@ -84,11 +100,16 @@ func (rr *respReader) fill() error {
 	return err
 }
 
-// grow doubles the buffer, up to limit bytes, keeping what it holds; false if
-// it is that large already.
-func (rr *respReader) grow(limit int) bool {
-	n := min(2*len(rr.buf), limit)
-	if n <= len(rr.buf) {
+// grow doubles the buffer, up to maxReadBuffer and as far as room allows,
+// keeping what it holds; false if it cannot.
+func (rr *respReader) grow() bool {
+	n := min(2*len(rr.buf), maxReadBuffer)
+	more := int64(n - len(rr.buf))
+	if more <= 0 || rr.room == nil {
+		return false
+	}
+	if rr.room.Add(-more) < 0 {
+		rr.room.Add(more)
 		return false
 	}
 	b := make([]byte, n)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 )
@@ -80,12 +81,19 @@ func TestRespReader(t *testing.T) {
 func FuzzRespReader(f *testing.F) {
 	f.Add("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
 	f.Add("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	f.Add("HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 700) + "\r\n\r\n")
 	f.Fuzz(func(t *testing.T, in string) {
+		var room atomic.Int64
+		room.Store(1024) // the buffer may grow once or twice (256, 512, 1024)
 		rr := newRespReader(strings.NewReader(in), 256)
+		rr.room = &room
 		for range 4 {
 			if _, err := rr.read(false); err != nil {
-				return
+				break
 			}
+		}
+		if grown := int64(len(rr.buf) - 256); room.Load() != 1024-grown || grown > 768 {
+			t.Fatalf("buffer of %d bytes, room %d: grown past the room", len(rr.buf), room.Load())
 		}
 	})
 }
@@ -191,5 +199,45 @@ func TestRespReaderPinnedRestart(t *testing.T) {
 		if rr.r != rr.w {
 			t.Fatalf("cut %d: %d bytes left unread", cut, rr.w-rr.r)
 		}
+	}
+}
+
+// TestReadBufferGrows: a header line longer than the buffer grows it, doubling
+// up to maxReadBuffer as far as the shared room allows; the bytes held are
+// kept, and what it grew by is taken from the room.
+func TestReadBufferGrows(t *testing.T) {
+	line := "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 2\r\n\r\nok"
+	var room atomic.Int64
+	room.Store(growBudget)
+	rr := newRespReader(strings.NewReader(line), DefaultReadBufferSize)
+	rr.room = &room
+	if resp, err := rr.read(false); err != nil || resp.status != 200 {
+		t.Fatalf("read: status %d, %v; want 200", resp.status, err)
+	}
+	if len(rr.buf) != 2*DefaultReadBufferSize || room.Load() != growBudget-DefaultReadBufferSize {
+		t.Errorf("buffer of %d bytes, room %d; want %d and %d", len(rr.buf), room.Load(), 2*DefaultReadBufferSize, growBudget-DefaultReadBufferSize)
+	}
+
+	rr = newRespReader(nil, DefaultReadBufferSize)
+	rr.room = &room
+	copy(rr.buf, "HTTP/1.1 200 OK\r\n")
+	rr.w = 17
+	for _, want := range []int{8 << 10, 16 << 10, 32 << 10, 64 << 10} {
+		if !rr.grow() || len(rr.buf) != want {
+			t.Fatalf("grow: buffer of %d bytes, want %d", len(rr.buf), want)
+		}
+	}
+	if rr.grow() || len(rr.buf) != maxReadBuffer {
+		t.Errorf("grew past maxReadBuffer: %d bytes", len(rr.buf))
+	}
+	if got := string(rr.buf[:rr.w]); got != "HTTP/1.1 200 OK\r\n" {
+		t.Errorf("kept %q", got)
+	}
+
+	room.Store(DefaultReadBufferSize - 1)
+	rr = newRespReader(strings.NewReader(line), DefaultReadBufferSize)
+	rr.room = &room
+	if _, err := rr.read(false); err != errHeaderTooLarge || len(rr.buf) != DefaultReadBufferSize || room.Load() != DefaultReadBufferSize-1 {
+		t.Errorf("with no room: %v, buffer of %d bytes, room %d; want %v, %d bytes, room kept", err, len(rr.buf), room.Load(), errHeaderTooLarge, DefaultReadBufferSize)
 	}
 }

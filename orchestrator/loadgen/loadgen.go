@@ -44,8 +44,8 @@ const (
 	// DefaultTimeout bounds one request (connect, write, response) when
 	// Target.Timeout is 0.
 	DefaultTimeout = 5 * time.Second
-	// DefaultReadBufferSize is each connection's response buffer; a response's
-	// status line and headers must fit in it.
+	// DefaultReadBufferSize is each connection's response buffer as it
+	// starts; it grows for a longer header line (see maxReadBuffer).
 	DefaultReadBufferSize = 4096
 	// DefaultQueueSize bounds the requests due but waiting for a free connection.
 	DefaultQueueSize = 1 << 16
@@ -172,6 +172,7 @@ type Generator struct {
 	named    bool
 	seeds    [2]uint64     // of the connections' random sources
 	streams  atomic.Uint64 // random sources made so far
+	room     atomic.Int64  // bytes the connections' response buffers may still grow by
 
 	mu     sync.Mutex // serializes Run and Close
 	conns  []*conn
@@ -205,6 +206,7 @@ func New(target Target, opts ...Option) (*Generator, error) {
 	}
 	g := &Generator{ep: ep, timeout: target.Timeout, opts: o, reqs: reqs, feeders: feeders,
 		named: len(reqs) > 1 || reqs[0].name != ""}
+	g.room.Store(growBudget)
 	if len(reqs) > 1 {
 		weights := make([]int, len(reqs))
 		for i, r := range reqs {
@@ -306,7 +308,7 @@ func (g *Generator) resize(ctx context.Context, n int) {
 			continue
 		}
 		wg.Go(func() {
-			if _, err := c.open(ctx, g.dialer, g.opts.bufSize); err != nil {
+			if _, err := c.open(ctx, g.dialer, g.opts.bufSize, &g.room); err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err)
 			}
@@ -1045,7 +1047,7 @@ func (r *run) reopen(c *conn, inWindow bool) {
 // open dials c's connection if it has none, counting a reopened one against
 // the window when the request it serves is in it.
 func (r *run) open(c *conn, inWindow bool) error {
-	reopened, err := c.open(r.ctx, r.g.dialer, r.g.opts.bufSize)
+	reopened, err := c.open(r.ctx, r.g.dialer, r.g.opts.bufSize, &r.g.room)
 	if err == nil && reopened && inWindow {
 		r.reopened.Add(1)
 	}

@@ -14,7 +14,7 @@ package loadgen
 // Whatever would make the loop wait is handed to the connection's goroutine,
 // which does it the usual way (exchange) and gives the connection back:
 // dialing a closed connection, a write that filled the socket buffer, a
-// response larger than loopBufferMax, the retry of a stale keep-alive
+// response larger than maxReadBuffer, the retry of a stale keep-alive
 // connection, replacing a connection the target closed. A request in flight
 // for the target's timeout is counted a timeout by the loop, as the
 // connection's deadline would. When the dispatch ends, requests still in
@@ -32,18 +32,13 @@ package loadgen
 // reads at the ticks.
 const loopMaxRate = 20000
 
-// A response parsed on the loop must fit whole in its connection's buffer, as
-// it is parsed again from its start until it has all arrived. A larger one
-// grows the buffer (doubling it) up to loopBufferMax, as long as the loop's
-// connections hold at most loopGrowBudget bytes more than the configured read
-// buffers; past either, it is handed to the connection's goroutine, which
-// reads it through the configured buffer. Handing every response over costs a
+// A response is parsed on the loop only once it has all arrived, so it must
+// fit whole in its connection's buffer: it is parsed again from its start
+// until it has. The buffer grows for it as for a long header line (see
+// maxReadBuffer); a response it cannot hold is handed to the connection's
+// goroutine, which reads it as it comes. Handing every response over costs a
 // goroutine wake-up and two channel hand-offs each: with 12 KB responses at
 // 5,000 req/s the loop then cost a third more CPU than the goroutines alone.
-const (
-	loopBufferMax  = 64 << 10
-	loopGrowBudget = 16 << 20
-)
 
 // handKind is what a connection's goroutine does with a connection the loop
 // hands over.
@@ -91,9 +86,6 @@ type loop struct {
 	limit int     // the most the queue holds
 	back  chan int
 	done  chan struct{}
-	// grown is how many bytes the connections' response buffers hold beyond
-	// the configured size (see loopBufferMax).
-	grown int
 	// tooLarge counts the responses handed over as too large for the loop's
 	// buffers (for tests).
 	tooLarge int
@@ -107,22 +99,9 @@ func newLoop(r *run, conns []*conn, shards []*shard) *loop {
 		limit: r.g.opts.queueSize, back: make(chan int, len(conns)), done: make(chan struct{})}
 	for i, c := range conns {
 		l.conns[i] = loopConn{c: c, s: shards[i%len(shards)], hand: make(chan handoff, 1)}
-		if c.rr != nil { // grown in an earlier step
-			l.grown += max(len(c.rr.buf)-r.g.opts.bufSize, 0)
-		}
 		l.adopt(i)
 	}
 	return l
-}
-
-// grow doubles rr's buffer if loopBufferMax and loopGrowBudget allow it.
-func (l *loop) grow(rr *respReader) bool {
-	n := len(rr.buf)
-	if l.grown+min(2*n, loopBufferMax)-n > loopGrowBudget || !rr.grow(loopBufferMax) {
-		return false
-	}
-	l.grown += len(rr.buf) - n
-	return true
 }
 
 // loopable reports whether the loop may run a step at rate (one that reads
@@ -251,10 +230,6 @@ func (l *loop) read(i int, now int64) (done bool) {
 	rr.pinned, rr.pin = true, rr.r
 	rr.rd, rr.keep = c.raw.nowRd, lc.req.keepBody()
 	resp, err := rr.read(lc.req.head)
-	for err == errHeaderTooLarge && l.grow(rr) { // the response fills the buffer
-		rr.r = rr.pin
-		resp, err = rr.read(lc.req.head)
-	}
 	rr.rd, rr.pinned = c.raw, false
 	o := lc.o
 	switch err {

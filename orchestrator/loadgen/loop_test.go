@@ -108,7 +108,7 @@ func runOnLoop(t *testing.T, h http.Handler, step Step) *Window {
 }
 
 // TestLoopGrowsItsBuffers: a response larger than the read buffer is read on
-// the loop, in a buffer grown to hold it; one larger than loopBufferMax is
+// the loop, in a buffer grown to hold it; one larger than maxReadBuffer is
 // handed to the connection's goroutine, and answered all the same.
 func TestLoopGrowsItsBuffers(t *testing.T) {
 	for _, tt := range []struct {
@@ -116,7 +116,7 @@ func TestLoopGrowsItsBuffers(t *testing.T) {
 		tooLarge bool
 	}{
 		{size: 3 * DefaultReadBufferSize},
-		{size: loopBufferMax + DefaultReadBufferSize, tooLarge: true},
+		{size: maxReadBuffer + DefaultReadBufferSize, tooLarge: true},
 	} {
 		body := strings.Repeat("x", tt.size)
 		t.Run(fmt.Sprintf("%d bytes", tt.size), func(t *testing.T) {
@@ -127,33 +127,6 @@ func TestLoopGrowsItsBuffers(t *testing.T) {
 				t.Errorf("%d responses handed over as too large for the loop; want them handed over: %v", w.tooLarge, tt.tooLarge)
 			}
 		})
-	}
-}
-
-// TestLoopGrowBounds: a buffer doubles up to loopBufferMax, and the loop's
-// buffers grow by loopGrowBudget bytes at most; the bytes held are kept.
-func TestLoopGrowBounds(t *testing.T) {
-	l := &loop{}
-	rr := newRespReader(nil, DefaultReadBufferSize)
-	copy(rr.buf, "HTTP/1.1 200 OK\r\n")
-	rr.w = 17
-	for _, want := range []int{8 << 10, 16 << 10, 32 << 10, 64 << 10} {
-		if !l.grow(rr) || len(rr.buf) != want {
-			t.Fatalf("grow: buffer of %d bytes, want %d", len(rr.buf), want)
-		}
-	}
-	if l.grow(rr) || len(rr.buf) != loopBufferMax {
-		t.Errorf("grew past loopBufferMax: %d bytes", len(rr.buf))
-	}
-	if got := string(rr.buf[:rr.w]); got != "HTTP/1.1 200 OK\r\n" {
-		t.Errorf("kept %q", got)
-	}
-	if l.grown != loopBufferMax-DefaultReadBufferSize {
-		t.Errorf("grown = %d, want %d", l.grown, loopBufferMax-DefaultReadBufferSize)
-	}
-	l.grown = loopGrowBudget - DefaultReadBufferSize + 1
-	if rr := newRespReader(nil, DefaultReadBufferSize); l.grow(rr) || len(rr.buf) != DefaultReadBufferSize {
-		t.Errorf("grew past loopGrowBudget: %d bytes", len(rr.buf))
 	}
 }
 
@@ -264,6 +237,48 @@ func TestLoopable(t *testing.T) {
 	} {
 		if got := tc.g.loopable(tc.rate, tc.procs); got != tc.want {
 			t.Errorf("tls %v, rate %v, %d CPUs: loopable %v, want %v", tc.g.dialer.tls != nil, tc.rate, tc.procs, got, tc.want)
+		}
+	}
+}
+
+// TestLongHeaderLines: a response whose header line is longer than the read
+// buffer is answered the same on the loop and on the connections' goroutines
+// (WithWorkerReads), with the buffer grown to hold it; one longer than
+// maxReadBuffer is an error on both.
+func TestLongHeaderLines(t *testing.T) {
+	for _, tt := range []struct {
+		size int
+		ok   bool
+	}{
+		{size: 3 * DefaultReadBufferSize / 2, ok: true},
+		{size: maxReadBuffer + 1},
+	} {
+		value := strings.Repeat("v", tt.size)
+		srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Security-Policy", value)
+			_, _ = w.Write([]byte("ok\n"))
+		}), false)
+		for _, loop := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%d bytes, loop %v", tt.size, loop), func(t *testing.T) {
+				var opts []Option
+				if !loop {
+					opts = append(opts, WithWorkerReads())
+				}
+				w := runStep(t, newGen(t, Target{URL: srv.URL}, opts...),
+					Step{Rate: 2000, Connections: 64, Warmup: 100 * time.Millisecond, Hold: 400 * time.Millisecond})
+				if w.looped != loop {
+					t.Fatalf("the step ran with looped = %v", w.looped)
+				}
+				if w.Requests < 700 {
+					t.Fatalf("%d requests, want about 800", w.Requests)
+				}
+				if tt.ok && (w.Completed != w.Requests || w.Errors != 0) {
+					t.Errorf("%d of %d completed, classes %v; want all answered", w.Completed, w.Requests, w.ErrorClasses)
+				}
+				if !tt.ok && w.Errors != w.Requests {
+					t.Errorf("%d errors of %d, classes %v; want every response an error", w.Errors, w.Requests, w.ErrorClasses)
+				}
+			})
 		}
 	}
 }
