@@ -100,6 +100,15 @@ func (rr *respReader) fill() error {
 	return err
 }
 
+// release gives back to room what the buffer grew by beyond base bytes, as
+// its connection leaves the pool for good; the buffer grows no more.
+func (rr *respReader) release(base int) {
+	if more := len(rr.buf) - base; more > 0 && rr.room != nil {
+		rr.room.Add(int64(more))
+	}
+	rr.room = nil
+}
+
 // grow doubles the buffer, up to maxReadBuffer and as far as room allows,
 // keeping what it holds; false if it cannot.
 func (rr *respReader) grow() bool {

@@ -288,11 +288,15 @@ func validateStep(s Step) error {
 }
 
 // resize grows the pool to n connections, opening only the new ones (concurrently,
-// before the step starts), or closes the surplus.
+// before the step starts), or closes the surplus and gives back the room their
+// response buffers grew into.
 func (g *Generator) resize(ctx context.Context, n int) {
 	for len(g.conns) > n {
 		last := g.conns[len(g.conns)-1]
 		last.close()
+		if last.rr != nil { // what its buffer grew by is the others' to use
+			last.rr.release(g.opts.bufSize)
+		}
 		g.conns = g.conns[:len(g.conns)-1]
 	}
 	var wg sync.WaitGroup

@@ -282,3 +282,35 @@ func TestLongHeaderLines(t *testing.T) {
 		}
 	}
 }
+
+// TestShrinkGivesBackRoom checks that connections closed as the pool shrinks
+// give back what their response buffers grew by, so a ramp that shrinks and
+// grows its pool step after step cannot use up the generator's budget.
+func TestShrinkGivesBackRoom(t *testing.T) {
+	value := strings.Repeat("v", 3*DefaultReadBufferSize/2)
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Security-Policy", value)
+		_, _ = w.Write([]byte("ok\n"))
+	}), false)
+	g := newGen(t, Target{URL: srv.URL})
+	grown := func() (n int64) {
+		for _, c := range g.conns {
+			if c.rr != nil {
+				n += int64(len(c.rr.buf) - DefaultReadBufferSize)
+			}
+		}
+		return n
+	}
+	for _, conns := range []int{16, 2, 16, 1} {
+		w := runStep(t, g, Step{Rate: 1000, Connections: conns, Warmup: 50 * time.Millisecond, Hold: 200 * time.Millisecond})
+		if w.Completed == 0 || w.Errors != 0 {
+			t.Fatalf("%d connections: %d completed, classes %v; want all answered", conns, w.Completed, w.ErrorClasses)
+		}
+		if len(g.conns) != conns || grown() == 0 {
+			t.Fatalf("%d connections in the pool, grown by %d bytes; want %d, grown", len(g.conns), grown(), conns)
+		}
+		if room := g.room.Load(); room != growBudget-grown() {
+			t.Errorf("%d connections: room %d, want %d (the budget less what the pool's buffers grew by)", conns, room, growBudget-grown())
+		}
+	}
+}
