@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -248,5 +249,50 @@ func TestAchievedFindings(t *testing.T) {
 	if !ok || f.Rule != RuleSubscriptionsLost || f.Observed != "768 of 1024 subscribers held on average" ||
 		!strings.Contains(strings.Join(f.Evidence, "\n"), "800 subscriptions opened, 224 refused, 32 ended by the target") {
 		t.Errorf("subscriptions-lost %+v", f)
+	}
+}
+
+// A generator whose requests wait for its own connections, while the target's
+// answers occupy few of them, is the generator's fault, even under
+// generator-saturated's threshold; a slow target that keeps the connections
+// busy, or a generator idle while its connections dial, is not.
+func TestGeneratorHeldConnections(t *testing.T) {
+	sum := hoststat.Summary{Start: t0, End: t0.Add(5 * time.Second), HostCPUMean: 0.7, HostCPUPeak: 0.8,
+		Deltas: map[string]float64{}, Peaks: map[string]float64{}, Limits: map[string]float64{}}
+	// Seen: 64 connections against nginx at 160,000 req/s offered, 105,983
+	// answered with a mean service time of 0.241 ms: the target's answers
+	// occupied 25.5 of the 64 connections, and every request waited for one.
+	seen := func() map[string]float64 {
+		return map[string]float64{metrics.GeneratorBlockedRatio: 1, metrics.GeneratorCPU: 0.886,
+			metrics.ConnectionsHeld: 64, metrics.ThroughputRPS: 105983, metrics.ServiceMean: 0.000241}
+	}
+	fs := Diagnose(Input{Host: "local", Summary: sum, Engine: seen()})
+	if got, want := rulesOf(fs), []string{"generator-held-connections/generator"}; !slices.Equal(got, want) {
+		t.Fatalf("findings %v, want %v", got, want)
+	}
+	if !GeneratorSide(fs) {
+		t.Error("the finding does not put the step on the generator")
+	}
+	ev := strings.Join(fs[0].Evidence, "\n")
+	for _, w := range []string{"100% of the requests released found every connection busy", "occupied 25.5 connections on average (throughput 105983 req/s × mean service time 0.241 ms", "of the 64 held", "used 0.89 of its CPUs"} {
+		if !strings.Contains(ev, w) {
+			t.Errorf("evidence %q: want %q", ev, w)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		set  map[string]float64
+	}{
+		{"a slow target keeps them busy", map[string]float64{metrics.ThroughputRPS: 20000, metrics.ServiceMean: 0.0031}},
+		{"the target's answers occupy just over half", map[string]float64{metrics.ServiceMean: 0.00031}},
+		{"an idle generator (its connections dial a target that drops SYNs)", map[string]float64{metrics.GeneratorCPU: 0.1}},
+		{"few requests waited", map[string]float64{metrics.GeneratorBlockedRatio: 0.3}},
+		{"no service time measured", map[string]float64{metrics.ServiceMean: 0}},
+	} {
+		m := seen()
+		maps.Copy(m, tc.set)
+		if fs := Diagnose(Input{Host: "local", Summary: sum, Engine: m}); len(fs) != 0 {
+			t.Errorf("%s: findings %v, want none", tc.name, rulesOf(fs))
+		}
 	}
 }

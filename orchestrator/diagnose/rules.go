@@ -89,6 +89,7 @@ func Diagnose(in Input) []result.Finding {
 	d.conntrack()
 	d.nginxConfConnections()
 	d.cpu()
+	d.generatorHeldConnections()
 	d.memory()
 	d.enaAllowance()
 	d.out = AssignSide(d.out, in.Side, in.Host)

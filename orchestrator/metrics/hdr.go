@@ -62,7 +62,7 @@ var (
 		{LatencyP50, 50}, {LatencyP90, 90}, {LatencyP95, 95}, {LatencyP99, 99},
 		{LatencyP999, 99.9}, {LatencyMax, QuantileMax}, {LatencyMean, QuantileMean},
 	}
-	Service    = []Quantile{{ServiceP50, 50}, {ServiceP99, 99}, {ServiceMax, QuantileMax}}
+	Service    = []Quantile{{ServiceP50, 50}, {ServiceP99, 99}, {ServiceMax, QuantileMax}, {ServiceMean, QuantileMean}}
 	Lag        = []Quantile{{GeneratorLagP50, 50}, {GeneratorLagP99, 99}}
 	ProbeDelay = []Quantile{
 		{ProbeDelayP50, 50}, {ProbeDelayP95, 95}, {ProbeDelayP99, 99}, {ProbeDelayMax, QuantileMax},

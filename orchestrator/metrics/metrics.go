@@ -22,9 +22,10 @@ const (
 
 	// Service time: measured from the actual send, not the intended one. Reported
 	// for comparison with the corrected latency; gates should judge latency.*.
-	ServiceP50 = "service.p50"
-	ServiceP99 = "service.p99"
-	ServiceMax = "service.max"
+	ServiceP50  = "service.p50"
+	ServiceP99  = "service.p99"
+	ServiceMax  = "service.max"
+	ServiceMean = "service.mean"
 
 	ErrorsRatio = "errors.ratio"
 	ErrorsCount = "errors.count"
