@@ -19,6 +19,10 @@ const (
 	RuleCPUSaturation      = "cpu-saturation"
 	RuleMemoryPressure     = "memory-pressure"
 	RuleGeneratorSaturated = "generator-saturated"
+	// RuleGeneratorHeldConnections names a generator that kept its own
+	// connections busy: its requests waited for a free connection while the
+	// target's answers occupied few of them.
+	RuleGeneratorHeldConnections = "generator-held-connections"
 )
 
 // signature is a log pattern of a rule. Order matters: the first match wins, so
