@@ -511,10 +511,12 @@ func TestNetnsAgentsAcrossHosts(t *testing.T) {
 	t.Run("a starved agent", func(t *testing.T) {
 		// gen-a's second agent runs pinned to one CPU beside a hog that
 		// outranks it (nice -19): it gets about a seventieth of that CPU,
-		// falls behind its schedule and waits on the run queue. Its share
-		// of the rate (800 req/s) needs a few times that CPU: at 300 req/s
-		// it needed about a seventieth, and CI once saw it keep up (lag
-		// p99 23 ms, starved 0.887) and the step pass. The
+		// waits on the run queue. It may still keep its schedule (its
+		// share, 800 req/s, needs little CPU: CI saw it at 0.014 of a core,
+		// lag p99 19 ms), so what names it is its starvation, which read
+		// 0.887 and 0.890 in CI and 0.98-1.04 here: the plan judges it at
+		// 0.5, not 0.9 (under 0.9, both CI readings let the step pass).
+		// The agent beside it, not pinned, read 0.04. The
 		// generators fleet also starts one agent on this machine, which it
 		// grows. The hog goes away once the step has been judged (a noisy
 		// neighbour moving on); the rerun runs on the grown fleet.
@@ -545,7 +547,7 @@ parameters:
   - { name: connections, start: 8, max: 8 }
 ramp: { warmup: 1s, hold: 3s, cooldown: 0s, confirm: 0, refine: 0 }
 gates: [latency.p99 < 2s, errors.ratio < 0.01]
-generator_health: [generator.lag.p99 < 250ms, generator.starved.ratio < 0.9]
+generator_health: [generator.lag.p99 < 250ms, generator.starved.ratio < 0.5]
 `, tp.addrs["target"], starved.url)
 		if err := os.WriteFile(plan, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
