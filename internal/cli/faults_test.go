@@ -91,12 +91,15 @@ func (r *faultRun) wait(t *testing.T, d time.Duration) int {
 	}
 }
 
-// dir is the run directory, once loadramp has made it ("" before).
+// dir is the run directory, once loadramp has written its run.json ("" before).
 func (r *faultRun) dir() string {
 	entries, _ := os.ReadDir(r.out)
 	for _, e := range entries {
-		if e.IsDir() {
-			return filepath.Join(r.out, e.Name())
+		// The directory is made before its run.json (written atomically):
+		// until then it cannot be opened as a run directory.
+		dir := filepath.Join(r.out, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, record.RunFile)); e.IsDir() && err == nil {
+			return dir
 		}
 	}
 	return ""
@@ -235,7 +238,7 @@ func TestFaultTargetKilledMidStep(t *testing.T) {
 		"ramp:\n  warmup: 0s\n  hold: 3s\n  cooldown: 0s\ngates:\n  - errors.ratio < 0.5\n")
 	r := startFaultRun(t, plan, t.TempDir())
 	bus := fleetProcess(t, r, "target", "eventbus")
-	if !waitFor(60*time.Second, func() bool { return len(stepsIn(t, r.dir())) >= 1 }) {
+	if !waitFor(60*time.Second, func() bool { return r.dir() != "" && len(stepsIn(t, r.dir())) >= 1 }) {
 		t.Fatalf("no step finished\n%s", r.stderr.String())
 	}
 	time.Sleep(1500 * time.Millisecond) // into the next step's 3 s hold, with room either side
