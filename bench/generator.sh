@@ -7,7 +7,9 @@
 # Starts nginx on loopback with one worker (and its master) pinned to CPU 0, then
 # runs each generator pinned to CPU 1, one after another, 64 connections:
 #   1. maximum rate: wrk and loadramp unpaced (rate 0) alternated MAX_ROUNDS times
-#      (the best of each kept: a shared host's noise moves one run by 30 %), then
+#      (the best of each kept: a shared host's noise moves one run by 30 %), with
+#      what CPU 1 was busy per request in each round (the generator's own cost, less
+#      noisy than the rate: both cores are busy, and the slower sets the pace), then
 #      vegeta: requests/s and ratios (loadramp/wrk >= 0.9, loadramp/vegeta >= 3);
 #   2. loadramp at fixed offered rates 5k, 20k, 50k: achieved rate, schedule lag,
 #      generator CPU and CPU per 1,000 req/s (CPU <= 15 % of a core at 5k, <= 40 %
@@ -39,7 +41,7 @@
 # Environment: DURATION (10 s per measurement), CONNECTIONS (64), SUBSCRIBERS
 # (20000; clamped to what RLIMIT_NOFILE's hard limit allows, and said so),
 # SSE_RATE (messages/s while delivering, 1), MEM_DURATION (60; 0 skips 7),
-# MIX_ROUNDS (3), MAX_ROUNDS (3), RATE_ROUNDS (3), SKIP_VEGETA=1, SKIP_PRODUCT=1, SKIP_SSE=1, SKIP_MIX=1.
+# MIX_ROUNDS (3), MAX_ROUNDS (5), RATE_ROUNDS (3), SKIP_VEGETA=1, SKIP_PRODUCT=1, SKIP_SSE=1, SKIP_MIX=1.
 # Needs: nginx, wrk, taskset, python3, curl (Debian: nginx wrk util-linux python3
 # curl) and Go; builds bin/loadramp, bin/eventbus, bin/genbench, bin/ssebench, bin/floorbench and
 # (unless SKIP_VEGETA=1) bin/vegeta. Run as root or as a user nginx accepts. Uses
@@ -54,7 +56,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 SUBSCRIBERS=${SUBSCRIBERS:-20000}
 SSE_RATE=${SSE_RATE:-1}
 MIX_ROUNDS=${MIX_ROUNDS:-3}
-MAX_ROUNDS=${MAX_ROUNDS:-3}
+MAX_ROUNDS=${MAX_ROUNDS:-5}
 RATE_ROUNDS=${RATE_ROUNDS:-3}
 
 case "$MAX_ROUNDS$MIX_ROUNDS$RATE_ROUNDS" in *[!0-9]*) echo "generator.sh: MAX_ROUNDS, MIX_ROUNDS and RATE_ROUNDS must be whole numbers >= 1" >&2; exit 1 ;; esac
@@ -154,17 +156,36 @@ genbench() { # genbench RATE: one genbench line, the generator pinned to CPU 1
 	taskset -c 1 bin/genbench -url "$URL" -rate "$1" -connections "$CONNECTIONS" -duration "${DURATION}s"
 }
 
+core1() { # CPU 1's busy and idle jiffies so far (/proc/stat: user nice system idle iowait irq softirq)
+	awk '/^cpu1 / {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat
+}
+per_request() { # per_request BEFORE AFTER RPS: CPU 1's busy share between two core1 readings, in µs per request at RPS
+	awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN {
+		split(a, x, " "); split(b, y, " "); busy = y[1] - x[1]; idle = y[2] - x[2]
+		if (busy + idle <= 0 || r <= 0) { print "?"; exit }
+		printf "%.2f", busy / (busy + idle) * 1e6 / r
+	}'
+}
 echo "== 1. maximum rate, ${CONNECTIONS} connections, ${DURATION}s, target nginx on CPU 0, generator on CPU 1; wrk and loadramp alternated $MAX_ROUNDS times, the best of each kept"
 WRK_RPS=0
 LR=""
+WCOST=()
+LCOST=()
 for round in $(seq "$MAX_ROUNDS"); do
+	C0=$(core1)
 	W=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL" | awk '/^Requests\/sec:/ {print $2}')
+	C1=$(core1)
 	L=$(genbench 0)
-	echo "round $round: wrk $W req/s, loadramp unpaced $(field rps "$L") req/s"
+	C2=$(core1)
+	WCOST+=("$(per_request "$C0" "$C1" "$W")")
+	LCOST+=("$(per_request "$C1" "$C2" "$(field rps "$L")")")
+	echo "round $round: wrk $W req/s, loadramp unpaced $(field rps "$L") req/s; CPU 1 busy per request: wrk ${WCOST[-1]} µs, loadramp ${LCOST[-1]} µs"
 	WRK_RPS=$(awk -v a="$WRK_RPS" -v b="$W" 'BEGIN {print (b > a ? b : a)}')
 	if [ -z "$LR" ] || awk -v a="$(field rps "$LR")" -v b="$(field rps "$L")" 'BEGIN {exit !(b > a)}'; then LR=$L; fi
 done
 echo "wrk      requests/s: $WRK_RPS   (wrk's maximum)"
+median() { printf '%s\n' "$@" | grep -v '?' | sort -g | awk '{v[NR] = $1} END {print (NR ? v[int(NR / 2) + 1] : "?")}'; }
+echo "CPU 1 busy per request, median of the rounds: wrk $(median "${WCOST[@]}") µs, loadramp $(median "${LCOST[@]}") µs"
 if [ "${SKIP_VEGETA:-0}" = 0 ]; then
 	echo "GET $URL" | taskset -c 1 bin/vegeta attack -rate=0 -max-workers="$CONNECTIONS" -workers="$CONNECTIONS" \
 		-connections="$CONNECTIONS" -keepalive=true -duration="${DURATION}s" >"$TMP/vegeta.bin"
