@@ -177,15 +177,14 @@ for round in $(seq "$MAX_ROUNDS"); do
 	C1=$(core1)
 	L=$(genbench 0)
 	C2=$(core1)
-	WCOST+=("$(per_request "$C0" "$C1" "$W")")
-	LCOST+=("$(per_request "$C1" "$C2" "$(field rps "$L")")")
-	echo "round $round: wrk $W req/s, loadramp unpaced $(field rps "$L") req/s; CPU 1 busy per request: wrk ${WCOST[-1]} µs, loadramp ${LCOST[-1]} µs"
+	WCOST+=("us=$(per_request "$C0" "$C1" "$W")")
+	LCOST+=("us=$(per_request "$C1" "$C2" "$(field rps "$L")")")
+	echo "round $round: wrk $W req/s, loadramp unpaced $(field rps "$L") req/s; CPU 1 busy per request: wrk $(field us "${WCOST[-1]}") µs, loadramp $(field us "${LCOST[-1]}") µs"
 	WRK_RPS=$(awk -v a="$WRK_RPS" -v b="$W" 'BEGIN {print (b > a ? b : a)}')
 	if [ -z "$LR" ] || awk -v a="$(field rps "$LR")" -v b="$(field rps "$L")" 'BEGIN {exit !(b > a)}'; then LR=$L; fi
 done
 echo "wrk      requests/s: $WRK_RPS   (wrk's maximum)"
-median() { printf '%s\n' "$@" | grep -v '?' | sort -g | awk '{v[NR] = $1} END {print (NR ? v[int(NR / 2) + 1] : "?")}'; }
-echo "CPU 1 busy per request, median of the rounds: wrk $(median "${WCOST[@]}") µs, loadramp $(median "${LCOST[@]}") µs"
+echo "CPU 1 busy per request, median of the rounds: wrk $(field us "$(median_by us "${WCOST[@]}")") µs, loadramp $(field us "$(median_by us "${LCOST[@]}")") µs"
 if [ "${SKIP_VEGETA:-0}" = 0 ]; then
 	echo "GET $URL" | taskset -c 1 bin/vegeta attack -rate=0 -max-workers="$CONNECTIONS" -workers="$CONNECTIONS" \
 		-connections="$CONNECTIONS" -keepalive=true -duration="${DURATION}s" >"$TMP/vegeta.bin"

@@ -95,14 +95,23 @@ func (r *faultRun) wait(t *testing.T, d time.Duration) int {
 func (r *faultRun) dir() string {
 	entries, _ := os.ReadDir(r.out)
 	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
 		// The directory is made before its run.json (written atomically):
 		// until then it cannot be opened as a run directory.
 		dir := filepath.Join(r.out, e.Name())
-		if _, err := os.Stat(filepath.Join(dir, record.RunFile)); e.IsDir() && err == nil {
+		if _, err := os.Stat(filepath.Join(dir, record.RunFile)); err == nil {
 			return dir
 		}
 	}
 	return ""
+}
+
+// stepped reports whether the run has finished a step yet.
+func (r *faultRun) stepped(t *testing.T) bool {
+	dir := r.dir()
+	return dir != "" && len(stepsIn(t, dir)) >= 1
 }
 
 // waitFor polls cond every 20 ms for up to d.
@@ -238,7 +247,7 @@ func TestFaultTargetKilledMidStep(t *testing.T) {
 		"ramp:\n  warmup: 0s\n  hold: 3s\n  cooldown: 0s\ngates:\n  - errors.ratio < 0.5\n")
 	r := startFaultRun(t, plan, t.TempDir())
 	bus := fleetProcess(t, r, "target", "eventbus")
-	if !waitFor(60*time.Second, func() bool { return r.dir() != "" && len(stepsIn(t, r.dir())) >= 1 }) {
+	if !waitFor(60*time.Second, func() bool { return r.stepped(t) }) {
 		t.Fatalf("no step finished\n%s", r.stderr.String())
 	}
 	time.Sleep(1500 * time.Millisecond) // into the next step's 3 s hold, with room either side
@@ -343,7 +352,7 @@ func TestFaultDiskFull(t *testing.T) {
 		"  - { name: rate, start: 100, max: 100000 }\n  - { name: connections, start: 4, max: 4 }",
 		"ramp:\n  warmup: 0s\n  hold: 2s\n  cooldown: 0s\ngates:\n  - errors.ratio < 0.5\n")
 	r := startFaultRun(t, plan, out)
-	if !waitFor(30*time.Second, func() bool { return r.dir() != "" && len(stepsIn(t, r.dir())) >= 1 }) {
+	if !waitFor(30*time.Second, func() bool { return r.stepped(t) }) {
 		t.Fatalf("no step finished\n%s", r.stderr.String())
 	}
 	// Fill the file system to the last byte.
