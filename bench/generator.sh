@@ -16,7 +16,7 @@
 #      at 20k), and its starvation (run delay per second: > 0 means it waited
 #      for CPU 1, which other processes share); at 5k and 20k alternated with the
 #      floor (bench/cmd/floorbench: one thread writing the due requests and reading
-#      at 500 µs ticks, nothing else), and loadramp's CPU as a multiple of it.
+#      at loadramp's tick for the rate, nothing else), and loadramp's CPU as a multiple of it.
 #      RATE_ROUNDS rounds per rate, the median round by CPU kept;
 #   3. loadramp at half of wrk's maximum: lag p99 < 1 ms (RATE_ROUNDS rounds, the
 #      median kept);
@@ -201,7 +201,7 @@ if [ "${SKIP_VEGETA:-0}" = 0 ]; then
 fi
 
 echo "== 2. fixed offered rates, ${CONNECTIONS} connections, ${DURATION}s, $RATE_ROUNDS rounds each, the median round by CPU kept (CPU: share of one core; starved: its threads' run delay per second)"
-# The floor: bin/floorbench, one thread that only writes the due requests at 500 µs
+# The floor: bin/floorbench, one thread that only writes the due requests at loadramp's
 # ticks and reads what has arrived (no goroutines, no parsing, no latency), at the
 # same rates, alternated with loadramp. On loopback the sender's write also runs the
 # target's TCP receive and wakes the target, so this is what the kernel alone costs
@@ -236,7 +236,7 @@ for rate in 5000 20000 50000; do
 		FL=$(median_by cpu "${FLOORS[@]}")
 		FLOOR_AT[$rate]=$(field cpu "$FL")
 		awk -v o="$rate" -v f="${FLOOR_AT[$rate]}" -v c="${CPU_AT[$rate]}" 'BEGIN {
-			printf "offered %6d  the floor (bin/floorbench: one thread, raw write(2) and read(2) at 500 µs ticks, nothing else): CPU %.3f = %.4f per 1,000 req/s; loadramp %.2fx the floor\n", o, f, f * 1000 / o, c / f
+			printf "offered %6d  the floor (bin/floorbench: one thread, raw write(2) and read(2) at the tick loadramp uses, nothing else): CPU %.3f = %.4f per 1,000 req/s; loadramp %.2fx the floor\n", o, f, f * 1000 / o, c / f
 		}'
 		echo "    ($FL)"
 	fi

@@ -38,6 +38,7 @@ func TestLazyReads(t *testing.T) {
 		want  bool
 	}{
 		{5000, 64, 500 * time.Microsecond, true},     // 2.5 a tick, 64 >= 20
+		{5000, 64, time.Millisecond, true},           // 5 a tick, 64 >= 40
 		{20000, 64, 400 * time.Microsecond, true},    // 8 a tick, 64 >= 64
 		{50000, 64, 200 * time.Microsecond, false},   // 10 a tick: too few connections to hold longer
 		{50000, 128, 200 * time.Microsecond, true},   // ... unless there are more

@@ -56,9 +56,11 @@ const (
 	// fails sooner after it was opened is the target refusing it: an error.
 	DefaultStaleAfter = time.Second
 	// MinDispatchTick and MaxDispatchTick bound the dispatcher's tick: the
-	// shortest time between two of its wake-ups (see dispatchTick).
+	// shortest time between two of its wake-ups (see dispatchTick). The upper
+	// bound is wrk2's pacing resolution (its event loop's timers count whole
+	// milliseconds).
 	MinDispatchTick = 200 * time.Microsecond
-	MaxDispatchTick = 500 * time.Microsecond
+	MaxDispatchTick = time.Millisecond
 	// DispatchBatch is how many requests a tick holds at the offered rate, by
 	// default, within those bounds.
 	DispatchBatch = 8

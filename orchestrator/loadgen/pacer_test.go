@@ -109,10 +109,11 @@ func TestDispatchTick(t *testing.T) {
 	}{
 		{rate: 0, want: MinDispatchTick},                        // closed loop: unused
 		{rate: 1, want: MaxDispatchTick},                        // slow: one wake-up per request anyway
-		{rate: 2000, want: MaxDispatchTick},                     // one request per tick: spaced as scheduled
+		{rate: 1000, want: MaxDispatchTick},                     // one request per tick: spaced as scheduled
 		{rate: 5000, want: MaxDispatchTick},                     // 8 requests take 1.6 ms: capped
+		{rate: 8000, want: MaxDispatchTick},                     // 8 requests take 1 ms
+		{rate: 10000, want: 800 * time.Microsecond},             // 8 requests
 		{rate: 20000, want: 400 * time.Microsecond},             // 8 requests
-		{rate: 10000, want: MaxDispatchTick},                    // 8 requests take 800 µs: capped
 		{rate: 40000, want: MinDispatchTick},                    // 8 requests take 200 µs
 		{rate: 1e6, want: MinDispatchTick},                      // floor
 		{rate: 5000, fixed: 50 * time.Microsecond, want: 50000}, // fixed by option

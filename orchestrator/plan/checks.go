@@ -33,7 +33,7 @@ type DefaultCheck struct {
 // generator.starved.ratio).
 var DefaultGeneratorHealth = []DefaultCheck{
 	{Kind: CheckGeneratorHealth, Metric: "generator.lag.p99", Expr: "generator.lag.p99 < 10ms",
-		Why: "a generator that keeps its schedule releases requests within a tick (at most 0.5 ms); 10 ms late means the schedule slipped"},
+		Why: "a generator that keeps its schedule releases requests within a tick (at most 1 ms); 10 ms late means the schedule slipped"},
 	{Kind: CheckGeneratorHealth, Metric: "generator.starved.ratio", Expr: "generator.starved.ratio < 0.2",
 		Why: "a generator waiting for a CPU adds that wait to every latency it measures; its CPU share stays low, its run delay shows it"},
 	{Kind: CheckGeneratorHealth, Metric: "generator.cpu", Expr: "generator.cpu < 0.9",

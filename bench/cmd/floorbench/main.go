@@ -3,7 +3,7 @@
 // Command floorbench measures the floor under a paced HTTP/1.1 generator's CPU on
 // this machine: the least a generator can do to offer a rate to nginx on loopback.
 // One thread, no goroutine hand-offs, no parsing, no latency recording: every tick
-// (a timerfd) it writes the requests that are due, round-robin over keep-alive
+// (a timerfd; by default loadramp's dispatcher tick at the rate) it writes the requests that are due, round-robin over keep-alive
 // connections, and reads whatever responses have arrived on the connections that
 // wait for one. It counts responses by their status lines, which holds for the
 // benchmark's nginx ("ok\n" bodies) and nothing else: it is a yardstick, not a
@@ -28,6 +28,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/loadramp/loadramp/orchestrator/loadgen"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -48,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c config
 	fs.Float64Var(&c.rate, "rate", 5000, "offered requests/s (> 0)")
 	fs.IntVar(&c.conns, "connections", 64, "keep-alive connections")
-	fs.DurationVar(&c.tick, "tick", 500*time.Microsecond, "time between two wake-ups (loadramp's dispatcher tick is at most 500µs)")
+	fs.DurationVar(&c.tick, "tick", 0, "time between two wake-ups (0: loadramp's dispatcher tick at -rate)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured hold")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "warmup before the hold")
 	if err := fs.Parse(args); err != nil {
@@ -68,14 +70,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case c.conns < 1 || c.conns > 10000:
 		fmt.Fprintf(stderr, "floorbench: -connections %d: must be 1..10000\n", c.conns)
 		return 2
-	case c.tick < 10*time.Microsecond || c.tick > 100*time.Millisecond:
-		fmt.Fprintf(stderr, "floorbench: -tick %v: must be 10µs..100ms\n", c.tick)
+	case c.tick != 0 && (c.tick < 10*time.Microsecond || c.tick > 100*time.Millisecond):
+		fmt.Fprintf(stderr, "floorbench: -tick %v: must be 0 (loadramp's) or 10µs..100ms\n", c.tick)
 		return 2
 	case c.duration <= 0 || c.warmup < 0:
 		fmt.Fprintln(stderr, "floorbench: -duration must be > 0 and -warmup >= 0")
 		return 2
 	}
 	c.addr = ap
+	if c.tick == 0 {
+		c.tick = loadgen.DispatchTick(c.rate)
+	}
 	res, err := measure(c)
 	if err != nil {
 		fmt.Fprintln(stderr, "floorbench:", err)

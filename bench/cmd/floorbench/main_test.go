@@ -68,7 +68,7 @@ func TestFloorRefusesBadFlags(t *testing.T) {
 		{[]string{"-addr", "localhost"}, "want 127.0.0.1:PORT"},
 		{[]string{"-addr", "127.0.0.1:80", "-rate", "0"}, "-rate 0: must be > 0"},
 		{[]string{"-addr", "127.0.0.1:80", "-connections", "0"}, "-connections 0: must be 1..10000"},
-		{[]string{"-addr", "127.0.0.1:80", "-tick", "1s"}, "-tick 1s: must be 10µs..100ms"},
+		{[]string{"-addr", "127.0.0.1:80", "-tick", "1s"}, "-tick 1s: must be 0 (loadramp's) or 10µs..100ms"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(tc.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.want) {
