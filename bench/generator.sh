@@ -16,7 +16,8 @@
 #      at 20k), and its starvation (run delay per second: > 0 means it waited
 #      for CPU 1, which other processes share); at 5k and 20k alternated with the
 #      floor (bench/cmd/floorbench: one thread writing the due requests and reading
-#      at loadramp's tick for the rate, nothing else), and loadramp's CPU as a multiple of it.
+#      at loadramp's tick for the rate, nothing else), and loadramp's CPU as a
+#      multiple of it.
 #      RATE_ROUNDS rounds per rate, the median round by CPU kept;
 #   3. loadramp at half of wrk's maximum: lag p99 < 1 ms (RATE_ROUNDS rounds, the
 #      median kept);

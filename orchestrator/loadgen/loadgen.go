@@ -57,8 +57,8 @@ const (
 	DefaultStaleAfter = time.Second
 	// MinDispatchTick and MaxDispatchTick bound the dispatcher's tick: the
 	// shortest time between two of its wake-ups (see dispatchTick). The upper
-	// bound is wrk2's pacing resolution (its event loop's timers count whole
-	// milliseconds).
+	// bound is wrk2's pacing resolution (it rounds each wait up to whole
+	// milliseconds for its event loop's timers).
 	MinDispatchTick = 200 * time.Microsecond
 	MaxDispatchTick = time.Millisecond
 	// DispatchBatch is how many requests a tick holds at the offered rate, by

@@ -114,7 +114,7 @@ func nextWake(released, now, next, tick int64) int64 {
 // Each wake-up costs the same whatever it releases, so releasing a few requests
 // per wake-up keeps the cost per request flat. On a VM a wake-up can cost 30 µs
 // of the generator's CPU, as much as a request's own system calls: at 5,000 req/s
-// a 500 µs tick spent a third more CPU than a 1 ms one. The cap keeps the lag
+// a 500 µs tick spent half as much CPU again as a 1 ms one. The cap keeps the lag
 // batching adds to a millisecond (wrk2's resolution), and keeps requests spaced
 // at up to 1,000 req/s; above, they leave in bursts of up to DispatchBatch, which
 // a sub-millisecond target's latency.p50 shows as up to a tick of lag (it is

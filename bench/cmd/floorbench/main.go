@@ -3,9 +3,9 @@
 // Command floorbench measures the floor under a paced HTTP/1.1 generator's CPU on
 // this machine: the least a generator can do to offer a rate to nginx on loopback.
 // One thread, no goroutine hand-offs, no parsing, no latency recording: every tick
-// (a timerfd; by default loadramp's dispatcher tick at the rate) it writes the requests that are due, round-robin over keep-alive
-// connections, and reads whatever responses have arrived on the connections that
-// wait for one. It counts responses by their status lines, which holds for the
+// (a timerfd; by default loadramp's dispatcher tick at the rate) it writes the
+// requests that are due, round-robin over keep-alive connections, and reads
+// whatever responses have arrived on the connections that wait for one. It counts responses by their status lines, which holds for the
 // benchmark's nginx ("ok\n" bodies) and nothing else: it is a yardstick, not a
 // generator. bench/generator.sh prints its CPU next to loadramp's at the same
 // offered rates, so the generator's CPU targets can be read against what the
