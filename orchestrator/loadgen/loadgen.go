@@ -434,12 +434,14 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	if !r.closed {
 		r.jobs = make(chan job, g.opts.queueSize)
 		r.tick = int64(dispatchTick(r.rate, g.opts.tick))
-		if !g.opts.eagerReads && lazyReads(r.rate, step.Connections, time.Duration(r.tick).Seconds()) {
-			if !g.opts.workerReads && g.loopable(r.rate, runtime.GOMAXPROCS(0)) {
-				r.loop = newLoop(r, g.conns, shards)
-			} else {
-				r.gate = newReadGate()
-			}
+		tick := time.Duration(r.tick).Seconds()
+		switch {
+		case g.opts.eagerReads:
+		case !g.opts.workerReads && g.loopable(r.rate, runtime.GOMAXPROCS(0)) &&
+			lazyReads(r.rate, step.Connections, tick, loopRoom):
+			r.loop = newLoop(r, g.conns, shards)
+		case lazyReads(r.rate, step.Connections, tick, gateRoom):
+			r.gate = newReadGate()
 		}
 	}
 	var p pacer
