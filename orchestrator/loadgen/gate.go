@@ -88,12 +88,13 @@ func lazyReads(rate float64, connections int, tick, room float64) bool {
 // The room lazyReads asks of a step's pool: connections per request in a
 // tick. The dispatcher's loop reads every connection at each tick before it
 // sends, so a connection answered within a tick is free at the next; with 4,
-// 64 connections take it to 80,000 req/s at the 200 µs tick. Beyond that rate
-// on one CPU the connections' goroutines waiting on the poller had cost 10-20 %
-// more CPU than the loop and let requests wait for a connection (blocked 0.3
-// to 1.0 at 56,000 and 80,000 req/s, against 0.01-0.25 on the loop). The
-// goroutines reading at the ticks keep 8: each must be scheduled after the
-// tick to free its connection, and they were not measured with less.
+// 64 connections take it to 80,000 req/s at the 200 µs tick, where 8 stopped
+// at 40,000. Between the two, on one CPU, the connections' goroutines waiting
+// on the poller had cost 10-20 % more CPU than the loop and let requests wait
+// for a connection (blocked 0.3 to 1.0 at 56,000 and 80,000 req/s, against
+// 0.01-0.25 on the loop). The goroutines reading at the ticks keep 8: each
+// must be scheduled after the tick to free its connection, and they were not
+// measured with less.
 const (
 	loopRoom = 4
 	gateRoom = 8
