@@ -36,30 +36,26 @@ func TestLazyReads(t *testing.T) {
 		conns int
 		tick  time.Duration
 		want  bool
-		loop  bool // the loop's room, not the gate's
+		room  float64 // loopRoom or gateRoom
 	}{
-		{5000, 64, 500 * time.Microsecond, true, false},     // 2.5 a tick, 64 >= 20
-		{5000, 64, time.Millisecond, true, false},           // 5 a tick, 64 >= 40
-		{20000, 64, 400 * time.Microsecond, true, false},    // 8 a tick, 64 >= 64
-		{50000, 64, 200 * time.Microsecond, false, false},   // 10 a tick: too few connections to hold longer
-		{50000, 128, 200 * time.Microsecond, true, false},   // ... unless there are more
-		{1000, 64, 500 * time.Microsecond, true, false},     // one every other tick
-		{900, 64, 500 * time.Microsecond, false, false},     // fewer: a tick's wake-ups would outnumber the poller's
-		{5000, 16, 500 * time.Microsecond, false, false},    // 2.5 a tick needs 20 connections
-		{0, 64, 500 * time.Microsecond, false, false},       // a closed loop
-		{2000, 8, 500 * time.Microsecond, true, false},      // exactly one a tick, and 8 connections
-		{1e8, 1 << 20, 200 * time.Microsecond, true, false}, // the bounds
-		{50000, 64, 200 * time.Microsecond, true, true},     // the loop: 10 a tick, 64 >= 40
-		{80000, 64, 200 * time.Microsecond, true, true},     // 16 a tick, 64 >= 64
-		{100000, 64, 200 * time.Microsecond, false, true},   // 20 a tick: too many
-		{900, 64, 500 * time.Microsecond, false, true},      // the same floor
+		{5000, 64, 500 * time.Microsecond, true, gateRoom},     // 2.5 a tick, 64 >= 20
+		{5000, 64, time.Millisecond, true, gateRoom},           // 5 a tick, 64 >= 40
+		{20000, 64, 400 * time.Microsecond, true, gateRoom},    // 8 a tick, 64 >= 64
+		{50000, 64, 200 * time.Microsecond, false, gateRoom},   // 10 a tick: too few connections to hold longer
+		{50000, 128, 200 * time.Microsecond, true, gateRoom},   // ... unless there are more
+		{1000, 64, 500 * time.Microsecond, true, gateRoom},     // one every other tick
+		{900, 64, 500 * time.Microsecond, false, gateRoom},     // fewer: a tick's wake-ups would outnumber the poller's
+		{5000, 16, 500 * time.Microsecond, false, gateRoom},    // 2.5 a tick needs 20 connections
+		{0, 64, 500 * time.Microsecond, false, gateRoom},       // a closed loop
+		{2000, 8, 500 * time.Microsecond, true, gateRoom},      // exactly one a tick, and 8 connections
+		{1e8, 1 << 20, 200 * time.Microsecond, true, gateRoom}, // the bounds
+		{50000, 64, 200 * time.Microsecond, true, loopRoom},    // the loop: 10 a tick, 64 >= 40
+		{80000, 64, 200 * time.Microsecond, true, loopRoom},    // 16 a tick, 64 >= 64
+		{100000, 64, 200 * time.Microsecond, false, loopRoom},  // 20 a tick: too many
+		{900, 64, 500 * time.Microsecond, false, loopRoom},     // the same floor
 	} {
-		room := float64(gateRoom)
-		if c.loop {
-			room = loopRoom
-		}
-		if got := lazyReads(c.rate, c.conns, c.tick.Seconds(), room); got != c.want {
-			t.Errorf("lazyReads(%v req/s, %d connections, tick %v, room %v) = %v, want %v", c.rate, c.conns, c.tick, room, got, c.want)
+		if got := lazyReads(c.rate, c.conns, c.tick.Seconds(), c.room); got != c.want {
+			t.Errorf("lazyReads(%v req/s, %d connections, tick %v, room %v) = %v, want %v", c.rate, c.conns, c.tick, c.room, got, c.want)
 		}
 	}
 }

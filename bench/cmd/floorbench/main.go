@@ -5,9 +5,9 @@
 // One thread, no goroutine hand-offs, no parsing, no latency recording: every tick
 // (a timerfd; by default loadramp's dispatcher tick at the rate) it writes the
 // requests that are due, round-robin over keep-alive connections, and reads
-// whatever responses have arrived on the connections that wait for one. It counts responses by their status lines, which holds for the
-// benchmark's nginx ("ok\n" bodies) and nothing else: it is a yardstick, not a
-// generator. bench/generator.sh prints its CPU next to loadramp's at the same
+// whatever responses have arrived on the connections that wait for one. It
+// counts responses by their status lines, which holds for the benchmark's nginx
+// ("ok\n" bodies) and nothing else: it is a yardstick, not a generator. bench/generator.sh prints its CPU next to loadramp's at the same
 // offered rates, so the generator's CPU targets can be read against what the
 // kernel's loopback path alone costs here (on loopback the sender's write also
 // delivers the segment to the target's socket and wakes the target).
