@@ -35,8 +35,8 @@ func TestPacersSaturate(t *testing.T) {
 		if n := cp.countBefore(24 * time.Hour); n != 1 {
 			t.Errorf("rate %g: %d requests due in a day, want the first only", rate, n)
 		}
-		if tick := dispatchTick(rate, 0); tick != MaxDispatchTick {
-			t.Errorf("rate %g: tick %v, want %v", rate, tick, MaxDispatchTick)
+		if tick, loop := dispatchTick(rate, 0, DispatchBatch), LoopTick(rate, 64); tick != MaxDispatchTick || loop != MaxDispatchTick {
+			t.Errorf("rate %g: tick %v (on the loop %v), want %v", rate, tick, loop, MaxDispatchTick)
 		}
 	}
 	for _, ns := range []float64{math.NaN(), math.Inf(-1), -1, 0} {

@@ -62,8 +62,10 @@ const (
 	MinDispatchTick = 200 * time.Microsecond
 	MaxDispatchTick = time.Millisecond
 	// DispatchBatch is how many requests a tick holds at the offered rate, by
-	// default, within those bounds.
+	// default, within those bounds; LoopBatch, on the dispatcher's loop when
+	// its connections have room for them (see loopBatch).
 	DispatchBatch = 8
+	LoopBatch     = 16
 	// MaxRate bounds a step's rate (requests/s): plan.LoadParams states the
 	// same bound for the http rate.
 	MaxRate = 1e8
@@ -136,10 +138,10 @@ func WithReadBufferSize(n int) Option { return func(o *options) { o.bufSize = n 
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
 
 // WithDispatchTick fixes the shortest time between two dispatcher wake-ups
-// (default: the time DispatchBatch requests take at the offered rate, between
-// MinDispatchTick and MaxDispatchTick). Requests due within a tick are released
-// together, up to a tick late; their latency is still measured from their
-// intended send time.
+// (default: the time DispatchBatch requests take at the offered rate, or up to
+// LoopBatch on the dispatcher's loop, between MinDispatchTick and
+// MaxDispatchTick). Requests due within a tick are released together, up to a
+// tick late; their latency is still measured from their intended send time.
 func WithDispatchTick(d time.Duration) Option { return func(o *options) { o.tick = d } }
 
 // WithEagerReads makes every connection wait for its response on the network
@@ -433,13 +435,15 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	}
 	if !r.closed {
 		r.jobs = make(chan job, g.opts.queueSize)
-		r.tick = int64(dispatchTick(r.rate, g.opts.tick))
+		r.tick = int64(dispatchTick(r.rate, g.opts.tick, DispatchBatch))
 		tick := time.Duration(r.tick).Seconds()
+		loopTick := dispatchTick(r.rate, g.opts.tick, loopBatch(step.Connections))
 		switch {
 		case g.opts.eagerReads:
 		case !g.opts.workerReads && g.loopable(r.rate, runtime.GOMAXPROCS(0)) &&
-			lazyReads(r.rate, step.Connections, tick, loopRoom):
+			lazyReads(r.rate, step.Connections, loopTick.Seconds(), loopRoom):
 			r.loop = newLoop(r, g.conns, shards)
+			r.tick = int64(loopTick)
 		case lazyReads(r.rate, step.Connections, tick, gateRoom):
 			r.gate = newReadGate()
 		}
@@ -799,8 +803,23 @@ func (r *run) dispatch(p pacer) {
 	// responses read at the next ticks free connections for it.
 	roomWait := false
 	for {
-		if r.loop != nil {
-			r.loop.poll()
+		if l := r.loop; l != nil {
+			// The requests due go out first, on the connections idle now:
+			// reading first would delay them by a read each, while a
+			// response waiting to be read loses nothing (the kernel timed
+			// its arrival). Only the connections busy before these sends are
+			// read. With a request queued for a connection, or none idle,
+			// the queue goes first and what is due follows below.
+			l.reclaim()
+			old := len(l.busy)
+			if now := r.now(); next <= now && l.queued() == 0 && l.nfree > 0 && !roomWait {
+				releasedAt = max(planned, now-tick)
+				for next <= now && next < r.end && l.nfree > 0 {
+					now, _ = release(now, false) // the loop's release never waits
+				}
+			}
+			l.readOld(old)
+			l.sendQueued()
 			if full := r.loop.full(); full != roomWait {
 				roomWait = full
 				if !full {

@@ -2,10 +2,11 @@ package loadgen
 
 // The dispatcher's loop. In the steps that read responses at the dispatcher's
 // ticks (lazyReads), the dispatcher itself sends and reads on plain TCP
-// connections, as an event loop does: at each tick it reads what has arrived on
-// the connections with a request in flight, then writes the requests that are
-// due on idle connections, with raw non-blocking system calls. A response
-// still arriving stays in flight until a later tick; nothing waits. Each
+// connections, as an event loop does: at each tick it writes the requests that
+// are due on the connections idle then, reads what has arrived on the ones
+// that had a request in flight before, and sends what is still due on those it
+// freed, with raw non-blocking system calls. A response still arriving stays in
+// flight until a later tick; nothing waits. Each
 // request then costs its write, one read and the parse, and no goroutine is
 // woken for it: the per-connection goroutines of the worker design (a channel
 // hand-off to send, a wake-up at a tick to read) cost about an eighth of the
@@ -195,21 +196,20 @@ func (l *loop) handOff(i int, h handoff) {
 // responses that have arrived, and sends the queued requests on the
 // connections that are idle again.
 func (l *loop) poll() {
+	l.reclaim()
+	l.readOld(len(l.busy))
+	l.sendQueued()
+}
+
+// reclaim takes back the connections their goroutines are done with.
+func (l *loop) reclaim() {
 	for len(l.back) > 0 {
 		l.adopt(<-l.back)
 	}
-	if len(l.busy) > 0 {
-		now := l.r.now()
-		for k := 0; k < len(l.busy); {
-			if l.read(l.busy[k], now) {
-				last := len(l.busy) - 1
-				l.busy[k] = l.busy[last]
-				l.busy = l.busy[:last]
-				continue
-			}
-			k++
-		}
-	}
+}
+
+// sendQueued sends the queued requests on the idle connections.
+func (l *loop) sendQueued() {
 	for l.queued() > 0 && l.nfree > 0 {
 		at := l.queue[l.qh]
 		l.qh++
@@ -217,6 +217,28 @@ func (l *loop) poll() {
 			l.queue, l.qh = l.queue[:0], 0
 		}
 		l.send(l.takeFree(), at)
+	}
+}
+
+// readOld reads what has arrived on the first n busy connections (those busy
+// before this tick's sends: a response to a request just sent is not there
+// yet, and a read finding nothing is a system call wasted), and keeps the
+// busy ones in the order they were sent.
+func (l *loop) readOld(n int) {
+	if n == 0 {
+		return
+	}
+	now := l.r.now()
+	j := 0
+	for k := 0; k < n; k++ {
+		if i := l.busy[k]; !l.read(i, now) {
+			l.busy[j] = i
+			j++
+		}
+	}
+	if j < n {
+		j += copy(l.busy[j:], l.busy[n:])
+		l.busy = l.busy[:j]
 	}
 }
 

@@ -53,7 +53,7 @@ func awkwardHandler(n *atomic.Int64, slow time.Duration) http.Handler {
 func TestLoopMatchesWorkers(t *testing.T) {
 	const timeout = 150 * time.Millisecond
 	step := Step{Rate: 2000, Connections: 64, Warmup: 200 * time.Millisecond, Hold: time.Second}
-	if !lazyReads(step.Rate, step.Connections, dispatchTick(step.Rate, 0).Seconds(), gateRoom) {
+	if !lazyReads(step.Rate, step.Connections, dispatchTick(step.Rate, 0, DispatchBatch).Seconds(), gateRoom) {
 		t.Fatal("the step does not read at ticks: the loop would not run")
 	}
 	for _, loop := range []bool{true, false} {

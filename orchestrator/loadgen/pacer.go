@@ -110,26 +110,39 @@ func nextWake(released, now, next, tick int64) int64 {
 }
 
 // dispatchTick returns the dispatcher's tick at rate: fixed if set, else the time
-// DispatchBatch requests take at rate, within [MinDispatchTick, MaxDispatchTick].
-// Each wake-up costs the same whatever it releases, so releasing a few requests
-// per wake-up keeps the cost per request flat. On a VM a wake-up can cost 30 µs
-// of the generator's CPU, as much as a request's own system calls: at 5,000 req/s
-// a 500 µs tick spent half as much CPU again as a 1 ms one. The cap keeps the lag
-// batching adds to a millisecond (wrk2's resolution), and keeps requests spaced
-// at up to 1,000 req/s; above, they leave in bursts of up to DispatchBatch, which
-// a sub-millisecond target's latency.p50 shows as up to a tick of lag (it is
-// measured from the intended times; service.* is not).
-func dispatchTick(rate float64, fixed time.Duration) time.Duration {
+// batch requests take at rate, within [MinDispatchTick, MaxDispatchTick]. Each
+// wake-up costs the same whatever it releases, so releasing a few requests per
+// wake-up keeps the cost per request flat. On a VM a wake-up can cost 30 µs of
+// the generator's CPU, as much as a request's own system calls: at 5,000 req/s
+// a 500 µs tick spent half as much CPU again as a 1 ms one. The cap keeps the
+// lag batching adds to a millisecond (wrk2's resolution), and keeps requests
+// spaced at up to 1,000 req/s; above, they leave in bursts of up to batch,
+// which a sub-millisecond target's latency.p50 shows as up to a tick of lag (it
+// is measured from the intended times; service.* is not).
+func dispatchTick(rate float64, fixed time.Duration, batch float64) time.Duration {
 	if fixed > 0 {
 		return fixed
 	}
 	if rate <= 0 {
 		return MinDispatchTick
 	}
-	t := saturate(DispatchBatch / rate * float64(time.Second))
+	t := saturate(batch / rate * float64(time.Second))
 	return min(max(t, MinDispatchTick), MaxDispatchTick)
 }
 
-// DispatchTick is the dispatcher's default tick at rate (requests/s): what a
-// step offering rate uses unless WithDispatchTick fixes it.
-func DispatchTick(rate float64) time.Duration { return dispatchTick(rate, 0) }
+// loopBatch is how many requests a tick of the dispatcher's loop holds with
+// connections: LoopBatch, or fewer when the pool has less room for them
+// (loopRoom connections each), but never fewer than DispatchBatch. The loop
+// sends the requests due before it reads, so a tick's batch is out before the
+// reads of the last one begin: a longer tick than the goroutines' costs the
+// same lateness (docs/metrics.md).
+func loopBatch(connections int) float64 {
+	return min(max(float64(connections)/loopRoom, DispatchBatch), LoopBatch)
+}
+
+// LoopTick is the tick of a step offering rate (requests/s) over connections
+// on the dispatcher's loop, which a generator on one CPU runs for every step
+// that reads at the ticks (see lazyReads), unless WithDispatchTick fixes it.
+func LoopTick(rate float64, connections int) time.Duration {
+	return dispatchTick(rate, 0, loopBatch(connections))
+}

@@ -105,22 +105,45 @@ func TestDispatchTick(t *testing.T) {
 	tests := []struct {
 		rate  float64
 		fixed time.Duration
+		batch float64
 		want  time.Duration
 	}{
-		{rate: 0, want: MinDispatchTick},                        // closed loop: unused
-		{rate: 1, want: MaxDispatchTick},                        // slow: one wake-up per request anyway
-		{rate: 1000, want: MaxDispatchTick},                     // one request per tick: spaced as scheduled
-		{rate: 5000, want: MaxDispatchTick},                     // 8 requests take 1.6 ms: capped
-		{rate: 8000, want: MaxDispatchTick},                     // 8 requests take 1 ms
-		{rate: 10000, want: 800 * time.Microsecond},             // 8 requests
-		{rate: 20000, want: 400 * time.Microsecond},             // 8 requests
-		{rate: 40000, want: MinDispatchTick},                    // 8 requests take 200 µs
-		{rate: 1e6, want: MinDispatchTick},                      // floor
-		{rate: 5000, fixed: 50 * time.Microsecond, want: 50000}, // fixed by option
+		{rate: 0, batch: 8, want: MinDispatchTick},                        // closed loop: unused
+		{rate: 1, batch: 8, want: MaxDispatchTick},                        // slow: one wake-up per request anyway
+		{rate: 1000, batch: 8, want: MaxDispatchTick},                     // one request per tick: spaced as scheduled
+		{rate: 5000, batch: 8, want: MaxDispatchTick},                     // 8 requests take 1.6 ms: capped
+		{rate: 8000, batch: 8, want: MaxDispatchTick},                     // 8 requests take 1 ms
+		{rate: 10000, batch: 8, want: 800 * time.Microsecond},             // 8 requests
+		{rate: 20000, batch: 8, want: 400 * time.Microsecond},             // 8 requests
+		{rate: 40000, batch: 8, want: MinDispatchTick},                    // 8 requests take 200 µs
+		{rate: 1e6, batch: 8, want: MinDispatchTick},                      // floor
+		{rate: 5000, batch: 16, want: MaxDispatchTick},                    // 16 requests take 3.2 ms: capped
+		{rate: 20000, batch: 16, want: 800 * time.Microsecond},            // 16 requests
+		{rate: 40000, batch: 16, want: 400 * time.Microsecond},            // 16 requests
+		{rate: 80000, batch: 16, want: MinDispatchTick},                   // 16 requests take 200 µs
+		{rate: 5000, fixed: 50 * time.Microsecond, batch: 8, want: 50000}, // fixed by option
 	}
 	for _, tt := range tests {
-		if got := dispatchTick(tt.rate, tt.fixed); got != tt.want {
-			t.Errorf("dispatchTick(%v, %v) = %v, want %v", tt.rate, tt.fixed, got, tt.want)
+		if got := dispatchTick(tt.rate, tt.fixed, tt.batch); got != tt.want {
+			t.Errorf("dispatchTick(%v, %v, %v) = %v, want %v", tt.rate, tt.fixed, tt.batch, got, tt.want)
+		}
+	}
+	// The loop's batch: its room (loopRoom connections a request), within
+	// [DispatchBatch, LoopBatch]; every step it may run has that room at
+	// LoopTick unless the tick is at its bounds.
+	for _, tt := range []struct {
+		conns int
+		want  float64
+	}{{1, DispatchBatch}, {32, DispatchBatch}, {48, 12}, {64, LoopBatch}, {1000, LoopBatch}} {
+		if got := loopBatch(tt.conns); got != tt.want {
+			t.Errorf("loopBatch(%d) = %v, want %v", tt.conns, got, tt.want)
+		}
+	}
+	for _, conns := range []int{32, 48, 64} {
+		for _, rate := range []float64{8000, 20000, 30000} {
+			if !lazyReads(rate, conns, LoopTick(rate, conns).Seconds(), loopRoom) {
+				t.Errorf("%d connections at %v req/s: no room on the loop at its tick %v", conns, rate, LoopTick(rate, conns))
+			}
 		}
 	}
 }
@@ -152,9 +175,10 @@ func TestNextWake(t *testing.T) {
 func TestNextWakeBatching(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, rate := range []float64{3, 900, 1000, 5000, 20000, 40000, 150000} {
-		for _, jitterFrac := range []float64{0, 0.5} {
+		for k, jitterFrac := range []float64{0, 0.5, 0, 0.5} {
 			p := constantPacer{rate: rate}
-			tick := int64(dispatchTick(rate, 0))
+			batch := []float64{DispatchBatch, LoopBatch}[k/2]
+			tick := int64(dispatchTick(rate, 0, batch))
 			jitter := int64(jitterFrac * float64(tick))
 			end := int64(time.Second)
 			var now, planned, maxLate int64

@@ -143,7 +143,7 @@ func TestRunRecoversWhileTheQueueIsFull(t *testing.T) {
 	g := newGen(t, Target{URL: srv.URL, Timeout: 5 * time.Second}, WithDrainGrace(50*time.Millisecond), WithQueueSize(1))
 	begin()
 	step := Step{Rate: 2000, Connections: 16, Hold: 1500 * time.Millisecond}
-	if !lazyReads(step.Rate, step.Connections, dispatchTick(step.Rate, 0).Seconds(), gateRoom) {
+	if !lazyReads(step.Rate, step.Connections, dispatchTick(step.Rate, 0, DispatchBatch).Seconds(), gateRoom) {
 		t.Fatal("the step does not read at ticks: the test tests nothing")
 	}
 	w := runStep(t, g, step)

@@ -3,7 +3,7 @@
 // Command floorbench measures the floor under a paced HTTP/1.1 generator's CPU on
 // this machine: the least a generator can do to offer a rate to nginx on loopback.
 // One thread, no goroutine hand-offs, no parsing, no latency recording: every tick
-// (a timerfd; by default loadramp's dispatcher tick at the rate) it writes the
+// (a timerfd; by default the tick of loadramp's loop at the rate) it writes the
 // requests that are due, round-robin over keep-alive connections, and reads
 // whatever responses have arrived on the connections that wait for one. It
 // counts responses by their status lines, which holds for the benchmark's nginx
@@ -50,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c config
 	fs.Float64Var(&c.rate, "rate", 5000, "offered requests/s (> 0)")
 	fs.IntVar(&c.conns, "connections", 64, "keep-alive connections")
-	fs.DurationVar(&c.tick, "tick", 0, "time between two wake-ups (0: loadramp's dispatcher tick at -rate)")
+	fs.DurationVar(&c.tick, "tick", 0, "time between two wake-ups (0: the tick of loadramp's loop at -rate and -connections)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured hold")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "warmup before the hold")
 	if err := fs.Parse(args); err != nil {
@@ -79,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c.addr = ap
 	if c.tick == 0 {
-		c.tick = loadgen.DispatchTick(c.rate)
+		c.tick = loadgen.LoopTick(c.rate, c.conns)
 	}
 	res, err := measure(c)
 	if err != nil {
