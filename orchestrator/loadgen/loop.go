@@ -6,11 +6,11 @@ package loadgen
 // are due on the connections idle then, reads what has arrived on the ones
 // that had a request in flight before, and sends what is still due on those it
 // freed, with raw non-blocking system calls. A response still arriving stays in
-// flight until a later tick; nothing waits. Each
-// request then costs its write, one read and the parse, and no goroutine is
-// woken for it: the per-connection goroutines of the worker design (a channel
-// hand-off to send, a wake-up at a tick to read) cost about an eighth of the
-// generator's CPU at 5,000 to 20,000 requests per second (docs/metrics.md).
+// flight until a later tick; nothing waits. Each request then costs its write,
+// one read and the parse, and no goroutine is woken for it: the per-connection
+// goroutines of the worker design (a channel hand-off to send, a wake-up at a
+// tick to read) cost about an eighth of the generator's CPU at 5,000 to 20,000
+// requests per second (docs/metrics.md).
 //
 // Whatever would make the loop wait is handed to the connection's goroutine,
 // which does it the usual way (exchange) and gives the connection back:

@@ -133,9 +133,9 @@ func dispatchTick(rate float64, fixed time.Duration, batch float64) time.Duratio
 // loopBatch is how many requests a tick of the dispatcher's loop holds with
 // connections: LoopBatch, or fewer when the pool has less room for them
 // (loopRoom connections each), but never fewer than DispatchBatch. The loop
-// sends the requests due before it reads, so a tick's batch is out before the
-// reads of the last one begin: a longer tick than the goroutines' costs the
-// same lateness (docs/metrics.md).
+// sends what is due before it reads, which takes the reads' time out of the
+// requests' lateness: at 40,000 req/s that paid for twice the goroutines'
+// batch, half the wake-ups, with the same lag (docs/metrics.md).
 func loopBatch(connections int) float64 {
 	return min(max(float64(connections)/loopRoom, DispatchBatch), LoopBatch)
 }
