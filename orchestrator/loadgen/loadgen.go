@@ -802,25 +802,28 @@ func (r *run) dispatch(p pacer) {
 	// roomWait: the loop's queue is full; nothing is released until the
 	// responses read at the next ticks free connections for it.
 	roomWait := false
+	// releaseDue releases every request due by now while the loop's queue
+	// has room, and with idleOnly only while the loop has an idle connection
+	// for it; false if the dispatch stopped while waiting for room.
+	releaseDue := func(idleOnly bool) bool {
+		now := r.now()
+		if next <= now {
+			releasedAt = max(planned, now-tick)
+		}
+		for next <= now && next < r.end && !roomWait && (!idleOnly || r.loop.nfree > 0) {
+			var ok bool
+			if now, ok = release(now, false); !ok {
+				return false
+			}
+			roomWait = r.loop != nil && r.loop.full()
+		}
+		return true
+	}
+	sendIdle := func() { releaseDue(true) } // the loop's release never waits
 	for {
 		if l := r.loop; l != nil {
-			// The requests due go out first, on the connections idle now:
-			// reading first would delay them by a read each, while a
-			// response waiting to be read loses nothing (the kernel timed
-			// its arrival). Only the connections busy before these sends are
-			// read. With a request queued for a connection, or none idle,
-			// the queue goes first and what is due follows below.
-			l.reclaim()
-			old := len(l.busy)
-			if now := r.now(); next <= now && l.queued() == 0 && l.nfree > 0 && !roomWait {
-				releasedAt = max(planned, now-tick)
-				for next <= now && next < r.end && l.nfree > 0 {
-					now, _ = release(now, false) // the loop's release never waits
-				}
-			}
-			l.readOld(old)
-			l.sendQueued()
-			if full := r.loop.full(); full != roomWait {
+			l.turn(sendIdle)
+			if full := l.full(); full != roomWait {
 				roomWait = full
 				if !full {
 					unblockedAt = r.now() // the wait for room is not lag
@@ -833,24 +836,16 @@ func (r *run) dispatch(p pacer) {
 			r.gate.tick()
 			runtime.Gosched()
 		}
-		now := r.now()
-		if next <= now {
-			releasedAt = max(planned, now-tick)
-		}
-		for next <= now && next < r.end && !roomWait {
-			var ok bool
-			if now, ok = release(now, false); !ok {
-				stopped()
-				return
-			}
-			roomWait = r.loop != nil && r.loop.full()
+		if !releaseDue(false) {
+			stopped()
+			return
 		}
 		if next >= r.end {
 			return
 		}
 		// An early wake-up of the Go timer below released nothing: it does not
 		// count against the tick.
-		now = r.now()
+		now := r.now()
 		wait := time.Duration(nextWake(releasedAt, now, next, tick))
 		if (r.gate != nil && r.gate.waiting.Load() > 0) || (r.loop != nil && r.loop.waiting()) {
 			wait = min(wait, time.Duration(tick)) // no response waits more than a tick to be read

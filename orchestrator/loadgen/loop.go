@@ -192,20 +192,23 @@ func (l *loop) handOff(i int, h handoff) {
 	lc.hand <- h
 }
 
-// poll takes back the connections their goroutines are done with, reads the
-// responses that have arrived, and sends the queued requests on the
-// connections that are idle again.
-func (l *loop) poll() {
-	l.reclaim()
-	l.readOld(len(l.busy))
-	l.sendQueued()
-}
-
-// reclaim takes back the connections their goroutines are done with.
-func (l *loop) reclaim() {
+// turn is the loop's work at a tick. It takes back the connections their
+// goroutines are done with; then, unless requests are queued for a
+// connection, sendDue (if not nil) sends what is due on the connections idle
+// now: reading first would delay those sends by a read each, while a response
+// waiting to be read loses nothing (the kernel timed its arrival). It then
+// reads what has arrived on the connections busy before those sends, and
+// sends the queued requests on the connections the reads freed.
+func (l *loop) turn(sendDue func()) {
 	for len(l.back) > 0 {
 		l.adopt(<-l.back)
 	}
+	old := len(l.busy)
+	if sendDue != nil && l.queued() == 0 && l.nfree > 0 {
+		sendDue()
+	}
+	l.readOld(old)
+	l.sendQueued()
 }
 
 // sendQueued sends the queued requests on the idle connections.
