@@ -11,4 +11,7 @@ func newFineSleeper() (*fineSleeper, error) { return &fineSleeper{}, nil }
 
 func (s *fineSleeper) sleep(d time.Duration) error { time.Sleep(d); return nil }
 
+// hold sleeps like sleep: the dispatcher's loop, its only caller, runs on Linux alone.
+func (s *fineSleeper) hold(d time.Duration) error { return s.sleep(d) }
+
 func (s *fineSleeper) close() {}

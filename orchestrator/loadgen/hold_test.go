@@ -1,0 +1,41 @@
+package loadgen
+
+import (
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestLoopHoldOnOneCPU: the loop's sleep holds its thread (fineSleeper.hold),
+// and with one P nothing else in the process runs meanwhile, nor learns that
+// its sockets are ready. So the loop sleeps through the poller at least every
+// pollEvery, and whenever a connection's goroutine is working for it. Here the
+// target is in the process: answering plainly, it must keep up; closing each
+// connection, the goroutines reopening them (a dial each) must keep up too.
+func TestLoopHoldOnOneCPU(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for _, tt := range []struct {
+		name  string
+		close bool
+		step  Step
+	}{
+		{"answers", false, Step{Rate: 2000, Connections: 16, Warmup: 200 * time.Millisecond, Hold: time.Second}},
+		{"closes", true, Step{Rate: 1000, Connections: 8, Warmup: 200 * time.Millisecond, Hold: time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := runOnLoop(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if tt.close {
+					w.Header().Set("Connection", "close")
+				}
+				_, _ = w.Write([]byte("ok"))
+			}), tt.step)
+			if tt.close && w.Reopened < w.Requests*9/10 {
+				t.Errorf("%d connections reopened for %d requests; want one for about each", w.Reopened, w.Requests)
+			}
+			if w.Blocked*20 > w.Released {
+				t.Errorf("%d of %d requests waited for a connection; want under 5 %%", w.Blocked, w.Released)
+			}
+		})
+	}
+}
