@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/loadramp/loadramp/orchestrator/hoststat"
@@ -93,30 +92,7 @@ func Diagnose(in Input) []result.Finding {
 	d.memory()
 	d.enaAllowance()
 	d.out = AssignSide(d.out, in.Side, in.Host)
-	// The target's own findings first (they name the bottleneck), then the
-	// generator's, then host-wide ones; by rule within each.
-	rank := func(side string) int {
-		switch side {
-		case hoststat.SideTarget:
-			return 0
-		case hoststat.SideGenerator:
-			return 1
-		}
-		return 2
-	}
-	sort.SliceStable(d.out, func(i, j int) bool {
-		a, b := d.out[i], d.out[j]
-		if ra, rb := rank(a.Side), rank(b.Side); ra != rb {
-			return ra < rb
-		}
-		if a.Rule != b.Rule {
-			return a.Rule < b.Rule
-		}
-		if (a.Process == "") != (b.Process == "") {
-			return a.Process != "" // a process's finding before the host's
-		}
-		return a.Process < b.Process
-	})
+	result.SortFindings(d.out)
 	return d.out
 }
 

@@ -1,6 +1,8 @@
 package record
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/loadramp/loadramp/orchestrator/result"
@@ -59,8 +61,12 @@ type BottleneckFound struct {
 	Step result.Step
 	// Attempts are every attempt of that step, in log order.
 	Attempts []result.Step
-	// Findings are Step's findings or, if it has none, those of the latest
-	// earlier target-fail attempt of the same step that has some.
+	// Findings are Step's findings, and those of the step's other target-fail
+	// attempts that Step does not repeat (same rule, process and host), but
+	// the generator's, each with an evidence line naming the attempt it was
+	// seen at: a limit the target hit at one attempt (a log line) may leave no
+	// trace at the next, which fails at the same load by the same symptom. In
+	// result.SortFindings' order.
 	Findings []result.Finding
 	// Refined is set when refine attempts narrowed the changed parameter.
 	Refined *result.Refined
@@ -84,19 +90,45 @@ func Bottleneck(steps []result.Step) (BottleneckFound, bool) {
 		if !found || last.Verdict != result.VerdictTargetFail {
 			continue
 		}
-		b := BottleneckFound{Step: last, Attempts: g.Attempts, Findings: last.Findings}
-		if len(b.Findings) == 0 {
-			for i := len(g.Attempts) - 1; i >= 0; i-- {
-				if a := g.Attempts[i]; a.Verdict == result.VerdictTargetFail && len(a.Findings) > 0 {
-					b.Findings = a.Findings
-					break
-				}
-			}
-		}
+		b := BottleneckFound{Step: last, Attempts: g.Attempts, Findings: attemptsFindings(g.Attempts, last)}
 		b.Refined = refine(steps, last)
 		return b, true
 	}
 	return BottleneckFound{}, false
+}
+
+// attemptsFindings returns last's findings with the other target-fail
+// attempts' findings (the latest first) that last does not repeat, but the
+// generator's (left to the run's list of causes), each marked with the attempt
+// it was seen at, in result.SortFindings' order.
+func attemptsFindings(attempts []result.Step, last result.Step) []result.Finding {
+	type key struct{ rule, process, host string }
+	out := slices.Clone(last.Findings)
+	seen := map[key]bool{}
+	for _, f := range out {
+		seen[key{f.Rule, f.Process, f.Host}] = true
+	}
+	for i := len(attempts) - 1; i >= 0; i-- {
+		a := attempts[i]
+		if a.Attempt == last.Attempt || a.Verdict != result.VerdictTargetFail ||
+			(a.Kind != result.KindRamp && a.Kind != result.KindConfirm && a.Kind != result.KindRerun) {
+			continue
+		}
+		for _, f := range a.Findings {
+			k := key{f.Rule, f.Process, f.Host}
+			if f.Side == result.SideGenerator || seen[k] {
+				continue
+			}
+			seen[k] = true
+			f.Evidence = append(slices.Clone(f.Evidence),
+				fmt.Sprintf("seen at attempt %d of this step, not at attempt %d, which failed at the same load", a.Attempt, last.Attempt))
+			out = append(out, f)
+		}
+	}
+	if len(out) > len(last.Findings) {
+		result.SortFindings(out)
+	}
+	return out
 }
 
 // refine narrows [From, To] of the failing step's changed parameter with the

@@ -86,6 +86,44 @@ func TestDerive(t *testing.T) {
 	}
 }
 
+// A limit the target hit at the step's first attempt, named from its log, may
+// leave no log line at the confirmation, which fails at the same load by the
+// same symptom (CI saw nchan's worker_connections so): the bottleneck keeps
+// the first attempt's finding, marked as seen there. The generator's findings,
+// on a target-fail attempt or a generator-fail one, are not the bottleneck's.
+func TestBottleneckKeepsEarlierAttemptsFindings(t *testing.T) {
+	workerConns := result.Finding{Rule: "nginx-worker-connections", Side: result.SideTarget, Host: "h", Process: "nginx",
+		Evidence: []string{"2 log lines: 128 worker_connections are not enough"}}
+	lost := func(observed string) result.Finding {
+		return result.Finding{Rule: "subscriptions-lost", Side: result.SideTarget, Host: "h", Observed: observed, Evidence: []string{observed}}
+	}
+	starved := result.Finding{Rule: "generator-saturated", Side: result.SideGenerator, Host: "h"}
+	hostCPU := result.Finding{Rule: "cpu-saturation", Side: result.SideGenerator, Host: "h"}
+	first := att(4, 1, result.KindRamp, result.VerdictTargetFail, 128)
+	first.Findings = []result.Finding{workerConns, lost("115 of 128"), hostCPU}
+	gen := att(4, 2, result.KindConfirm, result.VerdictGeneratorFail, 128)
+	gen.Findings = []result.Finding{starved}
+	confirm := att(4, 3, result.KindRerun, result.VerdictTargetFail, 128)
+	confirm.Findings = []result.Finding{lost("113 of 128")}
+	b, ok := Bottleneck([]result.Step{att(3, 1, result.KindRamp, result.VerdictPass, 64), first, gen, confirm})
+	if !ok || b.Step.Attempt != 3 {
+		t.Fatalf("bottleneck = attempt %d (%v), want the confirmation, attempt 3", b.Step.Attempt, ok)
+	}
+	if len(b.Findings) != 2 || b.Findings[0].Rule != "nginx-worker-connections" || b.Findings[1].Rule != "subscriptions-lost" {
+		t.Fatalf("findings %+v, want nginx-worker-connections then subscriptions-lost", b.Findings)
+	}
+	ev := b.Findings[0].Evidence
+	if len(ev) != 2 || ev[0] != workerConns.Evidence[0] || ev[1] != "seen at attempt 1 of this step, not at attempt 3, which failed at the same load" {
+		t.Errorf("evidence %q: want the log line, then where it was seen", ev)
+	}
+	if b.Findings[1].Observed != "113 of 128" || len(b.Findings[1].Evidence) != 1 {
+		t.Errorf("subscriptions-lost %+v: want the confirmation's own", b.Findings[1])
+	}
+	if len(first.Findings[0].Evidence) != 1 {
+		t.Errorf("the first attempt's evidence changed: %q", first.Findings[0].Evidence)
+	}
+}
+
 func TestParameterNames(t *testing.T) {
 	run := &Run{Params: []string{"rate", "connections"}}
 	steps := []result.Step{{Parameters: map[string]float64{"rate": 1, "zeta": 2, "alpha": 3}}}

@@ -11,6 +11,7 @@
 package result
 
 import (
+	"sort"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -107,6 +108,34 @@ type Finding struct {
 	// exhausted), not merely approached: on the target's side such a finding
 	// makes the step target-fail even when every gate holds.
 	LimitReached bool `json:"limit_reached,omitempty"`
+}
+
+// SortFindings orders findings as a step's diagnosis lists them: the target's
+// own first (they name the bottleneck), then the generator's, then host-wide
+// ones; by rule within each, a process's before the host's.
+func SortFindings(fs []Finding) {
+	rank := func(side string) int {
+		switch side {
+		case SideTarget:
+			return 0
+		case SideGenerator:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if ra, rb := rank(a.Side), rank(b.Side); ra != rb {
+			return ra < rb
+		}
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
+		}
+		if (a.Process == "") != (b.Process == "") {
+			return a.Process != ""
+		}
+		return a.Process < b.Process
+	})
 }
 
 // Step is one step attempt: a line of steps.jsonl and a step of report.json.
