@@ -50,6 +50,37 @@ type Source struct {
 	cfg       Config
 	selectors map[string][]*labels.Matcher
 	querier   *Querier
+	limits    fdLimits
+}
+
+// fdLimits remembers each scraped process's open-file limit. A process's own
+// collector (process_max_fds) reads /proc/self/limits, which takes a file: at
+// its limit, the one moment that matters, it cannot, and its page has
+// process_open_fds without process_max_fds. The limit last read for it (at
+// Check, or at an earlier scrape) stands in.
+type fdLimits struct {
+	mu sync.Mutex
+	m  map[[2]string]int64 // instance, process name
+}
+
+// fill remembers the limits procs (scraped from instance) give and gives the
+// remembered one to those that count files without a limit.
+func (l *fdLimits) fill(instance string, procs []hoststat.ProcSample) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range procs {
+		p := &procs[i]
+		k := [2]string{instance, p.Name}
+		switch {
+		case p.FDLimit > 0:
+			if l.m == nil {
+				l.m = map[[2]string]int64{}
+			}
+			l.m[k] = p.FDLimit
+		case p.FDs > 0:
+			p.FDLimit = l.m[k]
+		}
+	}
 }
 
 // New checks a rendered block and returns its Source. Its errors name the
@@ -157,11 +188,14 @@ func (s *Source) Check(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, u := range s.cfg.Scrape {
 		wg.Go(func() {
-			if _, err := Scrape(ctx, s.cfg.Client, u); err != nil {
+			p, err := Scrape(ctx, s.cfg.Client, u)
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
+				return
 			}
+			s.limits.fill(p.Instance, recordPage(p, s.selectors, s.cfg.Side).host.Procs)
 		})
 	}
 	wg.Wait()
@@ -255,6 +289,7 @@ func (st *Step) scrape(ctx context.Context, u string) {
 		r = scrapeRec{t: time.Now(), err: err}
 	} else {
 		r = recordPage(p, st.s.selectors, st.s.cfg.Side)
+		st.s.limits.fill(p.Instance, r.host.Procs)
 	}
 	st.mu.Lock()
 	st.recs[u] = append(st.recs[u], r)

@@ -139,6 +139,39 @@ func TestHostOfNodeExporterPages(t *testing.T) {
 	}
 }
 
+// A process at its open-file limit cannot read its own limits: its page
+// counts its files without process_max_fds (CI saw it on the live test's bus).
+// The limit an earlier page gave stands in, and names the limit; without one,
+// nothing does.
+func TestRememberedFDLimit(t *testing.T) {
+	var l fdLimits
+	at := func(sec float64, text string) scrapeRec {
+		r := recordPage(pageAt(t, sec, text), nil, hoststat.SideTarget)
+		l.fill("h:9100", r.host.Procs)
+		return r
+	}
+	if r := at(0, "process_open_fds 70\n"); r.host.Procs[0].FDLimit != 0 {
+		t.Errorf("a limit before any was read: %+v", r.host.Procs[0])
+	}
+	recs := []scrapeRec{at(1, "process_open_fds 10\nprocess_max_fds 64\n"), at(2, "process_open_fds 70\n"), at(3, "process_open_fds 71\n")}
+	if p := recs[2].host.Procs[0]; p.FDLimit != 64 {
+		t.Fatalf("the page without a limit: %+v, want the limit read before, 64", p)
+	}
+	h, ok := hostOf("http://h:9100/metrics", hoststat.SideTarget, recs[1:])
+	if !ok {
+		t.Fatal("no host")
+	}
+	var found []string
+	for _, f := range (Result{Hosts: []Host{h}}).Findings() {
+		if f.Rule == diagnose.RuleFDProcess {
+			found = append(found, f.Observed)
+		}
+	}
+	if strings.Join(found, ",") != "71 of 64" {
+		t.Errorf("fd-process findings %q, want 71 of 64", found)
+	}
+}
+
 // TestStepScrapesAPage runs a Source's step against a page served on
 // loopback whose counter grows by 50 a second of wall time (so the rate is
 // 50/s however late a busy machine runs the scrapes), and one URL that is
