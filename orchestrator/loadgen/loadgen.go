@@ -883,7 +883,7 @@ func (r *run) dispatch(p pacer) {
 			}
 			continue
 		}
-		if r.loop != nil && r.loop.handed == 0 && now-polled < int64(pollEvery) {
+		if r.loop != nil && r.loop.handedOut() == 0 && now-polled < int64(pollEvery) {
 			// The loop's sleep holds its thread: a tick later, whatever
 			// became runnable meanwhile (the second's series, a signal's
 			// handler, a stop) runs before the loop's turn.

@@ -87,10 +87,6 @@ type loop struct {
 	limit int     // the most the queue holds
 	back  chan int
 	done  chan struct{}
-	// handed counts the connections handed to their goroutines and not taken
-	// back yet: while one is, the dispatcher sleeps through the poller, which
-	// that goroutine's socket waits on (pollEvery).
-	handed int
 	// tooLarge counts the responses handed over as too large for the loop's
 	// buffers (for tests).
 	tooLarge int
@@ -193,9 +189,14 @@ func (l *loop) send(i int, intended int64) {
 func (l *loop) handOff(i int, h handoff) {
 	lc := &l.conns[i]
 	lc.req, lc.payload = nil, nil
-	l.handed++
 	lc.hand <- h
 }
+
+// handedOut counts the connections with their goroutines (or on their way
+// back): neither idle nor busy on the loop. While one is, the dispatcher
+// sleeps through the poller, which that goroutine's socket waits on
+// (pollEvery).
+func (l *loop) handedOut() int { return len(l.conns) - l.nfree - len(l.busy) }
 
 // turn is the loop's work at a tick. It takes back the connections their
 // goroutines are done with; then, unless requests are queued for a
@@ -207,7 +208,6 @@ func (l *loop) handOff(i int, h handoff) {
 func (l *loop) turn(sendDue func()) {
 	for len(l.back) > 0 {
 		l.adopt(<-l.back)
-		l.handed--
 	}
 	old := len(l.busy)
 	if sendDue != nil && l.queued() == 0 && l.nfree > 0 {
