@@ -172,6 +172,37 @@ func TestWindowTable(t *testing.T) {
 				t.Errorf("proc 1 = %+v", w.Procs[0])
 			}
 		}},
+		// A hold's closing sample comes 13 ms after its last regular one, and
+		// the kernel counts CPU time in 10 ms ticks: that interval alone read
+		// 0.77 of a CPU for a process at 0.15, and the host 1.0 busy.
+		{"cpu peak over a short closing interval", []Sample{
+			{Time: at(0), Host: map[string]float64{HostCPUBusy: 10, HostCPUTotal: 100}, Procs: []ProcSample{proc(SideGenerator, 1, 0, 5)}},
+			{Time: at(1), Host: map[string]float64{HostCPUBusy: 10.4, HostCPUTotal: 102}, Procs: []ProcSample{proc(SideGenerator, 1, 0.30, 5)}},
+			{Time: at(2), Host: map[string]float64{HostCPUBusy: 10.8, HostCPUTotal: 104}, Procs: []ProcSample{proc(SideGenerator, 1, 0.60, 5)}},
+			{Time: at(2).Add(13 * time.Millisecond), Host: map[string]float64{HostCPUBusy: 10.82, HostCPUTotal: 104.02}, Procs: []ProcSample{proc(SideGenerator, 1, 0.62, 5)}},
+		}, func(t *testing.T, w Summary) {
+			// proc: 2 CPUs; 0.30 s a second is 0.15; the last span is 1.013 s.
+			if got, want := w.Generator.CPUPeak, (0.62-0.30)/(1.013*2); !near(got, want) {
+				t.Errorf("generator cpu peak = %v, want %v (the closing 13 ms with the second before)", got, want)
+			}
+			if got, want := w.Procs[0].CPUPeak, (0.62-0.30)/(1.013*2); !near(got, want) {
+				t.Errorf("process cpu peak = %v, want %v", got, want)
+			}
+			if got, want := w.HostCPUPeak, 0.42/2.02; !near(got, want) {
+				t.Errorf("host cpu peak = %v, want %v", got, want)
+			}
+			if !near(w.Generator.CPUMean, 0.62/(2.013*2)) {
+				t.Errorf("generator cpu mean = %v", w.Generator.CPUMean)
+			}
+		}},
+		{"cpu peak of a window shorter than a peak's span is its mean", []Sample{
+			{Time: at(0), Host: map[string]float64{HostCPUBusy: 10, HostCPUTotal: 100}, Procs: []ProcSample{proc(SideTarget, 1, 0, 5)}},
+			{Time: at(0).Add(300 * time.Millisecond), Host: map[string]float64{HostCPUBusy: 10.3, HostCPUTotal: 100.6}, Procs: []ProcSample{proc(SideTarget, 1, 0.3, 5)}},
+		}, func(t *testing.T, w Summary) {
+			if !near(w.Target.CPUPeak, 0.5) || !near(w.Target.CPUMean, 0.5) || !near(w.HostCPUPeak, 0.5) || !near(w.Procs[0].CPUPeak, 0.5) {
+				t.Errorf("target = %+v, host peak %v, proc %+v; want 0.5 each", w.Target, w.HostCPUPeak, w.Procs[0])
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.check(t, Window(tt.samples)) })

@@ -14,7 +14,8 @@ type ProcSummary struct {
 	Pid  int    `json:"pid"`
 	Side string `json:"side"`
 	// CPUMean and CPUPeak are the share (0..1) of the process's CPUs it used, over
-	// the window and in its busiest interval between two samples.
+	// the window and in its busiest interval between two samples (at least
+	// minPeakSpan long).
 	CPUMean float64 `json:"cpu_mean"`
 	CPUPeak float64 `json:"cpu_peak"`
 	CPUs    int     `json:"cpus"`
@@ -60,7 +61,8 @@ type Summary struct {
 	// Limits are the last value of each limit.
 	Limits map[string]float64 `json:"limits"`
 	// HostCPUMean and HostCPUPeak are the host's busy share (0..1), over the
-	// window and in its busiest interval; -1 when unavailable.
+	// window and in its busiest interval (at least minPeakSpan long); -1 when
+	// unavailable.
 	HostCPUMean float64 `json:"host_cpu_mean"`
 	HostCPUPeak float64 `json:"host_cpu_peak"`
 	// GenCPUsMean and GenCPUsPeak are the busy share (0..1, by any process)
@@ -155,12 +157,42 @@ func busyShare(samples []Sample, busyKey, totalKey string) (mean, peak float64) 
 		}
 		busySum += db
 		totalSum += dt
-		peak = math.Max(peak, clamp01(db/dt))
 	}
-	if totalSum > 0 {
-		mean = clamp01(busySum / totalSum)
+	if totalSum <= 0 {
+		return mean, peak
 	}
-	return mean, peak
+	mean = clamp01(busySum / totalSum)
+	peakSpans(len(samples), func(i int) time.Time { return samples[i].Time }, func(j, i int) {
+		db, okb := delta(samples[j].Host, samples[i].Host, busyKey)
+		dt, okt := delta(samples[j].Host, samples[i].Host, totalKey)
+		if okb && okt && dt > 0 {
+			peak = math.Max(peak, clamp01(db/dt))
+		}
+	})
+	return mean, max(peak, mean)
+}
+
+// minPeakSpan is the shortest span a CPU peak (target.cpu.peak,
+// generator.cpu.peak, host.cpu.peak) is measured over. The kernel counts CPU
+// time in clock ticks (10 ms at USER_HZ 100), and a hold's closing sample
+// comes a few milliseconds after its last regular one: over 13 ms, a process
+// that was charged one tick read 0.77 of a CPU, an idle one 0. An interval
+// shorter than this is measured together with those before it.
+const minPeakSpan = 500 * time.Millisecond
+
+// peakSpans calls f(j, i) for each of n points in time order (at) that ends
+// a span of at least minPeakSpan: j is the latest point that far before i.
+// Spaced a second apart, that is each interval (j = i-1).
+func peakSpans(n int, at func(int) time.Time, f func(j, i int)) {
+	j := 0
+	for i := 1; i < n; i++ {
+		for j+1 < i && at(i).Sub(at(j+1)) >= minPeakSpan {
+			j++
+		}
+		if at(i).Sub(at(j)) >= minPeakSpan {
+			f(j, i)
+		}
+	}
 }
 
 func delta(a, b map[string]float64, k string) (float64, bool) {
@@ -181,18 +213,11 @@ type procKey struct {
 func procSummaries(samples []Sample, gauge func(Sample) bool) []ProcSummary {
 	idx := map[procKey]int{}
 	var out []ProcSummary
-	prev := map[procKey]struct {
+	type point struct {
 		t   time.Time
 		cpu float64
-	}{}
-	firstOK := map[procKey]struct {
-		t   time.Time
-		cpu float64
-	}{}
-	lastOK := map[procKey]struct {
-		t   time.Time
-		cpu float64
-	}{}
+	}
+	pts := map[procKey][]point{} // the samples that read the process's CPU time
 	for _, smp := range samples {
 		for _, p := range smp.Procs {
 			k := procKey{p.Side, p.Pid, p.Name}
@@ -220,27 +245,30 @@ func procSummaries(samples []Sample, gauge func(Sample) bool) []ProcSummary {
 			if p.FDLimit > 0 {
 				ps.FDLimit = p.FDLimit
 			}
-			cur := struct {
-				t   time.Time
-				cpu float64
-			}{smp.Time, p.CPUSeconds}
-			if pr, ok := prev[k]; ok && ps.CPUs > 0 {
-				if dt := cur.t.Sub(pr.t).Seconds(); dt > 0 && cur.cpu >= pr.cpu {
-					ps.CPUPeak = math.Max(ps.CPUPeak, clamp01((cur.cpu-pr.cpu)/(dt*float64(ps.CPUs))))
-				}
-			}
-			prev[k] = cur
-			if _, ok := firstOK[k]; !ok {
-				firstOK[k] = cur
-			}
-			lastOK[k] = cur
+			pts[k] = append(pts[k], point{smp.Time, p.CPUSeconds})
 		}
 	}
 	for k, i := range idx {
-		f, l := firstOK[k], lastOK[k]
-		if dt := l.t.Sub(f.t).Seconds(); dt > 0 && out[i].CPUs > 0 && l.cpu >= f.cpu {
-			out[i].CPUMean = clamp01((l.cpu - f.cpu) / (dt * float64(out[i].CPUs)))
+		ps, pp := &out[i], pts[k]
+		if ps.CPUs == 0 || len(pp) < 2 {
+			continue
 		}
+		share := func(a, b point) (float64, bool) {
+			dt := b.t.Sub(a.t).Seconds()
+			if dt <= 0 || b.cpu < a.cpu {
+				return 0, false
+			}
+			return clamp01((b.cpu - a.cpu) / (dt * float64(ps.CPUs))), true
+		}
+		if v, ok := share(pp[0], pp[len(pp)-1]); ok {
+			ps.CPUMean = v
+		}
+		peakSpans(len(pp), func(i int) time.Time { return pp[i].t }, func(j, i int) {
+			if v, ok := share(pp[j], pp[i]); ok {
+				ps.CPUPeak = math.Max(ps.CPUPeak, v)
+			}
+		})
+		ps.CPUPeak = math.Max(ps.CPUPeak, ps.CPUMean)
 	}
 	return out
 }
@@ -289,22 +317,33 @@ func sideSummary(samples []Sample, procs []ProcSummary, side string, gauge func(
 	if cpus == 0 {
 		return ss
 	}
+	// A process that appeared or vanished between samples makes the sum jump:
+	// such an interval, or span, is skipped.
+	steady := func(j, i int) bool {
+		for k := j + 1; k <= i; k++ {
+			if pts[k].n != pts[j].n || pts[k].cpu < pts[k-1].cpu {
+				return false
+			}
+		}
+		return pts[i].t.After(pts[j].t)
+	}
 	var used, wall float64
 	for i := 1; i < len(pts); i++ {
-		a, b := pts[i-1], pts[i]
-		dt := b.t.Sub(a.t).Seconds()
-		// A process that appeared or vanished between samples makes the sum jump:
-		// skip that interval.
-		if dt <= 0 || a.n != b.n || b.cpu < a.cpu {
-			continue
+		if a, b := pts[i-1], pts[i]; steady(i-1, i) {
+			used += b.cpu - a.cpu
+			wall += b.t.Sub(a.t).Seconds()
 		}
-		used += b.cpu - a.cpu
-		wall += dt
-		ss.CPUPeak = math.Max(ss.CPUPeak, clamp01((b.cpu-a.cpu)/(dt*float64(cpus))))
 	}
 	if wall > 0 {
 		ss.CPUMean = clamp01(used / (wall * float64(cpus)))
 	}
+	peakSpans(len(pts), func(i int) time.Time { return pts[i].t }, func(j, i int) {
+		if steady(j, i) {
+			dt := pts[i].t.Sub(pts[j].t).Seconds()
+			ss.CPUPeak = math.Max(ss.CPUPeak, clamp01((pts[i].cpu-pts[j].cpu)/(dt*float64(cpus))))
+		}
+	})
+	ss.CPUPeak = math.Max(ss.CPUPeak, ss.CPUMean)
 	return ss
 }
 
