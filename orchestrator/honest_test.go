@@ -210,6 +210,54 @@ func TestStarvedGeneratorIsNeverTheTargetsBottleneck(t *testing.T) {
 	}
 }
 
+// A generator that falls behind its schedule because the hypervisor took its
+// CPU (steal) ends the run generator-limited, and its step names why: the
+// default lag check failed, and a cpu-saturation finding of the generator's
+// gives the steal's worst second as the cause. Where the waits were too short
+// to make the lag, the step says only that the check failed.
+func TestStolenGeneratorNamesTheSteal(t *testing.T) {
+	stolen := &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
+		m := map[string]float64{metrics.GeneratorCPU: 0.3, metrics.GeneratorStealRatio: 0.01, metrics.GeneratorStealPeak: 0.01,
+			metrics.GeneratorStarvedRatio: 0.001, metrics.GeneratorStarvedPeak: 0.002}
+		if p["rate"] >= 400 {
+			m[metrics.GeneratorLagP99], m[metrics.GeneratorStealRatio], m[metrics.GeneratorStealPeak] = 0.0124, 0.046, 0.15
+		}
+		return m
+	}}
+	res := honestRun(t, honestPlan, stolen, nil, nil)
+	if res.Status != result.StatusGeneratorLimited {
+		t.Fatalf("status %s (%s): want generator-limited", res.Status, attempts(res))
+	}
+	last := res.Report.Steps[len(res.Report.Steps)-1]
+	var found *result.Finding
+	for i, f := range last.Findings {
+		if f.Rule == diagnose.RuleCPUSaturation && f.Side == result.SideGenerator {
+			found = &last.Findings[i]
+		}
+	}
+	if found == nil {
+		t.Fatalf("step %d.%d findings %+v: want the generator's cpu-saturation", last.Index, last.Attempt, last.Findings)
+	}
+	if !strings.Contains(found.Observed, "the hypervisor took 150.0 ms") || !strings.Contains(last.Reason, "cpu-saturation: ") ||
+		!strings.Contains(last.Reason, "generator.lag.p99") {
+		t.Errorf("finding %q, reason %q", found.Observed, last.Reason)
+	}
+
+	// The same run with the steal's worst second shorter than the lag.
+	stolen.fn = func(p map[string]float64) map[string]float64 {
+		if p["rate"] >= 400 {
+			return map[string]float64{metrics.GeneratorCPU: 0.3, metrics.GeneratorLagP99: 0.0124,
+				metrics.GeneratorStealRatio: 0.005, metrics.GeneratorStealPeak: 0.012}
+		}
+		return nil
+	}
+	res = honestRun(t, honestPlan, stolen, nil, nil)
+	last = res.Report.Steps[len(res.Report.Steps)-1]
+	if res.Status != result.StatusGeneratorLimited || len(last.Findings) != 0 {
+		t.Errorf("status %s, findings %+v: want generator-limited and no finding", res.Status, last.Findings)
+	}
+}
+
 func TestDefaultChecksAppliedListedAndTurnedOff(t *testing.T) {
 	lagging := &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
 		if p["rate"] >= 400 {

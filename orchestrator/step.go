@@ -194,6 +194,7 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 			genReasons = append(genReasons, h.Explain)
 		}
 	}
+	rec.Findings = append(rec.Findings, behindFindings(rec)...)
 	// Agents that generated the step are judged one by one too, so a
 	// generator-fail names the saturated one.
 	var saturated []result.Finding
@@ -330,6 +331,26 @@ func achievedFindings(rec *result.Step) []result.Finding {
 		}
 	}
 	return out
+}
+
+// behindFindings explains a failed generator health check on its lag when
+// its CPUs were taken from it (diagnose.GeneratorBehind), unless a finding
+// already names the generator's CPU: one finding, for the first such check.
+func behindFindings(rec *result.Step) []result.Finding {
+	for _, f := range rec.Findings {
+		if f.Side == result.SideGenerator && (f.Rule == diagnose.RuleCPUSaturation || f.Rule == diagnose.RuleGeneratorSaturated) {
+			return nil
+		}
+	}
+	for _, h := range rec.FailedHealth {
+		if !strings.HasPrefix(h.Metric, "generator.lag.") {
+			continue
+		}
+		if f, ok := diagnose.GeneratorBehind(rec.Metrics, h.Metric); ok {
+			return []result.Finding{f}
+		}
+	}
+	return nil
 }
 
 // agentSaturated is the finding that names an agent whose own health failed

@@ -773,3 +773,54 @@ func (d *diag) generatorHeldConnections() {
 		},
 		Fix: "add generators or give them more CPUs; the requests waited in the generator's own queue, so the step measured the generator, not the target"})
 }
+
+// GeneratorBehind explains a generator that fell behind its schedule (a
+// failed check on lag, the generator.lag.* metric) while it was not busy
+// (generator.cpu under CPUSaturated): for a while its CPUs were not its own.
+// The hypervisor can take a virtual CPU (steal: nothing in the guest runs,
+// and no run delay counts it), or other threads can (run delay): every
+// request due meanwhile goes out late. It is named when the worst second of
+// either (generator.steal.peak, generator.starved.peak, in seconds per
+// second) holds at least the lag the check failed on: a wait that long could
+// make it. Otherwise the lag is not explained by them, and ok is false. The
+// step is generator-fail by the failed check already; this says why.
+func GeneratorBehind(m map[string]float64, lag string) (f result.Finding, ok bool) {
+	late, okLag := m[lag]
+	if !okLag || late <= 0 {
+		return f, false
+	}
+	cpu, okCPU := m[metrics.GeneratorCPU]
+	if okCPU && cpu >= CPUSaturated {
+		return f, false // busy: its CPU share and the generator-saturated checks say so
+	}
+	steal, okSteal := m[metrics.GeneratorStealRatio]
+	stealPeak := max(m[metrics.GeneratorStealPeak], steal)
+	starved, okStarved := m[metrics.GeneratorStarvedRatio]
+	starvedPeak := max(m[metrics.GeneratorStarvedPeak], starved)
+	if !(okSteal && stealPeak >= late) && !(okStarved && starvedPeak >= late) {
+		return f, false
+	}
+	var taken, ev []string
+	if okSteal && stealPeak > 0 {
+		taken = append(taken, fmt.Sprintf("the hypervisor took %s of its CPUs' time in its worst second (steal)", millis(stealPeak)))
+		ev = append(ev, fmt.Sprintf("the hypervisor ran something else on the generator's CPUs %.1f%% of the hold, %.1f%% in its worst second (generator.steal.ratio, generator.steal.peak: the steal column of /proc/stat for the CPUs it may run on); for that time nothing in its machine runs", 100*steal, 100*stealPeak))
+	}
+	if okStarved && starvedPeak > 0 {
+		taken = append(taken, fmt.Sprintf("its threads waited %s for a CPU in its worst second", millis(starvedPeak)))
+		ev = append(ev, fmt.Sprintf("loadramp's threads waited for a CPU %.1f%% of the hold, %.1f%% in its worst second (generator.starved.ratio, generator.starved.peak: the run delay of /proc/self/task/*/schedstat)", 100*starved, 100*starvedPeak))
+	}
+	busy := ""
+	if okCPU {
+		busy = fmt.Sprintf(" while it used %.2f of its CPUs", cpu)
+		ev = append(ev, fmt.Sprintf("it used %.2f of its CPUs: it was not busy, its CPU was taken", cpu))
+	}
+	ev = append(ev, fmt.Sprintf("%s was %s: each request due while the generator could not run was sent late, and its latency counts the wait", lag, millis(late)))
+	return result.Finding{Rule: RuleCPUSaturation, Side: hoststat.SideGenerator, Process: "loadramp",
+		Resource: "CPU (taken from the generator)", Setting: "the generator's CPUs: the hypervisor's share of them, other busy processes on them",
+		Observed: fmt.Sprintf("fell behind its schedule (%s %s)%s: %s", lag, millis(late), busy, strings.Join(taken, ", ")),
+		Evidence: ev,
+		Fix:      "run the generator where its CPUs are its own: on a virtual machine, one whose CPUs are not shared (a dedicated or non-burstable instance, a quieter host), and no other busy process on its CPUs; the step measured the generator's wait, not the target"}, true
+}
+
+// millis formats seconds as milliseconds.
+func millis(s float64) string { return fmt.Sprintf("%.1f ms", 1e3*s) }

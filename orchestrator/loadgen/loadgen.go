@@ -34,6 +34,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadramp/loadramp/orchestrator/hoststat"
 	"github.com/loadramp/loadramp/orchestrator/metrics"
 	"github.com/loadramp/loadramp/orchestrator/result"
 	"github.com/rs/zerolog"
@@ -482,7 +483,7 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	heldStop, heldDone := make(chan struct{}), make(chan heldStats, 1)
 	go func(conns []*conn) { heldDone <- r.sampleHeld(conns, step.Warmup, heldStop) }(append([]*conn(nil), g.conns...))
 
-	series, holdStartNS, self0, err := r.control(step, shards)
+	series, holdStartNS, self0, peaks, err := r.control(step, shards)
 	close(heldStop)
 	held := <-heldDone
 	// Self-measurement covers the hold, as the window's duration does.
@@ -619,15 +620,34 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	w.CPU = metrics.CPUShare(self1.cpu-self0.cpu, w.Duration)
 	w.GCPauseP99, w.GCPauseMax = gcPauseStats(self0.gc, self1.gc)
 	w.Starved, w.StarvedKnown = starved(self0, self1)
+	w.Steal, w.StealKnown = hoststat.StealRatio(self0.steal, self1.steal)
+	w.StealPeak, w.StarvedPeak = peaks.steal, peaks.starved
 	return w, err
 }
 
 // control paces the step's phases from Run's goroutine: it emits the per-second
-// series, takes the self-measurement snapshot when the hold starts, and returns when
-// the hold ends or ctx is cancelled.
-func (r *run) control(step Step, shards []*shard) (series []result.Second, holdStart int64, self0 selfSnap, err error) {
+// series, takes the self-measurement snapshot when the hold starts, reads the
+// steal of the generator's CPUs and its starvation each second of the hold
+// (peaks, the worst second's), and returns when the hold ends or ctx is
+// cancelled.
+func (r *run) control(step Step, shards []*shard) (series []result.Second, holdStart int64, self0 selfSnap, peaks secondPeaks, err error) {
 	agg := metrics.NewHistogram(secondDigits)
+	var last selfSnap // the last second's steal and starvation, in the hold
 	tick := func(t int) {
+		if !last.steal.At.IsZero() {
+			now := selfSnap{steal: hoststat.SelfSteal(), starve: hoststat.SelfStarvation()}
+			// A second's figures, not the closing instant's (the kernel counts
+			// steal in 10 ms ticks).
+			if now.steal.At.Sub(last.steal.At) >= time.Second/2 {
+				if v, ok := hoststat.StealRatio(last.steal, now.steal); ok {
+					peaks.steal = max(peaks.steal, v)
+				}
+				if v, ok := starved(last, now); ok {
+					peaks.starved = max(peaks.starved, v)
+				}
+				last = now
+			}
+		}
 		agg.Reset()
 		var req, errs int64
 		for _, s := range shards {
@@ -661,6 +681,7 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 			holdStart = r.warmup // the window is defined by intended times
 		}
 		self0, snapped = readSelf(), true
+		last = self0
 	}
 	if r.warmup == 0 {
 		snap()
@@ -682,7 +703,7 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 				tick(int(r.end / int64(time.Second))) // the last partial second
 			}
 			r.endAt.Store(r.end)
-			return series, holdStart, self0, nil
+			return series, holdStart, self0, peaks, nil
 		}
 		wake := min(nextSec, r.end)
 		if !snapped {
@@ -701,7 +722,7 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 			if nextSec-int64(time.Second) < now {
 				tick(int(nextSec/int64(time.Second)) - 1)
 			}
-			return series, holdStart, self0, r.ctx.Err()
+			return series, holdStart, self0, peaks, r.ctx.Err()
 		}
 	}
 }

@@ -10,15 +10,17 @@ import (
 )
 
 // selfSnap is the generator's self-measurement at one instant: CPU time, GC
-// pauses and the counters of its starvation (time runnable but waiting for a CPU).
+// pauses, the counters of its starvation (time runnable but waiting for a CPU)
+// and its CPUs' steal time (the hypervisor's).
 type selfSnap struct {
 	cpu    time.Duration
 	gc     *rtmetrics.Float64Histogram
 	starve hoststat.Starvation
+	steal  hoststat.Steal
 }
 
 func readSelf() selfSnap {
-	return selfSnap{cpu: metrics.ProcessCPUTime(), gc: gcSnapshot(), starve: hoststat.SelfStarvation()}
+	return selfSnap{cpu: metrics.ProcessCPUTime(), gc: gcSnapshot(), starve: hoststat.SelfStarvation(), steal: hoststat.SelfSteal()}
 }
 
 // starved is the generator's starvation between two snapshots, per second and per
@@ -26,3 +28,6 @@ func readSelf() selfSnap {
 func starved(a, b selfSnap) (float64, bool) {
 	return hoststat.StarvedRatio(a.starve, b.starve, runtime.GOMAXPROCS(0))
 }
+
+// secondPeaks are the worst second's steal and starvation in a hold.
+type secondPeaks struct{ steal, starved float64 }

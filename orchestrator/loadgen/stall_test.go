@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -152,4 +153,30 @@ func TestRunRecoversWhileTheQueueIsFull(t *testing.T) {
 	if w.Completed < 2000 {
 		t.Errorf("answered %d of %d (classes %v); want the step to go on after the stall", w.Completed, w.Requests, w.ErrorClasses)
 	}
+}
+
+// The window tells how long the generator's CPUs were taken from it over the
+// hold and in its worst second: by the hypervisor (steal) and by other
+// threads (run delay). On Linux both are read; a peak is never below the mean.
+func TestWindowStealAndStarvation(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc/stat and schedstat")
+	}
+	srv := newRawServer(t)
+	g := newGen(t, Target{URL: srv.URL()})
+	w := runStep(t, g, Step{Rate: 200, Connections: 4, Warmup: 200 * time.Millisecond, Hold: 2500 * time.Millisecond})
+	m := w.Metrics()
+	for _, k := range [][2]string{{metrics.GeneratorStealRatio, metrics.GeneratorStealPeak}, {metrics.GeneratorStarvedRatio, metrics.GeneratorStarvedPeak}} {
+		mean, okMean := m[k[0]]
+		peak, okPeak := m[k[1]]
+		if !okMean || !okPeak || mean < 0 || peak < mean || peak > 1 {
+			t.Errorf("%s %v (%v), %s %v (%v): want both, 0 <= mean <= peak <= 1", k[0], mean, okMean, k[1], peak, okPeak)
+		}
+	}
+	// Its threads wait a little at every wake-up: a second read shows it.
+	if w.StarvedKnown && w.StarvedPeak == 0 {
+		t.Error("no second of the hold was read: the worst second's run delay is 0")
+	}
+	t.Logf("steal %.3f (worst second %.3f), starved %.3f (worst second %.3f)",
+		m[metrics.GeneratorStealRatio], m[metrics.GeneratorStealPeak], m[metrics.GeneratorStarvedRatio], m[metrics.GeneratorStarvedPeak])
 }

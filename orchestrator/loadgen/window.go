@@ -55,6 +55,15 @@ type Window struct {
 	// where it cannot be read.
 	Starved      float64
 	StarvedKnown bool
+	// StarvedPeak is Starved in the hold's worst second: a thread that takes
+	// the generator's CPU for 15 ms once a second is 1.5 % of the hold, and
+	// every request due in those 15 ms is late.
+	StarvedPeak float64
+	// Steal is the time the hypervisor took the CPUs the generator may run on,
+	// per second of hold and per CPU (hoststat.StealRatio), StealPeak the same
+	// in the hold's worst second; StealKnown is false where it cannot be read.
+	Steal, StealPeak float64
+	StealKnown       bool
 	// PerRequest are the window's figures per request of a named mix, in
 	// the Target's order (empty for a lone unnamed request).
 	PerRequest []RequestWindow
@@ -127,6 +136,11 @@ func (w *Window) Metrics() metrics.Metrics {
 	m[metrics.GeneratorGCPauseMax] = w.GCPauseMax
 	if w.StarvedKnown {
 		m[metrics.GeneratorStarvedRatio] = w.Starved
+		m[metrics.GeneratorStarvedPeak] = max(w.StarvedPeak, w.Starved)
+	}
+	if w.StealKnown {
+		m[metrics.GeneratorStealRatio] = w.Steal
+		m[metrics.GeneratorStealPeak] = max(w.StealPeak, w.Steal)
 	}
 	m[metrics.ConnectionsReopened] = float64(w.Reopened)
 	if w.Requests > 0 {

@@ -56,6 +56,14 @@ const (
 	// GeneratorStarvedRatio is the time the generator's threads were runnable
 	// but waiting for a CPU, per second of hold and per CPU it may use.
 	GeneratorStarvedRatio = "generator.starved.ratio"
+	// GeneratorStarvedPeak is the same in the hold's worst second.
+	GeneratorStarvedPeak = "generator.starved.peak"
+	// GeneratorStealRatio is the time the hypervisor took the CPUs the
+	// generator may run on (their steal time, which the guest's run delay
+	// does not count), per second of hold and per CPU; GeneratorStealPeak the
+	// same in the hold's worst second.
+	GeneratorStealRatio = "generator.steal.ratio"
+	GeneratorStealPeak  = "generator.steal.peak"
 	// GeneratorErrorsCount counts errors raised by the generator itself (EMFILE,
 	// ENFILE, EADDRNOTAVAIL): they are never the target's fault.
 	GeneratorErrorsCount = "generator.errors.count"

@@ -407,15 +407,16 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	t0 := time.Since(r.base).Truncate(time.Microsecond)
 	r.start = r.base.Add(t0)
 	r.t0.Store(int64(t0))
-	// The generator's own CPU and starvation are measured over the hold, as the
-	// step is judged.
+	// The generator's own CPU, starvation and its CPUs' steal are measured over
+	// the hold, as the step is judged.
 	var (
 		cpu0    time.Duration
 		st0     hoststat.Starvation
+		steal0  hoststat.Steal
 		snapped = make(chan struct{})
 	)
 	holdStarts := time.AfterFunc(s.Warmup, func() {
-		cpu0, st0 = metrics.ProcessCPUTime(), hoststat.SelfStarvation()
+		cpu0, st0, steal0 = metrics.ProcessCPUTime(), hoststat.SelfStarvation(), hoststat.SelfSteal()
 		close(snapped)
 	})
 	defer holdStarts.Stop()
@@ -448,6 +449,8 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 		cpu      time.Duration
 		starved  float64
 		starveOK bool
+		steal    float64
+		stealOK  bool
 	)
 	if holdStarts.Stop() { // cancelled before the hold began
 		holdWall = 0
@@ -455,6 +458,7 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 		<-snapped
 		cpu = metrics.ProcessCPUTime() - cpu0
 		starved, starveOK = hoststat.StarvedRatio(st0, hoststat.SelfStarvation(), runtime.GOMAXPROCS(0))
+		steal, stealOK = hoststat.StealRatio(steal0, hoststat.SelfSteal())
 	}
 
 	// Wait, at most the timeout after the hold, for the hold's deliveries.
@@ -472,6 +476,9 @@ func (e *Engine) Run(ctx context.Context, s Step) (*result.EngineResult, error) 
 	res.Metrics = r.metrics(holdWall, cpu)
 	if starveOK {
 		res.Metrics[metrics.GeneratorStarvedRatio] = starved
+	}
+	if stealOK {
+		res.Metrics[metrics.GeneratorStealRatio] = steal
 	}
 	res.Histograms = r.histograms()
 	if ctx.Err() != nil {

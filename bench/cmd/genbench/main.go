@@ -98,11 +98,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	fmt.Fprintf(stdout, "%s rps=%.1f offered=%.1f requests=%d errors=%d gen_errors=%d "+
 		"latency_p50_ms=%.3f latency_p99_ms=%.3f service_p99_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f "+
-		"blocked=%.4f cpu=%.3f starved=%.3f gc_pause_max_ms=%.3f peak_rss_mb=%.1f\n",
+		"blocked=%.4f cpu=%.3f starved=%.3f starved_peak=%.3f steal=%.3f steal_peak=%.3f gc_pause_max_ms=%.3f peak_rss_mb=%.1f\n",
 		*name, m[metrics.ThroughputRPS], m[metrics.ThroughputOffered], w.Requests, w.Errors, w.GeneratorErrors,
 		m[metrics.LatencyP50]*1e3, m[metrics.LatencyP99]*1e3, m[metrics.ServiceP99]*1e3,
 		m[metrics.GeneratorLagP50]*1e3, m[metrics.GeneratorLagP99]*1e3,
-		m[metrics.GeneratorBlockedRatio], m[metrics.GeneratorCPU], m[metrics.GeneratorStarvedRatio], m[metrics.GeneratorGCPauseMax]*1e3,
+		m[metrics.GeneratorBlockedRatio], m[metrics.GeneratorCPU], m[metrics.GeneratorStarvedRatio], m[metrics.GeneratorStarvedPeak],
+		m[metrics.GeneratorStealRatio], m[metrics.GeneratorStealPeak], m[metrics.GeneratorGCPauseMax]*1e3,
 		float64(ru.Maxrss)/1024)
 	if *mix {
 		fmt.Fprintf(stdout, "%s mix%s\n", *name, mixShares(w))
