@@ -92,11 +92,13 @@ func (s *Sampler) Sample(ctx context.Context, targets, generator []Proc) (Sample
 			if id < 0 || !genCPUs[uint64(id)] {
 				continue
 			}
-			// One CPU's iowait can go backwards (tickless kernels), which a
-			// host-wide sum hides but a CPU's own does not: left out here.
+			// One CPU's iowait can go backwards (tickless kernels: a CPU's
+			// idle time in progress is its idle or its iowait by whether a
+			// task waits for I/O when read), so it counts with idle, whose
+			// sum with it does not.
 			b := c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
 			busy += b
-			total += b + c.Idle
+			total += b + c.Idle + c.Iowait
 			n++
 		}
 		if n > 0 {
