@@ -21,6 +21,20 @@ type StarveProbe struct {
 	Root   string // procfs; "" = DefaultRoot
 	PID    int    // 0 = this process
 	Cgroup string // the cgroup v2 mount; "" = found in the process's mountinfo
+
+	// cgDir is the process's cgroup directory ("" for none) once Resolved
+	// has found it.
+	cgDir    string
+	resolved bool
+}
+
+// Resolved returns the probe with the process's cgroup directory found once
+// (its cgroup file and mountinfo read now): its readings then read the
+// threads' schedstat and the cgroup's pressure only, as a probe read every
+// second should.
+func (p StarveProbe) Resolved() StarveProbe {
+	p.cgDir, p.resolved = p.cgroupDir(), true
+	return p
 }
 
 // Starvation is a StarveProbe reading at one instant; StarvedRatio compares two.
@@ -60,8 +74,12 @@ func (p StarveProbe) Read() Starvation {
 			s.delay = nil
 		}
 	}
-	if dir := p.cgroupDir(); dir != "" {
-		if b, err := os.ReadFile(filepath.Join(dir, "cpu.pressure")); err == nil {
+	cg := p.cgDir
+	if !p.resolved {
+		cg = p.cgroupDir()
+	}
+	if cg != "" {
+		if b, err := os.ReadFile(filepath.Join(cg, "cpu.pressure")); err == nil {
 			s.psi, s.psiOK = parsePressureSome(b)
 		}
 	}

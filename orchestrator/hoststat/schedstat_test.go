@@ -120,6 +120,17 @@ func TestStarveProbeFixtures(t *testing.T) {
 		if got := cgroup2Mount(filepath.Join(root, "proc/7/mountinfo")); got != "/sys/fs/cgroup/unified" {
 			t.Errorf("cgroup2Mount = %q", got)
 		}
+		// Resolved finds the cgroup once: its readings need the cgroup file no more.
+		r := p.Resolved()
+		if err := os.Remove(filepath.Join(root, "proc/7/cgroup")); err != nil {
+			t.Fatal(err)
+		}
+		if c := r.Read(); !c.psiOK || c.psi != 1500*time.Millisecond {
+			t.Errorf("resolved probe read %+v, want the cgroup's pressure (1.5 s)", c)
+		}
+		if c := p.Read(); c.psiOK {
+			t.Errorf("unresolved probe without its cgroup file read %+v", c)
+		}
 	})
 	t.Run("the root cgroup is the host's pressure, not ours; nothing readable: unknown", func(t *testing.T) {
 		root := t.TempDir()

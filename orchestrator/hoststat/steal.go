@@ -24,6 +24,29 @@ const userHZ = 100
 type StealProbe struct {
 	Root string // procfs; "" = DefaultRoot
 	PID  int    // 0 = this process
+
+	cpus map[int]bool // the allowed CPUs, once Pinned has read them
+}
+
+// Pinned returns the probe with the process's allowed CPUs read once: its
+// readings then read /proc/stat only, as a probe read every second should.
+// Where they cannot be read, each reading tries again.
+func (p StealProbe) Pinned() StealProbe {
+	p.cpus, _ = p.allowed()
+	return p
+}
+
+// allowed reads the process's allowed CPUs.
+func (p StealProbe) allowed() (map[int]bool, bool) {
+	pid := "self"
+	if p.PID > 0 {
+		pid = strconv.Itoa(p.PID)
+	}
+	status, err := os.ReadFile(filepath.Join(rootOr(p.Root), pid, "status"))
+	if err != nil {
+		return nil, false
+	}
+	return allowedCPUs(status)
 }
 
 // Steal is a StealProbe reading at one instant; StealRatio compares two.
@@ -39,24 +62,17 @@ type Steal struct {
 // SelfSteal reads the steal time of this process's CPUs on the live host.
 func SelfSteal() Steal { return StealProbe{}.Read() }
 
-// Read takes a reading: the process's allowed CPUs (Cpus_allowed_list) and
-// their steal times.
+// Read takes a reading: the steal times of the process's allowed CPUs
+// (Cpus_allowed_list, read now unless the probe is Pinned).
 func (p StealProbe) Read() Steal {
 	s := Steal{At: time.Now()}
-	root := rootOr(p.Root)
-	pid := "self"
-	if p.PID > 0 {
-		pid = strconv.Itoa(p.PID)
-	}
-	status, err := os.ReadFile(filepath.Join(root, pid, "status"))
-	if err != nil {
-		return s
-	}
-	allowed, ok := allowedCPUs(status)
+	allowed, ok := p.cpus, p.cpus != nil
 	if !ok {
-		return s
+		if allowed, ok = p.allowed(); !ok {
+			return s
+		}
 	}
-	stat, err := os.ReadFile(filepath.Join(root, "stat"))
+	stat, err := os.ReadFile(filepath.Join(rootOr(p.Root), "stat"))
 	if err != nil {
 		return s
 	}

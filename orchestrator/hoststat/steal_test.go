@@ -49,6 +49,18 @@ func TestStealOfTheAllowedCPUs(t *testing.T) {
 		t.Errorf("StealRatio = %v %v, want 0.05 (0.3 s over 2 s and 3 CPUs)", r, ok)
 	}
 
+	// Pinned reads the allowed CPUs once: its readings need the status no more.
+	pinned := p.Pinned()
+	if err := os.Remove(filepath.Join(root, "77", "status")); err != nil {
+		t.Fatal(err)
+	}
+	if c := pinned.Read(); !c.ok || c.cpus != 3 || c.seconds != 0.9 {
+		t.Errorf("pinned probe read %+v, want CPUs 0, 2 and 3: 0.9 s", c)
+	}
+	if c := p.Read(); c.ok {
+		t.Errorf("unpinned probe without a status told: %+v", c)
+	}
+
 	// What cannot be read cannot tell.
 	none := StealProbe{Root: root, PID: 78}.Read()
 	if _, ok := StealRatio(none, b); ok || none.ok {

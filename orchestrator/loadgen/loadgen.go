@@ -483,11 +483,12 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 	heldStop, heldDone := make(chan struct{}), make(chan heldStats, 1)
 	go func(conns []*conn) { heldDone <- r.sampleHeld(conns, step.Warmup, heldStop) }(append([]*conn(nil), g.conns...))
 
-	series, holdStartNS, self0, peaks, err := r.control(step, shards)
+	probe := newSelfProbe()
+	series, holdStartNS, self0, peaks, err := r.control(step, shards, probe)
 	close(heldStop)
 	held := <-heldDone
 	// Self-measurement covers the hold, as the window's duration does.
-	self1 := readSelf()
+	self1 := probe.read()
 
 	// Stop: no new requests; queued ones may still go out for a short grace.
 	close(r.stopCh)
@@ -626,27 +627,16 @@ func (g *Generator) Run(ctx context.Context, step Step) (*Window, error) {
 }
 
 // control paces the step's phases from Run's goroutine: it emits the per-second
-// series, takes the self-measurement snapshot when the hold starts, reads the
-// steal of the generator's CPUs and its starvation each second of the hold
-// (peaks, the worst second's), and returns when the hold ends or ctx is
+// series, takes the self-measurement snapshot (probe) when the hold starts,
+// reads the steal of the generator's CPUs and its starvation each second of the
+// hold (peaks, the worst second's), and returns when the hold ends or ctx is
 // cancelled.
-func (r *run) control(step Step, shards []*shard) (series []result.Second, holdStart int64, self0 selfSnap, peaks secondPeaks, err error) {
+func (r *run) control(step Step, shards []*shard, probe selfProbe) (series []result.Second, holdStart int64, self0 selfSnap, peaks secondPeaks, err error) {
 	agg := metrics.NewHistogram(secondDigits)
-	var last selfSnap // the last second's steal and starvation, in the hold
+	snapped := false
 	tick := func(t int) {
-		if !last.steal.At.IsZero() {
-			now := selfSnap{steal: hoststat.SelfSteal(), starve: hoststat.SelfStarvation()}
-			// A second's figures, not the closing instant's (the kernel counts
-			// steal in 10 ms ticks).
-			if now.steal.At.Sub(last.steal.At) >= time.Second/2 {
-				if v, ok := hoststat.StealRatio(last.steal, now.steal); ok {
-					peaks.steal = max(peaks.steal, v)
-				}
-				if v, ok := starved(last, now); ok {
-					peaks.starved = max(peaks.starved, v)
-				}
-				last = now
-			}
+		if snapped && peaks.due() {
+			peaks.add(probe.waits())
 		}
 		agg.Reset()
 		var req, errs int64
@@ -674,14 +664,13 @@ func (r *run) control(step Step, shards []*shard) (series []result.Second, holdS
 			step.OnSecond(sec)
 		}
 	}
-	snapped := false
 	snap := func() {
 		holdStart = r.now()
 		if holdStart > r.warmup {
 			holdStart = r.warmup // the window is defined by intended times
 		}
-		self0, snapped = readSelf(), true
-		last = self0
+		self0, snapped = probe.read(), true
+		peaks.last = self0
 	}
 	if r.warmup == 0 {
 		snap()
