@@ -238,6 +238,11 @@ func TestStolenGeneratorNamesTheSteal(t *testing.T) {
 	if found == nil {
 		t.Fatalf("step %d.%d findings %+v: want the generator's cpu-saturation", last.Index, last.Attempt, last.Findings)
 	}
+	// The host of the sampler's own findings on this machine: the report
+	// counts the two as one cause.
+	if found.Host != "local" {
+		t.Errorf("finding on host %q, want local", found.Host)
+	}
 	if !strings.Contains(found.Observed, "the hypervisor took 150.0 ms") || !strings.Contains(last.Reason, "cpu-saturation: ") ||
 		!strings.Contains(last.Reason, "generator.lag.p99") {
 		t.Errorf("finding %q, reason %q", found.Observed, last.Reason)
@@ -372,6 +377,107 @@ func TestConnectionsAreJudgedOnWhatWasHeld(t *testing.T) {
 	for _, s := range res.Report.Steps {
 		if s.Parameters["connections"] < 128 && s.Verdict != result.VerdictPass {
 			t.Errorf("step at %v connections (5%% reopened, all held) is %s: %s", s.Parameters["connections"], s.Verdict, s.Reason)
+		}
+	}
+}
+
+// A generator whose CPU the hypervisor took in one attempt is measured again
+// on the same generators, and the run goes on when the rerun holds; one
+// whose CPU is taken in every attempt, or that is itself out of CPU, ends
+// the run generator-limited.
+func TestInterferedGeneratorIsRerunOnTheSameGenerators(t *testing.T) {
+	// stolenAt returns a fake engine: the generator's CPU is stolen in the
+	// first n attempts at rate 400 (all of them when n < 0), which find it
+	// using cpu of its CPUs (0.3 in the others).
+	stolenAt := func(n int, cpu float64) *metricsEngine {
+		var mu sync.Mutex
+		seen := 0
+		return &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
+			m := map[string]float64{metrics.GeneratorCPU: 0.3, metrics.GeneratorStealRatio: 0.004, metrics.GeneratorStealPeak: 0.008}
+			if p["rate"] != 400 {
+				return m
+			}
+			mu.Lock()
+			seen++
+			stolen := n < 0 || seen <= n
+			mu.Unlock()
+			if stolen {
+				m[metrics.GeneratorLagP99], m[metrics.GeneratorStealRatio], m[metrics.GeneratorStealPeak] = 0.0124, 0.15, 0.28
+				m[metrics.GeneratorCPU] = cpu
+			}
+			return m
+		}}
+	}
+	cases := []struct {
+		name, plan   string
+		eng          *metricsEngine
+		status, want string
+	}{
+		{"stolen once", honestPlan, stolenAt(1, 0.3), result.StatusMaxReached,
+			"ramp/pass@100 ramp/pass@200 ramp/generator-fail@400 rerun/pass@400 ramp/pass@800 ramp/pass@1600"},
+		{"stolen twice", honestPlan, stolenAt(2, 0.3), result.StatusMaxReached,
+			"ramp/pass@100 ramp/pass@200 ramp/generator-fail@400 rerun/generator-fail@400 rerun/pass@400 ramp/pass@800 ramp/pass@1600"},
+		{"stolen in every attempt", honestPlan, stolenAt(-1, 0.3), result.StatusGeneratorLimited,
+			"ramp/pass@100 ramp/pass@200 ramp/generator-fail@400 rerun/generator-fail@400 rerun/generator-fail@400"},
+		{"no reruns asked for", strings.Replace(honestPlan, "refine: 0", "refine: 0, interference_reruns: 0", 1), stolenAt(1, 0.3),
+			result.StatusGeneratorLimited, "ramp/pass@100 ramp/pass@200 ramp/generator-fail@400"},
+		// Behind and busy: its own CPU, not the hypervisor's steal.
+		{"busy generator", honestPlan, stolenAt(1, 0.95), result.StatusGeneratorLimited,
+			"ramp/pass@100 ramp/pass@200 ramp/generator-fail@400"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := honestRun(t, c.plan, c.eng, nil, nil)
+			if got := attempts(res); res.Status != c.status || got != c.want {
+				t.Errorf("status %s, attempts %s\nwant %s, %s", res.Status, got, c.status, c.want)
+			}
+		})
+	}
+}
+
+// interfered tells a generator whose CPU others took from one that failed
+// for itself.
+func TestInterferedOnlyWhenOthersTookTheCPU(t *testing.T) {
+	stolen := result.Finding{Rule: diagnose.RuleCPUSaturation, Side: result.SideGenerator, Process: "loadramp", Observed: "fell behind its schedule"}
+	lag := result.GateResult{Metric: metrics.GeneratorLagP99}
+	base := func() *result.Step {
+		return &result.Step{Verdict: result.VerdictGeneratorFail, Metrics: map[string]float64{metrics.GeneratorCPU: 0.4},
+			FailedHealth: []result.GateResult{lag}, Findings: []result.Finding{stolen}}
+	}
+	cases := []struct {
+		name  string
+		edit  func(*result.Step)
+		taken bool
+	}{
+		{"steal explains the lag", func(*result.Step) {}, true},
+		{"starved", func(s *result.Step) {
+			s.FailedHealth = []result.GateResult{{Metric: metrics.GeneratorStarvedRatio}}
+		}, true},
+		{"no CPU figure", func(s *result.Step) { delete(s.Metrics, metrics.GeneratorCPU) }, true},
+		{"target-fail", func(s *result.Step) { s.Verdict = result.VerdictTargetFail }, false},
+		{"nothing explains the lag", func(s *result.Step) { s.Findings = nil }, false},
+		{"only a target finding", func(s *result.Step) {
+			s.Findings = []result.Finding{{Rule: diagnose.RuleCPUSaturation, Side: result.SideTarget}}
+		}, false},
+		{"busy", func(s *result.Step) { s.Metrics[metrics.GeneratorCPU] = 0.93 }, false},
+		{"failed its CPU check", func(s *result.Step) {
+			s.FailedHealth = append(s.FailedHealth, result.GateResult{Metric: metrics.GeneratorCPU})
+		}, false},
+		{"its own errors", func(s *result.Step) { s.Metrics[metrics.GeneratorErrorsCount] = 3 }, false},
+		{"a Locust worker at its limit", func(s *result.Step) { s.Metrics[metrics.GeneratorWorkersSaturated] = 1 }, false},
+		{"out of ports too", func(s *result.Step) {
+			s.Findings = append(s.Findings, result.Finding{Rule: diagnose.RuleEphemeralPorts, Side: result.SideGenerator})
+		}, false},
+		{"a saturated agent", func(s *result.Step) {
+			s.Findings = append(s.Findings, result.Finding{Rule: "generator-saturated", Side: result.SideGenerator})
+		}, false},
+	}
+	for _, c := range cases {
+		s := base()
+		c.edit(s)
+		why, taken := interfered(s)
+		if taken != c.taken || taken && !strings.Contains(why, "fell behind its schedule") {
+			t.Errorf("%s: interfered = %q, %v; want %v", c.name, why, taken, c.taken)
 		}
 	}
 }

@@ -87,6 +87,11 @@ type Deps struct {
 	// with a *MemoryError, ends in error and is torn down, before the
 	// machine runs out.
 	MemoryLimit MemoryLimit
+	// Host names this machine in findings, as its sampler's own do ("" is
+	// "local"): the findings the run names itself about a generator that
+	// runs here (GeneratorBehind) carry it, so the report counts them with
+	// the sampler's as one cause.
+	Host string
 }
 
 // ProvisionSpec is what Provision builds a fleet from.
@@ -850,21 +855,43 @@ func (r *runner) preflight(ctx context.Context) error {
 	return r.dir.WriteRun(r.runRec)
 }
 
-// untilGeneratorHolds reruns a generator-fail attempt on a grown generator
-// fleet until the generator holds, the fleet cannot grow, or it was grown
-// MaxGeneratorScales times: a saturated generator is never the target's
-// bottleneck. It returns the last attempt.
+// untilGeneratorHolds reruns a generator-fail attempt until the generator
+// holds: a generator that could not keep its schedule is never the target's
+// bottleneck. A generator whose CPU other work took (interfered) is rerun on
+// the same generators first, up to ramp.interference_reruns times: the
+// hypervisor's steal and a neighbour's burst come and go, and more
+// generators would not be spared them. Otherwise, or when that is spent, the
+// step is rerun on a grown generator fleet until the fleet cannot grow or it
+// was grown MaxGeneratorScales times. It returns the last attempt.
 func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *result.Step, attempt *int) (*result.Step, error) {
-	for scales := 0; rec.Verdict == result.VerdictGeneratorFail; scales++ {
-		grown, err := r.scaleGenerators(ctx, scales)
-		if err != nil {
-			return rec, err
-		}
-		if !grown {
-			r.obs.Message("step %d: the generator saturated and its fleet cannot grow: the run is generator-limited", st.Index)
-			return rec, nil
+	reruns, scales := 0, 0
+	for rec.Verdict == result.VerdictGeneratorFail {
+		why, taken := interfered(rec)
+		if taken && reruns < r.p.Ramp.InterferenceReruns {
+			reruns++
+			r.obs.Message("step %d: other work took the generator's CPU (%s): rerunning the step on the same generators (%d of %d)",
+				st.Index, why, reruns, r.p.Ramp.InterferenceReruns)
+			if err := r.cooldown(ctx); err != nil {
+				return rec, nil
+			}
+		} else {
+			grown, err := r.scaleGenerators(ctx, scales)
+			scales++
+			if err != nil {
+				return rec, err
+			}
+			if !grown {
+				if taken {
+					r.obs.Message("step %d: other work took the generator's CPU in %d attempts running (%s) and its fleet cannot grow: the run is generator-limited; run the generator where its CPUs are its own",
+						st.Index, reruns+1, why)
+				} else {
+					r.obs.Message("step %d: the generator saturated and its fleet cannot grow: the run is generator-limited", st.Index)
+				}
+				return rec, nil
+			}
 		}
 		*attempt++
+		var err error
 		if rec, err = r.attempt(ctx, st, st.Values, result.KindRerun, *attempt); err != nil || ctx.Err() != nil {
 			return rec, err
 		}

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -194,7 +195,12 @@ func (r *runner) judge(ctx context.Context, rec *result.Step, engErr error, abor
 			genReasons = append(genReasons, h.Explain)
 		}
 	}
-	rec.Findings = append(rec.Findings, behindFindings(rec)...)
+	for _, f := range behindFindings(rec) {
+		if !r.p.BuiltinOnAgents() {
+			f.Host = cmp.Or(r.deps.Host, "local")
+		}
+		rec.Findings = append(rec.Findings, f)
+	}
 	// Agents that generated the step are judged one by one too, so a
 	// generator-fail names the saturated one.
 	var saturated []result.Finding
@@ -351,6 +357,48 @@ func behindFindings(rec *result.Step) []result.Finding {
 		}
 	}
 	return nil
+}
+
+// interfered says whether a generator-fail attempt failed only because
+// other work took the generator's CPU, and what its finding observed: every
+// generator health check it failed is on its schedule lag, its run delay or
+// its steal (generator.lag.*, generator.starved.*, generator.steal.*), it
+// used under CPUSaturated of its CPUs, it raised no error of its own, and
+// its generator-side findings are all cpu-saturation (the hypervisor's steal
+// or other threads explain its lag: GeneratorBehind; its threads waited for
+// a CPU: the diagnosis's generatorStarved; its CPUs were busy with other
+// work), at least one of them. A generator out of CPU, ports or files, or
+// one behind for no reason measured, is not interfered with.
+func interfered(rec *result.Step) (string, bool) {
+	if rec.Verdict != result.VerdictGeneratorFail {
+		return "", false
+	}
+	m := rec.Metrics
+	if cpu, ok := m[metrics.GeneratorCPU]; ok && cpu >= diagnose.CPUSaturated {
+		return "", false
+	}
+	if m[metrics.GeneratorErrorsCount] > 0 || m[metrics.GeneratorWorkersMissing] > 0 || m[metrics.GeneratorWorkersSaturated] > 0 {
+		return "", false
+	}
+	for _, h := range rec.FailedHealth {
+		if !strings.HasPrefix(h.Metric, "generator.lag.") && !strings.HasPrefix(h.Metric, "generator.starved.") &&
+			!strings.HasPrefix(h.Metric, "generator.steal.") {
+			return "", false
+		}
+	}
+	why := ""
+	for _, f := range rec.Findings {
+		if f.Side != result.SideGenerator {
+			continue
+		}
+		if f.Rule != diagnose.RuleCPUSaturation {
+			return "", false
+		}
+		if why == "" {
+			why = findingWhat(f)
+		}
+	}
+	return why, why != ""
 }
 
 // agentSaturated is the finding that names an agent whose own health failed

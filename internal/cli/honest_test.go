@@ -406,6 +406,20 @@ func TestCPUHogOnTheGeneratorsCore(t *testing.T) {
 		case genCPU == nil && itsCPUs == nil:
 			t.Errorf("last step's findings %v (generator.starved.ratio %.3f): want a cpu-saturation finding on the generator's busy CPUs", fs, starved)
 		}
+		// A generator whose CPU the hog took, and nothing else, is measured
+		// again on the same generators (ramp.interference_reruns, 2 by
+		// default) before the run ends generator-limited.
+		othersOnly := genCPU != nil
+		for _, f := range fs {
+			if fm := f.(map[string]any); fm["side"] == "generator" && fm["rule"] != "cpu-saturation" {
+				othersOnly = false
+			}
+		}
+		if othersOnly && (last["kind"] != "rerun" || !strings.Contains(o.stderr, "rerunning the step on the same generators (2 of 2)") ||
+			!strings.Contains(o.stderr, "other work took the generator's CPU in 3 attempts running")) {
+			t.Errorf("last step %v.%v is %v: want the third attempt of a step whose generator's CPU was taken; progress:\n%s",
+				last["index"], last["attempt"], last["kind"], o.stderr)
+		}
 	}
 	t.Run("target elsewhere", func(t *testing.T) {
 		ns, ip := vethNetns(t)

@@ -104,8 +104,8 @@ func DescribePlan(w io.Writer, p *plan.Plan) {
 		fmt.Fprintf(w, "%-12s %s (%s)\n", "prometheus:", what, ps.Path)
 	}
 	rp := p.Ramp
-	fmt.Fprintf(w, "ramp:        factor %g, %s, warmup %s, hold %s, cooldown %s, confirm %d, refine %d, max %d steps\n",
-		rp.Factor, rp.Order, rp.Warmup.D(), rp.Hold.D(), rp.Cooldown.D(), rp.Confirm, rp.Refine, rp.MaxSteps)
+	fmt.Fprintf(w, "ramp:        factor %g, %s, warmup %s, hold %s, cooldown %s, confirm %d, refine %d, max %d steps, %d reruns when the generator's CPU is taken\n",
+		rp.Factor, rp.Order, rp.Warmup.D(), rp.Hold.D(), rp.Cooldown.D(), rp.Confirm, rp.Refine, rp.MaxSteps, rp.InterferenceReruns)
 	checks := orchestrator.Checks(p)
 	for _, l := range report.CheckLines(&checks) {
 		fmt.Fprintf(w, "%-12s %s\n", l.Label+":", l.Text)

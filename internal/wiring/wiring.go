@@ -98,6 +98,7 @@ func Deps(cfg Config, obs orchestrator.Observer) orchestrator.Deps {
 	fa := &fleetAgents{cfg: cfg, specs: map[string]orchestrator.ProvisionSpec{}}
 	target := newAWSTarget(cfg, obs, fa) // an EC2 target: readiness wait (instances, agents, health) and CloudWatch
 	return orchestrator.Deps{
+		Host:      cfg.Host,
 		Provision: awsProvision(target, fa, Provision(cfg)),
 		NewEngine: func(ctx context.Context, p *plan.Plan, render orchestrator.Renderer, log zerolog.Logger) (orchestrator.Engine, error) {
 			if p.BuiltinOnAgents() {

@@ -24,26 +24,27 @@ type Bound struct {
 // uses. Free-form values (static parameters, Terraform variables, campaign
 // variants) are the plan's own data and have none.
 var Bounds = map[string]Bound{
-	"Ramp.factor":             {Min: 1, MinExclusive: true, Max: MaxRampFactor},
-	"Ramp.warmup":             durationBound(0, false, MaxWarmup),
-	"Ramp.hold":               durationBound(0, true, MaxHold),
-	"Ramp.cooldown":           durationBound(0, false, MaxCooldown),
-	"Ramp.confirm":            {Min: 0, Max: MaxConfirm},
-	"Ramp.refine":             {Min: 0, Max: MaxRefine},
-	"Ramp.max_steps":          {Min: 1, Max: MaxStepsLimit},
-	"Process.ready_timeout":   durationBound(0, true, MaxTimeout),
-	"Process.replicas":        {Min: 1, Max: MaxReplicas},
-	"HTTP.timeout":            durationBound(0, true, MaxTimeout),
-	"Request.weight":          {Min: 1, Max: MaxWeight},
-	"Check.status":            {Min: 100, Max: 599},
-	"PubSubBus.settle":        durationBound(0, false, MaxTimeout),
-	"PubSub.body_bytes":       {Min: 0, Max: MaxPubSubBodyBytes},
-	"PubSub.timeout":          durationBound(0, false, MaxTimeout),
-	"Probe.rate":              {Min: 0, MinExclusive: true, Max: MaxProbeRate},
-	"Probe.timeout":           durationBound(0, false, MaxTimeout),
-	"Prometheus.settle":       durationBound(0, false, MaxPromSettle),
-	"Agents.local":            {Min: 0, Max: MaxLocalAgents}, // 0: none
-	"Agents.max_clock_offset": durationBound(0, false, MaxAgentClockOffset),
+	"Ramp.factor":              {Min: 1, MinExclusive: true, Max: MaxRampFactor},
+	"Ramp.warmup":              durationBound(0, false, MaxWarmup),
+	"Ramp.hold":                durationBound(0, true, MaxHold),
+	"Ramp.cooldown":            durationBound(0, false, MaxCooldown),
+	"Ramp.confirm":             {Min: 0, Max: MaxConfirm},
+	"Ramp.refine":              {Min: 0, Max: MaxRefine},
+	"Ramp.interference_reruns": {Min: 0, Max: MaxConfirm},
+	"Ramp.max_steps":           {Min: 1, Max: MaxStepsLimit},
+	"Process.ready_timeout":    durationBound(0, true, MaxTimeout),
+	"Process.replicas":         {Min: 1, Max: MaxReplicas},
+	"HTTP.timeout":             durationBound(0, true, MaxTimeout),
+	"Request.weight":           {Min: 1, Max: MaxWeight},
+	"Check.status":             {Min: 100, Max: 599},
+	"PubSubBus.settle":         durationBound(0, false, MaxTimeout),
+	"PubSub.body_bytes":        {Min: 0, Max: MaxPubSubBodyBytes},
+	"PubSub.timeout":           durationBound(0, false, MaxTimeout),
+	"Probe.rate":               {Min: 0, MinExclusive: true, Max: MaxProbeRate},
+	"Probe.timeout":            durationBound(0, false, MaxTimeout),
+	"Prometheus.settle":        durationBound(0, false, MaxPromSettle),
+	"Agents.local":             {Min: 0, Max: MaxLocalAgents}, // 0: none
+	"Agents.max_clock_offset":  durationBound(0, false, MaxAgentClockOffset),
 }
 
 // The upper bounds of Bounds.

@@ -7,17 +7,22 @@ import (
 
 // Defaults applied by ApplyDefaults when a plan leaves a setting out.
 const (
-	DefaultFactor       = 2.0
-	DefaultOrder        = OrderRoundRobin
-	DefaultWarmup       = Duration(5 * time.Second)
-	DefaultHold         = Duration(20 * time.Second)
-	DefaultCooldown     = Duration(2 * time.Second)
-	DefaultConfirm      = 1
-	DefaultRefine       = 3
-	DefaultMaxSteps     = 40
-	DefaultHTTPTimeout  = Duration(5 * time.Second)
-	DefaultArrival      = "constant"
-	DefaultReadyTimeout = Duration(30 * time.Second)
+	DefaultFactor   = 2.0
+	DefaultOrder    = OrderRoundRobin
+	DefaultWarmup   = Duration(5 * time.Second)
+	DefaultHold     = Duration(20 * time.Second)
+	DefaultCooldown = Duration(2 * time.Second)
+	DefaultConfirm  = 1
+	DefaultRefine   = 3
+	// DefaultInterferenceReruns: a burst of the hypervisor's steal or of a
+	// neighbour's work passes within seconds; two reruns let a step measured
+	// through one be measured again, and a generator interfered with three
+	// times running ends the run.
+	DefaultInterferenceReruns = 2
+	DefaultMaxSteps           = 40
+	DefaultHTTPTimeout        = Duration(5 * time.Second)
+	DefaultArrival            = "constant"
+	DefaultReadyTimeout       = Duration(30 * time.Second)
 )
 
 // Arrival processes of the builtin engine.
@@ -71,6 +76,7 @@ func (p *Plan) ApplyDefaults() {
 	setD("ramp.cooldown", &r.Cooldown, DefaultCooldown)
 	setI("ramp.confirm", &r.Confirm, DefaultConfirm)
 	setI("ramp.refine", &r.Refine, DefaultRefine)
+	setI("ramp.interference_reruns", &r.InterferenceReruns, DefaultInterferenceReruns)
 	setI("ramp.max_steps", &r.MaxSteps, DefaultMaxSteps)
 
 	for _, name := range mapKeys(p.Fleets) {

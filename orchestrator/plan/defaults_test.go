@@ -9,7 +9,7 @@ import (
 func TestDefaults(t *testing.T) {
 	p := mustParse(t, basePlan)
 	want := Ramp{Factor: 2, Order: OrderRoundRobin, Warmup: Duration(5 * time.Second), Hold: Duration(5 * time.Second),
-		Cooldown: Duration(2 * time.Second), Confirm: 1, Refine: 3, MaxSteps: 40}
+		Cooldown: Duration(2 * time.Second), Confirm: 1, Refine: 3, MaxSteps: 40, InterferenceReruns: 2}
 	if p.Ramp != want {
 		t.Errorf("ramp = %+v\nwant   %+v", p.Ramp, want)
 	}

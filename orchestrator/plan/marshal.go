@@ -19,6 +19,8 @@ type rampYAML struct {
 	Confirm  int      `yaml:"confirm"`
 	Refine   int      `yaml:"refine"`
 	MaxSteps int      `yaml:"max_steps,omitempty"`
+
+	InterferenceReruns int `yaml:"interference_reruns"`
 }
 
 // MarshalYAML writes every ramp setting whose zero value is meaningful.

@@ -274,6 +274,11 @@ type Ramp struct {
 	Confirm  int      `yaml:"confirm,omitempty" json:"confirm,omitempty"`
 	Refine   int      `yaml:"refine,omitempty" json:"refine,omitempty"`
 	MaxSteps int      `yaml:"max_steps,omitempty" json:"max_steps,omitempty"`
+	// InterferenceReruns is how many times a step whose generator fell
+	// behind because other work took its CPU (the hypervisor's steal, other
+	// processes' threads) is rerun on the same generators before the
+	// generator fleet grows or the run ends generator-limited.
+	InterferenceReruns int `yaml:"interference_reruns,omitempty" json:"interference_reruns,omitempty"`
 }
 
 // Report configures the report formats and upload.

@@ -325,6 +325,9 @@ func (v *validator) ramp() {
 	if r.Refine < 0 {
 		v.add("ramp.refine", "must be >= 0")
 	}
+	if r.InterferenceReruns < 0 {
+		v.add("ramp.interference_reruns", "must be >= 0")
+	}
 	if r.MaxSteps < 1 || r.MaxSteps > MaxStepsLimit {
 		v.add("ramp.max_steps", "must be between 1 and %d (got %d)", MaxStepsLimit, r.MaxSteps)
 	}
@@ -336,6 +339,7 @@ func (v *validator) ramp() {
 	v.atMost("ramp.cooldown", "Ramp.cooldown", float64(r.Cooldown))
 	v.atMost("ramp.confirm", "Ramp.confirm", float64(r.Confirm))
 	v.atMost("ramp.refine", "Ramp.refine", float64(r.Refine))
+	v.atMost("ramp.interference_reruns", "Ramp.interference_reruns", float64(r.InterferenceReruns))
 }
 
 // checkURL checks a literal http(s) URL; templated ones are checked when
