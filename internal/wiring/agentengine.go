@@ -260,6 +260,7 @@ func (e *agentEngine) metrics(merged *agent.Result, rs []*agent.Result, subs []f
 		}
 		m[k] = v
 	}
+	maps.Copy(m, agents.WorstMetrics(rs))
 	return m
 }
 

@@ -167,6 +167,7 @@ func TestAgentEngineHTTP(t *testing.T) {
 	if seconds < 2 || len(res.Series) < 2 {
 		t.Errorf("%d seconds seen, series %v", seconds, res.Series)
 	}
+	worstAgent(t, res, metrics.GeneratorStealRatio, metrics.GeneratorStealPeak, metrics.GeneratorStarvedPeak)
 
 	// With one connection, one agent sits the step out.
 	res, err = e.Step(ctx, orchestrator.EngineStep{Params: map[string]float64{"rate": 50, "connections": 1}, Warmup: 0, Hold: time.Second})
@@ -326,6 +327,25 @@ func TestAgentEnginePubSub(t *testing.T) {
 	}
 	if m[pubsub.LostRatio] > 0.01 || m[pubsub.DelayP99] <= 0 || m[metrics.ThroughputOffered] != 40 {
 		t.Errorf("merged pubsub metrics %v", m)
+	}
+	worstAgent(t, res, metrics.GeneratorStealRatio)
+}
+
+// worstAgent checks that each agent measured the figures names (this
+// machine's kernel shows its steal and its threads' run delay) and that the
+// step's is the worst agent's.
+func worstAgent(t *testing.T, res *result.EngineResult, names ...string) {
+	t.Helper()
+	for _, k := range names {
+		worst, all := -1.0, true
+		for _, a := range res.Agents {
+			v, ok := a.Metrics[k]
+			all = all && ok
+			worst = max(worst, v)
+		}
+		if got, ok := res.Metrics[k]; !all || !ok || got != worst {
+			t.Errorf("%s: the step's %g (%v), want the worst agent's %g (every agent measured it: %v)", k, got, ok, worst, all)
+		}
 	}
 }
 

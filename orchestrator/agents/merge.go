@@ -206,6 +206,32 @@ func HealthMetrics(h agent.Health) metrics.Metrics {
 	return m
 }
 
+// agentWorst are the generator health figures an agent's engine reports
+// among its metrics rather than in its Health: the hypervisor's steal of
+// the agent's CPUs over the hold and in its worst second, and its threads'
+// run delay in their worst second.
+var agentWorst = []string{metrics.GeneratorStealRatio, metrics.GeneratorStealPeak, metrics.GeneratorStarvedPeak}
+
+// WorstMetrics is, for each figure of agentWorst that any of rs measured,
+// the worst (largest) agent's: like the Health's, the step's generator is
+// as stolen from as its most stolen-from agent.
+func WorstMetrics(rs []*agent.Result) metrics.Metrics {
+	m := metrics.Metrics{}
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		for _, k := range agentWorst {
+			if v, ok := r.Metrics[k]; ok {
+				if w, seen := m[k]; !seen || v > w {
+					m[k] = v
+				}
+			}
+		}
+	}
+	return m
+}
+
 // Breach is an agent whose own health failed the generator's health checks:
 // the step is generator-fail, and this agent is why.
 type Breach struct {

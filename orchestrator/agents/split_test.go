@@ -106,3 +106,22 @@ func TestMergeStarvationNotMeasured(t *testing.T) {
 		t.Errorf("starvation %v reported although no agent measured it", v)
 	}
 }
+
+// The steal and worst seconds an agent's engine reports among its metrics:
+// the step's are the worst agent's, and a figure no agent measured is left
+// out rather than read as 0.
+func TestWorstMetrics(t *testing.T) {
+	rs := []*agent.Result{
+		{Metrics: metrics.Metrics{metrics.GeneratorStealRatio: 0.02, metrics.GeneratorStealPeak: 0.05, metrics.RequestsCount: 10}},
+		nil,
+		{Metrics: metrics.Metrics{metrics.GeneratorStealRatio: 0.19, metrics.GeneratorStealPeak: 0.03}},
+		{Metrics: metrics.Metrics{metrics.GeneratorStealRatio: 0}},
+	}
+	want := metrics.Metrics{metrics.GeneratorStealRatio: 0.19, metrics.GeneratorStealPeak: 0.05}
+	if got := WorstMetrics(rs); !reflect.DeepEqual(got, want) {
+		t.Errorf("WorstMetrics = %v, want %v", got, want)
+	}
+	if got := WorstMetrics(rs[3:]); !reflect.DeepEqual(got, metrics.Metrics{metrics.GeneratorStealRatio: 0}) {
+		t.Errorf("one agent at 0: %v", got)
+	}
+}
