@@ -69,8 +69,13 @@ type Server struct {
 	started time.Time
 	token   [sha256.Size]byte
 
-	inflight    atomic.Int64
-	lastContact atomic.Int64 // unix nanoseconds of the agent's monotonic-backed wall clock
+	inflight atomic.Int64
+	// lastContact is the coordinator's last call, in nanoseconds since
+	// epoch on the monotonic clock: a step of the wall clock (NTP, a
+	// virtual machine's clock sync) neither stops a step early nor keeps it
+	// running.
+	epoch       time.Time
+	lastContact atomic.Int64
 	shutting    atomic.Bool
 
 	mu      sync.Mutex
@@ -101,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WatchEvery <= 0 {
 		cfg.WatchEvery = 250 * time.Millisecond
 	}
-	s := &Server{cfg: cfg, started: cfg.Now(), windows: map[string]*obsWindow{}}
+	s := &Server{cfg: cfg, started: cfg.Now(), epoch: time.Now(), windows: map[string]*obsWindow{}}
 	s.token = sha256.Sum256([]byte(cfg.Token))
 	s.touch()
 	return s, nil
@@ -110,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 // Name is the agent's name.
 func (s *Server) Name() string { return s.cfg.Name }
 
-func (s *Server) touch() { s.lastContact.Store(time.Now().UnixNano()) }
+func (s *Server) touch() { s.lastContact.Store(int64(time.Since(s.epoch))) }
 
 // silentFor is how long the coordinator has not called; 0 while a call is in
 // flight.
@@ -118,7 +123,7 @@ func (s *Server) silentFor() time.Duration {
 	if s.inflight.Load() > 0 {
 		return 0
 	}
-	return time.Duration(time.Now().UnixNano() - s.lastContact.Load())
+	return time.Since(s.epoch) - time.Duration(s.lastContact.Load())
 }
 
 // Handler returns the agent's HTTP handler: the health endpoint, and the
