@@ -340,7 +340,8 @@ func achievedFindings(rec *result.Step) []result.Finding {
 }
 
 // behindFindings explains a failed generator health check on its lag when
-// its CPUs were taken from it (diagnose.GeneratorBehind), unless a finding
+// its CPUs were taken from it (diagnose.GeneratorBehind), or on the
+// hypervisor's steal of them (diagnose.GeneratorStolen), unless a finding
 // already names the generator's CPU: one finding, for the first such check.
 func behindFindings(rec *result.Step) []result.Finding {
 	for _, f := range rec.Findings {
@@ -349,10 +350,15 @@ func behindFindings(rec *result.Step) []result.Finding {
 		}
 	}
 	for _, h := range rec.FailedHealth {
-		if !strings.HasPrefix(h.Metric, "generator.lag.") {
-			continue
+		var f result.Finding
+		var ok bool
+		switch {
+		case strings.HasPrefix(h.Metric, "generator.lag."):
+			f, ok = diagnose.GeneratorBehind(rec.Metrics, h.Metric)
+		case strings.HasPrefix(h.Metric, "generator.steal."):
+			f, ok = diagnose.GeneratorStolen(rec.Metrics, h.Metric)
 		}
-		if f, ok := diagnose.GeneratorBehind(rec.Metrics, h.Metric); ok {
+		if ok {
 			return []result.Finding{f}
 		}
 	}

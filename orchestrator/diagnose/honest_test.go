@@ -344,3 +344,25 @@ func TestGeneratorBehindItsSchedule(t *testing.T) {
 		}
 	}
 }
+
+func TestGeneratorStolen(t *testing.T) {
+	m := map[string]float64{metrics.GeneratorStealRatio: 0.252, metrics.GeneratorStealPeak: 0.41, metrics.GeneratorCPU: 0.4, metrics.GeneratorLagP99: 0.00838}
+	f, ok := GeneratorStolen(m, metrics.GeneratorStealRatio)
+	if !ok || f.Rule != RuleCPUSaturation || f.Side != hoststat.SideGenerator ||
+		f.Observed != "the hypervisor took 25% of its CPUs' time (steal; 410.0 ms in its worst second)" {
+		t.Fatalf("finding %+v, %v", f, ok)
+	}
+	if ev := strings.Join(f.Evidence, "\n"); !strings.Contains(ev, "25.2% of the hold, 41.0% in its worst second") ||
+		!strings.Contains(ev, "it used 0.40 of its CPUs") || !strings.Contains(ev, "generator.lag.p99 was 8.4 ms") {
+		t.Errorf("evidence %q", ev)
+	}
+	// A check on the worst second alone, with no mean: the peak is named.
+	if f, ok := GeneratorStolen(map[string]float64{metrics.GeneratorStealPeak: 0.3}, metrics.GeneratorStealPeak); !ok || !strings.Contains(f.Observed, "300.0 ms in its worst second") {
+		t.Errorf("peak only: %+v, %v", f, ok)
+	}
+	for _, m := range []map[string]float64{nil, {metrics.GeneratorStealRatio: 0}, {metrics.GeneratorCPU: 0.99}} {
+		if f, ok := GeneratorStolen(m, metrics.GeneratorStealRatio); ok {
+			t.Errorf("%v: finding %+v, want none", m, f)
+		}
+	}
+}

@@ -822,5 +822,33 @@ func GeneratorBehind(m map[string]float64, lag string) (f result.Finding, ok boo
 		Fix:      "run the generator where its CPUs are its own: on a virtual machine, one whose CPUs are not shared (a dedicated or non-burstable instance, a quieter host), and no other busy process on its CPUs; the step measured the generator's wait, not the target"}, true
 }
 
+// GeneratorStolen explains a failed check on the hypervisor's steal of the
+// generator's CPUs (generator.steal.ratio or .peak, the metric named by
+// steal): for that share of the hold nothing in the generator's machine
+// ran, so a response that arrived then waited to be read, and a request due
+// then went out late, each counting the wait as the target's latency. ok is
+// false when the step has no such figure. The step is generator-fail by the
+// failed check already; this says why, and names the fix.
+func GeneratorStolen(m map[string]float64, steal string) (f result.Finding, ok bool) {
+	v, ok := m[steal]
+	if !ok || v <= 0 {
+		return f, false
+	}
+	ratio, peak := m[metrics.GeneratorStealRatio], max(m[metrics.GeneratorStealPeak], m[metrics.GeneratorStealRatio])
+	ev := []string{fmt.Sprintf("the hypervisor ran something else on the generator's CPUs %.1f%% of the hold, %.1f%% in its worst second (generator.steal.ratio, generator.steal.peak: the steal column of /proc/stat for the CPUs it may run on); for that time nothing in its machine runs", 100*ratio, 100*peak)}
+	if cpu, okCPU := m[metrics.GeneratorCPU]; okCPU {
+		ev = append(ev, fmt.Sprintf("it used %.2f of its CPUs", cpu))
+	}
+	if lag, okLag := m[metrics.GeneratorLagP99]; okLag {
+		ev = append(ev, fmt.Sprintf("%s was %s", metrics.GeneratorLagP99, millis(lag)))
+	}
+	ev = append(ev, "a response that arrived while the generator could not run waited to be read, and its latency counts the wait")
+	return result.Finding{Rule: RuleCPUSaturation, Side: hoststat.SideGenerator, Process: "loadramp",
+		Resource: "CPU (taken from the generator)", Setting: "the generator's CPUs: the hypervisor's share of them",
+		Observed: fmt.Sprintf("the hypervisor took %.0f%% of its CPUs' time (steal; %s in its worst second)", 100*ratio, millis(peak)),
+		Evidence: ev,
+		Fix:      "run the generator where its CPUs are its own: on a virtual machine, one whose CPUs are not shared (a dedicated or non-burstable instance, a quieter host); the step measured the generator's wait, not the target"}, true
+}
+
 // millis formats seconds as milliseconds.
 func millis(s float64) string { return fmt.Sprintf("%.1f ms", 1e3*s) }
