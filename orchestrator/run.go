@@ -89,8 +89,8 @@ type Deps struct {
 	MemoryLimit MemoryLimit
 	// Host names this machine in findings, as its sampler's own do ("" is
 	// "local"): the findings the run names itself about a generator that
-	// runs here (GeneratorBehind) carry it, so the report counts them with
-	// the sampler's as one cause.
+	// runs here (diagnose.GeneratorBehind, GeneratorStolen) carry it, so the
+	// report counts them with the sampler's as one cause.
 	Host string
 }
 

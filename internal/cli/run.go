@@ -45,7 +45,9 @@ time. Each step has a warmup, a hold (the steady-state window the gates judge) a
 cooldown. A step that fails its gates is rerun to confirm it, then the failing parameter
 is bisected to refine the capacity, and the run stops: the first real bottleneck. A step
 that fails because the load generator itself saturated is never called a bottleneck: the
-generator fleet is grown and the step rerun, or the run ends "generator-limited".
+generator fleet is grown and the step rerun, or the run ends "generator-limited". A step
+whose generator fell behind only because other work took its CPU (a virtual machine's
+steal, a busy neighbour) is first rerun on the same generators (ramp.interference_reruns).
 
 Every step attempt is appended to RUN_DIR/steps.jsonl as it ends, so nothing finished is
 lost. At the end (also on error or interrupt) the fleets are torn down and the reports

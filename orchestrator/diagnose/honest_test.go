@@ -357,7 +357,7 @@ func TestGeneratorStolen(t *testing.T) {
 		t.Errorf("evidence %q", ev)
 	}
 	// A check on the worst second alone, with no mean: the peak is named.
-	if f, ok := GeneratorStolen(map[string]float64{metrics.GeneratorStealPeak: 0.3}, metrics.GeneratorStealPeak); !ok || !strings.Contains(f.Observed, "300.0 ms in its worst second") {
+	if f, ok := GeneratorStolen(map[string]float64{metrics.GeneratorStealPeak: 0.3}, metrics.GeneratorStealPeak); !ok || f.Observed != "the hypervisor took 300.0 ms of its CPUs' time in its worst second (steal)" {
 		t.Errorf("peak only: %+v, %v", f, ok)
 	}
 	for _, m := range []map[string]float64{nil, {metrics.GeneratorStealRatio: 0}, {metrics.GeneratorCPU: 0.99}} {

@@ -819,8 +819,11 @@ func GeneratorBehind(m map[string]float64, lag string) (f result.Finding, ok boo
 		Resource: "CPU (taken from the generator)", Setting: "the generator's CPUs: the hypervisor's share of them, other busy processes on them",
 		Observed: fmt.Sprintf("fell behind its schedule (%s %s)%s: %s", lag, millis(late), busy, strings.Join(taken, ", ")),
 		Evidence: ev,
-		Fix:      "run the generator where its CPUs are its own: on a virtual machine, one whose CPUs are not shared (a dedicated or non-burstable instance, a quieter host), and no other busy process on its CPUs; the step measured the generator's wait, not the target"}, true
+		Fix:      ownCPUs + ", and no other busy process on its CPUs; the step measured the generator's wait, not the target"}, true
 }
+
+// ownCPUs is where a generator whose CPUs others took should run.
+const ownCPUs = "run the generator where its CPUs are its own: on a virtual machine, one whose CPUs are not shared (a dedicated or non-burstable instance, a quieter host)"
 
 // GeneratorStolen explains a failed check on the hypervisor's steal of the
 // generator's CPUs (generator.steal.ratio or .peak, the metric named by
@@ -834,7 +837,8 @@ func GeneratorStolen(m map[string]float64, steal string) (f result.Finding, ok b
 	if !ok || v <= 0 {
 		return f, false
 	}
-	ratio, peak := m[metrics.GeneratorStealRatio], max(m[metrics.GeneratorStealPeak], m[metrics.GeneratorStealRatio])
+	ratio, okRatio := m[metrics.GeneratorStealRatio]
+	peak := max(m[metrics.GeneratorStealPeak], ratio)
 	ev := []string{fmt.Sprintf("the hypervisor ran something else on the generator's CPUs %.1f%% of the hold, %.1f%% in its worst second (generator.steal.ratio, generator.steal.peak: the steal column of /proc/stat for the CPUs it may run on); for that time nothing in its machine runs", 100*ratio, 100*peak)}
 	if cpu, okCPU := m[metrics.GeneratorCPU]; okCPU {
 		ev = append(ev, fmt.Sprintf("it used %.2f of its CPUs", cpu))
@@ -843,11 +847,14 @@ func GeneratorStolen(m map[string]float64, steal string) (f result.Finding, ok b
 		ev = append(ev, fmt.Sprintf("%s was %s", metrics.GeneratorLagP99, millis(lag)))
 	}
 	ev = append(ev, "a response that arrived while the generator could not run waited to be read, and its latency counts the wait")
+	observed := fmt.Sprintf("the hypervisor took %s of its CPUs' time in its worst second (steal)", millis(peak))
+	if okRatio {
+		observed = fmt.Sprintf("the hypervisor took %.0f%% of its CPUs' time (steal; %s in its worst second)", 100*ratio, millis(peak))
+	}
 	return result.Finding{Rule: RuleCPUSaturation, Side: hoststat.SideGenerator, Process: "loadramp",
 		Resource: "CPU (taken from the generator)", Setting: "the generator's CPUs: the hypervisor's share of them",
-		Observed: fmt.Sprintf("the hypervisor took %.0f%% of its CPUs' time (steal; %s in its worst second)", 100*ratio, millis(peak)),
-		Evidence: ev,
-		Fix:      "run the generator where its CPUs are its own: on a virtual machine, one whose CPUs are not shared (a dedicated or non-burstable instance, a quieter host); the step measured the generator's wait, not the target"}, true
+		Observed: observed, Evidence: ev,
+		Fix: ownCPUs + "; the step measured the generator's wait, not the target"}, true
 }
 
 // millis formats seconds as milliseconds.

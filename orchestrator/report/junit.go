@@ -65,7 +65,8 @@ type junitProblem struct {
 // A target-fail attempt is a <failure> listing its failed gates and findings;
 // an error attempt is an <error>. A generator-fail attempt is <skipped>: it
 // says nothing about the target (the load could not be generated, and the
-// step is rerun after scaling or the run stops as generator-limited), so it
+// step is rerun, on the same generators or after scaling, or the run stops
+// as generator-limited), so it
 // is neither a pass nor a failure of the system under test.
 func WriteJUnit(w io.Writer, r *Report) error {
 	suite := junitSuite{
