@@ -94,6 +94,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/plan
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./orchestrator/gate
 	$(GO) test -run '^$$' -fuzz '^FuzzParseProcStat$$' -fuzztime $(FUZZTIME) ./orchestrator/hoststat
+	$(GO) test -run '^$$' -fuzz '^FuzzDirentNames$$' -fuzztime $(FUZZTIME) ./orchestrator/hoststat
+	$(GO) test -run '^$$' -fuzz '^FuzzFieldAtou$$' -fuzztime $(FUZZTIME) ./orchestrator/hoststat
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./orchestrator/delivery
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckPromQL$$' -fuzztime $(FUZZTIME) ./orchestrator/prom
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./orchestrator/prom

@@ -3,6 +3,7 @@ package hoststat
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,7 +27,18 @@ type StarveProbe struct {
 	// has found it.
 	cgDir    string
 	resolved bool
+	// Once Resolved: the buffers its readings reuse, and each thread's
+	// schedstat path by its id (a thread seen once is not named again).
+	rd      *procReader
+	threads map[string]thread
 }
+
+// thread is a thread's id and the path of its schedstat.
+type thread struct{ id, schedstat string }
+
+// maxThreads bounds a resolved probe's memory of threads: past it, a new
+// thread's path is made at each reading.
+const maxThreads = 4096
 
 // Resolved returns the probe with the process's cgroup directory found once
 // (its cgroup file and mountinfo read now): its readings then read the
@@ -34,6 +46,7 @@ type StarveProbe struct {
 // second should.
 func (p StarveProbe) Resolved() StarveProbe {
 	p.cgDir, p.resolved = p.cgroupDir(), true
+	p.rd, p.threads = &procReader{}, map[string]thread{}
 	return p
 }
 
@@ -56,30 +69,39 @@ func SelfStarvation() Starvation { return StarveProbe{}.Read() }
 
 // Read takes a reading. What cannot be read is left out: StarvedRatio then says
 // it cannot tell.
+//
+// A Resolved probe reuses its buffers: its readings are not safe for
+// concurrent use.
 func (p StarveProbe) Read() Starvation {
 	s := Starvation{At: time.Now()}
 	task := filepath.Join(p.dir(), "task")
-	if ents, err := os.ReadDir(task); err == nil {
-		s.delay = make(map[string]time.Duration, len(ents))
-		for _, e := range ents {
-			b, err := os.ReadFile(filepath.Join(task, e.Name(), "schedstat"))
-			if err != nil {
-				continue // the thread exited
-			}
-			if d, ok := parseSchedstat(b); ok {
-				s.delay[e.Name()] = d
+	delay := make(map[string]time.Duration, 16)
+	err := p.rd.names(task, func(name []byte) {
+		t, ok := p.threads[string(name)]
+		if !ok {
+			id := string(name)
+			t = thread{id: id, schedstat: filepath.Join(task, id, "schedstat")}
+			if p.threads != nil && len(p.threads) < maxThreads {
+				p.threads[id] = t
 			}
 		}
-		if len(s.delay) == 0 {
-			s.delay = nil
+		b, err := p.rd.read(t.schedstat)
+		if err != nil {
+			return // the thread exited
 		}
+		if d, ok := parseSchedstat(b); ok {
+			delay[t.id] = d
+		}
+	})
+	if err == nil && len(delay) > 0 {
+		s.delay = delay
 	}
 	cg := p.cgDir
 	if !p.resolved {
 		cg = p.cgroupDir()
 	}
 	if cg != "" {
-		if b, err := os.ReadFile(filepath.Join(cg, "cpu.pressure")); err == nil {
+		if b, err := p.rd.read(filepath.Join(cg, "cpu.pressure")); err == nil {
 			s.psi, s.psiOK = parsePressureSome(b)
 		}
 	}
@@ -150,12 +172,12 @@ func cgroup2Mount(mountinfo string) string {
 // parseSchedstat returns the run delay (second field, ns) of a schedstat line:
 // "on-CPU-ns run-delay-ns timeslices".
 func parseSchedstat(b []byte) (time.Duration, bool) {
-	f := bytes.Fields(b)
-	if len(f) < 2 {
+	f, ok := field(b, 1)
+	if !ok {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(f[1]), 10, 63)
-	if err != nil {
+	v, ok := atou(bytes.TrimRight(f, "\n"))
+	if !ok || v > math.MaxInt64 {
 		return 0, false
 	}
 	return time.Duration(v), true

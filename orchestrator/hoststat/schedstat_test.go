@@ -3,6 +3,7 @@ package hoststat
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -72,9 +73,12 @@ func TestStarveProbeFixtures(t *testing.T) {
 			"proc/42/cgroup":            "0::/\n",
 		})
 		p := StarveProbe{Root: filepath.Join(root, "proc"), PID: 42}
-		a := p.Read()
-		if len(a.delay) != 3 || a.psiOK {
-			t.Fatalf("first read: %+v", a)
+		// A resolved probe reuses its buffers and remembers the threads'
+		// paths: it reads the same.
+		r := p.Resolved()
+		a, ra := p.Read(), r.Read()
+		if len(a.delay) != 3 || a.psiOK || !reflect.DeepEqual(a.delay, ra.delay) {
+			t.Fatalf("first read: %+v, resolved %+v", a, ra)
 		}
 		writeFiles(t, root, map[string]string{
 			"proc/42/task/42/schedstat": "100 51000000 9\n", // +50 ms
@@ -84,11 +88,14 @@ func TestStarveProbeFixtures(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(root, "proc/42/task/44")); err != nil {
 			t.Fatal(err)
 		}
-		b := p.Read()
-		b.At = a.At.Add(time.Second)
+		b, rb := p.Read(), r.Read()
+		b.At, ra.At, rb.At = a.At.Add(time.Second), a.At, a.At.Add(time.Second)
 		got, ok := StarvedRatio(a, b, 1)
 		if !ok || got < 0.0799 || got > 0.0801 {
 			t.Errorf("StarvedRatio = %v, %v; want 0.08 (80 ms waited in 1 s)", got, ok)
+		}
+		if rgot, rok := StarvedRatio(ra, rb, 1); rgot != got || rok != ok {
+			t.Errorf("resolved probe: StarvedRatio = %v, %v; want %v, %v", rgot, rok, got, ok)
 		}
 		// Per CPU it may use, like a CPU share.
 		if got, _ := StarvedRatio(a, b, 4); got < 0.0199 || got > 0.0201 {

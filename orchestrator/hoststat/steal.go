@@ -2,6 +2,7 @@ package hoststat
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +27,7 @@ type StealProbe struct {
 	PID  int    // 0 = this process
 
 	cpus map[int]bool // the allowed CPUs, once Pinned has read them
+	rd   *procReader  // once Pinned: the buffer its readings reuse
 }
 
 // Pinned returns the probe with the process's allowed CPUs read once: its
@@ -33,6 +35,7 @@ type StealProbe struct {
 // Where they cannot be read, each reading tries again.
 func (p StealProbe) Pinned() StealProbe {
 	p.cpus, _ = p.allowed()
+	p.rd = &procReader{}
 	return p
 }
 
@@ -72,7 +75,7 @@ func (p StealProbe) Read() Steal {
 			return s
 		}
 	}
-	stat, err := os.ReadFile(filepath.Join(rootOr(p.Root), "stat"))
+	stat, err := p.rd.read(filepath.Join(rootOr(p.Root), "stat"))
 	if err != nil {
 		return s
 	}
@@ -130,16 +133,17 @@ func cpuSteal(stat []byte, allowed map[int]bool) (seconds float64, cpus int) {
 		if !ok || len(rest) == 0 || rest[0] < '0' || rest[0] > '9' {
 			continue // "cpu " is the sum over all CPUs
 		}
-		f := bytes.Fields(rest)
-		if len(f) < 9 {
+		idf, _ := field(rest, 0)
+		stealf, ok := field(rest, 8)
+		if !ok {
 			continue
 		}
-		id, err := strconv.Atoi(string(f[0]))
-		if err != nil || !allowed[id] {
+		id, ok := atou(idf)
+		if !ok || id > math.MaxInt32 || !allowed[int(id)] {
 			continue
 		}
-		v, err := strconv.ParseUint(string(f[8]), 10, 64)
-		if err != nil {
+		v, ok := atou(stealf)
+		if !ok {
 			continue
 		}
 		ticks += v
