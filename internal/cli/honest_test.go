@@ -376,8 +376,8 @@ func TestCPUHogOnTheGeneratorsCore(t *testing.T) {
 			t.Errorf("report.md does not list the default generator health checks")
 		}
 		checks, _ := o.report["checks"].(map[string]any)
-		if hs, _ := checks["generator_health"].([]any); len(hs) != 4 {
-			t.Errorf("report.json checks %v: want the four default generator health checks", checks)
+		if hs, _ := checks["generator_health"].([]any); len(hs) != 3 {
+			t.Errorf("report.json checks %v: want the three default generator health checks", checks)
 		}
 		// The CPU finding is the generator's when it runs elsewhere than the
 		// target, or when its own starvation reached the health threshold.

@@ -36,8 +36,6 @@ var DefaultGeneratorHealth = []DefaultCheck{
 		Why: "a generator that keeps its schedule releases requests within a tick (at most 1 ms); 10 ms late means the schedule slipped"},
 	{Kind: CheckGeneratorHealth, Metric: "generator.starved.ratio", Expr: "generator.starved.ratio < 0.2",
 		Why: "a generator waiting for a CPU adds that wait to every latency it measures; its CPU share stays low, its run delay shows it"},
-	{Kind: CheckGeneratorHealth, Metric: "generator.steal.ratio", Expr: "generator.steal.ratio < 0.2",
-		Why: "on a virtual machine, while the hypervisor runs something else on the generator's CPUs (steal) the generator neither sends nor reads, and the wait is in the latencies it measures; no run delay counts it"},
 	{Kind: CheckGeneratorHealth, Metric: "generator.cpu", Expr: "generator.cpu < 0.9",
 		Why: "at 90% of its CPUs the generator's responses wait for it, which adds to the latencies it measures"},
 }

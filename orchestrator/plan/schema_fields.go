@@ -43,7 +43,7 @@ var schemaFields = map[string]fieldInfo{
 	"Plan.campaign":         {doc: "one ramp per variant of the static parameters"},
 	"Plan.prometheus":       {doc: "a Prometheus source: /metrics pages to scrape or a server to query, and named metrics for prom.* gates"},
 
-	"DefaultChecks.generator_health": {doc: "false: no default generator health check (generator.lag.p99 < 10ms, generator.starved.ratio < 0.2, generator.steal.ratio < 0.2, generator.cpu < 0.9)"},
+	"DefaultChecks.generator_health": {doc: "false: no default generator health check (generator.lag.p99 < 10ms, generator.starved.ratio < 0.2, generator.cpu < 0.9)"},
 	"DefaultChecks.parameters":       {doc: "false: no default check that the load parameters were achieved (for a target that closes every connection on purpose, say)"},
 
 	"Fleet.provider":   {enum: "providers", noDefault: true, doc: "how the fleet is provisioned; local when processes are given"},
