@@ -387,8 +387,7 @@ func interfered(rec *result.Step) (string, bool) {
 		return "", false
 	}
 	for _, h := range rec.FailedHealth {
-		if !strings.HasPrefix(h.Metric, "generator.lag.") && !strings.HasPrefix(h.Metric, "generator.starved.") &&
-			!strings.HasPrefix(h.Metric, "generator.steal.") {
+		if !cpuTaken(h.Metric) {
 			return "", false
 		}
 	}
@@ -405,6 +404,18 @@ func interfered(rec *result.Step) (string, bool) {
 		}
 	}
 	return why, why != ""
+}
+
+// cpuTaken says whether a generator health metric measures what others
+// took from the generator's CPUs, or its effect on its schedule: its lag,
+// its threads' run delay, the hypervisor's steal.
+func cpuTaken(metric string) bool {
+	for _, p := range []string{"generator.lag.", "generator.starved.", "generator.steal."} {
+		if strings.HasPrefix(metric, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // agentSaturated is the finding that names an agent whose own health failed

@@ -803,7 +803,7 @@ func GeneratorBehind(m map[string]float64, lag string) (f result.Finding, ok boo
 	var taken, ev []string
 	if okSteal && stealPeak > 0 {
 		taken = append(taken, fmt.Sprintf("the hypervisor took %s of its CPUs' time in its worst second (steal)", millis(stealPeak)))
-		ev = append(ev, fmt.Sprintf("the hypervisor ran something else on the generator's CPUs %.1f%% of the hold, %.1f%% in its worst second (generator.steal.ratio, generator.steal.peak: the steal column of /proc/stat for the CPUs it may run on); for that time nothing in its machine runs", 100*steal, 100*stealPeak))
+		ev = append(ev, stealEvidence(steal, stealPeak))
 	}
 	if okStarved && starvedPeak > 0 {
 		taken = append(taken, fmt.Sprintf("its threads waited %s for a CPU in its worst second", millis(starvedPeak)))
@@ -820,6 +820,12 @@ func GeneratorBehind(m map[string]float64, lag string) (f result.Finding, ok boo
 		Observed: fmt.Sprintf("fell behind its schedule (%s %s)%s: %s", lag, millis(late), busy, strings.Join(taken, ", ")),
 		Evidence: ev,
 		Fix:      ownCPUs + ", and no other busy process on its CPUs; the step measured the generator's wait, not the target"}, true
+}
+
+// stealEvidence says how much of the generator's CPUs the hypervisor took,
+// over the hold and in its worst second.
+func stealEvidence(ratio, peak float64) string {
+	return fmt.Sprintf("the hypervisor ran something else on the generator's CPUs %.1f%% of the hold, %.1f%% in its worst second (generator.steal.ratio, generator.steal.peak: the steal column of /proc/stat for the CPUs it may run on); for that time nothing in its machine runs", 100*ratio, 100*peak)
 }
 
 // ownCPUs is where a generator whose CPUs others took should run.
@@ -839,7 +845,7 @@ func GeneratorStolen(m map[string]float64, steal string) (f result.Finding, ok b
 	}
 	ratio, okRatio := m[metrics.GeneratorStealRatio]
 	peak := max(m[metrics.GeneratorStealPeak], ratio)
-	ev := []string{fmt.Sprintf("the hypervisor ran something else on the generator's CPUs %.1f%% of the hold, %.1f%% in its worst second (generator.steal.ratio, generator.steal.peak: the steal column of /proc/stat for the CPUs it may run on); for that time nothing in its machine runs", 100*ratio, 100*peak)}
+	ev := []string{stealEvidence(ratio, peak)}
 	if cpu, okCPU := m[metrics.GeneratorCPU]; okCPU {
 		ev = append(ev, fmt.Sprintf("it used %.2f of its CPUs", cpu))
 	}

@@ -27,8 +27,10 @@ type StarveProbe struct {
 	// has found it.
 	cgDir    string
 	resolved bool
-	// Once Resolved: the buffers its readings reuse, and each thread's
-	// schedstat path by its id (a thread seen once is not named again).
+	// Once Resolved: its task directory, the buffers its readings reuse,
+	// and each thread's schedstat path by its id (a thread seen once is not
+	// named again).
+	task    string
 	rd      *procReader
 	threads map[string]thread
 }
@@ -46,7 +48,7 @@ const maxThreads = 4096
 // second should.
 func (p StarveProbe) Resolved() StarveProbe {
 	p.cgDir, p.resolved = p.cgroupDir(), true
-	p.rd, p.threads = &procReader{}, map[string]thread{}
+	p.task, p.rd, p.threads = filepath.Join(p.dir(), "task"), &procReader{}, map[string]thread{}
 	return p
 }
 
@@ -74,7 +76,10 @@ func SelfStarvation() Starvation { return StarveProbe{}.Read() }
 // concurrent use.
 func (p StarveProbe) Read() Starvation {
 	s := Starvation{At: time.Now()}
-	task := filepath.Join(p.dir(), "task")
+	task := p.task
+	if task == "" {
+		task = filepath.Join(p.dir(), "task")
+	}
 	delay := make(map[string]time.Duration, 16)
 	err := p.rd.names(task, func(name []byte) {
 		t, ok := p.threads[string(name)]
