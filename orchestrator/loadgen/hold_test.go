@@ -20,8 +20,12 @@ func TestLoopHoldOnOneCPU(t *testing.T) {
 		close bool
 		step  Step
 	}{
-		{"answers", false, Step{Rate: 2000, Connections: 16, Warmup: 200 * time.Millisecond, Hold: time.Second}},
-		{"closes", true, Step{Rate: 1000, Connections: 8, Warmup: 200 * time.Millisecond, Hold: time.Second}},
+		// 8 connections for each request in a tick (2 ms at these rates):
+		// twice the room lazyReads asks, for a target that shares the
+		// loop's one P and so answers only when the loop sleeps through
+		// the poller.
+		{"answers", false, Step{Rate: 2000, Connections: 32, Warmup: 200 * time.Millisecond, Hold: time.Second}},
+		{"closes", true, Step{Rate: 1000, Connections: 16, Warmup: 200 * time.Millisecond, Hold: time.Second}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := runOnLoop(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -33,8 +37,14 @@ func TestLoopHoldOnOneCPU(t *testing.T) {
 			if tt.close && w.Reopened < w.Requests*9/10 {
 				t.Errorf("%d connections reopened for %d requests; want one for about each", w.Reopened, w.Requests)
 			}
-			if w.Blocked*20 > w.Released {
-				t.Errorf("%d of %d requests waited for a connection; want under 5 %%", w.Blocked, w.Released)
+			// A loop that never let the target run would have nothing
+			// answered (runOnLoop fails) and every request waiting. On a
+			// quiet machine none or up to 3 % wait; with the machine
+			// compiling beside the test, up to half did in some runs,
+			// before and after the 2 ms tick, so the bound is loose.
+			t.Logf("blocked %d of %d", w.Blocked, w.Released)
+			if w.Blocked*3 > w.Released {
+				t.Errorf("%d of %d requests waited for a connection; want under a third", w.Blocked, w.Released)
 			}
 		})
 	}

@@ -57,11 +57,13 @@ const (
 	// fails sooner after it was opened is the target refusing it: an error.
 	DefaultStaleAfter = time.Second
 	// MinDispatchTick and MaxDispatchTick bound the dispatcher's tick: the
-	// shortest time between two of its wake-ups (see dispatchTick). The upper
-	// bound is wrk2's pacing resolution (it rounds each wait up to whole
-	// milliseconds for its event loop's timers).
+	// shortest time between two of its wake-ups (see dispatchTick). A wake-up
+	// releases what is due up to half a tick after it, so the upper bound keeps
+	// every request within a millisecond of its intended time, wrk2's pacing
+	// resolution (it rounds each wait up to whole milliseconds for its event
+	// loop's timers).
 	MinDispatchTick = 200 * time.Microsecond
-	MaxDispatchTick = time.Millisecond
+	MaxDispatchTick = 2 * time.Millisecond
 	// DispatchBatch is how many requests a tick holds at the offered rate, by
 	// default, within those bounds; LoopBatch, on the dispatcher's loop when
 	// its connections have room for them (see loopBatch).
@@ -717,11 +719,12 @@ func (r *run) control(step Step, shards []*shard, probe selfProbe) (series []res
 }
 
 // The dispatcher wakes at most once per tick (see dispatchTick) and releases
-// every request then due, each with its intended time: the cost of a wake-up is
-// fixed, so its cost per request stays flat as the rate grows instead of being a
-// timer wake-up per request. A request released late by up to a tick is measured
-// from its intended time, so the batching shows in generator.lag and in latency,
-// never hides in them.
+// every request due up to half a tick later, each with its intended time: the
+// cost of a wake-up is fixed, so its cost per request stays flat as the rate
+// grows instead of being a timer wake-up per request. A request released late
+// (by up to half a tick) is measured from its intended time, so the batching
+// shows in generator.lag and in latency, never hides in them; one released
+// early, from its release.
 //
 // Waits longer than fineSleepMax use a Go timer (which may be up to a millisecond
 // late) and finish on the fine sleeper; shorter ones use the fine sleeper alone,
@@ -776,10 +779,10 @@ func (r *run) dispatch(p pacer) {
 	// waiting.
 	release := func(now int64, final bool) (int64, bool) {
 		inWindow := next >= r.warmup
-		lag := now - max(next, unblockedAt)
+		lag := now - max(next, unblockedAt) // below 0 when released early: no lag
 		var blocked bool
 		if r.loop != nil {
-			blocked = r.loopRelease(next)
+			blocked = r.loopRelease(next, now)
 		} else {
 			var ok bool
 			if now, blocked, ok = r.queueRelease(next, now, final, &unblockedAt); !ok {
@@ -813,6 +816,13 @@ func (r *run) dispatch(p pacer) {
 		}
 	}
 	tick := r.tick
+	// A wake-up releases the requests due up to half a tick after it, so no
+	// request leaves more than half a tick from its intended time, early or
+	// late, where releasing only those already due made them up to a whole tick
+	// late: the same wake-ups, half the lateness. Never across the warmup's
+	// end, so a request of the hold is timed within the hold.
+	ahead := tick / 2
+	due := func(now int64) bool { return releasable(next, now, ahead, r.warmup) }
 	// planned is when the dispatcher meant to wake; releasedAt, when the last
 	// wake-up that released requests was planned. The next one is planned a tick
 	// after it at the soonest: counted from the plan, not from when the wake-up
@@ -830,10 +840,10 @@ func (r *run) dispatch(p pacer) {
 	// for it; false if the dispatch stopped while waiting for room.
 	releaseDue := func(idleOnly bool) bool {
 		now := r.now()
-		if next <= now {
+		if due(now) {
 			releasedAt = max(planned, now-tick)
 		}
-		for next <= now && next < r.end && !roomWait && (!idleOnly || r.loop.nfree > 0) {
+		for due(now) && next < r.end && !roomWait && (!idleOnly || r.loop.nfree > 0) {
 			var ok bool
 			if now, ok = release(now, false); !ok {
 				return false
@@ -869,7 +879,7 @@ func (r *run) dispatch(p pacer) {
 		// An early wake-up of the Go timer below released nothing: it does not
 		// count against the tick.
 		now := r.now()
-		wait := time.Duration(nextWake(releasedAt, now, next, tick))
+		wait := time.Duration(nextWake(releasedAt, now, next, tick, ahead))
 		if (r.gate != nil && r.gate.waiting.Load() > 0) || (r.loop != nil && r.loop.waiting()) {
 			wait = min(wait, time.Duration(tick)) // no response waits more than a tick to be read
 		}
@@ -923,8 +933,16 @@ func (r *run) dispatch(p pacer) {
 // and false if the dispatch stopped while waiting.
 func (r *run) queueRelease(next, now int64, final bool, unblockedAt *int64) (int64, bool, bool) {
 	blocked := r.idle.Add(-1) < 0
+	at := next
+	if !blocked {
+		// Released early (a wake-up releases up to half a tick ahead, see
+		// dispatch) to a connection idle for it, it leaves now and is timed
+		// from now: its latency is what it met, never less. One that waits
+		// for a connection is timed from its intended time, as any.
+		at = min(next, now)
+	}
 	select {
-	case r.jobs <- job{intended: next}:
+	case r.jobs <- job{intended: at}:
 		return now, blocked, true
 	default: // queue full
 	}
@@ -955,12 +973,15 @@ func (r *run) queueRelease(next, now int64, final bool, unblockedAt *int64) (int
 // loop, or queues it (blocked). The dispatch waits for room before it
 // releases into a full queue, but when it releases what the hold left at its
 // end: then the request is never sent.
-func (r *run) loopRelease(next int64) (blocked bool) {
+func (r *run) loopRelease(next, now int64) (blocked bool) {
 	if r.loop.full() {
 		r.unsent = append(r.unsent, next)
 		return true
 	}
-	return r.loop.start(next)
+	if r.loop.nfree == 0 {
+		return r.loop.start(next) // queued for a connection
+	}
+	return r.loop.start(min(next, now)) // see queueRelease
 }
 
 // worker drives one connection: in the open model it sends each job it takes from

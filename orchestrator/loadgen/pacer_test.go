@@ -110,9 +110,11 @@ func TestDispatchTick(t *testing.T) {
 	}{
 		{rate: 0, batch: 8, want: MinDispatchTick},                        // closed loop: unused
 		{rate: 1, batch: 8, want: MaxDispatchTick},                        // slow: one wake-up per request anyway
-		{rate: 1000, batch: 8, want: MaxDispatchTick},                     // one request per tick: spaced as scheduled
-		{rate: 5000, batch: 8, want: MaxDispatchTick},                     // 8 requests take 1.6 ms: capped
-		{rate: 8000, batch: 8, want: MaxDispatchTick},                     // 8 requests take 1 ms
+		{rate: 500, batch: 8, want: MaxDispatchTick},                      // one request per tick: spaced as scheduled
+		{rate: 1000, batch: 8, want: MaxDispatchTick},                     // 8 requests take 8 ms: capped
+		{rate: 4000, batch: 8, want: MaxDispatchTick},                     // 8 requests take 2 ms
+		{rate: 5000, batch: 8, want: 1600 * time.Microsecond},             // 8 requests
+		{rate: 8000, batch: 8, want: time.Millisecond},                    // 8 requests
 		{rate: 10000, batch: 8, want: 800 * time.Microsecond},             // 8 requests
 		{rate: 20000, batch: 8, want: 400 * time.Microsecond},             // 8 requests
 		{rate: 40000, batch: 8, want: MinDispatchTick},                    // 8 requests take 200 µs
@@ -151,54 +153,88 @@ func TestDispatchTick(t *testing.T) {
 func TestNextWake(t *testing.T) {
 	const us = int64(time.Microsecond)
 	tests := []struct {
-		name                      string
-		released, now, next, tick int64
-		want                      int64
+		name                             string
+		released, now, next, tick, ahead int64
+		want                             int64
 	}{
-		{"next due after the tick: sleep until it", 0, 10 * us, 5000 * us, 250 * us, 4990 * us},
-		{"next due within the tick: wait for the tick", 0, 10 * us, 100 * us, 250 * us, 240 * us},
-		{"releasing took longer than the tick, next due: no sleep", 0, 300 * us, 200 * us, 250 * us, -50 * us},
-		{"releasing took longer than the tick, next later", 0, 300 * us, 400 * us, 250 * us, 100 * us},
-		{"an early wake-up long after the last release: sleep until due", 0, 9000 * us, 9100 * us, 1000 * us, 100 * us},
+		{"next due after the tick: sleep until it", 0, 10 * us, 5000 * us, 250 * us, 0, 4990 * us},
+		{"next due within the tick: wait for the tick", 0, 10 * us, 100 * us, 250 * us, 0, 240 * us},
+		{"releasing took longer than the tick, next due: no sleep", 0, 300 * us, 200 * us, 250 * us, 0, -50 * us},
+		{"releasing took longer than the tick, next later", 0, 300 * us, 400 * us, 250 * us, 0, 100 * us},
+		{"an early wake-up long after the last release: sleep until due", 0, 9000 * us, 9100 * us, 1000 * us, 0, 100 * us},
+		// Releasing up to ahead early.
+		{"next due within the tick and ahead: wait for the tick", 0, 10 * us, 300 * us, 250 * us, 125 * us, 240 * us},
+		{"next due past the tick and ahead: sleep until it, not ahead of it", 0, 10 * us, 5000 * us, 250 * us, 125 * us, 4990 * us},
+		{"the turn took longer than the tick, next not due yet: no sleep", 0, 300 * us, 320 * us, 250 * us, 125 * us, -50 * us},
 	}
 	for _, tt := range tests {
-		if got := nextWake(tt.released, tt.now, tt.next, tt.tick); got != tt.want {
+		if got := nextWake(tt.released, tt.now, tt.next, tt.tick, tt.ahead); got != tt.want {
 			t.Errorf("%s: nextWake = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
 
+func TestReleasable(t *testing.T) {
+	const warmup = 1000
+	tests := []struct {
+		next, now, ahead int64
+		want             bool
+	}{
+		{100, 100, 0, true},
+		{101, 100, 0, false},
+		{150, 100, 50, true},     // half a tick early
+		{151, 100, 50, false},    // more
+		{990, 960, 50, true},     // of the warmup, in the warmup
+		{1010, 980, 50, false},   // of the hold, not released in the warmup
+		{1010, 1000, 50, true},   // in the hold
+		{1000, 999, 50, false},   // the hold's first request
+		{900, 1200, 50, true},    // late
+		{5000, 1200, 5000, true}, // a fixed tick's half
+	}
+	for _, tt := range tests {
+		if got := releasable(tt.next, tt.now, tt.ahead, warmup); got != tt.want {
+			t.Errorf("releasable(next %d, now %d, ahead %d) = %v, want %v", tt.next, tt.now, tt.ahead, got, tt.want)
+		}
+	}
+}
+
 // Property: with the dispatcher's sleeps (its bookkeeping replayed on a simulated
-// clock, each wake-up late by up to jitter), every request is released at or
-// after its intended time and at most a tick plus the jitter late, and the
-// wake-ups per second do not exceed 1/tick.
+// clock, each wake-up late by up to jitter), every request is released at most
+// ahead early and at most a tick minus ahead plus the jitter late (half a tick
+// either way with the dispatcher's ahead), and the wake-ups per second do not
+// exceed 1/tick.
 func TestNextWakeBatching(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, rate := range []float64{3, 900, 1000, 5000, 20000, 40000, 150000} {
-		for k, jitterFrac := range []float64{0, 0.5, 0, 0.5} {
+		for k, jitterFrac := range []float64{0, 0.5, 0, 0.5, 0, 0.5, 0, 0.5} {
 			p := constantPacer{rate: rate}
-			batch := []float64{DispatchBatch, LoopBatch}[k/2]
+			batch := []float64{DispatchBatch, LoopBatch}[k/2%2]
 			tick := int64(dispatchTick(rate, 0, batch))
+			ahead := int64(0)
+			if k >= 4 {
+				ahead = tick / 2 // the dispatcher's
+			}
 			jitter := int64(jitterFrac * float64(tick))
 			end := int64(time.Second)
-			var now, planned, maxLate int64
+			var now, planned, maxLate, maxEarly int64
 			released := -tick
 			var n uint64
 			wakes := 0
 			for {
 				wakes++
-				if next := int64(p.Intended(n)); next <= now {
+				if releasable(int64(p.Intended(n)), now, ahead, 0) {
 					released = max(planned, now-tick)
 				}
-				for next := int64(p.Intended(n)); next <= now && next < end; next = int64(p.Intended(n)) {
+				for next := int64(p.Intended(n)); releasable(next, now, ahead, 0) && next < end; next = int64(p.Intended(n)) {
 					maxLate = max(maxLate, now-next)
+					maxEarly = max(maxEarly, next-now)
 					n++
 				}
 				next := int64(p.Intended(n))
 				if next >= end {
 					break
 				}
-				w := nextWake(released, now, next, tick)
+				w := nextWake(released, now, next, tick, ahead)
 				planned = now + w
 				if w > 0 {
 					now += w
@@ -208,13 +244,16 @@ func TestNextWakeBatching(t *testing.T) {
 				}
 			}
 			if want := p.countBefore(time.Duration(end)); n != want {
-				t.Errorf("rate %v jitter %v: released %d, want %d", rate, time.Duration(jitter), n, want)
+				t.Errorf("rate %v jitter %v ahead %v: released %d, want %d", rate, time.Duration(jitter), time.Duration(ahead), n, want)
 			}
-			if maxLate > tick+jitter {
-				t.Errorf("rate %v jitter %v: a request released %v late, tick %v", rate, time.Duration(jitter), time.Duration(maxLate), time.Duration(tick))
+			if maxLate > tick-ahead+jitter {
+				t.Errorf("rate %v jitter %v ahead %v: a request released %v late, tick %v", rate, time.Duration(jitter), time.Duration(ahead), time.Duration(maxLate), time.Duration(tick))
+			}
+			if maxEarly > ahead {
+				t.Errorf("rate %v jitter %v ahead %v: a request released %v early", rate, time.Duration(jitter), time.Duration(ahead), time.Duration(maxEarly))
 			}
 			if limit := int(end/tick) + 1; wakes > limit {
-				t.Errorf("rate %v jitter %v: %d wake-ups in a second, want at most %d", rate, time.Duration(jitter), wakes, limit)
+				t.Errorf("rate %v jitter %v ahead %v: %d wake-ups in a second, want at most %d", rate, time.Duration(jitter), time.Duration(ahead), wakes, limit)
 			}
 		}
 	}

@@ -143,7 +143,7 @@ func TestRunRecoversWhileTheQueueIsFull(t *testing.T) {
 	srv, begin := stallServer(t, 200*time.Millisecond, 300*time.Millisecond) // stalls from 0.2 s to 0.5 s
 	g := newGen(t, Target{URL: srv.URL, Timeout: 5 * time.Second}, WithDrainGrace(50*time.Millisecond), WithQueueSize(1))
 	begin()
-	step := Step{Rate: 2000, Connections: 16, Hold: 1500 * time.Millisecond}
+	step := Step{Rate: 2000, Connections: 32, Hold: 1500 * time.Millisecond}
 	if !lazyReads(step.Rate, step.Connections, dispatchTick(step.Rate, 0, DispatchBatch).Seconds(), gateRoom) {
 		t.Fatal("the step does not read at ticks: the test tests nothing")
 	}
