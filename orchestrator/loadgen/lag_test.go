@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -41,5 +42,56 @@ func TestRunFixedRateAccuracy(t *testing.T) {
 		if lag := m[metrics.GeneratorLagP50]; lag > 0.05 {
 			t.Errorf("rate %v: generator.lag.p50 = %vs, want well under 50ms", tt.rate, lag)
 		}
+	}
+}
+
+// A wake-up releases the requests due up to half a tick after it. One released
+// early is timed from its release: against a target that answers after 3 ms,
+// no latency reads less than 3 ms, as it would (by up to half a tick) if an
+// early request were timed from its later intended time. Nothing is released
+// early across the warmup's end: the hold counts exactly the requests its
+// schedule has. On the dispatcher's loop and with the connections' goroutines.
+func TestEarlyReleaseIsTimedFromItsRelease(t *testing.T) {
+	const delay = 3 * time.Millisecond
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(delay)
+		_, _ = w.Write([]byte("ok"))
+	}), false)
+	step := Step{Rate: 4000, Connections: 64, Warmup: 301 * time.Millisecond, Hold: time.Second} // the warmup ends between two wake-ups
+	if tick := LoopTick(step.Rate, step.Connections); tick != MaxDispatchTick {
+		t.Fatalf("tick %v at %v req/s: the test wants the longest", tick, step.Rate)
+	}
+	p := constantPacer{rate: step.Rate}
+	want := p.countBefore(step.Warmup+step.Hold) - p.countBefore(step.Warmup)
+	for _, tt := range []struct {
+		name string
+		opts []Option
+		loop bool
+	}{
+		{"loop", nil, true},
+		{"goroutines", []Option{WithWorkerReads()}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := runStep(t, newGen(t, Target{URL: srv.URL, Timeout: 5 * time.Second}, tt.opts...), step)
+			if w.looped != tt.loop {
+				t.Fatalf("on the loop: %v, want %v", w.looped, tt.loop)
+			}
+			if uint64(w.Requests) != want || w.Completed != w.Requests {
+				t.Errorf("%d requests, %d answered (classes %v); want the schedule's %d, all answered", w.Requests, w.Completed, w.ErrorClasses, want)
+			}
+			// About half leave early, with lag 0; released only when due,
+			// a quarter would be at least a quarter of the tick late.
+			p25 := w.Lag.ValueAtQuantile(25)
+			t.Logf("lag p25 %d µs p99 %d µs; latency min %d µs, service min %d µs", p25, w.Lag.ValueAtQuantile(99), w.Latency.Min(), w.Service.Min())
+			if p25 != 0 {
+				t.Errorf("lag p25 %d µs: a quarter of the requests were not released early or on time; the test tests nothing", p25)
+			}
+			if got := w.Latency.Min(); got < delay.Microseconds() {
+				t.Errorf("latency min %d µs, under the target's %v: an early request was timed from its intended time", got, delay)
+			}
+			if w.Latency.Min() < w.Service.Min() {
+				t.Errorf("latency min %d µs under service min %d µs", w.Latency.Min(), w.Service.Min())
+			}
+		})
 	}
 }
