@@ -95,3 +95,53 @@ func TestEarlyReleaseIsTimedFromItsRelease(t *testing.T) {
 		})
 	}
 }
+
+// A request that waits for a connection may still leave before its intended
+// time (it was released ahead, and a connection came free at once): it is
+// timed from its send, so no latency is below 0, which the histogram would
+// have no room for (it counted them 60 s each, out of range, before sending
+// timed them). A fast target and 3 connections, so most requests wait, with the
+// connections' goroutines reading as responses arrive; the loop, which waits
+// for a connection only at the edge of its room, builds its outcomes with the
+// same sending (TestSending).
+func TestNoLatencyStartsAfterItsSend(t *testing.T) {
+	srv := newRawServer(t)
+	for _, tt := range []struct {
+		name string
+		step Step
+		opts []Option
+	}{
+		{"goroutines", Step{Rate: 4000, Connections: 3, Warmup: 200 * time.Millisecond, Hold: time.Second}, []Option{WithEagerReads()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := runStep(t, newGen(t, Target{URL: srv.URL()}, tt.opts...), tt.step)
+			t.Logf("on the loop %v: %d requests, %d waited for a connection; latency max %d µs, out of range %d", w.looped, w.Requests, w.Blocked, w.Latency.Max(), w.OutOfRange)
+			if w.Blocked == 0 {
+				t.Error("no request waited for a connection: the test tests nothing")
+			}
+			if w.OutOfRange != 0 || w.Latency.Max() > int64(time.Second/time.Microsecond) {
+				t.Errorf("%d latencies out of range, max %d µs: a request was timed from after its send", w.OutOfRange, w.Latency.Max())
+			}
+		})
+	}
+}
+
+func TestSending(t *testing.T) {
+	const warmup = 500
+	for _, tt := range []struct {
+		intended, sent int64
+		start          int64
+		inWindow       bool
+	}{
+		{1000, 1200, 1000, true}, // late: timed from its intended time
+		{1000, 1000, 1000, true},
+		{1000, 800, 800, true}, // early: from its send
+		{400, 300, 300, false}, // of the warmup
+		{500, 499, 499, true},  // in the hold by its intended time
+	} {
+		o := sending(tt.intended, tt.sent, warmup, 2)
+		if o.intended != tt.start || o.sent != tt.sent || o.inWindow != tt.inWindow || o.req != 2 {
+			t.Errorf("sending(%d, %d): intended %d sent %d in the hold %v req %d; want %d, %d, %v, 2", tt.intended, tt.sent, o.intended, o.sent, o.inWindow, o.req, tt.start, tt.sent, tt.inWindow)
+		}
+	}
+}

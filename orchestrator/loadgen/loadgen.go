@@ -782,7 +782,7 @@ func (r *run) dispatch(p pacer) {
 		lag := now - max(next, unblockedAt) // below 0 when released early: no lag
 		var blocked bool
 		if r.loop != nil {
-			blocked = r.loopRelease(next, now)
+			blocked = r.loopRelease(next)
 		} else {
 			var ok bool
 			if now, blocked, ok = r.queueRelease(next, now, final, &unblockedAt); !ok {
@@ -933,16 +933,8 @@ func (r *run) dispatch(p pacer) {
 // and false if the dispatch stopped while waiting.
 func (r *run) queueRelease(next, now int64, final bool, unblockedAt *int64) (int64, bool, bool) {
 	blocked := r.idle.Add(-1) < 0
-	at := next
-	if !blocked {
-		// Released early (a wake-up releases up to half a tick ahead, see
-		// dispatch) to a connection idle for it, it leaves now and is timed
-		// from now: its latency is what it met, never less. One that waits
-		// for a connection is timed from its intended time, as any.
-		at = min(next, now)
-	}
 	select {
-	case r.jobs <- job{intended: at}:
+	case r.jobs <- job{intended: next}:
 		return now, blocked, true
 	default: // queue full
 	}
@@ -973,15 +965,21 @@ func (r *run) queueRelease(next, now int64, final bool, unblockedAt *int64) (int
 // loop, or queues it (blocked). The dispatch waits for room before it
 // releases into a full queue, but when it releases what the hold left at its
 // end: then the request is never sent.
-func (r *run) loopRelease(next, now int64) (blocked bool) {
+// sending is the outcome of a request due at intended and sent at sent, in the
+// hold or not by its intended time. One sent before it is due (released up to
+// half a tick ahead, see dispatch, straight to an idle connection or to one that
+// came free at once) is timed from its send: its latency is what it met, never
+// less, and never below 0.
+func sending(intended, sent, warmup int64, idx int) outcome {
+	return outcome{intended: min(intended, sent), sent: sent, inWindow: intended >= warmup, req: idx}
+}
+
+func (r *run) loopRelease(next int64) (blocked bool) {
 	if r.loop.full() {
 		r.unsent = append(r.unsent, next)
 		return true
 	}
-	if r.loop.nfree == 0 {
-		return r.loop.start(next) // queued for a connection
-	}
-	return r.loop.start(min(next, now)) // see queueRelease
+	return r.loop.start(next)
 }
 
 // worker drives one connection: in the open model it sends each job it takes from
@@ -1019,7 +1017,7 @@ func (r *run) do(c *conn, s *shard, intended int64) {
 	if !ok {
 		return
 	}
-	o := outcome{intended: intended, sent: r.now(), inWindow: intended >= r.warmup, req: idx}
+	o := sending(intended, r.now(), r.warmup, idx)
 	r.exchange(c, s, req, payload, o, 0)
 }
 

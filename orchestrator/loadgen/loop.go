@@ -158,7 +158,7 @@ func (l *loop) send(i int, intended int64) {
 		l.adopt(i)
 		return
 	}
-	o := outcome{intended: intended, sent: r.now(), inWindow: intended >= r.warmup, req: idx}
+	o := sending(intended, r.now(), r.warmup, idx)
 	if c.nc == nil || c.raw == nil { // closed (or, never seen, without raw I/O)
 		l.handOff(i, handoff{kind: handSend, req: req, payload: payload, o: o})
 		return
