@@ -723,8 +723,8 @@ func (r *run) control(step Step, shards []*shard, probe selfProbe) (series []res
 // cost of a wake-up is fixed, so its cost per request stays flat as the rate
 // grows instead of being a timer wake-up per request. A request released late
 // (by up to half a tick) is measured from its intended time, so the batching
-// shows in generator.lag and in latency, never hides in them; one released
-// early, from its release.
+// shows in generator.lag and in latency, never hides in them; one sent early,
+// from its send (see sending).
 //
 // Waits longer than fineSleepMax use a Go timer (which may be up to a millisecond
 // late) and finish on the fine sleeper; shorter ones use the fine sleeper alone,
@@ -961,10 +961,6 @@ func (r *run) queueRelease(next, now int64, final bool, unblockedAt *int64) (int
 	return now, true, true
 }
 
-// loopRelease sends the request due at next on an idle connection of the
-// loop, or queues it (blocked). The dispatch waits for room before it
-// releases into a full queue, but when it releases what the hold left at its
-// end: then the request is never sent.
 // sending is the outcome of a request due at intended and sent at sent, in the
 // hold or not by its intended time. One sent before it is due (released up to
 // half a tick ahead, see dispatch, straight to an idle connection or to one that
@@ -974,6 +970,10 @@ func sending(intended, sent, warmup int64, idx int) outcome {
 	return outcome{intended: min(intended, sent), sent: sent, inWindow: intended >= warmup, req: idx}
 }
 
+// loopRelease sends the request due at next on an idle connection of the
+// loop, or queues it (blocked). The dispatch waits for room before it
+// releases into a full queue, but when it releases what the hold left at its
+// end: then the request is never sent.
 func (r *run) loopRelease(next int64) (blocked bool) {
 	if r.loop.full() {
 		r.unsent = append(r.unsent, next)
