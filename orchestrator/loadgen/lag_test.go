@@ -45,8 +45,8 @@ func TestRunFixedRateAccuracy(t *testing.T) {
 	}
 }
 
-// A wake-up releases the requests due up to half a tick after it. One released
-// early is timed from its release: against a target that answers after 3 ms,
+// A wake-up releases the requests due up to half a tick after it. One sent
+// early is timed from its send (sending): against a target that answers after 3 ms,
 // no latency reads less than 3 ms, as it would (by up to half a tick) if an
 // early request were timed from its later intended time. Nothing is released
 // early across the warmup's end: the hold counts exactly the requests its
