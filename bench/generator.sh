@@ -336,6 +336,9 @@ elif status == "bottleneck":
     verdict = "target-side bottleneck (%s): capacity %.0f req/s offered, %.0f answered; first failure at %.0f" % (
         b.get("side", "?"), cap, cap_rps, b.get("to", 0))
     reached = cap
+    fs = b.get("findings") or []
+    if fs:
+        verdict += "; named cause: %s, %s: %s" % (fs[0].get("rule"), fs[0].get("resource"), fs[0].get("observed"))
     if genfail:
         verdict += "; refinement generator-limited at %.0f req/s (%s)" % (gen_rate, genfail[0].get("reason", ""))
         reached = max(cap, gen_rate)
@@ -348,11 +351,12 @@ print("REACHED=%.0f" % reached)
 print("RATIO=%.2f" % (reached / wrk if wrk else 0))
 for s in steps:
     m = s["metrics"]; r = s["parameters"]["rate"]
-    print("STEP %-7s %-8s rate %7.0f  answered %9.1f  p99 %7.2f ms  lag p99 %6.2f ms  gen cpu %.3f (%.4f per 1,000 req/s)  starved %s  steal %s  -> %s" % (
+    print("STEP %-7s %-8s rate %7.0f  answered %9.1f  p99 %7.2f ms  lag p99 %6.2f ms  gen cpu %.3f (%.4f per 1,000 req/s)  starved %s  steal %s  host steal %s  -> %s" % (
         s["kind"], "#%d.%d" % (s["index"], s["attempt"]), r, m.get("throughput.rps", 0), 1e3 * m.get("latency.p99", 0),
         1e3 * m.get("generator.lag.p99", 0), m.get("generator.cpu", 0), 1000 * m.get("generator.cpu", 0) / r,
         ("%.3f" % m["generator.starved.ratio"]) if "generator.starved.ratio" in m else "-",
-        ("%.3f" % m["generator.steal.ratio"]) if "generator.steal.ratio" in m else "-", s["verdict"]))
+        ("%.3f" % m["generator.steal.ratio"]) if "generator.steal.ratio" in m else "-",
+        ("%.3f" % m["host.cpu.steal"]) if "host.cpu.steal" in m else "-", s["verdict"]))
 for want in (5000, 20000):
     cpus = [s["metrics"].get("generator.cpu") for s in steps if s["parameters"]["rate"] == want and s["kind"] == "ramp"]
     if cpus and cpus[0] is not None:

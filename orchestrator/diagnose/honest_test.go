@@ -144,6 +144,55 @@ func TestStarvedGeneratorCPUFinding(t *testing.T) {
 	}
 }
 
+// A host whose hypervisor took its CPUs is named, with the steal as its
+// evidence, wherever a target runs on it; it joins the host's busy CPU
+// finding when both are made; a generator-only host's steal is the
+// generator's to judge (generator.steal.*), and names nothing here.
+func TestStolenHostCPUFinding(t *testing.T) {
+	sum := hoststat.Summary{Start: t0, End: t0.Add(5 * time.Second), HostCPUMean: 0.55, HostCPUPeak: 0.7,
+		HostStealMean: 0.21, HostStealPeak: 0.35, GenCPUsMean: -1, Target: hoststat.SideSummary{Procs: 1, CPUMean: 0.3},
+		Deltas: map[string]float64{}, Peaks: map[string]float64{}, Limits: map[string]float64{}}
+	fs := Diagnose(Input{Host: "local", Summary: sum})
+	if got := rulesOf(fs); !slices.Equal(got, []string{"cpu-saturation/"}) {
+		t.Fatalf("findings %v, want the host-wide stolen CPU", got)
+	}
+	f := fs[0]
+	ev := strings.Join(f.Evidence, "\n")
+	if f.Resource != "host CPU (taken by the hypervisor)" || f.Observed != "the hypervisor took 21% of the host's CPU time (steal; 35% in its worst interval)" ||
+		!strings.Contains(ev, "21.0% of the hold, 35.0% in its worst interval (/proc/stat)") || !strings.Contains(ev, "the target processes used 0.30 of their CPUs") {
+		t.Errorf("finding %+v", f)
+	}
+	if fs := Diagnose(Input{Host: "web-1", Summary: sum, Side: hoststat.SideTarget}); !slices.Equal(rulesOf(fs), []string{"cpu-saturation/target"}) {
+		t.Errorf("findings %v on a target's host, want the target's", rulesOf(fs))
+	}
+	if fs := Diagnose(Input{Host: "gen-1", Summary: sum, Side: hoststat.SideGenerator}); len(fs) != 0 {
+		t.Errorf("findings %v on a generator's host, want none", rulesOf(fs))
+	}
+	// Read from node_exporter: the series is named.
+	fs = Diagnose(Input{Host: "10.0.0.5:9100", Summary: sum, Source: "node_exporter at 10.0.0.5:9100"})
+	if len(fs) != 1 || !strings.Contains(fs[0].Evidence[0], `(node_cpu_seconds_total{mode="steal"} from node_exporter at 10.0.0.5:9100)`) {
+		t.Errorf("findings %+v: want the steal series named", fs)
+	}
+	// Under the threshold, nothing.
+	low := sum
+	low.HostStealMean, low.HostStealPeak = 0.09, 0.4
+	if fs := Diagnose(Input{Host: "local", Summary: low}); len(fs) != 0 {
+		t.Errorf("findings %v at steal 0.09, want none", rulesOf(fs))
+	}
+	// A busy host too: one finding, the busy CPUs', with the hypervisor's
+	// part of them in its evidence.
+	busy := sum
+	busy.HostCPUMean, busy.HostCPUPeak = 0.95, 0.99
+	fs = Diagnose(Input{Host: "local", Summary: busy})
+	if got := rulesOf(fs); !slices.Equal(got, []string{"cpu-saturation/"}) {
+		t.Fatalf("findings %v, want one host-wide CPU finding", got)
+	}
+	ev = strings.Join(fs[0].Evidence, "\n")
+	if fs[0].Resource != "host CPU" || !strings.Contains(ev, "host CPUs 0.95 busy on average") || !strings.Contains(ev, "of which the hypervisor took 0.21 (steal)") {
+		t.Errorf("finding %+v", fs[0])
+	}
+}
+
 // The plan's own threshold of generator.starved.ratio is the diagnosis's; a
 // plan that judges no starvation (default generator health off, no check of
 // its own) gets no starvation finding.

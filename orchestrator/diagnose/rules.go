@@ -24,6 +24,9 @@ const (
 	TimeWaitShare    = 0.5  // TIME_WAIT sockets vs the ephemeral port range
 	PortRangeUsed    = 0.9  // TIME_WAIT + in use vs the ephemeral port range
 	maxEvidence      = 3
+	// HostStolen is the share of a host's CPU time its hypervisor took
+	// (steal, host.cpu.steal) from which the host's CPU finding names it.
+	HostStolen = 0.10
 )
 
 // Input is what Diagnose judges: one step window on one host.
@@ -575,6 +578,9 @@ func (d *diag) cpu() {
 	}
 	if s.HostCPUMean >= CPUSaturated {
 		ev := []string{fmt.Sprintf("host CPUs %.2f busy on average (peak %.2f) %s", s.HostCPUMean, s.HostCPUPeak, d.where("/proc/stat", hoststat.HostCPUBusy))}
+		if s.HostStealMean > 0 {
+			ev = append(ev, fmt.Sprintf("of which the hypervisor took %.2f (steal)", s.HostStealMean))
+		}
 		if gen.Procs > 0 {
 			ev = append(ev, fmt.Sprintf("of which the generator used %.2f and the target %.2f of their CPUs", gen.CPUMean, s.Target.CPUMean))
 		}
@@ -600,6 +606,34 @@ func (d *diag) cpu() {
 			Observed: fmt.Sprintf("its %d CPUs %.0f%% busy", s.GenCPUs, 100*s.GenCPUsMean), Evidence: ev,
 			Fix: "give the generator CPUs no other busy process runs on, or run it on another machine"})
 	}
+	d.hostStolen()
+}
+
+// hostStolen: the hypervisor ran something else on the host's virtual CPUs
+// for HostStolen of its CPU time or more (steal). Nothing on the host ran
+// then, whatever its processes' CPU shares say: the target answered late and
+// the generator sent and read late, and every latency measured there counts
+// the pauses. It is host-wide: with a busy CPU finding of the host's (one
+// rule, no side, no process), it joins that one's evidence. On a
+// host that runs only generators it is not named: there it is the
+// generator's own steal (generator.steal.*), which the generator's health
+// checks judge, and a steady steal is the ordinary state of a shared
+// virtual machine, not a reason to grow the fleet.
+func (d *diag) hostStolen() {
+	s := d.in.Summary
+	if s.HostStealMean < HostStolen || d.in.Side == hoststat.SideGenerator {
+		return
+	}
+	ev := []string{fmt.Sprintf("the hypervisor ran something else on the host's CPUs %.1f%% of the hold, %.1f%% in its worst interval %s; for that time nothing on the host runs",
+		100*s.HostStealMean, 100*max(s.HostStealPeak, s.HostStealMean), d.where("/proc/stat", hoststat.HostCPUSteal))}
+	if s.Target.Procs > 0 {
+		ev = append(ev, fmt.Sprintf("the target processes used %.2f of their CPUs: the time taken is not theirs, and no CPU share of theirs shows it", s.Target.CPUMean))
+	}
+	d.add(result.Finding{Rule: RuleCPUSaturation, Resource: "host CPU (taken by the hypervisor)",
+		Setting:  "the host's instance type: its share of the physical CPUs (a burstable instance's CPU credits)",
+		Observed: fmt.Sprintf("the hypervisor took %.0f%% of the host's CPU time (steal; %.0f%% in its worst interval)", 100*s.HostStealMean, 100*max(s.HostStealPeak, s.HostStealMean)),
+		Evidence: ev,
+		Fix:      "run on instances whose CPUs are not shared (dedicated, or not burstable: a burstable one out of CPU credits is throttled this way), or measure again when the physical host is quieter; this step's latencies count the pauses"})
 }
 
 // cpuPressure is the host's CPU pressure over the window, as evidence.

@@ -38,7 +38,8 @@ func TestSampleFixture(t *testing.T) {
 		HostCPUs: 2, HostFileNr: 723, HostFileMax: 2466160, HostTCPInUse: 1, HostTCPTW: 4,
 		HostListenOverflows: 0, HostListenDrops: 0, HostReqQFullDrop: 0, HostTimeWaitOverflow: 0,
 		HostConntrackCount: 0, HostConntrackMax: 262144, HostPortRangeWidth: 60999 - 32768 + 1,
-		HostMemTotal: 24683620 * 1024, HostPSIMemoryFull: 0, HostCPUTotal: (20662 + 1860 + 14088 + 58925 + 734 + 324) / 100.0,
+		HostMemTotal: 24683620 * 1024, HostPSIMemoryFull: 0, HostCPUTotal: (20662 + 1860 + 14088 + 58925 + 734 + 324 + 57) / 100.0,
+		HostCPUSteal: 0.57,
 	}
 	for k, want := range wantHost {
 		got, ok := s.Host[k]
@@ -71,7 +72,7 @@ func TestWindowFixture(t *testing.T) {
 	}
 	m := w.Metrics()
 	want := map[string]float64{
-		"target.cpu": 0.05, "generator.cpu": 0.10, MetricHostCPU: 0.2,
+		"target.cpu": 0.05, "generator.cpu": 0.10, MetricHostCPU: 0.2, MetricHostSteal: 0,
 		MetricHostListenOverflows: 57, "target.fd.ratio": 3.0 / 1024, MetricHostTCPTW: 4,
 		MetricHostFileNrRatio: 723.0 / 2466160, MetricHostConntrackRatio: 0, MetricHostPSIMemFull: 0,
 	}
@@ -208,6 +209,32 @@ func TestWindowTable(t *testing.T) {
 			}
 			if !near(w.GenCPUsMean, 0.335) || !near(w.GenCPUsPeak, 0.5) {
 				t.Errorf("generator's CPUs mean %v peak %v, want 0.335 and 0.5 ((0.02+0.15) and 0.5 of 1 CPU)", w.GenCPUsMean, w.GenCPUsPeak)
+			}
+		}},
+		// The hypervisor's steal is part of the busy time, and its share is
+		// of the time that went by: the 0.25 s a second the tick-sampled
+		// counters missed count in the total, not in the steal.
+		{"steal share of the host's CPU time", []Sample{
+			{Time: at(0), Host: map[string]float64{HostCPUBusy: 10, HostCPUTotal: 100, HostCPUSteal: 3, HostCPUs: 2}},
+			{Time: at(1), Host: map[string]float64{HostCPUBusy: 10.5, HostCPUTotal: 102, HostCPUSteal: 3.2, HostCPUs: 2}},
+			{Time: at(2), Host: map[string]float64{HostCPUBusy: 11.3, HostCPUTotal: 103.75, HostCPUSteal: 3.8, HostCPUs: 2}},
+		}, func(t *testing.T, w Summary) {
+			if !near(w.HostStealMean, 0.2) || !near(w.HostStealPeak, 0.3) {
+				t.Errorf("host steal mean %v peak %v, want 0.2 and 0.3 ((0.2+0.6)/4 and 0.6/2)", w.HostStealMean, w.HostStealPeak)
+			}
+			if m := w.Metrics(); !near(m[MetricHostSteal], 0.2) || !near(m[MetricHostStealPeak], 0.3) {
+				t.Errorf("metrics %v: want host.cpu.steal 0.2, host.cpu.steal.peak 0.3", m)
+			}
+			if !near(w.HostCPUMean, (0.5+1.05)/4) {
+				t.Errorf("host cpu mean %v, want %v (the steal in it, the missed 0.25 s busy)", w.HostCPUMean, (0.5+1.05)/4)
+			}
+		}},
+		{"no steal counter, no steal figure", []Sample{
+			{Time: at(0), Host: map[string]float64{HostCPUBusy: 10, HostCPUTotal: 100}},
+			{Time: at(1), Host: map[string]float64{HostCPUBusy: 10.5, HostCPUTotal: 102}},
+		}, func(t *testing.T, w Summary) {
+			if _, ok := w.Metrics()[MetricHostSteal]; ok || w.HostStealMean != -1 {
+				t.Errorf("steal %v, metrics %v: want none", w.HostStealMean, w.Metrics())
 			}
 		}},
 		{"cpu peak of a window shorter than a peak's span is its mean", []Sample{

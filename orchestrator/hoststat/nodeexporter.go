@@ -51,6 +51,7 @@ var nodeMicros = map[string]string{
 var NodeSeries = func() map[string]string {
 	m := map[string]string{
 		HostCPUBusy: "node_cpu_seconds_total", HostCPUTotal: "node_cpu_seconds_total", HostCPUs: "node_cpu_seconds_total",
+		HostCPUSteal:      `node_cpu_seconds_total{mode="steal"}`,
 		HostConntrackDrop: "node_nf_conntrack_stat_drop",
 	}
 	for name, key := range nodeGauges {
@@ -156,7 +157,7 @@ func NodeExporterSample(fams map[string]*dto.MetricFamily) Sample {
 	}
 	if fam := fams["node_cpu_seconds_total"]; fam != nil {
 		cpus := map[string]bool{}
-		var busy, total float64
+		var busy, total, steal float64
 		for _, m := range fam.GetMetric() {
 			v, ok := metricValue(m)
 			if !ok {
@@ -172,10 +173,14 @@ func NodeExporterSample(fams map[string]*dto.MetricFamily) Sample {
 			if mode != "idle" && mode != "iowait" {
 				busy += v
 			}
+			if mode == "steal" {
+				steal += v
+			}
 		}
 		if len(cpus) > 0 {
 			s.Host[HostCPUBusy] = busy
 			s.Host[HostCPUTotal] = total
+			s.Host[HostCPUSteal] = steal
 			s.Host[HostCPUs] = float64(len(cpus))
 		}
 	}

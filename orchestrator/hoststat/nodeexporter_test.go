@@ -27,8 +27,9 @@ func TestParseNodeExporterFixture(t *testing.T) {
 		HostConntrackCount: 0, HostConntrackMax: 262144, HostConntrackDrop: 0,
 		HostMemTotal: 2.527602688e+10, HostMemAvailable: 2.4806940672e+10,
 		HostPSICPUSome: 62.495358e6, HostPSIMemoryFull: 0,
-		HostCPUBusy:  75.87 + 9.26 + 50.82 + 0.88 + 89.5 + 9.34 + 65.55 + 2.29,
-		HostCPUTotal: 75.87 + 9.26 + 50.82 + 0.88 + 89.5 + 9.34 + 65.55 + 2.29 + 296.15 + 0.9 + 260.88 + 6.35,
+		HostCPUBusy:  75.87 + 9.26 + 50.82 + 0.88 + 89.5 + 9.34 + 65.55 + 2.29 + 1.5,
+		HostCPUTotal: 75.87 + 9.26 + 50.82 + 0.88 + 89.5 + 9.34 + 65.55 + 2.29 + 1.5 + 296.15 + 0.9 + 260.88 + 6.35,
+		HostCPUSteal: 1.5,
 	}
 	for k, v := range want {
 		if got, ok := s.Host[k]; !ok || !nearRel(got, v) {

@@ -149,6 +149,7 @@ func (s *Sampler) readHost(fs procfs.FS, h map[string]float64, unavailable func(
 		unavailable("stat", err)
 	} else {
 		h[HostCPUBusy], h[HostCPUTotal] = cpuBusyTotal(st.CPUTotal)
+		h[HostCPUSteal] = st.CPUTotal.Steal
 		if len(st.CPU) > 0 {
 			h[HostCPUs] = float64(len(st.CPU))
 		}

@@ -31,6 +31,10 @@ const (
 	// CPU time of the whole host, in seconds summed over CPUs (counters).
 	HostCPUBusy  = "cpu.busy.seconds"
 	HostCPUTotal = "cpu.total.seconds"
+	// HostCPUSteal is the part of the host's CPU time its hypervisor ran
+	// something else while its virtual CPUs had work (the steal column of
+	// /proc/stat, node_cpu_seconds_total{mode="steal"}); it is in busy too.
+	HostCPUSteal = "cpu.steal.seconds"
 	// HostCPUs is the number of CPUs of the host.
 	HostCPUs = "cpus"
 	// The CPUs the generator processes may run on, when that is some of the
@@ -83,7 +87,7 @@ func ENAKey(stat string) string { return "ena." + stat }
 // counterKeys are the Host keys judged by their delta over a window.
 var counterKeys = func() map[string]bool {
 	m := map[string]bool{
-		HostCPUBusy: true, HostCPUTotal: true, HostGenCPUBusy: true, HostGenCPUTotal: true,
+		HostCPUBusy: true, HostCPUTotal: true, HostCPUSteal: true, HostGenCPUBusy: true, HostGenCPUTotal: true,
 		HostPSICPUSome: true, HostPSIMemorySome: true, HostPSIMemoryFull: true,
 		HostListenOverflows: true, HostListenDrops: true, HostReqQFullDrop: true,
 		HostReqQFullDoCookies: true, HostSyncookiesSent: true, HostTimeWaitOverflow: true,

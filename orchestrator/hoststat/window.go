@@ -65,6 +65,11 @@ type Summary struct {
 	// unavailable.
 	HostCPUMean float64 `json:"host_cpu_mean"`
 	HostCPUPeak float64 `json:"host_cpu_peak"`
+	// HostStealMean and HostStealPeak are the share (0..1) of the host's CPU
+	// time its hypervisor took (steal), over the window and in its worst
+	// interval; -1 when unavailable. It is part of HostCPUMean's busy time.
+	HostStealMean float64 `json:"host_steal_mean"`
+	HostStealPeak float64 `json:"host_steal_peak"`
 	// GenCPUsMean and GenCPUsPeak are the busy share (0..1, by any process)
 	// of the CPUs the generator may run on, when that is some of the host's
 	// only; -1 otherwise. GenCPUs is how many they are.
@@ -88,7 +93,7 @@ func Window(samples []Sample) Summary { return WindowFrom(samples, time.Time{}) 
 func WindowFrom(samples []Sample, from time.Time) Summary {
 	s := Summary{
 		Deltas: map[string]float64{}, Peaks: map[string]float64{}, Mins: map[string]float64{},
-		Limits: map[string]float64{}, HostCPUMean: -1, HostCPUPeak: -1, GenCPUsMean: -1, GenCPUsPeak: -1,
+		Limits: map[string]float64{}, HostCPUMean: -1, HostCPUPeak: -1, HostStealMean: -1, HostStealPeak: -1, GenCPUsMean: -1, GenCPUsPeak: -1,
 		Samples: len(samples),
 	}
 	if len(samples) == 0 {
@@ -133,6 +138,7 @@ func WindowFrom(samples []Sample, from time.Time) Summary {
 	// Host CPU (and the generator's CPUs): busy/total per interval.
 	s.HostCPUMean, s.HostCPUPeak = busyShare(samples, HostCPUBusy, HostCPUTotal, HostCPUs)
 	s.GenCPUsMean, s.GenCPUsPeak = busyShare(samples, HostGenCPUBusy, HostGenCPUTotal, HostGenCPUs)
+	s.HostStealMean, s.HostStealPeak = stealShare(samples)
 	if s.GenCPUsMean >= 0 {
 		s.GenCPUs = int(s.Limits[HostGenCPUs])
 	}
@@ -155,16 +161,35 @@ func WindowFrom(samples []Sample, from time.Time) Summary {
 // busy while nginx and loadramp used about 0.45). What is missing was not idle:
 // with the CPU count, an interval's busy time is its wall time less its idle.
 func busyShare(samples []Sample, busyKey, totalKey, cpusKey string) (mean, peak float64) {
+	return share(samples, busyKey, totalKey, cpusKey, true)
+}
+
+// stealShare is the share of the host's CPU time its hypervisor took (steal)
+// over the window and in its worst interval; -1, -1 when unavailable. Time
+// the counters miss (busyShare) counts in the total, not in the steal: the
+// kernel counts steal exactly, at each return to the guest.
+func stealShare(samples []Sample) (mean, peak float64) {
+	return share(samples, HostCPUSteal, HostCPUTotal, HostCPUs, false)
+}
+
+// share is part's share of total over the window and in its largest
+// interval (at least minPeakSpan long). Where the counters sum to less than
+// the wall time of cpusKey CPUs, the wall time is the total, and what is
+// missing counts in part when missingIsPart.
+func share(samples []Sample, partKey, totalKey, cpusKey string, missingIsPart bool) (mean, peak float64) {
 	mean, peak = -1, -1
-	interval := func(a, b Sample) (busy, total float64, ok bool) {
-		db, okb := delta(a.Host, b.Host, busyKey)
+	interval := func(a, b Sample) (part, total float64, ok bool) {
+		db, okb := delta(a.Host, b.Host, partKey)
 		dt, okt := delta(a.Host, b.Host, totalKey)
 		if !okb || !okt || dt <= 0 {
 			return 0, 0, false
 		}
 		if cpus := b.Host[cpusKey]; cpus > 0 && a.Host[cpusKey] == cpus {
 			if wall := b.Time.Sub(a.Time).Seconds() * cpus; wall > dt {
-				return db + (wall - dt), wall, true
+				if missingIsPart {
+					db += wall - dt
+				}
+				return db, wall, true
 			}
 		}
 		return db, dt, true
@@ -381,6 +406,11 @@ const (
 	MetricGeneratorMem     = "generator.mem"
 	MetricHostCPU          = "host.cpu"
 	MetricHostCPUPeak      = "host.cpu.peak"
+	// MetricHostSteal and MetricHostStealPeak are the share of the host's CPU
+	// time its hypervisor took (steal), mean over the hold and in its worst
+	// interval.
+	MetricHostSteal     = "host.cpu.steal"
+	MetricHostStealPeak = "host.cpu.steal.peak"
 	// MetricGenCPUsBusy is how busy (with any process) the CPUs the generator
 	// may run on were, when it may use some of the host's CPUs only.
 	MetricGenCPUsBusy         = "generator.cpuset.busy_ratio"
@@ -420,6 +450,10 @@ func (s Summary) Metrics() metrics.Metrics {
 	if s.HostCPUMean >= 0 {
 		m[MetricHostCPU] = s.HostCPUMean
 		m[MetricHostCPUPeak] = s.HostCPUPeak
+	}
+	if s.HostStealMean >= 0 {
+		m[MetricHostSteal] = s.HostStealMean
+		m[MetricHostStealPeak] = s.HostStealPeak
 	}
 	if s.GenCPUsMean >= 0 {
 		m[MetricGenCPUsBusy] = s.GenCPUsMean
