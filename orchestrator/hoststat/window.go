@@ -167,7 +167,8 @@ func busyShare(samples []Sample, busyKey, totalKey, cpusKey string) (mean, peak 
 // stealShare is the share of the host's CPU time its hypervisor took (steal)
 // over the window and in its worst interval; -1, -1 when unavailable. Time
 // the counters miss (busyShare) counts in the total, not in the steal: the
-// kernel counts steal exactly, at each return to the guest.
+// kernel takes steal whole from the hypervisor's clock of it (paravirtual
+// steal time), not by sampling at its ticks.
 func stealShare(samples []Sample) (mean, peak float64) {
 	return share(samples, HostCPUSteal, HostCPUTotal, HostCPUs, false)
 }
