@@ -857,20 +857,31 @@ func (r *runner) preflight(ctx context.Context) error {
 
 // untilGeneratorHolds reruns a generator-fail attempt until the generator
 // holds: a generator that could not keep its schedule is never the target's
-// bottleneck. A generator whose CPU other work took (interfered) is rerun on
-// the same generators first, up to ramp.interference_reruns times: the
-// hypervisor's steal and a neighbour's burst come and go, and more
-// generators would not be spared them. Otherwise, or when that is spent, the
+// bottleneck. A generator whose CPU other work took (interfered), or that
+// fell behind with most of its CPU to spare and nothing measured to say why
+// (stalled), is rerun on the same generators first, up to
+// ramp.interference_reruns times: the hypervisor's steal, a paused virtual
+// machine and a neighbour's burst come and go, and more generators would not
+// be spared them. Otherwise, or when that is spent, the
 // step is rerun on a grown generator fleet until the fleet cannot grow or it
 // was grown MaxGeneratorScales times. It returns the last attempt.
 func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *result.Step, attempt *int) (*result.Step, error) {
 	reruns, scales := 0, 0
 	for rec.Verdict == result.VerdictGeneratorFail {
 		why, taken := interfered(rec)
-		if taken && reruns < r.p.Ramp.InterferenceReruns {
+		stall := false
+		if !taken {
+			why, stall = stalled(rec)
+		}
+		if (taken || stall) && reruns < r.p.Ramp.InterferenceReruns {
 			reruns++
-			r.obs.Message("step %d: other work took the generator's CPU (%s): rerunning the step on the same generators (%d of %d)",
-				st.Index, why, reruns, r.p.Ramp.InterferenceReruns)
+			if taken {
+				r.obs.Message("step %d: other work took the generator's CPU (%s): rerunning the step on the same generators (%d of %d)",
+					st.Index, why, reruns, r.p.Ramp.InterferenceReruns)
+			} else {
+				r.obs.Message("step %d: the generator fell behind its schedule with CPU to spare (%s): rerunning the step on the same generators (%d of %d)",
+					st.Index, why, reruns, r.p.Ramp.InterferenceReruns)
+			}
 			if err := r.cooldown(ctx); err != nil {
 				return rec, nil
 			}
@@ -881,10 +892,14 @@ func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *res
 				return rec, err
 			}
 			if !grown {
-				if taken {
+				switch {
+				case taken:
 					r.obs.Message("step %d: other work took the generator's CPU in %d attempts running (%s) and its fleet cannot grow: the run is generator-limited; run the generator where its CPUs are its own",
 						st.Index, reruns+1, why)
-				} else {
+				case stall:
+					r.obs.Message("step %d: the generator fell behind its schedule with CPU to spare in %d attempts running (%s) and its fleet cannot grow: the run is generator-limited",
+						st.Index, reruns+1, why)
+				default:
 					r.obs.Message("step %d: the generator saturated and its fleet cannot grow: the run is generator-limited", st.Index)
 				}
 				return rec, nil

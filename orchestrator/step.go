@@ -406,6 +406,49 @@ func interfered(rec *result.Step) (string, bool) {
 	return why, why != ""
 }
 
+// StalledCPU is the share of its CPUs under which a generator that fell
+// behind its schedule is not short of CPU (stalled).
+const StalledCPU = 0.5
+
+// stalled says whether a generator-fail attempt fell behind its schedule
+// while its CPUs were mostly idle, with nothing it measured to say why, and
+// what it observed: every generator health check it failed is on its lag
+// (generator.lag.*), it used under StalledCPU of its CPUs (the figure
+// measured), it raised no error of its own, and no finding names the
+// generator. A pause the guest does not see (a virtual machine paused, not
+// counted as steal) reads so: more generators are not the first answer to
+// a generator that had CPU to spare, and the step is measured again first.
+func stalled(rec *result.Step) (string, bool) {
+	if rec.Verdict != result.VerdictGeneratorFail || len(rec.FailedHealth) == 0 {
+		return "", false
+	}
+	m := rec.Metrics
+	cpu, ok := m[metrics.GeneratorCPU]
+	if !ok || cpu >= StalledCPU {
+		return "", false
+	}
+	if m[metrics.GeneratorErrorsCount] > 0 || m[metrics.GeneratorWorkersMissing] > 0 || m[metrics.GeneratorWorkersSaturated] > 0 {
+		return "", false
+	}
+	var checks []string
+	for _, h := range rec.FailedHealth {
+		if !strings.HasPrefix(h.Metric, "generator.lag.") {
+			return "", false
+		}
+		c := h.Explain
+		if c == "" {
+			c = h.Metric
+		}
+		checks = append(checks, c)
+	}
+	for _, f := range rec.Findings {
+		if f.Side == result.SideGenerator {
+			return "", false
+		}
+	}
+	return fmt.Sprintf("%s at %.0f%% of its CPUs, and nothing it measured took them", strings.Join(checks, ", "), 100*cpu), true
+}
+
 // cpuTaken says whether a generator health metric measures what others
 // took from the generator's CPUs, or its effect on its schedule: its lag,
 // its threads' run delay, the hypervisor's steal.

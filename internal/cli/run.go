@@ -47,7 +47,8 @@ is bisected to refine the capacity, and the run stops: the first real bottleneck
 that fails because the load generator itself saturated is never called a bottleneck: the
 generator fleet is grown and the step rerun, or the run ends "generator-limited". A step
 whose generator fell behind only because other work took its CPU (a virtual machine's
-steal, a busy neighbour) is first rerun on the same generators (ramp.interference_reruns).
+steal, a busy neighbour), or with half its CPU to spare and nothing measured to say why,
+is first rerun on the same generators (ramp.interference_reruns).
 
 Every step attempt is appended to RUN_DIR/steps.jsonl as it ends, so nothing finished is
 lost. At the end (also on error or interrupt) the fleets are torn down and the reports

@@ -153,7 +153,7 @@ var schemaFields = map[string]fieldInfo{
 	"Ramp.confirm":             {doc: "how many times a target-fail step is rerun before it counts"},
 	"Ramp.refine":              {doc: "bisection attempts between the last pass and the first failure"},
 	"Ramp.max_steps":           {doc: "the schedule has at most this many steps"},
-	"Ramp.interference_reruns": {doc: "how many times a step whose generator fell behind because other work took its CPU (steal, other threads) is rerun on the same generators"},
+	"Ramp.interference_reruns": {doc: "how many times a step whose generator fell behind because other work took its CPU (steal, other threads), or with half its CPU to spare and nothing measured to say why, is rerun on the same generators"},
 
 	"Report.formats": {enum: "formats", doc: "report files to write; an empty list means all"},
 	"Report.upload":  {doc: "s3://bucket/prefix: the finished run directory is copied there"},

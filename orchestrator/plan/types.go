@@ -276,7 +276,8 @@ type Ramp struct {
 	MaxSteps int      `yaml:"max_steps,omitempty" json:"max_steps,omitempty"`
 	// InterferenceReruns is how many times a step whose generator fell
 	// behind because other work took its CPU (the hypervisor's steal, other
-	// processes' threads) is rerun on the same generators before the
+	// processes' threads), or with half its CPU to spare and nothing
+	// measured to say why, is rerun on the same generators before the
 	// generator fleet grows or the run ends generator-limited.
 	InterferenceReruns int `yaml:"interference_reruns,omitempty" json:"interference_reruns,omitempty"`
 }

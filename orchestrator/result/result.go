@@ -30,7 +30,7 @@ const (
 	KindRamp    = "ramp"    // a step of the doubling schedule
 	KindConfirm = "confirm" // a rerun of a failing step before it counts
 	KindRefine  = "refine"  // a bisection step between the last pass and the first fail
-	KindRerun   = "rerun"   // a rerun of a generator-fail step: on the same generators when others took their CPU, else after the generator fleet was scaled
+	KindRerun   = "rerun"   // a rerun of a generator-fail step: on the same generators when others took their CPU or it stalled with CPU to spare, else after the generator fleet was scaled
 )
 
 // Run statuses (run.json and report.json "status").
