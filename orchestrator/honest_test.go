@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -389,6 +390,28 @@ func TestConnectionsAreJudgedOnWhatWasHeld(t *testing.T) {
 	}
 }
 
+// firstAt400 returns a fake engine whose every attempt measures base, and
+// whose first n attempts at rate 400 (all of them when n < 0) measure hit
+// over it.
+func firstAt400(n int, base, hit map[string]float64) *metricsEngine {
+	var mu sync.Mutex
+	seen := 0
+	return &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
+		m := maps.Clone(base)
+		if p["rate"] != 400 {
+			return m
+		}
+		mu.Lock()
+		seen++
+		now := n < 0 || seen <= n
+		mu.Unlock()
+		if now {
+			maps.Copy(m, hit)
+		}
+		return m
+	}}
+}
+
 // A generator whose CPU the hypervisor took in one attempt is measured again
 // on the same generators, and the run goes on when the rerun holds; one
 // whose CPU is taken in every attempt, or that is itself out of CPU, ends
@@ -398,23 +421,9 @@ func TestInterferedGeneratorIsRerunOnTheSameGenerators(t *testing.T) {
 	// first n attempts at rate 400 (all of them when n < 0), which find it
 	// using cpu of its CPUs (0.3 in the others).
 	stolenAt := func(n int, cpu float64) *metricsEngine {
-		var mu sync.Mutex
-		seen := 0
-		return &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
-			m := map[string]float64{metrics.GeneratorCPU: 0.3, metrics.GeneratorStealRatio: 0.004, metrics.GeneratorStealPeak: 0.008}
-			if p["rate"] != 400 {
-				return m
-			}
-			mu.Lock()
-			seen++
-			stolen := n < 0 || seen <= n
-			mu.Unlock()
-			if stolen {
-				m[metrics.GeneratorLagP99], m[metrics.GeneratorStealRatio], m[metrics.GeneratorStealPeak] = 0.0124, 0.15, 0.28
-				m[metrics.GeneratorCPU] = cpu
-			}
-			return m
-		}}
+		return firstAt400(n,
+			map[string]float64{metrics.GeneratorCPU: 0.3, metrics.GeneratorStealRatio: 0.004, metrics.GeneratorStealPeak: 0.008},
+			map[string]float64{metrics.GeneratorLagP99: 0.0124, metrics.GeneratorStealRatio: 0.15, metrics.GeneratorStealPeak: 0.28, metrics.GeneratorCPU: cpu})
 	}
 	cases := []struct {
 		name, plan   string
@@ -501,23 +510,10 @@ func TestStalledGeneratorIsRerunOnTheSameGenerators(t *testing.T) {
 	// behind in the first n attempts (all of them when n < 0), using cpu of
 	// its CPUs, with no steal and no run delay.
 	behindAt := func(n int, cpu float64) *metricsEngine {
-		var mu sync.Mutex
-		seen := 0
-		return &metricsEngine{fn: func(p map[string]float64) map[string]float64 {
-			m := map[string]float64{metrics.GeneratorCPU: 0.13, metrics.GeneratorStealRatio: 0, metrics.GeneratorStealPeak: 0,
-				metrics.GeneratorStarvedRatio: 0.003, metrics.GeneratorStarvedPeak: 0.004}
-			if p["rate"] != 400 {
-				return m
-			}
-			mu.Lock()
-			seen++
-			behind := n < 0 || seen <= n
-			mu.Unlock()
-			if behind {
-				m[metrics.GeneratorLagP99], m[metrics.GeneratorCPU] = 0.0504, cpu
-			}
-			return m
-		}}
+		return firstAt400(n,
+			map[string]float64{metrics.GeneratorCPU: 0.13, metrics.GeneratorStealRatio: 0, metrics.GeneratorStealPeak: 0,
+				metrics.GeneratorStarvedRatio: 0.003, metrics.GeneratorStarvedPeak: 0.004},
+			map[string]float64{metrics.GeneratorLagP99: 0.0504, metrics.GeneratorCPU: cpu})
 	}
 	cases := []struct {
 		name, plan   string

@@ -868,20 +868,11 @@ func (r *runner) preflight(ctx context.Context) error {
 func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *result.Step, attempt *int) (*result.Step, error) {
 	reruns, scales := 0, 0
 	for rec.Verdict == result.VerdictGeneratorFail {
-		why, taken := interfered(rec)
-		stall := false
-		if !taken {
-			why, stall = stalled(rec)
-		}
-		if (taken || stall) && reruns < r.p.Ramp.InterferenceReruns {
+		cause, same := sameGenerators(rec)
+		if same && reruns < r.p.Ramp.InterferenceReruns {
 			reruns++
-			if taken {
-				r.obs.Message("step %d: other work took the generator's CPU (%s): rerunning the step on the same generators (%d of %d)",
-					st.Index, why, reruns, r.p.Ramp.InterferenceReruns)
-			} else {
-				r.obs.Message("step %d: the generator fell behind its schedule with CPU to spare (%s): rerunning the step on the same generators (%d of %d)",
-					st.Index, why, reruns, r.p.Ramp.InterferenceReruns)
-			}
+			r.obs.Message("step %d: %s (%s): rerunning the step on the same generators (%d of %d)",
+				st.Index, cause.what, cause.why, reruns, r.p.Ramp.InterferenceReruns)
 			if err := r.cooldown(ctx); err != nil {
 				return rec, nil
 			}
@@ -892,14 +883,10 @@ func (r *runner) untilGeneratorHolds(ctx context.Context, st plan.Step, rec *res
 				return rec, err
 			}
 			if !grown {
-				switch {
-				case taken:
-					r.obs.Message("step %d: other work took the generator's CPU in %d attempts running (%s) and its fleet cannot grow: the run is generator-limited; run the generator where its CPUs are its own",
-						st.Index, reruns+1, why)
-				case stall:
-					r.obs.Message("step %d: the generator fell behind its schedule with CPU to spare in %d attempts running (%s) and its fleet cannot grow: the run is generator-limited",
-						st.Index, reruns+1, why)
-				default:
+				if same {
+					r.obs.Message("step %d: %s in %d attempts running (%s) and its fleet cannot grow: the run is generator-limited%s",
+						st.Index, cause.what, reruns+1, cause.why, cause.advice)
+				} else {
 					r.obs.Message("step %d: the generator saturated and its fleet cannot grow: the run is generator-limited", st.Index)
 				}
 				return rec, nil

@@ -376,14 +376,10 @@ func behindFindings(rec *result.Step) []result.Finding {
 // work), at least one of them. A generator out of CPU, ports or files, or
 // one behind for no reason measured, is not interfered with.
 func interfered(rec *result.Step) (string, bool) {
-	if rec.Verdict != result.VerdictGeneratorFail {
+	if !failedOnItsOwn(rec) {
 		return "", false
 	}
-	m := rec.Metrics
-	if cpu, ok := m[metrics.GeneratorCPU]; ok && cpu >= diagnose.CPUSaturated {
-		return "", false
-	}
-	if m[metrics.GeneratorErrorsCount] > 0 || m[metrics.GeneratorWorkersMissing] > 0 || m[metrics.GeneratorWorkersSaturated] > 0 {
+	if cpu, ok := rec.Metrics[metrics.GeneratorCPU]; ok && cpu >= diagnose.CPUSaturated {
 		return "", false
 	}
 	for _, h := range rec.FailedHealth {
@@ -406,6 +402,36 @@ func interfered(rec *result.Step) (string, bool) {
 	return why, why != ""
 }
 
+// failedOnItsOwn says whether an attempt is generator-fail with no error of
+// the generator's own: none of its requests failed on its side, and no
+// Locust worker went missing or hit its limit. interfered and stalled start
+// from it.
+func failedOnItsOwn(rec *result.Step) bool {
+	m := rec.Metrics
+	return rec.Verdict == result.VerdictGeneratorFail &&
+		m[metrics.GeneratorErrorsCount] == 0 && m[metrics.GeneratorWorkersMissing] == 0 && m[metrics.GeneratorWorkersSaturated] == 0
+}
+
+// rerunCause is why a generator-fail attempt is measured again on the same
+// generators before the fleet grows: what happened, the attempt's own
+// figures, and what the progress advises when it happens in every attempt.
+type rerunCause struct {
+	what, why, advice string
+}
+
+// sameGenerators returns the cause for which a generator-fail attempt is
+// rerun on the same generators (interfered, else stalled), and false when
+// the fleet should grow instead.
+func sameGenerators(rec *result.Step) (rerunCause, bool) {
+	if why, ok := interfered(rec); ok {
+		return rerunCause{"other work took the generator's CPU", why, "; run the generator where its CPUs are its own"}, true
+	}
+	if why, ok := stalled(rec); ok {
+		return rerunCause{"the generator fell behind its schedule with CPU to spare", why, ""}, true
+	}
+	return rerunCause{}, false
+}
+
 // StalledCPU is the share of its CPUs under which a generator that fell
 // behind its schedule is not short of CPU (stalled).
 const StalledCPU = 0.5
@@ -419,15 +445,11 @@ const StalledCPU = 0.5
 // counted as steal) reads so: more generators are not the first answer to
 // a generator that had CPU to spare, and the step is measured again first.
 func stalled(rec *result.Step) (string, bool) {
-	if rec.Verdict != result.VerdictGeneratorFail || len(rec.FailedHealth) == 0 {
+	if !failedOnItsOwn(rec) || len(rec.FailedHealth) == 0 {
 		return "", false
 	}
-	m := rec.Metrics
-	cpu, ok := m[metrics.GeneratorCPU]
+	cpu, ok := rec.Metrics[metrics.GeneratorCPU]
 	if !ok || cpu >= StalledCPU {
-		return "", false
-	}
-	if m[metrics.GeneratorErrorsCount] > 0 || m[metrics.GeneratorWorkersMissing] > 0 || m[metrics.GeneratorWorkersSaturated] > 0 {
 		return "", false
 	}
 	var checks []string

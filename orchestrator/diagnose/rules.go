@@ -624,14 +624,15 @@ func (d *diag) hostStolen() {
 	if s.HostStealMean < HostStolen || d.in.Side == hoststat.SideGenerator {
 		return
 	}
+	peak := max(s.HostStealPeak, s.HostStealMean)
 	ev := []string{fmt.Sprintf("the hypervisor ran something else on the host's CPUs %.1f%% of the hold, %.1f%% in its worst interval %s; for that time nothing on the host runs",
-		100*s.HostStealMean, 100*max(s.HostStealPeak, s.HostStealMean), d.where("/proc/stat", hoststat.HostCPUSteal))}
+		100*s.HostStealMean, 100*peak, d.where("/proc/stat", hoststat.HostCPUSteal))}
 	if s.Target.Procs > 0 {
 		ev = append(ev, fmt.Sprintf("the target processes used %.2f of their CPUs: the time taken is not theirs, and no CPU share of theirs shows it", s.Target.CPUMean))
 	}
 	d.add(result.Finding{Rule: RuleCPUSaturation, Resource: "host CPU (taken by the hypervisor)",
 		Setting:  "the host's instance type: its share of the physical CPUs (a burstable instance's CPU credits)",
-		Observed: fmt.Sprintf("the hypervisor took %.0f%% of the host's CPU time (steal; %.0f%% in its worst interval)", 100*s.HostStealMean, 100*max(s.HostStealPeak, s.HostStealMean)),
+		Observed: fmt.Sprintf("the hypervisor took %.0f%% of the host's CPU time (steal; %.0f%% in its worst interval)", 100*s.HostStealMean, 100*peak),
 		Evidence: ev,
 		Fix:      "run on instances whose CPUs are not shared (dedicated, or not burstable: a burstable one out of CPU credits is throttled this way), or measure again when the physical host is quieter; this step's latencies count the pauses"})
 }
